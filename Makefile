@@ -1,0 +1,41 @@
+# The words a newcomer types. Each target sets up what it needs (virtualenv, dependencies, servers).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench chaos clean setup
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev,postgres,imap]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## demo: the main job on embedded SQLite (a demo database in ./demo/)
+demo: $(STAMP)
+	@mkdir -p demo
+	$(BIN)/chunksync --db sqlite:///demo/demo.db demo --fresh
+
+## test: the whole suite (starts its own PostgreSQL and Dovecot)
+test: $(STAMP)
+	bash scripts/test-servers.sh
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
+
+## bench: every benchmark, each ending with a name=value line
+bench: $(STAMP)
+	bash scripts/test-servers.sh
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,107 @@
+"""The contract every backend meets: open, close, run named queries in a transaction.
+
+A backend knows nothing about chunks. It runs the named queries of its dialect's queries.sql
+(`execute`, `execute_many`, `fetch_one`, `fetch_all`) inside `transaction()`, returns dict rows,
+applies migrations, and converts its driver's errors into chunksync's (`BackendError` and
+subclasses, raised `from` the driver error). All chunk logic lives once, in `manager.py`.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
+from typing import Any
+from urllib.parse import urlsplit
+
+from chunksync.exceptions import ConfigurationError
+
+Row = dict[str, Any]
+Params = Mapping[str, Any]
+
+
+class Session(abc.ABC):
+    """One connection inside one transaction."""
+
+    @abc.abstractmethod
+    def execute(self, name: str, params: Params | None = None) -> int:
+        """Run a named statement; return the number of rows it changed."""
+
+    @abc.abstractmethod
+    def execute_many(self, name: str, params: Iterable[Params]) -> None:
+        """Run a named statement once per parameter set."""
+
+    @abc.abstractmethod
+    def fetch_one(self, name: str, params: Params | None = None) -> Row | None:
+        """Run a named query; return its first row or None."""
+
+    @abc.abstractmethod
+    def fetch_all(self, name: str, params: Params | None = None) -> list[Row]:
+        """Run a named query; return every row."""
+
+
+class Backend(abc.ABC):
+    dialect: str
+    url: str
+
+    @abc.abstractmethod
+    def transaction(self, *, write: bool = True) -> AbstractContextManager[Session]:
+        """A session in a transaction, committed on success and rolled back on error."""
+
+    @abc.abstractmethod
+    def migrate(self) -> int:
+        """Bring the schema up to date under a lock; return the version. Refuse a newer one."""
+
+    @abc.abstractmethod
+    def schema_version(self) -> int:
+        """The version recorded in the database (0 for an empty one)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Close every connection."""
+
+    def fetch_one(self, name: str, params: Params | None = None) -> Row | None:
+        with self.transaction(write=False) as s:
+            return s.fetch_one(name, params)
+
+    def fetch_all(self, name: str, params: Params | None = None) -> list[Row]:
+        with self.transaction(write=False) as s:
+            return s.fetch_all(name, params)
+
+    def execute(self, name: str, params: Params | None = None) -> int:
+        with self.transaction() as s:
+            return s.execute(name, params)
+
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def redacted_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    from chunksync.redact import redact_url
+
+    return redact_url(url)
+
+
+def open_backend(url: str, **options: Any) -> Backend:
+    """Open the backend a URL names: sqlite:///path/to.db or postgresql://user@host/db."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme == "sqlite":
+        from chunksync.backends.sqlite import SQLiteBackend
+
+        return SQLiteBackend(url, **options)
+    if scheme in {"postgres", "postgresql"}:
+        try:
+            from chunksync.backends.postgres import PostgresBackend
+        except ImportError as exc:  # psycopg is an optional dependency
+            raise ConfigurationError(
+                "PostgreSQL needs psycopg: pip install 'chunksync[postgres]'"
+            ) from exc
+        return PostgresBackend(url, **options)
+    raise ConfigurationError(
+        f"unsupported database URL '{redacted_url(url)}': "
+        "use sqlite:///path/to/file.db or postgresql://user@host/dbname"
+    )

@@ -1,0 +1,283 @@
+"""SQLite backend: the embedded default. WAL mode, one connection per thread.
+
+Writers take the lock up front (`BEGIN IMMEDIATE`) so that two transactions never deadlock on a
+read-to-write upgrade, and wait for it through SQLite's busy handler; a lock that outlasts the
+busy timeout is retried here a few times before `BackendBusy` reaches anyone.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from chunksync import sql
+from chunksync.backends.base import Backend, Params, Row, Session
+from chunksync.exceptions import (
+    BackendBusy,
+    BackendError,
+    BackendUnavailable,
+    ChunksyncError,
+    ConfigurationError,
+    IntegrityConflict,
+    SchemaError,
+)
+
+DIALECT = "sqlite"
+BUSY_TIMEOUT_MS = 30_000
+BEGIN_RETRIES = 5
+BEGIN_RETRY_PAUSE_SECONDS = 0.05
+
+
+def path_from_url(url: str) -> str:
+    """sqlite:///relative.db, sqlite:////abs/path.db, sqlite:///:memory: -> a file path."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "sqlite" or parts.netloc not in {"", "localhost"}:
+        raise ConfigurationError(
+            f"invalid SQLite URL '{url}': use sqlite:///relative/path.db or sqlite:////abs/path.db"
+        )
+    path = unquote(parts.path)
+    path = path[1:] if path.startswith("/") else path
+    if not path:
+        raise ConfigurationError(f"invalid SQLite URL '{url}': it names no file")
+    return path
+
+
+def convert_error(exc: sqlite3.Error) -> BackendError:
+    """Map every sqlite3 exception to chunksync's tree (tested over all of sqlite3's classes)."""
+    text = str(exc)
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    lowered = text.lower()
+    if isinstance(exc, sqlite3.IntegrityError):
+        return IntegrityConflict(f"SQLite refused the write: {text}")
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in lowered:
+        return BackendBusy(f"SQLite database is busy: {text}")
+    if name.startswith("SQLITE_NOTADB") or "not a database" in lowered:
+        return SchemaError(f"the file is not a SQLite database ({text})")
+    if name.startswith("SQLITE_CANTOPEN") or "unable to open" in lowered:
+        return BackendUnavailable(f"cannot open the SQLite database: {text}")
+    if isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError):
+        return BackendError(f"SQLite error: {text}")
+    return BackendError(f"SQLite driver error ({type(exc).__name__}): {text}")
+
+
+class SQLiteSession(Session):
+    def __init__(self, conn: sqlite3.Connection, queries: dict[str, str]) -> None:
+        self._conn = conn
+        self._queries = queries
+
+    def _sql(self, name: str) -> str:
+        try:
+            return self._queries[name]
+        except KeyError:
+            raise BackendError(f"no query named '{name}' for SQLite") from None
+
+    def execute(self, name: str, params: Params | None = None) -> int:
+        try:
+            cursor = self._conn.execute(self._sql(name), dict(params or {}))
+            if cursor.description is not None:
+                cursor.fetchall()  # RETURNING statements count their rows when read
+            return cursor.rowcount
+        except sqlite3.Error as exc:
+            raise convert_error(exc) from exc
+
+    def execute_many(self, name: str, params: Iterable[Params]) -> None:
+        try:
+            self._conn.executemany(self._sql(name), (dict(p) for p in params))
+        except sqlite3.Error as exc:
+            raise convert_error(exc) from exc
+
+    def fetch_all(self, name: str, params: Params | None = None) -> list[Row]:
+        try:
+            cursor = self._conn.execute(self._sql(name), dict(params or {}))
+            columns = [d[0] for d in cursor.description or ()]
+            return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+        except sqlite3.Error as exc:
+            raise convert_error(exc) from exc
+
+    def fetch_one(self, name: str, params: Params | None = None) -> Row | None:
+        rows = self.fetch_all(name, params)
+        return rows[0] if rows else None
+
+    def script(self, text: str) -> None:
+        try:
+            for statement in iter_statements(text):
+                self._conn.execute(statement)
+        except sqlite3.Error as exc:
+            raise convert_error(exc) from exc
+
+
+class SQLiteBackend(Backend):
+    dialect = DIALECT
+
+    def __init__(self, url: str, *, create: bool = True, migrate: bool = True) -> None:
+        self.url = url
+        self.path = path_from_url(url)
+        if self.path != ":memory:":
+            parent = Path(self.path).expanduser().resolve().parent
+            if not parent.is_dir():
+                raise ConfigurationError(
+                    f"cannot create the database: folder {parent} does not exist"
+                )
+            if not create and not Path(self.path).exists():
+                raise ConfigurationError(f"no database at {self.path}: run 'chunksync init' first")
+        self._queries = sql.queries(DIALECT)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        if migrate:
+            self.migrate()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        if self._closed:
+            raise BackendUnavailable("the SQLite backend is closed")
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                check_same_thread=False,
+            )  # fmt: skip
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as exc:
+            raise convert_error(exc) from exc
+        if mode is None:
+            raise SchemaError(f"{self.path} did not accept WAL mode")
+        self._local.conn = conn
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    def _begin(self, conn: sqlite3.Connection, write: bool) -> None:
+        statement = "BEGIN IMMEDIATE" if write else "BEGIN"
+        for attempt in range(BEGIN_RETRIES):
+            try:
+                conn.execute(statement)
+                return
+            except sqlite3.Error as exc:
+                error = convert_error(exc)
+                if not isinstance(error, BackendBusy) or attempt == BEGIN_RETRIES - 1:
+                    raise error from exc
+                time.sleep(BEGIN_RETRY_PAUSE_SECONDS * (attempt + 1))
+
+    @contextmanager
+    def _transaction(self, write: bool) -> Iterator[SQLiteSession]:
+        conn = self._connect()
+        if conn.in_transaction:  # nested use on the same thread joins the outer transaction
+            yield SQLiteSession(conn, self._queries)
+            return
+        self._begin(conn, write)
+        try:
+            yield SQLiteSession(conn, self._queries)
+        except BaseException:
+            conn.rollback()
+            raise
+        try:
+            conn.commit()
+        except sqlite3.Error as exc:
+            conn.rollback()
+            raise convert_error(exc) from exc
+
+    def transaction(self, *, write: bool = True) -> Any:
+        return self._transaction(write)
+
+    def schema_version(self) -> int:
+        conn = self._connect()
+        try:
+            exists = conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+            ).fetchone()
+            if not exists:
+                return 0
+            row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        except sqlite3.Error as exc:
+            raise convert_error(exc) from exc
+        return int(row[0] or 0) if row else 0
+
+    def migrate(self) -> int:
+        latest = sql.latest_version(DIALECT)
+        with self._transaction(write=True) as session:
+            current = self.schema_version()
+            if current > latest:
+                raise SchemaError(
+                    f"the database {self.path} has schema version {current}, newer than this "
+                    f"chunksync ({latest}): upgrade chunksync"
+                )
+            if current == 0:
+                self._refuse_foreign_tables()
+                session.script(sql.schema(DIALECT))
+                self._record(session, [(m.version, m.name) for m in sql.migrations(DIALECT)])
+                return latest
+            pending = [m for m in sql.migrations(DIALECT) if m.version > current]
+            for migration in pending:
+                session.script(migration.sql)
+                self._record(session, [(migration.version, migration.name)])
+        return latest
+
+    def apply_migrations_only(self) -> None:
+        """Build the schema from the numbered migrations alone (the migration test's path)."""
+        with self._transaction(write=True) as session:
+            session.script(sql.schema(DIALECT).split("CREATE TABLE queues")[0])
+            for migration in sql.migrations(DIALECT):
+                session.script(migration.sql)
+                self._record(session, [(migration.version, migration.name)])
+
+    def _refuse_foreign_tables(self) -> None:
+        conn = self._connect()
+        try:
+            names = {
+                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+        except sqlite3.Error as exc:
+            raise convert_error(exc) from exc
+        if names & {"queues", "chunks"}:
+            raise SchemaError(f"{self.path} has chunksync tables but no schema version")
+
+    def _record(self, session: SQLiteSession, versions: list[tuple[int, str]]) -> None:
+        conn = session._conn
+        now = sql.NOW_EXPRESSIONS[DIALECT]
+        for version, name in versions:
+            conn.execute(
+                f"INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, {now})",
+                (version, name),
+            )
+
+    def close(self) -> None:
+        self._closed = True
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            try:
+                conn.close()
+            except (sqlite3.Error, ChunksyncError):  # closing is best effort
+                pass
+        self._local = threading.local()
+
+
+def iter_statements(script: str) -> Iterator[str]:
+    """Split an SQL script into complete statements; comment-only pieces are dropped."""
+    buffer: list[str] = []
+    for line in script.splitlines(keepends=True):
+        buffer.append(line)
+        candidate = "".join(buffer)
+        if sqlite3.complete_statement(candidate):
+            if _has_code(candidate):
+                yield candidate.strip()
+            buffer = []
+    rest = "".join(buffer)
+    if _has_code(rest):
+        yield rest.strip()
+
+
+def _has_code(text: str) -> bool:
+    return any(ln.strip() and not ln.strip().startswith("--") for ln in text.splitlines())

@@ -1,0 +1,31 @@
+"""Load a user's App (for their handlers and policies) from `module:attribute`."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+from chunksync.app import App
+from chunksync.exceptions import ConfigurationError
+
+
+def load_app(spec: str, db_url: str) -> App:
+    """`pkg.module:app` (an App) or `pkg.module:make_app` (called with the database URL)."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name:
+        raise ConfigurationError(f"--app '{spec}' should look like package.module:app")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(f"cannot import '{module_name}' for --app: {exc}") from None
+    found = getattr(module, attribute or "app", None)
+    if isinstance(found, App):
+        return found
+    if callable(found):
+        made = found(db_url)
+        if isinstance(made, App):
+            return made
+    raise ConfigurationError(f"'{spec}' is neither an App nor a function returning one")

@@ -1,0 +1,626 @@
+"""Every persistence operation on queues, chunks, attempts, workers and the audit log, once.
+
+The manager runs a backend's named queries and holds the rules that need the database: the lease
+fencing of every write a worker makes, the recovery of stuck chunks, and the operator's
+interventions with their audit entries. Backends stay thin; nothing here knows the dialect.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from chunksync.backends.base import Backend, Params, Session
+from chunksync.exceptions import InvalidPayload, NotFound, StateError
+from chunksync.models import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_PRIORITY,
+    DEFAULT_TENANT,
+    Attempt,
+    AuditEntry,
+    Chunk,
+    ChunkStatus,
+    ErrorCategory,
+    Outcome,
+    Queue,
+    QueueStatus,
+    WorkerInfo,
+)
+from chunksync.retry import Action, RetryPolicy
+
+CRASH_LOOP_LIMIT = 3
+INSERT_BATCH = 1000
+RECOVER_BATCH = 100
+WORKER_TIMEOUT_SECONDS = 60.0
+OPERATOR = "operator"
+
+
+def dump_json(value: Any, what: str = "payload") -> str:
+    """Strict JSON (no NaN or Infinity, which PostgreSQL's jsonb refuses)."""
+    try:
+        return json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidPayload(f"the chunk {what} is not JSON-serialisable: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class FinishResult:
+    """How a claimed chunk leaves `processing` after an attempt."""
+
+    status: ChunkStatus
+    outcome: Outcome
+    delay_s: float = 0.0
+    attempts_delta: int = 0  # -1 gives the attempt back (a deferral)
+    deferrals_delta: int = 0
+    stress_delta: int = 0
+    category: ErrorCategory | None = None
+    message: str | None = None
+    dead_reason: str | None = None
+    items: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    chunk_id: str
+    queue_id: str
+    previous_worker: str | None
+    to_status: ChunkStatus
+    reason: str  # "stuck" or "crash_loop" or "stuck: out of attempts"
+
+
+class Manager:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    # --- queues and chunks -----------------------------------------------------------------
+
+    def create_queue(
+        self,
+        name: str,
+        source: str,
+        kind: str,
+        payloads: Iterable[Any] = (),
+        *,
+        tenant: str = DEFAULT_TENANT,
+        priority: int = DEFAULT_PRIORITY,
+        policy: str = "default",
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    ) -> Queue:
+        if max_attempts < 1:
+            raise InvalidPayload("max_attempts must be at least 1")
+        queue_id = str(uuid.uuid4())
+        params = {
+            "id": queue_id,
+            "tenant": tenant,
+            "name": name,
+            "source": source,
+            "kind": kind,
+            "priority": priority,
+            "policy": policy,
+            "max_attempts": max_attempts,
+        }
+        with self.backend.transaction() as s:
+            row = s.fetch_one("insert_queue", params)
+            assert row is not None
+            self._insert_chunks(s, row, payloads)
+        return self.get_queue(queue_id)
+
+    def add_chunks(self, queue_id: str, payloads: Iterable[Any]) -> int:
+        queue = self.get_queue(queue_id)
+        with self.backend.transaction() as s:
+            row = {
+                "id": queue.id,
+                "tenant": queue.tenant,
+                "priority": queue.priority,
+                "max_attempts": queue.max_attempts,
+            }
+            added = self._insert_chunks(s, row, payloads)
+            if added:
+                s.execute("reopen_queue", {"id": queue.id})
+        return added
+
+    def _insert_chunks(self, s: Session, queue: Params, payloads: Iterable[Any]) -> int:
+        row = s.fetch_one("next_seq", {"queue_id": queue["id"]})
+        seq = int(row["seq"]) if row else 1
+        batch: list[dict[str, Any]] = []
+        added = 0
+        for payload in payloads:
+            batch.append(
+                {
+                    "id": str(uuid.uuid4()),
+                    "queue_id": str(queue["id"]),
+                    "tenant": queue["tenant"],
+                    "seq": seq,
+                    "payload": dump_json(payload),
+                    "priority": queue["priority"],
+                    "max_attempts": queue["max_attempts"],
+                }
+            )
+            seq += 1
+            if len(batch) >= INSERT_BATCH:
+                s.execute_many("insert_chunk", batch)
+                added += len(batch)
+                batch = []
+        if batch:
+            s.execute_many("insert_chunk", batch)
+            added += len(batch)
+        return added
+
+    def get_queue(self, id_or_name: str, tenant: str = DEFAULT_TENANT) -> Queue:
+        row = self.backend.fetch_one("get_queue", {"id": id_or_name, "tenant": tenant})
+        if row is None:
+            raise NotFound(f"no queue with id or name '{id_or_name}'")
+        return Queue.from_row(row)
+
+    def list_queues(self, status: QueueStatus | None = None) -> list[Queue]:
+        rows = self.backend.fetch_all("list_queues", {"status": status})
+        return [Queue.from_row(r) for r in rows]
+
+    def get_chunk(self, chunk_id: str) -> Chunk:
+        row = self.backend.fetch_one("get_chunk", {"id": chunk_id})
+        if row is None:
+            raise NotFound(f"no chunk with id '{chunk_id}'")
+        return Chunk.from_row(row)
+
+    def list_chunks(
+        self,
+        queue_id: str | None = None,
+        status: ChunkStatus | None = None,
+        category: ErrorCategory | None = None,
+        limit: int = 100,
+    ) -> list[Chunk]:
+        params = {"queue_id": queue_id, "status": status, "category": category, "limit": limit}
+        return [Chunk.from_row(r) for r in self.backend.fetch_all("list_chunks", params)]
+
+    def list_attempts(self, chunk_id: str) -> list[dict[str, Any]]:
+        return self.backend.fetch_all("list_attempts", {"chunk_id": chunk_id})
+
+    def list_audit(
+        self, chunk_id: str | None = None, queue_id: str | None = None, limit: int = 100
+    ) -> list[AuditEntry]:
+        params = {"chunk_id": chunk_id, "queue_id": queue_id, "limit": limit}
+        return [AuditEntry.from_row(r) for r in self.backend.fetch_all("list_audit", params)]
+
+    def now(self) -> float:
+        row = self.backend.fetch_one("now")
+        assert row is not None
+        return float(row["now"])
+
+    # --- the worker's side: claim, heartbeat, finish ---------------------------------------------
+
+    def claim(
+        self,
+        worker_id: str,
+        kinds: Sequence[str],
+        *,
+        limit: int = 1,
+        lease_s: float = 30.0,
+        queue_id: str | None = None,
+    ) -> tuple[str, list[Chunk]]:
+        """Lease up to `limit` runnable chunks; returns the lease token and the chunks."""
+        token = str(uuid.uuid4())
+        params = {
+            "token": token,
+            "lease_s": lease_s,
+            "worker_id": worker_id,
+            "limit": limit,
+            "kinds": self._list_param(kinds),
+            "queue_id": queue_id,
+        }
+        with self.backend.transaction() as s:
+            rows = s.fetch_all("claim_chunks", params)
+        return token, sorted((Chunk.from_row(r) for r in rows), key=_claim_order)
+
+    def _list_param(self, values: Sequence[str]) -> Any:
+        return list(values) if self.backend.dialect == "postgres" else json.dumps(list(values))
+
+    def heartbeat_chunk(
+        self,
+        chunk_id: str,
+        token: str,
+        lease_s: float,
+        *,
+        checkpoint: Any = None,
+        items: int | None = None,
+    ) -> bool:
+        """Extend the lease (and save a checkpoint); False when the lease was lost."""
+        params = {
+            "id": chunk_id,
+            "token": token,
+            "lease_s": lease_s,
+            "items": items,
+            "checkpoint": None if checkpoint is None else dump_json(checkpoint, "checkpoint"),
+        }
+        return self.backend.execute("heartbeat_chunk", params) == 1
+
+    def extend_leases(self, worker_id: str, tokens: Sequence[str], lease_s: float) -> int:
+        if not tokens:
+            return 0
+        params = {"worker_id": worker_id, "tokens": self._list_param(tokens), "lease_s": lease_s}
+        return self.backend.execute("extend_worker_leases", params)
+
+    def finish(self, chunk: Chunk, token: str, result: FinishResult, attempt: Attempt) -> bool:
+        """Write an attempt's result, fenced by the lease token. False when the lease was lost:
+        then only the attempt's metrics are written, as lost_lease (or cancelled)."""
+        params = {
+            "id": chunk.id,
+            "token": token,
+            "status": result.status,
+            "delay_s": result.delay_s,
+            "attempts_delta": result.attempts_delta,
+            "deferrals_delta": result.deferrals_delta,
+            "stress_delta": result.stress_delta,
+            "category": result.category,
+            "message": result.message,
+            "dead_reason": result.dead_reason,
+            "items": result.items,
+        }
+        with self.backend.transaction() as s:
+            owned = s.execute("finish_chunk", params) == 1
+            if not owned:
+                row = s.fetch_one("get_chunk", {"id": chunk.id})
+                cancelled = row is not None and row["status"] == ChunkStatus.CANCELLED
+                lost = Outcome.CANCELLED if cancelled else Outcome.LOST_LEASE
+                attempt = _with_outcome(attempt, lost, None)
+            s.execute("insert_attempt", _attempt_params(attempt))
+            if owned and result.status.terminal:
+                s.execute("complete_queue_if_done", {"id": chunk.queue_id})
+        return owned
+
+    def release(self, chunk: Chunk, token: str, *, refund: bool) -> bool:
+        """Give a chunk back to pending (a graceful stop gives the attempt back)."""
+        params = {"id": chunk.id, "token": token, "refund": 1 if refund else 0}
+        return self.backend.execute("release_chunk", params) == 1
+
+    # --- workers -----------------------------------------------------------------
+
+    def register_worker(self, worker_id: str, host: str, pid: int, concurrency: int) -> None:
+        params = {"id": worker_id, "host": host, "pid": pid, "concurrency": concurrency}
+        self.backend.execute("register_worker", params)
+
+    def worker_heartbeat(self, worker_id: str, status: str = "running") -> None:
+        self.backend.execute("worker_heartbeat", {"id": worker_id, "status": status})
+
+    def worker_stopped(self, worker_id: str) -> None:
+        self.backend.execute("worker_stopped", {"id": worker_id})
+
+    def get_worker(self, worker_id: str) -> WorkerInfo:
+        row = self.backend.fetch_one("get_worker", {"id": worker_id})
+        if row is None:
+            raise NotFound(f"no worker with id '{worker_id}'")
+        return WorkerInfo.from_row(row)
+
+    def list_workers(self, limit: int = 100) -> list[WorkerInfo]:
+        return [
+            WorkerInfo.from_row(r) for r in self.backend.fetch_all("list_workers", {"limit": limit})
+        ]
+
+    # --- step 1 of the loop: recovery of stuck chunks ------------------------------------------
+
+    def recover_stuck(
+        self,
+        actor: str,
+        policy_for: Any,
+        *,
+        worker_timeout_s: float = WORKER_TIMEOUT_SECONDS,
+        crash_loop_limit: int = CRASH_LOOP_LIMIT,
+        limit: int = RECOVER_BATCH,
+    ) -> list[Recovery]:
+        """Find chunks whose lease expired or whose worker is gone; put each back to pending
+        (the attempt stays counted, category timeout) or dead (crash loop, out of attempts).
+        `policy_for(queue_id) -> RetryPolicy`. Every recovery is audited."""
+        recoveries: list[Recovery] = []
+        with self.backend.transaction() as s:
+            for row in s.fetch_all("mark_workers_lost", {"worker_timeout_s": worker_timeout_s}):
+                self._audit(
+                    s,
+                    "worker_lost",
+                    actor,
+                    "no heartbeat",
+                    None,
+                    None,
+                    {"worker_id": row["id"], "timeout_s": worker_timeout_s},
+                )
+            for row in s.fetch_all("find_stuck", {"limit": limit}):
+                chunk = Chunk.from_row(row)
+                recovery = self._recover_one(
+                    s, chunk, actor, policy_for(chunk.queue_id), crash_loop_limit
+                )
+                if recovery is not None:
+                    recoveries.append(recovery)
+        return recoveries
+
+    def _recover_one(
+        self, s: Session, chunk: Chunk, actor: str, policy: RetryPolicy, crash_loop_limit: int
+    ) -> Recovery | None:
+        crashes = chunk.crash_count + 1
+        decision = policy.decide(
+            ErrorCategory.TIMEOUT, chunk.attempts, max_attempts=chunk.max_attempts
+        )
+        if crashes >= crash_loop_limit:
+            status, reason = ChunkStatus.DEAD, "crash_loop"
+        elif decision.action is Action.DEAD:
+            status, reason = ChunkStatus.DEAD, "stuck: out of attempts"
+        else:
+            status, reason = ChunkStatus.PENDING, "stuck"
+        message = f"stuck: worker {chunk.worker_id} stopped heartbeating or its lease expired"
+        params = {
+            "id": chunk.id,
+            "token": chunk.lease_token,
+            "status": status,
+            "delay_s": 0.0,
+            "message": message,
+            "dead_reason": reason if status is ChunkStatus.DEAD else None,
+        }
+        if s.execute("recover_chunk", params) != 1:
+            return None  # its worker finished it after all, a moment ago
+        details = {
+            "previous_worker": chunk.worker_id,
+            "attempts": chunk.attempts,
+            "crash_count": crashes,
+            "to": status.value,
+            "lease_expires_at": chunk.lease_expires_at,
+        }
+        self._audit(s, "recover_stuck", actor, reason, chunk.id, chunk.queue_id, details)
+        s.execute(
+            "insert_attempt",
+            {
+                "chunk_id": chunk.id,
+                "queue_id": chunk.queue_id,
+                "tenant": chunk.tenant,
+                "worker_id": chunk.worker_id or "unknown",
+                "attempt": chunk.attempts,
+                "processing_s": 0.0,
+                "chunk_size": 0,
+                "items_processed": 0,
+                "items_per_s": None,
+                "efficiency": None,
+                "outcome": Outcome.STUCK,
+                "category": ErrorCategory.TIMEOUT,
+                "rule": "recovery:" + reason,
+                "message": message,
+                "retry_delay_s": 0.0,
+                "rss_bytes": None,
+            },
+        )
+        if status is ChunkStatus.DEAD:
+            s.execute("complete_queue_if_done", {"id": chunk.queue_id})
+        return Recovery(chunk.id, chunk.queue_id, chunk.worker_id, status, reason)
+
+    # --- operator interventions -----------------------------------------------------------------
+
+    def retry_chunk(
+        self, chunk_id: str, actor: str = OPERATOR, reason: str = "manual retry"
+    ) -> Chunk:
+        chunk = self.get_chunk(chunk_id)
+        with self.backend.transaction() as s:
+            if s.execute("revive_chunk", {"id": chunk.id}) != 1:
+                now = self.get_chunk(chunk.id).status
+                raise StateError(f"chunk {chunk.id} is {now}: only a dead chunk can be retried")
+            s.execute("reopen_queue", {"id": chunk.queue_id})
+            self._audit(
+                s,
+                "retry_chunk",
+                actor,
+                reason,
+                chunk.id,
+                chunk.queue_id,
+                {"was": chunk.dead_reason, "attempts": chunk.attempts},
+            )
+        return self.get_chunk(chunk.id)
+
+    def retry_queue(
+        self, queue_id: str, actor: str = OPERATOR, reason: str = "manual retry"
+    ) -> int:
+        queue = self.get_queue(queue_id)
+        dead = self.list_chunks(queue.id, ChunkStatus.DEAD, limit=10_000_000)
+        if not dead:
+            raise StateError(f"queue {queue.name} has no dead chunks to retry")
+        if queue.status is QueueStatus.CANCELLED:
+            raise StateError(f"queue {queue.name} is cancelled: its chunks cannot be retried")
+        with self.backend.transaction() as s:
+            revived = 0
+            for chunk in dead:
+                if s.execute("revive_chunk", {"id": chunk.id}) == 1:
+                    revived += 1
+                    self._audit(
+                        s,
+                        "retry_chunk",
+                        actor,
+                        reason,
+                        chunk.id,
+                        queue.id,
+                        {"was": chunk.dead_reason, "attempts": chunk.attempts},
+                    )
+            s.execute("reopen_queue", {"id": queue.id})
+        return revived
+
+    def cancel_chunk(
+        self, chunk_id: str, actor: str = OPERATOR, reason: str = "manual cancel"
+    ) -> Chunk:
+        chunk = self.get_chunk(chunk_id)
+        with self.backend.transaction() as s:
+            if s.execute("cancel_chunk", {"id": chunk.id}) != 1:
+                raise StateError(
+                    f"chunk {chunk.id} is already {chunk.status}: it cannot be cancelled"
+                )
+            self._audit(
+                s,
+                "cancel_chunk",
+                actor,
+                reason,
+                chunk.id,
+                chunk.queue_id,
+                {"was": chunk.status.value, "worker_id": chunk.worker_id},
+            )
+            s.execute("complete_queue_if_done", {"id": chunk.queue_id})
+        return self.get_chunk(chunk.id)
+
+    def cancel_queue(
+        self, queue_id: str, actor: str = OPERATOR, reason: str = "manual cancel"
+    ) -> int:
+        queue = self.get_queue(queue_id)
+        allowed = [QueueStatus.ACTIVE, QueueStatus.PAUSED]
+        with self.backend.transaction() as s:
+            if not self._set_status(s, queue.id, QueueStatus.CANCELLED, allowed):
+                raise StateError(f"queue {queue.name} is {queue.status}: it cannot be cancelled")
+            cancelled = s.execute("cancel_queue_chunks", {"queue_id": queue.id})
+            self._audit(s, "cancel_queue", actor, reason, None, queue.id, {"chunks": cancelled})
+        return cancelled
+
+    def pause_queue(
+        self, queue_id: str, actor: str = OPERATOR, reason: str = "manual pause"
+    ) -> Queue:
+        return self._move_queue(
+            queue_id, QueueStatus.PAUSED, [QueueStatus.ACTIVE], "pause_queue", actor, reason
+        )
+
+    def resume_queue(
+        self, queue_id: str, actor: str = OPERATOR, reason: str = "manual resume"
+    ) -> Queue:
+        queue = self._move_queue(
+            queue_id, QueueStatus.ACTIVE, [QueueStatus.PAUSED], "resume_queue", actor, reason
+        )
+        self.backend.execute("complete_queue_if_done", {"id": queue.id})
+        return self.get_queue(queue.id)
+
+    def _move_queue(
+        self,
+        queue_id: str,
+        to: QueueStatus,
+        allowed: list[QueueStatus],
+        action: str,
+        actor: str,
+        reason: str,
+    ) -> Queue:
+        queue = self.get_queue(queue_id)
+        with self.backend.transaction() as s:
+            if not self._set_status(s, queue.id, to, allowed):
+                raise StateError(
+                    f"queue {queue.name} is {queue.status}: only a queue that is "
+                    f"{' or '.join(allowed)} can be moved to {to}"
+                )
+            self._audit(s, action, actor, reason, None, queue.id, {"was": queue.status.value})
+        return self.get_queue(queue.id)
+
+    def _set_status(
+        self, s: Session, queue_id: str, to: QueueStatus, allowed: list[QueueStatus]
+    ) -> bool:
+        params = {"id": queue_id, "status": to, "allowed": self._list_param(allowed)}
+        return s.execute("set_queue_status", params) == 1
+
+    def release_chunk(
+        self, chunk_id: str, actor: str = OPERATOR, reason: str = "manual release"
+    ) -> Chunk:
+        """Force a processing chunk back to pending; the attempt it was on stays counted."""
+        chunk = self.get_chunk(chunk_id)
+        with self.backend.transaction() as s:
+            if s.execute("release_chunk", {"id": chunk.id, "token": None, "refund": 0}) != 1:
+                raise StateError(
+                    f"chunk {chunk.id} is {chunk.status}: only a processing chunk can be released"
+                )
+            self._audit(
+                s,
+                "release_chunk",
+                actor,
+                reason,
+                chunk.id,
+                chunk.queue_id,
+                {"worker_id": chunk.worker_id, "attempts": chunk.attempts},
+            )
+        return self.get_chunk(chunk.id)
+
+    def requeue_worker(
+        self,
+        worker_id: str,
+        actor: str = OPERATOR,
+        reason: str = "worker is dead",
+        *,
+        force: bool = False,
+        alive_within_s: float = WORKER_TIMEOUT_SECONDS,
+    ) -> int:
+        """Release every chunk a dead worker holds. Refuses while the worker looks alive."""
+        worker = self.get_worker(worker_id)
+        silent_s = self.now() - worker.last_heartbeat_at
+        if not force and worker.status.value == "running" and silent_s < alive_within_s:
+            raise StateError(
+                f"worker {worker_id} is alive (last heartbeat {silent_s:.0f} s ago): "
+                "stop it first, or pass --force"
+            )
+        released = 0
+        with self.backend.transaction() as s:
+            for row in s.fetch_all("chunks_of_worker", {"worker_id": worker_id}):
+                if s.execute("release_chunk", {"id": row["id"], "token": None, "refund": 0}) == 1:
+                    released += 1
+                    self._audit(
+                        s,
+                        "release_chunk",
+                        actor,
+                        reason,
+                        str(row["id"]),
+                        str(row["queue_id"]),
+                        {"worker_id": worker_id},
+                    )
+        return released
+
+    # --- audit -----------------------------------------------------------------
+
+    def _audit(
+        self,
+        s: Session,
+        action: str,
+        actor: str,
+        reason: str,
+        chunk_id: str | None,
+        queue_id: str | None,
+        details: Any = None,
+    ) -> None:
+        s.execute(
+            "insert_audit",
+            {
+                "action": action,
+                "actor": actor,
+                "reason": reason,
+                "chunk_id": chunk_id,
+                "queue_id": queue_id,
+                "details": None if details is None else dump_json(details, "detail"),
+            },
+        )
+
+
+def _claim_order(chunk: Chunk) -> tuple[int, float, int]:
+    return (-chunk.priority, chunk.created_at, chunk.seq)
+
+
+def _with_outcome(attempt: Attempt, outcome: Outcome, delay: float | None) -> Attempt:
+    from dataclasses import replace
+
+    return replace(attempt, outcome=outcome, retry_delay_s=delay)
+
+
+def _attempt_params(a: Attempt) -> dict[str, Any]:
+    ips = a.items_per_s
+    return {
+        "chunk_id": a.chunk_id,
+        "queue_id": a.queue_id,
+        "tenant": a.tenant,
+        "worker_id": a.worker_id,
+        "attempt": a.attempt,
+        "processing_s": a.processing_s,
+        "chunk_size": a.chunk_size,
+        "items_processed": a.items_processed,
+        "items_per_s": ips if ips is not None and math.isfinite(ips) else None,
+        "efficiency": a.efficiency
+        if a.efficiency is not None and math.isfinite(a.efficiency)
+        else None,
+        "outcome": a.outcome,
+        "category": a.category,
+        "rule": a.rule,
+        "message": a.message,
+        "retry_delay_s": a.retry_delay_s,
+        "rss_bytes": a.rss_bytes,
+    }

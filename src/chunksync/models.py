@@ -1,0 +1,272 @@
+"""The domain's vocabulary: queues, chunks, attempts, audit entries and workers.
+
+Every record is a frozen dataclass built from a backend's dict row; every state is an enum whose
+values are the strings stored in the database. Times are seconds since the epoch (floats), taken
+from the database's clock so that workers on several machines agree.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_TENANT = "default"
+DEFAULT_PRIORITY = 0
+DEFAULT_MAX_ATTEMPTS = 5
+
+
+class QueueStatus(enum.StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class ChunkStatus(enum.StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_CHUNK_STATUSES
+
+
+TERMINAL_CHUNK_STATUSES = frozenset(
+    {ChunkStatus.COMPLETED, ChunkStatus.DEAD, ChunkStatus.CANCELLED}
+)
+
+
+class ErrorCategory(enum.StrEnum):
+    """The ten categories every failure is sorted into."""
+
+    TIMEOUT = "timeout"
+    RATE_LIMIT = "rate_limit"
+    NETWORK = "network"
+    TEMPORARY = "temporary"
+    AUTH = "auth"
+    PERMISSION = "permission"
+    NOT_FOUND = "not_found"
+    DATA_CONFLICT = "data_conflict"
+    PROCESSING_ERROR = "processing_error"
+    UNKNOWN = "unknown"
+
+
+class Outcome(enum.StrEnum):
+    """What one attempt came to; one row of health metrics per attempt."""
+
+    COMPLETED = "completed"
+    RETRIED = "retried"  # failed, will run again after a delay
+    DEFERRED = "deferred"  # failed while its dependency was stressed; attempt not spent
+    DEAD = "dead"  # failed for good
+    STUCK = "stuck"  # its worker died or its lease expired; found by recovery
+    LOST_LEASE = "lost_lease"  # finished after another owner took the chunk over
+    CANCELLED = "cancelled"  # the chunk or its queue was cancelled while it ran
+
+
+class WorkerStatus(enum.StrEnum):
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    LOST = "lost"
+
+
+def _json(value: Any) -> Any:
+    if value is None or isinstance(value, dict | list):
+        return value
+    if isinstance(value, str | bytes):
+        return json.loads(value)
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Queue:
+    id: str
+    tenant: str
+    name: str
+    source: str
+    status: QueueStatus
+    priority: int
+    policy: str
+    max_attempts: int
+    created_at: float
+    updated_at: float
+    totals: Mapping[ChunkStatus, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Queue:
+        totals = {
+            status: int(row.get(f"n_{status.value}") or 0)
+            for status in ChunkStatus
+            if f"n_{status.value}" in row
+        }
+        return cls(
+            id=str(row["id"]),
+            tenant=row["tenant"],
+            name=row["name"],
+            source=row["source"],
+            status=QueueStatus(row["status"]),
+            priority=int(row["priority"]),
+            policy=row["policy"],
+            max_attempts=int(row["max_attempts"]),
+            created_at=float(row["created_at"]),
+            updated_at=float(row["updated_at"]),
+            totals=totals,
+        )
+
+    @property
+    def total(self) -> int:
+        return sum(self.totals.values())
+
+    @property
+    def done(self) -> int:
+        return sum(n for status, n in self.totals.items() if status.terminal)
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    id: str
+    queue_id: str
+    tenant: str
+    seq: int
+    payload: Any
+    status: ChunkStatus
+    priority: int
+    attempts: int
+    max_attempts: int
+    run_after: float
+    lease_token: str | None
+    lease_expires_at: float | None
+    worker_id: str | None
+    last_category: ErrorCategory | None
+    last_error: str | None
+    dead_reason: str | None
+    items_processed: int
+    checkpoint: Any
+    crash_count: int
+    stress_retries: int
+    deferrals: int
+    created_at: float
+    updated_at: float
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Chunk:
+        category = row.get("last_category")
+        expires = row.get("lease_expires_at")
+        return cls(
+            id=str(row["id"]),
+            queue_id=str(row["queue_id"]),
+            tenant=row["tenant"],
+            seq=int(row["seq"]),
+            payload=_json(row["payload"]),
+            status=ChunkStatus(row["status"]),
+            priority=int(row["priority"]),
+            attempts=int(row["attempts"]),
+            max_attempts=int(row["max_attempts"]),
+            run_after=float(row["run_after"]),
+            lease_token=None if row.get("lease_token") is None else str(row["lease_token"]),
+            lease_expires_at=None if expires is None else float(expires),
+            worker_id=row.get("worker_id"),
+            last_category=None if category is None else ErrorCategory(category),
+            last_error=row.get("last_error"),
+            dead_reason=row.get("dead_reason"),
+            items_processed=int(row.get("items_processed") or 0),
+            checkpoint=_json(row.get("checkpoint")),
+            crash_count=int(row.get("crash_count") or 0),
+            stress_retries=int(row.get("stress_retries") or 0),
+            deferrals=int(row.get("deferrals") or 0),
+            created_at=float(row["created_at"]),
+            updated_at=float(row["updated_at"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedChunk:
+    """A chunk under this worker's lease, with the context the handler and the policy need."""
+
+    chunk: Chunk
+    queue: Queue
+    lease_token: str
+    attempt: int  # 1 for the first attempt
+    previous_category: ErrorCategory | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    at: float
+    action: str
+    actor: str
+    reason: str
+    chunk_id: str | None
+    queue_id: str | None
+    details: Any
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> AuditEntry:
+        return cls(
+            id=int(row["id"]),
+            at=float(row["at"]),
+            action=row["action"],
+            actor=row["actor"],
+            reason=row["reason"],
+            chunk_id=None if row.get("chunk_id") is None else str(row["chunk_id"]),
+            queue_id=None if row.get("queue_id") is None else str(row["queue_id"]),
+            details=_json(row.get("details")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One row of attempt health metrics."""
+
+    chunk_id: str
+    queue_id: str
+    tenant: str
+    worker_id: str
+    attempt: int
+    started_at: float
+    finished_at: float
+    outcome: Outcome
+    category: ErrorCategory | None = None
+    rule: str | None = None
+    message: str | None = None
+    retry_delay_s: float | None = None
+    chunk_size: int = 0
+    items_processed: int = 0
+    items_per_s: float | None = None
+    efficiency: float | None = None
+    rss_bytes: int | None = None
+
+    @property
+    def processing_s(self) -> float:
+        return max(0.0, self.finished_at - self.started_at)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    id: str
+    host: str
+    pid: int
+    status: WorkerStatus
+    concurrency: int
+    started_at: float
+    last_heartbeat_at: float
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> WorkerInfo:
+        return cls(
+            id=row["id"],
+            host=row["host"],
+            pid=int(row["pid"]),
+            status=WorkerStatus(row["status"]),
+            concurrency=int(row["concurrency"]),
+            started_at=float(row["started_at"]),
+            last_heartbeat_at=float(row["last_heartbeat_at"]),
+        )

@@ -1,0 +1,351 @@
+"""Retry policies: backoff schedules, the retry decision and the per-dependency retry budget.
+
+A `RetryPolicy` is data: for each of the ten categories, whether it is retried, up to which
+attempt, and on what schedule. `RetryPolicy.decide()` turns one failure into one `Decision`
+(retry after a delay, defer without spending the attempt, or dead). The worker and the policy
+benchmark both call it, so what is measured is what runs.
+
+Stress awareness: each dependency (the host or account behind a queue) has a `RetryBudget`, a
+token bucket in the style of gRPC's retry throttling. Every retryable failure costs a token (a
+timeout costs two), every success gives a fraction back. Below half the bucket the dependency is
+stressed: a chunk may have one more retry at double the delay, after which further retries are
+deferred, run later without spending an attempt, so the dependency gets air and no chunk is
+killed for the dependency's trouble.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import random
+import threading
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from chunksync.exceptions import ConfigurationError
+from chunksync.models import DEFAULT_MAX_ATTEMPTS, ErrorCategory
+
+MAX_DELAY_SECONDS = 3600.0
+JITTER_FRACTION = 0.2
+DEFAULT_POLICY_NAME = "default"
+
+C = ErrorCategory
+
+
+class RandomSource(Protocol):
+    def uniform(self, a: float, b: float) -> float: ...
+
+
+class ScheduleKind(enum.StrEnum):
+    EXPONENTIAL = "exponential"  # base, base*factor, base*factor^2, ...
+    LINEAR = "linear"  # base, 2*base, 3*base, ...
+    STEPS = "steps"  # the listed delays, the last one repeated
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """Delay before retry number n (n = the attempt that just failed, from 1)."""
+
+    kind: ScheduleKind = ScheduleKind.EXPONENTIAL
+    base_s: float = 1.0
+    factor: float = 2.0
+    steps: tuple[float, ...] = ()
+    max_s: float = MAX_DELAY_SECONDS
+
+    def delay(self, attempt: int) -> float:
+        n = max(1, attempt)
+        if self.kind is ScheduleKind.STEPS:
+            value = self.steps[min(n, len(self.steps)) - 1] if self.steps else self.base_s
+        elif self.kind is ScheduleKind.LINEAR:
+            value = self.base_s * n
+        else:
+            # Work in logarithms so that attempt 10**6 cannot overflow a float.
+            if self.base_s <= 0:
+                return 0.0
+            exponent = math.log(self.base_s) + (n - 1) * math.log(max(self.factor, 1.0))
+            value = math.exp(min(exponent, math.log(self.max_s) + 1.0))
+        return float(min(max(value, 0.0), self.max_s))
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryRule:
+    """`retry`: whether the category is retried at all; `limit`: retried while attempts <= limit
+    (None: while attempts < the chunk's max_attempts)."""
+
+    retry: bool
+    schedule: Schedule = field(default_factory=Schedule)
+    limit: int | None = None
+
+    def allows(self, attempts: int, max_attempts: int) -> bool:
+        if not self.retry or attempts >= max_attempts:
+            return False
+        return self.limit is None or attempts <= self.limit
+
+
+@dataclass(frozen=True, slots=True)
+class StressConfig:
+    capacity: float = 10.0
+    failure_cost: float = 1.0
+    timeout_cost: float = 2.0
+    success_refund: float = 0.1
+    threshold: float = 0.5  # stressed below this fraction of capacity
+    max_retries: int = 1  # retries a chunk may still have while its dependency is stressed
+    delay_factor: float = 2.0
+    defer_s: float = 30.0  # first deferral; doubles per deferral of the same chunk
+    max_defer_s: float = 600.0
+    max_deferrals: int = 3  # then the failure spends its attempt like any other
+
+    def defer_delay(self, deferrals: int) -> float:
+        return min(self.max_defer_s, self.defer_s * 2.0 ** min(deferrals, 30))
+
+
+class Action(enum.StrEnum):
+    RETRY = "retry"
+    DEFER = "defer"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: Action
+    delay_s: float
+    reason: str
+    stress_retry: bool = False  # a retry granted while the dependency was stressed
+
+
+def _default_rules() -> dict[ErrorCategory, CategoryRule]:
+    never = CategoryRule(retry=False)
+    standard = CategoryRule(True, Schedule(ScheduleKind.EXPONENTIAL, 1.0, 2.0))
+    transient = CategoryRule(True, Schedule(ScheduleKind.EXPONENTIAL, 2.0, 2.0), limit=3)
+    return {
+        C.RATE_LIMIT: CategoryRule(True, Schedule(ScheduleKind.EXPONENTIAL, 5.0, 3.0), limit=2),
+        C.NETWORK: transient,
+        C.TEMPORARY: transient,
+        C.TIMEOUT: CategoryRule(True, Schedule(ScheduleKind.LINEAR, 3.0), limit=3),
+        C.AUTH: CategoryRule(True, Schedule(ScheduleKind.STEPS, steps=(2.0, 5.0)), limit=1),
+        C.PERMISSION: never,
+        C.NOT_FOUND: never,
+        C.DATA_CONFLICT: never,
+        C.PROCESSING_ERROR: standard,
+        C.UNKNOWN: standard,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Schedules and limits per category; queues name the policy they use."""
+
+    name: str = DEFAULT_POLICY_NAME
+    rules: Mapping[ErrorCategory, CategoryRule] = field(default_factory=_default_rules)
+    jitter: float = JITTER_FRACTION
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    stress: StressConfig = field(default_factory=StressConfig)
+
+    def rule(self, category: ErrorCategory) -> CategoryRule:
+        return self.rules.get(category) or _default_rules()[category]
+
+    def is_retryable(self, category: ErrorCategory) -> bool:
+        return self.rule(category).retry
+
+    def backoff(
+        self, category: ErrorCategory, attempt: int, rng: RandomSource | None = None
+    ) -> float:
+        """The schedule's delay for `attempt`, with +-jitter when a random source is given."""
+        delay = self.rule(category).schedule.delay(attempt)
+        if rng is not None and self.jitter > 0:
+            delay *= rng.uniform(1.0 - self.jitter, 1.0 + self.jitter)
+        return max(0.0, delay)
+
+    def decide(
+        self,
+        category: ErrorCategory,
+        attempts: int,
+        *,
+        max_attempts: int | None = None,
+        retry_after_s: float | None = None,
+        stressed: bool = False,
+        stress_retries: int = 0,
+        deferrals: int = 0,
+        rng: RandomSource | None = None,
+    ) -> Decision:
+        """Decide what happens after attempt number `attempts` failed with `category`.
+
+        Only the category rules kill a chunk; stress can only defer it or stretch the delay.
+        """
+        limit = self.max_attempts if max_attempts is None else max_attempts
+        rule = self.rule(category)
+        if not rule.retry:
+            return Decision(Action.DEAD, 0.0, f"{category.value} is never retried")
+        if not rule.allows(attempts, limit):
+            return Decision(Action.DEAD, 0.0, f"{category.value}: out of retries after {attempts}")
+        floor = 0.0 if retry_after_s is None else max(0.0, retry_after_s)
+        delay = max(self.backoff(category, attempts, rng), floor)
+        if not stressed:
+            return Decision(Action.RETRY, delay, f"{category.value}: retry {attempts}")
+        if stress_retries < self.stress.max_retries:
+            stretched = min(delay * self.stress.delay_factor, MAX_DELAY_SECONDS)
+            return Decision(
+                Action.RETRY,
+                max(stretched, floor),
+                "dependency stressed: last retry, delay doubled",
+                stress_retry=True,
+            )
+        if deferrals < self.stress.max_deferrals:
+            wait = max(self.stress.defer_delay(deferrals), floor)
+            return Decision(Action.DEFER, wait, "dependency stressed: deferred, attempt not spent")
+        return Decision(Action.RETRY, delay, f"{category.value}: retry {attempts} (deferrals used)")
+
+    def scaled(self, factor: float) -> RetryPolicy:
+        """The same policy with every delay multiplied by `factor` (the demo's --time-scale)."""
+
+        def scale(s: Schedule) -> Schedule:
+            return replace(
+                s,
+                base_s=s.base_s * factor,
+                steps=tuple(x * factor for x in s.steps),
+                max_s=s.max_s * factor,
+            )
+
+        rules = {c: replace(r, schedule=scale(r.schedule)) for c, r in self.rules.items()}
+        stress = replace(
+            self.stress,
+            defer_s=self.stress.defer_s * factor,
+            max_defer_s=self.stress.max_defer_s * factor,
+        )
+        return replace(self, rules=rules, stress=stress)
+
+
+DEFAULT_POLICY = RetryPolicy()
+
+
+class RetryBudget:
+    """Token bucket for one dependency. Thread-safe."""
+
+    def __init__(self, config: StressConfig | None = None) -> None:
+        self.config = config or StressConfig()
+        self._tokens = self.config.capacity
+        self._lock = threading.Lock()
+
+    @property
+    def tokens(self) -> float:
+        return self._tokens
+
+    @property
+    def stressed(self) -> bool:
+        return self._tokens < self.config.capacity * self.config.threshold
+
+    def on_failure(self, category: ErrorCategory, retryable: bool) -> None:
+        if not retryable:
+            return
+        cost = self.config.timeout_cost if category is C.TIMEOUT else self.config.failure_cost
+        self.charge(cost)
+
+    def charge(self, cost: float) -> None:
+        """Spend tokens; also how a source reports a throttling signal (IMAP [THROTTLED])."""
+        with self._lock:
+            self._tokens = max(0.0, self._tokens - cost)
+
+    def on_success(self) -> None:
+        with self._lock:
+            self._tokens = min(self.config.capacity, self._tokens + self.config.success_refund)
+
+
+class RetryBudgets:
+    """One budget per dependency, created on first use; stress on A never touches B."""
+
+    def __init__(self, config: StressConfig | None = None) -> None:
+        self._config = config or StressConfig()
+        self._budgets: dict[str, RetryBudget] = {}
+        self._lock = threading.Lock()
+
+    def get(self, dependency: str) -> RetryBudget:
+        with self._lock:
+            budget = self._budgets.get(dependency)
+            if budget is None:
+                budget = self._budgets[dependency] = RetryBudget(self._config)
+            return budget
+
+    def snapshot(self) -> dict[str, float]:
+        with self._lock:
+            return {dep: b.tokens for dep, b in self._budgets.items()}
+
+
+def seeded_rng(seed: int | None) -> random.Random:
+    return random.Random(seed)
+
+
+# --- policies from TOML ------------------------------------------------------------------------
+
+_SCHEDULE_KEYS = {"schedule", "base_s", "factor", "steps", "max_s"}
+
+
+def _schedule_from(data: Mapping[str, Any], where: str) -> Schedule:
+    try:
+        kind = ScheduleKind(data.get("schedule", "exponential"))
+        steps = tuple(float(x) for x in data.get("steps", ()))
+        base = float(data.get("base_s", steps[0] if steps else 1.0))
+        schedule = Schedule(
+            kind,
+            base,
+            float(data.get("factor", 2.0)),
+            steps,
+            float(data.get("max_s", MAX_DELAY_SECONDS)),
+        )
+    except (ValueError, TypeError) as exc:
+        raise ConfigurationError(f"{where}: invalid schedule ({exc})") from None
+    values = (base, schedule.factor, schedule.max_s, *steps)
+    if not all(math.isfinite(x) and x >= 0 for x in values):
+        raise ConfigurationError(f"{where}: delays must be finite and non-negative")
+    if kind is ScheduleKind.STEPS and not steps:
+        raise ConfigurationError(f"{where}: schedule 'steps' needs a non-empty 'steps' list")
+    return schedule
+
+
+def _rule_from(data: Any, where: str) -> CategoryRule:
+    if not isinstance(data, Mapping):
+        raise ConfigurationError(f"{where}: expected a table")
+    unknown = set(data) - _SCHEDULE_KEYS - {"retry", "limit"}
+    if unknown:
+        raise ConfigurationError(f"{where}: unknown keys {sorted(unknown)}")
+    limit = data.get("limit")
+    if limit is not None and (not isinstance(limit, int) or limit < 0):
+        raise ConfigurationError(f"{where}: 'limit' must be a whole number >= 0")
+    return CategoryRule(bool(data.get("retry", True)), _schedule_from(data, where), limit)
+
+
+def policy_from_mapping(data: Mapping[str, Any], *, name: str | None = None) -> RetryPolicy:
+    """Build a policy from a parsed TOML document; unknown keys and categories are errors."""
+    rules = _default_rules()
+    for key, value in dict(data.get("categories", {})).items():
+        try:
+            category = ErrorCategory(key)
+        except ValueError:
+            raise ConfigurationError(f"unknown error category '{key}' in policy") from None
+        rules[category] = _rule_from(value, f"categories.{key}")
+    try:
+        stress = StressConfig(**dict(data.get("stress", {})))
+        jitter = float(data.get("jitter", JITTER_FRACTION))
+        max_attempts = int(data.get("max_attempts", DEFAULT_MAX_ATTEMPTS))
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"invalid policy setting: {exc}") from None
+    if not 0.0 <= jitter < 1.0 or max_attempts < 1:
+        raise ConfigurationError("jitter must be in [0, 1) and max_attempts at least 1")
+    policy_name = name or str(data.get("name", DEFAULT_POLICY_NAME))
+    return RetryPolicy(policy_name, rules, jitter, max_attempts, stress)
+
+
+def load_policy(path: str | Path) -> RetryPolicy:
+    """Read a policy from a TOML file (see docs/policies.md)."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigurationError(f"policy file {p} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"cannot read policy file {p}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"policy file {p} is not valid TOML: {exc}") from None
+    return policy_from_mapping(data, name=data.get("name") or p.stem)

@@ -1,0 +1,1 @@
+"""Sources: IMAP, Maildir, mbox, the demo source, and handlers users write."""

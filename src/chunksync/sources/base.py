@@ -1,0 +1,68 @@
+"""Sources plan a sync into chunk payloads and process one chunk at a time.
+
+A source is registered for a URI scheme (its `kind`): the queue `imap://alice@host/INBOX` is
+processed by the source whose kind is `imap`. A plain function registered with `@app.handler()`
+becomes a source that only processes (its queues are created from payloads).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from chunksync.context import ChunkContext
+from chunksync.exceptions import ConfigurationError
+
+Handler = Callable[[ChunkContext], "int | None"]
+
+
+def kind_of(uri: str) -> str:
+    """The source kind a URI names: its scheme (imaps -> imap), or the whole string if none."""
+    scheme = urlsplit(uri).scheme.lower() if "://" in uri else uri.strip().lower()
+    return {"imaps": "imap"}.get(scheme, scheme)
+
+
+class Source(abc.ABC):
+    kind: str = ""
+
+    def plan(self, uri: str, *, chunk_size: int) -> Iterable[Any]:
+        """Payloads of the chunks that sync `uri`; sources that cannot plan refuse clearly."""
+        raise ConfigurationError(
+            f"source '{self.kind}' cannot plan a sync by itself: create its queue from payloads"
+        )
+
+    @abc.abstractmethod
+    def process(self, ctx: ChunkContext) -> int | None:
+        """Do one chunk's work; return the number of items processed (None: the chunk size)."""
+
+    def dependency(self, uri: str) -> str:
+        """What the chunks of `uri` lean on: the host (or account) whose retry budget they share."""
+        parts = urlsplit(uri)
+        host = parts.hostname or ""
+        user = parts.username or ""
+        where = f"{user}@{host}" if user and host else host
+        return f"{self.kind}://{where}" if where else self.kind
+
+    def chunk_size(self, payload: Any) -> int:
+        if isinstance(payload, Mapping):
+            size = payload.get("size") or payload.get("count")
+            if isinstance(size, int) and size >= 0:
+                return size
+        return 1
+
+    def close(self) -> None:
+        """Release connections the source holds (called when a worker stops)."""
+        return None
+
+
+class FunctionSource(Source):
+    """A handler function registered with @app.handler(kind)."""
+
+    def __init__(self, kind: str, handler: Handler) -> None:
+        self.kind = kind
+        self._handler = handler
+
+    def process(self, ctx: ChunkContext) -> int | None:
+        return self._handler(ctx)

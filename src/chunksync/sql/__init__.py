@@ -1,0 +1,71 @@
+"""Named SQL queries and migrations, loaded from the package's .sql files.
+
+Each dialect keeps `queries.sql` (blocks headed `-- name --` then a one-line description),
+`schema.sql` (the truth for a new database) and `migrations/NNNN_name.sql` (forward only).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+_HEADER = re.compile(r"^-- (\w+) --$", re.MULTILINE)
+
+# The one macro: the database clock in seconds since the epoch, per dialect.
+NOW_EXPRESSIONS = {
+    "sqlite": "((julianday('now') - 2440587.5) * 86400.0)",
+    "postgres": "extract(epoch from clock_timestamp())::float8",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def _read(dialect: str, name: str) -> str:
+    return resources.files("chunksync.sql").joinpath(dialect, name).read_text(encoding="utf-8")
+
+
+def expand(dialect: str, sql: str) -> str:
+    return sql.replace("NOW()", NOW_EXPRESSIONS[dialect])
+
+
+@cache
+def queries(dialect: str) -> dict[str, str]:
+    """{name: sql} for one dialect."""
+    text = _read(dialect, "queries.sql")
+    parts = _HEADER.split(text)
+    found: dict[str, str] = {}
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        lines = [ln for ln in body.strip().splitlines()]
+        if lines and lines[0].startswith("--"):
+            lines = lines[1:]  # the description
+        found[name] = expand(dialect, "\n".join(lines).strip().rstrip(";"))
+    return found
+
+
+@cache
+def schema(dialect: str) -> str:
+    return expand(dialect, _read(dialect, "schema.sql"))
+
+
+@cache
+def migrations(dialect: str) -> tuple[Migration, ...]:
+    folder = resources.files("chunksync.sql").joinpath(dialect, "migrations")
+    found = []
+    for entry in folder.iterdir():
+        match = re.fullmatch(r"(\d{4})_(\w+)\.sql", entry.name)
+        if match:
+            sql = expand(dialect, entry.read_text(encoding="utf-8"))
+            found.append(Migration(int(match.group(1)), match.group(2), sql))
+    return tuple(sorted(found, key=lambda m: m.version))
+
+
+def latest_version(dialect: str) -> int:
+    found = migrations(dialect)
+    return found[-1].version if found else 0

@@ -1,0 +1,302 @@
+-- Named queries for the SQLite backend. Each block: `-- name --`, a one-line description, the SQL.
+-- `NOW()` stands for the database clock in seconds since the epoch; the loader expands it.
+-- Parameters are named (:name); list parameters arrive as JSON text and are read with json_each.
+
+-- insert_queue --
+-- Create one sync queue.
+INSERT INTO queues (id, tenant, name, source, kind, status, priority, policy, max_attempts,
+                    created_at, updated_at)
+VALUES (:id, :tenant, :name, :source, :kind, 'active', :priority, :policy, :max_attempts,
+        NOW(), NOW())
+RETURNING *;
+
+-- insert_chunk --
+-- Add one chunk to a queue (run in batches with execute_many).
+INSERT INTO chunks (id, queue_id, tenant, seq, payload, priority, max_attempts, run_after,
+                    created_at, updated_at)
+VALUES (:id, :queue_id, :tenant, :seq, :payload, :priority, :max_attempts, NOW(), NOW(), NOW());
+
+-- next_seq --
+-- The next free sequence number in a queue.
+SELECT COALESCE(MAX(seq), 0) + 1 AS seq FROM chunks WHERE queue_id = :queue_id;
+
+-- get_queue --
+-- One queue with its chunk totals by status.
+SELECT q.*,
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'pending') AS n_pending,
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'processing') AS n_processing,
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'completed') AS n_completed,
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'dead') AS n_dead,
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'cancelled') AS n_cancelled
+FROM queues q
+WHERE q.id = :id OR (q.name = :id AND q.tenant = :tenant);
+
+-- list_queues --
+-- Every queue (optionally only one status) with its chunk totals, newest first.
+SELECT q.*,
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'pending') AS n_pending,
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'processing') AS n_processing,
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'completed') AS n_completed,
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'dead') AS n_dead,
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'cancelled') AS n_cancelled
+FROM queues q
+WHERE (:status IS NULL OR q.status = :status)
+ORDER BY q.created_at DESC, q.name;
+
+-- set_queue_status --
+-- Move a queue from one of the allowed statuses (JSON list) to a new one.
+UPDATE queues SET status = :status, updated_at = NOW()
+WHERE id = :id AND status IN (SELECT value FROM json_each(:allowed));
+
+-- complete_queue_if_done --
+-- An active queue whose chunks are all terminal becomes completed, or failed if any chunk is dead.
+UPDATE queues
+SET status = CASE WHEN EXISTS (SELECT 1 FROM chunks WHERE queue_id = :id AND status = 'dead')
+                  THEN 'failed' ELSE 'completed' END,
+    updated_at = NOW()
+WHERE id = :id AND status = 'active'
+  AND NOT EXISTS (SELECT 1 FROM chunks WHERE queue_id = :id AND status IN ('pending', 'processing'));
+
+-- reopen_queue --
+-- A finished queue that gets a chunk back becomes active again.
+UPDATE queues SET status = 'active', updated_at = NOW()
+WHERE id = :id AND status IN ('completed', 'failed');
+
+-- get_chunk --
+-- One chunk.
+SELECT * FROM chunks WHERE id = :id;
+
+-- list_chunks --
+-- Chunks filtered by queue, status and last error category (each optional), in queue order.
+SELECT * FROM chunks
+WHERE (:queue_id IS NULL OR queue_id = :queue_id)
+  AND (:status IS NULL OR status = :status)
+  AND (:category IS NULL OR last_category = :category)
+ORDER BY queue_id, seq
+LIMIT :limit;
+
+-- claim_chunks --
+-- Atomically lease up to :limit runnable chunks: pending, due, in an active queue of a kind this
+-- worker handles; highest priority first, then oldest.
+UPDATE chunks
+SET status = 'processing', attempts = attempts + 1, lease_token = :token,
+    lease_expires_at = NOW() + :lease_s, worker_id = :worker_id, updated_at = NOW()
+WHERE id IN (
+    SELECT c.id FROM chunks c JOIN queues q ON q.id = c.queue_id
+    WHERE c.status = 'pending' AND c.run_after <= NOW() AND q.status = 'active'
+      AND q.kind IN (SELECT value FROM json_each(:kinds))
+      AND (:queue_id IS NULL OR c.queue_id = :queue_id)
+    ORDER BY c.priority DESC, c.created_at, c.seq
+    LIMIT :limit)
+RETURNING *;
+
+-- heartbeat_chunk --
+-- Extend one chunk's lease, fenced by its lease token; optionally save a checkpoint.
+UPDATE chunks
+SET lease_expires_at = NOW() + :lease_s, updated_at = NOW(),
+    checkpoint = COALESCE(:checkpoint, checkpoint),
+    items_processed = COALESCE(:items, items_processed)
+WHERE id = :id AND lease_token = :token AND status = 'processing';
+
+-- extend_worker_leases --
+-- Extend the leases of every chunk a live worker holds (its heartbeat).
+UPDATE chunks SET lease_expires_at = NOW() + :lease_s
+WHERE status = 'processing' AND worker_id = :worker_id
+  AND lease_token IN (SELECT value FROM json_each(:tokens));
+
+-- finish_chunk --
+-- Record a finished attempt's result, fenced by the lease token.
+UPDATE chunks
+SET status = :status,
+    run_after = NOW() + :delay_s,
+    attempts = attempts + :attempts_delta,
+    deferrals = deferrals + :deferrals_delta,
+    stress_retries = stress_retries + :stress_delta,
+    last_category = COALESCE(:category, last_category),
+    last_error = COALESCE(:message, last_error),
+    dead_reason = :dead_reason,
+    items_processed = :items,
+    crash_count = 0,
+    lease_token = NULL, lease_expires_at = NULL, worker_id = NULL,
+    finished_at = CASE WHEN :status IN ('completed', 'dead', 'cancelled') THEN NOW() END,
+    updated_at = NOW()
+WHERE id = :id AND lease_token = :token AND status = 'processing';
+
+-- insert_attempt --
+-- One row of attempt health metrics; it ends now, by the database clock.
+INSERT INTO attempts (chunk_id, queue_id, tenant, worker_id, attempt, started_at, finished_at,
+                      processing_s, chunk_size, items_processed, items_per_s, efficiency, outcome,
+                      category, rule, message, retry_delay_s, rss_bytes)
+VALUES (:chunk_id, :queue_id, :tenant, :worker_id, :attempt, NOW() - :processing_s, NOW(),
+        :processing_s, :chunk_size, :items_processed, :items_per_s, :efficiency, :outcome,
+        :category, :rule, :message, :retry_delay_s, :rss_bytes);
+
+-- insert_audit --
+-- One audit entry: an automatic recovery or a manual intervention.
+INSERT INTO audit_log (at, action, actor, reason, chunk_id, queue_id, details)
+VALUES (NOW(), :action, :actor, :reason, :chunk_id, :queue_id, :details);
+
+-- list_audit --
+-- Audit entries, newest first, optionally for one chunk or queue.
+SELECT * FROM audit_log
+WHERE (:chunk_id IS NULL OR chunk_id = :chunk_id)
+  AND (:queue_id IS NULL OR queue_id = :queue_id)
+ORDER BY id DESC
+LIMIT :limit;
+
+-- list_attempts --
+-- Attempt history of one chunk, oldest first.
+SELECT * FROM attempts WHERE chunk_id = :chunk_id ORDER BY id;
+
+-- mark_workers_lost --
+-- Workers that stopped heartbeating are lost.
+UPDATE workers SET status = 'lost'
+WHERE status IN ('running', 'stopping') AND last_heartbeat_at < NOW() - :worker_timeout_s
+RETURNING id;
+
+-- find_stuck --
+-- Processing chunks whose lease expired or whose worker is gone.
+SELECT * FROM chunks
+WHERE status = 'processing'
+  AND (lease_expires_at < NOW()
+       OR worker_id IN (SELECT id FROM workers WHERE status IN ('lost', 'stopped')))
+ORDER BY lease_expires_at
+LIMIT :limit;
+
+-- recover_chunk --
+-- Put a stuck chunk back (pending) or dead, fenced by the lease token it was found with.
+UPDATE chunks
+SET status = :status, crash_count = crash_count + 1, run_after = NOW() + :delay_s,
+    last_category = 'timeout', last_error = :message, dead_reason = :dead_reason,
+    lease_token = NULL, lease_expires_at = NULL, worker_id = NULL,
+    finished_at = CASE WHEN :status = 'dead' THEN NOW() END, updated_at = NOW()
+WHERE id = :id AND lease_token = :token AND status = 'processing';
+
+-- revive_chunk --
+-- Operator retry: a dead chunk runs again with a fresh attempt count.
+UPDATE chunks
+SET status = 'pending', attempts = 0, crash_count = 0, stress_retries = 0, deferrals = 0,
+    dead_reason = NULL, run_after = NOW(), finished_at = NULL, updated_at = NOW()
+WHERE id = :id AND status = 'dead';
+
+-- cancel_chunk --
+-- Cancel one chunk that is not yet terminal.
+UPDATE chunks
+SET status = 'cancelled', lease_token = NULL, lease_expires_at = NULL, worker_id = NULL,
+    finished_at = NOW(), updated_at = NOW()
+WHERE id = :id AND status IN ('pending', 'processing');
+
+-- cancel_queue_chunks --
+-- Cancel every chunk of a queue that is not yet terminal.
+UPDATE chunks
+SET status = 'cancelled', lease_token = NULL, lease_expires_at = NULL, worker_id = NULL,
+    finished_at = NOW(), updated_at = NOW()
+WHERE queue_id = :queue_id AND status IN ('pending', 'processing');
+
+-- release_chunk --
+-- Put a processing chunk back to pending now; :refund gives the attempt back (1) or not (0).
+UPDATE chunks
+SET status = 'pending', attempts = MAX(0, attempts - :refund), run_after = NOW(),
+    lease_token = NULL, lease_expires_at = NULL, worker_id = NULL, updated_at = NOW()
+WHERE id = :id AND status = 'processing' AND (:token IS NULL OR lease_token = :token);
+
+-- chunks_of_worker --
+-- The chunks a worker holds.
+SELECT * FROM chunks WHERE status = 'processing' AND worker_id = :worker_id ORDER BY seq;
+
+-- register_worker --
+-- A worker announces itself.
+INSERT INTO workers (id, host, pid, status, concurrency, started_at, last_heartbeat_at)
+VALUES (:id, :host, :pid, 'running', :concurrency, NOW(), NOW());
+
+-- worker_heartbeat --
+-- A live worker says it is alive (a worker marked lost comes back as running).
+UPDATE workers SET last_heartbeat_at = NOW(), status = :status
+WHERE id = :id AND status <> 'stopped';
+
+-- worker_stopped --
+-- A worker stopped cleanly.
+UPDATE workers SET status = 'stopped', stopped_at = NOW(), last_heartbeat_at = NOW()
+WHERE id = :id;
+
+-- get_worker --
+-- One worker.
+SELECT * FROM workers WHERE id = :id;
+
+-- list_workers --
+-- Workers, most recently seen first.
+SELECT * FROM workers ORDER BY last_heartbeat_at DESC LIMIT :limit;
+
+-- now --
+-- The database clock.
+SELECT NOW() AS now;
+
+-- health_queue_attempts --
+-- Attempts of one queue by outcome and category, with their timing and items.
+SELECT outcome, category, COUNT(*) AS n, SUM(processing_s) AS processing_s,
+       SUM(items_processed) AS items, SUM(retry_delay_s) AS retry_delay_s,
+       AVG(efficiency) AS efficiency
+FROM attempts WHERE queue_id = :queue_id
+GROUP BY outcome, category;
+
+-- health_queue_timed_count --
+-- How many attempts of one queue have a processing time (every outcome but stuck).
+SELECT COUNT(*) AS n FROM attempts WHERE queue_id = :queue_id AND outcome <> 'stuck';
+
+-- health_queue_processing_at --
+-- The processing times at one rank and the next (for an interpolated percentile).
+SELECT processing_s FROM attempts
+WHERE queue_id = :queue_id AND outcome <> 'stuck'
+ORDER BY processing_s
+LIMIT 2 OFFSET :offset;
+
+-- health_queue_chunks --
+-- Oldest pending chunk, stuck chunks, and recent completions of one queue.
+SELECT
+    NOW() - (SELECT MIN(created_at) FROM chunks WHERE queue_id = :queue_id AND status = 'pending')
+        AS oldest_pending_age_s,
+    (SELECT COUNT(*) FROM chunks WHERE queue_id = :queue_id AND status = 'processing'
+        AND lease_expires_at < NOW()) AS stuck,
+    (SELECT COUNT(*) FROM attempts WHERE queue_id = :queue_id AND outcome = 'completed'
+        AND finished_at >= NOW() - :window_s) AS recent_completed,
+    (SELECT MIN(started_at) FROM attempts WHERE queue_id = :queue_id) AS first_started_at,
+    (SELECT COUNT(*) FROM audit_log WHERE queue_id = :queue_id AND action = 'recover_stuck')
+        AS recoveries,
+    NOW() AS now;
+
+-- health_window --
+-- Attempts and failures finished in the last :window_s seconds, by category.
+SELECT category, outcome, COUNT(*) AS n
+FROM attempts WHERE finished_at >= NOW() - :window_s
+GROUP BY category, outcome;
+
+-- health_system --
+-- Workers, queues and backlog right now.
+SELECT
+    (SELECT COUNT(*) FROM workers WHERE status IN ('running', 'stopping')
+        AND last_heartbeat_at >= NOW() - :worker_timeout_s) AS workers_alive,
+    (SELECT COUNT(*) FROM workers WHERE status = 'lost'
+        OR (status IN ('running', 'stopping') AND last_heartbeat_at < NOW() - :worker_timeout_s))
+        AS workers_lost,
+    (SELECT COUNT(*) FROM queues WHERE status = 'active') AS active_queues,
+    (SELECT COUNT(*) FROM chunks c JOIN queues q ON q.id = c.queue_id
+        WHERE c.status = 'pending' AND q.status = 'active') AS backlog,
+    NOW() - (SELECT MIN(c.created_at) FROM chunks c JOIN queues q ON q.id = c.queue_id
+        WHERE c.status = 'pending' AND q.status = 'active') AS oldest_pending_age_s,
+    (SELECT COUNT(*) FROM chunks WHERE status = 'processing' AND lease_expires_at < NOW())
+        AS stuck,
+    (SELECT COUNT(*) FROM chunks WHERE status = 'dead') AS dead,
+    (SELECT COUNT(*) FROM audit_log WHERE action = 'recover_stuck' AND at >= NOW() - :window_s)
+        AS recoveries;
+
+-- health_hourly --
+-- Per hour: attempts, successes, failures by category, timing and items (the trend view).
+SELECT CAST(finished_at / 3600 AS INTEGER) * 3600 AS hour, category, outcome, COUNT(*) AS n,
+       SUM(processing_s) AS processing_s, SUM(items_processed) AS items
+FROM attempts WHERE finished_at >= NOW() - :window_s
+GROUP BY hour, category, outcome
+ORDER BY hour;
+
+-- demo_attempts --
+-- Every attempt of one queue, for the demo's report.
+SELECT outcome, category, retry_delay_s FROM attempts WHERE queue_id = :queue_id ORDER BY id;

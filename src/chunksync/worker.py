@@ -1,0 +1,519 @@
+"""The worker: slots (threads) that run the seven-step loop, a heartbeat, and a graceful stop.
+
+Each slot loops over the seven steps, each a method named for it:
+
+1. `_step1_precheck`: recover stuck chunks (at most once per poll interval per process);
+2. `_step2_claim`: lease the next runnable chunk(s);
+3. `_step3_process`: run the source's handler under a timeout;
+4. `_step4_analyze`: categorize a failure;
+5. `_step5_log`: measure the attempt (time, items, efficiency, memory);
+6. `_step6_decide`: retry with a delay, defer, or dead-letter;
+7. `_step7_report`: write the result and the attempt's metrics in one transaction, fenced by the
+   lease token, so that a crash never leaves one without the other.
+
+A heartbeat thread keeps the worker's row alive and extends the leases of the chunks in flight.
+On stop (SIGTERM, Ctrl-C, `stop()`), slots finish their chunk within a grace period; a chunk
+still running after it is released with its attempt given back. Never lost.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import os
+import signal
+import socket
+import statistics
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from chunksync.context import ChunkContext
+from chunksync.errors import Categorization, categorize
+from chunksync.exceptions import Abort, BackendError, ChunksyncError
+from chunksync.manager import FinishResult
+from chunksync.models import (
+    Attempt,
+    Chunk,
+    ChunkStatus,
+    ErrorCategory,
+    Outcome,
+    Queue,
+    QueueStatus,
+)
+from chunksync.redact import redact
+from chunksync.retry import Action, RandomSource
+
+if TYPE_CHECKING:
+    from chunksync.app import App
+
+log = logging.getLogger("chunksync.worker")
+
+LEASE_SECONDS = 30.0
+POLL_SECONDS = 1.0
+HANDLER_TIMEOUT_SECONDS = 300.0
+SHUTDOWN_GRACE_SECONDS = 30.0
+MEDIAN_WINDOW = 200
+MEDIAN_MIN_SAMPLES = 5
+MESSAGE_MAX_CHARS = 2000
+BACKEND_ERROR_PAUSE_SECONDS = 1.0
+FINISHED_QUEUE = frozenset({QueueStatus.COMPLETED, QueueStatus.FAILED, QueueStatus.CANCELLED})
+
+
+@dataclass(slots=True)
+class _InFlight:
+    chunk: Chunk
+    token: str
+    ctx: ChunkContext | None = None
+
+
+def rss_bytes() -> int | None:
+    """This process's resident memory now (Linux), else its peak."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def error_message(error: BaseException) -> str:
+    """The redacted, bounded text stored for a failure."""
+    text = f"{type(error).__name__}: {error}"
+    return redact(text)[:MESSAGE_MAX_CHARS]
+
+
+class Worker:
+    def __init__(
+        self,
+        app: App,
+        *,
+        concurrency: int = 1,
+        queue_id: str | None = None,
+        lease_s: float = LEASE_SECONDS,
+        poll_s: float = POLL_SECONDS,
+        handler_timeout_s: float | None = HANDLER_TIMEOUT_SECONDS,
+        worker_timeout_s: float | None = None,
+        shutdown_grace_s: float = SHUTDOWN_GRACE_SECONDS,
+        batch: int = 1,
+        rng: RandomSource | None = None,
+        time_scale: float = 1.0,
+        worker_id: str | None = None,
+    ) -> None:
+        if concurrency < 1 or batch < 1:
+            raise ValueError("concurrency and batch must be at least 1")
+        self.app = app
+        self.manager = app.manager
+        self.concurrency = concurrency
+        self.queue_id = queue_id
+        self.lease_s = lease_s
+        self.poll_s = poll_s
+        self.handler_timeout_s = handler_timeout_s
+        self.worker_timeout_s = worker_timeout_s or max(2 * lease_s, 3 * poll_s)
+        self.shutdown_grace_s = shutdown_grace_s
+        self.batch = batch
+        self.rng = rng
+        self.time_scale = time_scale
+        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()
+        self._in_flight: dict[str, _InFlight] = {}
+        self._threads: list[threading.Thread] = []
+        self._last_precheck = 0.0
+        self._precheck_lock = threading.Lock()
+        self._efficiency: dict[str, deque[float]] = {}
+        self._queues: dict[str, Queue] = {}
+        self.recoveries = 0
+        self.processed = 0
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> None:
+        self.manager.register_worker(self.id, socket.gethostname(), os.getpid(), self.concurrency)
+        log.info("worker %s started with %d slot(s)", self.id, self.concurrency)
+        beat = threading.Thread(
+            target=self._heartbeat_loop, name=f"{self.id}-heartbeat", daemon=True
+        )
+        self._threads = [beat]
+        for n in range(self.concurrency):
+            t = threading.Thread(target=self._slot_loop, name=f"{self.id}-slot{n}", daemon=True)
+            self._threads.append(t)
+        for t in self._threads:
+            t.start()
+
+    def stop(self, grace_s: float | None = None) -> None:
+        """Stop claiming; let running chunks finish within the grace period, release the rest."""
+        if self._stopped.is_set():
+            return
+        self._stopping.set()
+        self._wake.set()
+        deadline = time.monotonic() + (self.shutdown_grace_s if grace_s is None else grace_s)
+        for t in self._threads[1:]:
+            t.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            leftovers = list(self._in_flight.values())
+            self._in_flight.clear()
+        for item in leftovers:
+            if item.ctx is not None:
+                item.ctx._cancel()
+            if self.manager.release(item.chunk, item.token, refund=True):
+                log.warning("released chunk %s on stop (attempt given back)", item.chunk.id)
+        self._stopped.set()
+        self._threads[0].join(5.0)
+        self.manager.worker_stopped(self.id)
+        for source in self.app.sources():
+            source.close()
+        log.info("worker %s stopped after %d chunk(s)", self.id, self.processed)
+
+    def run(self, *, until: Callable[[], bool] | None = None, check_s: float = 0.2) -> None:
+        """Run until SIGTERM/Ctrl-C (or until `until()` is true), then stop gracefully."""
+        previous = self._install_signals()
+        self.start()
+        try:
+            while not self._stopping.is_set():
+                if until is not None and until():
+                    break
+                self._stopping.wait(check_s)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def run_until_done(self, queue_ids: Sequence[str], *, timeout_s: float | None = None) -> None:
+        """Run until every named queue is terminal (completed, failed or cancelled)."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+
+        def done() -> bool:
+            if deadline is not None and time.monotonic() > deadline:
+                return True
+            return all(self.manager.get_queue(q).status in FINISHED_QUEUE for q in queue_ids)
+
+        self.run(until=done)
+
+    def _install_signals(self) -> dict[int, Any]:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def on_signal(signum: int, _frame: object) -> None:
+            if self._stopping.is_set():  # a second signal: do not wait for running chunks
+                self.shutdown_grace_s = 0.0
+            log.warning("signal %d: stopping after the running chunks", signum)
+            self._stopping.set()
+
+        previous: dict[int, Any] = {}
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, on_signal)
+        return previous
+
+    # --- the loop -----------------------------------------------------------------
+
+    def _slot_loop(self) -> None:
+        executor: concurrent.futures.ThreadPoolExecutor | None = None
+        while not self._stopping.is_set():
+            try:
+                self._step1_precheck()
+                claimed = self._step2_claim()
+            except BackendError as exc:
+                log.error(
+                    "database error, retrying in %.0f s: %s",
+                    BACKEND_ERROR_PAUSE_SECONDS,
+                    redact(str(exc)),
+                )
+                self._stopping.wait(BACKEND_ERROR_PAUSE_SECONDS)
+                continue
+            if not claimed:
+                self._wake.wait(self.poll_s)
+                self._wake.clear()
+                continue
+            for item in claimed:
+                if self._stopping.is_set():
+                    break  # the rest is released by stop(), attempts given back
+                executor = self._run_one(item, executor)
+        if executor is not None:
+            executor.shutdown(wait=False)
+
+    def _run_one(
+        self, item: _InFlight, executor: concurrent.futures.ThreadPoolExecutor | None
+    ) -> concurrent.futures.ThreadPoolExecutor | None:
+        try:
+            queue = self._queue(item.chunk.queue_id)
+            source = self.app.source_for(queue)
+            started = time.monotonic()
+            deadline = None if self.handler_timeout_s is None else started + self.handler_timeout_s
+            ctx = ChunkContext(
+                chunk=item.chunk,
+                queue=queue,
+                lease_token=item.token,
+                manager=self.manager,
+                lease_s=self.lease_s,
+                budget=self.app.budgets.get(source.dependency(queue.source)),
+                deadline=deadline,
+                worker_id=self.id,
+            )
+            item.ctx = ctx
+            error, executor = self._step3_process(ctx, source.process, executor)
+            analysis = None if error is None else self._step4_analyze(error)
+            measured = self._step5_log(ctx, source.chunk_size(item.chunk.payload), started)
+            result = self._step6_decide(ctx, error, analysis, measured.items_processed)
+            self._step7_report(item, result, measured, analysis, error)
+        except BackendError as exc:
+            # The result could not be written; the lease will expire and recovery takes over.
+            log.error("could not record chunk %s: %s", item.chunk.id, redact(str(exc)))
+        except ChunksyncError as exc:  # e.g. no source for the queue's kind
+            self._fail_setup(item, exc)
+        finally:
+            with self._lock:
+                self._in_flight.pop(item.token + item.chunk.id, None)
+            self.processed += 1
+        return executor
+
+    def _step1_precheck(self) -> None:
+        """Recover stuck chunks before claiming; once per poll interval per process."""
+        now = time.monotonic()
+        if now - self._last_precheck < self.poll_s or not self._precheck_lock.acquire(
+            blocking=False
+        ):
+            return
+        try:
+            self._last_precheck = now
+            recovered = self.manager.recover_stuck(
+                self.id, self._policy_for_queue, worker_timeout_s=self.worker_timeout_s
+            )
+            for r in recovered:
+                log.warning(
+                    "recovered chunk %s from worker %s: %s -> %s",
+                    r.chunk_id,
+                    r.previous_worker,
+                    r.reason,
+                    r.to_status,
+                )
+            self.recoveries += len(recovered)
+        finally:
+            self._precheck_lock.release()
+
+    def _step2_claim(self) -> list[_InFlight]:
+        kinds = self.app.kinds()
+        token, chunks = self.manager.claim(
+            self.id, kinds, limit=self.batch, lease_s=self.lease_s, queue_id=self.queue_id
+        )
+        items = [_InFlight(c, token) for c in chunks]
+        with self._lock:
+            for item in items:
+                self._in_flight[item.token + item.chunk.id] = item
+        return items
+
+    def _step3_process(
+        self,
+        ctx: ChunkContext,
+        handler: Callable[[ChunkContext], int | None],
+        executor: concurrent.futures.ThreadPoolExecutor | None,
+    ) -> tuple[BaseException | None, concurrent.futures.ThreadPoolExecutor | None]:
+        """Run the handler; a handler past its timeout is abandoned (its context is cancelled,
+        so its heartbeats and checkpoints raise) and this slot gets a fresh thread."""
+        if self.handler_timeout_s is None:
+            try:
+                self._count_items(ctx, handler(ctx))
+                return None, executor
+            except Exception as exc:
+                return exc, executor
+        if executor is None:
+            executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"{self.id}-run")
+        future = executor.submit(handler, ctx)
+        try:
+            self._count_items(ctx, future.result(timeout=self.handler_timeout_s))
+            return None, executor
+        except concurrent.futures.TimeoutError:
+            ctx._cancel()
+            executor.shutdown(wait=False)
+            message = f"handler ran past its timeout of {self.handler_timeout_s:g} s"
+            return TimeoutError(message), None
+        except Exception as exc:
+            return exc, executor
+
+    @staticmethod
+    def _count_items(ctx: ChunkContext, returned: int | None) -> None:
+        if isinstance(returned, int) and not isinstance(returned, bool) and returned >= 0:
+            ctx.items_processed = returned
+        elif ctx.items_processed == 0:
+            ctx.items_processed = -1  # not reported: the chunk size stands in, in _step5_log
+
+    def _step4_analyze(self, error: BaseException) -> Categorization:
+        return categorize(error)
+
+    def _step5_log(self, ctx: ChunkContext, size: int, started: float) -> Attempt:
+        elapsed = max(time.monotonic() - started, 1e-9)
+        items = size if ctx.items_processed < 0 else ctx.items_processed
+        ctx.items_processed = items
+        ips = items / elapsed
+        window = self._efficiency.setdefault(ctx.queue.id, deque(maxlen=MEDIAN_WINDOW))
+        median = statistics.median(window) if len(window) >= MEDIAN_MIN_SAMPLES else None
+        window.append(ips)
+        return Attempt(
+            chunk_id=ctx.chunk.id,
+            queue_id=ctx.queue.id,
+            tenant=ctx.chunk.tenant,
+            worker_id=self.id,
+            attempt=ctx.attempt,
+            started_at=0.0,
+            finished_at=elapsed,
+            outcome=Outcome.COMPLETED,
+            chunk_size=size,
+            items_processed=items,
+            items_per_s=ips,
+            efficiency=None if not median else ips / median,
+            rss_bytes=rss_bytes(),
+        )
+
+    def _step6_decide(
+        self,
+        ctx: ChunkContext,
+        error: BaseException | None,
+        analysis: Categorization | None,
+        items: int,
+    ) -> FinishResult:
+        budget = ctx._budget
+        if error is None or analysis is None:
+            budget.on_success()
+            return FinishResult(ChunkStatus.COMPLETED, Outcome.COMPLETED, items=items)
+        category, message = analysis.category, error_message(error)
+        if isinstance(error, Abort):
+            return FinishResult(
+                ChunkStatus.DEAD,
+                Outcome.DEAD,
+                category=category,
+                message=message,
+                dead_reason=redact(f"aborted: {error.reason}"),
+                items=items,
+            )
+        policy = self.app.policy(ctx.queue.policy)
+        budget.on_failure(category, policy.is_retryable(category))
+        chunk = ctx.chunk
+        decision = policy.decide(
+            category,
+            chunk.attempts,
+            max_attempts=chunk.max_attempts,
+            retry_after_s=analysis.retry_after_s,
+            stressed=budget.stressed,
+            stress_retries=chunk.stress_retries,
+            deferrals=chunk.deferrals,
+            rng=self.rng,
+        )
+        delay = decision.delay_s * self.time_scale
+        common: dict[str, Any] = {"category": category, "message": message, "items": items}
+        if decision.action is Action.DEAD:
+            return FinishResult(
+                ChunkStatus.DEAD, Outcome.DEAD, dead_reason=decision.reason, delay_s=0.0, **common
+            )
+        if decision.action is Action.DEFER:
+            return FinishResult(
+                ChunkStatus.PENDING,
+                Outcome.DEFERRED,
+                delay_s=delay,
+                attempts_delta=-1,
+                deferrals_delta=1,
+                **common,
+            )
+        return FinishResult(
+            ChunkStatus.PENDING,
+            Outcome.RETRIED,
+            delay_s=delay,
+            stress_delta=1 if decision.stress_retry else 0,
+            **common,
+        )
+
+    def _step7_report(
+        self,
+        item: _InFlight,
+        result: FinishResult,
+        measured: Attempt,
+        analysis: Categorization | None,
+        error: BaseException | None,
+    ) -> None:
+        from dataclasses import replace
+
+        policy_delay = result.delay_s / self.time_scale if self.time_scale else result.delay_s
+        attempt = replace(
+            measured,
+            outcome=result.outcome,
+            category=None if analysis is None else analysis.category,
+            rule=None if analysis is None else analysis.rule,
+            message=result.message,
+            retry_delay_s=policy_delay if result.status is ChunkStatus.PENDING else None,
+        )
+        owned = self.manager.finish(item.chunk, item.token, result, attempt)
+        if not owned:
+            log.warning(
+                "lost the lease on chunk %s: its result (%s) was not written",
+                item.chunk.id,
+                result.outcome,
+            )
+        elif error is not None:
+            log.info(
+                "chunk %s attempt %d: %s (%s) -> %s in %.2f s",
+                item.chunk.id,
+                item.chunk.attempts,
+                attempt.category,
+                attempt.rule,
+                result.outcome,
+                result.delay_s,
+            )
+        if result.status is ChunkStatus.PENDING:
+            self._wake.set()
+
+    def _fail_setup(self, item: _InFlight, exc: ChunksyncError) -> None:
+        """No handler can run this chunk here (unknown kind, bad payload): it goes dead, clearly."""
+        message = redact(str(exc))
+        log.error("chunk %s cannot be processed: %s", item.chunk.id, message)
+        result = FinishResult(
+            ChunkStatus.DEAD,
+            Outcome.DEAD,
+            category=ErrorCategory.PROCESSING_ERROR,
+            message=message,
+            dead_reason=message,
+        )
+        attempt = Attempt(
+            chunk_id=item.chunk.id,
+            queue_id=item.chunk.queue_id,
+            tenant=item.chunk.tenant,
+            worker_id=self.id,
+            attempt=item.chunk.attempts,
+            started_at=0.0,
+            finished_at=0.0,
+            outcome=Outcome.DEAD,
+            category=ErrorCategory.PROCESSING_ERROR,
+            rule="setup",
+            message=message,
+        )
+        self.manager.finish(item.chunk, item.token, result, attempt)
+
+    # --- helpers -----------------------------------------------------------------
+
+    def _queue(self, queue_id: str) -> Queue:
+        queue = self._queues.get(queue_id)
+        if queue is None:
+            queue = self._queues[queue_id] = self.manager.get_queue(queue_id)
+        return queue
+
+    def _policy_for_queue(self, queue_id: str) -> Any:
+        return self.app.policy(self._queue(queue_id).policy)
+
+    def _heartbeat_loop(self) -> None:
+        interval = max(0.05, min(self.lease_s / 3.0, 5.0))
+        while not self._stopped.wait(interval):
+            try:
+                status = "stopping" if self._stopping.is_set() else "running"
+                self.manager.worker_heartbeat(self.id, status)
+                with self._lock:
+                    tokens = sorted({i.token for i in self._in_flight.values()})
+                self.manager.extend_leases(self.id, tokens, self.lease_s)
+            except BackendError as exc:
+                log.error("heartbeat failed: %s", redact(str(exc)))
