@@ -35,6 +35,7 @@ lint: $(STAMP)
 ## bench: every benchmark, each ending with a name=value line
 bench: $(STAMP)
 	bash scripts/test-servers.sh
+	bash scripts/bench-setup.sh
 	$(BIN)/python -m benchmarks
 
 clean:

@@ -346,7 +346,8 @@ def health_cmd(
         + "".join(f"\n  - {r}" for r in system.reasons)
     )
     console.print(
-        f"workers alive {system.workers_alive}, lost {system.workers_lost}; backlog {system.backlog}; "
+        f"workers alive {system.workers_alive}, lost {system.workers_lost}; "
+        f"backlog {system.backlog}; "
         f"error rate 5m {_pct(system.error_rate_5m)}, 60m {_pct(system.error_rate_60m)}"
     )
     for s in summaries:
@@ -427,3 +428,16 @@ def _remove_sqlite(url: str) -> None:
 
 def main() -> None:
     cli()
+
+
+def _register_feature_commands() -> None:
+    import importlib
+    import pkgutil
+
+    from chunksync import commands
+
+    for info in pkgutil.iter_modules(commands.__path__):
+        importlib.import_module(f"chunksync.commands.{info.name}")
+
+
+_register_feature_commands()

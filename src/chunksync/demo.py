@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from chunksync.app import App
-from chunksync.models import Outcome, Queue
+from chunksync.models import ChunkStatus, Outcome, Queue
 
 GHOST_WORKER = "demo-ghost-worker"
 REFRESH_SECONDS = 0.2
@@ -106,9 +106,8 @@ def report(
         span = f"{min(d):.1f} .. {max(d):.1f} (avg {sum(d) / len(d):.1f})" if d else "-"
         table.add_row(category, str(n), str(len(d)), str(deferred[category]), span)
     console.print(table)
-    dead = Counter(
-        c.dead_reason or "?" for c in app.manager.list_chunks(queue_id, "dead", limit=10**6)
-    )  # type: ignore[arg-type]
+    dead_chunks = app.manager.list_chunks(queue_id, ChunkStatus.DEAD, limit=10**6)
+    dead = Counter(c.dead_reason or "?" for c in dead_chunks)
     recoveries = [
         e
         for e in app.manager.list_audit(queue_id=queue_id, limit=10**6)

@@ -62,11 +62,14 @@ class Schedule:
         elif self.kind is ScheduleKind.LINEAR:
             value = self.base_s * n
         else:
-            # Work in logarithms so that attempt 10**6 cannot overflow a float.
+            # Decide in logarithms whether the cap is reached, so that attempt 10**6 cannot
+            # overflow; below the cap multiply exactly (5, 15, 45, not 4.999...).
             if self.base_s <= 0:
                 return 0.0
-            exponent = math.log(self.base_s) + (n - 1) * math.log(max(self.factor, 1.0))
-            value = math.exp(min(exponent, math.log(self.max_s) + 1.0))
+            growth = max(self.factor, 1.0)
+            if math.log(self.base_s) + (n - 1) * math.log(growth) >= math.log(self.max_s):
+                return float(self.max_s)
+            value = self.base_s * growth ** (n - 1)
         return float(min(max(value, 0.0), self.max_s))
 
 

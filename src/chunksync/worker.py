@@ -130,6 +130,7 @@ class Worker:
         self._precheck_lock = threading.Lock()
         self._efficiency: dict[str, deque[float]] = {}
         self._queues: dict[str, Queue] = {}
+        self._unsubscribe: Callable[[], None] = lambda: None
         self.recoveries = 0
         self.processed = 0
 
@@ -141,6 +142,7 @@ class Worker:
         beat = threading.Thread(
             target=self._heartbeat_loop, name=f"{self.id}-heartbeat", daemon=True
         )
+        self._unsubscribe = self.manager.backend.subscribe_work(self._wake.set)
         self._threads = [beat]
         for n in range(self.concurrency):
             t = threading.Thread(target=self._slot_loop, name=f"{self.id}-slot{n}", daemon=True)
@@ -166,6 +168,7 @@ class Worker:
             if self.manager.release(item.chunk, item.token, refund=True):
                 log.warning("released chunk %s on stop (attempt given back)", item.chunk.id)
         self._stopped.set()
+        self._unsubscribe()
         self._threads[0].join(5.0)
         self.manager.worker_stopped(self.id)
         for source in self.app.sources():

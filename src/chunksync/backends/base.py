@@ -9,7 +9,7 @@ subclasses, raised `from` the driver error). All chunk logic lives once, in `man
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import urlsplit
@@ -60,6 +60,16 @@ class Backend(abc.ABC):
     def close(self) -> None:
         """Close every connection."""
 
+    def subscribe_work(self, wake: Callable[[], None]) -> Callable[[], None]:
+        """Call `wake()` when chunks may have become runnable; returns an unsubscribe function.
+        Backends without notifications (SQLite) rely on polling alone."""
+        return lambda: None
+
+    def is_maintenance_leader(self, worker_id: str) -> bool:
+        """Whether this worker runs maintenance (stuck-chunk recovery, retention) now.
+        With one machine every worker may; PostgreSQL elects one with an advisory lock."""
+        return True
+
     def fetch_one(self, name: str, params: Params | None = None) -> Row | None:
         with self.transaction(write=False) as s:
             return s.fetch_one(name, params)
@@ -100,7 +110,8 @@ def open_backend(url: str, **options: Any) -> Backend:
             raise ConfigurationError(
                 "PostgreSQL needs psycopg: pip install 'chunksync[postgres]'"
             ) from exc
-        return PostgresBackend(url, **options)
+        backend: Backend = PostgresBackend(url, **options)
+        return backend
     raise ConfigurationError(
         f"unsupported database URL '{redacted_url(url)}': "
         "use sqlite:///path/to/file.db or postgresql://user@host/dbname"

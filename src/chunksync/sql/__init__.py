@@ -2,6 +2,8 @@
 
 Each dialect keeps `queries.sql` (blocks headed `-- name --` then a one-line description),
 `schema.sql` (the truth for a new database) and `migrations/NNNN_name.sql` (forward only).
+A feature with tables of its own (the message store) adds `queries_<feature>.sql` and
+`schema_<feature>.sql` beside them; they are read after the main files, in name order.
 """
 
 from __future__ import annotations
@@ -31,6 +33,13 @@ def _read(dialect: str, name: str) -> str:
     return resources.files("chunksync.sql").joinpath(dialect, name).read_text(encoding="utf-8")
 
 
+def _read_all(dialect: str, stem: str) -> str:
+    """`stem.sql` then every `stem_<feature>.sql`, in name order."""
+    folder = resources.files("chunksync.sql").joinpath(dialect)
+    extra = sorted(e.name for e in folder.iterdir() if re.fullmatch(rf"{stem}_\w+\.sql", e.name))
+    return "\n\n".join(_read(dialect, name) for name in [f"{stem}.sql", *extra])
+
+
 def expand(dialect: str, sql: str) -> str:
     return sql.replace("NOW()", NOW_EXPRESSIONS[dialect])
 
@@ -38,20 +47,22 @@ def expand(dialect: str, sql: str) -> str:
 @cache
 def queries(dialect: str) -> dict[str, str]:
     """{name: sql} for one dialect."""
-    text = _read(dialect, "queries.sql")
+    text = _read_all(dialect, "queries")
     parts = _HEADER.split(text)
     found: dict[str, str] = {}
     for name, body in zip(parts[1::2], parts[2::2], strict=True):
         lines = [ln for ln in body.strip().splitlines()]
         if lines and lines[0].startswith("--"):
             lines = lines[1:]  # the description
+        if name in found:
+            raise ValueError(f"query '{name}' is defined twice for {dialect}")
         found[name] = expand(dialect, "\n".join(lines).strip().rstrip(";"))
     return found
 
 
 @cache
 def schema(dialect: str) -> str:
-    return expand(dialect, _read(dialect, "schema.sql"))
+    return expand(dialect, _read_all(dialect, "schema"))
 
 
 @cache

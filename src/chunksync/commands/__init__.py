@@ -1,0 +1,2 @@
+"""CLI commands that live beside their feature. Each module here decorates functions with
+`@cli.command()` (from chunksync.cli); cli.py imports every module of this package."""
