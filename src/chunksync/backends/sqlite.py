@@ -135,11 +135,11 @@ class SQLiteBackend(Backend):
             self.migrate()
 
     def _connect(self) -> sqlite3.Connection:
+        if self._closed:  # also for threads that still hold a connection from before close()
+            raise BackendUnavailable("the SQLite backend is closed")
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
             return conn
-        if self._closed:
-            raise BackendUnavailable("the SQLite backend is closed")
         try:
             conn = sqlite3.connect(
                 self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,

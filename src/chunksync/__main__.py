@@ -1,0 +1,7 @@
+"""`python -m chunksync` is the `chunksync` command."""
+
+from __future__ import annotations
+
+from chunksync.cli import main
+
+main()

@@ -1,0 +1,247 @@
+"""The worker's seven steps on every backend: real handlers, real failures, real database."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import urllib.error
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from chunksync.app import App
+from chunksync.context import ChunkContext
+from chunksync.exceptions import Abort, RetryLater
+from chunksync.models import ChunkStatus, ErrorCategory, QueueStatus
+from chunksync.retry import StressConfig
+from chunksync.sources.demo import make_failure
+
+FAST = {"poll_s": 0.05, "time_scale": 0.001, "lease_s": 5.0}
+
+
+def attempts_of(app: App, chunk_id: str) -> list[dict[str, Any]]:
+    return app.manager.list_attempts(chunk_id)
+
+
+def wait_until(predicate: Any, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.01)
+
+
+def test_every_chunk_completes_exactly_once(app: App) -> None:
+    done: Counter[int] = Counter()
+    lock = threading.Lock()
+
+    @app.handler("count")
+    def count(ctx: ChunkContext) -> int:
+        with lock:
+            done[ctx.payload["n"]] += 1
+        return 1
+
+    q = app.create_queue("count://x", [{"n": n} for n in range(300)])
+    app.worker(concurrency=4, **FAST).run_until_done([q.id], timeout_s=60)
+    assert app.manager.get_queue(q.id).status is QueueStatus.COMPLETED
+    assert sorted(done) == list(range(300)) and set(done.values()) == {1}
+
+
+def test_failures_follow_the_policy_per_category(app: App) -> None:
+    # Each chunk's script: the category it fails with on each attempt, then success.
+    scripts = {
+        "flaky-network": ["network", "network", "ok"],
+        "rate-limited": ["rate_limit", "ok"],
+        "gone": ["not_found"],
+        "forbidden": ["permission"],
+        "dupe": ["data_conflict"],
+        "bad-login": ["auth", "auth", "ok"],
+        "broken": ["processing_error"] * 6,
+    }
+
+    @app.handler("script")
+    def run(ctx: ChunkContext) -> int:
+        step = ctx.payload["script"][min(ctx.attempt, len(ctx.payload["script"])) - 1]
+        if step != "ok":
+            raise make_failure(step)
+        return 1
+
+    payloads = [{"name": name, "script": s} for name, s in scripts.items()]
+    q = app.create_queue("script://x", payloads)
+    app.worker(concurrency=2, **FAST).run_until_done([q.id], timeout_s=60)
+    chunks = {c.payload["name"]: c for c in app.manager.list_chunks(q.id)}
+    assert chunks["flaky-network"].status is ChunkStatus.COMPLETED
+    assert chunks["flaky-network"].attempts == 3
+    assert chunks["rate-limited"].status is ChunkStatus.COMPLETED
+    for name, reason in [
+        ("gone", "not_found is never retried"),
+        ("forbidden", "permission is never retried"),
+        ("dupe", "data_conflict is never retried"),
+        ("bad-login", "auth: out of retries after 2"),
+        ("broken", "processing_error: out of retries after 5"),
+    ]:
+        assert chunks[name].status is ChunkStatus.DEAD, name
+        assert chunks[name].dead_reason == reason
+    rows = attempts_of(app, chunks["flaky-network"].id)
+    assert [(r["outcome"], r["category"]) for r in rows] == [
+        ("retried", "network"),
+        ("retried", "network"),
+        ("completed", None),
+    ]
+    assert [r["retry_delay_s"] for r in rows[:2]] == [2.0, 4.0]  # the policy's delays
+    limited = attempts_of(app, chunks["rate-limited"].id)[0]
+    assert limited["rule"] == "http_status:429" and limited["retry_delay_s"] == 5.0
+    assert app.manager.get_queue(q.id).status is QueueStatus.FAILED
+
+
+def test_health_metrics_of_each_attempt(app: App) -> None:
+    app.handler("items")(lambda ctx: 250)
+    q = app.create_queue("items://x", [{"size": 250}] * 8)
+    w = app.worker(concurrency=1, **FAST)
+    w.run_until_done([q.id], timeout_s=30)
+    rows = [attempts_of(app, c.id)[0] for c in app.manager.list_chunks(q.id)]
+    for r in rows:
+        assert r["worker_id"] == w.id and r["attempt"] == 1 and r["outcome"] == "completed"
+        assert r["chunk_size"] == 250 and r["items_processed"] == 250
+        assert r["items_per_s"] > 0 and r["processing_s"] >= 0 and r["rss_bytes"] > 1_000_000
+        assert r["finished_at"] >= r["started_at"]
+    assert any(r["efficiency"] is not None for r in rows[5:])  # once the median has samples
+
+
+def test_a_handler_past_its_timeout_is_categorized_timeout(app: App) -> None:
+    release = threading.Event()
+
+    @app.handler("slow")
+    def slow(ctx: ChunkContext) -> int:
+        if ctx.attempt == 1:
+            release.wait(10)
+        return 1
+
+    q = app.create_queue("slow://x", [{}])
+    app.worker(handler_timeout_s=0.2, **FAST).run_until_done([q.id], timeout_s=30)
+    release.set()
+    [chunk] = app.manager.list_chunks(q.id)
+    rows = attempts_of(app, chunk.id)
+    assert chunk.status is ChunkStatus.COMPLETED
+    assert (rows[0]["outcome"], rows[0]["category"]) == ("retried", "timeout")
+    assert "past its timeout" in rows[0]["message"]
+
+
+def test_a_retry_resumes_from_its_checkpoint(app: App) -> None:
+    seen: list[Any] = []
+
+    @app.handler("resumable")
+    def resumable(ctx: ChunkContext) -> int:
+        seen.append(ctx.checkpoint)
+        start = (ctx.checkpoint or {}).get("next", 0)
+        for item in range(start, 10):
+            if item == 6 and ctx.attempt == 1:
+                raise ConnectionResetError(104, "Connection reset by peer")
+            ctx.save_checkpoint({"next": item + 1}, items_processed=item + 1)
+        return 10
+
+    q = app.create_queue("resumable://x", [{}])
+    app.worker(**FAST).run_until_done([q.id], timeout_s=30)
+    [chunk] = app.manager.list_chunks(q.id)
+    assert chunk.status is ChunkStatus.COMPLETED and seen == [None, {"next": 6}]
+
+
+def test_control_exceptions_steer_the_decision(app: App) -> None:
+    @app.handler("control")
+    def control(ctx: ChunkContext) -> int:
+        if ctx.payload["do"] == "abort":
+            raise Abort("the account was deleted")
+        if ctx.attempt == 1:
+            raise RetryLater("server asked for a pause", delay_s=0.3)
+        return 1
+
+    q = app.create_queue("control://x", [{"do": "abort"}, {"do": "later"}])
+    app.worker(poll_s=0.05, lease_s=5.0).run_until_done([q.id], timeout_s=30)
+    aborted, later = app.manager.list_chunks(q.id)
+    assert aborted.status is ChunkStatus.DEAD
+    assert aborted.dead_reason == "aborted: the account was deleted"
+    assert later.status is ChunkStatus.COMPLETED
+    first, second = attempts_of(app, later.id)
+    assert first["retry_delay_s"] >= 0.3 and first["category"] == "rate_limit"
+    assert second["started_at"] - first["finished_at"] >= 0.29
+
+
+def test_stress_defers_without_spending_attempts(app: App) -> None:
+    app.budgets = type(app.budgets)(StressConfig(capacity=4, max_deferrals=2))
+
+    @app.handler("outage")
+    def outage(ctx: ChunkContext) -> int:
+        if ctx.payload["n"] < 6 and ctx.chunk.deferrals < 2:
+            raise ConnectionRefusedError(111, "Connection refused")
+        return 1
+
+    q = app.create_queue("outage://api.example.com", [{"n": n} for n in range(8)])
+    app.worker(concurrency=1, **FAST).run_until_done([q.id], timeout_s=60)
+    chunks = app.manager.list_chunks(q.id)
+    assert all(c.status is ChunkStatus.COMPLETED for c in chunks)
+    outcomes = Counter(r["outcome"] for c in chunks for r in attempts_of(app, c.id))
+    assert outcomes["deferred"] > 0 and outcomes["completed"] == 8
+    assert all(c.attempts <= 3 for c in chunks)  # deferrals did not spend attempts
+
+
+def test_graceful_stop_finishes_running_chunks(app: App) -> None:
+    started = threading.Event()
+
+    @app.handler("finishing")
+    def finishing(ctx: ChunkContext) -> int:
+        started.set()
+        time.sleep(0.3)
+        return 1
+
+    q = app.create_queue("finishing://x", [{}] * 3)
+    w = app.worker(concurrency=1, **FAST)
+    w.start()
+    assert started.wait(10)
+    w.stop(grace_s=10)
+    chunks = app.manager.list_chunks(q.id)
+    assert Counter(c.status for c in chunks) == {ChunkStatus.COMPLETED: 1, ChunkStatus.PENDING: 2}
+    assert app.manager.get_worker(w.id).status.value == "stopped"
+
+
+def test_graceful_stop_releases_what_cannot_finish_with_the_attempt_given_back(app: App) -> None:
+    started, release = threading.Event(), threading.Event()
+
+    @app.handler("stuck")
+    def stuck(ctx: ChunkContext) -> int:
+        started.set()
+        release.wait(10)
+        return 1
+
+    q = app.create_queue("stuck://x", [{}])
+    w = app.worker(concurrency=1, **FAST)
+    w.start()
+    assert started.wait(10)
+    w.stop(grace_s=0.2)
+    release.set()
+    [chunk] = app.manager.list_chunks(q.id)
+    assert chunk.status is ChunkStatus.PENDING and chunk.attempts == 0
+    assert chunk.lease_token is None and chunk.worker_id is None
+
+
+def test_planted_secrets_stay_out_of_the_database_and_logs(
+    app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    password, token = "S3cr3t-P4ss!", "tok_ABCDEF123456"
+
+    @app.handler("leaky")
+    def leaky(ctx: ChunkContext) -> int:
+        url = f"https://alice:{password}@api.example.com/v1?access_token={token}"
+        raise urllib.error.URLError(f"cannot reach {url}: Authorization: Bearer {token}")
+
+    q = app.create_queue(f"leaky://alice:{password}@api.example.com/x", [{}], max_attempts=2)
+    with caplog.at_level(logging.DEBUG, logger="chunksync"):
+        app.worker(**FAST).run_until_done([q.id], timeout_s=30)
+    [chunk] = app.manager.list_chunks(q.id)
+    assert chunk.status is ChunkStatus.DEAD and chunk.last_category is ErrorCategory.UNKNOWN
+    dump = repr(app.manager.list_queues()) + repr(app.manager.list_chunks(q.id))
+    dump += repr(attempts_of(app, chunk.id)) + repr(app.manager.list_audit())
+    dump += caplog.text
+    assert "api.example.com" in dump  # the messages are there ...
+    assert password not in dump and token not in dump  # ... without the secrets
