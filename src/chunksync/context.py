@@ -10,6 +10,7 @@ from chunksync.exceptions import LeaseLost
 from chunksync.models import Chunk, ErrorCategory, Queue
 
 if TYPE_CHECKING:
+    from chunksync.backends.base import Backend
     from chunksync.manager import Manager
     from chunksync.retry import RetryBudget
 
@@ -46,6 +47,11 @@ class ChunkContext:
     @property
     def payload(self) -> Any:
         return self.chunk.payload
+
+    @property
+    def backend(self) -> Backend:
+        """The queue's database, for sources that keep what they sync beside it (mail)."""
+        return self._manager.backend
 
     @property
     def attempt(self) -> int:

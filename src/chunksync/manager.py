@@ -30,9 +30,9 @@ from chunksync.models import (
     QueueStatus,
     WorkerInfo,
 )
-from chunksync.retry import Action, RetryPolicy
+from chunksync.recovery import CRASH_LOOP_LIMIT, stuck_verdict
+from chunksync.retry import RetryPolicy
 
-CRASH_LOOP_LIMIT = 3
 INSERT_BATCH = 1000
 RECOVER_BATCH = 100
 WORKER_TIMEOUT_SECONDS = 60.0
@@ -61,6 +61,16 @@ class FinishResult:
     message: str | None = None
     dead_reason: str | None = None
     items: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """One attempt's result, ready to be written (step 7 of the loop)."""
+
+    chunk: Chunk
+    token: str
+    result: FinishResult
+    attempt: Attempt
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,29 +256,28 @@ class Manager:
     def finish(self, chunk: Chunk, token: str, result: FinishResult, attempt: Attempt) -> bool:
         """Write an attempt's result, fenced by the lease token. False when the lease was lost:
         then only the attempt's metrics are written, as lost_lease (or cancelled)."""
-        params = {
-            "id": chunk.id,
-            "token": token,
-            "status": result.status,
-            "delay_s": result.delay_s,
-            "attempts_delta": result.attempts_delta,
-            "deferrals_delta": result.deferrals_delta,
-            "stress_delta": result.stress_delta,
-            "category": result.category,
-            "message": result.message,
-            "dead_reason": result.dead_reason,
-            "items": result.items,
-        }
+        return self.finish_many([Report(chunk, token, result, attempt)])[0]
+
+    def finish_many(self, reports: Sequence[Report]) -> list[bool]:
+        """Several results in one transaction; each write is fenced by its own chunk's token."""
+        owned: list[bool] = []
+        finished_queues: set[str] = set()
         with self.backend.transaction() as s:
-            owned = s.execute("finish_chunk", params) == 1
-            if not owned:
-                row = s.fetch_one("get_chunk", {"id": chunk.id})
-                cancelled = row is not None and row["status"] == ChunkStatus.CANCELLED
-                lost = Outcome.CANCELLED if cancelled else Outcome.LOST_LEASE
-                attempt = _with_outcome(attempt, lost, None)
-            s.execute("insert_attempt", _attempt_params(attempt))
-            if owned and result.status.terminal:
-                s.execute("complete_queue_if_done", {"id": chunk.queue_id})
+            for report in reports:
+                params = _finish_params(report)
+                ok = s.execute("finish_chunk", params) == 1
+                attempt = report.attempt
+                if not ok:
+                    row = s.fetch_one("get_chunk", {"id": report.chunk.id})
+                    cancelled = row is not None and row["status"] == ChunkStatus.CANCELLED
+                    lost = Outcome.CANCELLED if cancelled else Outcome.LOST_LEASE
+                    attempt = _with_outcome(attempt, lost, None)
+                elif report.result.status.terminal:
+                    finished_queues.add(report.chunk.queue_id)
+                s.execute("insert_attempt", _attempt_params(attempt))
+                owned.append(ok)
+            for queue_id in sorted(finished_queues):
+                s.execute("complete_queue_if_done", {"id": queue_id})
         return owned
 
     def release(self, chunk: Chunk, token: str, *, refund: bool) -> bool:
@@ -338,15 +347,13 @@ class Manager:
         self, s: Session, chunk: Chunk, actor: str, policy: RetryPolicy, crash_loop_limit: int
     ) -> Recovery | None:
         crashes = chunk.crash_count + 1
-        decision = policy.decide(
-            ErrorCategory.TIMEOUT, chunk.attempts, max_attempts=chunk.max_attempts
+        status, reason = stuck_verdict(
+            policy,
+            attempts=chunk.attempts,
+            max_attempts=chunk.max_attempts,
+            crash_count=chunk.crash_count,
+            crash_loop_limit=crash_loop_limit,
         )
-        if crashes >= crash_loop_limit:
-            status, reason = ChunkStatus.DEAD, "crash_loop"
-        elif decision.action is Action.DEAD:
-            status, reason = ChunkStatus.DEAD, "stuck: out of attempts"
-        else:
-            status, reason = ChunkStatus.PENDING, "stuck"
         message = f"stuck: worker {chunk.worker_id} stopped heartbeating or its lease expired"
         params = {
             "id": chunk.id,
@@ -600,6 +607,23 @@ def _with_outcome(attempt: Attempt, outcome: Outcome, delay: float | None) -> At
     from dataclasses import replace
 
     return replace(attempt, outcome=outcome, retry_delay_s=delay)
+
+
+def _finish_params(report: Report) -> dict[str, Any]:
+    r = report.result
+    return {
+        "id": report.chunk.id,
+        "token": report.token,
+        "status": r.status,
+        "delay_s": r.delay_s,
+        "attempts_delta": r.attempts_delta,
+        "deferrals_delta": r.deferrals_delta,
+        "stress_delta": r.stress_delta,
+        "category": r.category,
+        "message": r.message,
+        "dead_reason": r.dead_reason,
+        "items": r.items,
+    }
 
 
 def _attempt_params(a: Attempt) -> dict[str, Any]:

@@ -146,6 +146,9 @@ class RetryPolicy:
     jitter: float = JITTER_FRACTION
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     stress: StressConfig = field(default_factory=StressConfig)
+    # Full jitter (the delay drawn from [0, schedule delay], as tenacity's wait_random_exponential
+    # and Celery's retry_jitter do) instead of the +-`jitter` fraction around the schedule.
+    full_jitter: bool = False
 
     def rule(self, category: ErrorCategory) -> CategoryRule:
         return self.rules.get(category) or _default_rules()[category]
@@ -158,7 +161,9 @@ class RetryPolicy:
     ) -> float:
         """The schedule's delay for `attempt`, with +-jitter when a random source is given."""
         delay = self.rule(category).schedule.delay(attempt)
-        if rng is not None and self.jitter > 0:
+        if rng is not None and self.full_jitter:
+            delay = rng.uniform(0.0, delay)
+        elif rng is not None and self.jitter > 0:
             delay *= rng.uniform(1.0 - self.jitter, 1.0 + self.jitter)
         return max(0.0, delay)
 
@@ -276,6 +281,35 @@ class RetryBudgets:
             return {dep: b.tokens for dep, b in self._budgets.items()}
 
 
+def decide_failure(
+    policy: RetryPolicy,
+    budget: RetryBudget,
+    category: ErrorCategory,
+    *,
+    attempts: int,
+    max_attempts: int,
+    retry_after_s: float | None,
+    stress_retries: int,
+    deferrals: int,
+    rng: RandomSource | None,
+) -> Decision:
+    """The retry decision for one failed attempt: charge the dependency's budget, then decide.
+
+    The worker's step 6 and the policy benchmark (chunksync.simulate) both call this.
+    """
+    budget.on_failure(category, policy.is_retryable(category))
+    return policy.decide(
+        category,
+        attempts,
+        max_attempts=max_attempts,
+        retry_after_s=retry_after_s,
+        stressed=budget.stressed,
+        stress_retries=stress_retries,
+        deferrals=deferrals,
+        rng=rng,
+    )
+
+
 def seeded_rng(seed: int | None) -> random.Random:
     return random.Random(seed)
 
@@ -332,12 +366,15 @@ def policy_from_mapping(data: Mapping[str, Any], *, name: str | None = None) -> 
         stress = StressConfig(**dict(data.get("stress", {})))
         jitter = float(data.get("jitter", JITTER_FRACTION))
         max_attempts = int(data.get("max_attempts", DEFAULT_MAX_ATTEMPTS))
+        full_jitter = data.get("full_jitter", False)
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(f"invalid policy setting: {exc}") from None
     if not 0.0 <= jitter < 1.0 or max_attempts < 1:
         raise ConfigurationError("jitter must be in [0, 1) and max_attempts at least 1")
     policy_name = name or str(data.get("name", DEFAULT_POLICY_NAME))
-    return RetryPolicy(policy_name, rules, jitter, max_attempts, stress)
+    if not isinstance(full_jitter, bool):
+        raise ConfigurationError("full_jitter must be true or false")
+    return RetryPolicy(policy_name, rules, jitter, max_attempts, stress, full_jitter)
 
 
 def load_policy(path: str | Path) -> RetryPolicy:

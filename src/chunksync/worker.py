@@ -8,8 +8,9 @@ Each slot loops over the seven steps, each a method named for it:
 4. `_step4_analyze`: categorize a failure;
 5. `_step5_log`: measure the attempt (time, items, efficiency, memory);
 6. `_step6_decide`: retry with a delay, defer, or dead-letter;
-7. `_step7_report`: write the result and the attempt's metrics in one transaction, fenced by the
-   lease token, so that a crash never leaves one without the other.
+7. `_step7_report`: write the results and the attempts' metrics of a claimed batch in one
+   transaction, each fenced by its own lease token, so a crash never leaves one without the
+   other. Chunks stay in flight (leases extended) until written, at most 0.1 s after they end.
 
 A heartbeat thread keeps the worker's row alive and extends the leases of the chunks in flight.
 On stop (SIGTERM, Ctrl-C, `stop()`), slots finish their chunk within a grace period; a chunk
@@ -29,13 +30,13 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from chunksync.context import ChunkContext
 from chunksync.errors import Categorization, categorize
 from chunksync.exceptions import Abort, BackendError, ChunksyncError
-from chunksync.manager import FinishResult
+from chunksync.manager import FinishResult, Report
 from chunksync.models import (
     Attempt,
     Chunk,
@@ -46,7 +47,7 @@ from chunksync.models import (
     QueueStatus,
 )
 from chunksync.redact import redact
-from chunksync.retry import Action, RandomSource
+from chunksync.retry import Action, RandomSource, decide_failure
 
 if TYPE_CHECKING:
     from chunksync.app import App
@@ -61,6 +62,10 @@ MEDIAN_WINDOW = 200
 MEDIAN_MIN_SAMPLES = 5
 MESSAGE_MAX_CHARS = 2000
 BACKEND_ERROR_PAUSE_SECONDS = 1.0
+REPORT_FLUSH_SECONDS = 0.1  # results of a claimed batch wait at most this long to be written
+RSS_SAMPLE_SECONDS = 0.5
+MAX_CLAIM_BATCH = 16
+QUICK_CHUNK_SECONDS = 0.01  # chunks quicker than this are claimed in growing batches
 FINISHED_QUEUE = frozenset({QueueStatus.COMPLETED, QueueStatus.FAILED, QueueStatus.CANCELLED})
 
 
@@ -71,7 +76,19 @@ class _InFlight:
     ctx: ChunkContext | None = None
 
 
+_rss_cache: tuple[float, int | None] = (-1e9, None)
+
+
 def rss_bytes() -> int | None:
+    """This process's resident memory, sampled at most every RSS_SAMPLE_SECONDS."""
+    global _rss_cache
+    now = time.monotonic()
+    if now - _rss_cache[0] >= RSS_SAMPLE_SECONDS:
+        _rss_cache = (now, _read_rss())
+    return _rss_cache[1]
+
+
+def _read_rss() -> int | None:
     """This process's resident memory now (Linux), else its peak."""
     try:
         with open("/proc/self/statm", encoding="ascii") as f:
@@ -100,7 +117,7 @@ class Worker:
         handler_timeout_s: float | None = HANDLER_TIMEOUT_SECONDS,
         worker_timeout_s: float | None = None,
         shutdown_grace_s: float = SHUTDOWN_GRACE_SECONDS,
-        batch: int = 1,
+        batch: int = MAX_CLAIM_BATCH,
         rng: RandomSource | None = None,
         time_scale: float = 1.0,
         worker_id: str | None = None,
@@ -221,10 +238,11 @@ class Worker:
 
     def _slot_loop(self) -> None:
         executor: concurrent.futures.ThreadPoolExecutor | None = None
+        batch = 1  # grows while chunks are quick, back to 1 when one is slow
         while not self._stopping.is_set():
             try:
                 self._step1_precheck()
-                claimed = self._step2_claim()
+                claimed = self._step2_claim(batch)
             except BackendError as exc:
                 log.error(
                     "database error, retrying in %.0f s: %s",
@@ -237,16 +255,28 @@ class Worker:
                 self._wake.wait(self.poll_s)
                 self._wake.clear()
                 continue
+            reports: list[tuple[_InFlight, Report]] = []
+            began, first_unwritten = time.monotonic(), 0.0
             for item in claimed:
                 if self._stopping.is_set():
                     break  # the rest is released by stop(), attempts given back
-                executor = self._run_one(item, executor)
+                executor, report = self._run_one(item, executor)
+                if report is not None:
+                    first_unwritten = first_unwritten or time.monotonic()
+                    reports.append((item, report))
+                if time.monotonic() - first_unwritten >= REPORT_FLUSH_SECONDS:
+                    self._step7_report(reports)
+                    reports, first_unwritten = [], 0.0
+            self._step7_report(reports)
+            batch = self._next_batch(batch, time.monotonic() - began, len(claimed))
         if executor is not None:
             executor.shutdown(wait=False)
 
     def _run_one(
         self, item: _InFlight, executor: concurrent.futures.ThreadPoolExecutor | None
-    ) -> concurrent.futures.ThreadPoolExecutor | None:
+    ) -> tuple[concurrent.futures.ThreadPoolExecutor | None, Report | None]:
+        """Steps 3 to 6 for one chunk; its report is written by step 7 with its batch."""
+        report = None
         try:
             queue = self._queue(item.chunk.queue_id)
             source = self.app.source_for(queue)
@@ -267,17 +297,14 @@ class Worker:
             analysis = None if error is None else self._step4_analyze(error)
             measured = self._step5_log(ctx, source.chunk_size(item.chunk.payload), started)
             result = self._step6_decide(ctx, error, analysis, measured.items_processed)
-            self._step7_report(item, result, measured, analysis, error)
+            report = self._report(item, result, measured, analysis)
         except BackendError as exc:
-            # The result could not be written; the lease will expire and recovery takes over.
-            log.error("could not record chunk %s: %s", item.chunk.id, redact(str(exc)))
+            # Nothing can be written now; the lease will expire and recovery takes over.
+            log.error("chunk %s: database error: %s", item.chunk.id, redact(str(exc)))
         except ChunksyncError as exc:  # e.g. no source for the queue's kind
-            self._fail_setup(item, exc)
-        finally:
-            with self._lock:
-                self._in_flight.pop(item.token + item.chunk.id, None)
-            self.processed += 1
-        return executor
+            report = self._setup_failure(item, exc)
+        self.processed += 1
+        return executor, report
 
     def _step1_precheck(self) -> None:
         """Recover stuck chunks before claiming; once per poll interval per process."""
@@ -288,6 +315,8 @@ class Worker:
             return
         try:
             self._last_precheck = now
+            if not self.manager.backend.is_maintenance_leader(self.id):
+                return  # another process runs maintenance (PostgreSQL's elected leader)
             recovered = self.manager.recover_stuck(
                 self.id, self._policy_for_queue, worker_timeout_s=self.worker_timeout_s
             )
@@ -303,10 +332,16 @@ class Worker:
         finally:
             self._precheck_lock.release()
 
-    def _step2_claim(self) -> list[_InFlight]:
+    def _next_batch(self, batch: int, elapsed_s: float, claimed: int) -> int:
+        """Claim more at once only while chunks take under QUICK_CHUNK_SECONDS each."""
+        if claimed and elapsed_s / claimed < QUICK_CHUNK_SECONDS and claimed == batch:
+            return min(batch * 2, self.batch)
+        return 1 if claimed and elapsed_s / claimed >= QUICK_CHUNK_SECONDS else batch
+
+    def _step2_claim(self, batch: int) -> list[_InFlight]:
         kinds = self.app.kinds()
         token, chunks = self.manager.claim(
-            self.id, kinds, limit=self.batch, lease_s=self.lease_s, queue_id=self.queue_id
+            self.id, kinds, limit=batch, lease_s=self.lease_s, queue_id=self.queue_id
         )
         items = [_InFlight(c, token) for c in chunks]
         with self._lock:
@@ -397,15 +432,14 @@ class Worker:
                 dead_reason=redact(f"aborted: {error.reason}"),
                 items=items,
             )
-        policy = self.app.policy(ctx.queue.policy)
-        budget.on_failure(category, policy.is_retryable(category))
         chunk = ctx.chunk
-        decision = policy.decide(
+        decision = decide_failure(
+            self.app.policy(ctx.queue.policy),
+            budget,
             category,
-            chunk.attempts,
+            attempts=chunk.attempts,
             max_attempts=chunk.max_attempts,
             retry_after_s=analysis.retry_after_s,
-            stressed=budget.stressed,
             stress_retries=chunk.stress_retries,
             deferrals=chunk.deferrals,
             rng=self.rng,
@@ -433,16 +467,13 @@ class Worker:
             **common,
         )
 
-    def _step7_report(
+    def _report(
         self,
         item: _InFlight,
         result: FinishResult,
         measured: Attempt,
         analysis: Categorization | None,
-        error: BaseException | None,
-    ) -> None:
-        from dataclasses import replace
-
+    ) -> Report:
         policy_delay = result.delay_s / self.time_scale if self.time_scale else result.delay_s
         attempt = replace(
             measured,
@@ -452,27 +483,47 @@ class Worker:
             message=result.message,
             retry_delay_s=policy_delay if result.status is ChunkStatus.PENDING else None,
         )
-        owned = self.manager.finish(item.chunk, item.token, result, attempt)
-        if not owned:
-            log.warning(
-                "lost the lease on chunk %s: its result (%s) was not written",
-                item.chunk.id,
-                result.outcome,
+        return Report(item.chunk, item.token, result, attempt)
+
+    def _step7_report(self, reports: list[tuple[_InFlight, Report]]) -> None:
+        """Write results and attempt metrics, one transaction per batch, each fenced by its
+        own chunk's lease token; the chunks stay in flight (leases extended) until written."""
+        if not reports:
+            return
+        try:
+            owned = self.manager.finish_many([r for _, r in reports])
+        except BackendError as exc:
+            log.error(
+                "could not record %d result(s), recovery will take them over: %s",
+                len(reports),
+                redact(str(exc)),
             )
-        elif error is not None:
-            log.info(
-                "chunk %s attempt %d: %s (%s) -> %s in %.2f s",
-                item.chunk.id,
-                item.chunk.attempts,
-                attempt.category,
-                attempt.rule,
-                result.outcome,
-                result.delay_s,
-            )
-        if result.status is ChunkStatus.PENDING:
+            owned = []
+        for (item, report), ok in zip(reports, owned, strict=False):
+            a = report.attempt
+            if not ok:
+                log.warning(
+                    "lost the lease on chunk %s: its result (%s) was not written",
+                    item.chunk.id,
+                    report.result.outcome,
+                )
+            elif a.category is not None:
+                log.info(
+                    "chunk %s attempt %d: %s (%s) -> %s in %.2f s",
+                    item.chunk.id,
+                    a.attempt,
+                    a.category,
+                    a.rule,
+                    a.outcome,
+                    report.result.delay_s,
+                )
+        with self._lock:
+            for item, _ in reports:
+                self._in_flight.pop(item.token + item.chunk.id, None)
+        if any(r.result.status is ChunkStatus.PENDING for _, r in reports):
             self._wake.set()
 
-    def _fail_setup(self, item: _InFlight, exc: ChunksyncError) -> None:
+    def _setup_failure(self, item: _InFlight, exc: ChunksyncError) -> Report:
         """No handler can run this chunk here (unknown kind, bad payload): it goes dead, clearly."""
         message = redact(str(exc))
         log.error("chunk %s cannot be processed: %s", item.chunk.id, message)
@@ -496,7 +547,7 @@ class Worker:
             rule="setup",
             message=message,
         )
-        self.manager.finish(item.chunk, item.token, result, attempt)
+        return Report(item.chunk, item.token, result, attempt)
 
     # --- helpers -----------------------------------------------------------------
 

@@ -131,8 +131,9 @@ def test_three_processes_complete_every_chunk_exactly_once(
     sqlite_url: str, effects: Path, spawn: Callable[..., subprocess.Popen[bytes]]
 ) -> None:
     with make_app(sqlite_url) as app:
-        q = app.create_queue("sleepy://x", [{"sleep_s": 0.0}] * 600)
         workers = [spawn("--concurrency", "3") for _ in range(3)]
+        wait_for(lambda: len(app.manager.list_workers()) == 3, 60, "three workers to start")
+        q = app.create_queue("sleepy://x", [{"sleep_s": 0.005}] * 600)
         wait_for(
             lambda: app.manager.get_queue(q.id).status is QueueStatus.COMPLETED,
             90,

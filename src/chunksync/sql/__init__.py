@@ -15,10 +15,13 @@ from importlib import resources
 
 _HEADER = re.compile(r"^-- (\w+) --$", re.MULTILINE)
 
-# The one macro: the database clock in seconds since the epoch, per dialect.
+# The one macro: the database clock in seconds since the epoch, per dialect. On PostgreSQL it
+# is the statement's start: like SQLite's 'now', one value within a statement and fresh for the
+# next (a long transaction does not age its leases), and stable, unlike clock_timestamp(), so
+# the planner can use `run_after <= NOW()` in an index scan. date_part gives float8 directly.
 NOW_EXPRESSIONS = {
     "sqlite": "((julianday('now') - 2440587.5) * 86400.0)",
-    "postgres": "extract(epoch from clock_timestamp())::float8",
+    "postgres": "date_part('epoch', statement_timestamp())",
 }
 
 
