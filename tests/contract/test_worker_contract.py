@@ -7,6 +7,7 @@ import threading
 import time
 import urllib.error
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -245,3 +246,8 @@ def test_planted_secrets_stay_out_of_the_database_and_logs(
     dump += caplog.text
     assert "api.example.com" in dump  # the messages are there ...
     assert password not in dump and token not in dump  # ... without the secrets
+    if app.backend.dialect == "sqlite":  # and not in any byte of the files, WAL included
+        path = app.url.removeprefix("sqlite:///")
+        raw = b"".join(Path(path + s).read_bytes() for s in ("", "-wal") if Path(path + s).exists())
+        assert b"api.example.com" in raw
+        assert password.encode() not in raw and token.encode() not in raw
