@@ -1,0 +1,435 @@
+"""The policy benchmark's discrete-event simulation: one recorded fault stream, several policies.
+
+The stream (chunksync.faults) is generated from a seed and serialisable, the same for every
+policy.
+
+`simulate()` replays a stream against one policy on a simulated clock. It models the worker's
+loop, not its threads: each dependency has `slots` workers that claim the due chunk with the
+lowest seq (the claim query's order), a call takes the time the stream says, and a failure is
+decided by the real code: a real exception object from `make_exception()`, `categorize()`,
+`retry.decide_failure()` on a real `RetryBudget`, and for a worker death the lease, then
+`recovery.stuck_verdict()`. Nothing the policy decides is copied here.
+
+What is simplified: a worker death kills one slot (as a worker with concurrency 1), restarted
+after RESTART_SECONDS; recovery runs one poll interval after the lease expired; an idle slot
+claims as soon as a chunk is due, one chunk per claim (as the worker does for chunks slower than
+10 ms); each queue has max_attempts = its policy's max_attempts.
+The metrics are defined in `chunksync.simreport`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from chunksync.errors import categorize
+from chunksync.faults import (
+    DEFAULT_SEED,
+    DIE,
+    OK,
+    ChunkScript,
+    DependencyStream,
+    FaultStream,
+    call_seconds,
+    make_exception,
+)
+from chunksync.models import ChunkStatus, ErrorCategory
+from chunksync.recovery import stuck_verdict
+from chunksync.retry import (
+    DEFAULT_POLICY,
+    Action,
+    CategoryRule,
+    RandomSource,
+    RetryBudget,
+    RetryBudgets,
+    RetryPolicy,
+    Schedule,
+    ScheduleKind,
+    StressConfig,
+    decide_failure,
+)
+from chunksync.worker import LEASE_SECONDS, POLL_SECONDS
+
+RESTART_SECONDS = 5.0  # a dead worker's slot comes back (a supervisor restarts it)
+MAX_SIM_SECONDS = 7 * 24 * 3600.0
+
+
+# --- the policies ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySpec:
+    """A policy as the benchmark runs it. Without stress awareness the dependency's budget never
+    reports stress (its threshold is 0), which is what a policy without budgets amounts to."""
+
+    label: str
+    policy: RetryPolicy
+    stress_aware: bool = True
+
+    def budgets(self) -> RetryBudgets:
+        # As the App builds them: the budget's capacity and threshold are not the policy's.
+        return RetryBudgets(None if self.stress_aware else StressConfig(threshold=0.0))
+
+
+NAIVE = "naive"
+EXPONENTIAL = "exponential"
+DEFAULT_NO_STRESS = "default, no stress"
+DEFAULT_STRESS = "default"
+
+
+def naive_policy() -> RetryPolicy:
+    """Retry every failure up to 5 times (6 attempts) after a fixed 1 s."""
+    rule = CategoryRule(True, Schedule(ScheduleKind.STEPS, 1.0, steps=(1.0,)))
+    return RetryPolicy(NAIVE, {c: rule for c in ErrorCategory}, jitter=0.0, max_attempts=6)
+
+
+def exponential_policy() -> RetryPolicy:
+    """What tenacity users write, `wait_random_exponential(multiplier=1, max=60)` with
+    `stop_after_attempt(5)`: every failure retried, full jitter over 1, 2, 4... s capped at 60 s."""
+    rule = CategoryRule(True, Schedule(ScheduleKind.EXPONENTIAL, 1.0, 2.0, max_s=60.0))
+    return RetryPolicy(
+        EXPONENTIAL,
+        {c: rule for c in ErrorCategory},
+        jitter=0.0,
+        max_attempts=5,
+        full_jitter=True,
+    )
+
+
+def builtin_policies() -> list[PolicySpec]:
+    return [
+        PolicySpec(NAIVE, naive_policy(), stress_aware=False),
+        PolicySpec(EXPONENTIAL, exponential_policy(), stress_aware=False),
+        PolicySpec(DEFAULT_NO_STRESS, DEFAULT_POLICY, stress_aware=False),
+        PolicySpec(DEFAULT_STRESS, DEFAULT_POLICY, stress_aware=True),
+    ]
+
+
+# --- the simulation ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One call into a dependency and what came of it. `action` is completed, retry, defer, dead
+    or died (the worker died); `delay_s` is the policy's delay (before any time_scale)."""
+
+    dependency: str
+    seq: int
+    attempt: int
+    started_s: float
+    finished_s: float
+    outcome: str
+    category: ErrorCategory | None
+    action: str
+    delay_s: float
+    into_outage: bool
+    wasted_on_permanent: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryRecord:
+    dependency: str
+    seq: int
+    at_s: float
+    to_status: ChunkStatus
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkFinal:
+    dependency: str
+    seq: int
+    status: ChunkStatus
+    dead_reason: str | None
+    doomed: bool
+    stuck: int  # times its worker died under it
+
+
+@dataclass(frozen=True, slots=True)
+class SimResult:
+    label: str
+    stream: FaultStream
+    attempts: tuple[AttemptRecord, ...]
+    recoveries: tuple[RecoveryRecord, ...]
+    chunks: tuple[ChunkFinal, ...]
+    finished_s: float
+
+    def decisions(self) -> list[tuple[int, int, str, str, float]]:
+        """(seq, attempt, category, action, delay) of each finished attempt, in order."""
+        return [
+            (a.seq, a.attempt, a.category.value if a.category else "", a.action, a.delay_s)
+            for a in self.attempts
+            if a.action != "died"
+        ]
+
+
+@dataclass(slots=True)
+class _Chunk:
+    """The columns of a chunk row that the decisions read and write."""
+
+    dep: int
+    script: ChunkScript
+    max_attempts: int
+    status: ChunkStatus = ChunkStatus.PENDING
+    attempts: int = 0
+    run_after: float = 0.0
+    stress_retries: int = 0
+    deferrals: int = 0
+    crash_count: int = 0
+    calls_reached: int = 0  # calls that reached the healthy dependency (the script's index)
+    permanent_seen: bool = False
+    dead_reason: str | None = None
+    stuck: int = 0
+
+
+@dataclass(slots=True)
+class _Dep:
+    stream: DependencyStream
+    budget: RetryBudget
+    waiting: list[tuple[float, int]] = field(default_factory=list)  # (run_after, seq)
+    due: list[int] = field(default_factory=list)  # seqs, lowest first: the claim order
+    idle: int = 0
+    wake_at: float | None = None
+
+
+class _Simulation:
+    def __init__(
+        self,
+        stream: FaultStream,
+        spec: PolicySpec,
+        rng: RandomSource | None,
+        time_scale: float,
+    ) -> None:
+        self.stream = stream
+        self.spec = spec
+        self.rng = rng
+        self.time_scale = time_scale
+        budgets = spec.budgets()
+        self.deps = [_Dep(d, budgets.get(d.name)) for d in stream.dependencies]
+        self.chunks: list[dict[int, _Chunk]] = []
+        for i, d in enumerate(stream.dependencies):
+            table = {c.seq: _Chunk(i, c, spec.policy.max_attempts) for c in d.chunks}
+            self.chunks.append(table)
+            self.deps[i].due = sorted(table)
+        self.events: list[tuple[float, int, str, int, int]] = []  # (t, n, kind, dep, seq)
+        self.counter = 0
+        self.now = 0.0
+        self.attempts: list[AttemptRecord] = []
+        self.recoveries: list[RecoveryRecord] = []
+        self.started: dict[tuple[int, int], tuple[float, str, bool, bool]] = {}
+
+    def _at(self, t: float, kind: str, dep: int, seq: int = 0) -> None:
+        self.counter += 1
+        heapq.heappush(self.events, (t, self.counter, kind, dep, seq))
+
+    def run(self) -> SimResult:
+        for i, d in enumerate(self.deps):
+            for _ in range(d.stream.slots):
+                self._at(0.0, "slot", i)
+        while self.events:
+            t, _, kind, dep, seq = heapq.heappop(self.events)
+            if t > MAX_SIM_SECONDS:
+                break
+            self.now = t
+            if kind == "slot":
+                self._claim(dep)
+            elif kind == "wake":
+                self._wake(dep)
+            elif kind == "finish":
+                self._finish(dep, seq)
+            elif kind == "die":
+                self._die(dep, seq)
+            elif kind == "recover":
+                self._recover(dep, seq)
+        finals = tuple(
+            ChunkFinal(
+                self.stream.dependencies[c.dep].name,
+                c.script.seq,
+                c.status,
+                c.dead_reason,
+                c.script.doomed,
+                c.stuck,
+            )
+            for table in self.chunks
+            for c in table.values()
+        )
+        return SimResult(
+            self.spec.label,
+            self.stream,
+            tuple(self.attempts),
+            tuple(self.recoveries),
+            finals,
+            self.now,
+        )
+
+    # --- claiming: the lowest seq among the due chunks, as the claim query orders them
+
+    def _claim(self, i: int) -> None:
+        d = self.deps[i]
+        while d.waiting and d.waiting[0][0] <= self.now:
+            heapq.heappush(d.due, heapq.heappop(d.waiting)[1])
+        if not d.due:
+            d.idle += 1
+            if d.waiting:
+                self._wake_at(i, d.waiting[0][0])
+            return
+        self._start(i, self.chunks[i][heapq.heappop(d.due)])
+
+    def _wake_at(self, i: int, t: float) -> None:
+        d = self.deps[i]
+        if d.wake_at is None or t < d.wake_at:
+            d.wake_at = t
+            self._at(t, "wake", i)
+
+    def _wake(self, i: int) -> None:
+        d = self.deps[i]
+        if d.wake_at is not None and d.wake_at > self.now:
+            return  # superseded by an earlier wake that already ran
+        d.wake_at = None
+        idle, d.idle = d.idle, 0
+        for _ in range(idle):
+            self._claim(i)
+
+    def _pending(self, c: _Chunk, delay_s: float) -> None:
+        c.status = ChunkStatus.PENDING
+        c.run_after = self.now + delay_s
+        d = self.deps[c.dep]
+        heapq.heappush(d.waiting, (c.run_after, c.script.seq))
+        if d.idle:
+            self._wake_at(c.dep, c.run_after)
+
+    # --- one call
+
+    def _start(self, i: int, c: _Chunk) -> None:
+        c.status = ChunkStatus.PROCESSING
+        c.attempts += 1
+        dep = self.stream.dependencies[i]
+        outage = dep.outage is not None and dep.outage.covers(self.now)
+        wasted = c.permanent_seen
+        if outage and dep.outage is not None:
+            kind = dep.outage.failure
+        elif dep.rate_limit is not None and dep.rate_limit.covers(self.now):
+            kind = f"rate_limit:{max(1, math.ceil(dep.rate_limit.end_s - self.now))}"
+        else:
+            c.calls_reached += 1
+            kind = c.script.outcome(c.calls_reached)
+            if kind != OK and c.script.doomed and c.calls_reached >= len(c.script.calls):
+                c.permanent_seen = True
+        self.started[(i, c.script.seq)] = (self.now, kind, outage, wasted)
+        took = call_seconds(kind, c.script.ok_s)
+        self._at(self.now + took, "die" if kind == DIE else "finish", i, c.script.seq)
+
+    def _record(
+        self, i: int, c: _Chunk, category: ErrorCategory | None, action: str, delay: float
+    ) -> None:
+        started, kind, outage, wasted = self.started.pop((i, c.script.seq))
+        self.attempts.append(
+            AttemptRecord(
+                self.stream.dependencies[i].name,
+                c.script.seq,
+                c.attempts,
+                started,
+                self.now,
+                kind,
+                category,
+                action,
+                delay,
+                outage,
+                wasted,
+            )
+        )
+
+    def _finish(self, i: int, seq: int) -> None:
+        c = self.chunks[i][seq]
+        kind = self.started[(i, seq)][1]
+        d = self.deps[i]
+        c.crash_count = 0  # finish_chunk resets it: only crashes in a row make a crash loop
+        if kind == OK:
+            d.budget.on_success()
+            c.status = ChunkStatus.COMPLETED
+            self._record(i, c, None, "completed", 0.0)
+        else:
+            self._fail(i, c, kind)
+        self._claim(i)
+
+    def _fail(self, i: int, c: _Chunk, kind: str) -> None:
+        found = categorize(make_exception(kind))
+        decision = decide_failure(
+            self.spec.policy,
+            self.deps[i].budget,
+            found.category,
+            attempts=c.attempts,
+            max_attempts=c.max_attempts,
+            retry_after_s=found.retry_after_s,
+            stress_retries=c.stress_retries,
+            deferrals=c.deferrals,
+            rng=self.rng,
+        )
+        if decision.action is Action.DEAD:
+            c.status = ChunkStatus.DEAD
+            c.dead_reason = decision.reason
+            self._record(i, c, found.category, "dead", 0.0)
+            return
+        self._record(i, c, found.category, decision.action.value, decision.delay_s)
+        if decision.action is Action.DEFER:
+            c.attempts -= 1  # a deferral gives the attempt back
+            c.deferrals += 1
+        elif decision.stress_retry:
+            c.stress_retries += 1
+        self._pending(c, decision.delay_s * self.time_scale)
+
+    # --- worker deaths and the stuck-chunk rules
+
+    def _die(self, i: int, seq: int) -> None:
+        c = self.chunks[i][seq]
+        c.stuck += 1
+        self._record(i, c, None, "died", 0.0)
+        # The chunk stays processing: its lease (extended by heartbeats until the death) expires,
+        # and the next precheck of a live worker finds it.
+        self._at(self.now + LEASE_SECONDS + POLL_SECONDS, "recover", i, seq)
+        self._at(self.now + RESTART_SECONDS, "slot", i)
+
+    def _recover(self, i: int, seq: int) -> None:
+        c = self.chunks[i][seq]
+        status, reason = stuck_verdict(
+            self.spec.policy,
+            attempts=c.attempts,
+            max_attempts=c.max_attempts,
+            crash_count=c.crash_count,
+        )
+        c.crash_count += 1
+        self.recoveries.append(
+            RecoveryRecord(self.stream.dependencies[i].name, seq, self.now, status, reason)
+        )
+        if status is ChunkStatus.DEAD:
+            c.status = ChunkStatus.DEAD
+            c.dead_reason = reason
+        else:
+            self._pending(c, 0.0)
+
+
+def simulate(
+    stream: FaultStream,
+    spec: PolicySpec,
+    *,
+    rng: RandomSource | None = None,
+    time_scale: float = 1.0,
+) -> SimResult:
+    """Replay `stream` against one policy. `rng` draws the jitter (None: exact delays);
+    `time_scale` multiplies every wait, as the worker's does (0: waits elapse at once)."""
+    return _Simulation(stream, spec, rng, time_scale).run()
+
+
+def run_all(
+    stream: FaultStream, specs: Iterable[PolicySpec], *, seed: int | None = DEFAULT_SEED
+) -> list[SimResult]:
+    """Every policy on the same stream, each with its own jitter source seeded alike."""
+    return [simulate(stream, spec, rng=random.Random(seed)) for spec in specs]
+
+
+def specs_for(policies: Sequence[RetryPolicy]) -> list[PolicySpec]:
+    """Users' policies run as the worker runs them: with stress awareness."""
+    return [PolicySpec(p.name, p, stress_aware=True) for p in policies]
