@@ -210,8 +210,10 @@ class Manager:
         limit: int = 1,
         lease_s: float = 30.0,
         queue_id: str | None = None,
+        exclude: Sequence[str] = (),
     ) -> tuple[str, list[Chunk]]:
-        """Lease up to `limit` runnable chunks; returns the lease token and the chunks."""
+        """Lease up to `limit` runnable chunks, none from the queues in `exclude`; returns the
+        lease token and the chunks."""
         token = str(uuid.uuid4())
         params = {
             "token": token,
@@ -219,10 +221,11 @@ class Manager:
             "worker_id": worker_id,
             "limit": limit,
             "kinds": self._list_param(kinds),
+            "exclude": self._list_param(exclude),
             "queue_id": queue_id,
         }
-        with self.backend.transaction() as s:
-            rows = s.fetch_all("claim_chunks", params)
+        # One statement: atomic alone, so PostgreSQL runs it without BEGIN/COMMIT round trips.
+        rows = self.backend.fetch_all("claim_chunks", params, write=True)
         return token, sorted((Chunk.from_row(r) for r in rows), key=_claim_order)
 
     def _list_param(self, values: Sequence[str]) -> Any:
@@ -259,26 +262,34 @@ class Manager:
         return self.finish_many([Report(chunk, token, result, attempt)])[0]
 
     def finish_many(self, reports: Sequence[Report]) -> list[bool]:
-        """Several results in one transaction; each write is fenced by its own chunk's token."""
-        owned: list[bool] = []
-        finished_queues: set[str] = set()
+        """Several results in one transaction and three statements, whatever their number; each
+        chunk's write is fenced by its own lease token."""
+        if not reports:
+            return []
+        batch = dump_json([_finish_params(r) for r in reports], "report")
         with self.backend.transaction() as s:
+            written = {
+                str(row["id"]): str(row["queue_id"])
+                for row in s.fetch_all("finish_chunks", {"reports": batch})
+            }
+            attempts = []
             for report in reports:
-                params = _finish_params(report)
-                ok = s.execute("finish_chunk", params) == 1
                 attempt = report.attempt
-                if not ok:
+                if report.chunk.id not in written:
                     row = s.fetch_one("get_chunk", {"id": report.chunk.id})
                     cancelled = row is not None and row["status"] == ChunkStatus.CANCELLED
                     lost = Outcome.CANCELLED if cancelled else Outcome.LOST_LEASE
                     attempt = _with_outcome(attempt, lost, None)
-                elif report.result.status.terminal:
-                    finished_queues.add(report.chunk.queue_id)
-                s.execute("insert_attempt", _attempt_params(attempt))
-                owned.append(ok)
-            for queue_id in sorted(finished_queues):
+                attempts.append(_attempt_params(attempt))
+            s.execute("insert_attempts", {"attempts": dump_json(attempts, "attempt")})
+            finished = {
+                r.chunk.queue_id
+                for r in reports
+                if r.chunk.id in written and r.result.status.terminal
+            }
+            for queue_id in sorted(finished):
                 s.execute("complete_queue_if_done", {"id": queue_id})
-        return owned
+        return [r.chunk.id in written for r in reports]
 
     def release(self, chunk: Chunk, token: str, *, refund: bool) -> bool:
         """Give a chunk back to pending (a graceful stop gives the attempt back)."""

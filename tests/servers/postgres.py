@@ -1,13 +1,65 @@
-"""PostgreSQL for the tests: a throwaway cluster (to be built with the PostgreSQL backend)."""
+"""PostgreSQL for the tests: one throwaway cluster per session, a fresh database per test.
+
+The cluster runs with fsync off (tests only). A template database holds the migrated schema, so
+each test's database is a cheap `CREATE DATABASE ... TEMPLATE` copy, dropped afterwards.
+"""
 
 from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
 
 import pytest
 
 from tests.servers import missing_server
+from tests.servers.pgcluster import PASSWORD_USER, PG_BIN, PgCluster, available
+
+TEMPLATE = "chunksync_template"
+_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    if not available():
+        missing_server(
+            f"PostgreSQL 15 is not installed ({PG_BIN}/initdb not found): run "
+            "'bash scripts/test-servers.sh' (apt-get install postgresql-15) or set CHUNKSYNC_PG_BIN"
+        )
+    from psycopg import sql
+
+    from chunksync.backends.postgres import PostgresBackend
+
+    cluster = PgCluster(durable=False).start()
+    try:
+        cluster.admin(
+            sql.SQL("CREATE ROLE {} LOGIN SUPERUSER PASSWORD 'right-secret'").format(
+                sql.Identifier(PASSWORD_USER)
+            )
+        )
+        PostgresBackend(cluster.create_database(TEMPLATE)).close()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _new_name(prefix: str) -> str:
+    return f"{prefix}_{os.getpid()}_{next(_numbers)}"
 
 
 @pytest.fixture
-def pg_url() -> str:
-    missing_server("the PostgreSQL test cluster is not built yet")
-    raise AssertionError("unreachable")
+def pg_url(pg_cluster: PgCluster) -> Iterator[str]:
+    """A fresh database with the chunksync schema, for this test only."""
+    name = _new_name("t")
+    url = pg_cluster.create_database(name, TEMPLATE)
+    yield url
+    pg_cluster.drop_database(name)
+
+
+@pytest.fixture
+def pg_empty_url(pg_cluster: PgCluster) -> Iterator[str]:
+    """A fresh, empty database (no schema), for migration tests."""
+    name = _new_name("e")
+    url = pg_cluster.create_database(name, "template0")
+    yield url
+    pg_cluster.drop_database(name)

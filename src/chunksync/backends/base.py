@@ -74,8 +74,12 @@ class Backend(abc.ABC):
         with self.transaction(write=False) as s:
             return s.fetch_one(name, params)
 
-    def fetch_all(self, name: str, params: Params | None = None) -> list[Row]:
-        with self.transaction(write=False) as s:
+    def fetch_all(
+        self, name: str, params: Params | None = None, *, write: bool = False
+    ) -> list[Row]:
+        """One statement on its own. `write`: it changes rows (an UPDATE ... RETURNING), so
+        SQLite takes the write lock up front; PostgreSQL runs it in autocommit either way."""
+        with self.transaction(write=write) as s:
             return s.fetch_all(name, params)
 
     def execute(self, name: str, params: Params | None = None) -> int:
@@ -98,7 +102,10 @@ def redacted_url(url: str) -> str:
 
 def open_backend(url: str, **options: Any) -> Backend:
     """Open the backend a URL names: sqlite:///path/to.db or postgresql://user@host/db."""
-    scheme = urlsplit(url).scheme.lower()
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError as exc:  # e.g. an unclosed [ of an IPv6 host
+        raise ConfigurationError(f"invalid database URL '{redacted_url(url)}': {exc}") from None
     if scheme == "sqlite":
         from chunksync.backends.sqlite import SQLiteBackend
 

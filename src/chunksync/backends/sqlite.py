@@ -36,12 +36,16 @@ BEGIN_RETRY_PAUSE_SECONDS = 0.05
 
 def path_from_url(url: str) -> str:
     """sqlite:///relative.db, sqlite:////abs/path.db, sqlite:///:memory: -> a file path."""
-    parts = urlsplit(url)
+    usage = "use sqlite:///relative/path.db or sqlite:////abs/path.db"
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed [ of an IPv6 host
+        raise ConfigurationError(f"invalid SQLite URL '{url}': {exc}; {usage}") from None
     if parts.scheme.lower() != "sqlite" or parts.netloc not in {"", "localhost"}:
-        raise ConfigurationError(
-            f"invalid SQLite URL '{url}': use sqlite:///relative/path.db or sqlite:////abs/path.db"
-        )
+        raise ConfigurationError(f"invalid SQLite URL '{url}': {usage}")
     path = unquote(parts.path)
+    if "\x00" in path:
+        raise ConfigurationError(f"invalid SQLite URL '{url}': a file name cannot hold a NUL byte")
     path = path[1:] if path.startswith("/") else path
     if not path:
         raise ConfigurationError(f"invalid SQLite URL '{url}': it names no file")

@@ -36,11 +36,15 @@ def _read(dialect: str, name: str) -> str:
     return resources.files("chunksync.sql").joinpath(dialect, name).read_text(encoding="utf-8")
 
 
-def _read_all(dialect: str, stem: str) -> str:
+def _files(dialect: str, stem: str) -> list[str]:
     """`stem.sql` then every `stem_<feature>.sql`, in name order."""
     folder = resources.files("chunksync.sql").joinpath(dialect)
     extra = sorted(e.name for e in folder.iterdir() if re.fullmatch(rf"{stem}_\w+\.sql", e.name))
-    return "\n\n".join(_read(dialect, name) for name in [f"{stem}.sql", *extra])
+    return [f"{stem}.sql", *extra]
+
+
+def _read_all(dialect: str, stem: str) -> str:
+    return "\n\n".join(_read(dialect, name) for name in _files(dialect, stem))
 
 
 def expand(dialect: str, sql: str) -> str:
@@ -49,17 +53,18 @@ def expand(dialect: str, sql: str) -> str:
 
 @cache
 def queries(dialect: str) -> dict[str, str]:
-    """{name: sql} for one dialect."""
-    text = _read_all(dialect, "queries")
-    parts = _HEADER.split(text)
+    """{name: sql} for one dialect. Each file is split on its own, so that one file's header
+    comment never joins the last query of the file before it."""
     found: dict[str, str] = {}
-    for name, body in zip(parts[1::2], parts[2::2], strict=True):
-        lines = [ln for ln in body.strip().splitlines()]
-        if lines and lines[0].startswith("--"):
-            lines = lines[1:]  # the description
-        if name in found:
-            raise ValueError(f"query '{name}' is defined twice for {dialect}")
-        found[name] = expand(dialect, "\n".join(lines).strip().rstrip(";"))
+    for filename in _files(dialect, "queries"):
+        parts = _HEADER.split(_read(dialect, filename))
+        for name, body in zip(parts[1::2], parts[2::2], strict=True):
+            lines = body.strip().splitlines()[1:]  # the first line is the description
+            while lines and (not lines[-1].strip() or lines[-1].lstrip().startswith("--")):
+                lines.pop()  # comments after the statement belong to nothing
+            if name in found:
+                raise ValueError(f"query '{name}' is defined twice for {dialect}")
+            found[name] = expand(dialect, "\n".join(lines).strip().rstrip(";"))
     return found
 
 

@@ -76,8 +76,7 @@ ORDER BY queue_id, seq
 LIMIT :limit;
 
 -- claim_chunks --
--- Atomically lease up to :limit runnable chunks: pending, due, in an active queue of a kind this
--- worker handles; highest priority first, then oldest.
+-- Atomically lease up to :limit runnable chunks: pending, due, in an active queue of a kind this worker handles, not in :exclude (queues whose dependency's gate is shut); highest priority first, then oldest.
 UPDATE chunks
 SET status = 'processing', attempts = attempts + 1, lease_token = :token,
     lease_expires_at = NOW() + :lease_s, worker_id = :worker_id, updated_at = NOW()
@@ -85,6 +84,7 @@ WHERE id IN (
     SELECT c.id FROM chunks c JOIN queues q ON q.id = c.queue_id
     WHERE c.status = 'pending' AND c.run_after <= NOW() AND q.status = 'active'
       AND q.kind IN (SELECT value FROM json_each(:kinds))
+      AND c.queue_id NOT IN (SELECT value FROM json_each(:exclude))
       AND (:queue_id IS NULL OR c.queue_id = :queue_id)
     ORDER BY c.priority DESC, c.created_at, c.seq
     LIMIT :limit)
@@ -104,23 +104,48 @@ UPDATE chunks SET lease_expires_at = NOW() + :lease_s
 WHERE status = 'processing' AND worker_id = :worker_id
   AND lease_token IN (SELECT value FROM json_each(:tokens));
 
--- finish_chunk --
--- Record a finished attempt's result, fenced by the lease token.
+-- finish_chunks --
+-- Record the results of a batch of attempts (a JSON array), each row fenced by its own lease
+-- token; returns the chunks whose result was written (the others lost their lease).
 UPDATE chunks
-SET status = :status,
-    run_after = NOW() + :delay_s,
-    attempts = attempts + :attempts_delta,
-    deferrals = deferrals + :deferrals_delta,
-    stress_retries = stress_retries + :stress_delta,
-    last_category = COALESCE(:category, last_category),
-    last_error = COALESCE(:message, last_error),
-    dead_reason = :dead_reason,
-    items_processed = :items,
+SET status = r.status,
+    run_after = NOW() + r.delay_s,
+    attempts = chunks.attempts + r.attempts_delta,
+    deferrals = chunks.deferrals + r.deferrals_delta,
+    stress_retries = chunks.stress_retries + r.stress_delta,
+    last_category = COALESCE(r.category, chunks.last_category),
+    last_error = COALESCE(r.message, chunks.last_error),
+    dead_reason = r.dead_reason,
+    items_processed = r.items,
     crash_count = 0,
     lease_token = NULL, lease_expires_at = NULL, worker_id = NULL,
-    finished_at = CASE WHEN :status IN ('completed', 'dead', 'cancelled') THEN NOW() END,
+    finished_at = CASE WHEN r.status IN ('completed', 'dead', 'cancelled') THEN NOW() END,
     updated_at = NOW()
-WHERE id = :id AND lease_token = :token AND status = 'processing';
+FROM (
+    SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.token') AS token, json_extract(value, '$.status') AS status,
+           json_extract(value, '$.delay_s') AS delay_s, json_extract(value, '$.attempts_delta') AS attempts_delta,
+           json_extract(value, '$.deferrals_delta') AS deferrals_delta,
+           json_extract(value, '$.stress_delta') AS stress_delta, json_extract(value, '$.category') AS category,
+           json_extract(value, '$.message') AS message, json_extract(value, '$.dead_reason') AS dead_reason,
+           json_extract(value, '$.items') AS items
+    FROM json_each(:reports)
+) AS r
+WHERE chunks.id = r.id AND chunks.lease_token = r.token AND chunks.status = 'processing'
+RETURNING chunks.id AS id, chunks.queue_id AS queue_id;
+
+-- insert_attempts --
+-- Attempt health metrics of a batch (a JSON array); each ends now, by the database clock.
+INSERT INTO attempts (chunk_id, queue_id, tenant, worker_id, attempt, started_at, finished_at,
+                      processing_s, chunk_size, items_processed, items_per_s, efficiency, outcome,
+                      category, rule, message, retry_delay_s, rss_bytes)
+SELECT json_extract(value, '$.chunk_id'), json_extract(value, '$.queue_id'), json_extract(value, '$.tenant'),
+       json_extract(value, '$.worker_id'), json_extract(value, '$.attempt'),
+       NOW() - (json_extract(value, '$.processing_s')), NOW(), json_extract(value, '$.processing_s'),
+       json_extract(value, '$.chunk_size'), json_extract(value, '$.items_processed'), json_extract(value, '$.items_per_s'),
+       json_extract(value, '$.efficiency'), json_extract(value, '$.outcome'), json_extract(value, '$.category'),
+       json_extract(value, '$.rule'), json_extract(value, '$.message'), json_extract(value, '$.retry_delay_s'),
+       json_extract(value, '$.rss_bytes')
+FROM json_each(:attempts);
 
 -- insert_attempt --
 -- One row of attempt health metrics; it ends now, by the database clock.
@@ -240,13 +265,13 @@ FROM attempts WHERE queue_id = :queue_id
 GROUP BY outcome, category;
 
 -- health_queue_timed_count --
--- How many attempts of one queue have a processing time (every outcome but stuck).
-SELECT COUNT(*) AS n FROM attempts WHERE queue_id = :queue_id AND outcome <> 'stuck';
+-- How many attempts of one queue have a processing time (every outcome but stuck, held).
+SELECT COUNT(*) AS n FROM attempts WHERE queue_id = :queue_id AND outcome NOT IN ('stuck', 'held');
 
 -- health_queue_processing_at --
 -- The processing times at one rank and the next (for an interpolated percentile).
 SELECT processing_s FROM attempts
-WHERE queue_id = :queue_id AND outcome <> 'stuck'
+WHERE queue_id = :queue_id AND outcome NOT IN ('stuck', 'held')
 ORDER BY processing_s
 LIMIT 2 OFFSET :offset;
 

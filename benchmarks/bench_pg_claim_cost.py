@@ -1,0 +1,93 @@
+"""Claim cost as history grows: the same claims against an almost empty table and against one
+with 1,000,000 finished and 100,000 pending chunks (target: within 1.5x).
+
+Claims go through `Manager.claim` (one `FOR UPDATE SKIP LOCKED` statement in a transaction),
+one chunk each, on a durable throwaway cluster after VACUUM ANALYZE. The history is written
+with set-based SQL to keep the setup short. Env: CHUNKSYNC_BENCH_FINISHED (default 1000000),
+CHUNKSYNC_BENCH_PENDING (default 100000), CHUNKSYNC_BENCH_CLAIMS (default 2000).
+Last line: claim_cost_ratio_1m.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+
+import psycopg
+from tests.servers.pgcluster import PgCluster, available
+
+FINISHED = int(os.environ.get("CHUNKSYNC_BENCH_FINISHED", "1000000"))
+PENDING = int(os.environ.get("CHUNKSYNC_BENCH_PENDING", "100000"))
+CLAIMS = int(os.environ.get("CHUNKSYNC_BENCH_CLAIMS", "2000"))
+SMALL_PENDING = CLAIMS + 1000  # "almost empty": just enough to claim from
+
+FILL = """
+INSERT INTO chunks (id, queue_id, tenant, seq, payload, status, priority, attempts,
+                    max_attempts, run_after, created_at, updated_at, finished_at)
+SELECT gen_random_uuid(), %(queue)s, 'default', g, '{}'::jsonb, %(status)s, 0,
+       CASE WHEN %(status)s = 'completed' THEN 1 ELSE 0 END, 5, now_s, now_s - %(n)s + g,
+       now_s, CASE WHEN %(status)s = 'completed' THEN now_s END
+FROM generate_series(%(first)s, %(first)s + %(n)s - 1) AS g,
+     (SELECT date_part('epoch', now()) AS now_s) AS t
+"""
+
+
+def prepare(url: str, finished: int, pending: int) -> str:
+    from chunksync.app import App
+
+    with App(url) as app:
+        app.handler("noop")(lambda ctx: None)
+        queue = app.create_queue("noop", payloads=[])
+    with psycopg.connect(url, autocommit=True) as conn:
+        for status, first, n in (("completed", 1, finished), ("pending", finished + 1, pending)):
+            if n:
+                conn.execute(
+                    FILL.encode(), {"queue": queue.id, "status": status, "first": first, "n": n}
+                )
+        conn.execute(b"VACUUM ANALYZE")
+    return queue.id
+
+
+def claim_seconds(url: str) -> list[float]:
+    from chunksync.app import App
+
+    times = []
+    with App(url) as app:
+        for _ in range(100):  # warm the caches and the prepared statement
+            app.manager.claim("warm", ["noop"], limit=1)
+        for _ in range(CLAIMS):
+            started = time.perf_counter()
+            _, chunks = app.manager.claim("bench", ["noop"], limit=1)
+            times.append(time.perf_counter() - started)
+            assert chunks, "ran out of pending chunks"
+    return times
+
+
+def main() -> int:
+    if not available():
+        print("PostgreSQL 15 is not installed: run 'bash scripts/test-servers.sh'", file=sys.stderr)
+        return 1
+    cluster = PgCluster(durable=True).start()
+    try:
+        small = cluster.create_database("claim_small")
+        big = cluster.create_database("claim_big")
+        prepare(small, 0, SMALL_PENDING)
+        started = time.monotonic()
+        prepare(big, FINISHED, PENDING)
+        print(f"history of {FINISHED} finished + {PENDING} pending written in "
+              f"{time.monotonic() - started:.0f} s")  # fmt: skip
+        small_times, big_times = claim_seconds(small), claim_seconds(big)
+    finally:
+        cluster.stop()
+    small_ms = statistics.median(small_times) * 1000
+    big_ms = statistics.median(big_times) * 1000
+    print(f"median claim, {SMALL_PENDING} pending, no history: {small_ms:.3f} ms")
+    print(f"median claim, {FINISHED} finished + {PENDING} pending: {big_ms:.3f} ms")
+    print(f"claim_cost_ratio_1m={big_ms / small_ms:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

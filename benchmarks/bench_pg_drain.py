@@ -1,0 +1,233 @@
+"""PostgreSQL drain: N no-op chunks through chunksync, and N no-op jobs through pgqueuer and
+procrastinate, on one throwaway durable cluster (fsync and synchronous_commit on).
+
+Every library gets its jobs enqueued first; the clock runs from the moment every worker process
+is connected and ready until the database says the last job is done (polled every 20 ms).
+Tuning, stated: chunksync `concurrency=2, poll 0.05 s` per process with its default adaptive claim
+batch (1 doubling to 64 while chunks take under 10 ms), health metrics on
+(one attempt row per chunk); pgqueuer `QueueManager.run(mode=drain, batch_size=16)` on the
+psycopg async driver; procrastinate `run_worker(wait=False, concurrency=4,
+fetch_job_polling_interval=0.05, delete_jobs='never')`. Peers run with 4 processes.
+
+Env: CHUNKSYNC_BENCH_PG_CHUNKS (default 20000). Last lines: pg_drain_chunks_per_s (4 processes),
+ratio_vs_pgqueuer, ratio_vs_procrastinate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from multiprocessing.synchronize import Event
+from typing import Any
+
+import psycopg
+from tests.servers.pgcluster import PgCluster, available
+
+N_CHUNKS = int(os.environ.get("CHUNKSYNC_BENCH_PG_CHUNKS", "20000"))
+PEER_PROCESSES = 4
+CONCURRENCY = 2
+BATCH = 16  # pgqueuer batch_size
+POLL_SECONDS = 0.05
+DONE_POLL_SECONDS = 0.02
+TIMEOUT_SECONDS = 600.0
+
+
+def scalar(url: str, statement: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(statement.encode()).fetchone()
+    return int(row[0]) if row else 0
+
+
+# --- chunksync --------------------------------------------------------------------------------
+
+
+def _chunksync_process(url: str, ready: Event, go: Event, stop: Event) -> None:
+    from chunksync.app import App
+
+    with App(url) as app:
+        app.handler("noop")(lambda ctx: None)
+        worker = app.worker(concurrency=CONCURRENCY, poll_s=POLL_SECONDS)
+        ready.set()
+        go.wait()
+        worker.start()
+        stop.wait()
+        worker.stop()
+
+
+def drain_chunksync(cluster: PgCluster, processes: int) -> float:
+    from chunksync.app import App
+
+    url = cluster.create_database(f"bench_chunksync_{processes}")
+    with App(url) as app:
+        app.handler("noop")(lambda ctx: None)
+        app.create_queue("noop", payloads=[{"n": i} for i in range(N_CHUNKS)])
+    done = f"SELECT COUNT(*) FROM chunks WHERE status = 'completed' HAVING COUNT(*) >= {N_CHUNKS}"
+    return _timed(url, _chunksync_process, processes, done)
+
+
+# --- pgqueuer ---------------------------------------------------------------------------------
+
+
+def _pgqueuer_process(url: str, ready: Event, go: Event, stop: Event) -> None:
+    from pgqueuer.adapters.drivers.psycopg import PsycopgDriver
+    from pgqueuer.domain.types import QueueExecutionMode
+    from pgqueuer.models import Job
+    from pgqueuer.qm import QueueManager
+    from pgqueuer.queries import Queries
+
+    async def run() -> None:
+        conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
+        qm = QueueManager(Queries(PsycopgDriver(conn)))
+
+        @qm.entrypoint("noop")
+        async def noop(job: Job) -> None:
+            return None
+
+        ready.set()
+        await asyncio.to_thread(go.wait)
+        await qm.run(
+            batch_size=BATCH,
+            mode=QueueExecutionMode.drain,
+            dequeue_timeout=timedelta(seconds=POLL_SECONDS),
+        )
+        await conn.close()
+
+    asyncio.run(run())
+
+
+def drain_pgqueuer(cluster: PgCluster, processes: int) -> float:
+    from pgqueuer.adapters.drivers.psycopg import PsycopgDriver
+    from pgqueuer.queries import Queries
+
+    url = cluster.create_database("bench_pgqueuer")
+
+    async def setup() -> None:
+        conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
+        queries = Queries(PsycopgDriver(conn))
+        await queries.install()
+        await queries.enqueue(["noop"] * N_CHUNKS, [None] * N_CHUNKS, [0] * N_CHUNKS)
+        await conn.close()
+
+    asyncio.run(setup())
+    done = "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM pgqueuer)"
+    return _timed(url, _pgqueuer_process, processes, done)
+
+
+# --- procrastinate ----------------------------------------------------------------------------
+
+
+def _procrastinate_app(url: str) -> Any:
+    import procrastinate
+
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=url))
+
+    @app.task(name="noop")
+    def noop() -> None:
+        return None
+
+    return app
+
+
+def _procrastinate_process(url: str, ready: Event, go: Event, stop: Event) -> None:
+    app = _procrastinate_app(url)
+    with app.open():
+        ready.set()
+        go.wait()
+        app.run_worker(
+            wait=False,
+            concurrency=4,
+            fetch_job_polling_interval=POLL_SECONDS,
+            delete_jobs="never",
+            install_signal_handlers=False,
+        )
+
+
+def drain_procrastinate(cluster: PgCluster, processes: int) -> float:
+    url = cluster.create_database("bench_procrastinate")
+    app = _procrastinate_app(url)
+    with app.open():
+        app.schema_manager.apply_schema()
+        task = app.tasks["noop"]
+        for start in range(0, N_CHUNKS, 1000):
+            task.batch_defer(*({} for _ in range(min(1000, N_CHUNKS - start))))
+    done = (
+        "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM procrastinate_jobs "
+        "WHERE status IN ('todo', 'doing'))"
+    )
+    return _timed(url, _procrastinate_process, processes, done)
+
+
+# --- the clock --------------------------------------------------------------------------------
+
+
+def _timed(
+    url: str, target: Callable[[str, Event, Event, Event], None], processes: int, done: str
+) -> float:
+    """Start the processes, wait until every one is ready, then time the drain."""
+    ctx = multiprocessing.get_context("spawn")
+    go, stop = ctx.Event(), ctx.Event()
+    readies = [ctx.Event() for _ in range(processes)]
+    procs = [ctx.Process(target=target, args=(url, r, go, stop)) for r in readies]
+    for p in procs:
+        p.start()
+    try:
+        for r in readies:
+            if not r.wait(120):
+                raise RuntimeError("a worker process did not start")
+        started = time.perf_counter()
+        go.set()
+        deadline = time.monotonic() + TIMEOUT_SECONDS
+        while not scalar(url, done):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the drain did not finish within {TIMEOUT_SECONDS} s")
+            time.sleep(DONE_POLL_SECONDS)
+        elapsed = time.perf_counter() - started
+    finally:
+        stop.set()
+        for p in procs:
+            p.join(30)
+            if p.is_alive():
+                p.kill()
+    return N_CHUNKS / elapsed
+
+
+def main() -> int:
+    if not available():
+        print("PostgreSQL 15 is not installed: run 'bash scripts/test-servers.sh'", file=sys.stderr)
+        return 1
+    import pgqueuer
+    import procrastinate
+
+    cluster = PgCluster(durable=True).start()
+    try:
+        print(f"{N_CHUNKS} no-op jobs each, PostgreSQL 15 durable, {os.cpu_count()} CPUs")
+        rates = {f"chunksync, {n} process(es)": drain_chunksync(cluster, n) for n in (1, 4)}
+        ours = rates["chunksync, 4 process(es)"]
+        versions = {
+            "pgqueuer": getattr(pgqueuer, "__version__", "?"),
+            "procrastinate": getattr(procrastinate, "__version__", "?"),
+        }
+        rates[f"pgqueuer {versions['pgqueuer']}, {PEER_PROCESSES} processes"] = pgq = (
+            drain_pgqueuer(cluster, PEER_PROCESSES)
+        )
+        rates[f"procrastinate {versions['procrastinate']}, {PEER_PROCESSES} processes"] = pro = (
+            drain_procrastinate(cluster, PEER_PROCESSES)
+        )
+    finally:
+        cluster.stop()
+    for name, rate in rates.items():
+        print(f"{name:<40} {rate:>10.0f} jobs/s")
+    print(f"pg_drain_1proc_chunks_per_s={rates['chunksync, 1 process(es)']:.0f}")
+    print(f"pg_drain_chunks_per_s={ours:.0f}")
+    print(f"ratio_vs_pgqueuer={ours / pgq:.2f}")
+    print(f"ratio_vs_procrastinate={ours / pro:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,512 @@
+"""PostgreSQL backend: psycopg 3, at most two connections per process, LISTEN/NOTIFY wake-ups.
+
+Connections, whatever the worker's concurrency:
+
+1. the *pool* (psycopg_pool, `max_size=1` by default): every named query. Slots and the
+   heartbeat take turns on it; a statement is a millisecond, a handler is much longer. A thread
+   already inside a transaction joins it, so nested use never waits for a second connection.
+2. the *control* connection (autocommit, opened on first use by a worker): it LISTENs on
+   `chunksync_work`, which triggers notify when a chunk becomes runnable, and holds the session
+   advisory lock that elects the one process running maintenance. A process that dies closes
+   it, the server frees the lock, and the next process to try takes over.
+
+Migrations run in one transaction under a transaction advisory lock. Single statements run
+outside an explicit transaction (autocommit) and are retried here on a serialization failure
+or a deadlock, which rolled them back whole; a multi-statement transaction cannot be replayed
+from here, so its `BackendBusy` goes to the caller (the worker pauses and tries again).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import psycopg
+import psycopg_pool
+from psycopg.abc import Buffer
+from psycopg.adapt import Loader
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import dict_row
+from psycopg.types.string import TextLoader
+
+from chunksync import sql
+from chunksync.backends.base import Backend, Params, Row, Session
+from chunksync.exceptions import (
+    BackendBusy,
+    BackendError,
+    BackendUnavailable,
+    ConfigurationError,
+    IntegrityConflict,
+    SchemaError,
+)
+from chunksync.redact import redact, redact_url
+
+DIALECT = "postgres"
+POOL_SIZE = 1  # plus the control connection: two per process
+POOL_TIMEOUT_SECONDS = 30.0
+CONNECT_TIMEOUT_SECONDS = 10
+KEEPALIVE_IDLE_SECONDS = 10  # a host that vanishes loses its maintenance lock within ~30 s
+BUSY_RETRIES = 5
+BUSY_RETRY_PAUSE_SECONDS = 0.02
+CONTROL_TICK_SECONDS = 0.25  # how often the control thread checks leadership and stop
+CONTROL_RECONNECT_SECONDS = 1.0
+LEADER_FIRST_TRY_SECONDS = 2.0
+NOTIFY_CHANNEL = "chunksync_work"
+MIGRATION_LOCK_KEY = 0x6368756E6B730001  # "chunks" + 1
+MAINTENANCE_LOCK_KEY = 0x6368756E6B730002
+SCHEMA_SPLIT = "-- 0001_initial --"
+_COLON_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+_LONE_PERCENT = re.compile(r"%(?!\(\w+\)s)")
+
+_BUSY_STATES = frozenset({"40001", "40P01", "55P03"})
+_UNAVAILABLE_STATES = frozenset({"3D000", "53300", "57P01", "57P02", "57P03"})
+_UNAVAILABLE_CLASSES = frozenset({"08", "28"})
+_CONNECT_STATES = (
+    (re.compile(r'^database ".*" does not exist'), "3D000"),
+    (re.compile(r"password authentication failed|no password supplied"), "28P01"),
+    (re.compile(r"no pg_hba\.conf entry|role .* does not exist"), "28000"),
+    (re.compile(r"too many clients"), "53300"),
+    (re.compile(r"the database system is (starting|shutting) "), "57P03"),
+)
+_SCHEMA_STATES = frozenset({"42P01", "42703"})
+_OPTIONS = frozenset(
+    {"pool_size", "pool_timeout_s", "connect_timeout", "notify", "application_name"}
+)
+
+
+def convert_error(exc: psycopg.Error, url: str = "") -> BackendError:
+    """Map every psycopg exception to chunksync's tree (tested over all of psycopg's classes)."""
+    state = exc.sqlstate
+    text = _one_line(str(exc), url)
+    if state in _BUSY_STATES:
+        return BackendBusy(f"PostgreSQL is busy, try again: {text}", sqlstate=state)
+    if state is not None and state[:2] == "23":
+        return IntegrityConflict(f"PostgreSQL refused the write: {text}", sqlstate=state)
+    if state in _UNAVAILABLE_STATES or (state is not None and state[:2] in _UNAVAILABLE_CLASSES):
+        return BackendUnavailable(_cannot_connect(text, url), sqlstate=state)
+    if state is None and isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return BackendUnavailable(_cannot_connect(text, url), sqlstate=_connect_state(text))
+    if state in _SCHEMA_STATES:
+        return SchemaError(f"not a chunksync database (or an older one): {text}", sqlstate=state)
+    return BackendError(f"PostgreSQL error: {text}", sqlstate=state)
+
+
+def _one_line(text: str, url: str) -> str:
+    """The server's reason in one line: the last 'failed: ...' part, without the password."""
+    first = (text.strip().splitlines() or [""])[0]
+    reason = first.rsplit("failed: ", 1)[-1] if "connection" in first else first
+    reason = reason.removeprefix("FATAL:").strip().rstrip(".")
+    password = conninfo_to_dict(url).get("password") if "://" in url else None
+    if password:
+        reason = reason.replace(str(password), "***")
+    return redact(reason)
+
+
+def _connect_state(reason: str) -> str | None:
+    """libpq reports a refused connection without a SQLSTATE: recover the usual ones."""
+    for pattern, state in _CONNECT_STATES:
+        if pattern.search(reason):
+            return state
+    return None
+
+
+def _cannot_connect(reason: str, url: str) -> str:
+    where = f" at {redact_url(url)}" if url else ""
+    return f"cannot connect to PostgreSQL{where}: {reason}"
+
+
+def to_psycopg(text: str) -> bytes:
+    """`:name` placeholders (not `::type` casts) to psycopg's `%(name)s`; a query written with
+    `%(name)s` already passes unchanged, and any other `%` is escaped."""
+    escaped = _LONE_PERCENT.sub("%%", text)
+    return _COLON_PARAM.sub(r"%(\1)s", escaped).encode()
+
+
+class _UUIDText(Loader):
+    """uuids come back as strings, as on SQLite."""
+
+    def load(self, data: Buffer) -> str:
+        return bytes(data).decode("ascii")
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    # JSON columns come back as their text, so that the models read both backends alike
+    # (a payload that is a JSON string stays distinguishable from the text of an object).
+    conn.adapters.register_loader("jsonb", TextLoader)
+    conn.adapters.register_loader("json", TextLoader)
+    conn.adapters.register_loader("uuid", _UUIDText)
+
+
+class PostgresSession(Session):
+    def __init__(self, conn: psycopg.Connection[Any], queries: dict[str, bytes], url: str) -> None:
+        self._conn = conn
+        self._queries = queries
+        self._url = url
+
+    def _sql(self, name: str) -> bytes:
+        try:
+            return self._queries[name]
+        except KeyError:
+            raise BackendError(f"no query named '{name}' for PostgreSQL") from None
+
+    def execute(self, name: str, params: Params | None = None) -> int:
+        try:
+            with self._conn.cursor() as cur:
+                cur.execute(self._sql(name), dict(params or {}))
+                return cur.rowcount
+        except psycopg.Error as exc:
+            raise convert_error(exc, self._url) from exc
+
+    def execute_many(self, name: str, params: Iterable[Params]) -> None:
+        try:
+            with self._conn.cursor() as cur:
+                cur.executemany(self._sql(name), [dict(p) for p in params])
+        except psycopg.Error as exc:
+            raise convert_error(exc, self._url) from exc
+
+    def fetch_all(self, name: str, params: Params | None = None) -> list[Row]:
+        try:
+            with self._conn.cursor(row_factory=dict_row) as cur:
+                cur.execute(self._sql(name), dict(params or {}))
+                return cur.fetchall() if cur.description is not None else []
+        except psycopg.Error as exc:
+            raise convert_error(exc, self._url) from exc
+
+    def fetch_one(self, name: str, params: Params | None = None) -> Row | None:
+        rows = self.fetch_all(name, params)
+        return rows[0] if rows else None
+
+    def script(self, text: str) -> None:
+        try:
+            self._conn.execute(text.encode())
+        except psycopg.Error as exc:
+            raise convert_error(exc, self._url) from exc
+
+
+class PostgresBackend(Backend):
+    """PostgreSQL from a `postgresql://user:password@host:port/dbname` URL.
+
+    Options: `pool_size` (connections for queries, default 1), `pool_timeout_s`,
+    `connect_timeout`, `notify` (LISTEN for wake-ups, default True), `application_name`.
+    """
+
+    dialect = DIALECT
+
+    def __init__(
+        self, url: str, *, create: bool = True, migrate: bool = True, **options: Any
+    ) -> None:
+        unknown = set(options) - _OPTIONS
+        if unknown:
+            raise ConfigurationError(f"unknown PostgreSQL option(s): {', '.join(sorted(unknown))}")
+        self.url = url
+        self._notify = bool(options.get("notify", True))
+        self._conninfo = self._make_conninfo(url, options)
+        self._queries = {name: to_psycopg(text) for name, text in sql.queries(DIALECT).items()}
+        self._local = threading.local()
+        self._control: _Control | None = None
+        self._control_lock = threading.Lock()
+        self._closed = False
+        self._connect_first(create)
+        if migrate:
+            self.migrate()
+        self._pool = psycopg_pool.ConnectionPool(
+            self._conninfo,
+            min_size=1,
+            max_size=int(options.get("pool_size", POOL_SIZE)),
+            kwargs={"autocommit": True},
+            configure=_configure,
+            timeout=float(options.get("pool_timeout_s", POOL_TIMEOUT_SECONDS)),
+            name="chunksync",
+            open=False,
+        )
+        try:
+            self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS)
+        except psycopg.Error as exc:
+            self._pool.close()
+            raise convert_error(exc, url) from exc
+
+    @staticmethod
+    def _make_conninfo(url: str, options: dict[str, Any]) -> str:
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in {"postgres", "postgresql"} or not parts.path.strip("/"):
+            raise ConfigurationError(
+                f"invalid PostgreSQL URL '{redact_url(url)}': use postgresql://user@host/dbname"
+            )
+        try:
+            given = conninfo_to_dict(url)
+        except psycopg.Error as exc:
+            raise ConfigurationError(f"invalid PostgreSQL URL '{redact_url(url)}'") from exc
+        extra: dict[str, Any] = {
+            "connect_timeout": options.get("connect_timeout", CONNECT_TIMEOUT_SECONDS),
+            "keepalives": 1,
+            "keepalives_idle": KEEPALIVE_IDLE_SECONDS,
+            "keepalives_interval": KEEPALIVE_IDLE_SECONDS,
+            "keepalives_count": 3,
+        }
+        if "application_name" not in given:
+            import os
+
+            extra["application_name"] = options.get("application_name", f"chunksync-{os.getpid()}")
+        return make_conninfo(url, **{k: v for k, v in extra.items() if k not in given})
+
+    def _connect(self, conninfo: str | None = None) -> psycopg.Connection[Any]:
+        try:
+            conn = psycopg.Connection.connect(conninfo or self._conninfo, autocommit=True)
+        except psycopg.Error as exc:
+            raise convert_error(exc, self.url) from exc
+        _configure(conn)
+        return conn
+
+    def _connect_first(self, create: bool) -> None:
+        """Connect once to give a clear error now; create the database if it is missing."""
+        try:
+            self._connect().close()
+        except BackendUnavailable as exc:
+            if not create or exc.sqlstate != "3D000":
+                raise
+            self._create_database()
+
+    def _create_database(self) -> None:
+        name = unquote(urlsplit(self.url).path.lstrip("/"))
+        admin = make_conninfo(self._conninfo, dbname="postgres")
+        with self._connect(admin) as conn:
+            try:
+                conn.execute(b"CREATE DATABASE " + psycopg.sql.Identifier(name).as_bytes(conn))
+            except psycopg.errors.DuplicateDatabase:
+                pass  # another process created it a moment ago
+            except psycopg.Error as exc:
+                raise convert_error(exc, self.url) from exc
+
+    # --- transactions -----------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self, write: bool) -> Iterator[PostgresSession]:
+        joined: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        if joined is not None:  # nested use on the same thread joins the outer transaction
+            yield PostgresSession(joined, self._queries, self.url)
+            return
+        with self._connection() as conn:
+            self._local.conn = conn
+            try:
+                with conn.transaction():
+                    yield PostgresSession(conn, self._queries, self.url)
+            except psycopg.Error as exc:  # BEGIN or COMMIT failed
+                raise convert_error(exc, self.url) from exc
+            finally:
+                self._local.conn = None
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        if self._closed:
+            raise BackendUnavailable("the PostgreSQL backend is closed")
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except psycopg.Error as exc:  # no connection within the pool's timeout
+            raise convert_error(exc, self.url) from exc
+
+    def transaction(self, *, write: bool = True) -> Any:
+        return self._transaction(write)
+
+    def _single(self, run: Callable[[PostgresSession], Any]) -> Any:
+        """One statement in autocommit: atomic alone, so a lost race is retried here."""
+        if getattr(self._local, "conn", None) is not None:
+            return run(PostgresSession(self._local.conn, self._queries, self.url))
+        for attempt in range(BUSY_RETRIES):
+            try:
+                with self._connection() as conn:
+                    return run(PostgresSession(conn, self._queries, self.url))
+            except BackendBusy:
+                if attempt == BUSY_RETRIES - 1:
+                    raise
+                time.sleep(BUSY_RETRY_PAUSE_SECONDS * (attempt + 1) * (1 + random.random()))
+        raise AssertionError("unreachable")
+
+    def fetch_one(self, name: str, params: Params | None = None) -> Row | None:
+        row: Row | None = self._single(lambda s: s.fetch_one(name, params))
+        return row
+
+    def fetch_all(
+        self, name: str, params: Params | None = None, *, write: bool = False
+    ) -> list[Row]:
+        rows: list[Row] = self._single(lambda s: s.fetch_all(name, params))
+        return rows
+
+    def execute(self, name: str, params: Params | None = None) -> int:
+        n: int = self._single(lambda s: s.execute(name, params))
+        return n
+
+    # --- schema -----------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        with self._connect() as conn:
+            return self._version(conn)
+
+    def _version(self, conn: psycopg.Connection[Any]) -> int:
+        try:
+            found = conn.execute(b"SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
+            if not found or not found[0]:
+                return 0
+            row = conn.execute(b"SELECT MAX(version) FROM schema_version").fetchone()
+        except psycopg.Error as exc:
+            raise convert_error(exc, self.url) from exc
+        return int(row[0] or 0) if row else 0
+
+    def migrate(self) -> int:
+        latest = sql.latest_version(DIALECT)
+        with self._connect() as conn, self._migration(conn) as session:
+            current = self._version(conn)
+            if current > latest:
+                raise SchemaError(
+                    f"the database at {redact_url(self.url)} has schema version {current}, "
+                    f"newer than this chunksync ({latest}): upgrade chunksync"
+                )
+            if current == 0:
+                self._refuse_foreign_tables(conn)
+                session.script(sql.schema(DIALECT))
+                self._record(conn, [(m.version, m.name) for m in sql.migrations(DIALECT)])
+                return latest
+            for migration in sql.migrations(DIALECT):
+                if migration.version > current:
+                    session.script(migration.sql)
+                    self._record(conn, [(migration.version, migration.name)])
+        return latest
+
+    def apply_migrations_only(self) -> None:
+        """Build the schema from the numbered migrations alone (the migration test's path)."""
+        with self._connect() as conn, self._migration(conn) as session:
+            session.script(sql.schema(DIALECT).split(SCHEMA_SPLIT)[0])
+            for migration in sql.migrations(DIALECT):
+                session.script(migration.sql)
+                self._record(conn, [(migration.version, migration.name)])
+
+    @contextmanager
+    def _migration(self, conn: psycopg.Connection[Any]) -> Iterator[PostgresSession]:
+        """One transaction holding the migration lock: concurrent starts apply nothing twice."""
+        try:
+            with conn.transaction():
+                conn.execute(b"SELECT pg_advisory_xact_lock(%s)", [MIGRATION_LOCK_KEY])
+                yield PostgresSession(conn, self._queries, self.url)
+        except psycopg.Error as exc:
+            raise convert_error(exc, self.url) from exc
+
+    def _refuse_foreign_tables(self, conn: psycopg.Connection[Any]) -> None:
+        row = conn.execute(
+            b"SELECT to_regclass('queues') IS NOT NULL OR to_regclass('chunks') IS NOT NULL"
+        ).fetchone()
+        if row and row[0]:
+            raise SchemaError(
+                f"the database at {redact_url(self.url)} has chunksync tables but no schema version"
+            )
+
+    def _record(self, conn: psycopg.Connection[Any], versions: list[tuple[int, str]]) -> None:
+        now = sql.NOW_EXPRESSIONS[DIALECT]
+        with conn.cursor() as cur:
+            cur.executemany(
+                b"INSERT INTO schema_version (version, name, applied_at) VALUES (%s, %s, "
+                + now.encode()
+                + b")",
+                versions,
+            )
+
+    # --- wake-ups and the maintenance election ----------------------------------------
+
+    def _control_thread(self) -> _Control:
+        with self._control_lock:
+            if self._closed:
+                raise BackendUnavailable("the PostgreSQL backend is closed")
+            if self._control is None:
+                self._control = _Control(self, listen=self._notify)
+                self._control.start()
+            return self._control
+
+    def subscribe_work(self, wake: Callable[[], None]) -> Callable[[], None]:
+        if not self._notify:
+            return lambda: None
+        control = self._control_thread()
+        control.add(wake)
+        return lambda: control.remove(wake)
+
+    def is_maintenance_leader(self, worker_id: str) -> bool:
+        control = self._control_thread()
+        if not control.want_leader:
+            control.want_leader = True
+            control.tried.wait(LEADER_FIRST_TRY_SECONDS)
+        return control.leader
+
+    def close(self) -> None:
+        with self._control_lock:
+            self._closed = True
+            control, self._control = self._control, None
+        if control is not None:
+            control.stop()
+        self._pool.close()
+
+
+class _Control(threading.Thread):
+    """Owns the control connection: LISTEN for wake-ups, hold the maintenance lock."""
+
+    def __init__(self, backend: PostgresBackend, *, listen: bool) -> None:
+        super().__init__(name="chunksync-pg-control", daemon=True)
+        self._backend = backend
+        self._listen = listen
+        self._wakes: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
+        self._halt = threading.Event()
+        self.want_leader = False
+        self.leader = False
+        self.tried = threading.Event()
+
+    def add(self, wake: Callable[[], None]) -> None:
+        with self._lock:
+            self._wakes.append(wake)
+
+    def remove(self, wake: Callable[[], None]) -> None:
+        with self._lock:
+            if wake in self._wakes:
+                self._wakes.remove(wake)
+
+    def _fire(self) -> None:
+        with self._lock:
+            wakes = list(self._wakes)
+        for wake in wakes:
+            wake()
+
+    def stop(self) -> None:
+        self._halt.set()
+        if self is not threading.current_thread():
+            self.join(CONTROL_TICK_SECONDS * 8)
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            try:
+                with self._backend._connect() as conn:
+                    self._serve(conn)
+            except (psycopg.Error, BackendError):
+                pass  # the server went away: polling covers the gap, reconnect shortly
+            self.leader = False
+            self.tried.set()
+            self._halt.wait(CONTROL_RECONNECT_SECONDS)
+
+    def _serve(self, conn: psycopg.Connection[Any]) -> None:
+        if self._listen:
+            conn.execute(b"LISTEN " + NOTIFY_CHANNEL.encode())
+            self._fire()  # wake-ups may have been missed while disconnected
+        while not self._halt.is_set():
+            if self.want_leader and not self.leader:
+                row = conn.execute(
+                    b"SELECT pg_try_advisory_lock(%s)", [MAINTENANCE_LOCK_KEY]
+                ).fetchone()
+                self.leader = bool(row and row[0])
+                self.tried.set()
+            if self._listen:
+                for _ in conn.notifies(timeout=CONTROL_TICK_SECONDS):
+                    self._fire()
+            else:
+                self._halt.wait(CONTROL_TICK_SECONDS)

@@ -1,0 +1,337 @@
+-- Named queries for the PostgreSQL backend: the same names, parameters and result columns as
+-- SQLite's (tested). Each block: `-- name --`, a one-line description, the SQL.
+-- `NOW()` stands for the statement's time in seconds since the epoch; the loader expands it.
+-- Parameters are named (:name) and cast where their type matters; lists arrive as arrays.
+-- Ids typed by a user go through chunksync_try_uuid(), so a name never fails a uuid cast.
+
+-- insert_queue --
+-- Create one sync queue.
+INSERT INTO queues (id, tenant, name, source, kind, status, priority, policy, max_attempts,
+                    created_at, updated_at)
+VALUES (:id::uuid, :tenant, :name, :source, :kind, 'active', :priority, :policy, :max_attempts,
+        NOW(), NOW())
+RETURNING *;
+
+-- insert_chunk --
+-- Add one chunk to a queue (run in batches with execute_many).
+INSERT INTO chunks (id, queue_id, tenant, seq, payload, priority, max_attempts, run_after,
+                    created_at, updated_at)
+VALUES (:id::uuid, :queue_id::uuid, :tenant, :seq, :payload::jsonb, :priority, :max_attempts,
+        NOW(), NOW(), NOW());
+
+-- next_seq --
+-- The next free sequence number in a queue.
+SELECT COALESCE(MAX(seq), 0) + 1 AS seq FROM chunks WHERE queue_id = :queue_id::uuid;
+
+-- get_queue --
+-- One queue with its chunk totals by status.
+SELECT q.*, t.n_pending, t.n_processing, t.n_completed, t.n_dead, t.n_cancelled
+FROM queues q
+CROSS JOIN LATERAL (
+    SELECT COUNT(*) FILTER (WHERE c.status = 'pending') AS n_pending,
+           COUNT(*) FILTER (WHERE c.status = 'processing') AS n_processing,
+           COUNT(*) FILTER (WHERE c.status = 'completed') AS n_completed,
+           COUNT(*) FILTER (WHERE c.status = 'dead') AS n_dead,
+           COUNT(*) FILTER (WHERE c.status = 'cancelled') AS n_cancelled
+    FROM chunks c WHERE c.queue_id = q.id) t
+WHERE q.id = chunksync_try_uuid(:id::text) OR (q.name = :id::text AND q.tenant = :tenant::text);
+
+-- list_queues --
+-- Every queue (optionally only one status) with its chunk totals, newest first.
+SELECT q.*, t.n_pending, t.n_processing, t.n_completed, t.n_dead, t.n_cancelled
+FROM queues q
+CROSS JOIN LATERAL (
+    SELECT COUNT(*) FILTER (WHERE c.status = 'pending') AS n_pending,
+           COUNT(*) FILTER (WHERE c.status = 'processing') AS n_processing,
+           COUNT(*) FILTER (WHERE c.status = 'completed') AS n_completed,
+           COUNT(*) FILTER (WHERE c.status = 'dead') AS n_dead,
+           COUNT(*) FILTER (WHERE c.status = 'cancelled') AS n_cancelled
+    FROM chunks c WHERE c.queue_id = q.id) t
+WHERE (:status::text IS NULL OR q.status = :status::text)
+ORDER BY q.created_at DESC, q.name;
+
+-- set_queue_status --
+-- Move a queue from one of the allowed statuses (an array) to a new one.
+UPDATE queues SET status = :status, updated_at = NOW()
+WHERE id = :id::uuid AND status = ANY(:allowed::text[]);
+
+-- complete_queue_if_done --
+-- An active queue whose chunks are all terminal becomes completed, or failed if any chunk is dead.
+UPDATE queues
+SET status = CASE WHEN EXISTS (SELECT 1 FROM chunks WHERE queue_id = :id::uuid AND status = 'dead')
+                  THEN 'failed' ELSE 'completed' END,
+    updated_at = NOW()
+WHERE id = :id::uuid AND status = 'active'
+  AND NOT EXISTS (SELECT 1 FROM chunks WHERE queue_id = :id::uuid
+                  AND status IN ('pending', 'processing'));
+
+-- reopen_queue --
+-- A finished queue that gets a chunk back becomes active again.
+UPDATE queues SET status = 'active', updated_at = NOW()
+WHERE id = :id::uuid AND status IN ('completed', 'failed');
+
+-- get_chunk --
+-- One chunk.
+SELECT * FROM chunks WHERE id = chunksync_try_uuid(:id::text);
+
+-- list_chunks --
+-- Chunks filtered by queue, status and last error category (each optional), in queue order.
+SELECT * FROM chunks
+WHERE (:queue_id::text IS NULL OR queue_id = chunksync_try_uuid(:queue_id::text))
+  AND (:status::text IS NULL OR status = :status::text)
+  AND (:category::text IS NULL OR last_category = :category::text)
+ORDER BY queue_id, seq
+LIMIT :limit;
+
+-- claim_chunks --
+-- Atomically lease up to :limit runnable chunks: pending, due, in an active queue of a kind this worker handles, not in :exclude (queues whose dependency's gate is shut); highest priority first, then oldest.
+WITH picked AS (
+    SELECT c.id FROM chunks c
+    WHERE c.status = 'pending' AND c.run_after <= NOW()
+      AND c.queue_id IN (SELECT q.id FROM queues q
+                         WHERE q.status = 'active' AND q.kind = ANY(:kinds::text[]))
+      AND NOT (c.queue_id = ANY(:exclude::uuid[]))
+      AND (:queue_id::uuid IS NULL OR c.queue_id = :queue_id::uuid)
+    ORDER BY c.priority DESC, c.created_at, c.seq
+    LIMIT :limit
+    FOR UPDATE OF c SKIP LOCKED)
+UPDATE chunks c
+SET status = 'processing', attempts = c.attempts + 1, lease_token = :token::uuid,
+    lease_expires_at = NOW() + :lease_s::float8, worker_id = :worker_id, updated_at = NOW()
+FROM picked
+WHERE c.id = picked.id
+RETURNING c.*;
+
+-- heartbeat_chunk --
+-- Extend one chunk's lease, fenced by its lease token; optionally save a checkpoint.
+UPDATE chunks
+SET lease_expires_at = NOW() + :lease_s::float8, updated_at = NOW(),
+    checkpoint = COALESCE(:checkpoint::jsonb, checkpoint),
+    items_processed = COALESCE(:items::integer, items_processed)
+WHERE id = :id::uuid AND lease_token = :token::uuid AND status = 'processing';
+
+-- extend_worker_leases --
+-- Extend the leases of every chunk a live worker holds (its heartbeat).
+UPDATE chunks SET lease_expires_at = NOW() + :lease_s::float8
+WHERE status = 'processing' AND worker_id = :worker_id
+  AND lease_token = ANY(:tokens::uuid[]);
+
+-- finish_chunks --
+-- Record the results of a batch of attempts (a JSON array), each row fenced by its own lease
+-- token; returns the chunks whose result was written (the others lost their lease).
+WITH r AS (
+    SELECT * FROM jsonb_to_recordset(:reports::jsonb) AS x(
+        id uuid, token uuid, status text, delay_s float8, attempts_delta integer,
+        deferrals_delta integer, stress_delta integer, category text, message text,
+        dead_reason text, items integer)
+)
+UPDATE chunks c
+SET status = r.status,
+    run_after = NOW() + r.delay_s,
+    attempts = c.attempts + r.attempts_delta,
+    deferrals = c.deferrals + r.deferrals_delta,
+    stress_retries = c.stress_retries + r.stress_delta,
+    last_category = COALESCE(r.category, c.last_category),
+    last_error = COALESCE(r.message, c.last_error),
+    dead_reason = r.dead_reason,
+    items_processed = r.items,
+    crash_count = 0,
+    lease_token = NULL, lease_expires_at = NULL, worker_id = NULL,
+    finished_at = CASE WHEN r.status IN ('completed', 'dead', 'cancelled') THEN NOW() END,
+    updated_at = NOW()
+FROM r
+WHERE c.id = r.id AND c.lease_token = r.token AND c.status = 'processing'
+RETURNING c.id AS id, c.queue_id AS queue_id;
+
+-- insert_attempts --
+-- Attempt health metrics of a batch (a JSON array), each through log_chunk_health_metrics().
+SELECT log_chunk_health_metrics(x.chunk_id, x.queue_id, x.tenant, x.worker_id, x.attempt,
+           x.processing_s, x.outcome, x.chunk_size, x.items_processed, x.items_per_s,
+           x.efficiency, x.category, x.rule, x.message, x.retry_delay_s, x.rss_bytes) AS id
+FROM jsonb_to_recordset(:attempts::jsonb) AS x(
+    chunk_id uuid, queue_id uuid, tenant text, worker_id text, attempt integer,
+    processing_s float8, outcome text, chunk_size integer, items_processed integer,
+    items_per_s float8, efficiency float8, category text, rule text, message text,
+    retry_delay_s float8, rss_bytes bigint);
+
+-- insert_attempt --
+-- One row of attempt health metrics; it ends now, by the database clock.
+INSERT INTO attempts (chunk_id, queue_id, tenant, worker_id, attempt, started_at, finished_at,
+                      processing_s, chunk_size, items_processed, items_per_s, efficiency, outcome,
+                      category, rule, message, retry_delay_s, rss_bytes)
+VALUES (:chunk_id::uuid, :queue_id::uuid, :tenant, :worker_id, :attempt,
+        NOW() - :processing_s::float8, NOW(), :processing_s::float8, :chunk_size,
+        :items_processed, :items_per_s::float8, :efficiency::float8, :outcome, :category, :rule,
+        :message, :retry_delay_s::float8, :rss_bytes::bigint);
+
+-- insert_audit --
+-- One audit entry: an automatic recovery or a manual intervention.
+INSERT INTO audit_log (at, action, actor, reason, chunk_id, queue_id, details)
+VALUES (NOW(), :action, :actor, :reason, :chunk_id::uuid, :queue_id::uuid, :details::jsonb);
+
+-- list_audit --
+-- Audit entries, newest first, optionally for one chunk or queue.
+SELECT * FROM audit_log
+WHERE (:chunk_id::text IS NULL OR chunk_id = chunksync_try_uuid(:chunk_id::text))
+  AND (:queue_id::text IS NULL OR queue_id = chunksync_try_uuid(:queue_id::text))
+ORDER BY id DESC
+LIMIT :limit;
+
+-- list_attempts --
+-- Attempt history of one chunk, oldest first.
+SELECT * FROM attempts WHERE chunk_id = chunksync_try_uuid(:chunk_id::text) ORDER BY id;
+
+-- mark_workers_lost --
+-- Workers that stopped heartbeating are lost.
+UPDATE workers SET status = 'lost'
+WHERE status IN ('running', 'stopping') AND last_heartbeat_at < NOW() - :worker_timeout_s::float8
+RETURNING id;
+
+-- find_stuck --
+-- Processing chunks whose lease expired or whose worker is gone.
+SELECT * FROM chunks
+WHERE status = 'processing'
+  AND (lease_expires_at < NOW()
+       OR worker_id IN (SELECT id FROM workers WHERE status IN ('lost', 'stopped')))
+ORDER BY lease_expires_at
+LIMIT :limit;
+
+-- recover_chunk --
+-- Put a stuck chunk back (pending) or dead, fenced by the lease token it was found with.
+UPDATE chunks
+SET status = :status::text, crash_count = crash_count + 1, run_after = NOW() + :delay_s::float8,
+    last_category = 'timeout', last_error = :message::text, dead_reason = :dead_reason::text,
+    lease_token = NULL, lease_expires_at = NULL, worker_id = NULL,
+    finished_at = CASE WHEN :status::text = 'dead' THEN NOW() END, updated_at = NOW()
+WHERE id = :id::uuid AND lease_token = :token::uuid AND status = 'processing';
+
+-- revive_chunk --
+-- Operator retry: a dead chunk runs again with a fresh attempt count.
+UPDATE chunks
+SET status = 'pending', attempts = 0, crash_count = 0, stress_retries = 0, deferrals = 0,
+    dead_reason = NULL, run_after = NOW(), finished_at = NULL, updated_at = NOW()
+WHERE id = :id::uuid AND status = 'dead';
+
+-- cancel_chunk --
+-- Cancel one chunk that is not yet terminal.
+UPDATE chunks
+SET status = 'cancelled', lease_token = NULL, lease_expires_at = NULL, worker_id = NULL,
+    finished_at = NOW(), updated_at = NOW()
+WHERE id = :id::uuid AND status IN ('pending', 'processing');
+
+-- cancel_queue_chunks --
+-- Cancel every chunk of a queue that is not yet terminal.
+UPDATE chunks
+SET status = 'cancelled', lease_token = NULL, lease_expires_at = NULL, worker_id = NULL,
+    finished_at = NOW(), updated_at = NOW()
+WHERE queue_id = :queue_id::uuid AND status IN ('pending', 'processing');
+
+-- release_chunk --
+-- Put a processing chunk back to pending now; :refund gives the attempt back (1) or not (0).
+UPDATE chunks
+SET status = 'pending', attempts = GREATEST(0, attempts - :refund::integer), run_after = NOW(),
+    lease_token = NULL, lease_expires_at = NULL, worker_id = NULL, updated_at = NOW()
+WHERE id = :id::uuid AND status = 'processing'
+  AND (:token::uuid IS NULL OR lease_token = :token::uuid);
+
+-- chunks_of_worker --
+-- The chunks a worker holds.
+SELECT * FROM chunks WHERE status = 'processing' AND worker_id = :worker_id::text ORDER BY seq;
+
+-- register_worker --
+-- A worker announces itself.
+INSERT INTO workers (id, host, pid, status, concurrency, started_at, last_heartbeat_at)
+VALUES (:id, :host, :pid, 'running', :concurrency, NOW(), NOW());
+
+-- worker_heartbeat --
+-- A live worker says it is alive (a worker marked lost comes back as running).
+UPDATE workers SET last_heartbeat_at = NOW(), status = :status::text
+WHERE id = :id::text AND status <> 'stopped';
+
+-- worker_stopped --
+-- A worker stopped cleanly.
+UPDATE workers SET status = 'stopped', stopped_at = NOW(), last_heartbeat_at = NOW()
+WHERE id = :id::text;
+
+-- get_worker --
+-- One worker.
+SELECT * FROM workers WHERE id = :id::text;
+
+-- list_workers --
+-- Workers, most recently seen first.
+SELECT * FROM workers ORDER BY last_heartbeat_at DESC LIMIT :limit;
+
+-- now --
+-- The database clock.
+SELECT NOW() AS now;
+
+-- health_queue_attempts --
+-- Attempts of one queue by outcome and category, with their timing and items.
+SELECT outcome, category, COUNT(*) AS n, SUM(processing_s) AS processing_s,
+       SUM(items_processed)::bigint AS items, SUM(retry_delay_s) AS retry_delay_s,
+       AVG(efficiency) AS efficiency
+FROM attempts WHERE queue_id = :queue_id::uuid
+GROUP BY outcome, category;
+
+-- health_queue_timed_count --
+-- How many attempts of one queue have a processing time (every outcome but stuck, held).
+SELECT COUNT(*) AS n FROM attempts
+WHERE queue_id = :queue_id::uuid AND outcome NOT IN ('stuck', 'held');
+
+-- health_queue_processing_at --
+-- The processing times at one rank and the next (for an interpolated percentile).
+SELECT processing_s FROM attempts
+WHERE queue_id = :queue_id::uuid AND outcome NOT IN ('stuck', 'held')
+ORDER BY processing_s
+LIMIT 2 OFFSET :offset;
+
+-- health_queue_chunks --
+-- Oldest pending chunk, stuck chunks, and recent completions of one queue.
+SELECT
+    NOW() - (SELECT MIN(created_at) FROM chunks
+             WHERE queue_id = :queue_id::uuid AND status = 'pending') AS oldest_pending_age_s,
+    (SELECT COUNT(*) FROM chunks WHERE queue_id = :queue_id::uuid AND status = 'processing'
+        AND lease_expires_at < NOW()) AS stuck,
+    (SELECT COUNT(*) FROM attempts WHERE queue_id = :queue_id::uuid AND outcome = 'completed'
+        AND finished_at >= NOW() - :window_s::float8) AS recent_completed,
+    (SELECT MIN(started_at) FROM attempts WHERE queue_id = :queue_id::uuid) AS first_started_at,
+    (SELECT COUNT(*) FROM audit_log WHERE queue_id = :queue_id::uuid
+        AND action = 'recover_stuck') AS recoveries,
+    NOW() AS now;
+
+-- health_window --
+-- Attempts and failures finished in the last :window_s seconds, by category.
+SELECT category, outcome, COUNT(*) AS n
+FROM attempts WHERE finished_at >= NOW() - :window_s::float8
+GROUP BY category, outcome;
+
+-- health_system --
+-- Workers, queues and backlog right now.
+SELECT
+    (SELECT COUNT(*) FROM workers WHERE status IN ('running', 'stopping')
+        AND last_heartbeat_at >= NOW() - :worker_timeout_s::float8) AS workers_alive,
+    (SELECT COUNT(*) FROM workers WHERE status = 'lost'
+        OR (status IN ('running', 'stopping')
+            AND last_heartbeat_at < NOW() - :worker_timeout_s::float8)) AS workers_lost,
+    (SELECT COUNT(*) FROM queues WHERE status = 'active') AS active_queues,
+    (SELECT COUNT(*) FROM chunks c JOIN queues q ON q.id = c.queue_id
+        WHERE c.status = 'pending' AND q.status = 'active') AS backlog,
+    NOW() - (SELECT MIN(c.created_at) FROM chunks c JOIN queues q ON q.id = c.queue_id
+        WHERE c.status = 'pending' AND q.status = 'active') AS oldest_pending_age_s,
+    (SELECT COUNT(*) FROM chunks WHERE status = 'processing' AND lease_expires_at < NOW())
+        AS stuck,
+    (SELECT COUNT(*) FROM chunks WHERE status = 'dead') AS dead,
+    (SELECT COUNT(*) FROM audit_log WHERE action = 'recover_stuck'
+        AND at >= NOW() - :window_s::float8) AS recoveries;
+
+-- health_hourly --
+-- Per hour: attempts, successes, failures by category, timing and items (the trend view).
+SELECT (floor(finished_at / 3600) * 3600)::bigint AS hour, category, outcome, COUNT(*) AS n,
+       SUM(processing_s) AS processing_s, SUM(items_processed)::bigint AS items
+FROM attempts WHERE finished_at >= NOW() - :window_s::float8
+GROUP BY 1, category, outcome
+ORDER BY hour;
+
+-- demo_attempts --
+-- Every attempt of one queue, for the demo's report.
+SELECT outcome, category, retry_delay_s FROM attempts WHERE queue_id = :queue_id::uuid ORDER BY id;

@@ -1,0 +1,293 @@
+"""The backend contract, on every backend: named queries, dict rows of the same kinds,
+transactions, error conversion, migrations, and the lease fencing the manager builds on them."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from chunksync import sql
+from chunksync.app import App
+from chunksync.backends import Backend, open_backend
+from chunksync.backends.sqlite import path_from_url
+from chunksync.exceptions import BackendError, IntegrityConflict, NotFound, SchemaError
+from chunksync.manager import FinishResult
+from chunksync.models import Attempt, ChunkStatus, Outcome
+
+pytestmark = pytest.mark.timeout(60)
+
+DIALECTS = ["sqlite", "postgres"]
+_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)|%\((\w+)\)s")
+
+
+def raw_execute(url: str, statement: str) -> None:
+    """Run SQL behind chunksync's back (to fake a newer schema, say)."""
+    if url.startswith("sqlite"):
+        with sqlite3.connect(path_from_url(url)) as conn:
+            conn.execute(statement)
+        return
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(statement.encode())
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float = 10.0, what: str = "state") -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def attempt_for(chunk_id: str, queue_id: str, worker: str) -> Attempt:
+    return Attempt(
+        chunk_id=chunk_id,
+        queue_id=queue_id,
+        tenant="default",
+        worker_id=worker,
+        attempt=1,
+        started_at=0.0,
+        finished_at=0.01,
+        outcome=Outcome.COMPLETED,
+        chunk_size=1,
+        items_processed=1,
+    )
+
+
+DONE = FinishResult(ChunkStatus.COMPLETED, Outcome.COMPLETED, items=1)
+
+
+# --- the named queries: one set, one signature, on every dialect ---------------------------
+
+
+def test_every_dialect_has_the_same_query_names() -> None:
+    # PostgreSQL alone ships the SQL health interface; its queries are named pg_*.
+    postgres = {name for name in sql.queries("postgres") if not name.startswith("pg_")}
+    assert postgres == set(sql.queries("sqlite"))
+
+
+@pytest.mark.parametrize("name", sorted(sql.queries("sqlite")))
+def test_every_query_takes_the_same_parameters(name: str) -> None:
+    def params(dialect: str) -> set[str]:
+        text = re.sub(r"--[^\n]*", "", sql.queries(dialect)[name])
+        return {a or b for a, b in _PARAM.findall(re.sub(r"'[^']*'", "''", text))}
+
+    assert params("postgres") == params("sqlite")
+
+
+def test_results_have_the_same_columns_and_kinds(sqlite_url: str, pg_url: str) -> None:
+    shapes = []
+    for url in (sqlite_url, pg_url):
+        with App(url) as app:
+            app.handler("noop")(lambda ctx: None)
+            queue = app.create_queue("noop", payloads=[{"n": 1}, "text", 2])
+            token, chunks = app.manager.claim("w", ["noop"], limit=1)
+            app.manager.finish(chunks[0], token, DONE, attempt_for(chunks[0].id, queue.id, "w"))
+            app.manager.register_worker("w", "host", 1, 1)
+            b = app.backend
+            rows = {
+                "get_queue": b.fetch_one("get_queue", {"id": queue.id, "tenant": "default"}),
+                "get_chunk": b.fetch_one("get_chunk", {"id": chunks[0].id}),
+                "list_attempts": b.fetch_one("list_attempts", {"chunk_id": chunks[0].id}),
+                "get_worker": b.fetch_one("get_worker", {"id": "w"}),
+                "now": b.fetch_one("now"),
+                "health_hourly": b.fetch_one("health_hourly", {"window_s": 3600.0}),
+                "health_system": b.fetch_one(
+                    "health_system", {"worker_timeout_s": 60.0, "window_s": 3600.0}
+                ),
+            }
+            shapes.append(
+                {name: {k: _kind(v) for k, v in (row or {}).items()} for name, row in rows.items()}
+            )
+    assert shapes[0] == shapes[1]
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool | int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    return type(value).__name__
+
+
+# --- transactions and errors ---------------------------------------------------------------
+
+
+def _queue_params(queue_id: str) -> dict[str, Any]:
+    return {
+        "id": queue_id,
+        "tenant": "default",
+        "name": "q",
+        "source": "noop",
+        "kind": "noop",
+        "priority": 0,
+        "policy": "default",
+        "max_attempts": 3,
+    }
+
+
+QUEUE_ID = "0f6a5b8e-5a1e-4c55-9a57-1f4d6b8d2a10"
+
+
+def test_a_transaction_that_raises_is_rolled_back(app: App) -> None:
+    with pytest.raises(RuntimeError), app.backend.transaction() as s:
+        s.execute("insert_queue", _queue_params(QUEUE_ID))
+        raise RuntimeError("boom")
+    assert app.backend.fetch_one("get_queue", {"id": QUEUE_ID, "tenant": "default"}) is None
+
+
+def test_a_nested_transaction_joins_the_outer_one(app: App) -> None:
+    with pytest.raises(RuntimeError), app.backend.transaction() as s:
+        s.execute("insert_queue", _queue_params(QUEUE_ID))
+        assert app.backend.fetch_one("get_queue", {"id": QUEUE_ID, "tenant": "default"})
+        raise RuntimeError("boom")
+    assert app.backend.fetch_one("get_queue", {"id": QUEUE_ID, "tenant": "default"}) is None
+
+
+def test_a_committed_transaction_is_visible(app: App) -> None:
+    with app.backend.transaction() as s:
+        s.execute("insert_queue", _queue_params(QUEUE_ID))
+    row = app.backend.fetch_one("get_queue", {"id": QUEUE_ID, "tenant": "default"})
+    assert row is not None and row["id"] == QUEUE_ID and row["n_pending"] == 0
+
+
+def test_a_duplicate_key_is_an_integrity_conflict(app: App, db_url: str) -> None:
+    app.backend.execute("insert_queue", _queue_params(QUEUE_ID))
+    with pytest.raises(IntegrityConflict) as caught:
+        app.backend.execute("insert_queue", _queue_params(QUEUE_ID))
+    assert caught.value.__cause__ is not None
+    if db_url.startswith("postgres"):
+        assert caught.value.sqlstate == "23505"
+
+
+def test_an_unknown_query_is_a_backend_error(app: App) -> None:
+    with pytest.raises(BackendError, match="no query named"):
+        app.backend.fetch_one("no_such_query")
+
+
+def test_an_id_that_is_not_a_uuid_is_not_found(app: App) -> None:
+    with pytest.raises(NotFound):
+        app.manager.get_queue("no-such-queue")
+    with pytest.raises(NotFound):
+        app.manager.get_chunk("no-such-chunk")
+
+
+@pytest.mark.parametrize("payload", [{"a": [1, 2]}, "a string", 42, 1.5, None, [1, "é"], True])
+def test_payloads_come_back_as_they_went_in(app: App, payload: Any) -> None:
+    app.handler("noop")(lambda ctx: None)
+    queue = app.create_queue("noop", payloads=[payload])
+    (chunk,) = app.manager.list_chunks(queue.id)
+    assert chunk.payload == payload and type(chunk.payload) is type(payload)
+
+
+# --- migrations ------------------------------------------------------------------------------
+
+
+def test_migrate_is_idempotent(db_url: str) -> None:
+    latest = sql.latest_version(open_backend(db_url, migrate=False).dialect)
+    with open_backend(db_url) as backend:
+        assert backend.migrate() == latest
+        assert backend.migrate() == latest
+        assert backend.schema_version() == latest
+    with open_backend(db_url) as again:
+        assert again.schema_version() == latest
+
+
+def test_a_newer_schema_is_refused(db_url: str) -> None:
+    with open_backend(db_url) as backend:
+        latest = backend.schema_version()
+    raw_execute(
+        db_url,
+        f"INSERT INTO schema_version (version, name, applied_at) VALUES ({latest + 1}, 'x', 0)",
+    )
+    with pytest.raises(SchemaError, match="newer than this chunksync"):
+        open_backend(db_url)
+
+
+# --- the lease fencing the manager builds on -------------------------------------------------
+
+
+def _expire(backend: Backend, chunk_id: str) -> None:
+    """Wait, by the database's clock, until the chunk's lease has run out."""
+
+    def expired() -> bool:
+        row = backend.fetch_one("get_chunk", {"id": chunk_id})
+        now = backend.fetch_one("now")
+        assert row is not None and now is not None
+        return float(row["lease_expires_at"]) < float(now["now"])
+
+    wait_for(expired, what="the lease to expire")
+
+
+def test_a_stale_workers_late_finish_is_rejected(app: App) -> None:
+    app.handler("noop")(lambda ctx: None)
+    queue = app.create_queue("noop", payloads=[{"n": 1}])
+    m = app.manager
+    stale_token, (chunk,) = m.claim("stale", ["noop"], lease_s=0.2)
+    _expire(app.backend, chunk.id)
+    recovered = m.recover_stuck("leader", lambda q: app.policy("default"))
+    assert [r.chunk_id for r in recovered] == [chunk.id]
+    token, (again,) = m.claim("fresh", ["noop"], lease_s=30)
+    assert again.id == chunk.id and again.attempts == 2
+
+    assert not m.finish(chunk, stale_token, DONE, attempt_for(chunk.id, queue.id, "stale"))
+    assert m.get_chunk(chunk.id).status is ChunkStatus.PROCESSING
+    assert m.finish(again, token, DONE, attempt_for(chunk.id, queue.id, "fresh"))
+
+    outcomes = [a["outcome"] for a in m.list_attempts(chunk.id)]
+    assert outcomes == [Outcome.STUCK, Outcome.LOST_LEASE, Outcome.COMPLETED]
+    assert [e.action for e in m.list_audit(chunk_id=chunk.id)] == ["recover_stuck"]
+    assert m.get_queue(queue.id).status == "completed"
+
+
+def test_heartbeats_and_releases_are_fenced(app: App) -> None:
+    app.handler("noop")(lambda ctx: None)
+    app.create_queue("noop", payloads=[{"n": 1}])
+    m = app.manager
+    token, (chunk,) = m.claim("w", ["noop"], lease_s=5)
+    assert m.heartbeat_chunk(chunk.id, token, 10, checkpoint={"at": 3}, items=3)
+    assert not m.heartbeat_chunk(chunk.id, "00000000-0000-0000-0000-000000000000", 10)
+    assert m.extend_leases("w", [token], 10) == 1
+    assert m.get_chunk(chunk.id).checkpoint == {"at": 3}
+    assert m.release(chunk, token, refund=True)
+    assert not m.release(chunk, token, refund=True)
+    assert m.get_chunk(chunk.id).attempts == 0
+
+
+def test_claims_follow_priority_and_skip_paused_queues(app: App) -> None:
+    app.handler("noop")(lambda ctx: None)
+    low = app.create_queue("noop", payloads=[1, 2], name="low")
+    high = app.create_queue("noop", payloads=[3], name="high", priority=5)
+    paused = app.create_queue("noop", payloads=[4], name="paused", priority=9)
+    app.manager.pause_queue(paused.id)
+    _, claimed = app.manager.claim("w", ["noop"], limit=10)
+    assert [c.queue_id for c in claimed] == [high.id, low.id, low.id]
+    assert [c.payload for c in claimed] == [3, 1, 2]
+    assert app.manager.claim("w", ["other"], limit=10)[1] == []
+
+
+def test_operator_interventions_are_audited(app: App) -> None:
+    app.handler("noop")(lambda ctx: None)
+    queue = app.create_queue("noop", payloads=[1, 2])
+    m = app.manager
+    first, second = m.list_chunks(queue.id)
+    m.cancel_chunk(first.id)
+    token, (chunk,) = m.claim("w", ["noop"])
+    dead = FinishResult(ChunkStatus.DEAD, Outcome.DEAD, dead_reason="bad")
+    m.finish(chunk, token, dead, attempt_for(chunk.id, queue.id, "w"))
+    assert m.get_queue(queue.id).status == "failed"
+    assert m.retry_chunk(second.id).status is ChunkStatus.PENDING
+    assert m.get_queue(queue.id).status == "active"
+    actions = [e.action for e in m.list_audit(queue_id=queue.id)]
+    assert actions == ["retry_chunk", "cancel_chunk"]

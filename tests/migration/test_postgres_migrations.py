@@ -1,0 +1,97 @@
+"""schema.sql is the truth: the numbered migrations must build the same PostgreSQL catalog."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+
+from chunksync import sql
+from chunksync.backends.postgres import PostgresBackend
+from chunksync.exceptions import SchemaError
+
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(60)]
+
+CATALOG = {
+    "columns": """
+        SELECT table_name, column_name, data_type, is_nullable, column_default, is_identity
+        FROM information_schema.columns WHERE table_schema = 'public'
+        ORDER BY 1, 2""",
+    "indexes": "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY 1",
+    "constraints": """
+        SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid)
+        FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace
+        WHERE n.nspname = 'public' ORDER BY 1, 2""",
+    "triggers": """
+        SELECT tgname, pg_get_triggerdef(oid) FROM pg_trigger WHERE NOT tgisinternal ORDER BY 1""",
+    "functions": """
+        SELECT p.proname, pg_get_functiondef(p.oid)
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname = 'public' ORDER BY 1""",
+    "views": """
+        SELECT viewname, definition FROM pg_views WHERE schemaname = 'public' ORDER BY 1""",
+    "versions": "SELECT version, name FROM schema_version ORDER BY 1",
+}
+
+
+def catalog(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return {name: conn.execute(q.encode()).fetchall() for name, q in CATALOG.items()}
+
+
+def test_migrations_build_the_schema(pg_empty_url: str, pg_cluster: Any) -> None:
+    other = pg_cluster.create_database("migrated_only", "template0")
+    try:
+        PostgresBackend(pg_empty_url).close()  # schema.sql on an empty database
+        backend = PostgresBackend(other, migrate=False)
+        backend.apply_migrations_only()
+        assert backend.schema_version() == sql.latest_version("postgres")
+        backend.close()
+        from_schema, from_migrations = catalog(pg_empty_url), catalog(other)
+        assert from_schema["columns"], "schema.sql created nothing"
+        for part in CATALOG:
+            assert from_schema[part] == from_migrations[part], part
+    finally:
+        pg_cluster.drop_database("migrated_only")
+
+
+def test_a_partly_migrated_database_is_brought_up_to_date(pg_empty_url: str) -> None:
+    first = sql.migrations("postgres")[0]
+    backend = PostgresBackend(pg_empty_url, migrate=False)
+    with backend._connect() as conn, backend._migration(conn) as session:
+        session.script(sql.schema("postgres").split("-- 0001_initial --")[0])
+        session.script(first.sql)
+        backend._record(conn, [(first.version, first.name)])
+    assert backend.schema_version() == first.version
+    assert backend.migrate() == sql.latest_version("postgres")
+    assert backend.migrate() == sql.latest_version("postgres")
+    backend.close()
+
+
+def test_tables_without_a_version_are_refused(pg_empty_url: str) -> None:
+    with psycopg.connect(pg_empty_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE chunks (id int)")
+    with pytest.raises(SchemaError, match="no schema version"):
+        PostgresBackend(pg_empty_url)
+
+
+def test_concurrent_first_starts_migrate_once(pg_empty_url: str) -> None:
+    import threading
+
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            PostgresBackend(pg_empty_url).close()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors
+    versions = catalog(pg_empty_url)["versions"]
+    assert [v for v, _ in versions] == [m.version for m in sql.migrations("postgres")]
