@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev,postgres,imap]"
+	$(BIN)/pip install --quiet -e ".[dev,postgres,imap,web]"
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -18,6 +18,7 @@ setup: $(STAMP)
 demo: $(STAMP)
 	@mkdir -p demo
 	$(BIN)/chunksync --db sqlite:///demo/demo.db demo --fresh
+	$(BIN)/chunksync --db sqlite:///demo/demo.db demo-mail demo/Maildir
 
 ## test: the whole suite (starts its own PostgreSQL and Dovecot)
 test: $(STAMP)

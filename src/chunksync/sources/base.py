@@ -20,7 +20,10 @@ Handler = Callable[[ChunkContext], "int | None"]
 
 def kind_of(uri: str) -> str:
     """The source kind a URI names: its scheme (imaps -> imap), or the whole string if none."""
-    scheme = urlsplit(uri).scheme.lower() if "://" in uri else uri.strip().lower()
+    try:
+        scheme = urlsplit(uri).scheme.lower() if "://" in uri else uri.strip().lower()
+    except ValueError:  # e.g. an unclosed [ of an IPv6 host: the scheme is still the prefix
+        scheme = uri.split("://", 1)[0].strip().lower()
     return {"imaps": "imap"}.get(scheme, scheme)
 
 

@@ -1,0 +1,217 @@
+"""IMAP sync side by side: chunksync, mbsync and offlineimap pull the same Dovecot mailbox.
+
+For each size (10,000 and 100,000 messages of about 4 KiB by default; BENCH_IMAP_SIZES=2000,20000
+for a quick run), a fresh Dovecot user gets its Maildir written straight to disk, Dovecot indexes
+it once (not timed), then each tool syncs INBOX into its own target: chunksync into a durable
+SQLite store (WAL, synchronous=NORMAL), mbsync (isync) and offlineimap into Maildirs, all with
+their default settings. Each tool runs as a child process; its time is wall clock and its peak
+RSS comes from wait4(). A tool that is not installed is reported and skipped.
+
+The last lines are `imap_sync_msgs_per_s=<v>` (chunksync at the largest size),
+`ratio_vs_mbsync=<v>` and `peak_rss_mb_100k=<v>` (chunksync's peak RSS at the largest size).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_SIZES = (10_000, 100_000)
+MESSAGE_BYTES = 4096
+TOOL_TIMEOUT_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class Run:
+    tool: str
+    messages: int
+    seconds: float
+    peak_rss_mb: float
+    ok: bool
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds if self.ok and self.seconds > 0 else 0.0
+
+
+def sizes() -> list[int]:
+    raw = os.environ.get("BENCH_IMAP_SIZES")
+    return [int(x) for x in raw.split(",")] if raw else list(DEFAULT_SIZES)
+
+
+def message(rng: random.Random, n: int) -> bytes:
+    head = (
+        f"From: Sender {n % 97} <s{n % 97}@example.com>\r\nTo: bench@example.com\r\n"
+        f"Subject: benchmark message {n}\r\nDate: Mon, 01 Jan 2024 00:00:00 +0000\r\n"
+        f"Message-ID: <bench{n}@example.com>\r\n\r\n"
+    ).encode()
+    words = b"lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor"
+    line = words + b"\r\n"
+    body = line * ((MESSAGE_BYTES - len(head)) // len(line))
+    return head + body + rng.randbytes(16).hex().encode() + b"\r\n"
+
+
+def fill(maildir: Path, count: int) -> None:
+    rng = random.Random(count)
+    cur = maildir / "cur"
+    stamp = int(time.time())
+    for n in range(count):
+        raw = message(rng, n)
+        size = len(raw)
+        (cur / f"{stamp}.M{n}P1.bench,S={size},W={size}:2,S").write_bytes(raw)
+
+
+def measure(tool: str, messages: int, argv: list[str], env: dict[str, str] | None = None) -> Run:
+    if shutil.which(argv[0]) is None:
+        return Run(tool, messages, 0.0, 0.0, False, f"{argv[0]} is not installed")
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
+    assert proc.stderr is not None
+    err = proc.stderr.read()  # before wait4: a full pipe would block the child
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    seconds = time.monotonic() - started
+    ok = proc.returncode == 0
+    note = "" if ok else err.decode(errors="replace").strip().splitlines()[-1:][0:1]
+    return Run(tool, messages, seconds, usage.ru_maxrss / 1024, ok, str(note))
+
+
+def count_files(path: Path) -> int:
+    return sum(len(files) for d, _, files in os.walk(path) if d.endswith(("/cur", "/new")))
+
+
+def run_size(server: object, count: int, work: Path) -> list[Run]:
+    from tests.servers.dovecot import DovecotServer
+
+    assert isinstance(server, DovecotServer)
+    box = server.add_user()
+    fill(box.maildir, count)
+    subprocess.run(["chown", "-R", "mail:mail", str(box.maildir)], check=True)
+    # Untimed warm-up: Dovecot builds its index and cache and the files enter the page cache,
+    # so that no tool pays for that and none profits from another's run.
+    server.doveadm("mailbox", "status", "-u", box.user, "messages", "INBOX")
+    subprocess.run(
+        [
+            "doveadm",
+            "-c",
+            str(server.conf),
+            "fetch",
+            "-u",
+            box.user,
+            "uid flags date.received size.virtual body",
+            "mailbox",
+            "INBOX",
+        ],
+        stdout=subprocess.DEVNULL,
+        check=True,
+    )
+    runs: list[Run] = []
+    db = work / f"chunksync-{count}.db"
+    chunksync = str(Path(sys.executable).parent / "chunksync")
+    runs.append(
+        measure(
+            "chunksync",
+            count,
+            [chunksync, "--db", f"sqlite:///{db}", "sync", box.uri(), "--password-env", "BENCH_PW"],
+            {"BENCH_PW": box.password},
+        )
+    )
+    mbsync_dir = work / f"mbsync-{count}"
+    mbsync_dir.mkdir()
+    conf = work / f"mbsyncrc-{count}"
+    conf.write_text(
+        f"IMAPAccount bench\nHost 127.0.0.1\nPort {server.port}\nUser {box.user}\n"
+        f"Pass {box.password}\nSSLType None\nAuthMechs LOGIN\n\n"
+        "IMAPStore remote\nAccount bench\n\n"
+        f"MaildirStore local\nPath {mbsync_dir}/\nInbox {mbsync_dir}/INBOX\n\n"
+        "Channel bench\nFar :remote:\nNear :local:\nPatterns INBOX\nCreate Near\nSync Pull\n"
+        # Only where its state lives differs from the defaults (~/.mbsync/ would carry the
+        # state of an earlier run into this one).
+        f"SyncState {work}/mbsync-state-{count}/\n",
+        encoding="utf-8",
+    )
+    runs.append(measure("mbsync", count, ["mbsync", "-c", str(conf), "-a"]))
+    off_dir = work / f"offlineimap-{count}"
+    off_dir.mkdir()
+    off_conf = work / f"offlineimaprc-{count}"
+    off_conf.write_text(
+        f"[general]\naccounts = bench\nmetadata = {work}/offlineimap-meta-{count}\n\n"
+        "[Account bench]\nlocalrepository = local\nremoterepository = remote\n\n"
+        f"[Repository local]\ntype = Maildir\nlocalfolders = {off_dir}\n\n"
+        f"[Repository remote]\ntype = IMAP\nremotehost = 127.0.0.1\nremoteport = {server.port}\n"
+        f"remoteuser = {box.user}\nremotepass = {box.password}\nssl = no\nstarttls = no\n"
+        "folderfilter = lambda folder: folder == 'INBOX'\n",
+        encoding="utf-8",
+    )
+    runs.append(
+        measure("offlineimap", count, ["offlineimap", "-c", str(off_conf), "-o", "-u", "quiet"])
+    )
+    for run, where in ((runs[1], mbsync_dir), (runs[2], off_dir)):
+        if run.ok and count_files(where) != count:
+            runs[runs.index(run)] = Run(
+                run.tool,
+                count,
+                run.seconds,
+                run.peak_rss_mb,
+                False,
+                f"synced {count_files(where)} of {count}",
+            )
+    return runs
+
+
+def main() -> int:
+    from tests.servers.dovecot import start_dovecot
+
+    try:
+        server = start_dovecot(max_connections=50)
+    except BaseException as exc:  # pytest's skip outside a test: Dovecot is missing
+        print(f"cannot start Dovecot: {exc}")
+        return 1
+    work = Path(tempfile.mkdtemp(prefix="chunksync-bench-imap-"))
+    results: list[list[Run]] = []
+    try:
+        for count in sizes():
+            print(f"-- {count} messages of ~{MESSAGE_BYTES} bytes", flush=True)
+            runs = run_size(server, count, work)
+            results.append(runs)
+            for r in runs:
+                status = "" if r.ok else f"  FAILED: {r.note}"
+                print(
+                    f"   {r.tool:12} {r.seconds:8.2f} s {r.rate:9.0f} msg/s "
+                    f"{r.peak_rss_mb:7.1f} MB peak RSS{status}",
+                    flush=True,
+                )
+            ours = runs[0]
+            for other in runs[1:]:
+                if other.ok and ours.ok:
+                    print(f"   chunksync / {other.tool}: {ours.rate / other.rate:.2f}x throughput")
+    finally:
+        server.close()
+        shutil.rmtree(work, ignore_errors=True)
+    last = results[-1]
+    mbsync = last[1]
+    ratio = last[0].rate / mbsync.rate if mbsync.ok and mbsync.rate else 0.0
+    print(f"imap_sync_msgs_per_s={last[0].rate:.0f}")
+    print(f"ratio_vs_mbsync={ratio:.2f}")
+    print(f"peak_rss_mb_100k={last[0].peak_rss_mb:.1f}")
+    return 0 if all(r.ok for r in last[:1]) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

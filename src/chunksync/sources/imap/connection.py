@@ -1,0 +1,420 @@
+"""IMAP connections: open (TLS, STARTTLS, login or XOAUTH2, COMPRESS=DEFLATE), a per-account
+pool with a cap, and the raw FETCH the chunks use.
+
+The pool keeps idle logged-in connections for the next chunk, never opens more than the account's
+cap at once, and lowers the cap when the server refuses a connection for having too many (the
+error still goes to the worker, categorized rate_limit, so the chunk backs off). A connection that
+raised is never reused. IMAPClient has no COMPRESS and no streaming FETCH, so both reach into its
+imaplib object (`client._imap`), in this one module.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import logging
+import re
+import ssl
+import threading
+import time
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from imapclient import IMAPClient
+from imapclient.imapclient import SocketTimeout
+from imapclient.response_parser import parse_fetch_response
+
+from chunksync.errors import categorize
+from chunksync.exceptions import ConfigurationError
+from chunksync.models import ErrorCategory
+from chunksync.sources.imap.auth import Credentials
+from chunksync.sources.imap.uri import ImapTarget
+
+log = logging.getLogger("chunksync.imap")
+
+CONNECT_TIMEOUT_SECONDS = 15.0
+IDLE_CHECK_SECONDS = 30.0  # an idle connection older than this gets a NOOP before reuse
+POOL_WAIT_SECONDS = 120.0
+_READ_BYTES = 65536
+
+
+@dataclass(eq=False)
+class Connection:
+    """A logged-in client, what it has selected, and what the server can do."""
+
+    client: IMAPClient
+    capabilities: frozenset[str]
+    selected: str | None = None
+    selected_info: dict[bytes, Any] = field(default_factory=dict)
+    compressed: bool = False
+    last_used: float = field(default_factory=time.monotonic)
+
+    def has(self, capability: str) -> bool:
+        return capability.upper() in self.capabilities
+
+    def select(self, folder: str) -> dict[bytes, Any]:
+        """EXAMINE the folder (read-only: nothing gets marked read), once per connection."""
+        if self.selected != folder:
+            self.selected = None
+            self.selected_info = self.client.select_folder(folder, readonly=True)
+            self.selected = folder
+        return self.selected_info
+
+    def close(self) -> None:
+        try:
+            self.client.logout()
+        except Exception:  # best effort: the socket may already be gone
+            try:
+                self.client.shutdown()
+            except Exception:
+                pass
+
+
+def open_connection(target: ImapTarget, credentials: Credentials) -> Connection:
+    secret = credentials.secret(target.account)
+    timeout = SocketTimeout(connect=CONNECT_TIMEOUT_SECONDS, read=target.timeout_s)
+    context = ssl.create_default_context() if target.implicit_tls or target.starttls else None
+    client = IMAPClient(
+        target.host,
+        port=target.port,
+        ssl=target.implicit_tls,
+        ssl_context=context,
+        timeout=timeout,
+        use_uid=True,
+    )
+    try:
+        if target.starttls:
+            client.starttls(context)
+        if secret.kind == "oauth2":
+            client.oauth2_login(target.user, secret.value)
+        else:
+            client.login(target.user, secret.value)
+        caps = frozenset(c.decode("ascii", "replace").upper() for c in client.capabilities())
+        conn = Connection(client, caps)
+        wants = target.compress if target.compress is not None else not target.loopback
+        if wants and conn.has("COMPRESS=DEFLATE"):
+            enable_compression(client)
+            conn.compressed = True
+        return conn
+    except BaseException:
+        try:
+            client.shutdown()
+        except Exception:
+            pass
+        raise
+
+
+# --- COMPRESS=DEFLATE (RFC 4978) --------------------------------------------------------------
+
+
+class _InflatingReader:
+    """What imaplib reads from (`readline`, `read`) once the stream is compressed."""
+
+    def __init__(self, sock: Any, buffered: bytes) -> None:
+        self._sock = sock
+        self._inflate = zlib.decompressobj(-15)
+        self._buffer = bytearray(self._inflate.decompress(buffered))
+
+    def _fill(self) -> bool:
+        data = self._sock.recv(_READ_BYTES)
+        if not data:
+            return False
+        self._buffer += self._inflate.decompress(data)
+        return True
+
+    def read(self, size: int) -> bytes:
+        while len(self._buffer) < size and self._fill():
+            pass
+        out = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return out
+
+    def readline(self, limit: int = -1) -> bytes:
+        start = 0
+        while True:
+            end = self._buffer.find(b"\n", start)
+            if end >= 0 or (0 < limit <= len(self._buffer)):
+                cut = end + 1 if end >= 0 else limit
+                if 0 < limit < cut:
+                    cut = limit
+                out = bytes(self._buffer[:cut])
+                del self._buffer[:cut]
+                return out
+            start = len(self._buffer)
+            if not self._fill():
+                out = bytes(self._buffer)
+                self._buffer.clear()
+                return out
+
+    def close(self) -> None:
+        return None
+
+
+def enable_compression(client: IMAPClient) -> None:
+    imaplib.Commands.setdefault("COMPRESS", ("AUTH", "SELECTED"))  # imaplib knows no COMPRESS
+    imap = client._imap
+    typ, data = imap._simple_command("COMPRESS", "DEFLATE")
+    if typ != "OK":
+        raise ConfigurationError(f"the server refused COMPRESS=DEFLATE: {data!r}")
+    sock = imap.sock
+    # The server sends nothing after its OK until our next command: no plain bytes are buffered.
+    imap.file = _InflatingReader(sock, b"")
+    deflate = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+    lock = threading.Lock()
+
+    def send(data: bytes) -> None:
+        with lock:
+            sock.sendall(deflate.compress(data) + deflate.flush(zlib.Z_SYNC_FLUSH))
+
+    imap.send = send
+
+
+# --- the raw FETCH -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    messages: dict[int, dict[bytes, Any]]
+    throttled: bool
+
+
+def uid_fetch(
+    conn: Connection, uids: str, items: Sequence[str], modifiers: Sequence[str] = ()
+) -> FetchResult:
+    """`UID FETCH uids (items) [(modifiers)]`, keyed by UID, and whether the server said
+    [THROTTLED] on the way (Gmail's "slow down" on an OK response)."""
+    imap = conn.client._imap
+    args = ["UID", "FETCH", uids, "(" + " ".join(items) + ")"]
+    if modifiers:
+        args.append("(" + " ".join(modifiers) + ")")
+    tag = imap._command(*args)
+    typ, data = imap._command_complete("FETCH", tag)
+    if typ != "OK":
+        raise conn.client.Error(f"UID FETCH failed: {_text(data)}")
+    throttled = b"THROTTLED" in b" ".join(d for d in data if isinstance(d, bytes))
+    for text in imap.untagged_responses.pop("OK", []) or []:
+        if isinstance(text, bytes) and b"THROTTLED" in text:
+            throttled = True
+    _, raw = imap._untagged_response(typ, data, "FETCH")
+    conn.last_used = time.monotonic()
+    if raw == [None]:
+        return FetchResult({}, throttled)
+    parsed = parse_fetch(raw)
+    if parsed is None:  # something the fast path does not know: IMAPClient's full parser
+        slow = parse_fetch_response(raw, conn.client.normalise_times, True)
+        parsed = {int(k): v for k, v in slow.items()}
+    return FetchResult(parsed, throttled)
+
+
+# The shapes a sync's FETCH responses take, read with a few regular expressions: IMAPClient's
+# general tokenizer costs more CPU than everything else in a chunk together. Anything else
+# (Gmail labels, a second literal, an odd server) returns None and gets the general parser.
+_LITERAL_HEAD = re.compile(rb"^\d+ \((.*)BODY\[\] \{(\d+)\}$", re.DOTALL)
+_ATTRIBUTES = {
+    b"UID": re.compile(rb"(?:^|[ (])UID (\d+)"),
+    b"RFC822.SIZE": re.compile(rb"RFC822\.SIZE (\d+)"),
+    b"MODSEQ": re.compile(rb"MODSEQ \((\d+)\)"),
+    b"X-GM-MSGID": re.compile(rb"X-GM-MSGID (\d+)"),
+}
+_FLAGS = re.compile(rb"FLAGS \(([^)]*)\)")
+_INTERNALDATE = re.compile(rb'INTERNALDATE "([^"]+)"')
+
+
+def parse_fetch(raw: list[Any]) -> dict[int, dict[bytes, Any]] | None:
+    """UID -> {item: value}, as IMAPClient gives it, for the usual responses; else None."""
+    found: dict[int, dict[bytes, Any]] = {}
+    i = 0
+    while i < len(raw):
+        item = raw[i]
+        body: bytes | None = None
+        if isinstance(item, tuple):
+            if len(item) != 2:
+                return None
+            match = _LITERAL_HEAD.match(item[0])
+            tail = raw[i + 1] if i + 1 < len(raw) and isinstance(raw[i + 1], bytes) else b""
+            if match is None or b"{" in tail or len(item[1]) != int(match.group(2)):
+                return None
+            text, body = match.group(1) + b" " + tail, item[1]
+            i += 2
+        elif isinstance(item, bytes):
+            text = item
+            i += 1
+        else:
+            return None
+        if b"X-GM-LABELS" in text:
+            return None
+        entry = _attributes(text)
+        if entry is None:
+            return None
+        if body is not None:
+            entry[b"BODY[]"] = body
+        found[int(entry[b"UID"])] = entry
+    return found
+
+
+def _attributes(text: bytes) -> dict[bytes, Any] | None:
+    entry: dict[bytes, Any] = {}
+    for name, pattern in _ATTRIBUTES.items():
+        match = pattern.search(text)
+        if match:
+            value = int(match.group(1))
+            entry[name] = (value,) if name == b"MODSEQ" else value
+    if b"UID" not in entry:
+        return None
+    flags = _FLAGS.search(text)
+    if flags:
+        entry[b"FLAGS"] = tuple(flags.group(1).split())
+    date = _INTERNALDATE.search(text)
+    if date:
+        when = internaldate(date.group(1))
+        if when is None:
+            return None
+        entry[b"INTERNALDATE"] = when
+    return entry
+
+
+def _text(data: Any) -> str:
+    if isinstance(data, list | tuple):
+        return " ".join(_text(d) for d in data)
+    if isinstance(data, bytes):
+        return data.decode("utf-8", "replace")
+    return str(data)
+
+
+# --- the pool -------------------------------------------------------------------------------
+
+
+class _Account:
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.open = 0
+        self.peak = 0
+        self.idle: list[Connection] = []
+        self.cond = threading.Condition()
+
+
+class Pool:
+    """Logged-in connections per account, at most `cap` open at once."""
+
+    def __init__(self) -> None:
+        self._accounts: dict[str, _Account] = {}
+        self._lock = threading.Lock()
+
+    def _account(self, target: ImapTarget) -> _Account:
+        with self._lock:
+            found = self._accounts.get(target.account)
+            if found is None:
+                found = self._accounts[target.account] = _Account(target.connections)
+            return found
+
+    def peak(self, target: ImapTarget) -> int:
+        """The most connections this account had open at once (for tests and reports)."""
+        return self._account(target).peak
+
+    @contextmanager
+    def connection(self, target: ImapTarget, credentials: Credentials) -> Iterator[Connection]:
+        account = self._account(target)
+        conn = self._take(account)
+        try:
+            if conn is None:
+                conn = self._open(account, target, credentials)
+            yield conn
+        except BaseException:
+            self._discard(account, conn)
+            raise
+        with account.cond:
+            conn.last_used = time.monotonic()
+            account.idle.append(conn)
+            account.cond.notify()
+
+    def _take(self, account: _Account) -> Connection | None:
+        """An idle connection, or None with a slot reserved for a new one."""
+        deadline = time.monotonic() + POOL_WAIT_SECONDS
+        with account.cond:
+            while True:
+                while account.idle:
+                    conn = account.idle.pop()
+                    if time.monotonic() - conn.last_used < IDLE_CHECK_SECONDS or _alive(conn):
+                        return conn
+                    account.open -= 1
+                    conn.close()
+                if account.open < account.cap:
+                    account.open += 1
+                    account.peak = max(account.peak, account.open)
+                    return None
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("waited too long for a free IMAP connection of the account")
+                account.cond.wait(left)
+
+    def _open(self, account: _Account, target: ImapTarget, credentials: Credentials) -> Connection:
+        try:
+            return open_connection(target, credentials)
+        except Exception as exc:
+            if categorize(exc).category is ErrorCategory.RATE_LIMIT:
+                with account.cond:  # the server's limit is below ours: respect it from now on
+                    account.cap = max(1, account.open - 1)
+                    log.warning(
+                        "%s refused a connection (too many): cap lowered to %d",
+                        target.host,
+                        account.cap,
+                    )
+            raise
+
+    def _discard(self, account: _Account, conn: Connection | None) -> None:
+        if conn is not None:
+            conn.close()
+        with account.cond:
+            account.open -= 1
+            account.cond.notify()
+
+    def close(self) -> None:
+        with self._lock:
+            accounts = list(self._accounts.values())
+        for account in accounts:
+            with account.cond:
+                idle, account.idle = account.idle, []
+                account.open -= len(idle)
+            for conn in idle:
+                conn.close()
+
+
+def _alive(conn: Connection) -> bool:
+    try:
+        conn.client.noop()
+        return True
+    except Exception:
+        return False
+
+
+_MONTHS = {
+    m.encode(): n
+    for n, m in enumerate(
+        ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1
+    )
+}
+_DATE = re.compile(rb"^ ?(\d{1,2})-(\w{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)$")
+
+
+def internaldate(text: bytes) -> datetime | None:
+    """An IMAP INTERNALDATE (" 1-Jan-2024 10:00:00 +0100"), faster than strptime."""
+    match = _DATE.match(text)
+    if match is None or match.group(2) not in _MONTHS:
+        return None
+    day, _, year, hour, minute, second, sign, zh, zm = match.groups()
+    offset = timedelta(hours=int(zh), minutes=int(zm)) * (-1 if sign == b"-" else 1)
+    try:
+        return datetime(
+            int(year),
+            _MONTHS[match.group(2)],
+            int(day),
+            int(hour),
+            int(minute),
+            int(second),
+            tzinfo=timezone(offset),
+        )
+    except ValueError:
+        return None

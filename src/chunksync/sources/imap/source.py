@@ -1,0 +1,303 @@
+"""The IMAP source: plans a folder's sync and processes its chunks into the message store.
+
+A `fetch` chunk is one `UID FETCH` of its UID range with BODY.PEEK[] (nothing is marked read),
+FLAGS, INTERNALDATE, RFC822.SIZE (MODSEQ with CONDSTORE, X-GM-MSGID and X-GM-LABELS on Gmail),
+written in one transaction. A chunk whose messages are large is cut by bytes, each part written
+and checkpointed (the last UID stored), so memory is bounded and a retry resumes. A connection
+lost mid-chunk (BYE, `doveadm kick`, a reset) is reopened once and the chunk goes on from its
+checkpoint; a second loss goes to the worker, categorized, to be retried with backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from imapclient.exceptions import IMAPClientAbortError
+
+from chunksync.context import ChunkContext
+from chunksync.exceptions import Abort, InvalidPayload
+from chunksync.sources.imap.auth import Credentials
+from chunksync.sources.imap.connection import Connection, Pool, uid_fetch
+from chunksync.sources.imap.planner import FolderPlanner, folder_status, search_uids, uid_set
+from chunksync.sources.imap.uri import ImapTarget, parse_imap_uri
+from chunksync.sources.mail import MailSource, Reconciliation, folder_key
+from chunksync.store import FolderKey, MailMessage, MessageStore
+from chunksync.store.store import flags_text, message_row
+
+log = logging.getLogger("chunksync.imap")
+
+KIND = "imap"
+MAX_BATCH_BYTES = 32 * 1024 * 1024  # a chunk's messages past this are fetched in several parts
+FLAG_WINDOW_UIDS = 50_000
+_LOST = (IMAPClientAbortError, OSError, EOFError)
+
+
+class ImapSource(MailSource):
+    kind = KIND
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool = Pool()
+        self._credentials: dict[str, Credentials] = {}
+        self._lock = threading.Lock()
+
+    # --- configuration -----------------------------------------------------------------
+
+    def set_credentials(self, uri_or_account: str, credentials: Credentials) -> None:
+        """Where the secret of this account comes from (else CHUNKSYNC_IMAP_* variables)."""
+        account = (
+            parse_imap_uri(uri_or_account).account if "://" in uri_or_account else uri_or_account
+        )
+        with self._lock:
+            self._credentials[account] = credentials
+
+    def credentials(self, target: ImapTarget) -> Credentials:
+        with self._lock:
+            found = self._credentials.get(target.account)
+        return found if found is not None else Credentials.from_environment()
+
+    def dependency(self, uri: str) -> str:
+        return f"imap://{parse_imap_uri(uri).account}"
+
+    @contextmanager
+    def connection(self, target: ImapTarget) -> Iterator[Connection]:
+        with self.pool.connection(target, self.credentials(target)) as conn:
+            yield conn
+
+    def close(self) -> None:
+        self.pool.close()
+
+    # --- planning -----------------------------------------------------------------
+
+    def folders(self, uri: str) -> list[str]:
+        target = parse_imap_uri(uri)
+        with self.connection(target) as conn:
+            listed = conn.client.list_folders()
+        names = []
+        for flags, _delimiter, name in listed:
+            lowered = {
+                f.decode("ascii", "replace").lower() if isinstance(f, bytes) else str(f).lower()
+                for f in flags
+            }
+            if "\\noselect" not in lowered and "\\nonexistent" not in lowered:
+                names.append(name if isinstance(name, str) else name.decode("utf-8", "replace"))
+        return [target.uri_for(name) for name in sorted(names)]
+
+    def plan(self, uri: str, *, chunk_size: int) -> list[dict[str, Any]]:
+        target = parse_imap_uri(uri)
+        store = self.store() if self.has_store() else None
+        with self.connection(target) as conn:
+            return FolderPlanner(conn, store, target, chunk_size).plan()
+
+    def reconcile(self, uri: str) -> Reconciliation:
+        target = parse_imap_uri(uri)
+        with self.connection(target) as conn:
+            status = folder_status(conn, target.folder)
+        key = FolderKey(target.account, target.folder, status.uidvalidity)
+        stored, size = self.store().count(key)
+        return Reconciliation(uri, target.folder, status.messages, stored, size)
+
+    # --- processing -----------------------------------------------------------------
+
+    def process(self, ctx: ChunkContext) -> int:
+        payload = ctx.payload
+        key = folder_key(payload)
+        target = parse_imap_uri(ctx.queue.source)
+        op = payload.get("op")
+        handlers: dict[str, Callable[[ChunkContext, ImapTarget, FolderKey], int]] = {
+            "fetch": self._fetch_chunk,
+            "changes": self._changes_chunk,
+            "reconcile": self._reconcile_chunk,
+        }
+        if op not in handlers:
+            raise InvalidPayload(f"unknown IMAP chunk operation '{op}'")
+        return handlers[op](ctx, target, key)
+
+    def _select(self, conn: Connection, key: FolderKey) -> None:
+        info = conn.select(key.folder)
+        if int(info.get(b"UIDVALIDITY", key.uidvalidity)) != key.uidvalidity:
+            # Planned under another UIDVALIDITY: its UIDs mean other messages now. The next
+            # sync re-keys the folder; retrying this chunk could never succeed.
+            raise Abort(f"the UIDVALIDITY of '{key.folder}' changed since planning: sync again")
+
+    def _with_reconnect(self, target: ImapTarget, work: Callable[[Connection], int]) -> int:
+        """Run `work` on a pooled connection; after a lost connection, once more on a new one."""
+        try:
+            with self.connection(target) as conn:
+                return work(conn)
+        except _LOST as exc:
+            log.info("IMAP connection lost (%s): reconnecting once", type(exc).__name__)
+        with self.connection(target) as conn:
+            return work(conn)
+
+    def _fetch_chunk(self, ctx: ChunkContext, target: ImapTarget, key: FolderKey) -> int:
+        spec = str(ctx.payload.get("uids") or "")
+        if not spec:
+            raise InvalidPayload("an IMAP fetch chunk needs 'uids'")
+        store = self.store(ctx)
+        stored = [0]
+        resume = ctx.checkpoint.get("done_through", 0) if isinstance(ctx.checkpoint, dict) else 0
+        done_through = [int(resume)]
+        if resume:
+            stored[0] = ctx.items_processed
+
+        def work(conn: Connection) -> int:
+            self._select(conn, key)
+            sizes = uid_fetch(conn, spec, ["UID", "RFC822.SIZE"]).messages
+            todo = sorted(u for u in sizes if u > done_through[0])
+            batches = list(_by_bytes(todo, sizes))
+            items = fetch_items(conn)
+            for n, batch in enumerate(batches):
+                result = uid_fetch(conn, uid_set(batch), items)
+                if result.throttled:
+                    ctx.signal_stress()
+                rows = [
+                    message_row(key, to_message(uid, data))
+                    for uid, data in sorted(result.messages.items())
+                    if _body(data) is not None
+                ]
+                with store.backend.transaction() as s:
+                    MessageStore.put_rows(s, rows)
+                stored[0] += len(rows)
+                done_through[0] = batch[-1]
+                if n < len(batches) - 1:
+                    ctx.save_checkpoint({"done_through": batch[-1]}, stored[0])
+            return stored[0]
+
+        return self._with_reconnect(target, work)
+
+    def _changes_chunk(self, ctx: ChunkContext, target: ImapTarget, key: FolderKey) -> int:
+        payload = ctx.payload
+        since = int(payload["since"])
+        store = self.store(ctx)
+
+        def work(conn: Connection) -> int:
+            self._select(conn, key)
+            items = ["UID", "FLAGS"] + (["X-GM-LABELS"] if conn.has("X-GM-EXT-1") else [])
+            changed = 0
+            for lo in range(int(payload["first"]), int(payload["last"]) + 1, FLAG_WINDOW_UIDS):
+                hi = min(int(payload["last"]), lo + FLAG_WINDOW_UIDS - 1)
+                result = uid_fetch(
+                    conn, f"{lo}:{hi}", [*items, "MODSEQ"], [f"CHANGEDSINCE {since}"]
+                )
+                changed += store.update_flags(key, _flag_rows(result.messages, lo, hi))
+            return changed
+
+        return self._with_reconnect(target, work)
+
+    def _reconcile_chunk(self, ctx: ChunkContext, target: ImapTarget, key: FolderKey) -> int:
+        """The UID-set difference: forget what the server expunged, fetch what we lack."""
+        payload = ctx.payload
+        store = self.store(ctx)
+        with_flags = bool(payload.get("flags"))
+
+        def work(conn: Connection) -> int:
+            self._select(conn, key)
+            missing: list[int] = []
+            for window in search_uids(conn, int(payload["first"]), int(payload["last"])):
+                if not window:
+                    continue
+                on_server = set(window)
+                here = store.window(key, window[0], window[-1])
+                store.delete(key, [int(r["uid"]) for r in here if int(r["uid"]) not in on_server])
+                known = {int(r["uid"]) for r in here}
+                missing.extend(u for u in window if u not in known)
+                if with_flags:
+                    result = uid_fetch(conn, f"{window[0]}:{window[-1]}", ["UID", "FLAGS"])
+                    store.update_flags(key, _flag_rows(result.messages, window[0], window[-1]))
+            fetched = 0
+            items = fetch_items(conn)
+            for lo in range(0, len(missing), 500):
+                batch = missing[lo : lo + 500]
+                result = uid_fetch(conn, uid_set(batch), items)
+                rows = [
+                    message_row(key, to_message(uid, d))
+                    for uid, d in result.messages.items()
+                    if _body(d) is not None
+                ]
+                with store.backend.transaction() as s:
+                    MessageStore.put_rows(s, rows)
+                fetched += len(rows)
+            return fetched
+
+        return self._with_reconnect(target, work)
+
+
+# --- FETCH data -> messages -------------------------------------------------------------
+
+
+def fetch_items(conn: Connection) -> list[str]:
+    items = ["UID", "BODY.PEEK[]", "FLAGS", "INTERNALDATE", "RFC822.SIZE"]
+    if conn.has("CONDSTORE"):
+        items.append("MODSEQ")
+    if conn.has("X-GM-EXT-1"):
+        items += ["X-GM-MSGID", "X-GM-LABELS"]
+    return items
+
+
+def _body(data: dict[bytes, Any]) -> bytes | None:
+    body = data.get(b"BODY[]")
+    return bytes(body) if body is not None else None
+
+
+def _decode(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def to_message(uid: int, data: dict[bytes, Any]) -> MailMessage:
+    internal = data.get(b"INTERNALDATE")
+    modseq = data.get(b"MODSEQ")
+    labels = data.get(b"X-GM-LABELS")
+    msgid = data.get(b"X-GM-MSGID")
+    return MailMessage(
+        uid=uid,
+        raw=_body(data) or b"",
+        flags=[_decode(f) for f in data.get(b"FLAGS", ())],
+        internaldate=internal.timestamp() if isinstance(internal, datetime) else None,
+        labels=None if labels is None else [_decode(label) for label in labels],
+        gm_msgid=None if msgid is None else str(msgid),
+        modseq=int(modseq[0]) if isinstance(modseq, tuple | list) and modseq else None,
+    )
+
+
+def _flag_rows(
+    messages: dict[int, dict[bytes, Any]], lo: int, hi: int
+) -> list[tuple[int, str, int | None, str | None]]:
+    import json
+
+    rows = []
+    for uid, data in messages.items():
+        if not lo <= uid <= hi or b"FLAGS" not in data:
+            continue
+        modseq = data.get(b"MODSEQ")
+        labels = data.get(b"X-GM-LABELS")
+        rows.append(
+            (
+                uid,
+                flags_text(_decode(f) for f in data[b"FLAGS"]),
+                int(modseq[0]) if isinstance(modseq, tuple | list) and modseq else None,
+                None if labels is None else json.dumps([_decode(x) for x in labels]),
+            )
+        )
+    return rows
+
+
+def _by_bytes(uids: list[int], sizes: dict[int, dict[bytes, Any]]) -> Iterator[list[int]]:
+    """Consecutive groups of UIDs whose messages add up to at most MAX_BATCH_BYTES (a message
+    bigger than that is a group of its own)."""
+    group: list[int] = []
+    total = 0
+    for uid in uids:
+        size = int(sizes[uid].get(b"RFC822.SIZE", 0))
+        if group and total + size > MAX_BATCH_BYTES:
+            yield group
+            group, total = [], 0
+        group.append(uid)
+        total += size
+    if group:
+        yield group

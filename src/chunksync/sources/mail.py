@@ -1,0 +1,155 @@
+"""What the mail sources (IMAP, Maildir, mbox) share: the store they write into, the payloads
+they plan, and the reconciliation that closes a sync (messages on the source, stored, difference).
+
+Payloads are dicts with an `op`: `fetch` (download messages into the store), and for IMAP
+`changes` (flags since a MODSEQ) and `reconcile` (UID-set difference: deletions and gaps).
+Every payload names its folder key (account, folder, uidvalidity) and its `count` of messages.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from chunksync.backends.base import Backend
+from chunksync.context import ChunkContext
+from chunksync.exceptions import ConfigurationError, InvalidPayload
+from chunksync.sources.base import Source
+from chunksync.store import FolderKey, MessageStore
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciliation:
+    """A folder after a sync: messages on the source, stored, and their difference (must be 0)."""
+
+    uri: str
+    folder: str
+    on_source: int
+    stored: int
+    stored_bytes: int = 0
+
+    @property
+    def difference(self) -> int:
+        return self.on_source - self.stored
+
+
+def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), max(1, size)):
+        yield items[start : start + size]
+
+
+def folder_key(payload: Any) -> FolderKey:
+    if not isinstance(payload, dict):
+        raise InvalidPayload("a mail chunk's payload must be an object")
+    try:
+        return FolderKey(
+            str(payload["account"]), str(payload["folder"]), int(payload["uidvalidity"])
+        )
+    except (KeyError, TypeError, ValueError):
+        raise InvalidPayload("a mail chunk needs account, folder and uidvalidity") from None
+
+
+class MailSource(Source):
+    """A source that syncs mail into the message store of the queue's own database."""
+
+    def __init__(self) -> None:
+        self._backend: Backend | None = None
+
+    def attach(self, backend: Backend) -> None:
+        """Give planning access to the store (processing uses the chunk's own database)."""
+        self._backend = backend
+
+    def store(self, ctx: ChunkContext | None = None) -> MessageStore:
+        backend = ctx.backend if ctx is not None else self._backend
+        if backend is None:
+            raise ConfigurationError(
+                f"the {self.kind} source has no message store: attach it to an App first"
+            )
+        return MessageStore(backend)
+
+    def has_store(self) -> bool:
+        return self._backend is not None
+
+    def folders(self, uri: str) -> list[str]:
+        """The URI of every selectable folder of the mailbox `uri` names (for --all-folders)."""
+        return [uri]
+
+    @abc.abstractmethod
+    def reconcile(self, uri: str) -> Reconciliation:
+        """Count the messages on the source and in the store for the folder `uri` names."""
+
+    def chunk_size(self, payload: Any) -> int:
+        if isinstance(payload, dict) and isinstance(payload.get("count"), int):
+            return int(payload["count"])
+        return 1
+
+
+# --- a whole sync: plan every folder, run workers until done, reconcile ----------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedFolder:
+    uri: str
+    queue_id: str | None  # None: nothing to do (an unchanged folder)
+    key: FolderKey | None
+    messages: int  # messages to download
+    baseline: int  # messages stored under `key` before the run
+    baseline_bytes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SyncProgress:
+    to_download: int
+    downloaded: int
+    stored_bytes: int  # bytes added to the store by this run
+
+
+def mail_source(app: Any, uri: str) -> MailSource:
+    """The App's mail source for this URI's scheme, attached to the App's database."""
+    from chunksync.sources.base import kind_of
+
+    kind = kind_of(uri)
+    for source in app.sources():
+        if isinstance(source, MailSource) and source.kind == kind:
+            source.attach(app.backend)
+            return source
+    if kind == "imap":
+        raise ConfigurationError("IMAP needs IMAPClient: pip install 'chunksync[imap]'")
+    raise ConfigurationError(
+        f"'{uri}' is not a mailbox: use imap://user@host/FOLDER, maildir:///path or mbox:///path"
+    )
+
+
+def plan_sync(
+    app: Any, source: MailSource, uris: Sequence[str], *, chunk_size: int
+) -> list[PlannedFolder]:
+    """Plan each folder into a queue of its own (no queue when nothing changed)."""
+    planned: list[PlannedFolder] = []
+    store = source.store()
+    for uri in uris:
+        payloads = list(source.plan(uri, chunk_size=chunk_size))
+        if not payloads:
+            planned.append(PlannedFolder(uri, None, None, 0, 0))
+            continue
+        key = folder_key(payloads[0])
+        baseline, baseline_bytes = store.count(key)
+        messages = sum(int(p.get("count", 0)) for p in payloads if p.get("op") == "fetch")
+        queue = app.create_queue(uri, payloads=payloads, chunk_size=chunk_size)
+        planned.append(PlannedFolder(uri, queue.id, key, messages, baseline, baseline_bytes))
+    return planned
+
+
+def progress(source: MailSource, planned: Sequence[PlannedFolder]) -> SyncProgress:
+    store = source.store()
+    downloaded = stored_bytes = 0
+    for folder in planned:
+        if folder.key is not None:
+            count, size = store.count(folder.key)
+            downloaded += max(0, count - folder.baseline)
+            stored_bytes += max(0, size - folder.baseline_bytes)
+    total = sum(f.messages for f in planned)
+    return SyncProgress(total, min(downloaded, total), stored_bytes)

@@ -1,0 +1,101 @@
+-- Named queries of the message store (PostgreSQL). Parameters are named (:name), cast where their type matters.
+
+-- store_upsert_message --
+-- Insert one synced message, or refresh it: a retried chunk never creates a duplicate.
+INSERT INTO mail_messages (account, folder, uidvalidity, uid, size, sha256, raw, internaldate,
+                           flags, labels, gm_msgid, modseq, source_key, envelope, message_id,
+                           from_addr, to_addr, cc_addr, subject, date_header, in_reply_to, refs,
+                           defects, stored_at, updated_at)
+VALUES (:account, :folder, :uidvalidity, :uid, :size, :sha256, :raw, :internaldate, :flags,
+        :labels, :gm_msgid, :modseq, :source_key, :envelope, :message_id, :from_addr, :to_addr,
+        :cc_addr, :subject, :date_header, :in_reply_to, :refs, :defects, NOW(), NOW())
+ON CONFLICT (account, folder, uidvalidity, uid) DO UPDATE SET
+    size = excluded.size, sha256 = excluded.sha256, raw = excluded.raw,
+    internaldate = excluded.internaldate, flags = excluded.flags, labels = excluded.labels,
+    gm_msgid = excluded.gm_msgid, modseq = excluded.modseq, source_key = excluded.source_key,
+    envelope = excluded.envelope, message_id = excluded.message_id,
+    from_addr = excluded.from_addr, to_addr = excluded.to_addr, cc_addr = excluded.cc_addr,
+    subject = excluded.subject, date_header = excluded.date_header,
+    in_reply_to = excluded.in_reply_to, refs = excluded.refs, defects = excluded.defects,
+    updated_at = NOW();
+
+-- store_update_flags --
+-- New flags (and labels, modseq) of one stored message.
+UPDATE mail_messages
+SET flags = :flags, labels = COALESCE(:labels::text, labels),
+    modseq = COALESCE(:modseq::bigint, modseq),
+    updated_at = NOW()
+WHERE account = :account AND folder = :folder AND uidvalidity = :uidvalidity AND uid = :uid;
+
+-- store_delete_message --
+-- Forget one message the source no longer has.
+DELETE FROM mail_messages
+WHERE account = :account AND folder = :folder AND uidvalidity = :uidvalidity AND uid = :uid;
+
+-- store_delete_other_uidvalidity --
+-- Forget the messages of a folder kept under any UIDVALIDITY but the current one.
+DELETE FROM mail_messages
+WHERE account = :account AND folder = :folder AND uidvalidity <> :uidvalidity;
+
+-- store_rekey_message --
+-- Move one stored message to its new key after a UIDVALIDITY change (no re-download).
+UPDATE mail_messages SET uidvalidity = :new_uidvalidity, uid = :new_uid, updated_at = NOW()
+WHERE account = :account AND folder = :folder AND uidvalidity = :uidvalidity AND uid = :uid;
+
+-- store_rekey_candidates --
+-- Stored messages under an old UIDVALIDITY, for matching by Message-ID and size.
+SELECT uid, message_id, size FROM mail_messages
+WHERE account = :account AND folder = :folder AND uidvalidity = :uidvalidity
+  AND message_id IS NOT NULL;
+
+-- store_uid_window --
+-- UIDs (with size and flags) stored in a UID window of a folder, in order.
+SELECT uid, size, flags, source_key FROM mail_messages
+WHERE account = :account AND folder = :folder AND uidvalidity = :uidvalidity
+  AND uid BETWEEN :first AND :last
+ORDER BY uid;
+
+-- store_count --
+-- Messages and bytes stored for a folder under one UIDVALIDITY.
+SELECT COUNT(*) AS messages, COALESCE(SUM(size), 0) AS bytes FROM mail_messages
+WHERE account = :account AND folder = :folder AND uidvalidity = :uidvalidity;
+
+-- store_get_message --
+-- One stored message, raw bytes included.
+SELECT * FROM mail_messages
+WHERE account = :account AND folder = :folder AND uidvalidity = :uidvalidity AND uid = :uid;
+
+-- store_page --
+-- The next page of stored messages of an account (all when :account is NULL), keyset order.
+SELECT * FROM mail_messages
+WHERE (:account::text IS NULL OR account = :account) AND (:folder::text IS NULL OR folder = :folder)
+  AND (account, folder, uidvalidity, uid) > (:after_account::text, :after_folder::text,
+                                             :after_uidvalidity::bigint, :after_uid::bigint)
+ORDER BY account, folder, uidvalidity, uid
+LIMIT :limit;
+
+-- store_get_folder --
+-- The sync state of one folder.
+SELECT * FROM mail_folders WHERE account = :account AND folder = :folder;
+
+-- store_list_folders --
+-- The sync state of every folder (of one account when one is given).
+SELECT * FROM mail_folders WHERE :account::text IS NULL OR account = :account
+ORDER BY account, folder;
+
+-- store_save_folder --
+-- Record a folder's sync state (UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ, message count).
+INSERT INTO mail_folders (account, folder, uidvalidity, uidnext, highestmodseq, messages,
+                          synced_at)
+VALUES (:account, :folder, :uidvalidity, :uidnext, :highestmodseq, :messages, NOW())
+ON CONFLICT (account, folder) DO UPDATE SET
+    uidvalidity = excluded.uidvalidity, uidnext = excluded.uidnext,
+    highestmodseq = excluded.highestmodseq, messages = excluded.messages,
+    synced_at = NOW();
+
+-- store_count_rekey --
+-- Count one UIDVALIDITY re-key of a folder (the cap reads rekeys and rekeyed_at).
+UPDATE mail_folders SET rekeys = CASE WHEN rekeyed_at IS NULL OR rekeyed_at < NOW() - :window_s::float8
+                                      THEN 1 ELSE rekeys + 1 END,
+                        rekeyed_at = NOW()
+WHERE account = :account AND folder = :folder;

@@ -1,0 +1,45 @@
+-- 0002: the message store (mail_messages, mail_folders).
+
+CREATE TABLE mail_messages (
+    account      TEXT NOT NULL,
+    folder       TEXT NOT NULL,
+    uidvalidity  INTEGER NOT NULL,
+    uid          INTEGER NOT NULL,
+    size         INTEGER NOT NULL,
+    sha256       TEXT NOT NULL,
+    raw          BLOB NOT NULL,
+    internaldate REAL,
+    flags        TEXT NOT NULL DEFAULT '',
+    labels       TEXT,
+    gm_msgid     TEXT,
+    modseq       INTEGER,
+    source_key   TEXT,
+    envelope     TEXT,
+    message_id   TEXT,
+    from_addr    TEXT,
+    to_addr      TEXT,
+    cc_addr      TEXT,
+    subject      TEXT,
+    date_header  TEXT,
+    in_reply_to  TEXT,
+    refs         TEXT,
+    defects      TEXT,
+    stored_at    REAL NOT NULL,
+    updated_at   REAL NOT NULL,
+    PRIMARY KEY (account, folder, uidvalidity, uid)
+);
+-- Re-keying after a UIDVALIDITY change matches stored messages by Message-ID and size.
+CREATE INDEX mail_messages_message_id ON mail_messages (account, folder, message_id, size);
+
+CREATE TABLE mail_folders (
+    account       TEXT NOT NULL,
+    folder        TEXT NOT NULL,
+    uidvalidity   INTEGER NOT NULL,
+    uidnext       INTEGER NOT NULL DEFAULT 1,
+    highestmodseq INTEGER,
+    messages      INTEGER NOT NULL DEFAULT 0,
+    rekeys        INTEGER NOT NULL DEFAULT 0,
+    rekeyed_at    REAL,
+    synced_at     REAL NOT NULL,
+    PRIMARY KEY (account, folder)
+);

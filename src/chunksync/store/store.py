@@ -1,0 +1,264 @@
+"""The message store: synced mail in the queue's own database, through named queries.
+
+Every write is an idempotent upsert keyed by (account, folder, UIDVALIDITY, UID): a chunk retried
+after a crash rewrites the same rows and creates no duplicate. The raw bytes are stored exactly as
+the source gave them, with their SHA-256; the parsed headers and the parse defects sit beside them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from chunksync.backends.base import Backend, Row, Session
+from chunksync.store.parse import parse_message
+
+PAGE_ROWS = 200
+REKEY_WINDOW_SECONDS = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class FolderKey:
+    """Where a message lives: the account, the folder, and the folder's UIDVALIDITY."""
+
+    account: str
+    folder: str
+    uidvalidity: int
+
+    def params(self) -> dict[str, Any]:
+        return {"account": self.account, "folder": self.folder, "uidvalidity": self.uidvalidity}
+
+
+@dataclass(frozen=True, slots=True)
+class MailMessage:
+    """One message as a source delivers it."""
+
+    uid: int
+    raw: bytes
+    flags: Sequence[str] = ()
+    internaldate: float | None = None
+    labels: Sequence[str] | None = None
+    gm_msgid: str | None = None
+    modseq: int | None = None
+    source_key: str | None = None
+    envelope: str | None = None  # an mbox "From " line, kept to write the mbox back exactly
+
+
+@dataclass(frozen=True, slots=True)
+class FolderState:
+    account: str
+    folder: str
+    uidvalidity: int
+    uidnext: int
+    highestmodseq: int | None
+    messages: int
+    rekeys: int
+    rekeyed_at: float | None
+
+    @classmethod
+    def from_row(cls, row: Row) -> FolderState:
+        modseq = row.get("highestmodseq")
+        rekeyed = row.get("rekeyed_at")
+        return cls(
+            account=row["account"],
+            folder=row["folder"],
+            uidvalidity=int(row["uidvalidity"]),
+            uidnext=int(row["uidnext"]),
+            highestmodseq=None if modseq is None else int(modseq),
+            messages=int(row["messages"]),
+            rekeys=int(row["rekeys"] or 0),
+            rekeyed_at=None if rekeyed is None else float(rekeyed),
+        )
+
+
+def flags_text(flags: Iterable[str | bytes]) -> str:
+    """Flags as stored: sorted, space-separated (\\Seen \\Flagged $Label)."""
+    words = {f.decode("utf-8", "replace") if isinstance(f, bytes) else str(f) for f in flags}
+    return " ".join(sorted(w for w in words if w))
+
+
+def message_row(key: FolderKey, message: MailMessage) -> dict[str, Any]:
+    """The upsert parameters of one message: raw bytes, digest, parsed headers, defects."""
+    parsed = parse_message(message.raw)
+    row: dict[str, Any] = {
+        **key.params(),
+        "uid": message.uid,
+        "size": len(message.raw),
+        "sha256": hashlib.sha256(message.raw).hexdigest(),
+        "raw": message.raw,
+        "internaldate": message.internaldate,
+        "flags": flags_text(message.flags),
+        "labels": None if message.labels is None else json.dumps(list(message.labels)),
+        "gm_msgid": message.gm_msgid,
+        "modseq": message.modseq,
+        "source_key": message.source_key,
+        "envelope": message.envelope,
+        "defects": json.dumps(parsed.defects) if parsed.defects else None,
+    }
+    row.update(parsed.headers)
+    return row
+
+
+class MessageStore:
+    """Named-query operations on mail_messages and mail_folders, on any backend."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    # --- messages -----------------------------------------------------------------
+
+    def put(self, key: FolderKey, messages: Iterable[MailMessage]) -> int:
+        """Upsert messages in one transaction; returns how many."""
+        rows = [message_row(key, m) for m in messages]
+        if rows:
+            with self.backend.transaction() as s:
+                self.put_rows(s, rows)
+        return len(rows)
+
+    @staticmethod
+    def put_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+        session.execute_many("store_upsert_message", rows)
+
+    def update_flags(
+        self, key: FolderKey, changes: Iterable[tuple[int, str, int | None, str | None]]
+    ) -> int:
+        """(uid, flags text, modseq, labels json) per changed message; one transaction."""
+        rows = [
+            {**key.params(), "uid": uid, "flags": flags, "modseq": modseq, "labels": labels}
+            for uid, flags, modseq, labels in changes
+        ]
+        if rows:
+            with self.backend.transaction() as s:
+                s.execute_many("store_update_flags", rows)
+        return len(rows)
+
+    def delete(self, key: FolderKey, uids: Iterable[int]) -> int:
+        rows = [{**key.params(), "uid": uid} for uid in uids]
+        if rows:
+            with self.backend.transaction() as s:
+                s.execute_many("store_delete_message", rows)
+        return len(rows)
+
+    def window(self, key: FolderKey, first: int, last: int) -> list[Row]:
+        """uid, size, flags, source_key of the messages stored in [first, last]."""
+        params = {**key.params(), "first": first, "last": last}
+        return self.backend.fetch_all("store_uid_window", params)
+
+    def count(self, key: FolderKey) -> tuple[int, int]:
+        """(messages, bytes) stored under this key."""
+        row = self.backend.fetch_one("store_count", key.params())
+        return (0, 0) if row is None else (int(row["messages"]), int(row["bytes"]))
+
+    def get(self, key: FolderKey, uid: int) -> Row | None:
+        return self.backend.fetch_one("store_get_message", {**key.params(), "uid": uid})
+
+    def iter_messages(self, account: str | None = None, folder: str | None = None) -> Iterator[Row]:
+        """Every stored message (raw included), page by page: memory holds one page."""
+        after: tuple[str, str, int, int] = ("", "", -1, -1)
+        while True:
+            params = {
+                "account": account,
+                "folder": folder,
+                "after_account": after[0],
+                "after_folder": after[1],
+                "after_uidvalidity": after[2],
+                "after_uid": after[3],
+                "limit": PAGE_ROWS,
+            }
+            rows = self.backend.fetch_all("store_page", params)
+            yield from rows
+            if len(rows) < PAGE_ROWS:
+                return
+            last = rows[-1]
+            after = (last["account"], last["folder"], int(last["uidvalidity"]), int(last["uid"]))
+
+    # --- folders -----------------------------------------------------------------
+
+    def folder(self, account: str, folder: str) -> FolderState | None:
+        row = self.backend.fetch_one("store_get_folder", {"account": account, "folder": folder})
+        return None if row is None else FolderState.from_row(row)
+
+    def folders(self, account: str | None = None) -> list[FolderState]:
+        rows = self.backend.fetch_all("store_list_folders", {"account": account})
+        return [FolderState.from_row(r) for r in rows]
+
+    def save_folder(
+        self, key: FolderKey, *, uidnext: int, highestmodseq: int | None, messages: int
+    ) -> None:
+        params = {
+            **key.params(),
+            "uidnext": uidnext,
+            "highestmodseq": highestmodseq,
+            "messages": messages,
+        }
+        self.backend.execute("store_save_folder", params)
+
+    # --- UIDVALIDITY changes -----------------------------------------------------------------
+
+    def rekey(
+        self,
+        old: FolderKey,
+        new: FolderKey,
+        server: Iterable[tuple[int, str | None, int]],
+        *,
+        actor: str = "mail-sync",
+    ) -> tuple[int, list[int]]:
+        """Move stored messages from `old` to `new` keys, matched by (Message-ID, size) against
+        the server's (uid, message_id, size); forget the rest of `old`. Returns how many were
+        moved and the server UIDs that must be downloaded again. Audited, and counted."""
+        candidates: dict[tuple[str, int], list[int]] = {}
+        for row in self.backend.fetch_all("store_rekey_candidates", old.params()):
+            candidates.setdefault((row["message_id"], int(row["size"])), []).append(int(row["uid"]))
+        moves: list[dict[str, Any]] = []
+        unmatched: list[int] = []
+        for uid, message_id, size in server:
+            stored = candidates.get((message_id, size)) if message_id else None
+            if stored:
+                moves.append({**old.params(), "uid": stored.pop(0), "new_uid": uid})
+            else:
+                unmatched.append(uid)
+        with self.backend.transaction() as s:
+            for move in moves:
+                move["new_uidvalidity"] = new.uidvalidity
+            s.execute_many("store_rekey_message", moves)
+            s.execute("store_delete_other_uidvalidity", new.params())
+            s.execute(
+                "store_count_rekey",
+                {"account": old.account, "folder": old.folder, "window_s": REKEY_WINDOW_SECONDS},
+            )
+            details = {
+                "account": old.account,
+                "folder": old.folder,
+                "old_uidvalidity": old.uidvalidity,
+                "new_uidvalidity": new.uidvalidity,
+                "matched": len(moves),
+                "to_download": len(unmatched),
+            }
+            s.execute(
+                "insert_audit",
+                {
+                    "action": "uidvalidity_changed",
+                    "actor": actor,
+                    "reason": f"UIDVALIDITY of {old.folder} changed: folder re-keyed",
+                    "chunk_id": None,
+                    "queue_id": None,
+                    "details": json.dumps(details),
+                },
+            )
+        return len(moves), unmatched
+
+    def audit(self, action: str, reason: str, details: dict[str, Any], actor: str) -> None:
+        self.backend.execute(
+            "insert_audit",
+            {
+                "action": action,
+                "actor": actor,
+                "reason": reason,
+                "chunk_id": None,
+                "queue_id": None,
+                "details": json.dumps(details),
+            },
+        )

@@ -1,0 +1,124 @@
+"""The mail commands through the real CLI (subprocess): sync, export, demo-mail, mistakes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.servers.dovecot import Mailbox, start_dovecot
+
+CHUNKSYNC = str(Path(sys.executable).parent / "chunksync")
+
+
+def run(db: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CHUNKSYNC, "--db", db, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "120", **(env or {})},
+        check=False,
+    )
+
+
+@pytest.mark.imap
+def test_sync_an_imap_folder_then_export_it(
+    sqlite_url: str, mailbox: Mailbox, tmp_path: Path
+) -> None:
+    raws = [
+        f"Subject: cli {n}\r\nMessage-ID: <c{n}@x>\r\n\r\nbody {n}\r\n".encode() for n in range(30)
+    ]
+    for raw in raws:
+        mailbox.deliver(raw)
+    env = {"ALICE_PW": mailbox.password}
+    done = run(sqlite_url, "sync", mailbox.uri(), "--password-env", "ALICE_PW", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "INBOX" in done.stdout and "30" in done.stdout and mailbox.password not in done.stdout
+    again = run(sqlite_url, "sync", mailbox.uri(), "--password-env", "ALICE_PW", env=env)
+    assert again.returncode == 0 and "nothing to do" in again.stdout
+
+    out = tmp_path / "export"
+    exported = run(sqlite_url, "export", str(out), "--format", "maildir")
+    assert exported.returncode == 0, exported.stderr
+    files = sorted(p.read_bytes() for p in (out / "INBOX" / "cur").iterdir())
+    assert files == sorted(raws)
+
+
+@pytest.mark.imap
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--password-env", "NOT_SET_X"], "NOT_SET_X is not set"),
+    ],
+)
+def test_imap_mistakes_are_one_sentence(
+    sqlite_url: str, mailbox: Mailbox, args: list[str], says: str
+) -> None:
+    done = run(sqlite_url, "sync", mailbox.uri(), *args, env={"WRONG_PW": "nope-nope"})
+    assert done.returncode == 1
+    assert says in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) <= 2
+
+
+@pytest.mark.imap
+def test_a_wrong_password_is_one_sentence(sqlite_url: str) -> None:
+    server = start_dovecot()  # its own: failed logins slow every later login from the IP
+    try:
+        box = server.add_user()
+        done = run(sqlite_url, "sync", box.uri(), "--password-env", "PW", env={"PW": "nope-nope"})
+    finally:
+        server.close()
+    assert done.returncode == 1 and "authentication failed" in done.stderr
+    assert "Traceback" not in done.stderr and "nope-nope" not in done.stderr
+
+
+@pytest.mark.imap
+def test_a_missing_folder_is_one_sentence(sqlite_url: str, mailbox: Mailbox) -> None:
+    done = run(
+        sqlite_url,
+        "sync",
+        mailbox.uri("NoSuchFolder"),
+        "--password-env",
+        "PW",
+        env={"PW": mailbox.password},
+    )
+    assert done.returncode == 1 and "does not exist" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("uri", "says"),
+    [
+        ("imap://alice:secret-pw-1@example.com/INBOX", "holds a password"),
+        ("imap://alice@127.0.0.1:1/INBOX", "cannot reach"),
+        ("maildir:///no/such/Maildir", "not a Maildir"),
+        ("ftp://example.com/x", "not a mailbox"),
+    ],
+)
+def test_user_mistakes_are_one_sentence(sqlite_url: str, uri: str, says: str) -> None:
+    done = run(sqlite_url, "sync", uri, "--password-env", "PW", env={"PW": "x-password"})
+    assert done.returncode == 1, done.stdout
+    assert says in done.stderr and "Traceback" not in done.stderr
+    assert "secret-pw-1" not in done.stderr
+
+
+def test_demo_mail_syncs_a_sample_maildir(sqlite_url: str, tmp_path: Path) -> None:
+    done = run(sqlite_url, "demo-mail", str(tmp_path / "Maildir"), "--messages", "120")
+    assert done.returncode == 0, done.stderr
+    assert "120" in done.stdout and "difference" in done.stdout
+
+
+def test_mbox_sync_and_export_round_trip(sqlite_url: str, tmp_path: Path) -> None:
+    mbox = tmp_path / "old.mbox"
+    mbox.write_bytes(
+        b"From a@x Mon Jan  1 00:00:00 2024\nSubject: one\n\n>From here\n\n"
+        b"From b@x Mon Jan  1 00:00:01 2024\nSubject: two\n\nbody\n\n"
+    )
+    assert run(sqlite_url, "sync", f"mbox://{mbox}").returncode == 0
+    out = tmp_path / "out"
+    assert run(sqlite_url, "export", str(out), "--format", "mbox").returncode == 0
+    assert (out / "old.mbox").read_bytes() == mbox.read_bytes()
