@@ -359,6 +359,7 @@ def health_cmd(
             ("completed", s.completed_attempts),
             ("retried", s.retries),
             ("deferred", s.deferrals),
+            ("held (dependency stressed)", s.held),
             ("dead", s.dead),
             ("recovered (stuck)", s.recoveries),
             ("success rate", _pct(s.success_rate)),
@@ -391,7 +392,7 @@ def demo(
     concurrency: Annotated[int, typer.Option(min=1, help="Worker slots.")] = 4,
     time_scale: Annotated[
         float, typer.Option(min=0.0001, help="Multiply every retry delay by this.")
-    ] = 0.02,
+    ] = 0.01,
     crashes: Annotated[
         int, typer.Option(min=0, help="Chunks left behind by a simulated dead worker.")
     ] = 3,

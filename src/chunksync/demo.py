@@ -48,7 +48,7 @@ def run_demo(
     console.print(
         f"[bold]chunksync demo[/]: {chunks} chunks, {failure_rate:.0%} of attempts fail "
         f"(seed {seed}); {concurrency} worker slots; retry delays x{time_scale:g} "
-        f"(--time-scale); {ghosts} chunk(s) held by a worker that died (simulated)."
+        f"(--time-scale); {ghosts} chunk(s) claimed by a worker that then died (simulated)."
     )
     worker = app.worker(
         concurrency=concurrency,
@@ -114,11 +114,13 @@ def report(
         if e.action == "recover_stuck"
     ]
     totals = {s.value: n for s, n in q.totals.items()}
+    held = outcomes[Outcome.HELD]  # no call was made: not an attempt at the dependency
     console.print(
         f"queue [bold]{q.status}[/] in {elapsed_s:.1f} s: {totals.get('completed', 0)} completed, "
         f"{totals.get('dead', 0)} dead, {totals.get('cancelled', 0)} cancelled; "
-        f"{len(attempts)} attempts, {outcomes[Outcome.RETRIED]} retries, "
+        f"{len(attempts) - held} attempts, {outcomes[Outcome.RETRIED]} retries, "
         f"{outcomes[Outcome.DEFERRED]} deferrals (dependency stressed), "
+        f"{held} held without a call (dependency stressed, attempt given back), "
         f"{len(recoveries)} stuck chunk(s) recovered from a dead worker."
     )
     for reason, n in dead.most_common():
@@ -131,6 +133,7 @@ def report(
         "totals": totals,
         "failures": dict(failures),
         "outcomes": dict(outcomes),
+        "held": held,
         "dead": dict(dead),
         "recoveries": len(recoveries),
     }

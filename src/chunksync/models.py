@@ -64,6 +64,7 @@ class Outcome(enum.StrEnum):
     COMPLETED = "completed"
     RETRIED = "retried"  # failed, will run again after a delay
     DEFERRED = "deferred"  # failed while its dependency was stressed; attempt not spent
+    HELD = "held"  # not attempted: its dependency is stressed (the gate held it); not a failure
     DEAD = "dead"  # failed for good
     STUCK = "stuck"  # its worker died or its lease expired; found by recovery
     LOST_LEASE = "lost_lease"  # finished after another owner took the chunk over

@@ -11,6 +11,27 @@ timeout costs two), every success gives a fraction back. Below half the bucket t
 stressed: a chunk may have one more retry at double the delay, after which further retries are
 deferred, run later without spending an attempt, so the dependency gets air and no chunk is
 killed for the dependency's trouble.
+
+The gate: stress also stops fresh chunks, not only retries. Each budget is a half-open gate in
+front of the call (the worker's step 3 pre-condition, `admit_or_hold()`), on an injected clock:
+
+- closed (the budget is not stressed): every call goes through;
+- open (stressed): the first `admit()` that finds the budget stressed opens the gate, and the
+  first probe goes through one probe interval later; then at most one call per probe interval
+  (`StressConfig.probe_interval_s`, 5 s) is admitted as a probe, every other one is refused;
+- a success while stressed (a probe's, or a call that began before the gate opened) closes it,
+  like a circuit breaker's half-open success: the tokens are raised to the stress line
+  (capacity x threshold), so that the next retryable failure reopens it; a failed probe leaves
+  it open and is charged like any failure, but a retryable one defers its chunk (attempt not
+  spent, up to `max_deferrals`) before any category limit applies: the failure tells about the
+  dependency, not the chunk, so a probe never spends a chunk's last attempt;
+- a refused chunk is held: back to pending, its attempt given back, to run again after
+  `probe_interval_s` x U(1, 2) (exactly `probe_interval_s` without a random source), without a
+  call, without counting as a failure (outcome `held`).
+
+One budget per dependency: its limits are the `[stress]` table of the policy of the queue being
+processed (`RetryBudgets.get(dependency, policy.stress)`); when queues with different policies
+share a dependency, the policy of the last one processed sets them, the tokens kept in proportion.
 """
 
 from __future__ import annotations
@@ -21,7 +42,7 @@ import random
 import threading
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -31,6 +52,8 @@ from chunksync.models import DEFAULT_MAX_ATTEMPTS, ErrorCategory
 MAX_DELAY_SECONDS = 3600.0
 JITTER_FRACTION = 0.2
 DEFAULT_POLICY_NAME = "default"
+PROBE_INTERVAL_SECONDS = 5.0
+HOLD_SPREAD = 2.0  # a held chunk waits probe_interval_s x U(1, HOLD_SPREAD)
 
 C = ErrorCategory
 
@@ -64,7 +87,7 @@ class Schedule:
         else:
             # Decide in logarithms whether the cap is reached, so that attempt 10**6 cannot
             # overflow; below the cap multiply exactly (5, 15, 45, not 4.999...).
-            if self.base_s <= 0:
+            if self.base_s <= 0 or self.max_s <= 0:
                 return 0.0
             growth = max(self.factor, 1.0)
             if math.log(self.base_s) + (n - 1) * math.log(growth) >= math.log(self.max_s):
@@ -100,9 +123,29 @@ class StressConfig:
     defer_s: float = 30.0  # first deferral; doubles per deferral of the same chunk
     max_defer_s: float = 600.0
     max_deferrals: int = 3  # then the failure spends its attempt like any other
+    # A failed probe tells about the dependency, not the chunk: the chunk chosen as probe is
+    # deferred up to this many times (30 s doubling: about 15 minutes of outage) before
+    # its attempts are spent. Each failed probe pushes its chunk back, so probes rotate and a
+    # chunk that fails on its own cannot hold its queue.
+    max_probe_deferrals: int = 5
+    probe_interval_s: float = PROBE_INTERVAL_SECONDS  # while stressed, one call per interval
 
     def defer_delay(self, deferrals: int) -> float:
         return min(self.max_defer_s, self.defer_s * 2.0 ** min(deferrals, 30))
+
+    def hold_delay(self, rng: RandomSource | None = None) -> float:
+        """How long a chunk held by the gate waits: probe_interval_s x U(1, 2), spread so that
+        held chunks do not all come back at once, and back within two probes once it closes."""
+        spread = rng.uniform(1.0, HOLD_SPREAD) if rng is not None else 1.0
+        return self.probe_interval_s * spread
+
+
+class Gate(enum.StrEnum):
+    """What the gate says to one call: closed (call), probe (call, the interval's one), hold."""
+
+    CLOSED = "closed"
+    PROBE = "probe"
+    HOLD = "hold"
 
 
 class Action(enum.StrEnum):
@@ -178,18 +221,24 @@ class RetryPolicy:
         stress_retries: int = 0,
         deferrals: int = 0,
         rng: RandomSource | None = None,
+        probe: bool = False,
     ) -> Decision:
         """Decide what happens after attempt number `attempts` failed with `category`.
 
         Only the category rules kill a chunk; stress can only defer it or stretch the delay.
+        A failed `probe` (the gate's one call while stressed) of a retryable category is deferred
+        while the chunk has deferrals left, whatever its attempts: its attempt is not spent.
         """
         limit = self.max_attempts if max_attempts is None else max_attempts
         rule = self.rule(category)
         if not rule.retry:
             return Decision(Action.DEAD, 0.0, f"{category.value} is never retried")
+        floor = 0.0 if retry_after_s is None else max(0.0, retry_after_s)
+        if probe and deferrals < self.stress.max_probe_deferrals:
+            wait = max(self.stress.defer_delay(deferrals), floor)
+            return Decision(Action.DEFER, wait, "probe failed: deferred, attempt not spent")
         if not rule.allows(attempts, limit):
             return Decision(Action.DEAD, 0.0, f"{category.value}: out of retries after {attempts}")
-        floor = 0.0 if retry_after_s is None else max(0.0, retry_after_s)
         delay = max(self.backoff(category, attempts, rng), floor)
         if not stressed:
             return Decision(Action.RETRY, delay, f"{category.value}: retry {attempts}")
@@ -222,6 +271,7 @@ class RetryPolicy:
             self.stress,
             defer_s=self.stress.defer_s * factor,
             max_defer_s=self.stress.max_defer_s * factor,
+            probe_interval_s=self.stress.probe_interval_s * factor,
         )
         return replace(self, rules=rules, stress=stress)
 
@@ -230,12 +280,13 @@ DEFAULT_POLICY = RetryPolicy()
 
 
 class RetryBudget:
-    """Token bucket for one dependency. Thread-safe."""
+    """Token bucket and half-open gate for one dependency. Thread-safe."""
 
     def __init__(self, config: StressConfig | None = None) -> None:
         self.config = config or StressConfig()
         self._tokens = self.config.capacity
         self._lock = threading.Lock()
+        self._next_probe_at: float | None = None  # None: the gate is not open
 
     @property
     def tokens(self) -> float:
@@ -243,7 +294,10 @@ class RetryBudget:
 
     @property
     def stressed(self) -> bool:
-        return self._tokens < self.config.capacity * self.config.threshold
+        return self._tokens < self._line()
+
+    def _line(self) -> float:
+        return self.config.capacity * self.config.threshold
 
     def on_failure(self, category: ErrorCategory, retryable: bool) -> None:
         if not retryable:
@@ -257,8 +311,59 @@ class RetryBudget:
             self._tokens = max(0.0, self._tokens - cost)
 
     def on_success(self) -> None:
+        """A success refunds a fraction of a token; while stressed it closes the gate (tokens
+        raised to the stress line, so the next retryable failure reopens it)."""
         with self._lock:
-            self._tokens = min(self.config.capacity, self._tokens + self.config.success_refund)
+            line = self._line()
+            if self._tokens < line:
+                self._tokens = line
+                self._next_probe_at = None
+            else:
+                self._tokens = min(self.config.capacity, self._tokens + self.config.success_refund)
+
+    def admit(self, now: float, probe_interval_s: float) -> bool:
+        """May a call go to the dependency at `now` (any clock, the same for every caller)?
+        Not stressed: yes. Stressed: one probe per `probe_interval_s`, the first one interval
+        after the gate opened; every other call is refused (and held by the caller)."""
+        return self.gate(now, probe_interval_s) is not Gate.HOLD
+
+    def shut(self, now: float) -> bool:
+        """True while the gate is open and its next probe is not yet due: claims then skip the
+        dependency altogether, so its chunks wait as pending rows instead of being claimed and
+        held again and again (read-only: it takes no probe)."""
+        with self._lock:
+            return (
+                self._tokens < self._line()
+                and self._next_probe_at is not None
+                and now < self._next_probe_at
+            )
+
+    def next_probe_at(self) -> float | None:
+        with self._lock:
+            return self._next_probe_at if self._tokens < self._line() else None
+
+    def gate(self, now: float, probe_interval_s: float) -> Gate:
+        """`admit()`, telling a probe from a call through the closed gate."""
+        with self._lock:
+            if self._tokens >= self._line():
+                self._next_probe_at = None
+                return Gate.CLOSED
+            if self._next_probe_at is None:  # the gate opens now
+                self._next_probe_at = now + probe_interval_s
+                return Gate.HOLD
+            if now < self._next_probe_at:
+                return Gate.HOLD
+            self._next_probe_at = now + probe_interval_s
+            return Gate.PROBE
+
+    def reconfigure(self, config: StressConfig) -> None:
+        """Use another policy's limits, keeping the bucket as full (in proportion) as it was."""
+        with self._lock:
+            if config == self.config:
+                return
+            fill = self._tokens / self.config.capacity if self.config.capacity > 0 else 1.0
+            self.config = config
+            self._tokens = min(config.capacity, max(0.0, fill * config.capacity))
 
 
 class RetryBudgets:
@@ -269,16 +374,29 @@ class RetryBudgets:
         self._budgets: dict[str, RetryBudget] = {}
         self._lock = threading.Lock()
 
-    def get(self, dependency: str) -> RetryBudget:
+    def get(self, dependency: str, config: StressConfig | None = None) -> RetryBudget:
+        """The dependency's budget. `config`, the `[stress]` of the policy of the queue being
+        processed, sets its limits; without it, a new budget gets this collection's default."""
         with self._lock:
             budget = self._budgets.get(dependency)
             if budget is None:
-                budget = self._budgets[dependency] = RetryBudget(self._config)
-            return budget
+                budget = self._budgets[dependency] = RetryBudget(config or self._config)
+        if config is not None:
+            budget.reconfigure(config)
+        return budget
 
     def snapshot(self) -> dict[str, float]:
         with self._lock:
             return {dep: b.tokens for dep, b in self._budgets.items()}
+
+
+def admit_or_hold(
+    budget: RetryBudget, now: float, *, time_scale: float = 1.0, rng: RandomSource | None = None
+) -> tuple[Gate, float]:
+    """Step 3's pre-condition, for the worker and the policy benchmark alike: the gate's answer
+    and, for a hold, how long (policy seconds, before `time_scale`) to hold the chunk (else 0)."""
+    gate = budget.gate(now, budget.config.probe_interval_s * time_scale)
+    return gate, budget.config.hold_delay(rng) if gate is Gate.HOLD else 0.0
 
 
 def decide_failure(
@@ -292,6 +410,7 @@ def decide_failure(
     stress_retries: int,
     deferrals: int,
     rng: RandomSource | None,
+    probe: bool = False,
 ) -> Decision:
     """The retry decision for one failed attempt: charge the dependency's budget, then decide.
 
@@ -307,6 +426,7 @@ def decide_failure(
         stress_retries=stress_retries,
         deferrals=deferrals,
         rng=rng,
+        probe=probe,
     )
 
 
@@ -371,6 +491,10 @@ def policy_from_mapping(data: Mapping[str, Any], *, name: str | None = None) -> 
         raise ConfigurationError(f"invalid policy setting: {exc}") from None
     if not 0.0 <= jitter < 1.0 or max_attempts < 1:
         raise ConfigurationError("jitter must be in [0, 1) and max_attempts at least 1")
+    probe = stress.probe_interval_s
+    if isinstance(probe, bool) or not isinstance(probe, int | float) or not 0 <= probe < math.inf:
+        raise ConfigurationError("stress.probe_interval_s must be a finite number of seconds >= 0")
+    stress = replace(stress, probe_interval_s=float(probe))
     policy_name = name or str(data.get("name", DEFAULT_POLICY_NAME))
     if not isinstance(full_jitter, bool):
         raise ConfigurationError("full_jitter must be true or false")
@@ -389,3 +513,29 @@ def load_policy(path: str | Path) -> RetryPolicy:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"policy file {p} is not valid TOML: {exc}") from None
     return policy_from_mapping(data, name=data.get("name") or p.stem)
+
+
+def policy_to_mapping(policy: RetryPolicy) -> dict[str, Any]:
+    """The policy as plain data: the TOML file's shape, and the JSON the SQL functions read
+    (`chunksync_retry_decision(..., p_policy)`). `policy_from_mapping` reads it back."""
+    categories = {
+        category.value: {
+            "retry": rule.retry,
+            "schedule": rule.schedule.kind.value,
+            "base_s": rule.schedule.base_s,
+            "factor": rule.schedule.factor,
+            "steps": list(rule.schedule.steps),
+            "max_s": rule.schedule.max_s,
+            "limit": rule.limit,
+        }
+        for category in ErrorCategory
+        for rule in [policy.rule(category)]
+    }
+    stress = {f.name: getattr(policy.stress, f.name) for f in fields(policy.stress)}
+    return {
+        "name": policy.name,
+        "jitter": policy.jitter,
+        "max_attempts": policy.max_attempts,
+        "categories": categories,
+        "stress": stress,
+    }

@@ -8,12 +8,17 @@ loop, not its threads: each dependency has `slots` workers that claim the due ch
 lowest seq (the claim query's order), a call takes the time the stream says, and a failure is
 decided by the real code: a real exception object from `make_exception()`, `categorize()`,
 `retry.decide_failure()` on a real `RetryBudget`, and for a worker death the lease, then
-`recovery.stuck_verdict()`. Nothing the policy decides is copied here.
+`recovery.stuck_verdict()`. Before each call, the worker's step 3 pre-condition runs too:
+`retry.admit_or_hold()` on that budget (the half-open gate), and a chunk it refuses is held as
+the worker holds it (back to pending after the hold delay, attempt given back, no call). The
+budget's limits are the policy's `[stress]` table, as in the worker. Nothing the policy decides
+is copied here.
 
 What is simplified: a worker death kills one slot (as a worker with concurrency 1), restarted
 after RESTART_SECONDS; recovery runs one poll interval after the lease expired; an idle slot
 claims as soon as a chunk is due, one chunk per claim (as the worker does for chunks slower than
-10 ms); each queue has max_attempts = its policy's max_attempts.
+10 ms); each queue has max_attempts = its policy's max_attempts; a hold takes no simulated time
+(in the worker it is one claim and one write, a few milliseconds).
 The metrics are defined in `chunksync.simreport`.
 """
 
@@ -23,7 +28,7 @@ import heapq
 import math
 import random
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from chunksync.errors import categorize
 from chunksync.faults import (
@@ -42,13 +47,14 @@ from chunksync.retry import (
     DEFAULT_POLICY,
     Action,
     CategoryRule,
+    Gate,
     RandomSource,
     RetryBudget,
     RetryBudgets,
     RetryPolicy,
     Schedule,
     ScheduleKind,
-    StressConfig,
+    admit_or_hold,
     decide_failure,
 )
 from chunksync.worker import LEASE_SECONDS, POLL_SECONDS
@@ -63,21 +69,26 @@ MAX_SIM_SECONDS = 7 * 24 * 3600.0
 @dataclass(frozen=True, slots=True)
 class PolicySpec:
     """A policy as the benchmark runs it. Without stress awareness the dependency's budget never
-    reports stress (its threshold is 0), which is what a policy without budgets amounts to."""
+    reports stress (its threshold is 0), which is what a policy without budgets amounts to: no
+    stretched retries, no deferrals, and the gate never closes on a call."""
 
     label: str
     policy: RetryPolicy
     stress_aware: bool = True
 
-    def budgets(self) -> RetryBudgets:
-        # As the App builds them: the budget's capacity and threshold are not the policy's.
-        return RetryBudgets(None if self.stress_aware else StressConfig(threshold=0.0))
+    @property
+    def run_policy(self) -> RetryPolicy:
+        """The policy as run (and as a worker would be given it to run the same way)."""
+        if self.stress_aware:
+            return self.policy
+        return replace(self.policy, stress=replace(self.policy.stress, threshold=0.0))
 
 
 NAIVE = "naive"
 EXPONENTIAL = "exponential"
 DEFAULT_NO_STRESS = "default, no stress"
 DEFAULT_STRESS = "default"
+HELD = "held"  # the action of a hold: the gate kept the chunk from its stressed dependency
 
 
 def naive_policy() -> RetryPolicy:
@@ -114,7 +125,8 @@ def builtin_policies() -> list[PolicySpec]:
 @dataclass(frozen=True, slots=True)
 class AttemptRecord:
     """One call into a dependency and what came of it. `action` is completed, retry, defer, dead
-    or died (the worker died); `delay_s` is the policy's delay (before any time_scale)."""
+    or died (the worker died), or held: no call, the gate held the chunk (see `calls`);
+    `delay_s` is the policy's delay (before any time_scale)."""
 
     dependency: str
     seq: int
@@ -157,8 +169,12 @@ class SimResult:
     chunks: tuple[ChunkFinal, ...]
     finished_s: float
 
+    def calls(self) -> list[AttemptRecord]:
+        """The records of real calls into a dependency (holds left out)."""
+        return [a for a in self.attempts if a.action != HELD]
+
     def decisions(self) -> list[tuple[int, int, str, str, float]]:
-        """(seq, attempt, category, action, delay) of each finished attempt, in order."""
+        """(seq, attempt, category, action, delay) of each finished attempt or hold, in order."""
         return [
             (a.seq, a.attempt, a.category.value if a.category else "", a.action, a.delay_s)
             for a in self.attempts
@@ -181,6 +197,7 @@ class _Chunk:
     crash_count: int = 0
     calls_reached: int = 0  # calls that reached the healthy dependency (the script's index)
     permanent_seen: bool = False
+    probe: bool = False  # its current call is the gate's probe
     dead_reason: str | None = None
     stuck: int = 0
 
@@ -207,11 +224,12 @@ class _Simulation:
         self.spec = spec
         self.rng = rng
         self.time_scale = time_scale
-        budgets = spec.budgets()
-        self.deps = [_Dep(d, budgets.get(d.name)) for d in stream.dependencies]
+        self.policy = spec.run_policy
+        budgets = RetryBudgets()
+        self.deps = [_Dep(d, budgets.get(d.name, self.policy.stress)) for d in stream.dependencies]
         self.chunks: list[dict[int, _Chunk]] = []
         for i, d in enumerate(stream.dependencies):
-            table = {c.seq: _Chunk(i, c, spec.policy.max_attempts) for c in d.chunks}
+            table = {c.seq: _Chunk(i, c, self.policy.max_attempts) for c in d.chunks}
             self.chunks.append(table)
             self.deps[i].due = sorted(table)
         self.events: list[tuple[float, int, str, int, int]] = []  # (t, n, kind, dep, seq)
@@ -268,15 +286,24 @@ class _Simulation:
     # --- claiming: the lowest seq among the due chunks, as the claim query orders them
 
     def _claim(self, i: int) -> None:
+        """The slot claims until a chunk's call starts (a held chunk frees it at once)."""
         d = self.deps[i]
-        while d.waiting and d.waiting[0][0] <= self.now:
-            heapq.heappush(d.due, heapq.heappop(d.waiting)[1])
-        if not d.due:
-            d.idle += 1
-            if d.waiting:
-                self._wake_at(i, d.waiting[0][0])
-            return
-        self._start(i, self.chunks[i][heapq.heappop(d.due)])
+        while True:
+            while d.waiting and d.waiting[0][0] <= self.now:
+                heapq.heappush(d.due, heapq.heappop(d.waiting)[1])
+            if not d.due:
+                d.idle += 1
+                if d.waiting:
+                    self._wake_at(i, d.waiting[0][0])
+                return
+            if d.budget.shut(self.now):  # the claim skips a shut gate's chunks, as the worker's
+                d.idle += 1
+                probe_at = d.budget.next_probe_at()
+                if probe_at is not None:
+                    self._wake_at(i, probe_at)
+                return
+            if self._start(i, self.chunks[i][heapq.heappop(d.due)]):
+                return
 
     def _wake_at(self, i: int, t: float) -> None:
         d = self.deps[i]
@@ -303,11 +330,19 @@ class _Simulation:
 
     # --- one call
 
-    def _start(self, i: int, c: _Chunk) -> None:
+    def _start(self, i: int, c: _Chunk) -> bool:
+        """Step 3 for one chunk: False when the gate held it, else its call has started."""
         c.status = ChunkStatus.PROCESSING
         c.attempts += 1
         dep = self.stream.dependencies[i]
         outage = dep.outage is not None and dep.outage.covers(self.now)
+        gate, hold_s = admit_or_hold(
+            self.deps[i].budget, self.now, time_scale=self.time_scale, rng=self.rng
+        )
+        if gate is Gate.HOLD:
+            self._hold(i, c, hold_s, outage)
+            return False
+        c.probe = gate is Gate.PROBE
         wasted = c.permanent_seen
         if outage and dep.outage is not None:
             kind = dep.outage.failure
@@ -321,6 +356,7 @@ class _Simulation:
         self.started[(i, c.script.seq)] = (self.now, kind, outage, wasted)
         took = call_seconds(kind, c.script.ok_s)
         self._at(self.now + took, "die" if kind == DIE else "finish", i, c.script.seq)
+        return True
 
     def _record(
         self, i: int, c: _Chunk, category: ErrorCategory | None, action: str, delay: float
@@ -342,6 +378,15 @@ class _Simulation:
             )
         )
 
+    def _hold(self, i: int, c: _Chunk, hold_s: float, outage: bool) -> None:
+        """The worker's `_held`: back to pending, attempt given back, no call (the slot claims
+        again at once). finish_chunk resets the crash count, so a hold does too."""
+        self.started[(i, c.script.seq)] = (self.now, HELD, outage, False)
+        self._record(i, c, None, HELD, hold_s)
+        c.attempts -= 1
+        c.crash_count = 0
+        self._pending(c, hold_s * self.time_scale)
+
     def _finish(self, i: int, seq: int) -> None:
         c = self.chunks[i][seq]
         kind = self.started[(i, seq)][1]
@@ -358,7 +403,7 @@ class _Simulation:
     def _fail(self, i: int, c: _Chunk, kind: str) -> None:
         found = categorize(make_exception(kind))
         decision = decide_failure(
-            self.spec.policy,
+            self.policy,
             self.deps[i].budget,
             found.category,
             attempts=c.attempts,
@@ -367,6 +412,7 @@ class _Simulation:
             stress_retries=c.stress_retries,
             deferrals=c.deferrals,
             rng=self.rng,
+            probe=c.probe,
         )
         if decision.action is Action.DEAD:
             c.status = ChunkStatus.DEAD
@@ -395,7 +441,7 @@ class _Simulation:
     def _recover(self, i: int, seq: int) -> None:
         c = self.chunks[i][seq]
         status, reason = stuck_verdict(
-            self.spec.policy,
+            self.policy,
             attempts=c.attempts,
             max_attempts=c.max_attempts,
             crash_count=c.crash_count,

@@ -4,7 +4,9 @@ Each slot loops over the seven steps, each a method named for it:
 
 1. `_step1_precheck`: recover stuck chunks (at most once per poll interval per process);
 2. `_step2_claim`: lease the next runnable chunk(s);
-3. `_step3_process`: run the source's handler under a timeout;
+3. `_step3_process`: run the source's handler under a timeout; its pre-condition,
+   `_step3_gate`, holds a chunk whose dependency is stressed (the half-open gate of
+   chunksync.retry): back to pending, attempt given back, no call, not a failure;
 4. `_step4_analyze`: categorize a failure;
 5. `_step5_log`: measure the attempt (time, items, efficiency, memory);
 6. `_step6_decide`: retry with a delay, defer, or dead-letter;
@@ -33,6 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from chunksync import maintenance
 from chunksync.context import ChunkContext
 from chunksync.errors import Categorization, categorize
 from chunksync.exceptions import Abort, BackendError, ChunksyncError
@@ -47,10 +50,18 @@ from chunksync.models import (
     QueueStatus,
 )
 from chunksync.redact import redact
-from chunksync.retry import Action, RandomSource, decide_failure
+from chunksync.retry import (
+    Action,
+    Gate,
+    RandomSource,
+    RetryBudget,
+    admit_or_hold,
+    decide_failure,
+)
 
 if TYPE_CHECKING:
     from chunksync.app import App
+    from chunksync.retry import RetryBudget
 
 log = logging.getLogger("chunksync.worker")
 
@@ -64,7 +75,7 @@ MESSAGE_MAX_CHARS = 2000
 BACKEND_ERROR_PAUSE_SECONDS = 1.0
 REPORT_FLUSH_SECONDS = 0.1  # results of a claimed batch wait at most this long to be written
 RSS_SAMPLE_SECONDS = 0.5
-MAX_CLAIM_BATCH = 16
+MAX_CLAIM_BATCH = 64
 QUICK_CHUNK_SECONDS = 0.01  # chunks quicker than this are claimed in growing batches
 FINISHED_QUEUE = frozenset({QueueStatus.COMPLETED, QueueStatus.FAILED, QueueStatus.CANCELLED})
 
@@ -147,6 +158,7 @@ class Worker:
         self._precheck_lock = threading.Lock()
         self._efficiency: dict[str, deque[float]] = {}
         self._queues: dict[str, Queue] = {}
+        self._budget_of_queue: dict[str, RetryBudget] = {}  # for the claim's gate check
         self._unsubscribe: Callable[[], None] = lambda: None
         self.recoveries = 0
         self.processed = 0
@@ -252,11 +264,11 @@ class Worker:
                 self._stopping.wait(BACKEND_ERROR_PAUSE_SECONDS)
                 continue
             if not claimed:
-                self._wake.wait(self.poll_s)
+                self._wake.wait(self._idle_wait_s())
                 self._wake.clear()
                 continue
             reports: list[tuple[_InFlight, Report]] = []
-            began, first_unwritten = time.monotonic(), 0.0
+            began, first_unwritten, held = time.monotonic(), 0.0, False
             for item in claimed:
                 if self._stopping.is_set():
                     break  # the rest is released by stop(), attempts given back
@@ -264,11 +276,13 @@ class Worker:
                 if report is not None:
                     first_unwritten = first_unwritten or time.monotonic()
                     reports.append((item, report))
+                    held = held or report.result.outcome is Outcome.HELD
                 if time.monotonic() - first_unwritten >= REPORT_FLUSH_SECONDS:
                     self._step7_report(reports)
                     reports, first_unwritten = [], 0.0
             self._step7_report(reports)
-            batch = self._next_batch(batch, time.monotonic() - began, len(claimed))
+            # A held chunk is instant but no sign of quick work: its gate just shut.
+            batch = 1 if held else self._next_batch(batch, time.monotonic() - began, len(claimed))
         if executor is not None:
             executor.shutdown(wait=False)
 
@@ -280,6 +294,12 @@ class Worker:
         try:
             queue = self._queue(item.chunk.queue_id)
             source = self.app.source_for(queue)
+            stress = self.app.policy(queue.policy).stress
+            budget = self.app.budgets.get(source.dependency(queue.source), stress)
+            self._budget_of_queue[queue.id] = budget
+            gate, hold_s = self._step3_gate(budget)
+            if gate is Gate.HOLD:
+                return executor, self._held(item, hold_s)
             started = time.monotonic()
             deadline = None if self.handler_timeout_s is None else started + self.handler_timeout_s
             ctx = ChunkContext(
@@ -288,7 +308,7 @@ class Worker:
                 lease_token=item.token,
                 manager=self.manager,
                 lease_s=self.lease_s,
-                budget=self.app.budgets.get(source.dependency(queue.source)),
+                budget=budget,
                 deadline=deadline,
                 worker_id=self.id,
             )
@@ -296,7 +316,8 @@ class Worker:
             error, executor = self._step3_process(ctx, source.process, executor)
             analysis = None if error is None else self._step4_analyze(error)
             measured = self._step5_log(ctx, source.chunk_size(item.chunk.payload), started)
-            result = self._step6_decide(ctx, error, analysis, measured.items_processed)
+            probe = gate is Gate.PROBE
+            result = self._step6_decide(ctx, error, analysis, measured.items_processed, probe)
             report = self._report(item, result, measured, analysis)
         except BackendError as exc:
             # Nothing can be written now; the lease will expire and recovery takes over.
@@ -315,7 +336,9 @@ class Worker:
             return
         try:
             self._last_precheck = now
-            if not self.manager.backend.is_maintenance_leader(self.id):
+            leader = self.manager.backend.is_maintenance_leader(self.id)
+            maintenance.run(self.app, leader=leader)  # alerts, retention, stress feed
+            if not leader:
                 return  # another process runs maintenance (PostgreSQL's elected leader)
             recovered = self.manager.recover_stuck(
                 self.id, self._policy_for_queue, worker_timeout_s=self.worker_timeout_s
@@ -332,6 +355,14 @@ class Worker:
         finally:
             self._precheck_lock.release()
 
+    def _idle_wait_s(self) -> float:
+        """Until the next poll, or sooner when a shut gate's next probe falls due first."""
+        probes = [b.next_probe_at() for b in list(self._budget_of_queue.values())]
+        due = [t for t in probes if t is not None]
+        if not due:
+            return self.poll_s
+        return max(0.0, min(self.poll_s, min(due) - time.monotonic()))
+
     def _next_batch(self, batch: int, elapsed_s: float, claimed: int) -> int:
         """Claim more at once only while chunks take under QUICK_CHUNK_SECONDS each."""
         if claimed and elapsed_s / claimed < QUICK_CHUNK_SECONDS and claimed == batch:
@@ -339,15 +370,59 @@ class Worker:
         return 1 if claimed and elapsed_s / claimed >= QUICK_CHUNK_SECONDS else batch
 
     def _step2_claim(self, batch: int) -> list[_InFlight]:
+        """Claim, skipping the queues of dependencies whose gate is shut; when one's probe is
+        due, claim a single chunk (the probe) rather than a batch that would only be held."""
         kinds = self.app.kinds()
+        now = time.monotonic()
+        budgets = list(self._budget_of_queue.items())
+        shut = [queue_id for queue_id, budget in budgets if budget.shut(now)]
+        if any(
+            budget.next_probe_at() is not None and not budget.shut(now) for _, budget in budgets
+        ):
+            batch = 1
         token, chunks = self.manager.claim(
-            self.id, kinds, limit=batch, lease_s=self.lease_s, queue_id=self.queue_id
+            self.id,
+            kinds,
+            limit=batch,
+            lease_s=self.lease_s,
+            queue_id=self.queue_id,
+            exclude=shut,
         )
         items = [_InFlight(c, token) for c in chunks]
         with self._lock:
             for item in items:
                 self._in_flight[item.token + item.chunk.id] = item
         return items
+
+    def _step3_gate(self, budget: RetryBudget) -> tuple[Gate, float]:
+        """Step 3's pre-condition: while the chunk's dependency is stressed, only one probe call
+        per probe interval goes through; the others are held (for the seconds returned)."""
+        return admit_or_hold(budget, time.monotonic(), time_scale=self.time_scale, rng=self.rng)
+
+    def _held(self, item: _InFlight, hold_s: float) -> Report:
+        """A chunk the gate held: back to pending, its attempt given back, no handler call, not a
+        failure; recorded as a `held` attempt row (processing time 0) so that health shows it."""
+        chunk = item.chunk
+        result = FinishResult(
+            ChunkStatus.PENDING,
+            Outcome.HELD,
+            delay_s=hold_s * self.time_scale,
+            attempts_delta=-1,
+            items=chunk.items_processed,
+        )
+        attempt = Attempt(
+            chunk_id=chunk.id,
+            queue_id=chunk.queue_id,
+            tenant=chunk.tenant,
+            worker_id=self.id,
+            attempt=chunk.attempts,
+            started_at=0.0,
+            finished_at=0.0,
+            outcome=Outcome.HELD,
+            message="not attempted: its dependency is stressed",
+            retry_delay_s=hold_s,
+        )
+        return Report(chunk, item.token, result, attempt)
 
     def _step3_process(
         self,
@@ -417,6 +492,7 @@ class Worker:
         error: BaseException | None,
         analysis: Categorization | None,
         items: int,
+        probe: bool = False,
     ) -> FinishResult:
         budget = ctx._budget
         if error is None or analysis is None:
@@ -443,6 +519,7 @@ class Worker:
             stress_retries=chunk.stress_retries,
             deferrals=chunk.deferrals,
             rng=self.rng,
+            probe=probe,
         )
         delay = decision.delay_s * self.time_scale
         common: dict[str, Any] = {"category": category, "message": message, "items": items}

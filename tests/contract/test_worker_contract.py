@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 
+from chunksync import health
 from chunksync.app import App
 from chunksync.context import ChunkContext
 from chunksync.exceptions import Abort, RetryLater
 from chunksync.models import ChunkStatus, ErrorCategory, QueueStatus
-from chunksync.retry import StressConfig
+from chunksync.retry import RetryPolicy, StressConfig
 from chunksync.sources.demo import make_failure
 
 FAST = {"poll_s": 0.05, "time_scale": 0.001, "lease_s": 5.0}
@@ -85,14 +86,15 @@ def test_failures_follow_the_policy_per_category(app: App) -> None:
     ]:
         assert chunks[name].status is ChunkStatus.DEAD, name
         assert chunks[name].dead_reason == reason
-    rows = attempts_of(app, chunks["flaky-network"].id)
+    # The failures here stress the budget, so the gate may hold a chunk: held rows are no calls.
+    rows = [r for r in attempts_of(app, chunks["flaky-network"].id) if r["outcome"] != "held"]
     assert [(r["outcome"], r["category"]) for r in rows] == [
         ("retried", "network"),
         ("retried", "network"),
         ("completed", None),
     ]
     assert [r["retry_delay_s"] for r in rows[:2]] == [2.0, 4.0]  # the policy's delays
-    limited = attempts_of(app, chunks["rate-limited"].id)[0]
+    limited = next(r for r in attempts_of(app, chunks["rate-limited"].id) if r["outcome"] != "held")
     assert limited["rule"] == "http_status:429" and limited["retry_delay_s"] == 5.0
     assert app.manager.get_queue(q.id).status is QueueStatus.FAILED
 
@@ -170,7 +172,8 @@ def test_control_exceptions_steer_the_decision(app: App) -> None:
 
 
 def test_stress_defers_without_spending_attempts(app: App) -> None:
-    app.budgets = type(app.budgets)(StressConfig(capacity=4, max_deferrals=2))
+    # The budget's limits are the queue's policy's [stress] table.
+    app.add_policy(RetryPolicy(name="small", stress=StressConfig(capacity=4, max_deferrals=2)))
 
     @app.handler("outage")
     def outage(ctx: ChunkContext) -> int:
@@ -178,13 +181,54 @@ def test_stress_defers_without_spending_attempts(app: App) -> None:
             raise ConnectionRefusedError(111, "Connection refused")
         return 1
 
-    q = app.create_queue("outage://api.example.com", [{"n": n} for n in range(8)])
+    q = app.create_queue("outage://api.example.com", [{"n": n} for n in range(8)], policy="small")
     app.worker(concurrency=1, **FAST).run_until_done([q.id], timeout_s=60)
     chunks = app.manager.list_chunks(q.id)
     assert all(c.status is ChunkStatus.COMPLETED for c in chunks)
-    outcomes = Counter(r["outcome"] for c in chunks for r in attempts_of(app, c.id))
+    rows = {c.id: attempts_of(app, c.id) for c in chunks}
+    outcomes = Counter(r["outcome"] for rs in rows.values() for r in rs)
     assert outcomes["deferred"] > 0 and outcomes["completed"] == 8
-    assert all(c.attempts <= 3 for c in chunks)  # deferrals did not spend attempts
+    for c in chunks:  # deferrals (and holds) did not spend attempts: only retries and the success
+        assert c.attempts == sum(1 for r in rows[c.id] if r["outcome"] in ("retried", "completed"))
+
+
+def test_a_dependency_in_outage_gets_probes_and_its_chunks_are_held_not_failed(app: App) -> None:
+    # Stressed below 2 of 4 tokens: after three refused calls the gate opens; then one probe per
+    # 5 ms (5 s x time_scale) reaches the dependency, every other claim is held. The outage ends
+    # after `outage_calls` calls; the next probe succeeds, closes the gate, and all complete.
+    outage_calls = 8
+    gated = RetryPolicy(
+        name="gated", stress=StressConfig(capacity=4, max_deferrals=20, probe_interval_s=5.0)
+    )
+    app.add_policy(gated)
+    calls: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    @app.handler("down")
+    def down(ctx: ChunkContext) -> int:
+        with lock:
+            calls["all"] += 1
+            if calls["all"] <= outage_calls:
+                raise ConnectionRefusedError(111, "Connection refused")
+        return 1
+
+    q = app.create_queue("down://api.example.com", [{"n": n} for n in range(30)], policy="gated")
+    app.worker(concurrency=2, **FAST).run_until_done([q.id], timeout_s=60)
+    chunks = app.manager.list_chunks(q.id)
+    assert all(c.status is ChunkStatus.COMPLETED for c in chunks)
+    assert calls["all"] == outage_calls + 30  # no call beyond the probes while it was down
+    rows = {c.id: attempts_of(app, c.id) for c in chunks}
+    outcomes = Counter(r["outcome"] for rs in rows.values() for r in rs)
+    assert outcomes["held"] > 0 and outcomes["completed"] == 30 and outcomes["dead"] == 0
+    assert outcomes["retried"] + outcomes["deferred"] == outage_calls
+    for chunk in chunks:  # a hold gives its attempt back: only calls that failed or completed
+        spent = sum(1 for r in rows[chunk.id] if r["outcome"] in ("retried", "completed"))
+        assert chunk.attempts == spent
+    held = [r for rs in rows.values() for r in rs if r["outcome"] == "held"]
+    assert all(r["category"] is None and r["retry_delay_s"] >= 5.0 for r in held)
+    summary = health.queue_summary(app.manager, q.id)
+    assert summary.held == len(held)
+    assert summary.failed_attempts == outage_calls  # holds are not failures
 
 
 def test_graceful_stop_finishes_running_chunks(app: App) -> None:

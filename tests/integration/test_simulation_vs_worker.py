@@ -7,7 +7,9 @@ compared decision by decision: (chunk, attempt, category, action, policy delay).
 The worker runs with time_scale 1e-12: every wait rounds to nothing on the database clock (a
 delay of at most 3600 s adds less than half a unit in the last place of the epoch), and the
 simulation with time_scale 0 likewise, so with one slot both take the chunks in seq order, each
-to its end, and the shared retry budget sees the same sequence of failures and successes.
+to its end, and the shared retry budget sees the same sequence of failures and successes. The
+gate's probe interval shrinks alike (5e-12 s and 0 s): with stress on, both hold the first claim
+after the gate opens, then let the next one through as a probe, so holds are compared too.
 """
 
 from __future__ import annotations
@@ -24,7 +26,13 @@ from chunksync.simulate import PolicySpec, simulate
 
 SOURCE = "script://api.example.com"
 TIME_SCALE = 1e-12
-ACTIONS = {"retried": "retry", "deferred": "defer", "dead": "dead", "completed": "completed"}
+ACTIONS = {
+    "retried": "retry",
+    "deferred": "defer",
+    "dead": "dead",
+    "completed": "completed",
+    "held": "held",
+}
 
 SCRIPTS: dict[int, tuple[str, ...]] = {
     1: ("timeout", "timeout", "ok"),
@@ -47,7 +55,7 @@ def stream() -> FaultStream:
 
 
 def run_worker(app: App, spec: PolicySpec) -> list[tuple[int, int, str, str, float]]:
-    app.budgets = spec.budgets()
+    app.add_policy(spec.run_policy)  # the budget takes its limits from the queue's policy
     calls: dict[int, int] = {}
 
     @app.handler("script")
@@ -106,3 +114,4 @@ def test_the_simulation_and_the_real_worker_decide_alike(
     actions = {d[3] for d in simulated}
     assert {"retry", "dead", "completed"} <= actions
     assert ("defer" in actions) is stress_aware  # the stream does stress its dependency
+    assert ("held" in actions) is stress_aware  # ... and so the gate holds chunks

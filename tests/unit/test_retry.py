@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import threading
 from pathlib import Path
 
 import pytest
@@ -16,11 +17,13 @@ from chunksync.retry import (
     DEFAULT_POLICY,
     MAX_DELAY_SECONDS,
     Action,
+    Gate,
     RetryBudget,
     RetryBudgets,
     Schedule,
     ScheduleKind,
     StressConfig,
+    admit_or_hold,
     load_policy,
 )
 
@@ -126,9 +129,11 @@ def test_budget_drains_on_retryable_failures_and_refills_on_success() -> None:
     assert budget.tokens == 3 and budget.stressed
     budget.on_failure(C.NOT_FOUND, retryable=False)
     assert budget.tokens == 3
+    budget.on_success()  # a success while stressed closes the gate: tokens to the stress line
+    assert budget.tokens == 5 and not budget.stressed
     for _ in range(25):
         budget.on_success()
-    assert budget.tokens == pytest.approx(5.5) and not budget.stressed
+    assert budget.tokens == pytest.approx(7.5) and not budget.stressed
 
 
 def test_stress_on_one_dependency_never_touches_another() -> None:
@@ -137,6 +142,113 @@ def test_stress_on_one_dependency_never_touches_another() -> None:
         budgets.get("imap://a@host-a").on_failure(C.NETWORK, retryable=True)
     assert budgets.get("imap://a@host-a").stressed
     assert not budgets.get("imap://b@host-b").stressed
+
+
+def stressed_budget(**config: float) -> RetryBudget:
+    budget = RetryBudget(StressConfig(capacity=10, **config))  # type: ignore[arg-type]
+    for _ in range(6):
+        budget.on_failure(C.NETWORK, retryable=True)
+    assert budget.tokens == 4 and budget.stressed
+    return budget
+
+
+def test_the_gate_is_closed_while_the_budget_is_not_stressed() -> None:
+    budget = RetryBudget()
+    assert all(budget.admit(t * 0.001, 5.0) for t in range(100))
+    assert admit_or_hold(budget, 0.0) == (Gate.CLOSED, 0.0)
+
+
+def test_an_open_gate_lets_one_probe_through_per_interval() -> None:
+    budget = stressed_budget()
+    assert not budget.admit(100.0, 5.0)  # the gate opens: the first probe one interval later
+    assert not budget.admit(104.9, 5.0)
+    assert budget.admit(105.0, 5.0)  # the probe
+    assert not budget.admit(105.0, 5.0) and not budget.admit(109.9, 5.0)
+    assert budget.admit(110.0, 5.0)  # the next probe
+    assert not budget.admit(112.0, 5.0)
+    assert budget.admit(200.0, 5.0)  # idle for long: still one at a time
+    assert not budget.admit(200.1, 5.0)
+
+
+def test_a_failed_probe_keeps_the_gate_open_and_a_success_closes_it() -> None:
+    budget = stressed_budget()
+    assert not budget.admit(0.0, 5.0) and budget.admit(5.0, 5.0)
+    budget.on_failure(C.NETWORK, retryable=True)  # the probe failed
+    assert budget.tokens == 3 and budget.stressed and not budget.admit(6.0, 5.0)
+    assert budget.admit(10.0, 5.0)
+    budget.on_success()  # this probe succeeded: closed, tokens at the stress line
+    assert budget.tokens == 5 and not budget.stressed
+    assert all(budget.admit(10.0 + n * 0.01, 5.0) for n in range(50))
+    budget.on_failure(C.NETWORK, retryable=True)  # one more failure reopens it
+    assert budget.stressed
+    assert not budget.admit(11.0, 5.0)  # reopened: a fresh interval before the next probe
+    assert budget.admit(16.0, 5.0)
+
+
+def test_a_refused_call_is_held_for_one_to_two_probe_intervals() -> None:
+    budget = stressed_budget(probe_interval_s=4.0)
+    assert admit_or_hold(budget, 0.0) == (Gate.HOLD, 4.0)  # no random source: one interval
+    holds = [admit_or_hold(budget, 1.0, rng=random.Random(n)) for n in range(200)]
+    assert all(g is Gate.HOLD and 4.0 <= h <= 8.0 for g, h in holds)
+    assert len(set(holds)) > 100
+    # time_scale shrinks the probe interval (the worker's and the simulation's clocks), not the
+    # hold it returns, which is in policy seconds like every delay.
+    scaled = stressed_budget(probe_interval_s=4.0)
+    assert admit_or_hold(scaled, 0.0, time_scale=0.001) == (Gate.HOLD, 4.0)  # probe at 0.004
+    assert admit_or_hold(scaled, 0.004, time_scale=0.001) == (Gate.PROBE, 0.0)
+    assert admit_or_hold(scaled, 0.005, time_scale=0.001) == (Gate.HOLD, 4.0)
+
+
+def test_a_failed_probe_defers_its_chunk_and_never_spends_its_last_attempt() -> None:
+    # Attempt 4 of a network failure is past its limit (3): dead, unless it was the gate's probe.
+    assert (
+        DEFAULT_POLICY.decide(C.NETWORK, 4, stressed=True, stress_retries=1).action is Action.DEAD
+    )
+    probe = DEFAULT_POLICY.decide(C.NETWORK, 4, stressed=True, stress_retries=1, probe=True)
+    assert probe.action is Action.DEFER and probe.delay_s == 30.0
+    retry_after = DEFAULT_POLICY.decide(C.RATE_LIMIT, 1, retry_after_s=90.0, probe=True)
+    assert retry_after.action is Action.DEFER and retry_after.delay_s == 90.0
+    assert DEFAULT_POLICY.decide(C.NOT_FOUND, 1, probe=True).action is Action.DEAD
+    # A probe may be deferred up to max_probe_deferrals (5) times: 30 s doubling, ~15 minutes.
+    fifth = DEFAULT_POLICY.decide(C.NETWORK, 4, stressed=True, deferrals=4, probe=True)
+    assert fifth.action is Action.DEFER and fifth.delay_s == 480.0
+    used = DEFAULT_POLICY.decide(C.NETWORK, 4, stressed=True, deferrals=5, probe=True)
+    assert used.action is Action.DEAD  # deferrals used up: the category rules as usual
+
+
+def test_only_one_of_many_threads_gets_the_probe() -> None:
+    budget = stressed_budget()
+    assert not budget.admit(0.0, 5.0)
+    start = threading.Barrier(16)
+    admitted: list[bool] = []
+    lock = threading.Lock()
+
+    def claim() -> None:
+        start.wait()
+        got = [budget.admit(5.0 + n * 1e-6, 5.0) for n in range(200)]
+        with lock:
+            admitted.extend(got)
+
+    threads = [threading.Thread(target=claim) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(admitted) == 16 * 200 and sum(admitted) == 1
+
+
+def test_the_budget_takes_the_policy_stress_config() -> None:
+    budgets = RetryBudgets()
+    small = StressConfig(capacity=4, threshold=0.5, probe_interval_s=1.0)
+    budget = budgets.get("pages://api.example.com", small)
+    assert budget.config == small and budget.tokens == 4
+    for _ in range(3):
+        budget.on_failure(C.NETWORK, retryable=True)
+    assert budget.stressed  # 1 < 2: a default bucket (10 tokens) would not be stressed
+    assert budgets.get("pages://api.example.com") is budget and budget.config == small
+    budgets.get("pages://api.example.com", StressConfig(capacity=8))
+    assert budget.tokens == 2  # another policy's limits: the bucket stays a quarter full
+    assert budgets.get("pages://other.example.com").config == StressConfig()
 
 
 @given(
@@ -196,11 +308,14 @@ def test_policy_from_toml(tmp_path: Path) -> None:
         "jitter = 0.1\nmax_attempts = 8\n"
         '[categories.rate_limit]\nschedule = "exponential"\nbase_s = 10\nfactor = 2\nlimit = 4\n'
         '[categories.not_found]\nretry = true\nschedule = "steps"\nsteps = [60, 600]\nlimit = 2\n'
-        "[stress]\nmax_deferrals = 1\n",
+        "[stress]\nmax_deferrals = 1\ncapacity = 20\nprobe_interval_s = 2\n",
         encoding="utf-8",
     )
     policy = load_policy(path)
     assert policy.name == "gentle" and policy.max_attempts == 8
+    assert policy.stress.probe_interval_s == 2.0 and policy.stress.capacity == 20
+    assert DEFAULT_POLICY.stress.probe_interval_s == 5.0
+    assert policy.scaled(0.5).stress.probe_interval_s == 1.0
     assert [policy.backoff(C.RATE_LIMIT, n) for n in (1, 2, 3)] == [10, 20, 40]
     assert policy.decide(C.RATE_LIMIT, 4).action is Action.RETRY
     assert policy.decide(C.NOT_FOUND, 1).delay_s == 60
@@ -219,6 +334,9 @@ def test_policy_from_toml(tmp_path: Path) -> None:
         ("[categories.network]\nlimt = 3\n", "unknown keys"),
         ("jitter = 2\n", "jitter must be"),
         ("[stress]\nbucket = 3\n", "invalid policy setting"),
+        ("[stress]\nprobe_interval_s = -1\n", "probe_interval_s"),
+        ("[stress]\nprobe_interval_s = inf\n", "probe_interval_s"),
+        ('[stress]\nprobe_interval_s = "5"\n', "probe_interval_s"),
     ],
 )
 def test_bad_policy_files_get_one_clear_error(tmp_path: Path, text: str, complaint: str) -> None:

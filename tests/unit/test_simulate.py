@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 
@@ -18,7 +19,14 @@ from chunksync.faults import (
 )
 from chunksync.models import ChunkStatus, ErrorCategory
 from chunksync.retry import DEFAULT_POLICY, Action, RetryPolicy, load_policy
-from chunksync.simreport import measure, recovery_time, reduction, report, summarize
+from chunksync.simreport import (
+    measure,
+    recovery_reduction,
+    recovery_time,
+    reduction,
+    report,
+    summarize,
+)
 from chunksync.simulate import (
     DEFAULT_STRESS,
     NAIVE,
@@ -154,17 +162,23 @@ def test_stress_stretches_then_defers_and_a_deferral_gives_the_attempt_back() ->
         ChunkScript(2, ("unknown", "unknown", "ok")),
     )
     # time_scale 0: every wait elapses at once, so the one slot takes chunk 1 to its end first.
-    # Budget 10, stressed below 5; a timeout costs 2, a success gives 0.1 back.
+    # Budget 10, stressed below 5; a timeout costs 2, a success gives 0.1 back. The gate (probe
+    # interval 5 s, scaled to 0) holds the first claim after it opens, then admits a probe; a
+    # success while stressed closes it with the tokens raised to the stress line (5).
     result = simulate(stream, PolicySpec(DEFAULT_STRESS, DEFAULT_POLICY), time_scale=0.0)
     assert result.decisions() == [
         (1, 1, "timeout", "retry", 3.0),  # 8 tokens
         (1, 2, "timeout", "retry", 6.0),  # 6
         (1, 3, "timeout", "retry", 18.0),  # 4: stressed, one more retry at double the delay
-        (1, 4, "", "completed", 0.0),  # 4.1
-        (2, 1, "unknown", "retry", 2.0),  # 3.1: chunk 2's stressed retry
-        (2, 2, "unknown", "defer", 30.0),  # 2.1: deferred, attempt 2 given back
-        (2, 2, "", "completed", 0.0),
+        (1, 4, "", "held", 5.0),  # the gate opens: held, attempt 4 given back
+        (1, 4, "", "completed", 0.0),  # the probe succeeds: closed at 5
+        (2, 1, "unknown", "retry", 2.0),  # 4: chunk 2's stressed retry
+        (2, 2, "", "held", 5.0),  # the gate opens again
+        (2, 2, "unknown", "defer", 30.0),  # 3: the probe fails: deferred, attempt 2 given back
+        (2, 2, "", "completed", 0.0),  # the next probe closes it
     ]
+    m = measure(result)
+    assert (m.attempts, m.held, m.failed) == (7, 2, 5)  # a hold is neither attempt nor failure
 
 
 def test_recovery_time_is_when_the_window_is_back_at_the_pre_outage_rate() -> None:
@@ -180,6 +194,34 @@ def test_reduction_conventions() -> None:
     assert reduction(math.inf, math.inf) == 0.0
     assert reduction(0.0, 0.0) == 0.0
     assert reduction(0.0, 5.0) == -math.inf
+
+
+def test_recovery_is_compared_like_for_like() -> None:
+    inf = math.inf
+    # Outages both recovered from are compared; one only ours recovered from is counted apart.
+    value, compared, only_ours = recovery_reduction((inf, 10.0, 20.0), (72.0, 3.0, 6.0))
+    assert value == pytest.approx(0.7) and (compared, only_ours) == (2, 1)
+    assert recovery_reduction((inf, 0.0, 0.0), (0.0, 1.0, 1.0)) == (-inf, 2, 1)
+    assert recovery_reduction((10.0,), (inf,))[0] == -inf  # naive recovered, ours did not
+    value, compared, only_ours = recovery_reduction((inf, inf), (5.0, inf))
+    assert math.isnan(value) and (compared, only_ours) == (0, 1)  # nothing to compare
+
+
+def test_holds_are_no_attempts_and_no_calls_into_the_outage() -> None:
+    # One slot, a long outage: the first failures stress the budget, then the gate holds the
+    # chunks and lets one probe through per 5 s; every chunk completes once the outage ends.
+    chunks = tuple(ChunkScript(n, ("ok",), ok_s=1.0) for n in range(1, 21))
+    stream = one_dependency(*chunks, outage=Window(0.0, 120.0, "refused"))
+    result = simulate(stream, PolicySpec(DEFAULT_STRESS, DEFAULT_POLICY))
+    m = measure(result)
+    held = [a for a in result.attempts if a.action == "held"]
+    assert held and m.held == len(held)
+    assert m.attempts == len(result.attempts) - len(held)
+    assert m.into_outage == sum(1 for a in result.calls() if a.into_outage)
+    assert m.into_outage < 40  # one probe per 5 s at most, after the first few failures
+    assert (m.completed, m.dead_wrong, m.left) == (20, 0, 0)
+    probes = [a.started_s for a in result.calls() if a.into_outage][5:]
+    assert all(b - a >= 5.0 - 1e-9 for a, b in itertools.pairwise(probes))
 
 
 def test_the_report_ends_with_the_four_name_value_lines() -> None:

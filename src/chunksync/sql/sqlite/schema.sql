@@ -19,7 +19,8 @@ CREATE TABLE queues (
     policy       TEXT NOT NULL DEFAULT 'default',
     max_attempts INTEGER NOT NULL DEFAULT 5 CHECK (max_attempts >= 1),
     created_at   REAL NOT NULL,
-    updated_at   REAL NOT NULL
+    updated_at   REAL NOT NULL,
+    sla_s        REAL  -- backlog age an alert allows (seconds); added by 0003
 );
 CREATE INDEX queues_tenant_status ON queues (tenant, status);
 

@@ -1,0 +1,239 @@
+"""Alerts: rules over the health answers that fire once per condition until it resolves.
+
+Rules: `error_rate` (the 5-minute error rate past a threshold), `dead_chunks` (a queue has dead
+chunks), `backlog_sla` (a queue's oldest pending chunk is older than the queue's SLA),
+`no_workers` (chunks wait and no worker is alive) and `auth_failures` (a queue failed to
+authenticate in the last hour).
+
+The state lives in the database (table `alerts`, keyed by rule and subject), so several
+processes never announce the same alert twice: firing is an upsert that changes a row only when
+the alert was not already firing, and only the process whose statement changed it notifies.
+Notifications go to the log and, optionally, to a webhook (a JSON POST with urllib, retried on
+the project's own RetryPolicy backoff, on a background thread so maintenance never waits).
+Evaluated by the maintenance leader (see chunksync.maintenance) or on demand.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import threading
+import urllib.request
+import weakref
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from chunksync import health
+from chunksync.errors import categorize
+from chunksync.exceptions import ConfigurationError
+from chunksync.manager import Manager
+from chunksync.models import ChunkStatus
+from chunksync.redact import redact, redact_url
+from chunksync.retry import DEFAULT_POLICY, RetryPolicy
+
+if TYPE_CHECKING:
+    from chunksync.app import App
+
+log = logging.getLogger("chunksync.alerts")
+
+WEBHOOK_ENV = "CHUNKSYNC_ALERT_WEBHOOK"
+WEBHOOK_ATTEMPTS = 4
+WEBHOOK_TIMEOUT_SECONDS = 5.0
+AUTH_WINDOW_SECONDS = 3600.0
+RULES = ("error_rate", "dead_chunks", "backlog_sla", "no_workers", "auth_failures")
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """A rule that holds now, for one subject (a queue id, or None for the whole system)."""
+
+    rule: str
+    subject: str | None
+    severity: str  # "warning" or "critical"
+    message: str
+
+    @property
+    def key(self) -> str:
+        return self.rule if self.subject is None else f"{self.rule}:{self.subject}"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    """An alert that this evaluation fired or resolved (each is announced once)."""
+
+    key: str
+    rule: str
+    subject: str | None
+    severity: str
+    state: str  # "firing" or "resolved"
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertConfig:
+    thresholds: health.HealthThresholds = field(default_factory=health.HealthThresholds)
+    webhook_url: str | None = None
+    policy: RetryPolicy = DEFAULT_POLICY
+
+
+_configured: weakref.WeakKeyDictionary[App, AlertConfig] = weakref.WeakKeyDictionary()
+
+
+def configure(app: App, config: AlertConfig) -> None:
+    """Use this configuration when the maintenance leader evaluates alerts for this app."""
+    if config.webhook_url and not config.webhook_url.startswith(("http://", "https://")):
+        raise ConfigurationError(
+            f"alert webhook '{redact_url(config.webhook_url)}' must be http:// or https://"
+        )
+    _configured[app] = config
+
+
+def config_for(app: App) -> AlertConfig:
+    found = _configured.get(app)
+    if found is None:
+        found = AlertConfig(health.thresholds_for(app), os.environ.get(WEBHOOK_ENV) or None)
+        configure(app, found)
+    return found
+
+
+def set_queue_sla(manager: Manager, queue: str, sla_s: float | None) -> None:
+    """Give a queue (id or name) a backlog SLA in seconds, or none with None."""
+    if sla_s is not None and not sla_s > 0:
+        raise ConfigurationError("a queue's SLA must be a positive number of seconds")
+    q = manager.get_queue(queue)
+    manager.backend.execute("health_set_queue_sla", {"id": q.id, "sla_s": sla_s})
+
+
+def conditions(manager: Manager, thresholds: health.HealthThresholds) -> list[Condition]:
+    """Every rule that holds now."""
+    t = thresholds
+    found: list[Condition] = []
+    system = health.system_summary(manager, t)
+    rate, n = system.error_rate_5m, system.attempts_5m
+    if rate is not None and n >= t.min_attempts and rate >= t.error_rate_degraded:
+        severity = "critical" if rate >= t.error_rate_critical else "warning"
+        text = f"{rate:.0%} of {n} attempts failed in the last 5 minutes"
+        found.append(Condition("error_rate", None, severity, text))
+    if system.backlog and system.workers_alive == 0:
+        text = f"no live workers while {system.backlog} chunks wait"
+        found.append(Condition("no_workers", None, "critical", text))
+    for q in manager.list_queues():
+        dead = q.totals.get(ChunkStatus.DEAD, 0)
+        if dead:
+            text = f"queue {q.name} has {dead} dead chunk(s)"
+            found.append(Condition("dead_chunks", q.id, "warning", text))
+    for r in manager.backend.fetch_all("health_queue_slas"):
+        age, sla = r["oldest_pending_age_s"], float(r["sla_s"])
+        if age is not None and float(age) > sla:
+            waited = f"the oldest pending chunk waited {float(age):.0f} s"
+            text = f"queue {r['name']}: {waited} (SLA {sla:g} s)"
+            found.append(Condition("backlog_sla", str(r["id"]), "warning", text))
+    rows = manager.backend.fetch_all(
+        "health_queue_auth_failures", {"window_s": AUTH_WINDOW_SECONDS}
+    )
+    for r in rows:
+        text = f"queue {r['name']}: {int(r['n'])} authentication failure(s) in the last hour"
+        found.append(Condition("auth_failures", str(r["queue_id"]), "critical", text))
+    return found
+
+
+def evaluate(
+    manager: Manager,
+    config: AlertConfig | None = None,
+    *,
+    notify: Callable[[AlertEvent], None] | None = None,
+) -> list[AlertEvent]:
+    """Fire the alerts whose condition holds and resolve those whose condition ended; announce
+    each change once (to the log, the webhook, and `notify`). Returns the changes."""
+    cfg = config or AlertConfig()
+    now = {c.key: c for c in conditions(manager, cfg.thresholds)}
+    events: list[AlertEvent] = []
+    with manager.backend.transaction() as s:
+        for c in now.values():
+            params = {
+                "key": c.key,
+                "rule": c.rule,
+                "subject": c.subject,
+                "severity": c.severity,
+                "message": redact(c.message),
+            }
+            if s.execute("alert_fire", params) == 1:
+                events.append(AlertEvent(c.key, c.rule, c.subject, c.severity, "firing", c.message))
+        for row in s.fetch_all("alerts_firing"):
+            if row["key"] not in now and s.execute("alert_resolve", {"key": row["key"]}) == 1:
+                events.append(
+                    AlertEvent(
+                        str(row["key"]),
+                        str(row["rule"]),
+                        row["subject"],
+                        str(row["severity"]),
+                        "resolved",
+                        f"resolved: {row['message']}",
+                    )
+                )
+    for event in events:
+        announce(event, cfg)
+        if notify is not None:
+            notify(event)
+    return events
+
+
+def firing(manager: Manager) -> list[dict[str, Any]]:
+    return manager.backend.fetch_all("alerts_firing")
+
+
+def recent(manager: Manager, limit: int = 50) -> list[dict[str, Any]]:
+    return manager.backend.fetch_all("alerts_recent", {"limit": limit})
+
+
+def announce(event: AlertEvent, config: AlertConfig) -> None:
+    level = logging.WARNING if event.state == "firing" else logging.INFO
+    log.log(level, "alert %s %s: %s", event.key, event.state, redact(event.message))
+    if config.webhook_url:
+        threading.Thread(
+            target=post_webhook,
+            args=(config.webhook_url, event, config.policy),
+            name="chunksync-alert-webhook",
+            daemon=True,
+        ).start()
+
+
+def post_webhook(
+    url: str,
+    event: AlertEvent,
+    policy: RetryPolicy = DEFAULT_POLICY,
+    *,
+    wait: Callable[[float], object] | None = None,
+    attempts: int = WEBHOOK_ATTEMPTS,
+) -> bool:
+    """POST the event as JSON; a failure is categorized and retried on the policy's backoff
+    for its category (never for a category the policy does not retry). True once delivered."""
+    body = json.dumps({**event.as_dict(), "message": redact(event.message)}).encode()
+    pause = wait or threading.Event().wait
+    rng = random.Random()
+    for attempt in range(1, attempts + 1):
+        request = urllib.request.Request(
+            url, data=body, method="POST", headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:
+                response.read()
+            return True
+        except Exception as exc:  # every failure is categorized, as a chunk's would be
+            category = categorize(exc).category
+            if attempt == attempts or not policy.is_retryable(category):
+                log.error(
+                    "alert webhook %s failed (%s): %s",
+                    redact_url(url),
+                    category,
+                    redact(str(exc)),
+                )
+                return False
+            pause(policy.backoff(category, attempt, rng))
+    return False

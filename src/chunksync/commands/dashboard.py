@@ -1,0 +1,59 @@
+"""`chunksync dashboard`: the web dashboard (and /metrics) on loopback by default."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from chunksync.cli import cli, console, err, fail, friendly, open_app
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+DEFAULT_TOKEN_ENV = "CHUNKSYNC_DASHBOARD_TOKEN"
+
+
+@cli.command()
+@friendly
+def dashboard(
+    host: Annotated[
+        str, typer.Option(help="Address to bind (loopback by default).")
+    ] = DEFAULT_HOST,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = DEFAULT_PORT,
+    token_env: Annotated[
+        str,
+        typer.Option(
+            "--token-env",
+            help="Environment variable holding the operator token; unset means read-only.",
+        ),
+    ] = DEFAULT_TOKEN_ENV,
+    health_config: Annotated[
+        Path | None,
+        typer.Option("--health-config", help="TOML file with the [health] thresholds."),
+    ] = None,
+) -> None:
+    """Serve the dashboard: health, queues, chunks, charts, actions, JSON API, /metrics."""
+    import uvicorn
+
+    from chunksync import health
+    from chunksync.redact import add_secret
+    from chunksync.web import create_app
+    from chunksync.web.server import LOOPBACK_HOSTS
+
+    token = os.environ.get(token_env) or None
+    if token is not None:
+        if len(token) < 16:
+            raise fail(f"the token in {token_env} is too short: use at least 16 characters")
+        add_secret(token)
+    loopback = host in LOOPBACK_HOSTS
+    if not loopback:
+        err.print(f"[yellow]warning:[/] serving on {host}: anyone who can reach it can read it")
+    with open_app(create=False) as app:
+        if health_config is not None:
+            health.configure(app, health.load_thresholds(health_config))
+        web = create_app(app, token=token, allowed_hosts=None if loopback else ["*"])
+        mode = "actions need the token" if token else f"read-only (set {token_env} to act)"
+        console.print(f"dashboard on http://{host}:{port}/ ({mode}); Ctrl-C stops it")
+        uvicorn.run(web, host=host, port=port, log_level="warning")

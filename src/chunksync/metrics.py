@@ -1,0 +1,110 @@
+"""Prometheus metrics, read from the shared database at scrape time.
+
+Workers run in several processes, often on several machines; in-process counters would each
+see a slice, reset on every restart, and need a push gateway or multiprocess files to add up.
+The database already holds one row per attempt, the audit log and the workers' heartbeats, so a
+collector that reads them when Prometheus scrapes reports the whole fleet from any process, with
+nothing to aggregate. Counters count the rows retention has kept (RETENTION_DAYS): when retention
+deletes old rows a counter drops, which Prometheus's rate() treats as a counter reset.
+
+Exposed by the dashboard at /metrics, or by `render()` anywhere else.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from chunksync.manager import Manager
+from chunksync.models import Outcome
+
+WORKER_TIMEOUT_SECONDS = 60.0
+# The upper bounds of metrics_processing_buckets in queries_health.sql, in the same order.
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+class DatabaseCollector(Collector):
+    """Every chunksync metric, computed from the database when collected."""
+
+    def __init__(self, manager: Manager, worker_timeout_s: float = WORKER_TIMEOUT_SECONDS) -> None:
+        self.manager = manager
+        self.worker_timeout_s = worker_timeout_s
+
+    def collect(self) -> Iterator[Metric]:
+        backend = self.manager.backend
+        processed = CounterMetricFamily(
+            "chunksync_chunks_processed",
+            "Attempts recorded, by outcome and error category.",
+            labels=["outcome", "category"],
+        )
+        retries = deferrals = 0
+        seconds: dict[str, float] = defaultdict(float)
+        for r in backend.fetch_all("metrics_attempts"):
+            n = int(r["n"])
+            processed.add_metric([str(r["outcome"]), str(r["category"] or "none")], n)
+            retries += n if r["outcome"] == Outcome.RETRIED else 0
+            deferrals += n if r["outcome"] == Outcome.DEFERRED else 0
+            if r["outcome"] != Outcome.STUCK:
+                seconds[str(r["outcome"])] += float(r["processing_s"] or 0.0)
+        yield processed
+        yield CounterMetricFamily("chunksync_retries", "Attempts that will run again.", retries)
+        yield CounterMetricFamily(
+            "chunksync_deferrals",
+            "Attempts deferred while their dependency was stressed.",
+            deferrals,
+        )
+        yield self._histogram(seconds)
+        row = backend.fetch_one("metrics_gauges", {"worker_timeout_s": self.worker_timeout_s})
+        assert row is not None
+        yield CounterMetricFamily(
+            "chunksync_recoveries", "Stuck chunks recovered.", int(row["recoveries"] or 0)
+        )
+        yield GaugeMetricFamily(
+            "chunksync_workers_alive", "Workers heartbeating now.", int(row["workers_alive"] or 0)
+        )
+        backlog = GaugeMetricFamily(
+            "chunksync_backlog",
+            "Pending chunks per unfinished queue.",
+            labels=["queue", "queue_id", "status"],
+        )
+        for r in backend.fetch_all("metrics_backlog"):
+            backlog.add_metric([str(r["name"]), str(r["id"]), str(r["status"])], int(r["pending"]))
+        yield backlog
+
+    def _histogram(self, seconds: dict[str, float]) -> HistogramMetricFamily:
+        counts: dict[str, list[int]] = defaultdict(lambda: [0] * (len(BUCKETS) + 1))
+        for r in self.manager.backend.fetch_all("metrics_processing_buckets"):
+            counts[str(r["outcome"])][int(r["bucket"])] += int(r["n"])
+        family = HistogramMetricFamily(
+            "chunksync_processing_seconds",
+            "Processing time of each attempt, by outcome.",
+            labels=["outcome"],
+        )
+        for outcome, per_bucket in sorted(counts.items()):
+            cumulative, running = [], 0
+            for bound, n in zip((*map(str, BUCKETS), "+Inf"), per_bucket, strict=True):
+                running += n
+                cumulative.append((bound, float(running)))
+            family.add_metric([outcome], cumulative, seconds.get(outcome, 0.0))
+        return family
+
+
+def registry(manager: Manager) -> CollectorRegistry:
+    """A registry holding only the database collector (no process metrics of this process)."""
+    found = CollectorRegistry(auto_describe=False)
+    found.register(DatabaseCollector(manager))
+    return found
+
+
+def render(manager: Manager) -> tuple[bytes, str]:
+    """The exposition text and its content type."""
+    return generate_latest(registry(manager)), CONTENT_TYPE_LATEST

@@ -1,0 +1,82 @@
+"""Retention: old attempt metrics, audit entries, finished chunks and resolved alerts go away.
+
+Rows older than N days (RETENTION_DAYS) are deleted in batches of at most RETENTION_BATCH_ROWS,
+each batch its own short transaction (`DELETE ... WHERE id IN (SELECT ... LIMIT n)`), so a
+claiming worker never waits behind retention for longer than one small batch. Runs on the
+maintenance leader (chunksync.maintenance) and on demand: `chunksync cleanup --older-than 30d`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+from chunksync.exceptions import ConfigurationError
+from chunksync.manager import Manager
+
+RETENTION_DAYS = 30
+RETENTION_BATCH_ROWS = 500
+RETENTION_MAX_BATCHES = 200  # per table per run: the leader comes back for the rest
+DAY_SECONDS = 86400.0
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": DAY_SECONDS, "w": 7 * DAY_SECONDS}
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
+
+# (what, named query): chunks last, so their attempts and audit entries go first.
+TABLES = (
+    ("attempts", "retention_attempts"),
+    ("audit", "retention_audit"),
+    ("alerts", "retention_alerts"),
+    ("chunks", "retention_chunks"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionResult:
+    attempts: int = 0
+    audit: int = 0
+    alerts: int = 0
+    chunks: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    @property
+    def total(self) -> int:
+        return self.attempts + self.audit + self.alerts + self.chunks
+
+
+def parse_age(text: str) -> float:
+    """'30d', '12h', '90m', '45s', '2w' or a bare number of days -> seconds."""
+    match = _AGE.match(text)
+    if not match:
+        raise ConfigurationError(f"cannot read the age '{text}': write e.g. 30d, 12h or 90m")
+    value, unit = float(match.group(1)), (match.group(2) or "d").lower()
+    return value * _UNITS[unit]
+
+
+def cleanup(
+    manager: Manager,
+    older_than_s: float = RETENTION_DAYS * DAY_SECONDS,
+    *,
+    batch: int = RETENTION_BATCH_ROWS,
+    max_batches: int | None = RETENTION_MAX_BATCHES,
+    between_batches: Callable[[], object] | None = None,
+) -> RetentionResult:
+    """Delete rows older than `older_than_s`, batch by batch; returns how many went."""
+    if older_than_s < 0 or batch < 1:
+        raise ConfigurationError("the age must not be negative and the batch at least 1")
+    removed: dict[str, int] = {}
+    params = {"older_than_s": older_than_s, "limit": batch}
+    for what, query in TABLES:
+        total = batches = 0
+        while max_batches is None or batches < max_batches:
+            n = manager.backend.execute(query, params)  # one short transaction per batch
+            total += max(n, 0)
+            batches += 1
+            if n < batch:
+                break
+            if between_batches is not None:
+                between_batches()
+        removed[what] = total
+    return RetentionResult(**removed)

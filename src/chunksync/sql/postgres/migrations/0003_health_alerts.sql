@@ -1,0 +1,24 @@
+-- 0003: health you can see: a per-queue backlog SLA, the alert state shared by every process,
+-- and the indexes the health summaries, the worker trends and retention read.
+
+ALTER TABLE queues ADD COLUMN sla_s double precision;
+
+CREATE TABLE alerts (
+    key         text PRIMARY KEY,
+    rule        text NOT NULL,
+    subject     text,
+    severity    text NOT NULL,
+    state       text NOT NULL CHECK (state IN ('firing', 'resolved')),
+    message     text NOT NULL,
+    fired_at    double precision NOT NULL,
+    updated_at  double precision NOT NULL,
+    resolved_at double precision
+);
+CREATE INDEX alerts_state ON alerts (state, updated_at);
+-- Covers a queue summary: its outcome totals and its recent completions, without the table.
+CREATE INDEX attempts_queue_outcome ON attempts
+    (queue_id, outcome, finished_at, category, processing_s, items_processed, retry_delay_s,
+     efficiency);
+CREATE INDEX attempts_queue_started ON attempts (queue_id, started_at);
+CREATE INDEX attempts_worker ON attempts (worker_id, finished_at);
+CREATE INDEX chunks_dead ON chunks (queue_id) WHERE status = 'dead';

@@ -1,0 +1,271 @@
+"""The OpenAPI 3.0 document of the dashboard's JSON API (served at /openapi.json)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chunksync.models import ChunkStatus, ErrorCategory
+
+NUMBER_OR_NULL = {"type": "number", "nullable": True}
+STRING_OR_NULL = {"type": "string", "nullable": True}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+ERROR = _json(_ref("Error"), "What went wrong, in one sentence.")
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"type": "string"}},
+    },
+    "ActionResult": {
+        "type": "object",
+        "required": ["ok", "message"],
+        "properties": {"ok": {"type": "boolean"}, "message": {"type": "string"}},
+    },
+    "Chunk": {
+        "type": "object",
+        "required": ["id", "queue_id", "seq", "status", "attempts", "max_attempts"],
+        "properties": {
+            "id": {"type": "string"},
+            "queue_id": {"type": "string"},
+            "seq": {"type": "integer"},
+            "status": {"type": "string", "enum": [s.value for s in ChunkStatus]},
+            "attempts": {"type": "integer"},
+            "max_attempts": {"type": "integer"},
+            "last_category": {
+                "type": "string",
+                "nullable": True,
+                "enum": [c.value for c in ErrorCategory] + [None],
+            },
+            "last_error": STRING_OR_NULL,
+            "dead_reason": STRING_OR_NULL,
+            "worker_id": STRING_OR_NULL,
+            "items_processed": {"type": "integer"},
+            "run_after": {"type": "number"},
+            "created_at": {"type": "number"},
+            "updated_at": {"type": "number"},
+        },
+    },
+    "Attempt": {
+        "type": "object",
+        "required": ["attempt", "outcome", "processing_s", "worker_id", "finished_at"],
+        "properties": {
+            "attempt": {"type": "integer"},
+            "outcome": {"type": "string"},
+            "category": STRING_OR_NULL,
+            "rule": STRING_OR_NULL,
+            "retry_delay_s": NUMBER_OR_NULL,
+            "processing_s": {"type": "number"},
+            "worker_id": {"type": "string"},
+            "finished_at": {"type": "number"},
+            "message": STRING_OR_NULL,
+        },
+    },
+    "AuditEntry": {
+        "type": "object",
+        "required": ["at", "action", "actor", "reason"],
+        "properties": {
+            "at": {"type": "number"},
+            "action": {"type": "string"},
+            "actor": {"type": "string"},
+            "reason": {"type": "string"},
+            "details": STRING_OR_NULL,
+        },
+    },
+    "ChunkDetail": {
+        "type": "object",
+        "required": ["chunk", "checkpoint", "attempts", "audit"],
+        "properties": {
+            "chunk": _ref("Chunk"),
+            "checkpoint": {**STRING_OR_NULL, "description": "The checkpoint as JSON text."},
+            "attempts": {"type": "array", "items": _ref("Attempt")},
+            "audit": {"type": "array", "items": _ref("AuditEntry")},
+        },
+    },
+    "QueueSummary": {
+        "type": "object",
+        "required": ["queue_id", "name", "status", "totals", "progress", "attempts"],
+        "properties": {
+            "queue_id": {"type": "string"},
+            "name": {"type": "string"},
+            "source": {"type": "string"},
+            "status": {"type": "string"},
+            "totals": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "progress": {"type": "number", "minimum": 0, "maximum": 1},
+            "attempts": {"type": "integer"},
+            "success_rate": NUMBER_OR_NULL,
+            "throughput_chunks_per_s": NUMBER_OR_NULL,
+            "oldest_pending_age_s": NUMBER_OR_NULL,
+            "eta_s": NUMBER_OR_NULL,
+            "failures_by_category": {
+                "type": "object",
+                "additionalProperties": {"type": "integer"},
+            },
+        },
+    },
+    "Alert": {
+        "type": "object",
+        "required": ["key", "rule", "severity", "state", "message", "fired_at"],
+        "properties": {
+            "key": {"type": "string"},
+            "rule": {"type": "string"},
+            "subject": STRING_OR_NULL,
+            "severity": {"type": "string", "enum": ["warning", "critical"]},
+            "state": {"type": "string", "enum": ["firing", "resolved"]},
+            "message": {"type": "string"},
+            "fired_at": {"type": "number"},
+            "resolved_at": NUMBER_OR_NULL,
+        },
+    },
+    "SystemSummary": {
+        "type": "object",
+        "required": ["state", "reasons", "workers_alive", "workers_lost", "backlog"],
+        "properties": {
+            "state": {"type": "string", "enum": ["healthy", "degraded", "critical"]},
+            "reasons": {"type": "array", "items": {"type": "string"}},
+            "workers_alive": {"type": "integer"},
+            "workers_lost": {"type": "integer"},
+            "backlog": {"type": "integer"},
+            "error_rate_5m": NUMBER_OR_NULL,
+            "error_rate_60m": NUMBER_OR_NULL,
+            "stressed_dependencies": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "Overview": {
+        "type": "object",
+        "required": ["system", "throughput_chunks_per_s", "alerts", "workers", "queues"],
+        "properties": {
+            "system": _ref("SystemSummary"),
+            "throughput_chunks_per_s": {"type": "number"},
+            "alerts": {"type": "array", "items": _ref("Alert")},
+            "workers": {"type": "array", "items": {"type": "object"}},
+            "queues": {"type": "array", "items": _ref("QueueSummary")},
+        },
+    },
+    "Charts": {
+        "type": "object",
+        "required": ["hourly", "failures", "hourly_series", "failure_series"],
+        "properties": {
+            "hourly": {"type": "array", "items": {"type": "object"}},
+            "failures": {"type": "array", "items": {"type": "object"}},
+            "hourly_series": {"type": "array", "items": {"type": "array"}},
+            "failure_series": {"type": "array", "items": {"type": "array"}},
+        },
+    },
+}
+
+
+def _get(summary: str, schema: dict[str, Any], *extra: tuple[str, dict[str, Any]]) -> Any:
+    responses = {"200": _json(schema, summary), **dict(extra)}
+    return {"get": {"summary": summary, "responses": responses}}
+
+
+def _action(kind: str, actions: list[str]) -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": f"An operator action on a {kind} (audited, actor 'dashboard').",
+            "security": [{"bearer": []}],
+            "parameters": [
+                {"name": "target", "in": "path", "required": True, "schema": {"type": "string"}},
+                {
+                    "name": "action",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "enum": actions},
+                },
+            ],
+            "responses": {
+                "200": _json(_ref("ActionResult"), "Done."),
+                "400": ERROR,
+                "401": ERROR,
+                "403": {**ERROR, "description": "The dashboard is read-only (no token)."},
+                "404": ERROR,
+                "409": {**ERROR, "description": "The state does not allow it."},
+            },
+        }
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    chunk_filters = [
+        {
+            "name": "status",
+            "in": "query",
+            "schema": {"type": "string", "enum": [s.value for s in ChunkStatus]},
+        },
+        {
+            "name": "category",
+            "in": "query",
+            "schema": {"type": "string", "enum": [c.value for c in ErrorCategory]},
+        },
+        {"name": "queue", "in": "query", "schema": {"type": "string"}},
+        {
+            "name": "limit",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+        },
+    ]
+    chunks = _get(
+        "Chunks filtered by status, category and queue.",
+        {"type": "array", "items": _ref("Chunk")},
+        ("400", ERROR),
+        ("404", ERROR),
+    )
+    chunks["get"]["parameters"] = chunk_filters
+    detail = _get(
+        "One chunk with its attempts, checkpoint and audit entries.",
+        _ref("ChunkDetail"),
+        ("404", ERROR),
+    )
+    detail["get"]["parameters"] = [
+        {"name": "chunk_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    ]
+    metrics_doc = {
+        "get": {
+            "summary": "Prometheus metrics, read from the database at scrape time.",
+            "responses": {
+                "200": {
+                    "description": "The text exposition format.",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "chunksync dashboard API",
+            "version": "1",
+            "description": "Health, queues, chunks and operator actions of one chunksync "
+            "database. Reads need nothing; actions need the operator token as a bearer token.",
+        },
+        "paths": {
+            "/api/overview": _get(
+                "Health state with its reasons, alerts, workers, queues.", _ref("Overview")
+            ),
+            "/api/queues": _get(
+                "Every queue with its summary.", {"type": "array", "items": _ref("QueueSummary")}
+            ),
+            "/api/charts": _get("Hourly trend and failures over time.", _ref("Charts")),
+            "/api/chunks": chunks,
+            "/api/chunks/{chunk_id}": detail,
+            "/api/chunks/{target}/{action}": _action("chunk", ["retry", "cancel", "release"]),
+            "/api/queues/{target}/{action}": _action(
+                "queue", ["pause", "resume", "cancel", "retry"]
+            ),
+            "/metrics": metrics_doc,
+        },
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+    }

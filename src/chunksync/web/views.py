@@ -1,0 +1,154 @@
+"""The data behind every page and the JSON API, computed once for both."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from chunksync import alerts, health
+from chunksync.app import App
+from chunksync.models import Chunk, ChunkStatus, ErrorCategory
+from chunksync.redact import redact
+
+CHART_WINDOW_SECONDS = 24 * 3600.0
+CHART_BUCKET_SECONDS = 3600.0
+FAILURE_BUCKET_SECONDS = 900.0
+CHUNK_LIST_LIMIT = 200
+
+
+def overview(app: App) -> dict[str, Any]:
+    thresholds = health.thresholds_for(app)
+    system = health.system_summary(
+        app.manager,
+        thresholds,
+        budgets=app.budgets,
+        dependency_of=health.dependency_namer(app),
+    )
+    queues = queues_data(app)
+    throughput = sum(q["throughput_chunks_per_s"] or 0.0 for q in queues)
+    return {
+        "system": system.as_dict(),
+        "throughput_chunks_per_s": throughput,
+        "alerts": [alert_data(a) for a in alerts.firing(app.manager)],
+        "workers": [w.as_dict() for w in health.worker_trends(app.manager)],
+        "queues": queues,
+    }
+
+
+def queues_data(app: App) -> list[dict[str, Any]]:
+    out = []
+    for q in app.manager.list_queues():
+        data = health.queue_summary(app.manager, q).as_dict()
+        data["source"] = q.source
+        out.append(data)
+    return out
+
+
+def charts_data(app: App) -> dict[str, Any]:
+    now = app.manager.now()
+    hourly = health.hourly(app.manager, CHART_WINDOW_SECONDS)
+    failures = health.failures_over_time(
+        app.manager, window_s=CHART_WINDOW_SECONDS / 4, bucket_s=FAILURE_BUCKET_SECONDS
+    )
+    by_hour = {float(h["hour"]): float(h["successes"]) for h in hourly}
+    by_slot = {float(b["t"]): dict(b["failures"]) for b in failures}
+    return {
+        "hourly": hourly,
+        "failures": failures,
+        "hourly_series": [
+            [t, by_hour.get(t, 0.0)]
+            for t in _slots(now, CHART_WINDOW_SECONDS, CHART_BUCKET_SECONDS)
+        ],
+        "failure_series": [
+            [t, by_slot.get(t, {})]
+            for t in _slots(now, CHART_WINDOW_SECONDS / 4, FAILURE_BUCKET_SECONDS)
+        ],
+    }
+
+
+def _slots(now: float, window_s: float, bucket_s: float) -> list[float]:
+    """Every bucket start of the window, oldest first, so empty buckets show as gaps."""
+    last = (now // bucket_s) * bucket_s
+    count = int(window_s // bucket_s)
+    return [last - bucket_s * i for i in range(count - 1, -1, -1)]
+
+
+def alert_data(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "key": str(row["key"]),
+        "rule": str(row["rule"]),
+        "subject": None if row["subject"] is None else str(row["subject"]),
+        "severity": str(row["severity"]),
+        "state": str(row["state"]),
+        "message": redact(str(row["message"])),
+        "fired_at": float(row["fired_at"]),
+        "resolved_at": None if row["resolved_at"] is None else float(row["resolved_at"]),
+    }
+
+
+def chunk_data(c: Chunk) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "queue_id": c.queue_id,
+        "seq": c.seq,
+        "status": c.status.value,
+        "attempts": c.attempts,
+        "max_attempts": c.max_attempts,
+        "last_category": None if c.last_category is None else c.last_category.value,
+        "last_error": None if c.last_error is None else redact(c.last_error),
+        "dead_reason": None if c.dead_reason is None else redact(c.dead_reason),
+        "worker_id": c.worker_id,
+        "items_processed": c.items_processed,
+        "run_after": c.run_after,
+        "created_at": c.created_at,
+        "updated_at": c.updated_at,
+    }
+
+
+def chunk_list(
+    app: App,
+    *,
+    status: ChunkStatus | None,
+    category: ErrorCategory | None,
+    queue: str | None,
+    limit: int = CHUNK_LIST_LIMIT,
+) -> list[dict[str, Any]]:
+    queue_id = app.manager.get_queue(queue).id if queue else None
+    return [chunk_data(c) for c in app.manager.list_chunks(queue_id, status, category, limit)]
+
+
+def chunk_detail(app: App, chunk_id: str) -> dict[str, Any]:
+    chunk = app.manager.get_chunk(chunk_id)
+    attempts = [
+        {
+            "attempt": int(a["attempt"]),
+            "outcome": str(a["outcome"]),
+            "category": a["category"],
+            "rule": a["rule"],
+            "retry_delay_s": None if a["retry_delay_s"] is None else float(a["retry_delay_s"]),
+            "processing_s": float(a["processing_s"]),
+            "worker_id": str(a["worker_id"]),
+            "finished_at": float(a["finished_at"]),
+            "message": None if a["message"] is None else redact(str(a["message"])),
+        }
+        for a in app.manager.list_attempts(chunk.id)
+    ]
+    audit = [
+        {
+            "at": e.at,
+            "action": e.action,
+            "actor": e.actor,
+            "reason": redact(e.reason),
+            "details": None if e.details is None else redact(json.dumps(e.details)),
+        }
+        for e in app.manager.list_audit(chunk_id=chunk.id)
+    ]
+    checkpoint = (
+        None if chunk.checkpoint is None else redact(json.dumps(chunk.checkpoint, indent=2))
+    )
+    return {
+        "chunk": chunk_data(chunk),
+        "checkpoint": checkpoint,
+        "attempts": attempts,
+        "audit": audit,
+    }
