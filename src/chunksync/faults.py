@@ -10,13 +10,14 @@ real exceptions a client raises (`make_exception`), which the simulation categor
 
 from __future__ import annotations
 
-import email.message
 import json
 import random
-import urllib.error
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from chunksync.exceptions import InvalidPayload
+from chunksync.sources.demo import make_failure
 
 DEFAULT_SEED = 7
 DEFAULT_DEPENDENCIES = 3
@@ -220,37 +221,19 @@ def generate_stream(
 
 # --- real exceptions ---------------------------------------------------------------------------
 
-_URL = "https://api.example.com/v1/items"
-
-
-def _http_error(code: int, reason: str, retry_after: int | None = None) -> urllib.error.HTTPError:
-    headers = email.message.Message()
-    if retry_after is not None:
-        headers["Retry-After"] = str(retry_after)
-    return urllib.error.HTTPError(_URL, code, reason, headers, None)
-
 
 def make_exception(kind: str) -> Exception:
     """The exception a real client raises for an outcome of the stream ("rate_limit:7" is a 429
-    with Retry-After: 7). The simulation and the worker test both categorize these."""
+    with Retry-After: 7): the demo source's, plus a refused connection. The simulation and the
+    worker test both categorize these."""
     name, _, arg = kind.partition(":")
-    if name == "rate_limit":
-        return _http_error(429, "Too Many Requests", int(arg) if arg else None)
-    factories: dict[str, Any] = {
-        "timeout": lambda: TimeoutError("The read operation timed out"),
-        "network": lambda: ConnectionResetError(104, "Connection reset by peer"),
-        REFUSED: lambda: ConnectionRefusedError(111, "Connection refused"),
-        "temporary": lambda: _http_error(503, "Service Unavailable"),
-        "auth": lambda: _http_error(401, "Unauthorized"),
-        "permission": lambda: _http_error(403, "Forbidden"),
-        "not_found": lambda: _http_error(404, "Not Found"),
-        "data_conflict": lambda: _http_error(409, "Conflict"),
-        "processing_error": lambda: ValueError("malformed record: unexpected end of input"),
-        "unknown": lambda: RuntimeError("the remote said something nobody expected"),
-    }
+    if name == REFUSED:
+        return ConnectionRefusedError(111, "Connection refused")
     try:
-        return factories[name]()  # type: ignore[no-any-return]
-    except KeyError:
+        if name == "rate_limit":
+            return make_failure(name, retry_after_s=int(arg) if arg else None)
+        return make_failure(name)
+    except InvalidPayload:
         raise ValueError(f"unknown outcome '{kind}' in a fault stream") from None
 
 

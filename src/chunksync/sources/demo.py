@@ -51,11 +51,13 @@ def _http_error(code: int, reason: str, retry_after: str | None = None) -> urlli
     return urllib.error.HTTPError(DEMO_URL, code, reason, headers, None)
 
 
-def make_failure(category: str) -> Exception:
-    """A real exception of the kind a source raises for this category."""
+def make_failure(category: str, *, retry_after_s: int | None = 2) -> Exception:
+    """A real exception of the kind a source raises for this category (a rate limit is a 429
+    carrying `Retry-After: retry_after_s`)."""
+    retry_after = None if retry_after_s is None else str(retry_after_s)
     factories: dict[str, Any] = {
         "timeout": lambda: TimeoutError("Request timeout: no response in 30 s"),
-        "rate_limit": lambda: _http_error(429, "Too Many Requests", retry_after="2"),
+        "rate_limit": lambda: _http_error(429, "Too Many Requests", retry_after=retry_after),
         "network": lambda: ConnectionResetError(104, "Connection reset by peer"),
         "temporary": lambda: _http_error(503, "Service Unavailable"),
         "auth": lambda: _http_error(401, "Unauthorized"),
