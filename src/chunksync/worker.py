@@ -21,7 +21,6 @@ still running after it is released with its attempt given back. Never lost.
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import os
 import signal
@@ -62,6 +61,7 @@ from chunksync.retry import (
 if TYPE_CHECKING:
     from chunksync.app import App
     from chunksync.retry import RetryBudget
+    from chunksync.sources.base import Source
 
 log = logging.getLogger("chunksync.worker")
 
@@ -71,6 +71,7 @@ HANDLER_TIMEOUT_SECONDS = 300.0
 SHUTDOWN_GRACE_SECONDS = 30.0
 MEDIAN_WINDOW = 200
 MEDIAN_MIN_SAMPLES = 5
+MEDIAN_REFRESH = 25  # the queue's median efficiency is recomputed every this many attempts
 MESSAGE_MAX_CHARS = 2000
 BACKEND_ERROR_PAUSE_SECONDS = 1.0
 REPORT_FLUSH_SECONDS = 0.1  # results of a claimed batch wait at most this long to be written
@@ -88,6 +89,46 @@ class _InFlight:
 
 
 _rss_cache: tuple[float, int | None] = (-1e9, None)
+
+
+class _Runner:
+    """The thread one slot runs its handlers on, so that a handler past its timeout can be
+    abandoned. Two events per chunk, lighter than an executor's futures and work queue."""
+
+    def __init__(self, name: str) -> None:
+        self._go = threading.Event()
+        self._done = threading.Event()
+        self._call: tuple[Callable[[ChunkContext], int | None], ChunkContext] | None = None
+        self._outcome: tuple[int | None, Exception | None] = (None, None)
+        self._retired = False
+        threading.Thread(target=self._loop, name=name, daemon=True).start()
+
+    def run(
+        self, handler: Callable[[ChunkContext], int | None], ctx: ChunkContext, timeout_s: float
+    ) -> tuple[int | None, Exception | None] | None:
+        """(returned, raised), or None when the handler is still running after `timeout_s`."""
+        self._call = (handler, ctx)
+        self._done.clear()
+        self._go.set()
+        return self._outcome if self._done.wait(timeout_s) else None
+
+    def retire(self) -> None:
+        """Stop once the current handler (if any) returns."""
+        self._retired = True
+        self._go.set()
+
+    def _loop(self) -> None:
+        while True:
+            self._go.wait()
+            self._go.clear()
+            if self._retired or self._call is None:
+                return
+            handler, ctx = self._call
+            try:
+                self._outcome = (handler(ctx), None)
+            except Exception as exc:
+                self._outcome = (None, exc)
+            self._done.set()
 
 
 def rss_bytes() -> int | None:
@@ -159,6 +200,9 @@ class Worker:
         self._efficiency: dict[str, deque[float]] = {}
         self._queues: dict[str, Queue] = {}
         self._budget_of_queue: dict[str, RetryBudget] = {}  # for the claim's gate check
+        self._routes: dict[str, tuple[Source, RetryBudget]] = {}
+        self._medians: dict[str, float | None] = {}
+        self._samples: dict[str, int] = {}
         self._unsubscribe: Callable[[], None] = lambda: None
         self.recoveries = 0
         self.processed = 0
@@ -249,7 +293,7 @@ class Worker:
     # --- the loop -----------------------------------------------------------------
 
     def _slot_loop(self) -> None:
-        executor: concurrent.futures.ThreadPoolExecutor | None = None
+        executor: _Runner | None = None
         batch = 1  # grows while chunks are quick, back to 1 when one is slow
         while not self._stopping.is_set():
             try:
@@ -284,19 +328,16 @@ class Worker:
             # A held chunk is instant but no sign of quick work: its gate just shut.
             batch = 1 if held else self._next_batch(batch, time.monotonic() - began, len(claimed))
         if executor is not None:
-            executor.shutdown(wait=False)
+            executor.retire()
 
     def _run_one(
-        self, item: _InFlight, executor: concurrent.futures.ThreadPoolExecutor | None
-    ) -> tuple[concurrent.futures.ThreadPoolExecutor | None, Report | None]:
+        self, item: _InFlight, executor: _Runner | None
+    ) -> tuple[_Runner | None, Report | None]:
         """Steps 3 to 6 for one chunk; its report is written by step 7 with its batch."""
         report = None
         try:
             queue = self._queue(item.chunk.queue_id)
-            source = self.app.source_for(queue)
-            stress = self.app.policy(queue.policy).stress
-            budget = self.app.budgets.get(source.dependency(queue.source), stress)
-            self._budget_of_queue[queue.id] = budget
+            source, budget = self._route(queue)
             gate, hold_s = self._step3_gate(budget)
             if gate is Gate.HOLD:
                 return executor, self._held(item, hold_s)
@@ -428,8 +469,8 @@ class Worker:
         self,
         ctx: ChunkContext,
         handler: Callable[[ChunkContext], int | None],
-        executor: concurrent.futures.ThreadPoolExecutor | None,
-    ) -> tuple[BaseException | None, concurrent.futures.ThreadPoolExecutor | None]:
+        executor: _Runner | None,
+    ) -> tuple[BaseException | None, _Runner | None]:
         """Run the handler; a handler past its timeout is abandoned (its context is cancelled,
         so its heartbeats and checkpoints raise) and this slot gets a fresh thread."""
         if self.handler_timeout_s is None:
@@ -439,18 +480,18 @@ class Worker:
             except Exception as exc:
                 return exc, executor
         if executor is None:
-            executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=f"{self.id}-run")
-        future = executor.submit(handler, ctx)
-        try:
-            self._count_items(ctx, future.result(timeout=self.handler_timeout_s))
-            return None, executor
-        except concurrent.futures.TimeoutError:
+            executor = _Runner(f"{self.id}-run")
+        outcome = executor.run(handler, ctx, self.handler_timeout_s)
+        if outcome is None:  # still running: abandon it to its thread
             ctx._cancel()
-            executor.shutdown(wait=False)
+            executor.retire()
             message = f"handler ran past its timeout of {self.handler_timeout_s:g} s"
             return TimeoutError(message), None
-        except Exception as exc:
-            return exc, executor
+        returned, raised = outcome
+        if raised is not None:
+            return raised, executor
+        self._count_items(ctx, returned)
+        return None, executor
 
     @staticmethod
     def _count_items(ctx: ChunkContext, returned: int | None) -> None:
@@ -468,7 +509,10 @@ class Worker:
         ctx.items_processed = items
         ips = items / elapsed
         window = self._efficiency.setdefault(ctx.queue.id, deque(maxlen=MEDIAN_WINDOW))
-        median = statistics.median(window) if len(window) >= MEDIAN_MIN_SAMPLES else None
+        seen = self._samples[ctx.queue.id] = self._samples.get(ctx.queue.id, 0) + 1
+        if seen > MEDIAN_MIN_SAMPLES and (seen - MEDIAN_MIN_SAMPLES - 1) % MEDIAN_REFRESH == 0:
+            self._medians[ctx.queue.id] = statistics.median(window)
+        median = self._medians.get(ctx.queue.id)
         window.append(ips)
         return Attempt(
             chunk_id=ctx.chunk.id,
@@ -627,6 +671,17 @@ class Worker:
         return Report(item.chunk, item.token, result, attempt)
 
     # --- helpers -----------------------------------------------------------------
+
+    def _route(self, queue: Queue) -> tuple[Source, RetryBudget]:
+        """The queue's source and its dependency's budget, worked out once per queue."""
+        found = self._routes.get(queue.id)
+        if found is None:
+            source = self.app.source_for(queue)
+            stress = self.app.policy(queue.policy).stress
+            budget = self.app.budgets.get(source.dependency(queue.source), stress)
+            found = self._routes[queue.id] = (source, budget)
+            self._budget_of_queue[queue.id] = budget
+        return found
 
     def _queue(self, queue_id: str) -> Queue:
         queue = self._queues.get(queue_id)
