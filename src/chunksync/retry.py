@@ -238,6 +238,15 @@ class RetryPolicy:
             wait = max(self.stress.defer_delay(deferrals), floor)
             return Decision(Action.DEFER, wait, "probe failed: deferred, attempt not spent")
         if not rule.allows(attempts, limit):
+            # Being told to wait is no reason to give up on a chunk that has attempts left (its
+            # earlier attempts may have failed for other reasons): defer, attempt not spent.
+            if (
+                category is C.RATE_LIMIT
+                and attempts < limit
+                and deferrals < self.stress.max_deferrals
+            ):
+                wait = max(self.stress.defer_delay(deferrals), floor)
+                return Decision(Action.DEFER, wait, "rate_limit: deferred, attempt not spent")
             return Decision(Action.DEAD, 0.0, f"{category.value}: out of retries after {attempts}")
         delay = max(self.backoff(category, attempts, rng), floor)
         if not stressed:

@@ -83,7 +83,18 @@ def test_retry_rules(category: ErrorCategory, last_retried_attempt: int) -> None
     for attempts in range(1, 8):
         decision = DEFAULT_POLICY.decide(category, attempts, max_attempts=5)
         expected = Action.RETRY if attempts <= last_retried_attempt else Action.DEAD
+        if category is C.RATE_LIMIT and last_retried_attempt < attempts < 5:
+            expected = Action.DEFER  # told to wait, attempts left: deferred, not dead
         assert decision.action is expected, (category, attempts)
+
+
+def test_a_rate_limit_past_its_limit_defers_while_attempts_and_deferrals_last() -> None:
+    """Found by the chaos run: two network failures then a [LIMIT] killed a chunk."""
+    first = DEFAULT_POLICY.decide(C.RATE_LIMIT, 3, retry_after_s=45.0)
+    assert first.action is Action.DEFER and first.delay_s == 45.0
+    assert DEFAULT_POLICY.decide(C.RATE_LIMIT, 3, deferrals=2).delay_s == 120.0
+    assert DEFAULT_POLICY.decide(C.RATE_LIMIT, 3, deferrals=3).action is Action.DEAD
+    assert DEFAULT_POLICY.decide(C.RATE_LIMIT, 5).action is Action.DEAD  # out of attempts
 
 
 def test_max_attempts_of_the_chunk_bounds_every_category() -> None:

@@ -372,6 +372,15 @@ BEGIN
         RETURN;
     END IF;
     IF p_attempts >= max_attempts OR (lim IS NOT NULL AND p_attempts > lim) THEN
+        -- A rate limit past its category's limit, with attempts left: defer, not dead.
+        IF p_category = 'rate_limit' AND p_attempts < max_attempts
+           AND p_deferrals < COALESCE((stress->>'max_deferrals')::int, 3) THEN
+            action := 'defer';
+            delay_s := greatest(least(max_defer_s, defer_s * power(2.0, least(p_deferrals, 30))),
+                                floor_s);
+            reason := 'rate_limit: deferred, attempt not spent';
+            RETURN;
+        END IF;
         action := 'dead'; delay_s := 0.0;
         reason := format('%s: out of retries after %s', p_category, p_attempts);
         RETURN;
