@@ -39,5 +39,10 @@ bench: $(STAMP)
 	bash scripts/bench-setup.sh
 	$(BIN)/python -m benchmarks
 
+## chaos: workers killed and frozen, PostgreSQL and Dovecot restarted, a faulty proxy (docs/reliability.md)
+chaos: $(STAMP)
+	bash scripts/test-servers.sh
+	$(BIN)/python -m tests.chaos
+
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache

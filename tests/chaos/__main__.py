@@ -1,0 +1,48 @@
+"""`python -m tests.chaos`: the chaos run of `make chaos`. Exits non-zero on any loss,
+duplicate or broken invariant. Options: --chunks, --seed, --failure-rate, --backends, --json."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from tests.chaos.harness import ChaosConfig
+from tests.chaos.run import lines, run_backend
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__)
+    parser.add_argument("--chunks", type=int, default=20_000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--failure-rate", type=float, default=0.05)
+    parser.add_argument("--work-ms", type=float, default=20.0, help="time each success takes")
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--imap-messages", type=int, default=20_000, help="0: no mail sync")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep logs and databases here")
+    parser.add_argument("--json", type=Path, default=None, help="write the summary here")
+    args = parser.parse_args(argv)
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)  # restarts are on purpose here
+    outcomes = []
+    for backend in args.backends.split(","):
+        config = ChaosConfig(
+            backend=backend,
+            chunks=args.chunks,
+            seed=args.seed,
+            failure_rate=args.failure_rate,
+            work_ms=args.work_ms,
+            imap_messages=args.imap_messages,
+        )
+        workdir = None if args.workdir is None else args.workdir / backend
+        outcomes.append(run_backend(config, workdir))
+    for line in lines(outcomes):
+        print(line)
+    if args.json is not None:
+        args.json.write_text(json.dumps([o.summary() for o in outcomes], indent=2) + "\n")
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

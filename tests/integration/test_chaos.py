@@ -1,0 +1,88 @@
+"""The short form of `make chaos`: a few thousand chunks per backend, three worker processes,
+workers killed and frozen, PostgreSQL restarted, the handler failing with every category, and
+(when Dovecot is there) a thousand messages synced through the faulty proxy while it resets,
+stalls and slows, and Dovecot kicks, limits and restarts. Nothing may be lost or run twice
+unexplained; every invariant of tests/chaos/checks.py holds; the store equals the server."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.chaos.harness import ChaosConfig
+from tests.chaos.mail import KINDS as MAIL_KINDS
+from tests.chaos.run import lines, run_backend
+from tests.servers import missing_server
+from tests.servers.pgcluster import PG_BIN, available
+
+CHUNKS = 1500
+MESSAGES = 500
+WITH_DOVECOT = shutil.which("dovecot") is not None and os.geteuid() == 0
+
+
+def short(backend: str) -> ChaosConfig:
+    return ChaosConfig(
+        backend=backend,
+        chunks=CHUNKS,
+        work_ms=25.0,
+        fault_gap_s=(0.8, 2.0),
+        timeout_s=150.0,
+        imap_messages=MESSAGES if WITH_DOVECOT else 0,
+        imap_chunk=25,
+        imap_rate=30_000.0,  # ~5 s for the 500 messages: faults land on the mail path
+        # Not the connection limit here: a chunk with two earlier network failures dies at its
+        # first [LIMIT] (rate_limit is retried while attempts <= 2), which `make chaos` shows
+        # and docs/reliability.md explains; the suite must not depend on that timing.
+        mail_faults=tuple(k for k in MAIL_KINDS if k != "dovecot_limit"),
+        # Stress deferrals of 30, 60, 120 s would outlast the test: the mail queue's default
+        # policy runs with its delays x0.2 in the workers (its limits unchanged).
+        mail_time_scale=0.2,
+    )
+
+
+def assert_healed(backend: str, tmp_path: Path) -> None:
+    said: list[str] = []
+    outcome = run_backend(short(backend), tmp_path, said.append)
+    report = "\n".join(said + lines([outcome]))
+    v, r, m = outcome.verdict, outcome.result, outcome.mail_states
+    # The no-op queue: nothing lost, nothing run twice unexplained, every invariant.
+    assert v.lost == 0 and v.duplicated == 0 and v.ok, report
+    assert outcome.duplicated == 0, report
+    assert not r.timed_out and not r.worker_exits and not outcome.tracebacks, report
+    assert all(code == 0 for code in r.stop_codes), report
+    assert v.chunks == CHUNKS and sum(v.by_status.values()) == CHUNKS, report
+    expected = {"kill_worker", "pause_worker"} | (
+        {"pg_restart"} if backend == "postgres" else set()
+    )
+    assert {f.kind for f in r.faults} >= expected, report
+    assert outcome.recoveries > 0, report  # the kills and freezes were healed, not dodged
+    assert set(v.failures_by_category) >= {"network", "timeout", "rate_limit"}, report
+    if WITH_DOVECOT:
+        assert r.mail is not None and m is not None and m.ok, report
+        assert {f.kind for f in r.faults} & set(MAIL_KINDS), report
+        assert r.mail.duplicated == 0 and r.mail.altered == 0, report  # byte-exact, once
+        # Under this density of faults a mail chunk can run out of attempts (3 for network
+        # and timeout) and go dead, for a reason its policy allows (m.ok), in plain sight;
+        # its messages are then missing, and never more than it held. `make chaos` counts
+        # them as lost (see docs/reliability.md); the suite asserts none went missing
+        # silently.
+        assert r.mail.lost <= m.by_status.get("dead", 0) * 25, report
+        assert r.mail.server == MESSAGES, report
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(200)
+def test_chaos_sqlite(tmp_path: Path) -> None:
+    assert_healed("sqlite", tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.timeout(200)
+def test_chaos_postgres(tmp_path: Path) -> None:
+    if not available():
+        missing_server(f"PostgreSQL 15 is not installed ({PG_BIN}): run scripts/test-servers.sh")
+    assert_healed("postgres", tmp_path)
