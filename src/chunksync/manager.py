@@ -287,8 +287,11 @@ class Manager:
                 for r in reports
                 if r.chunk.id in written and r.result.status.terminal
             }
-            for queue_id in sorted(finished):
-                s.execute("complete_queue_if_done", {"id": queue_id})
+        # After the commit, in a statement of its own: two workers finishing a queue's last two
+        # chunks at once would each still see the other's chunk as processing inside their
+        # transactions, and neither would complete the queue. The last to commit sees both.
+        for queue_id in sorted(finished):
+            self.backend.execute("complete_queue_if_done", {"id": queue_id})
         return [r.chunk.id in written for r in reports]
 
     def release(self, chunk: Chunk, token: str, *, refund: bool) -> bool:
@@ -352,6 +355,9 @@ class Manager:
                 )
                 if recovery is not None:
                     recoveries.append(recovery)
+        # After the commit, as in finish_many: a queue whose last chunk went dead completes.
+        for queue_id in sorted({r.queue_id for r in recoveries if r.to_status.terminal}):
+            self.backend.execute("complete_queue_if_done", {"id": queue_id})
         return recoveries
 
     def _recover_one(
@@ -405,8 +411,6 @@ class Manager:
                 "rss_bytes": None,
             },
         )
-        if status is ChunkStatus.DEAD:
-            s.execute("complete_queue_if_done", {"id": chunk.queue_id})
         return Recovery(chunk.id, chunk.queue_id, chunk.worker_id, status, reason)
 
     # --- operator interventions -----------------------------------------------------------------
