@@ -11,7 +11,9 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
 from chunksync.backends.base import Backend
 from chunksync.context import ChunkContext
@@ -35,6 +37,22 @@ class Reconciliation:
     @property
     def difference(self) -> int:
         return self.on_source - self.stored
+
+
+def local_path(uri: str, kind: str, label: str, usage: str, *, empty: str | None = None) -> Path:
+    """The resolved file path of a local mail URI (maildir:///..., mbox:///...): the one place
+    that splits it, so a mistake in any of them, an unclosed '[' or a NUL byte included, is one
+    sentence naming the URI. `empty`: the complaint when it names no path (None: allowed)."""
+    try:
+        parts = urlsplit(uri)
+        if parts.scheme.lower() != kind or parts.netloc not in ("", "localhost"):
+            raise ConfigurationError(f"invalid {label} URI '{uri}': {usage}")
+        raw = unquote(parts.path)
+        if not raw and empty is not None:
+            raise ConfigurationError(f"invalid {label} URI '{uri}': {empty}")
+        return Path(raw).expanduser().resolve()
+    except ValueError as exc:  # urlsplit on an unclosed '[', a NUL byte in a path
+        raise ConfigurationError(f"invalid {label} URI '{uri}': {exc}") from None
 
 
 def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:

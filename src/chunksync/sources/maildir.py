@@ -16,11 +16,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote
 
 from chunksync.context import ChunkContext
 from chunksync.exceptions import ConfigurationError, InvalidPayload
-from chunksync.sources.mail import MailSource, Reconciliation, batched, folder_key
+from chunksync.sources.mail import MailSource, Reconciliation, batched, folder_key, local_path
 from chunksync.store import FolderKey, MailMessage, MessageStore
 from chunksync.store.store import flags_text
 
@@ -68,20 +68,9 @@ def parse_filename(name: str) -> tuple[str, tuple[str, ...]]:
 
 def maildir_path(uri: str) -> tuple[Path, str, str]:
     """(path, account, folder) of a maildir:// URI."""
-    try:
-        return _maildir_path(uri)
-    except ValueError as exc:  # urlsplit on an unclosed '[', a NUL byte in a path
-        raise ConfigurationError(f"invalid Maildir URI '{uri}': {exc}") from None
-
-
-def _maildir_path(uri: str) -> tuple[Path, str, str]:
-    parts = urlsplit(uri)
-    if parts.scheme.lower() != KIND or parts.netloc not in ("", "localhost"):
-        raise ConfigurationError(f"invalid Maildir URI '{uri}': use maildir:///path/to/Maildir")
-    raw = unquote(parts.path)
-    if not raw:
-        raise ConfigurationError(f"invalid Maildir URI '{uri}': it names no folder")
-    path = Path(raw).expanduser().resolve()
+    path = local_path(
+        uri, KIND, "Maildir", "use maildir:///path/to/Maildir", empty="it names no folder"
+    )
     if not (path / "cur").is_dir() or not (path / "new").is_dir():
         raise ConfigurationError(f"{path} is not a Maildir (it needs cur/ and new/ folders)")
     if path.name.startswith(".") and (path.parent / "cur").is_dir():

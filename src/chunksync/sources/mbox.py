@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 from chunksync.context import ChunkContext
 from chunksync.exceptions import ConfigurationError, InvalidPayload, SourceError
-from chunksync.sources.mail import MailSource, Reconciliation, batched, folder_key
+from chunksync.sources.mail import MailSource, Reconciliation, batched, folder_key, local_path
 from chunksync.store import FolderKey, MailMessage
 
 KIND = "mbox"
@@ -28,17 +27,7 @@ _SEPARATOR = b"\nFrom "
 
 def mbox_path(uri: str) -> tuple[Path, str, str]:
     """(path, account, folder) of an mbox:// URI."""
-    try:
-        return _mbox_path(uri)
-    except ValueError as exc:  # urlsplit on an unclosed '[', a NUL byte in a path
-        raise ConfigurationError(f"invalid mbox URI '{uri}': {exc}") from None
-
-
-def _mbox_path(uri: str) -> tuple[Path, str, str]:
-    parts = urlsplit(uri)
-    if parts.scheme.lower() != KIND or parts.netloc not in ("", "localhost"):
-        raise ConfigurationError(f"invalid mbox URI '{uri}': use mbox:///path/to/file.mbox")
-    path = Path(unquote(parts.path)).expanduser().resolve()
+    path = local_path(uri, KIND, "mbox", "use mbox:///path/to/file.mbox")
     if not path.is_file():
         raise ConfigurationError(f"no mbox file at {path}")
     return path, f"mbox:{path}", path.name
