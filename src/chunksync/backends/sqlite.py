@@ -132,14 +132,18 @@ class SQLiteBackend(Backend):
                 raise ConfigurationError(f"no database at {self.path}: run 'chunksync init' first")
         self._queries = sql.queries(DIALECT)
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._all: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._lock = threading.Lock()
         self._closed = False
         if migrate:
             self.migrate()
 
     def _connect(self) -> sqlite3.Connection:
-        if self._closed:  # also for threads that still hold a connection from before close()
+        if self._closed:  # a thread that outlived close() closes its own connection now
+            own: sqlite3.Connection | None = getattr(self._local, "conn", None)
+            if own is not None:
+                self._local.conn = None
+                own.close()
             raise BackendUnavailable("the SQLite backend is closed")
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
@@ -159,7 +163,7 @@ class SQLiteBackend(Backend):
             raise SchemaError(f"{self.path} did not accept WAL mode")
         self._local.conn = conn
         with self._lock:
-            self._all.append(conn)
+            self._all.append((threading.current_thread(), conn))
         return conn
 
     def _begin(self, conn: sqlite3.Connection, write: bool) -> None:
@@ -257,15 +261,21 @@ class SQLiteBackend(Backend):
             )
 
     def close(self) -> None:
+        """Close this thread's connection and those of threads that have ended. A live thread's
+        connection may be in use right now (a worker slot outliving its stop): closing it from
+        here would race its statement, which crashes sqlite3, so that thread closes its own the
+        next time it touches this backend."""
         self._closed = True
+        me = threading.current_thread()
         with self._lock:
-            conns, self._all = self._all, []
-        for conn in conns:
+            mine = [(t, c) for t, c in self._all if t is me or not t.is_alive()]
+            self._all = [(t, c) for t, c in self._all if t is not me and t.is_alive()]
+        for _, conn in mine:
             try:
                 conn.close()
             except (sqlite3.Error, ChunksyncError):  # closing is best effort
                 pass
-        self._local = threading.local()
+        self._local.conn = None
 
 
 def iter_statements(script: str) -> Iterator[str]:
