@@ -571,6 +571,12 @@ _CERT_VERIFY_TEXT = re.compile(r"CERTIFICATE_VERIFY_FAILED|certificate verify fa
 
 def _python_class(exc: BaseException) -> Categorization | None:
     names = _mro_names(exc)
+    if "imapclient.exceptions.LoginError" in names and isinstance(
+        exc.__context__, imaplib.IMAP4.abort | OSError
+    ):
+        # IMAPClient turns any error during LOGIN into a LoginError, also a connection that
+        # dropped (imaplib's abort) or failed: not a credentials problem.
+        return Categorization(_NETWORK, "exception:imapclient.LoginError.connection_lost")
     if _is_tls_or_connect(exc, names) and _CERT_VERIFY_TEXT.search(_message(exc)):
         # httpx and requests wrap ssl's verification error in their ConnectError.
         return Categorization(_PERMISSION, "exception:ssl.certificate_verify_failed")

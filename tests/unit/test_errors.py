@@ -123,6 +123,38 @@ def imap_error(text: bytes | str) -> Any:
     return lambda: imaplib.IMAP4.error(text)
 
 
+def login_dropped() -> BaseException:
+    """A real LoginError: a server that greets, then closes the connection at LOGIN."""
+    import threading
+
+    import imapclient
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn, conn.makefile("rb") as lines:
+            conn.sendall(b"* OK ready\r\n")
+            for line in lines:
+                tag, command = line.split()[:2]
+                if command.upper() != b"CAPABILITY":
+                    return  # LOGIN: the connection drops, unanswered
+                conn.sendall(b"* CAPABILITY IMAP4rev1\r\n" + tag + b" OK done\r\n")
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
+    client = imapclient.IMAPClient("127.0.0.1", port=listener.getsockname()[1], ssl=False)
+    try:
+        client.login("alice", "secret")
+    except imapclient.exceptions.LoginError as exc:
+        return exc
+    finally:
+        client.shutdown()
+        server.join(5)
+        listener.close()
+    raise AssertionError("the login did not fail")
+
+
 def pg(sqlstate: str, message: str = "server said no") -> Any:
     return lambda: psycopg.errors.lookup(sqlstate)(message)
 
@@ -546,6 +578,12 @@ IMAP_FIXTURES: list[Fixture] = [
         lambda: imapclient.exceptions.LoginError("b'Invalid login'"),
         C.AUTH,
         "exception:imapclient.LoginError",
+    ),
+    (
+        "imapclient-login-connection-dropped",
+        login_dropped,
+        C.NETWORK,
+        "exception:imapclient.LoginError.connection_lost",
     ),
     (
         "imapclient-abort",
