@@ -68,6 +68,8 @@ class App:
         if not source.kind:
             raise ConfigurationError(f"source {type(source).__name__} has no kind")
         self._sources[source.kind] = source
+        if source.policy is not None and source.policy.name not in self._policies:
+            self.add_policy(source.policy)
 
     def sources(self) -> list[Source]:
         return list(self._sources.values())

@@ -18,6 +18,7 @@ from chunksync.app import App
 from chunksync.context import ChunkContext
 from chunksync.retry import DEFAULT_POLICY, RetryPolicy
 from chunksync.sources.demo import FAILURE_MIX, make_failure
+from chunksync.sources.mail import MAIL_POLICY
 
 KIND = "chaos"
 POLICY = "chaos"
@@ -66,8 +67,8 @@ def make_app(db_url: str) -> App:
     app = App(db_url)
     app.add_policy(chaos_policy())
     mail_scale = float(os.environ.get(MAIL_TIME_SCALE_ENV, "1"))
-    if mail_scale != 1.0:  # the mail queue uses the default policy: a shorter run scales it
-        app.add_policy(DEFAULT_POLICY.scaled(mail_scale))
+    if mail_scale != 1.0:  # a shorter run scales the mail queue's policy
+        app.add_policy(MAIL_POLICY.scaled(mail_scale))
     rate = float(os.environ.get(FAILURE_RATE_ENV, DEFAULT_FAILURE_RATE))
     seed = int(os.environ.get(SEED_ENV, "1"))
 

@@ -34,6 +34,8 @@ def test_maildir_sync_is_byte_exact_and_incremental(sqlite_app: App, tmp_path: P
     uri = f"maildir://{box}"
     planned = run_sync(sqlite_app, uri, chunk_size=3)
     assert planned[0].messages == len(written)
+    assert planned[0].queue_id is not None
+    assert sqlite_app.manager.get_queue(planned[0].queue_id).policy == "mail"
     assert sorted(stored(sqlite_app).values()) == sorted(written.values())
     source = mail_source(sqlite_app, uri)
     assert source.reconcile(uri).difference == 0

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chunksync.exceptions import ConfigurationError
-from chunksync.models import ErrorCategory
+from chunksync.models import ChunkStatus, ErrorCategory
 from chunksync.retry import (
     DEFAULT_POLICY,
     MAX_DELAY_SECONDS,
@@ -360,3 +360,23 @@ def test_bad_policy_files_get_one_clear_error(tmp_path: Path, text: str, complai
 def test_missing_policy_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="does not exist"):
         load_policy(tmp_path / "nope.toml")
+
+
+def test_mail_policy_outlasts_the_default_on_the_path_to_the_server() -> None:
+    from chunksync.recovery import stuck_verdict
+    from chunksync.sources.mail import MAIL_POLICY
+
+    assert MAIL_POLICY.name == "mail"
+    for category in (ErrorCategory.NETWORK, ErrorCategory.TEMPORARY, ErrorCategory.TIMEOUT):
+        assert DEFAULT_POLICY.decide(category, 4).action is Action.DEAD
+        assert MAIL_POLICY.decide(category, 10).action is Action.RETRY
+        assert MAIL_POLICY.decide(category, 11).action is Action.DEAD
+        assert MAIL_POLICY.backoff(category, 30) <= 120.0
+    # Credentials and the rest keep the default rules.
+    for category in (ErrorCategory.AUTH, ErrorCategory.NOT_FOUND, ErrorCategory.DATA_CONFLICT):
+        assert MAIL_POLICY.rule(category) == DEFAULT_POLICY.rule(category)
+    # A mail chunk whose worker died on its fifth attempt goes back to pending.
+    verdict = stuck_verdict(
+        MAIL_POLICY, attempts=5, max_attempts=MAIL_POLICY.max_attempts, crash_count=0
+    )
+    assert verdict == (ChunkStatus.PENDING, "stuck")

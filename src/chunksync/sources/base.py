@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from chunksync.context import ChunkContext
 from chunksync.exceptions import ConfigurationError
+from chunksync.retry import RetryPolicy
 
 Handler = Callable[[ChunkContext], "int | None"]
 
@@ -29,6 +30,9 @@ def kind_of(uri: str) -> str:
 
 class Source(abc.ABC):
     kind: str = ""
+    # The retry policy of the queues this source plans (registered with the source); None: the
+    # default policy.
+    policy: RetryPolicy | None = None
 
     def plan(self, uri: str, *, chunk_size: int) -> Iterable[Any]:
         """Payloads of the chunks that sync `uri`; sources that cannot plan refuse clearly."""

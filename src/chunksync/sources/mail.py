@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
@@ -18,6 +18,8 @@ from urllib.parse import unquote, urlsplit
 from chunksync.backends.base import Backend
 from chunksync.context import ChunkContext
 from chunksync.exceptions import ConfigurationError, InvalidPayload
+from chunksync.models import ErrorCategory
+from chunksync.retry import DEFAULT_POLICY, CategoryRule, RetryPolicy, Schedule, ScheduleKind
 from chunksync.sources.base import Source
 from chunksync.store import FolderKey, MessageStore
 
@@ -71,8 +73,34 @@ def folder_key(payload: Any) -> FolderKey:
         raise InvalidPayload("a mail chunk needs account, folder and uidvalidity") from None
 
 
+def _mail_policy() -> RetryPolicy:
+    """Mail chunks are idempotent (upserts keyed by UID) and resume from their checkpoint, so a
+    failure of the path to the server (network, timeout, temporary, a stuck chunk whose worker
+    died) is retried longer than by default: a chunk that dies is mail missing from the store
+    until the next sync. Rate limits, auth and the rest keep the default rules."""
+    rules = dict(DEFAULT_POLICY.rules)
+    patient = Schedule(ScheduleKind.EXPONENTIAL, 2.0, 2.0, max_s=MAIL_MAX_DELAY_SECONDS)
+    for category in (ErrorCategory.NETWORK, ErrorCategory.TEMPORARY):
+        rules[category] = CategoryRule(True, patient, limit=MAIL_TRANSIENT_LIMIT)
+    rules[ErrorCategory.TIMEOUT] = CategoryRule(
+        True,
+        Schedule(ScheduleKind.LINEAR, 3.0, max_s=MAIL_MAX_DELAY_SECONDS),
+        limit=MAIL_TRANSIENT_LIMIT,
+    )
+    return replace(DEFAULT_POLICY, name=MAIL_POLICY_NAME, rules=rules, max_attempts=MAIL_ATTEMPTS)
+
+
+MAIL_POLICY_NAME = "mail"
+MAIL_ATTEMPTS = 12
+MAIL_TRANSIENT_LIMIT = 10  # network, temporary and timeout failures retried through attempt 10
+MAIL_MAX_DELAY_SECONDS = 120.0
+MAIL_POLICY = _mail_policy()
+
+
 class MailSource(Source):
     """A source that syncs mail into the message store of the queue's own database."""
+
+    policy = MAIL_POLICY
 
     def __init__(self) -> None:
         self._backend: Backend | None = None
@@ -156,7 +184,12 @@ def plan_sync(
         key = folder_key(payloads[0])
         baseline, baseline_bytes = store.count(key)
         messages = sum(int(p.get("count", 0)) for p in payloads if p.get("op") == "fetch")
-        queue = app.create_queue(uri, payloads=payloads, chunk_size=chunk_size)
+        queue = app.create_queue(
+            uri,
+            payloads=payloads,
+            chunk_size=chunk_size,
+            policy=(source.policy or DEFAULT_POLICY).name,
+        )
         planned.append(PlannedFolder(uri, queue.id, key, messages, baseline, baseline_bytes))
     return planned
 
