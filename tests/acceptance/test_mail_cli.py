@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
+from tests.chaos.proxy import FaultyProxy
 from tests.servers.dovecot import Mailbox, start_dovecot
 
 CHUNKSYNC = str(Path(sys.executable).parent / "chunksync")
@@ -46,6 +49,35 @@ def test_sync_an_imap_folder_then_export_it(
     assert exported.returncode == 0, exported.stderr
     files = sorted(p.read_bytes() for p in (out / "INBOX" / "cur").iterdir())
     assert files == sorted(raws)
+
+
+@pytest.mark.imap
+def test_sync_in_two_processes_stores_each_message_once(sqlite_url: str, mailbox: Mailbox) -> None:
+    filler = b"x" * 2000
+    raws = [
+        f"Subject: p {n}\r\nMessage-ID: <p{n}@x>\r\n\r\n".encode() + filler + b"\r\n"
+        for n in range(300)
+    ]
+    for raw in raws:
+        mailbox.deliver(raw)
+    # A slow link (100 kB/s per connection): the helper process is up long before the end.
+    proxy = FaultyProxy("127.0.0.1", mailbox.server.port, base_rate=100_000).start()
+    uri = f"imap://{mailbox.user}@127.0.0.1:{proxy.port}/INBOX"
+    env = {"ALICE_PW": mailbox.password}
+    args = ["--password-env", "ALICE_PW", "--processes", "2", "--chunk-size", "10"]
+    try:
+        done = run(sqlite_url, "sync", uri, *args, env=env)
+    finally:
+        proxy.stop()
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and mailbox.password not in done.stderr
+    path = sqlite_url.removeprefix("sqlite:///")
+    with closing(sqlite3.connect(path)) as db:
+        stored = sorted(bytes(r[0]) for r in db.execute("SELECT raw FROM mail_messages"))
+        workers = {r[0] for r in db.execute("SELECT DISTINCT worker_id FROM attempts")}
+        pids = {w.split(":")[1] for w in workers}
+    assert stored == sorted(raws)  # every message, byte-exact, once
+    assert len(pids) == 2, workers  # the helper process did its share
 
 
 @pytest.mark.imap

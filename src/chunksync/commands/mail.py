@@ -10,6 +10,8 @@ reached, a wrong password) ends in one sentence and exit status 1, never a trace
 from __future__ import annotations
 
 import functools
+import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,19 +30,22 @@ from rich.table import Table
 from chunksync.cli import cli, console, fail, open_app
 from chunksync.errors import categorize
 from chunksync.exceptions import ChunksyncError
-from chunksync.models import ChunkStatus, ErrorCategory, QueueStatus
+from chunksync.models import ChunkStatus, ErrorCategory
+from chunksync.processes import Helpers, Work, finished
 from chunksync.redact import redact, redact_url
+from chunksync.sources.base import kind_of
 from chunksync.sources.mail import (
     MailSource,
     PlannedFolder,
     Reconciliation,
-    mail_source,
+    RunSetup,
     plan_sync,
     progress,
 )
 
 DEFAULT_CHUNK_MESSAGES = 500
-LOCAL_CONCURRENCY = 2
+LOCAL_CONCURRENCY = 2  # slots per process for Maildir and mbox
+MESSAGES_PER_PROCESS = 2000  # a helper process costs ~0.3 s to start: worth it past this
 TICK_SECONDS = 0.2
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -101,18 +106,35 @@ def sync(
         DEFAULT_CHUNK_MESSAGES
     ),
     concurrency: Annotated[
-        int | None, typer.Option(min=1, help="Worker slots (IMAP: at most the connection cap).")
+        int | None,
+        typer.Option(min=1, help="Worker slots in all (IMAP: at most the connection cap)."),
+    ] = None,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Worker processes (default: one per CPU core when there are thousands of "
+            "messages to download; IMAP: at most the connection cap).",
+        ),
     ] = None,
 ) -> None:
     """Sync a mailbox into the store: plan, run workers until synced, then reconcile."""
     with open_app() as app:
-        source = mail_source(app, uri)
-        slots = _configure(
-            source, uri, concurrency, password_env, password_file, password_cmd, oauth2_cmd
-        )
-        uris = source.folders(uri) if all_folders else [uri]
-        planned = plan_sync(app, source, uris, chunk_size=chunk_size)
-        dead = run_until_synced(app, source, planned, slots)
+        credentials = _credentials(uri, password_env, password_file, password_cmd, oauth2_cmd)
+        source = RunSetup(uri, 1, credentials)(app)
+        cap = _connection_cap(source, uri)
+        # Helpers start now, so that their start-up overlaps planning; dismissed if not needed.
+        helpers = Helpers(app.url, max_processes(processes, cap) - 1)
+        try:
+            uris = source.folders(uri) if all_folders else [uri]
+            planned = plan_sync(app, source, uris, chunk_size=chunk_size)
+            count = min(process_count(processes, planned, cap), len(helpers.procs) + 1)
+            setup = RunSetup(uri, count, credentials)
+            setup(app)
+            slots = min(concurrency or cap or LOCAL_CONCURRENCY * count, cap or sys.maxsize)
+            dead = run_until_synced(app, source, planned, slots, setup, helpers)
+        finally:
+            helpers.stop()
         results = [source.reconcile(u) for u in uris]
     console.print(reconciliation_table(results))
     if dead:
@@ -122,35 +144,61 @@ def sync(
         raise fail(f"{off} message(s) differ between the source and the store: run sync again")
 
 
-def _configure(
-    source: MailSource,
-    uri: str,
-    concurrency: int | None,
-    *secrets: str | None,
-) -> int:
-    if source.kind != "imap":
-        return concurrency or LOCAL_CONCURRENCY
-    from chunksync.sources.imap import Credentials, ImapSource, parse_imap_uri
+def _credentials(uri: str, *secrets: str | None) -> Any:
+    """IMAP: where the secret comes from, checked before connecting; other sources: None."""
+    if kind_of(uri) != "imap":
+        return None
+    from chunksync.sources.imap import Credentials, parse_imap_uri
 
     target = parse_imap_uri(uri)
     credentials = Credentials(*secrets)
-    if credentials.given and isinstance(source, ImapSource):
-        source.set_credentials(target.account, credentials)
     credentials_now = credentials if credentials.given else Credentials.from_environment()
     credentials_now.secret(target.account)  # no password: say so before connecting
-    return min(concurrency or target.connections, target.connections)
+    return credentials if credentials.given else None
+
+
+def _connection_cap(source: MailSource, uri: str) -> int | None:
+    if source.kind != "imap":
+        return None
+    from chunksync.sources.imap import parse_imap_uri
+
+    return parse_imap_uri(uri).connections
+
+
+def max_processes(requested: int | None, cap: int | None) -> int:
+    """The most processes a run may use: as asked, else one per core; never more than the
+    connection cap (each process needs a connection)."""
+    wanted = requested or os.cpu_count() or 1
+    return max(1, min(wanted, cap or wanted))
+
+
+def process_count(requested: int | None, planned: Sequence[PlannedFolder], cap: int | None) -> int:
+    """The processes a run gets once planned: as asked, else one per core when there is enough
+    to download to pay for starting them."""
+    if requested is None:
+        messages = sum(p.messages for p in planned if p.queue_id is not None)
+        requested = min(os.cpu_count() or 1, max(1, messages // MESSAGES_PER_PROCESS))
+    return max_processes(requested, cap)
 
 
 def run_until_synced(
-    app: Any, source: MailSource, planned: Sequence[PlannedFolder], slots: int
+    app: Any,
+    source: MailSource,
+    planned: Sequence[PlannedFolder],
+    slots: int,
+    setup: RunSetup,
+    helpers: Helpers,
 ) -> int:
-    """Run workers on the planned queues until each is finished; returns the dead chunks."""
+    """Run workers on the planned queues until each is finished (in `setup.processes`
+    processes: this one and helpers); returns the dead chunks."""
     queue_ids = [p.queue_id for p in planned if p.queue_id is not None]
     if not queue_ids:
         console.print("nothing to do: the mailbox has not changed since the last sync")
         return 0
     total = sum(p.messages for p in planned)
-    worker = app.worker(concurrency=slots, poll_s=0.05)
+    per_process = max(1, slots // setup.processes)
+    helpers.go(Work(tuple(queue_ids), per_process, setup), setup.processes - 1)
+    worker = app.worker(concurrency=per_process, poll_s=0.05)
     started = time.monotonic()
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -172,14 +220,11 @@ def run_until_synced(
                 mb=now.stored_bytes / 1e6,
                 rate=now.downloaded / elapsed,
             )
-            return all(app.manager.get_queue(q).status in FINISHED for q in queue_ids)
+            return finished(app, queue_ids)
 
         worker.run(until=done, check_s=TICK_SECONDS)
         done()
     return sum(app.manager.get_queue(q).totals.get(ChunkStatus.DEAD, 0) for q in queue_ids)
-
-
-FINISHED = frozenset({QueueStatus.COMPLETED, QueueStatus.FAILED, QueueStatus.CANCELLED})
 
 
 def reconciliation_table(results: Sequence[Reconciliation]) -> Table:

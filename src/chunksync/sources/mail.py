@@ -109,6 +109,11 @@ class MailSource(Source):
         """Give planning access to the store (processing uses the chunk's own database)."""
         self._backend = backend
 
+    def configure(self, uri: str, *, processes: int = 1, credentials: Any = None) -> None:
+        """Set this process up for a run of `uri` shared by `processes` processes (IMAP: the
+        account's credentials and this process's share of its connection cap)."""
+        return None
+
     def store(self, ctx: ChunkContext | None = None) -> MessageStore:
         backend = ctx.backend if ctx is not None else self._backend
         if backend is None:
@@ -152,6 +157,21 @@ class SyncProgress:
     to_download: int
     downloaded: int
     stored_bytes: int  # bytes added to the store by this run
+
+
+@dataclass(frozen=True, slots=True)
+class RunSetup:
+    """How each process of a sync sets up its mail source. Pickled to helper processes: it holds
+    where the secret comes from (a variable's name, a file, a command), never the secret."""
+
+    uri: str
+    processes: int = 1
+    credentials: Any = None
+
+    def __call__(self, app: Any) -> MailSource:
+        source = mail_source(app, self.uri)
+        source.configure(self.uri, processes=self.processes, credentials=self.credentials)
+        return source
 
 
 def mail_source(app: Any, uri: str) -> MailSource:

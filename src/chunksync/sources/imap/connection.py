@@ -297,17 +297,32 @@ class _Account:
 
 
 class Pool:
-    """Logged-in connections per account, at most `cap` open at once."""
+    """Logged-in connections per account, at most the account's cap open at once; when
+    `share` processes sync the same account, each keeps to cap // share (at least 1)."""
 
     def __init__(self) -> None:
         self._accounts: dict[str, _Account] = {}
         self._lock = threading.Lock()
+        self._share = 1
+
+    @property
+    def share(self) -> int:
+        return self._share
+
+    @share.setter
+    def share(self, processes: int) -> None:
+        with self._lock:
+            old, self._share = self._share, max(1, processes)
+            for account in self._accounts.values():
+                with account.cond:
+                    account.cap = max(1, account.cap * old // self._share)
 
     def _account(self, target: ImapTarget) -> _Account:
         with self._lock:
             found = self._accounts.get(target.account)
             if found is None:
-                found = self._accounts[target.account] = _Account(target.connections)
+                cap = max(1, target.connections // self._share)
+                found = self._accounts[target.account] = _Account(cap)
             return found
 
     def peak(self, target: ImapTarget) -> int:

@@ -56,6 +56,11 @@ class ImapSource(MailSource):
         with self._lock:
             self._credentials[account] = credentials
 
+    def configure(self, uri: str, *, processes: int = 1, credentials: Any = None) -> None:
+        if isinstance(credentials, Credentials) and credentials.given:
+            self.set_credentials(uri, credentials)
+        self.pool.share = processes
+
     def credentials(self, target: ImapTarget) -> Credentials:
         with self._lock:
             found = self._credentials.get(target.account)
