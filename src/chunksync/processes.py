@@ -2,23 +2,24 @@
 
 Python threads share one core (the GIL); a mail sync that parses and stores thousands of messages
 a second is CPU-bound, so `chunksync sync` starts helper processes that each run a worker on the
-same database until the run's queues finish. They are started with `spawn` (a fresh interpreter
-that inherits no socket, lock or database connection of the parent) before planning, so that
-their start-up overlaps it; once planned, each is told its work (`Helpers.go`) or to leave
-(`Helpers.dismiss`, when there is too little to share). A helper that dies leaves its chunks to
-lease recovery, like any worker. No secret crosses: a helper resolves its credentials itself,
-from the same environment variable, file or command.
+same database until the run's queues finish. Each is a fresh interpreter (`python -m
+chunksync.processes`: it inherits no socket, lock or database connection of the parent), started
+before planning so that its start-up overlaps it; it reads the database URL, then its orders
+(`Helpers.go`) or nothing (`Helpers.dismiss`, when there is too little to share), pickled through
+its standard input: a URL may hold a password, which argv would show to every user. A helper that
+dies leaves its chunks to lease recovery, like any worker. No other secret crosses: a helper
+resolves its credentials itself, from the same environment variable, file or command.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
+import pickle
 import signal
+import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 
 from chunksync.app import App
 from chunksync.worker import FINISHED_QUEUE
@@ -50,71 +51,93 @@ class Helpers:
     """`count` helper processes on the database at `url`, waiting for their orders."""
 
     def __init__(self, url: str, count: int) -> None:
-        context = multiprocessing.get_context("spawn")
-        self.procs: list[BaseProcess] = []
-        self._orders: list[Connection] = []
-        for n in range(max(0, count)):
-            receive, send = context.Pipe(duplex=False)
-            proc = context.Process(
-                target=helper_main, args=(url, receive), name=f"chunksync-helper-{n + 1}"
+        self.procs: list[subprocess.Popen[bytes]] = []
+        for _ in range(max(0, count)):
+            # `python -m chunksync.processes`, not multiprocessing's spawn: that would run the
+            # parent's main script (the CLI and all its imports) again in each helper.
+            # The URL goes through the pipe, not argv: it may hold a password.
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "chunksync.processes"], stdin=subprocess.PIPE
             )
-            proc.start()
-            receive.close()
+            assert proc.stdin is not None
+            try:
+                pickle.dump(url, proc.stdin)
+                proc.stdin.flush()
+            except OSError:  # it died at once; its share of the work stays with the others
+                pass
             self.procs.append(proc)
-            self._orders.append(send)
 
     def go(self, work: Work, count: int | None = None) -> None:
         """Put `count` helpers (default: all) to work; dismiss the others."""
         keep = len(self.procs) if count is None else max(0, count)
-        for n, order in enumerate(self._orders):
-            self._send(order, work if n < keep else None)
+        for n, proc in enumerate(self.procs):
+            self._send(proc, work if n < keep else None)
 
     def dismiss(self) -> None:
-        for order in self._orders:
-            self._send(order, None)
+        for proc in self.procs:
+            self._send(proc, None)
 
     @staticmethod
-    def _send(order: Connection, work: Work | None) -> None:
-        if order.closed:
+    def _send(proc: subprocess.Popen[bytes], work: Work | None) -> None:
+        orders = proc.stdin
+        if orders is None or orders.closed:
             return
         try:
-            order.send(work)
+            orders.write(pickle.dumps(work))  # our own process, our own classes
+            orders.close()
         except OSError:  # the helper is gone already
             pass
-        order.close()
 
     def stop(self) -> list[int | None]:
         """Wait for the helpers to stop by themselves, then stop them; their exit codes."""
         self.dismiss()  # those not yet given work
         for proc in self.procs:
-            proc.join(JOIN_SECONDS)
+            _wait(proc, JOIN_SECONDS)
         for proc in self.procs:
-            if proc.is_alive():
-                log.warning("helper %s did not stop by itself: stopping it", proc.name)
+            if proc.poll() is None:
+                log.warning("helper %d did not stop by itself: stopping it", proc.pid)
                 proc.terminate()
-                proc.join(TERMINATE_SECONDS)
-            if proc.is_alive():
+                _wait(proc, TERMINATE_SECONDS)
+            if proc.poll() is None:
                 proc.kill()
-                proc.join(TERMINATE_SECONDS)
-        return [proc.exitcode for proc in self.procs]
+                _wait(proc, TERMINATE_SECONDS)
+        return [proc.returncode for proc in self.procs]
 
 
-def helper_main(url: str, orders: Connection) -> None:
-    """A helper's life: open the database, wait for orders, work until the queues finish."""
+def _wait(proc: subprocess.Popen[bytes], seconds: float) -> None:
+    try:
+        proc.wait(seconds)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def helper_main() -> int:
+    """A helper's life: read the database URL, open it, wait for orders, work until the queues
+    finish. Both come pickled through standard input."""
     logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
     # Ctrl-C reaches the whole process group: the parent decides; at work, the worker's own
     # handler stops this process gracefully.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    orders = sys.stdin.buffer
+    try:
+        url = pickle.load(orders)
+    except (EOFError, pickle.UnpicklingError):  # the parent went away at once
+        return 0
     with App(url) as app:
         try:
-            work = orders.recv()
-        except (EOFError, OSError):  # the parent went away before giving orders
-            return
-        finally:
-            orders.close()
-        if work is None:
-            return
+            work = pickle.load(orders)
+        except (EOFError, pickle.UnpicklingError):  # the parent went away before giving orders
+            return 0
+        if not isinstance(work, Work):
+            return 0
         if work.setup is not None:
             work.setup(app)
         worker = app.worker(concurrency=work.slots, poll_s=POLL_SECONDS)
         worker.run(until=lambda: finished(app, work.queue_ids), check_s=CHECK_SECONDS)
+    return 0
+
+
+if __name__ == "__main__":
+    from chunksync import processes  # the module's own classes, not __main__'s, for pickle
+
+    raise SystemExit(processes.helper_main())
