@@ -26,7 +26,7 @@ from chunksync.worker import FINISHED_QUEUE
 
 log = logging.getLogger("chunksync.processes")
 
-CHECK_SECONDS = 0.2  # how often a helper looks whether the run's queues are finished
+CHECK_SECONDS = 0.05  # how often a helper looks whether the run's queues are finished
 POLL_SECONDS = 0.05
 JOIN_SECONDS = 10.0  # after the run: how long a helper gets to notice and stop by itself
 TERMINATE_SECONDS = 5.0  # then SIGTERM (graceful stop), then SIGKILL
@@ -101,7 +101,15 @@ class Helpers:
             if proc.poll() is None:
                 proc.kill()
                 _wait(proc, TERMINATE_SECONDS)
-        return [proc.returncode for proc in self.procs]
+        codes = [proc.returncode for proc in self.procs]
+        for proc, code in zip(self.procs, codes, strict=True):
+            if code not in (0, None):
+                log.warning(
+                    "helper %d exited with status %s: chunks it held return by lease recovery",
+                    proc.pid,
+                    code,
+                )
+        return codes
 
 
 def _wait(proc: subprocess.Popen[bytes], seconds: float) -> None:

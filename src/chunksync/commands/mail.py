@@ -46,7 +46,8 @@ from chunksync.sources.mail import (
 DEFAULT_CHUNK_MESSAGES = 500
 LOCAL_CONCURRENCY = 2  # slots per process for Maildir and mbox
 MESSAGES_PER_PROCESS = 2000  # a helper process costs ~0.3 s to start: worth it past this
-TICK_SECONDS = 0.2
+TICK_SECONDS = 0.2  # progress bar refresh
+DONE_CHECK_SECONDS = 0.05
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -133,9 +134,9 @@ def sync(
             setup(app)
             slots = min(concurrency or cap or LOCAL_CONCURRENCY * count, cap or sys.maxsize)
             dead = run_until_synced(app, source, planned, slots, setup, helpers)
+            results = [source.reconcile(u) for u in uris]  # while the helpers stop
         finally:
             helpers.stop()
-        results = [source.reconcile(u) for u in uris]
     console.print(reconciliation_table(results))
     if dead:
         raise fail(f"{dead} chunk(s) failed for good: see `chunksync chunks --status dead`")
@@ -211,19 +212,25 @@ def run_until_synced(
     with Progress(*columns, console=console) as bar:
         task = bar.add_task("syncing", total=total, mb=0.0, rate=0.0)
 
-        def done() -> bool:
+        shown = [0.0]
+
+        def show() -> None:
             now = progress(source, planned)
-            elapsed = max(time.monotonic() - started, 1e-6)
+            shown[0] = time.monotonic()
             bar.update(
                 task,
                 completed=now.downloaded,
                 mb=now.stored_bytes / 1e6,
-                rate=now.downloaded / elapsed,
+                rate=now.downloaded / max(shown[0] - started, 1e-6),
             )
+
+        def done() -> bool:  # looked at often, so that the run ends soon after its last chunk
+            if time.monotonic() - shown[0] >= TICK_SECONDS:
+                show()
             return finished(app, queue_ids)
 
-        worker.run(until=done, check_s=TICK_SECONDS)
-        done()
+        worker.run(until=done, check_s=DONE_CHECK_SECONDS)
+        show()
     return sum(app.manager.get_queue(q).totals.get(ChunkStatus.DEAD, 0) for q in queue_ids)
 
 
