@@ -10,6 +10,7 @@ imaplib object (`client._imap`), in this one module.
 
 from __future__ import annotations
 
+import functools
 import imaplib
 import logging
 import re
@@ -191,22 +192,91 @@ def uid_fetch(
     if modifiers:
         args.append("(" + " ".join(modifiers) + ")")
     tag = imap._command(*args)
-    typ, data = imap._command_complete("FETCH", tag)
+    typ, data, raw = read_responses(imap, tag, "FETCH")
     if typ != "OK":
         raise conn.client.Error(f"UID FETCH failed: {_text(data)}")
     throttled = b"THROTTLED" in b" ".join(d for d in data if isinstance(d, bytes))
     for text in imap.untagged_responses.pop("OK", []) or []:
         if isinstance(text, bytes) and b"THROTTLED" in text:
             throttled = True
-    _, raw = imap._untagged_response(typ, data, "FETCH")
     conn.last_used = time.monotonic()
-    if raw == [None]:
+    if not raw:
         return FetchResult({}, throttled)
     parsed = parse_fetch(raw)
     if parsed is None:  # something the fast path does not know: IMAPClient's full parser
         slow = parse_fetch_response(raw, conn.client.normalise_times, True)
         parsed = {int(k): v for k, v in slow.items()}
     return FetchResult(parsed, throttled)
+
+
+# imaplib's own patterns (not part of its typed interface), for `read_responses`.
+MAX_LINE_BYTES = 1_000_000  # imaplib's _MAXLINE
+_UNTAGGED = re.compile(rb"\* (?P<type>[A-Z-]+)( (?P<data>.*))?")
+_RESPONSE_CODE = re.compile(rb"\[(?P<type>[A-Z-]+)( (?P<data>.*))?\]")
+
+
+def read_responses(imap: Any, tag: bytes, name: str) -> tuple[str, list[Any], list[Any]]:
+    """Read what the server sends up to the tagged reply to `tag`, as imaplib's
+    `_command_complete(name, tag)` would, but hand back the untagged `name` responses (in
+    imaplib's shape: a literal as a (text, bytes) tuple, then the line's rest) instead of
+    storing them: a FETCH of 500 messages is a thousand lines and 500 literals, and imaplib's
+    reading (a regular expression per line tried in turn, a debug log entry per line) cost a
+    third of a chunk's CPU. Other untagged responses are stored as imaplib stores them; BYE, EOF
+    and a BAD reply raise what imaplib raises. Returns (status, [text], responses)."""
+    readline, read = imap.file.readline, imap.file.read
+    literal, status_line = imap.Literal, imap.Untagged_status
+    prefix = tag + b" "
+    found: list[Any] = []
+    imap._check_bye()
+
+    def line() -> bytes:
+        got = readline(MAX_LINE_BYTES + 1)
+        if not got:
+            raise imap.abort(f"command: {name} => socket error: EOF")
+        if not got.endswith(b"\r\n"):
+            raise imap.abort(f"command: {name} => socket error: unterminated line")
+        return bytes(got[:-2])
+
+    while True:
+        resp = line()
+        if resp.startswith(prefix):
+            typ_bytes, _, dat = resp[len(prefix) :].partition(b" ")
+            imap.tagged_commands.pop(tag, None)
+            typ = typ_bytes.decode("ascii", "replace")
+            _store_code(imap, typ, dat)
+            imap._check_bye()
+            if typ == "BAD":
+                raise imap.error(f"{name} command error: {typ} {[dat]}")
+            return typ, [dat], found
+        match = _UNTAGGED.match(resp)
+        extra = None
+        if match is None:
+            match = status_line.match(resp)
+            extra = None if match is None else match.group("data2")
+        if match is None:
+            raise imap.abort(f"command: {name} => unexpected response: {resp[:200]!r}")
+        typ = match.group("type").decode("ascii", "replace")
+        dat = match.group("data") or b""
+        if extra:
+            dat = dat + b" " + extra
+        keep = found.append if typ == name else functools.partial(imap._append_untagged, typ)
+        while (size := literal.match(dat)) is not None:
+            want = int(size.group("size"))
+            data = read(want)
+            if len(data) != want:
+                raise imap.abort(f"command: {name} => socket error: EOF in a literal")
+            keep((dat, data))
+            dat = line()
+        keep(dat)
+        _store_code(imap, typ, dat)
+
+
+def _store_code(imap: Any, typ: str, dat: bytes) -> None:
+    """imaplib's keeping of a response code ([THROTTLED], [ALERT], ...) of an OK, NO or BAD."""
+    if typ in ("OK", "NO", "BAD"):
+        code = _RESPONSE_CODE.match(dat)
+        if code is not None:
+            imap._append_untagged(code.group("type").decode("ascii", "replace"), code.group("data"))
 
 
 # The shapes a sync's FETCH responses take, read with a few regular expressions: IMAPClient's
