@@ -34,6 +34,7 @@ from chunksync.recovery import CRASH_LOOP_LIMIT, stuck_verdict
 from chunksync.retry import RetryPolicy
 
 INSERT_BATCH = 1000
+STATISTICS_AFTER_CHUNKS = 1000  # a bulk insert this big refreshes the planner's statistics
 RECOVER_BATCH = 100
 WORKER_TIMEOUT_SECONDS = 60.0
 OPERATOR = "operator"
@@ -116,7 +117,8 @@ class Manager:
         with self.backend.transaction() as s:
             row = s.fetch_one("insert_queue", params)
             assert row is not None
-            self._insert_chunks(s, row, payloads)
+            added = self._insert_chunks(s, row, payloads)
+        self._after_bulk_insert(added)
         return self.get_queue(queue_id)
 
     def add_chunks(self, queue_id: str, payloads: Iterable[Any]) -> int:
@@ -131,7 +133,12 @@ class Manager:
             added = self._insert_chunks(s, row, payloads)
             if added:
                 s.execute("reopen_queue", {"id": queue.id})
+        self._after_bulk_insert(added)
         return added
+
+    def _after_bulk_insert(self, added: int) -> None:
+        if added >= STATISTICS_AFTER_CHUNKS:
+            self.backend.execute("refresh_chunk_statistics")
 
     def _insert_chunks(self, s: Session, queue: Params, payloads: Iterable[Any]) -> int:
         row = s.fetch_one("next_seq", {"queue_id": queue["id"]})
