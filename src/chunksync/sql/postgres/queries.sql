@@ -152,15 +152,8 @@ WHERE c.id = r.id AND c.lease_token = r.token AND c.status = 'processing'
 RETURNING c.id AS id, c.queue_id AS queue_id;
 
 -- insert_attempts --
--- Attempt health metrics of a batch (a JSON array), each through log_chunk_health_metrics().
-SELECT log_chunk_health_metrics(x.chunk_id, x.queue_id, x.tenant, x.worker_id, x.attempt,
-           x.processing_s, x.outcome, x.chunk_size, x.items_processed, x.items_per_s,
-           x.efficiency, x.category, x.rule, x.message, x.retry_delay_s, x.rss_bytes) AS id
-FROM jsonb_to_recordset(:attempts::jsonb) AS x(
-    chunk_id uuid, queue_id uuid, tenant text, worker_id text, attempt integer,
-    processing_s float8, outcome text, chunk_size integer, items_processed integer,
-    items_per_s float8, efficiency float8, category text, rule text, message text,
-    retry_delay_s float8, rss_bytes bigint);
+-- Attempt health metrics of a batch (a JSON array), through log_chunk_health_metrics(jsonb).
+SELECT log_chunk_health_metrics(:attempts::jsonb) AS id;
 
 -- insert_attempt --
 -- One row of attempt health metrics; it ends now, by the database clock.
