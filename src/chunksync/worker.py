@@ -21,6 +21,7 @@ still running after it is released with its attempt given back. Never lost.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import signal
@@ -75,6 +76,7 @@ MEDIAN_REFRESH = 25  # the queue's median efficiency is recomputed every this ma
 MESSAGE_MAX_CHARS = 2000
 BACKEND_ERROR_PAUSE_SECONDS = 1.0
 REPORT_FLUSH_SECONDS = 0.1  # results of a claimed batch wait at most this long to be written
+WATCH_SECONDS = 0.05  # how often the watchdog looks for handlers past their timeout
 RSS_SAMPLE_SECONDS = 0.5
 MAX_CLAIM_BATCH = 64
 QUICK_CHUNK_SECONDS = 0.01  # chunks quicker than this are claimed in growing batches
@@ -89,46 +91,32 @@ class _InFlight:
 
 
 _rss_cache: tuple[float, int | None] = (-1e9, None)
+_ABANDONED = TimeoutError("abandoned by the watchdog")  # a marker, never raised
 
 
-class _Runner:
-    """The thread one slot runs its handlers on, so that a handler past its timeout can be
-    abandoned. Two events per chunk, lighter than an executor's futures and work queue."""
+@dataclass(slots=True)
+class _Running:
+    """The chunk a slot's handler runs now, with what the watchdog needs to time it out."""
 
-    def __init__(self, name: str) -> None:
-        self._go = threading.Event()
-        self._done = threading.Event()
-        self._call: tuple[Callable[[ChunkContext], int | None], ChunkContext] | None = None
-        self._outcome: tuple[int | None, Exception | None] = (None, None)
-        self._retired = False
-        threading.Thread(target=self._loop, name=name, daemon=True).start()
+    item: _InFlight
+    ctx: ChunkContext
+    started: float
+    deadline: float | None
+    size: int
+    probe: bool
 
-    def run(
-        self, handler: Callable[[ChunkContext], int | None], ctx: ChunkContext, timeout_s: float
-    ) -> tuple[int | None, Exception | None] | None:
-        """(returned, raised), or None when the handler is still running after `timeout_s`."""
-        self._call = (handler, ctx)
-        self._done.clear()
-        self._go.set()
-        return self._outcome if self._done.wait(timeout_s) else None
 
-    def retire(self) -> None:
-        """Stop once the current handler (if any) returns."""
-        self._retired = True
-        self._go.set()
+class _Slot:
+    """One slot's claimed batch, its results not yet written and the chunk it runs now: shared
+    by the slot's thread and the watchdog, under `lock`."""
 
-    def _loop(self) -> None:
-        while True:
-            self._go.wait()
-            self._go.clear()
-            if self._retired or self._call is None:
-                return
-            handler, ctx = self._call
-            try:
-                self._outcome = (handler(ctx), None)
-            except Exception as exc:
-                self._outcome = (None, exc)
-            self._done.set()
+    def __init__(self, thread: threading.Thread) -> None:
+        self.thread = thread
+        self.lock = threading.Lock()
+        self.items: deque[_InFlight] = deque()
+        self.reports: list[tuple[_InFlight, Report]] = []
+        self.running: _Running | None = None
+        self.abandoned = False
 
 
 def rss_bytes() -> int | None:
@@ -194,7 +182,10 @@ class Worker:
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._in_flight: dict[str, _InFlight] = {}
-        self._threads: list[threading.Thread] = []
+        self._threads: list[threading.Thread] = []  # the heartbeat and the watchdog
+        self._slot_threads: list[threading.Thread] = []
+        self._slots: list[_Slot] = []
+        self._slot_names = itertools.count()
         self._last_precheck = 0.0
         self._precheck_lock = threading.Lock()
         self._efficiency: dict[str, deque[float]] = {}
@@ -217,11 +208,21 @@ class Worker:
         )
         self._unsubscribe = self.manager.backend.subscribe_work(self._wake.set)
         self._threads = [beat]
-        for n in range(self.concurrency):
-            t = threading.Thread(target=self._slot_loop, name=f"{self.id}-slot{n}", daemon=True)
-            self._threads.append(t)
+        if self.handler_timeout_s is not None:
+            watch = threading.Thread(target=self._watch_loop, name=f"{self.id}-watch", daemon=True)
+            self._threads.append(watch)
         for t in self._threads:
             t.start()
+        for _ in range(self.concurrency):
+            self._start_slot()
+
+    def _start_slot(self) -> threading.Thread:
+        name = f"{self.id}-slot{next(self._slot_names)}"
+        thread = threading.Thread(target=self._slot_loop, name=name, daemon=True)
+        with self._lock:
+            self._slot_threads.append(thread)
+        thread.start()
+        return thread
 
     def stop(self, grace_s: float | None = None) -> None:
         """Stop claiming; let running chunks finish within the grace period, release the rest."""
@@ -230,7 +231,9 @@ class Worker:
         self._stopping.set()
         self._wake.set()
         deadline = time.monotonic() + (self.shutdown_grace_s if grace_s is None else grace_s)
-        for t in self._threads[1:]:
+        with self._lock:
+            slot_threads = list(self._slot_threads)
+        for t in slot_threads:
             t.join(max(0.0, deadline - time.monotonic()))
         with self._lock:
             leftovers = list(self._in_flight.values())
@@ -242,7 +245,8 @@ class Worker:
                 log.warning("released chunk %s on stop (attempt given back)", item.chunk.id)
         self._stopped.set()
         self._unsubscribe()
-        self._threads[0].join(5.0)
+        for t in self._threads:
+            t.join(5.0)
         self.manager.worker_stopped(self.id)
         for source in self.app.sources():
             source.close()
@@ -293,7 +297,17 @@ class Worker:
     # --- the loop -----------------------------------------------------------------
 
     def _slot_loop(self) -> None:
-        executor: _Runner | None = None
+        slot = _Slot(threading.current_thread())
+        with self._lock:
+            self._slots.append(slot)
+        try:
+            self._work(slot)
+        finally:
+            with self._lock:
+                if slot in self._slots:
+                    self._slots.remove(slot)
+
+    def _work(self, slot: _Slot) -> None:
         batch = 1  # grows while chunks are quick, back to 1 when one is slow
         while not self._stopping.is_set():
             try:
@@ -311,28 +325,37 @@ class Worker:
                 self._wake.wait(self._idle_wait_s())
                 self._wake.clear()
                 continue
-            reports: list[tuple[_InFlight, Report]] = []
             began, first_unwritten, held = time.monotonic(), 0.0, False
-            for item in claimed:
-                if self._stopping.is_set():
-                    break  # the rest is released by stop(), attempts given back
-                executor, report = self._run_one(item, executor)
-                if report is not None:
-                    first_unwritten = first_unwritten or time.monotonic()
-                    reports.append((item, report))
-                    held = held or report.result.outcome is Outcome.HELD
-                if time.monotonic() - first_unwritten >= REPORT_FLUSH_SECONDS:
+            with slot.lock:
+                slot.items.extend(claimed)
+            while True:
+                with slot.lock:
+                    if slot.abandoned:
+                        return
+                    if self._stopping.is_set() or not slot.items:
+                        break  # the rest is released by stop(), attempts given back
+                    item = slot.items.popleft()
+                report = self._run_one(item, slot)
+                with slot.lock:
+                    if slot.abandoned:
+                        return  # the watchdog recorded this chunk's timeout: this result is void
+                    slot.running = None
+                    if report is not None:
+                        first_unwritten = first_unwritten or time.monotonic()
+                        slot.reports.append((item, report))
+                        held = held or report.result.outcome is Outcome.HELD
+                    due = time.monotonic() - first_unwritten >= REPORT_FLUSH_SECONDS
+                    reports, slot.reports = (slot.reports, []) if due else ([], slot.reports)
+                if reports:
                     self._step7_report(reports)
-                    reports, first_unwritten = [], 0.0
+                    first_unwritten = 0.0
+            with slot.lock:
+                reports, slot.reports = slot.reports, []
             self._step7_report(reports)
             # A held chunk is instant but no sign of quick work: its gate just shut.
             batch = 1 if held else self._next_batch(batch, time.monotonic() - began, len(claimed))
-        if executor is not None:
-            executor.retire()
 
-    def _run_one(
-        self, item: _InFlight, executor: _Runner | None
-    ) -> tuple[_Runner | None, Report | None]:
+    def _run_one(self, item: _InFlight, slot: _Slot) -> Report | None:
         """Steps 3 to 6 for one chunk; its report is written by step 7 with its batch."""
         report = None
         try:
@@ -340,7 +363,7 @@ class Worker:
             source, budget = self._route(queue)
             gate, hold_s = self._step3_gate(budget)
             if gate is Gate.HOLD:
-                return executor, self._held(item, hold_s)
+                return self._held(item, hold_s)
             started = time.monotonic()
             deadline = None if self.handler_timeout_s is None else started + self.handler_timeout_s
             ctx = ChunkContext(
@@ -354,10 +377,13 @@ class Worker:
                 worker_id=self.id,
             )
             item.ctx = ctx
-            error, executor = self._step3_process(ctx, source.process, executor)
+            size, probe = source.chunk_size(item.chunk.payload), gate is Gate.PROBE
+            running = _Running(item, ctx, started, deadline, size, probe)
+            error = self._step3_process(slot, running, source.process)
+            if error is _ABANDONED:
+                return None
             analysis = None if error is None else self._step4_analyze(error)
-            measured = self._step5_log(ctx, source.chunk_size(item.chunk.payload), started)
-            probe = gate is Gate.PROBE
+            measured = self._step5_log(ctx, size, started)
             result = self._step6_decide(ctx, error, analysis, measured.items_processed, probe)
             report = self._report(item, result, measured, analysis)
         except BackendError as exc:
@@ -366,7 +392,7 @@ class Worker:
         except ChunksyncError as exc:  # e.g. no source for the queue's kind
             report = self._setup_failure(item, exc)
         self.processed += 1
-        return executor, report
+        return report
 
     def _step1_precheck(self) -> None:
         """Recover stuck chunks before claiming; once per poll interval per process."""
@@ -466,32 +492,77 @@ class Worker:
         return Report(chunk, item.token, result, attempt)
 
     def _step3_process(
+        self, slot: _Slot, running: _Running, handler: Callable[[ChunkContext], int | None]
+    ) -> BaseException | None:
+        """Run the handler on this slot's thread (a hand-off to another thread per chunk cost a
+        fifth of a quick chunk). The watchdog enforces the timeout (see `_watch_loop`); when it
+        has, the result is void and `_ABANDONED` is returned."""
+        with slot.lock:
+            slot.running = running
+        try:
+            self._count_items(running.ctx, handler(running.ctx))
+            error: BaseException | None = None
+        except Exception as exc:
+            error = exc
+        with slot.lock:
+            return _ABANDONED if slot.abandoned else error
+
+    def _watch_loop(self) -> None:
+        """Time handlers out. Python cannot stop a thread, so a handler past its timeout is
+        abandoned on its thread: its context is cancelled (its heartbeats and checkpoints
+        raise), its chunk recorded as a timeout, the rest of its slot's batch released (attempts
+        given back), and a fresh slot thread takes the slot's place. Whatever the abandoned
+        handler does later is void: its lease token no longer matches."""
+        while not self._stopped.wait(WATCH_SECONDS):
+            now = time.monotonic()
+            with self._lock:
+                slots = list(self._slots)
+            for slot in slots:
+                with slot.lock:
+                    running = slot.running
+                    if slot.abandoned or running is None or running.deadline is None:
+                        continue
+                    if now < running.deadline:
+                        continue
+                    slot.abandoned = True
+                    rest, slot.items = list(slot.items), deque()
+                    reports, slot.reports = slot.reports, []
+                self._abandon(slot, running, rest, reports)
+
+    def _abandon(
         self,
-        ctx: ChunkContext,
-        handler: Callable[[ChunkContext], int | None],
-        executor: _Runner | None,
-    ) -> tuple[BaseException | None, _Runner | None]:
-        """Run the handler; a handler past its timeout is abandoned (its context is cancelled,
-        so its heartbeats and checkpoints raise) and this slot gets a fresh thread."""
-        if self.handler_timeout_s is None:
+        slot: _Slot,
+        running: _Running,
+        rest: list[_InFlight],
+        reports: list[tuple[_InFlight, Report]],
+    ) -> None:
+        with self._lock:
+            if slot in self._slots:
+                self._slots.remove(slot)
+            if slot.thread in self._slot_threads:  # stop() need not wait for it
+                self._slot_threads.remove(slot.thread)
+        running.ctx._cancel()
+        error = TimeoutError(f"handler ran past its timeout of {self.handler_timeout_s:g} s")
+        item, ctx = running.item, running.ctx
+        try:
+            analysis = self._step4_analyze(error)
+            measured = self._step5_log(ctx, running.size, running.started)
+            result = self._step6_decide(
+                ctx, error, analysis, measured.items_processed, running.probe
+            )
+            reports.append((item, self._report(item, result, measured, analysis)))
+        except BackendError as exc:
+            log.error("chunk %s: database error: %s", item.chunk.id, redact(str(exc)))
+        self._step7_report(reports)
+        for other in rest:
+            with self._lock:
+                self._in_flight.pop(other.token + other.chunk.id, None)
             try:
-                self._count_items(ctx, handler(ctx))
-                return None, executor
-            except Exception as exc:
-                return exc, executor
-        if executor is None:
-            executor = _Runner(f"{self.id}-run")
-        outcome = executor.run(handler, ctx, self.handler_timeout_s)
-        if outcome is None:  # still running: abandon it to its thread
-            ctx._cancel()
-            executor.retire()
-            message = f"handler ran past its timeout of {self.handler_timeout_s:g} s"
-            return TimeoutError(message), None
-        returned, raised = outcome
-        if raised is not None:
-            return raised, executor
-        self._count_items(ctx, returned)
-        return None, executor
+                self.manager.release(other.chunk, other.token, refund=True)
+            except BackendError as exc:  # its lease will expire and recovery takes over
+                log.error("chunk %s: database error: %s", other.chunk.id, redact(str(exc)))
+        if not self._stopping.is_set():
+            self._start_slot()
 
     @staticmethod
     def _count_items(ctx: ChunkContext, returned: int | None) -> None:

@@ -134,6 +134,38 @@ def test_a_handler_past_its_timeout_is_categorized_timeout(app: App) -> None:
     assert "past its timeout" in rows[0]["message"]
 
 
+def test_a_hung_handler_is_abandoned_and_its_batch_goes_on(app: App) -> None:
+    """Quick chunks claimed in one batch with a handler that hangs: the hung chunk is timed
+    out and retried, the rest of its batch is released and done, the slot is replaced."""
+    release = threading.Event()
+    runs: Counter[int] = Counter()
+
+    @app.handler("mixed")
+    def mixed(ctx: ChunkContext) -> int:
+        n = ctx.payload["n"]
+        runs[n] += 1
+        if n == 3 and ctx.attempt == 1:
+            release.wait(30)  # far past the timeout; released after the run
+        return 1
+
+    q = app.create_queue("mixed://x", [{"n": n} for n in range(40)])
+    worker = app.worker(handler_timeout_s=0.3, concurrency=2, **FAST)
+    try:
+        worker.run_until_done([q.id], timeout_s=60)
+    finally:
+        release.set()
+    chunks = app.manager.list_chunks(q.id)
+    assert [c.status for c in chunks] == [ChunkStatus.COMPLETED] * 40
+    for chunk in chunks:
+        rows = attempts_of(app, chunk.id)
+        assert [r["outcome"] for r in rows].count("completed") == 1, rows
+        if chunk.payload["n"] == 3:
+            assert (rows[0]["outcome"], rows[0]["category"]) == ("retried", "timeout")
+            assert "past its timeout" in rows[0]["message"] and len(rows) == 2
+    assert set(runs) == set(range(40)) and runs[3] == 2
+    assert worker.processed >= 40
+
+
 def test_a_retry_resumes_from_its_checkpoint(app: App) -> None:
     seen: list[Any] = []
 
