@@ -78,8 +78,9 @@ BACKEND_ERROR_PAUSE_SECONDS = 1.0
 REPORT_FLUSH_SECONDS = 0.1  # results of a claimed batch wait at most this long to be written
 WATCH_SECONDS = 0.05  # how often the watchdog looks for handlers past their timeout
 RSS_SAMPLE_SECONDS = 0.5
-MAX_CLAIM_BATCH = 64
+MAX_CLAIM_BATCH = 256
 QUICK_CHUNK_SECONDS = 0.01  # chunks quicker than this are claimed in growing batches
+BATCH_GROWTH_SECONDS = 0.25  # ... while a whole batch takes less than this (no hoarding)
 FINISHED_QUEUE = frozenset({QueueStatus.COMPLETED, QueueStatus.FAILED, QueueStatus.CANCELLED})
 
 
@@ -431,8 +432,11 @@ class Worker:
         return max(0.0, min(self.poll_s, min(due) - time.monotonic()))
 
     def _next_batch(self, batch: int, elapsed_s: float, claimed: int) -> int:
-        """Claim more at once only while chunks take under QUICK_CHUNK_SECONDS each."""
-        if claimed and elapsed_s / claimed < QUICK_CHUNK_SECONDS and claimed == batch:
+        """Claim more at once only while chunks take under QUICK_CHUNK_SECONDS each and the
+        batch under BATCH_GROWTH_SECONDS: each claim and commit is shared by more chunks, and
+        a slot never holds more than about half a second of work that others could run."""
+        quick = claimed and elapsed_s / claimed < QUICK_CHUNK_SECONDS
+        if quick and claimed == batch and elapsed_s < BATCH_GROWTH_SECONDS:
             return min(batch * 2, self.batch)
         return 1 if claimed and elapsed_s / claimed >= QUICK_CHUNK_SECONDS else batch
 
