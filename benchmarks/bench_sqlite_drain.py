@@ -14,6 +14,7 @@ from pathlib import Path
 
 from chunksync.app import App
 from chunksync.context import ChunkContext
+from chunksync.worker import MAX_CLAIM_BATCH
 
 N_CHUNKS = int(os.environ.get("CHUNKSYNC_BENCH_CHUNKS", "20000"))
 SLOTS = (1, 4)
@@ -28,7 +29,7 @@ def drain(folder: Path, slots: int, batch: int) -> float:
     with App(url) as app:
         app.handler("noop")(noop)
         queue = app.create_queue("noop://bench", ({"n": n} for n in range(N_CHUNKS)))
-        worker = app.worker(concurrency=slots, poll_s=0.01, batch=batch, handler_timeout_s=None)
+        worker = app.worker(concurrency=slots, poll_s=0.01, batch=batch)
         started = time.perf_counter()
         worker.run_until_done([queue.id])
         elapsed = time.perf_counter() - started
@@ -44,7 +45,7 @@ def main() -> None:
     best = 0.0
     with tempfile.TemporaryDirectory() as tmp:
         for slots in SLOTS:
-            for batch in (1, 16):  # 1: one chunk per claim; 16: the default, adaptive up to 16
+            for batch in (1, MAX_CLAIM_BATCH):  # one chunk per claim; the default, adaptive
                 rate = drain(Path(tmp), slots, batch)
                 best = max(best, rate)
                 print(f"  slots={slots} max_claim_batch={batch:<3} {rate:10.0f} chunks/s")
