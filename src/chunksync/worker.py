@@ -340,7 +340,6 @@ class Worker:
                 with slot.lock:
                     if slot.abandoned:
                         return  # the watchdog recorded this chunk's timeout: this result is void
-                    slot.running = None
                     if report is not None:
                         first_unwritten = first_unwritten or time.monotonic()
                         slot.reports.append((item, report))
@@ -509,7 +508,10 @@ class Worker:
         except Exception as exc:
             error = exc
         with slot.lock:
-            return _ABANDONED if slot.abandoned else error
+            if slot.abandoned:
+                return _ABANDONED
+            slot.running = None  # returned in time: the watchdog leaves this chunk alone
+            return error
 
     def _watch_loop(self) -> None:
         """Time handlers out. Python cannot stop a thread, so a handler past its timeout is
