@@ -533,7 +533,10 @@ class Worker:
                     slot.abandoned = True
                     rest, slot.items = list(slot.items), deque()
                     reports, slot.reports = slot.reports, []
-                self._abandon(slot, running, rest, reports)
+                try:
+                    self._abandon(slot, running, rest, reports)
+                except Exception:  # the watchdog must outlive any one chunk's trouble
+                    log.exception("chunk %s: could not time it out", running.item.chunk.id)
 
     def _abandon(
         self,
