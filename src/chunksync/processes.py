@@ -52,6 +52,7 @@ class Helpers:
 
     def __init__(self, url: str, count: int) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
+        self._working: set[int] = set()
         for _ in range(max(0, count)):
             # `python -m chunksync.processes`, not multiprocessing's spawn: that would run the
             # parent's main script (the CLI and all its imports) again in each helper.
@@ -72,6 +73,8 @@ class Helpers:
         keep = len(self.procs) if count is None else max(0, count)
         for n, proc in enumerate(self.procs):
             self._send(proc, work if n < keep else None)
+            if n < keep:
+                self._working.add(proc.pid)
 
     def dismiss(self) -> None:
         for proc in self.procs:
@@ -92,6 +95,9 @@ class Helpers:
         """Wait for the helpers to stop by themselves, then stop them; their exit codes."""
         self.dismiss()  # those not yet given work
         for proc in self.procs:
+            if proc.pid not in self._working:
+                proc.terminate()  # it did nothing: no need to wait for its start-up to end
+        for proc in self.procs:
             _wait(proc, JOIN_SECONDS)
         for proc in self.procs:
             if proc.poll() is None:
@@ -103,7 +109,7 @@ class Helpers:
                 _wait(proc, TERMINATE_SECONDS)
         codes = [proc.returncode for proc in self.procs]
         for proc, code in zip(self.procs, codes, strict=True):
-            if code not in (0, None):
+            if proc.pid in self._working and code not in (0, None):
                 log.warning(
                     "helper %d exited with status %s: chunks it held return by lease recovery",
                     proc.pid,

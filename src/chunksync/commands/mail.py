@@ -130,6 +130,7 @@ def sync(
             uris = source.folders(uri) if all_folders else [uri]
             planned = plan_sync(app, source, uris, chunk_size=chunk_size)
             count = min(process_count(processes, planned, cap), len(helpers.procs) + 1)
+            count = min(count, concurrency or count)  # at least one slot per process
             setup = RunSetup(uri, count, credentials)
             setup(app)
             slots = min(concurrency or cap or LOCAL_CONCURRENCY * count, cap or sys.maxsize)
