@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -24,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=None, help="keep logs and databases here")
     parser.add_argument("--json", type=Path, default=None, help="write the summary here")
     args = parser.parse_args(argv)
+    # SIGTERM (kill, pkill) unwinds like Ctrl-C: the harness's finally blocks stop its workers,
+    # its PostgreSQL cluster and its Dovecot instead of leaving them running.
+    signal.signal(signal.SIGTERM, _terminate)
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)  # restarts are on purpose here
     outcomes = []
     for backend in args.backends.split(","):
@@ -42,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.json is not None:
         args.json.write_text(json.dumps([o.summary() for o in outcomes], indent=2) + "\n")
     return 0 if all(o.ok for o in outcomes) else 1
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":
