@@ -18,11 +18,11 @@ import pickle
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from chunksync.app import App
-from chunksync.worker import FINISHED_QUEUE
+from chunksync.worker import queues_finished
 
 log = logging.getLogger("chunksync.processes")
 
@@ -41,10 +41,6 @@ class Work:
     queue_ids: tuple[str, ...]
     slots: int
     setup: Callable[[App], object] | None = None
-
-
-def finished(app: App, queue_ids: Sequence[str]) -> bool:
-    return all(app.manager.get_queue(q).status in FINISHED_QUEUE for q in queue_ids)
 
 
 class Helpers:
@@ -147,7 +143,9 @@ def helper_main() -> int:
         if work.setup is not None:
             work.setup(app)
         worker = app.worker(concurrency=work.slots, poll_s=POLL_SECONDS)
-        worker.run(until=lambda: finished(app, work.queue_ids), check_s=CHECK_SECONDS)
+        worker.run(
+            until=lambda: queues_finished(app.manager, work.queue_ids), check_s=CHECK_SECONDS
+        )
     return 0
 
 

@@ -39,7 +39,7 @@ from chunksync import maintenance
 from chunksync.context import ChunkContext
 from chunksync.errors import Categorization, categorize
 from chunksync.exceptions import Abort, BackendError, ChunksyncError
-from chunksync.manager import FinishResult, Report
+from chunksync.manager import FinishResult, Manager, Report
 from chunksync.models import (
     Attempt,
     Chunk,
@@ -118,6 +118,11 @@ class _Slot:
         self.reports: list[tuple[_InFlight, Report]] = []
         self.running: _Running | None = None
         self.abandoned = False
+
+
+def queues_finished(manager: Manager, queue_ids: Sequence[str]) -> bool:
+    """Whether every named queue is terminal (completed, failed or cancelled)."""
+    return all(manager.get_queue(q).status in FINISHED_QUEUE for q in queue_ids)
 
 
 def rss_bytes() -> int | None:
@@ -276,7 +281,7 @@ class Worker:
         def done() -> bool:
             if deadline is not None and time.monotonic() > deadline:
                 return True
-            return all(self.manager.get_queue(q).status in FINISHED_QUEUE for q in queue_ids)
+            return queues_finished(self.manager, queue_ids)
 
         self.run(until=done)
 

@@ -31,7 +31,7 @@ from chunksync.cli import cli, console, fail, open_app
 from chunksync.errors import categorize
 from chunksync.exceptions import ChunksyncError
 from chunksync.models import ChunkStatus, ErrorCategory
-from chunksync.processes import Helpers, Work, finished
+from chunksync.processes import Helpers, Work
 from chunksync.redact import redact, redact_url
 from chunksync.sources.base import kind_of
 from chunksync.sources.mail import (
@@ -42,6 +42,7 @@ from chunksync.sources.mail import (
     plan_sync,
     progress,
 )
+from chunksync.worker import queues_finished
 
 DEFAULT_CHUNK_MESSAGES = 500
 LOCAL_CONCURRENCY = 2  # slots per process for Maildir and mbox
@@ -228,7 +229,7 @@ def run_until_synced(
         def done() -> bool:  # looked at often, so that the run ends soon after its last chunk
             if time.monotonic() - shown[0] >= TICK_SECONDS:
                 show()
-            return finished(app, queue_ids)
+            return queues_finished(app.manager, queue_ids)
 
         worker.run(until=done, check_s=DONE_CHECK_SECONDS)
         show()
