@@ -49,6 +49,7 @@ from chunksync.exceptions import (
     SourceError,
 )
 from chunksync.models import ErrorCategory as C
+from tests.servers.scripted_imap import scripted_server
 
 URL = "https://api.example.com/v1/messages"
 NOW = 1_445_412_000.0  # 2015-10-21 07:20:00 UTC
@@ -125,33 +126,16 @@ def imap_error(text: bytes | str) -> Any:
 
 def login_dropped() -> BaseException:
     """A real LoginError: a server that greets, then closes the connection at LOGIN."""
-    import threading
-
     import imapclient
 
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def serve() -> None:
-        conn, _ = listener.accept()
-        with conn, conn.makefile("rb") as lines:
-            conn.sendall(b"* OK ready\r\n")
-            for line in lines:
-                tag, command = line.split()[:2]
-                if command.upper() != b"CAPABILITY":
-                    return  # LOGIN: the connection drops, unanswered
-                conn.sendall(b"* CAPABILITY IMAP4rev1\r\n" + tag + b" OK done\r\n")
-
-    server = threading.Thread(target=serve, daemon=True)
-    server.start()
-    client = imapclient.IMAPClient("127.0.0.1", port=listener.getsockname()[1], ssl=False)
-    try:
-        client.login("alice", "secret")
-    except imapclient.exceptions.LoginError as exc:
-        return exc
-    finally:
-        client.shutdown()
-        server.join(5)
-        listener.close()
+    with scripted_server(b"") as port:  # LOGIN: the connection drops, unanswered
+        client = imapclient.IMAPClient("127.0.0.1", port=port, ssl=False)
+        try:
+            client.login("alice", "secret")
+        except imapclient.exceptions.LoginError as exc:
+            return exc
+        finally:
+            client.shutdown()
     raise AssertionError("the login did not fail")
 
 

@@ -5,15 +5,12 @@ store and raise."""
 from __future__ import annotations
 
 import imaplib
-import socket
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
 from chunksync.sources.imap.connection import read_responses
+from tests.servers.scripted_imap import scripted_server
 
 BODY = b"Subject: x\r\n\r\nhello\r\n"
 
@@ -36,33 +33,6 @@ SCRIPTS: dict[str, bytes] = {
     "eof-in-a-literal": b"* 1 FETCH (UID 7 BODY[] {100}\r\nshort",
     "eof-mid-response": b"* 1 FETCH (UID 7)\r\n",
 }
-
-
-@contextmanager
-def scripted_server(script: bytes) -> Iterator[int]:
-    """A server that greets, answers CAPABILITY, and answers the next command with `script`
-    (its `{tag}` replaced), then closes."""
-    listener = socket.create_server(("127.0.0.1", 0))
-
-    def serve() -> None:
-        conn, _ = listener.accept()
-        with conn, conn.makefile("rb") as lines:
-            conn.sendall(b"* OK ready\r\n")
-            for line in lines:
-                tag, command = line.split()[:2]
-                if command.upper() == b"CAPABILITY":
-                    conn.sendall(b"* CAPABILITY IMAP4rev1\r\n" + tag + b" OK done\r\n")
-                    continue
-                conn.sendall(script.replace(b"{tag}", tag))
-                return
-
-    server = threading.Thread(target=serve, daemon=True)
-    server.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        server.join(5)
-        listener.close()
 
 
 def outcome(script: bytes, ours: bool) -> dict[str, Any]:
