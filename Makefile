@@ -37,6 +37,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	bash scripts/test-servers.sh
 	bash scripts/bench-setup.sh
+	@# Byte-compiled like an installed package: an editable install under
+	@# PYTHONDONTWRITEBYTECODE=1 would recompile every module at each command's start.
+	$(BIN)/python -m compileall -q src
 	$(BIN)/python -m benchmarks
 
 ## chaos: workers killed and frozen, PostgreSQL and Dovecot restarted, a faulty proxy (docs/reliability.md)

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from chunksync.cli import main
+from chunksync.entry import main
 
 main()

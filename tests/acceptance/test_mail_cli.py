@@ -154,3 +154,34 @@ def test_mbox_sync_and_export_round_trip(sqlite_url: str, tmp_path: Path) -> Non
     out = tmp_path / "out"
     assert run(sqlite_url, "export", str(out), "--format", "mbox").returncode == 0
     assert (out / "old.mbox").read_bytes() == mbox.read_bytes()
+
+
+def helpers_left(marker: str) -> list[int]:
+    """Processes still alive that carry `marker` in their environment (the command's helpers)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker.encode() in environ and state != "Z":
+            found.append(int(pid))
+    return found
+
+
+@pytest.mark.parametrize("processes", ["3", "1"])
+def test_sync_leaves_no_helper_behind(sqlite_url: str, tmp_path: Path, processes: str) -> None:
+    """`chunksync sync` starts its helpers before its imports: those a small mailbox does not
+    need, and all of them when the command fails, are stopped before it exits."""
+    marker = f"CHUNKSYNC_TEST_MARKER={tmp_path.name}"
+    env = {"CHUNKSYNC_TEST_MARKER": tmp_path.name}
+    mbox = tmp_path / "small.mbox"
+    mbox.write_bytes(b"From a@x Mon Jan  1 00:00:00 2024\nSubject: one\n\nbody\n\n")
+    done = run(sqlite_url, "sync", f"mbox://{mbox}", "--processes", processes, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "1" in done.stdout and helpers_left(marker) == []
+    missing = "maildir:///no/such/Maildir"
+    failed = run(sqlite_url, "sync", missing, "--processes", processes, env=env)
+    assert failed.returncode == 1 and "not a Maildir" in failed.stderr
+    assert "Traceback" not in failed.stderr and helpers_left(marker) == []

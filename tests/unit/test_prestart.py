@@ -1,0 +1,32 @@
+"""Which command lines start helper processes before the CLI's imports (processes.prestart)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from chunksync.processes import helpers_wanted
+
+CORES = os.cpu_count() or 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "wanted"),
+    [
+        (["sync", "imap://a@h/INBOX"], CORES - 1),
+        (["--db", "sqlite:///x.db", "-v", "sync", "maildir:///m"], CORES - 1),
+        (["--db=sqlite:///x.db", "sync", "mbox:///m", "--processes", "3"], 2),
+        (["sync", "mbox:///m", "--processes=1"], 0),
+        (["sync", "mbox:///m", "--processes", "4", "--concurrency", "2"], 1),
+        (["sync", "mbox:///m", "--concurrency", "1"], 0),
+        (["sync", "mbox:///m", "--processes", "many"], 0),  # the CLI says what is wrong
+        (["sync", "--help"], 0),
+        (["--db", "sync", "worker"], 0),  # a database named "sync" is no sync command
+        (["worker", "--until-done"], 0),
+        (["export", "sync"], 0),
+        ([], 0),
+    ],
+)
+def test_helpers_wanted(argv: list[str], wanted: int) -> None:
+    assert helpers_wanted(argv) == max(0, wanted)
