@@ -93,6 +93,8 @@ LIMIT :limit;
 -- The queues are an array computed once (an InitPlan), not a join: with a join, or with no
 -- statistics on chunks, the planner fetched and sorted every pending chunk (10 ms with 20,000
 -- pending) instead of reading chunks_runnable in order and stopping after :limit (0.1 ms).
+-- The picked ids are an array too, looked up through the primary key: joined (`FROM picked`),
+-- the planner hashed the whole table to find them (4.4 of 6.7 ms for 200 of 20,000 chunks).
 WITH picked AS (
     SELECT c.id FROM chunks c
     WHERE c.status = 'pending' AND c.run_after <= NOW()
@@ -106,8 +108,7 @@ WITH picked AS (
 UPDATE chunks c
 SET status = 'processing', attempts = c.attempts + 1, lease_token = :token::uuid,
     lease_expires_at = NOW() + :lease_s::float8, worker_id = :worker_id, updated_at = NOW()
-FROM picked
-WHERE c.id = picked.id
+WHERE c.id = ANY(ARRAY(SELECT id FROM picked))
 RETURNING c.*;
 
 -- heartbeat_chunk --
