@@ -48,7 +48,9 @@ def dump_json(value: Any, what: str = "payload") -> str:
         raise InvalidPayload(f"the chunk {what} is not JSON-serialisable: {exc}") from None
 
 
-@dataclass(frozen=True, slots=True)
+# FinishResult and Report are built for every chunk and never changed after: plain slots
+# classes, because a frozen dataclass's __init__ costs ~2 us more (object.__setattr__ per field).
+@dataclass(slots=True)
 class FinishResult:
     """How a claimed chunk leaves `processing` after an attempt."""
 
@@ -64,7 +66,7 @@ class FinishResult:
     items: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Report:
     """One attempt's result, ready to be written (step 7 of the loop)."""
 

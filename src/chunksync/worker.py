@@ -680,6 +680,8 @@ class Worker:
         measured: Attempt,
         analysis: Categorization | None,
     ) -> Report:
+        if analysis is None and result.outcome is Outcome.COMPLETED and result.message is None:
+            return Report(item.chunk, item.token, result, measured)  # as measured: no copy
         policy_delay = result.delay_s / self.time_scale if self.time_scale else result.delay_s
         attempt = replace(
             measured,
