@@ -126,13 +126,13 @@ WHERE status = 'processing' AND worker_id = :worker_id
   AND lease_token = ANY(:tokens::uuid[]);
 
 -- finish_chunks --
--- Record the results of a batch of attempts (a JSON array), each row fenced by its own lease
--- token; returns the chunks whose result was written (the others lost their lease).
+-- Record the results of a batch of attempts (a JSON array of rows by position), each row fenced by its own lease token; returns the chunks whose result was written (the others lost their lease).
 WITH r AS (
-    SELECT * FROM jsonb_to_recordset(:reports::jsonb) AS x(
-        id uuid, token uuid, status text, delay_s float8, attempts_delta integer,
-        deferrals_delta integer, stress_delta integer, category text, message text,
-        dead_reason text, items integer)
+    SELECT (e->>0)::uuid AS id, (e->>1)::uuid AS token, e->>2 AS status,
+           (e->>3)::float8 AS delay_s, (e->>4)::integer AS attempts_delta,
+           (e->>5)::integer AS deferrals_delta, (e->>6)::integer AS stress_delta,
+           e->>7 AS category, e->>8 AS message, e->>9 AS dead_reason, (e->>10)::integer AS items
+    FROM jsonb_array_elements(:reports::jsonb) AS e
 )
 UPDATE chunks c
 SET status = r.status,
@@ -153,7 +153,7 @@ WHERE c.id = r.id AND c.lease_token = r.token AND c.status = 'processing'
 RETURNING c.id AS id, c.queue_id AS queue_id;
 
 -- insert_attempts --
--- Attempt health metrics of a batch (a JSON array), through log_chunk_health_metrics(jsonb).
+-- Attempt health metrics of a batch (a JSON array of rows in its compact form), through log_chunk_health_metrics(jsonb).
 SELECT log_chunk_health_metrics(:attempts::jsonb) AS id;
 
 -- insert_attempt --

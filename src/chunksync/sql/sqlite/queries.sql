@@ -110,8 +110,7 @@ WHERE status = 'processing' AND worker_id = :worker_id
   AND lease_token IN (SELECT value FROM json_each(:tokens));
 
 -- finish_chunks --
--- Record the results of a batch of attempts (a JSON array), each row fenced by its own lease
--- token; returns the chunks whose result was written (the others lost their lease).
+-- Record the results of a batch of attempts (a JSON array of rows by position), each row fenced by its own lease token; returns the chunks whose result was written (the others lost their lease).
 UPDATE chunks
 SET status = r.status,
     run_after = NOW() + r.delay_s,
@@ -127,29 +126,29 @@ SET status = r.status,
     finished_at = CASE WHEN r.status IN ('completed', 'dead', 'cancelled') THEN NOW() END,
     updated_at = NOW()
 FROM (
-    SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.token') AS token, json_extract(value, '$.status') AS status,
-           json_extract(value, '$.delay_s') AS delay_s, json_extract(value, '$.attempts_delta') AS attempts_delta,
-           json_extract(value, '$.deferrals_delta') AS deferrals_delta,
-           json_extract(value, '$.stress_delta') AS stress_delta, json_extract(value, '$.category') AS category,
-           json_extract(value, '$.message') AS message, json_extract(value, '$.dead_reason') AS dead_reason,
-           json_extract(value, '$.items') AS items
+    SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS token,
+           json_extract(value, '$[2]') AS status, json_extract(value, '$[3]') AS delay_s,
+           json_extract(value, '$[4]') AS attempts_delta, json_extract(value, '$[5]') AS deferrals_delta,
+           json_extract(value, '$[6]') AS stress_delta, json_extract(value, '$[7]') AS category,
+           json_extract(value, '$[8]') AS message, json_extract(value, '$[9]') AS dead_reason,
+           json_extract(value, '$[10]') AS items
     FROM json_each(:reports)
 ) AS r
 WHERE chunks.id = r.id AND chunks.lease_token = r.token AND chunks.status = 'processing'
 RETURNING chunks.id AS id, chunks.queue_id AS queue_id;
 
 -- insert_attempts --
--- Attempt health metrics of a batch (a JSON array); each ends now, by the database clock.
+-- Attempt health metrics of a batch (a JSON array of rows, in the order of PostgreSQL's compact form of log_chunk_health_metrics); each ends now, by the database clock.
 INSERT INTO attempts (chunk_id, queue_id, tenant, worker_id, attempt, started_at, finished_at,
                       processing_s, chunk_size, items_processed, items_per_s, efficiency, outcome,
                       category, rule, message, retry_delay_s, rss_bytes)
-SELECT json_extract(value, '$.chunk_id'), json_extract(value, '$.queue_id'), json_extract(value, '$.tenant'),
-       json_extract(value, '$.worker_id'), json_extract(value, '$.attempt'),
-       NOW() - (json_extract(value, '$.processing_s')), NOW(), json_extract(value, '$.processing_s'),
-       json_extract(value, '$.chunk_size'), json_extract(value, '$.items_processed'), json_extract(value, '$.items_per_s'),
-       json_extract(value, '$.efficiency'), json_extract(value, '$.outcome'), json_extract(value, '$.category'),
-       json_extract(value, '$.rule'), json_extract(value, '$.message'), json_extract(value, '$.retry_delay_s'),
-       json_extract(value, '$.rss_bytes')
+SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
+       json_extract(value, '$[3]'), json_extract(value, '$[4]'),
+       NOW() - json_extract(value, '$[5]'), NOW(), json_extract(value, '$[5]'),
+       json_extract(value, '$[7]'), json_extract(value, '$[8]'), json_extract(value, '$[9]'),
+       json_extract(value, '$[10]'), json_extract(value, '$[6]'), json_extract(value, '$[11]'),
+       json_extract(value, '$[12]'), json_extract(value, '$[13]'), json_extract(value, '$[14]'),
+       json_extract(value, '$[15]')
 FROM json_each(:attempts);
 
 -- insert_attempt --
