@@ -13,10 +13,6 @@ CREATE TABLE alerts (
     resolved_at double precision
 );
 CREATE INDEX alerts_state ON alerts (state, updated_at);
--- Covers a queue summary: its outcome totals and its recent completions, without the table.
-CREATE INDEX attempts_queue_outcome ON attempts
-    (queue_id, outcome, finished_at, category, processing_s, items_processed, retry_delay_s,
-     efficiency);
 CREATE INDEX attempts_queue_started ON attempts (queue_id, started_at);
 CREATE INDEX attempts_worker ON attempts (worker_id, finished_at);
 CREATE INDEX chunks_dead ON chunks (queue_id) WHERE status = 'dead';
