@@ -593,7 +593,9 @@ class Worker:
         items = size if ctx.items_processed < 0 else ctx.items_processed
         ctx.items_processed = items
         ips = items / elapsed
-        window = self._efficiency.setdefault(ctx.queue.id, deque(maxlen=MEDIAN_WINDOW))
+        window = self._efficiency.get(ctx.queue.id)
+        if window is None:
+            window = self._efficiency[ctx.queue.id] = deque(maxlen=MEDIAN_WINDOW)
         seen = self._samples[ctx.queue.id] = self._samples.get(ctx.queue.id, 0) + 1
         if seen > MEDIAN_MIN_SAMPLES and (seen - MEDIAN_MIN_SAMPLES - 1) % MEDIAN_REFRESH == 0:
             self._medians[ctx.queue.id] = statistics.median(window)
