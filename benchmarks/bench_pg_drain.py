@@ -14,7 +14,7 @@ The machine is shared and noisy (10-20% from one run to the next), so chunksync 
 and pgqueuer run in turns, REPEATS times each, and their medians are compared; chunksync with 1
 process and procrastinate (20x behind) run once.
 
-Env: CHUNKSYNC_BENCH_PG_CHUNKS (default 20000), CHUNKSYNC_BENCH_PG_REPEATS (default 3). Last
+Env: CHUNKSYNC_BENCH_PG_CHUNKS (default 20000), CHUNKSYNC_BENCH_PG_REPEATS (default 5). Last
 lines: pg_drain_chunks_per_s (4 processes, median), ratio_vs_pgqueuer, ratio_vs_procrastinate.
 """
 
@@ -35,7 +35,7 @@ import psycopg
 from tests.servers.pgcluster import PgCluster, available
 
 N_CHUNKS = int(os.environ.get("CHUNKSYNC_BENCH_PG_CHUNKS", "20000"))
-REPEATS = max(1, int(os.environ.get("CHUNKSYNC_BENCH_PG_REPEATS", "3")))
+REPEATS = max(1, int(os.environ.get("CHUNKSYNC_BENCH_PG_REPEATS", "5")))
 PEER_PROCESSES = 4
 CONCURRENCY = 1  # slots per process: no-op chunks gain nothing from threads sharing a GIL
 BATCH = 16  # pgqueuer batch_size
