@@ -260,3 +260,45 @@ def test_health_state_rules_match_python_on_a_grid(pg: App) -> None:
         )
         assert row is not None
         assert (row["state"], list(row["reasons"])) == (expected[0].value, expected[1])
+
+
+def test_log_chunk_health_metrics_batch_objects_and_compact_rows_agree(pg: App) -> None:
+    """A batch of objects (for people) and of arrays in the one-attempt form's order (what the
+    workers send) record the same rows; a bad outcome or category in either is refused."""
+    q = pg.create_queue("job://x", [{}, {}])
+    first, second = pg.manager.list_chunks(q.id)
+    values = {
+        "tenant": "default",
+        "worker_id": "w9",
+        "attempt": 2,
+        "processing_s": 0.5,
+        "outcome": "retried",
+        "chunk_size": 7,
+        "items_processed": 3,
+        "items_per_s": 6.0,
+        "efficiency": 0.9,
+        "category": "rate_limit",
+        "rule": "http:429",
+        "message": "slow down",
+        "retry_delay_s": 4.0,
+        "rss_bytes": 12345,
+    }
+    as_object = {"chunk_id": first.id, "queue_id": q.id, **values}
+    as_array = [second.id, q.id, *values.values()]  # the one-attempt form's order
+    with psycopg.connect(pg.url, autocommit=True) as conn:
+        for batch in ([as_object], [as_array]):
+            conn.execute("SELECT log_chunk_health_metrics(%s::jsonb)", (json.dumps(batch),))
+        for bad in ([{**as_object, "outcome": "meh"}], [[*as_array[:6], "meh", *as_array[7:]]]):
+            with pytest.raises(psycopg.errors.InvalidParameterValue, match="outcome meh"):
+                conn.execute("SELECT log_chunk_health_metrics(%s::jsonb)", (json.dumps(bad),))
+        wrong = [[*as_array[:11], "sunspots", *as_array[12:]]]
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="category sunspots"):
+            conn.execute("SELECT log_chunk_health_metrics(%s::jsonb)", (json.dumps(wrong),))
+    [a] = pg.manager.list_attempts(first.id)
+    [b] = pg.manager.list_attempts(second.id)
+    skip = {"id", "chunk_id", "started_at", "finished_at"}
+    assert {k: v for k, v in a.items() if k not in skip} == {
+        k: v for k, v in b.items() if k not in skip
+    }
+    assert a["outcome"] == "retried" and a["rule"] == "http:429" and a["rss_bytes"] == 12345
+    assert a["finished_at"] - a["started_at"] == pytest.approx(0.5)
