@@ -30,7 +30,7 @@ from chunksync.models import (
     QueueStatus,
     WorkerInfo,
 )
-from chunksync.recovery import CRASH_LOOP_LIMIT, stuck_verdict
+from chunksync.recovery import stuck_verdict
 from chunksync.retry import RetryPolicy
 
 INSERT_BATCH = 1000
@@ -339,7 +339,7 @@ class Manager:
         policy_for: Any,
         *,
         worker_timeout_s: float = WORKER_TIMEOUT_SECONDS,
-        crash_loop_limit: int = CRASH_LOOP_LIMIT,
+        crash_loop_limit: int | None = None,
         limit: int = RECOVER_BATCH,
     ) -> list[Recovery]:
         """Find chunks whose lease expired or whose worker is gone; put each back to pending
@@ -370,7 +370,12 @@ class Manager:
         return recoveries
 
     def _recover_one(
-        self, s: Session, chunk: Chunk, actor: str, policy: RetryPolicy, crash_loop_limit: int
+        self,
+        s: Session,
+        chunk: Chunk,
+        actor: str,
+        policy: RetryPolicy,
+        crash_loop_limit: int | None,
     ) -> Recovery | None:
         crashes = chunk.crash_count + 1
         status, reason = stuck_verdict(

@@ -51,6 +51,7 @@ from chunksync.models import DEFAULT_MAX_ATTEMPTS, ErrorCategory
 
 MAX_DELAY_SECONDS = 3600.0
 JITTER_FRACTION = 0.2
+CRASH_LOOP_LIMIT = 3  # stuck this many times in a row: the chunk kills its worker (dead)
 DEFAULT_POLICY_NAME = "default"
 PROBE_INTERVAL_SECONDS = 5.0
 HOLD_SPREAD = 2.0  # a held chunk waits probe_interval_s x U(1, HOLD_SPREAD)
@@ -192,6 +193,9 @@ class RetryPolicy:
     # Full jitter (the delay drawn from [0, schedule delay], as tenacity's wait_random_exponential
     # and Celery's retry_jitter do) instead of the +-`jitter` fraction around the schedule.
     full_jitter: bool = False
+    # How many times in a row a chunk may be found stuck (its worker died, stalled or lost the
+    # database past its lease) before it is taken for a chunk that kills its worker.
+    crash_loop_limit: int = CRASH_LOOP_LIMIT
 
     def rule(self, category: ErrorCategory) -> CategoryRule:
         return self.rules.get(category) or _default_rules()[category]
@@ -496,10 +500,13 @@ def policy_from_mapping(data: Mapping[str, Any], *, name: str | None = None) -> 
         jitter = float(data.get("jitter", JITTER_FRACTION))
         max_attempts = int(data.get("max_attempts", DEFAULT_MAX_ATTEMPTS))
         full_jitter = data.get("full_jitter", False)
+        crash_loop_limit = int(data.get("crash_loop_limit", CRASH_LOOP_LIMIT))
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(f"invalid policy setting: {exc}") from None
     if not 0.0 <= jitter < 1.0 or max_attempts < 1:
         raise ConfigurationError("jitter must be in [0, 1) and max_attempts at least 1")
+    if crash_loop_limit < 1:
+        raise ConfigurationError("crash_loop_limit must be at least 1")
     probe = stress.probe_interval_s
     if isinstance(probe, bool) or not isinstance(probe, int | float) or not 0 <= probe < math.inf:
         raise ConfigurationError("stress.probe_interval_s must be a finite number of seconds >= 0")
@@ -507,7 +514,9 @@ def policy_from_mapping(data: Mapping[str, Any], *, name: str | None = None) -> 
     policy_name = name or str(data.get("name", DEFAULT_POLICY_NAME))
     if not isinstance(full_jitter, bool):
         raise ConfigurationError("full_jitter must be true or false")
-    return RetryPolicy(policy_name, rules, jitter, max_attempts, stress, full_jitter)
+    return RetryPolicy(
+        policy_name, rules, jitter, max_attempts, stress, full_jitter, crash_loop_limit
+    )
 
 
 def load_policy(path: str | Path) -> RetryPolicy:
@@ -545,6 +554,7 @@ def policy_to_mapping(policy: RetryPolicy) -> dict[str, Any]:
         "name": policy.name,
         "jitter": policy.jitter,
         "max_attempts": policy.max_attempts,
+        "crash_loop_limit": policy.crash_loop_limit,
         "categories": categories,
         "stress": stress,
     }

@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from chunksync import maintenance
+from chunksync import health, maintenance
 from chunksync.context import ChunkContext
 from chunksync.errors import Categorization, categorize
 from chunksync.exceptions import Abort, BackendError, ChunksyncError
@@ -331,7 +331,7 @@ class Worker:
                 self._wake.wait(self._idle_wait_s())
                 self._wake.clear()
                 continue
-            began, first_unwritten, held = time.monotonic(), 0.0, False
+            began, first_unwritten, held, failed = time.monotonic(), 0.0, False, 0
             with slot.lock:
                 slot.items.extend(claimed)
             while True:
@@ -349,6 +349,7 @@ class Worker:
                         first_unwritten = first_unwritten or time.monotonic()
                         slot.reports.append((item, report))
                         held = held or report.result.outcome is Outcome.HELD
+                        failed += report.result.outcome in health.FAILED_OUTCOMES
                     due = time.monotonic() - first_unwritten >= REPORT_FLUSH_SECONDS
                     reports, slot.reports = (slot.reports, []) if due else ([], slot.reports)
                 if reports:
@@ -357,8 +358,13 @@ class Worker:
             with slot.lock:
                 reports, slot.reports = slot.reports, []
             self._step7_report(reports)
-            # A held chunk is instant but no sign of quick work: its gate just shut.
-            batch = 1 if held else self._next_batch(batch, time.monotonic() - began, len(claimed))
+            # A held chunk is instant but no sign of quick work: its gate just shut. Nor is a batch
+            # that mostly failed fast (its dependency is likely down): grown on that, a slot would
+            # pile chunks up behind one handler, all found stuck together if its worker dies.
+            if held or failed * 2 > len(claimed):
+                batch = 1
+            else:
+                batch = self._next_batch(batch, time.monotonic() - began, len(claimed))
 
     def _run_one(self, item: _InFlight, slot: _Slot) -> Report | None:
         """Steps 3 to 6 for one chunk; its report is written by step 7 with its batch."""

@@ -43,6 +43,7 @@ class Verdict:
     lost_lease_attempts: int = 0
     stale_finalizes: int = 0
     dead_wrong_reason: int = 0
+    dead_reasons: Counter[str] = field(default_factory=Counter)  # "category / reason"
     takeover_s: list[float] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -185,6 +186,8 @@ def check(
         elif done:
             v.stale_finalizes += 1
             v.problem(f"chunk {cid} is {status} but has a completed attempt row")
+        if status == "dead":
+            v.dead_reasons[f"{c['last_category']} / {c['dead_reason']}"] += 1
         if status == "dead" and not dead_reason_allowed(
             policy,
             c["last_category"],

@@ -90,6 +90,7 @@ class Outcome:
             "mail_duplicated": mail.duplicated if mail else None,
             "mail_altered": mail.altered if mail else None,
             "mail_chunks": dict(m.by_status) if m else None,
+            "mail_dead_reasons": dict(m.dead_reasons) if m else None,
             "mail_attempts": dict(m.attempts_by_outcome) if m else None,
             "mail_failures_by_category": dict(m.failures_by_category) if m else None,
             "proxy": r.proxy_counts or None,
@@ -158,6 +159,8 @@ def lines(outcomes: list[Outcome]) -> list[str]:
                 f"chaos_{b}_mail_altered={s['mail_altered']}"
             )
             out.append(f"chaos_{b}_mail_chunks={s['mail_chunks']} proxy={s['proxy']}")
+            if s["mail_dead_reasons"]:
+                out.append(f"chaos_{b}_mail_dead_reasons={s['mail_dead_reasons']}")
             out.append(f"chaos_{b}_mail_attempts={s['mail_attempts']}")
         out.append(
             f"chaos_{b}_recoveries={s['recoveries']} "

@@ -166,6 +166,39 @@ def test_a_hung_handler_is_abandoned_and_its_batch_goes_on(app: App) -> None:
     assert worker.processed >= 40
 
 
+def test_a_batch_that_failed_fast_does_not_grow(app: App) -> None:
+    """Chunks that fail at once (their dependency is down) are no sign of quick work: claims
+    stay at one chunk, so that a worker that dies does not take a pile of them down with it
+    (each found stuck, a step towards its crash loop). Quick successes do grow the batch."""
+    limits: list[int] = []
+    claim = app.manager.claim
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        limits.append(kwargs["limit"])
+        return claim(*args, **kwargs)  # the real claim, its batch size noted
+
+    app.manager.claim = recorded  # type: ignore[method-assign]
+
+    @app.handler("down")
+    def down(ctx: ChunkContext) -> int:
+        raise ConnectionRefusedError("connection refused")
+
+    @app.handler("up")
+    def up(ctx: ChunkContext) -> int:
+        return 1
+
+    failing = app.create_queue("down://x", [{"n": n} for n in range(30)])
+    app.worker(concurrency=1, **FAST).run_until_done([failing.id], timeout_s=60)
+    statuses = {c.status for c in app.manager.list_chunks(failing.id)}
+    assert statuses == {ChunkStatus.DEAD} and len(limits) >= 30
+    assert max(limits) == 1, limits
+    limits.clear()
+    quick = app.create_queue("up://x", [{"n": n} for n in range(200)])
+    app.worker(concurrency=1, **FAST).run_until_done([quick.id], timeout_s=60)
+    assert app.manager.get_queue(quick.id).status is QueueStatus.COMPLETED
+    assert max(limits) > 1, limits
+
+
 def test_a_retry_resumes_from_its_checkpoint(app: App) -> None:
     seen: list[Any] = []
 

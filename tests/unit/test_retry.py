@@ -6,6 +6,7 @@ import math
 import random
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -25,6 +26,8 @@ from chunksync.retry import (
     StressConfig,
     admit_or_hold,
     load_policy,
+    policy_from_mapping,
+    policy_to_mapping,
 )
 
 C = ErrorCategory
@@ -380,3 +383,25 @@ def test_mail_policy_outlasts_the_default_on_the_path_to_the_server() -> None:
         MAIL_POLICY, attempts=5, max_attempts=MAIL_POLICY.max_attempts, crash_count=0
     )
     assert verdict == (ChunkStatus.PENDING, "stuck")
+
+
+def test_the_crash_loop_limit_is_the_policys() -> None:
+    from chunksync.recovery import stuck_verdict
+    from chunksync.sources.mail import MAIL_POLICY
+
+    patient = policy_from_mapping({"crash_loop_limit": 5})
+    assert patient.crash_loop_limit == 5
+    assert policy_from_mapping(policy_to_mapping(patient)).crash_loop_limit == 5
+    with pytest.raises(ConfigurationError, match="crash_loop_limit"):
+        policy_from_mapping({"crash_loop_limit": 0})
+
+    def verdict(policy: Any, crashes_before: int) -> tuple[ChunkStatus, str]:
+        return stuck_verdict(policy, attempts=1, max_attempts=12, crash_count=crashes_before)
+
+    assert verdict(DEFAULT_POLICY, 2) == (ChunkStatus.DEAD, "crash_loop")  # the third in a row
+    assert verdict(patient, 2) == (ChunkStatus.PENDING, "stuck")
+    assert verdict(patient, 4) == (ChunkStatus.DEAD, "crash_loop")
+    # Mail: a worker that dies holding a mail chunk was almost never killed by it.
+    assert MAIL_POLICY.crash_loop_limit == 6
+    assert verdict(MAIL_POLICY, 4) == (ChunkStatus.PENDING, "stuck")
+    assert verdict(MAIL_POLICY, 5) == (ChunkStatus.DEAD, "crash_loop")

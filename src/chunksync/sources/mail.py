@@ -77,7 +77,13 @@ def _mail_policy() -> RetryPolicy:
     """Mail chunks are idempotent (upserts keyed by UID) and resume from their checkpoint, so a
     failure of the path to the server (network, timeout, temporary, a stuck chunk whose worker
     died) is retried longer than by default: a chunk that dies is mail missing from the store
-    until the next sync. Rate limits, auth and the rest keep the default rules."""
+    until the next sync. Rate limits, auth and the rest keep the default rules.
+
+    A mail chunk is also taken for a crash loop later (MAIL_CRASH_LOOP_LIMIT stuck in a row, not
+    3): it is parsed in pure Python and holds one chunk's memory, so a worker that dies holding it
+    was almost never killed by it, while a killed or paused worker, or a database outage past the
+    lease, counts a "crash" for every chunk it held (the chaos test saw a mail chunk stuck 3
+    times in a row in 1 run of 6). Its attempts still bound a real crash loop."""
     rules = dict(DEFAULT_POLICY.rules)
     patient = Schedule(ScheduleKind.EXPONENTIAL, 2.0, 2.0, max_s=MAIL_MAX_DELAY_SECONDS)
     for category in (ErrorCategory.NETWORK, ErrorCategory.TEMPORARY):
@@ -87,13 +93,20 @@ def _mail_policy() -> RetryPolicy:
         Schedule(ScheduleKind.LINEAR, 3.0, max_s=MAIL_MAX_DELAY_SECONDS),
         limit=MAIL_TRANSIENT_LIMIT,
     )
-    return replace(DEFAULT_POLICY, name=MAIL_POLICY_NAME, rules=rules, max_attempts=MAIL_ATTEMPTS)
+    return replace(
+        DEFAULT_POLICY,
+        name=MAIL_POLICY_NAME,
+        rules=rules,
+        max_attempts=MAIL_ATTEMPTS,
+        crash_loop_limit=MAIL_CRASH_LOOP_LIMIT,
+    )
 
 
 MAIL_POLICY_NAME = "mail"
 MAIL_ATTEMPTS = 12
 MAIL_TRANSIENT_LIMIT = 10  # network, temporary and timeout failures retried through attempt 10
 MAIL_MAX_DELAY_SECONDS = 120.0
+MAIL_CRASH_LOOP_LIMIT = 6
 MAIL_POLICY = _mail_policy()
 
 
