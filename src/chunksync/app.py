@@ -11,7 +11,7 @@ from typing import Any
 from chunksync.backends import Backend, open_backend
 from chunksync.exceptions import ConfigurationError
 from chunksync.manager import Manager
-from chunksync.models import DEFAULT_MAX_ATTEMPTS, DEFAULT_PRIORITY, DEFAULT_TENANT, Queue
+from chunksync.models import DEFAULT_PRIORITY, DEFAULT_TENANT, Queue
 from chunksync.retry import DEFAULT_POLICY, RetryBudgets, RetryPolicy
 from chunksync.sources.base import FunctionSource, Handler, Source, kind_of
 
@@ -110,10 +110,11 @@ class App:
         tenant: str = DEFAULT_TENANT,
         priority: int = DEFAULT_PRIORITY,
         policy: str = DEFAULT_POLICY.name,
-        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        max_attempts: int | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
     ) -> Queue:
-        """A sync queue for `source`: from the payloads given, or planned by the source."""
+        """A sync queue for `source`: from the payloads given, or planned by the source. Its
+        chunks get `max_attempts` attempts, by default the policy's."""
         kind = kind_of(source)
         if kind not in self._sources:
             raise ConfigurationError(
@@ -121,6 +122,8 @@ class App:
             )
         if policy not in self._policies:
             raise ConfigurationError(f"unknown retry policy '{policy}': load it with add_policy()")
+        if max_attempts is None:
+            max_attempts = self._policies[policy].max_attempts
         if payloads is None:
             payloads = self._sources[kind].plan(source, chunk_size=chunk_size)
         from chunksync.redact import redact_url

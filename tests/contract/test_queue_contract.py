@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from chunksync.app import App
@@ -54,6 +56,16 @@ def test_create_queue_with_tenant_priority_and_totals(jobs: App) -> None:
     assert all(c.tenant == "acme" and c.priority == 3 for c in chunks)
     assert chunks[2].payload == {"n": 2}
     assert jobs.manager.get_queue(q.name, tenant="acme").id == q.id
+
+
+def test_chunks_get_their_policys_attempts_unless_told(jobs: App) -> None:
+    jobs.add_policy(replace(DEFAULT_POLICY, name="patient", max_attempts=8))
+    patient = jobs.create_queue("job://p", [{}], policy="patient")
+    told = jobs.create_queue("job://t", [{}], policy="patient", max_attempts=2)
+    plain = jobs.create_queue("job://d", [{}])
+    for queue, attempts in ((patient, 8), (told, 2), (plain, DEFAULT_POLICY.max_attempts)):
+        assert jobs.manager.get_queue(queue.id).max_attempts == attempts
+        assert [c.max_attempts for c in jobs.manager.list_chunks(queue.id)] == [attempts]
 
 
 def test_bad_payloads_and_names_are_refused_clearly(jobs: App) -> None:

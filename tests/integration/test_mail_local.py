@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from chunksync.app import App
-from chunksync.sources.mail import mail_source
+from chunksync.sources.mail import MAIL_POLICY, mail_source
 from chunksync.store import MessageStore
 from chunksync.store.export import export
 from tests.integration.mail_helpers import run_sync, stored
@@ -35,7 +35,10 @@ def test_maildir_sync_is_byte_exact_and_incremental(sqlite_app: App, tmp_path: P
     planned = run_sync(sqlite_app, uri, chunk_size=3)
     assert planned[0].messages == len(written)
     assert planned[0].queue_id is not None
-    assert sqlite_app.manager.get_queue(planned[0].queue_id).policy == "mail"
+    queue = sqlite_app.manager.get_queue(planned[0].queue_id)
+    assert queue.policy == "mail" and queue.max_attempts == MAIL_POLICY.max_attempts == 12
+    chunks = sqlite_app.manager.list_chunks(queue.id)
+    assert {c.max_attempts for c in chunks} == {12}  # the mail policy's, not the default 5
     assert sorted(stored(sqlite_app).values()) == sorted(written.values())
     source = mail_source(sqlite_app, uri)
     assert source.reconcile(uri).difference == 0
