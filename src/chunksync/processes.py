@@ -131,17 +131,23 @@ def prestart(argv: Sequence[str]) -> None:
         _waiting.extend(_spawn() for _ in range(count))
 
 
-def helpers_wanted(argv: Sequence[str]) -> int:
-    """How many helpers a command line will most likely want: 0 unless it is `sync`."""
+def command_of(argv: Sequence[str]) -> tuple[str | None, list[str]]:
+    """The CLI command a command line names (after the global options), and its arguments."""
     args = list(argv)
     i = 0
     while i < len(args) and args[i].startswith("-"):
         i += 2 if args[i] in GLOBAL_OPTIONS_WITH_VALUES else 1
-    if i >= len(args) or args[i] != "sync" or "--help" in args:
+    return (args[i], args[i + 1 :]) if i < len(args) else (None, [])
+
+
+def helpers_wanted(argv: Sequence[str]) -> int:
+    """How many helpers a command line will most likely want: 0 unless it is `sync`."""
+    command, rest = command_of(argv)
+    if command != "sync" or "--help" in rest:
         return 0
     wanted = os.cpu_count() or 1
     for name in ("--processes", "--concurrency"):  # a process needs a slot
-        value = _option(args[i + 1 :], name)
+        value = _option(rest, name)
         if value is not None:
             if not value.isdigit():
                 return 0  # the CLI will say what is wrong with it

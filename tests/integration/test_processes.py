@@ -146,3 +146,25 @@ def test_three_processes_complete_every_chunk_exactly_once(
         assert len(seen) == 600 and set(seen.values()) == {1}
         by_worker = Counter(c.split()[1] for c in effects.read_text().splitlines())
         assert len(by_worker) >= 2  # the work was shared
+
+
+def catches_sigterm(pid: int) -> bool:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+    return False
+
+
+def test_sigterm_while_a_worker_starts_is_a_clean_stop(
+    sqlite_url: str, spawn: Callable[..., subprocess.Popen[bytes]]
+) -> None:
+    """A supervisor may stop a worker that is still importing: it exits 0, as a graceful stop
+    does, not killed by the signal (-15), and it never registered."""
+    with make_app(sqlite_url) as app:
+        worker = spawn()
+        # The signal lands once the command catches SIGTERM: from its first lines, ~0.2 s
+        # before the worker loop (which registers the worker) installs its own handler.
+        wait_for(lambda: catches_sigterm(worker.pid), 30, "the command to catch SIGTERM")
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0
+        assert app.manager.list_workers() == []
