@@ -11,9 +11,7 @@ attempts"). The manager and the policy benchmark (chunksync.simulate) both call
 from __future__ import annotations
 
 from chunksync.models import ChunkStatus, ErrorCategory
-from chunksync.retry import CRASH_LOOP_LIMIT, Action, RetryPolicy
-
-__all__ = ["CRASH_LOOP_LIMIT", "stuck_verdict"]
+from chunksync.retry import Action, RetryPolicy
 
 
 def stuck_verdict(

@@ -30,3 +30,16 @@ CORES = os.cpu_count() or 1
 )
 def test_helpers_wanted(argv: list[str], wanted: int) -> None:
     assert helpers_wanted(argv) == max(0, wanted)
+
+
+def test_the_sniffed_global_options_are_the_clis() -> None:
+    """prestart reads the command line before the CLI exists: its list of global options that
+    take a value must stay the CLI's own."""
+    import typer.main
+
+    from chunksync import cli
+    from chunksync.processes import GLOBAL_OPTIONS_WITH_VALUES
+
+    group = typer.main.get_command(cli.cli)
+    with_values = {o for p in group.params if not getattr(p, "is_flag", False) for o in p.opts}
+    assert set(GLOBAL_OPTIONS_WITH_VALUES) == with_values
