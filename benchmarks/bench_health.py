@@ -19,8 +19,8 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from chunksync import health
 from chunksync.app import App
+from chunksync.observe import health
 
 N_ATTEMPTS = int(os.environ.get("CHUNKSYNC_BENCH_ATTEMPTS", "1000000"))
 N_QUEUES = 100

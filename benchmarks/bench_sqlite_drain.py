@@ -14,7 +14,7 @@ from pathlib import Path
 
 from chunksync.app import App
 from chunksync.context import ChunkContext
-from chunksync.worker import MAX_CLAIM_BATCH
+from chunksync.runtime.worker import MAX_CLAIM_BATCH
 
 N_CHUNKS = int(os.environ.get("CHUNKSYNC_BENCH_CHUNKS", "20000"))
 SLOTS = (1, 4)

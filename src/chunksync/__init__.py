@@ -30,7 +30,6 @@ if TYPE_CHECKING:
         SourceError,
         StateError,
     )
-    from chunksync.health import HealthState, HealthThresholds, queue_summary, system_summary
     from chunksync.models import (
         Chunk,
         ChunkStatus,
@@ -38,6 +37,12 @@ if TYPE_CHECKING:
         Outcome,
         Queue,
         QueueStatus,
+    )
+    from chunksync.observe.health import (
+        HealthState,
+        HealthThresholds,
+        queue_summary,
+        system_summary,
     )
     from chunksync.retry import (
         DEFAULT_POLICY,
@@ -48,8 +53,8 @@ if TYPE_CHECKING:
         StressConfig,
         load_policy,
     )
+    from chunksync.runtime.worker import Worker
     from chunksync.sources.base import Source
-    from chunksync.worker import Worker
 
 __version__ = "0.1.0"
 
@@ -69,8 +74,8 @@ _EXPORTS = {
     "ChunksyncError": "chunksync.exceptions",
     "ConfigurationError": "chunksync.exceptions",
     "ErrorCategory": "chunksync.models",
-    "HealthState": "chunksync.health",
-    "HealthThresholds": "chunksync.health",
+    "HealthState": "chunksync.observe.health",
+    "HealthThresholds": "chunksync.observe.health",
     "IntegrityConflict": "chunksync.exceptions",
     "InvalidPayload": "chunksync.exceptions",
     "LeaseLost": "chunksync.exceptions",
@@ -87,11 +92,11 @@ _EXPORTS = {
     "SourceError": "chunksync.exceptions",
     "StateError": "chunksync.exceptions",
     "StressConfig": "chunksync.retry",
-    "Worker": "chunksync.worker",
+    "Worker": "chunksync.runtime.worker",
     "categorize": "chunksync.errors",
     "load_policy": "chunksync.retry",
-    "queue_summary": "chunksync.health",
-    "system_summary": "chunksync.health",
+    "queue_summary": "chunksync.observe.health",
+    "system_summary": "chunksync.observe.health",
 }
 
 __all__ = [

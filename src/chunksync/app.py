@@ -1,24 +1,31 @@
-"""App: a database opened from a URL, the registry of sources and policies, and the entry points
-a program uses (create a queue, start a worker, intervene)."""
+"""App: a database opened from a URL, with the registry of what it can run and its settings; the
+entry points a program uses (create a queue, start a worker, intervene).
+
+App = backend + Manager + Registry + Settings. It assembles them and hands them down: nothing
+below this module imports App.
+"""
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chunksync.backends import Backend, open_backend
 from chunksync.exceptions import ConfigurationError
 from chunksync.manager import Manager
 from chunksync.models import DEFAULT_PRIORITY, DEFAULT_TENANT, Queue
+from chunksync.observe.alerts import AlertConfig
+from chunksync.observe.health import HealthThresholds
+from chunksync.registry import Registry
 from chunksync.retry import DEFAULT_POLICY, RetryBudgets, RetryPolicy
+from chunksync.settings import Settings
 from chunksync.sources.base import FunctionSource, Handler, Source, kind_of
+
+if TYPE_CHECKING:
+    from chunksync.runtime.worker import Worker
 
 DEFAULT_DATABASE_URL = "sqlite:///chunksync.db"
 DEFAULT_CHUNK_SIZE = 500
-
-log = logging.getLogger("chunksync")
 
 
 class App:
@@ -42,11 +49,8 @@ class App:
         self.url = url
         self.backend: Backend = open_backend(url, **backend_options)
         self.manager = Manager(self.backend)
-        self.budgets = RetryBudgets()
-        self._sources: dict[str, Source] = {}
-        self._policies: dict[str, RetryPolicy] = {DEFAULT_POLICY.name: DEFAULT_POLICY}
-        self._warned: set[str] = set()
-        self._lock = threading.Lock()
+        self.registry = Registry()
+        self.settings = Settings.from_env()
         if builtin_sources:
             from chunksync.sources import builtin
 
@@ -65,39 +69,39 @@ class App:
         return register
 
     def register_source(self, source: Source) -> None:
-        if not source.kind:
-            raise ConfigurationError(f"source {type(source).__name__} has no kind")
-        self._sources[source.kind] = source
-        if source.policy is not None and source.policy.name not in self._policies:
-            self.add_policy(source.policy)
+        self.registry.register_source(source)
 
     def sources(self) -> list[Source]:
-        return list(self._sources.values())
+        return self.registry.sources()
 
     def kinds(self) -> list[str]:
-        return sorted(self._sources)
+        return self.registry.kinds()
 
     def source_for(self, queue: Queue) -> Source:
-        kind = kind_of(queue.source)
-        try:
-            return self._sources[kind]
-        except KeyError:
-            raise ConfigurationError(
-                f"no source or handler is registered for '{kind}' (queue {queue.name})"
-            ) from None
+        return self.registry.source_for(queue)
 
     def add_policy(self, policy: RetryPolicy) -> None:
-        self._policies[policy.name] = policy
+        self.registry.add_policy(policy)
 
     def policy(self, name: str) -> RetryPolicy:
-        found = self._policies.get(name)
-        if found is not None:
-            return found
-        with self._lock:
-            if name not in self._warned:
-                self._warned.add(name)
-                log.warning("policy '%s' is not loaded in this process: using the default", name)
-        return DEFAULT_POLICY
+        return self.registry.policy(name)
+
+    @property
+    def budgets(self) -> RetryBudgets:
+        """This process's retry budget of each dependency."""
+        return self.registry.budgets
+
+    # --- settings -------------------------------------------------------------------
+
+    def configure(
+        self, *, health: HealthThresholds | None = None, alerts: AlertConfig | None = None
+    ) -> None:
+        """Replace the health thresholds (for the health state, alerts and stress feed) or the
+        alert configuration; workers made after this call use them."""
+        if alerts is not None:
+            self.settings = self.settings.with_alerts(alerts)
+        if health is not None:
+            self.settings = self.settings.with_health(health)
 
     # --- queues -----------------------------------------------------------------
 
@@ -116,16 +120,16 @@ class App:
         """A sync queue for `source`: from the payloads given, or planned by the source. Its
         chunks get `max_attempts` attempts, by default the policy's."""
         kind = kind_of(source)
-        if kind not in self._sources:
+        if not self.registry.has_kind(kind):
             raise ConfigurationError(
                 f"unknown source kind '{kind}': registered kinds are {', '.join(self.kinds())}"
             )
-        if policy not in self._policies:
+        if not self.registry.has_policy(policy):
             raise ConfigurationError(f"unknown retry policy '{policy}': load it with add_policy()")
         if max_attempts is None:
-            max_attempts = self._policies[policy].max_attempts
+            max_attempts = self.registry.policy(policy).max_attempts
         if payloads is None:
-            payloads = self._sources[kind].plan(source, chunk_size=chunk_size)
+            payloads = self.registry.source_of_kind(kind).plan(source, chunk_size=chunk_size)
         from chunksync.redact import redact_url
 
         return self.manager.create_queue(
@@ -139,15 +143,14 @@ class App:
             max_attempts=max_attempts,
         )
 
-    def worker(self, **options: Any) -> Any:
-        """A Worker on this app (see chunksync.worker.Worker for the options)."""
-        from chunksync.worker import Worker
+    def worker(self, **options: Any) -> Worker:
+        """A Worker on this app (see chunksync.runtime.worker.Worker for the options)."""
+        from chunksync.runtime.worker import Worker
 
-        return Worker(self, **options)
+        return Worker(self.manager, self.registry, self.settings, **options)
 
     def close(self) -> None:
-        for source in self._sources.values():
-            source.close()
+        self.registry.close()
         self.backend.close()
 
     def __enter__(self) -> App:

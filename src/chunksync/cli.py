@@ -17,10 +17,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from chunksync import health
 from chunksync.app import DEFAULT_DATABASE_URL, App
 from chunksync.exceptions import ChunksyncError
 from chunksync.models import ChunkStatus, ErrorCategory, Queue
+from chunksync.observe import health
 from chunksync.redact import redact
 
 cli = typer.Typer(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 import sys
 
-from chunksync import processes
+from chunksync.runtime import processes
 
 
 def main() -> None:

@@ -30,8 +30,8 @@ from chunksync.models import (
     QueueStatus,
     WorkerInfo,
 )
-from chunksync.recovery import stuck_verdict
 from chunksync.retry import RetryPolicy
+from chunksync.runtime.recovery import stuck_verdict
 
 INSERT_BATCH = 1000
 STATISTICS_AFTER_CHUNKS = 1000  # a bulk insert this big refreshes the planner's statistics

@@ -42,7 +42,6 @@ from chunksync.faults import (
     make_exception,
 )
 from chunksync.models import ChunkStatus, ErrorCategory
-from chunksync.recovery import stuck_verdict
 from chunksync.retry import (
     DEFAULT_POLICY,
     Action,
@@ -57,7 +56,8 @@ from chunksync.retry import (
     admit_or_hold,
     decide_failure,
 )
-from chunksync.worker import LEASE_SECONDS, POLL_SECONDS
+from chunksync.runtime.recovery import stuck_verdict
+from chunksync.runtime.worker import LEASE_SECONDS, POLL_SECONDS
 
 RESTART_SECONDS = 5.0  # a dead worker's slot comes back (a supervisor restarts it)
 MAX_SIM_SECONDS = 7 * 24 * 3600.0

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from chunksync import health
 from chunksync.app import App
-from chunksync.health import HealthState, HealthThresholds
 from chunksync.manager import FinishResult
 from chunksync.models import Attempt, ChunkStatus, ErrorCategory, Outcome
+from chunksync.observe import health
+from chunksync.observe.health import HealthState, HealthThresholds
 
 C = ErrorCategory
 

@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from chunksync import alerts, health, metrics, retention
 from chunksync.app import App
 from chunksync.exceptions import ConfigurationError
-from chunksync.health import HealthThresholds
 from chunksync.manager import FinishResult
 from chunksync.models import Attempt, ChunkStatus, ErrorCategory, Outcome
+from chunksync.observe import alerts, health, metrics, retention
+from chunksync.observe.health import HealthThresholds
+from chunksync.runtime.upkeep import feed_retry_budgets
 
 pytestmark = pytest.mark.timeout(60)
 C = ErrorCategory
@@ -213,8 +214,9 @@ def test_a_stressed_dependency_degrades_and_feeds_the_retry_budget(history: App)
     assert dep.stressed
     budget = history.budgets.get("job://api.example.com")
     assert not budget.stressed
-    health.configure(history, HealthThresholds(min_attempts=4, feed_retry_budgets=True))
-    assert health.feed_retry_budgets(history) == ["job://api.example.com"]
+    history.configure(health=HealthThresholds(min_attempts=4, feed_retry_budgets=True))
+    fed = feed_retry_budgets(history.manager, history.registry, history.settings.health)
+    assert fed == ["job://api.example.com"]
     assert budget.stressed  # the retry policy's stress check now reads the shared signal
     s = health.system_summary(
         history.manager, HealthThresholds(min_attempts=100), budgets=history.budgets

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from chunksync import health
 from chunksync.app import App
 from chunksync.context import ChunkContext
 from chunksync.exceptions import Abort, RetryLater
 from chunksync.models import ChunkStatus, ErrorCategory, QueueStatus
+from chunksync.observe import health
 from chunksync.retry import RetryPolicy, StressConfig
 from chunksync.sources.demo import make_failure
 

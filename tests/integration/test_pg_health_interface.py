@@ -225,7 +225,7 @@ def test_the_functions_work_in_psql(pg: App) -> None:
 
 
 def test_health_state_rules_match_python_on_a_grid(pg: App) -> None:
-    from chunksync import health
+    from chunksync.observe import health
 
     t = health.HealthThresholds()
     grid = itertools.product(

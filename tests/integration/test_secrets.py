@@ -17,9 +17,9 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from chunksync import metrics
 from chunksync.app import App
 from chunksync.models import ChunkStatus
+from chunksync.observe import metrics
 from tests.acceptance.web_server import serve
 from tests.fixtures import secrets_app
 from tests.fixtures.secrets_app import FORMS, PASSWORD, SECRETS, SOURCE, TOKEN

@@ -366,7 +366,7 @@ def test_missing_policy_file(tmp_path: Path) -> None:
 
 
 def test_mail_policy_outlasts_the_default_on_the_path_to_the_server() -> None:
-    from chunksync.recovery import stuck_verdict
+    from chunksync.runtime.recovery import stuck_verdict
     from chunksync.sources.mail import MAIL_POLICY
 
     assert MAIL_POLICY.name == "mail"
@@ -386,7 +386,7 @@ def test_mail_policy_outlasts_the_default_on_the_path_to_the_server() -> None:
 
 
 def test_the_crash_loop_limit_is_the_policys() -> None:
-    from chunksync.recovery import stuck_verdict
+    from chunksync.runtime.recovery import stuck_verdict
     from chunksync.sources.mail import MAIL_POLICY
 
     patient = policy_from_mapping({"crash_loop_limit": 5})

@@ -26,12 +26,10 @@ def alerts_cmd(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Alerts firing now (error rate, dead chunks, backlog SLA, no workers, auth failures)."""
-    from chunksync import alerts, health
+    from chunksync.observe import alerts, health
 
     with open_app(create=False) as app:
-        thresholds = (
-            health.load_thresholds(health_config) if health_config else health.thresholds_for(app)
-        )
+        thresholds = health.load_thresholds(health_config) if health_config else app.settings.health
         if evaluate:
             config = alerts.AlertConfig(thresholds, webhook)
             for event in alerts.evaluate(app.manager, config):
@@ -56,7 +54,7 @@ def sla(
     ] = None,
 ) -> None:
     """Set a queue's backlog SLA: an alert fires when its oldest pending chunk is older."""
-    from chunksync.alerts import set_queue_sla
+    from chunksync.observe.alerts import set_queue_sla
 
     with open_app(create=False) as app:
         set_queue_sla(app.manager, queue, seconds)

@@ -37,7 +37,7 @@ def dashboard(
     """Serve the dashboard: health, queues, chunks, charts, actions, JSON API, /metrics."""
     import uvicorn
 
-    from chunksync import health
+    from chunksync.observe import health
     from chunksync.redact import add_secret
     from chunksync.web import create_app
     from chunksync.web.server import LOOPBACK_HOSTS
@@ -52,7 +52,7 @@ def dashboard(
         err.print(f"[yellow]warning:[/] serving on {host}: anyone who can reach it can read it")
     with open_app(create=False) as app:
         if health_config is not None:
-            health.configure(app, health.load_thresholds(health_config))
+            app.configure(health=health.load_thresholds(health_config))
         web = create_app(app, token=token, allowed_hosts=None if loopback else ["*"])
         mode = "actions need the token" if token else f"read-only (set {token_env} to act)"
         console.print(f"dashboard on http://{host}:{port}/ ({mode}); Ctrl-C stops it")

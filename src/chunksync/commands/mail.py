@@ -31,8 +31,9 @@ from chunksync.cli import cli, console, fail, open_app
 from chunksync.errors import categorize
 from chunksync.exceptions import ChunksyncError
 from chunksync.models import ChunkStatus, ErrorCategory
-from chunksync.processes import Helpers, Work
 from chunksync.redact import redact, redact_url
+from chunksync.runtime.processes import Helpers, Work
+from chunksync.runtime.worker import queues_finished
 from chunksync.sources.base import kind_of
 from chunksync.sources.mail import (
     MailSource,
@@ -42,7 +43,6 @@ from chunksync.sources.mail import (
     plan_sync,
     progress,
 )
-from chunksync.worker import queues_finished
 
 DEFAULT_CHUNK_MESSAGES = 500
 LOCAL_CONCURRENCY = 2  # slots per process for Maildir and mbox

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from chunksync.cli import cli, console, friendly, open_app
-from chunksync.retention import RETENTION_BATCH_ROWS, RETENTION_DAYS, cleanup, parse_age
+from chunksync.observe.retention import RETENTION_BATCH_ROWS, RETENTION_DAYS, cleanup, parse_age
 
 
 @cli.command("cleanup")

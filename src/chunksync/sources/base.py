@@ -28,6 +28,15 @@ def kind_of(uri: str) -> str:
     return {"imaps": "imap"}.get(scheme, scheme)
 
 
+def default_dependency(uri: str, kind: str) -> str:
+    """A source's default dependency: kind://user@host (or the kind alone when `uri` names no
+    host)."""
+    parts = urlsplit(uri)
+    host, user = parts.hostname or "", parts.username or ""
+    where = f"{user}@{host}" if user and host else host
+    return f"{kind}://{where}" if where else kind
+
+
 class Source(abc.ABC):
     kind: str = ""
     # The retry policy of the queues this source plans (registered with the source); None: the
@@ -46,11 +55,7 @@ class Source(abc.ABC):
 
     def dependency(self, uri: str) -> str:
         """What the chunks of `uri` lean on: the host (or account) whose retry budget they share."""
-        parts = urlsplit(uri)
-        host = parts.hostname or ""
-        user = parts.username or ""
-        where = f"{user}@{host}" if user and host else host
-        return f"{self.kind}://{where}" if where else self.kind
+        return default_dependency(uri, self.kind)
 
     def chunk_size(self, payload: Any) -> int:
         if isinstance(payload, Mapping):

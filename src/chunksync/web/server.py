@@ -18,10 +18,10 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from chunksync import metrics
 from chunksync.app import App
 from chunksync.exceptions import ChunksyncError, NotFound, StateError
 from chunksync.models import ChunkStatus, ErrorCategory
+from chunksync.observe import metrics
 from chunksync.web import charts, views
 from chunksync.web.openapi import openapi_document
 from chunksync.web.security import SESSION_COOKIE, Guard

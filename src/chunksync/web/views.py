@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from chunksync import alerts, health
 from chunksync.app import App
 from chunksync.models import Chunk, ChunkStatus, ErrorCategory
+from chunksync.observe import alerts, health
 from chunksync.redact import redact
 
 CHART_WINDOW_SECONDS = 24 * 3600.0
@@ -17,12 +17,11 @@ CHUNK_LIST_LIMIT = 200
 
 
 def overview(app: App) -> dict[str, Any]:
-    thresholds = health.thresholds_for(app)
     system = health.system_summary(
         app.manager,
-        thresholds,
-        budgets=app.budgets,
-        dependency_of=health.dependency_namer(app),
+        app.settings.health,
+        budgets=app.registry.budgets,
+        dependency_of=app.registry.dependency_of,
     )
     queues = queues_data(app)
     throughput = sum(q["throughput_chunks_per_s"] or 0.0 for q in queues)

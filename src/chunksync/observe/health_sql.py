@@ -1,4 +1,4 @@
-"""The PostgreSQL path of chunksync.health: the answers come from the SQL health interface
+"""The PostgreSQL path of chunksync.observe.health: the answers come from the SQL health interface
 (get_queue_health_summary, get_system_health_metrics, chunked_sync_health_summary), so that
 Python, psql and RPC callers share one implementation. SQLite's path is in health.py; the
 contract tests hold both to the same figures."""
@@ -10,8 +10,13 @@ import json
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from chunksync.health import DependencyHealth, HealthThresholds, QueueSummary, SystemSummary
     from chunksync.manager import Manager
+    from chunksync.observe.health import (
+        DependencyHealth,
+        HealthThresholds,
+        QueueSummary,
+        SystemSummary,
+    )
 
 
 def _json(value: Any) -> Any:
@@ -31,7 +36,7 @@ def _fill(cls: type[Any], row: dict[str, Any], **overrides: Any) -> Any:
 
 
 def queue_summary(manager: Manager, queue_id: str, window_s: float) -> QueueSummary:
-    from chunksync.health import QueueSummary
+    from chunksync.observe.health import QueueSummary
 
     row = manager.backend.fetch_one(
         "pg_queue_health_summary", {"queue_id": queue_id, "window_s": window_s}
@@ -65,7 +70,7 @@ def system_row(manager: Manager, t: HealthThresholds, stressed: list[str]) -> di
 def system_summary(
     manager: Manager, t: HealthThresholds, dependencies: list[DependencyHealth]
 ) -> SystemSummary:
-    from chunksync.health import HealthState, SystemSummary
+    from chunksync.observe.health import HealthState, SystemSummary
 
     stressed = [d.dependency for d in dependencies if d.stressed]
     row = system_row(manager, t, stressed)

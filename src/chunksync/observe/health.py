@@ -9,24 +9,19 @@ from __future__ import annotations
 
 import enum
 import math
-import os
 import tomllib
-import weakref
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from typing import Any
 
-from chunksync import health_sql
 from chunksync.exceptions import ConfigurationError
 from chunksync.manager import Manager
 from chunksync.models import ErrorCategory, Outcome, Queue
+from chunksync.observe import health_sql
 from chunksync.retry import RetryBudgets
-
-if TYPE_CHECKING:
-    from chunksync.app import App
+from chunksync.sources.base import default_dependency
 
 THROUGHPUT_WINDOW_SECONDS = 300.0
 SHORT_WINDOW_SECONDS = 300.0
@@ -386,25 +381,6 @@ CATEGORIES = [c.value for c in ErrorCategory]
 DependencyNamer = Callable[[str, str], str]  # (queue source, kind) -> dependency
 
 
-def default_dependency(source: str, kind: str) -> str:
-    """A source's default dependency (as `Source.dependency`): kind://user@host."""
-    parts = urlsplit(source)
-    host, user = parts.hostname or "", parts.username or ""
-    where = f"{user}@{host}" if user and host else host
-    return f"{kind}://{where}" if where else kind
-
-
-def dependency_namer(app: App) -> DependencyNamer:
-    """The app's own sources name their dependencies (IMAP: the account)."""
-    by_kind = {s.kind: s for s in app.sources()}
-
-    def name(source: str, kind: str) -> str:
-        found = by_kind.get(kind)
-        return found.dependency(source) if found else default_dependency(source, kind)
-
-    return name
-
-
 def dependency_health(
     manager: Manager,
     thresholds: HealthThresholds | None = None,
@@ -441,27 +417,6 @@ def dependency_health(
             )
         )
     return found
-
-
-def feed_retry_budgets(app: App, thresholds: HealthThresholds | None = None) -> list[str]:
-    """Charge the retry budget of every dependency whose shared error rate says it is stressed,
-    just below the budget's stress line. Each process keeps its own token bucket; this lets a
-    worker see the failures its peers in other processes saw. Returns the dependencies charged."""
-    t = thresholds or thresholds_for(app)
-    if not t.feed_retry_budgets:
-        return []
-    charged = []
-    for dep in dependency_health(app.manager, t, dependency_of=dependency_namer(app)):
-        if dep.stressed:
-            budget = app.budgets.get(dep.dependency)
-            line = budget.config.capacity * budget.config.threshold
-            if budget.tokens >= line:
-                budget.charge(budget.tokens - line + 1e-6)
-                charged.append(dep.dependency)
-    return charged
-
-
-# --- per-worker trends -----------------------------------------------------------------------
 
 
 def worker_trends(
@@ -532,8 +487,6 @@ def failures_over_time(
 
 # --- configuration -----------------------------------------------------------------------
 
-_configured: weakref.WeakKeyDictionary[App, HealthThresholds] = weakref.WeakKeyDictionary()
-
 
 def load_thresholds(path: str | Path) -> HealthThresholds:
     """Thresholds from a TOML file: the keys of HealthThresholds, in a [health] table."""
@@ -563,18 +516,3 @@ def thresholds_from(values: dict[str, Any], where: str = "options") -> HealthThr
             raise ConfigurationError(f"health threshold {key} in {where} must be like {default!r}")
         out[key] = float(value) if isinstance(default, float) else value
     return HealthThresholds(**out)
-
-
-def configure(app: App, thresholds: HealthThresholds) -> None:
-    """Use these thresholds for this app's health state, alerts and stress feeding."""
-    _configured[app] = thresholds
-
-
-def thresholds_for(app: App) -> HealthThresholds:
-    """Configured thresholds, else the TOML file CHUNKSYNC_HEALTH_CONFIG names, else defaults."""
-    found = _configured.get(app)
-    if found is None:
-        path = os.environ.get(THRESHOLDS_ENV)
-        found = load_thresholds(path) if path else HealthThresholds()
-        _configured[app] = found
-    return found

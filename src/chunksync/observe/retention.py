@@ -3,7 +3,7 @@
 Rows older than N days (RETENTION_DAYS) are deleted in batches of at most RETENTION_BATCH_ROWS,
 each batch its own short transaction (`DELETE ... WHERE id IN (SELECT ... LIMIT n)`), so a
 claiming worker never waits behind retention for longer than one small batch. Runs on the
-maintenance leader (chunksync.maintenance) and on demand: `chunksync cleanup --older-than 30d`.
+maintenance leader (chunksync.runtime.upkeep) and on demand: `chunksync cleanup --older-than 30d`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Each slot loops over the seven steps, each a method named for it:
 
-1. `_step1_precheck`: recover stuck chunks (at most once per poll interval per process);
+1. `_step1_precheck`: before a claim, leave out the queues of dependencies whose gate is shut,
+   and claim a single chunk (the probe) when one's probe is due;
 2. `_step2_claim`: lease the next runnable chunk(s);
 3. `_step3_process`: run the source's handler under a timeout; its pre-condition,
    `_step3_gate`, holds a chunk whose dependency is stressed (the half-open gate of
@@ -15,6 +16,8 @@ Each slot loops over the seven steps, each a method named for it:
    other. Chunks stay in flight (leases extended) until written, at most 0.1 s after they end.
 
 A heartbeat thread keeps the worker's row alive and extends the leases of the chunks in flight.
+The upkeep thread (chunksync.runtime.upkeep) sweeps stuck chunks and runs alerts, retention and
+the stress feed, each on its own timer: the slots only claim and run chunks.
 On stop (SIGTERM, Ctrl-C, `stop()`), slots finish their chunk within a grace period; a chunk
 still running after it is released with its attempt given back. Never lost.
 """
@@ -35,11 +38,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from chunksync import health, maintenance
 from chunksync.context import ChunkContext
 from chunksync.errors import Categorization, categorize
 from chunksync.exceptions import Abort, BackendError, ChunksyncError
-from chunksync.manager import FinishResult, Manager, Report
+from chunksync.manager import FinishResult, Manager, Recovery, Report
 from chunksync.models import (
     Attempt,
     Chunk,
@@ -49,22 +51,25 @@ from chunksync.models import (
     Queue,
     QueueStatus,
 )
+from chunksync.observe import health
 from chunksync.redact import redact
+from chunksync.registry import Registry
 from chunksync.retry import (
     Action,
     Gate,
     RandomSource,
     RetryBudget,
+    RetryPolicy,
     admit_or_hold,
     decide_failure,
 )
+from chunksync.runtime.upkeep import Upkeep
+from chunksync.settings import Settings
 
 if TYPE_CHECKING:
-    from chunksync.app import App
-    from chunksync.retry import RetryBudget
     from chunksync.sources.base import Source
 
-log = logging.getLogger("chunksync.worker")
+log = logging.getLogger("chunksync.runtime.worker")
 
 LEASE_SECONDS = 30.0
 POLL_SECONDS = 1.0
@@ -154,7 +159,9 @@ def error_message(error: BaseException) -> str:
 class Worker:
     def __init__(
         self,
-        app: App,
+        manager: Manager,
+        registry: Registry,
+        settings: Settings | None = None,
         *,
         concurrency: int = 1,
         queue_id: str | None = None,
@@ -170,8 +177,9 @@ class Worker:
     ) -> None:
         if concurrency < 1 or batch < 1:
             raise ValueError("concurrency and batch must be at least 1")
-        self.app = app
-        self.manager = app.manager
+        self.manager = manager
+        self.registry = registry
+        self.settings = settings or Settings()
         self.concurrency = concurrency
         self.queue_id = queue_id
         self.lease_s = lease_s
@@ -192,8 +200,16 @@ class Worker:
         self._slot_threads: list[threading.Thread] = []
         self._slots: list[_Slot] = []
         self._slot_names = itertools.count()
-        self._last_precheck = 0.0
-        self._precheck_lock = threading.Lock()
+        self.upkeep = Upkeep(
+            manager,
+            registry,
+            self.settings,
+            worker_id=self.id,
+            recovery_every_s=poll_s,
+            worker_timeout_s=self.worker_timeout_s,
+            policy_for_queue=self._policy_for_queue,
+            on_recovered=self._count_recoveries,
+        )
         self._efficiency: dict[str, deque[float]] = {}
         self._queues: dict[str, Queue] = {}
         self._budget_of_queue: dict[str, RetryBudget] = {}  # for the claim's gate check
@@ -219,6 +235,7 @@ class Worker:
             self._threads.append(watch)
         for t in self._threads:
             t.start()
+        self.upkeep.start()
         for _ in range(self.concurrency):
             self._start_slot()
 
@@ -251,11 +268,11 @@ class Worker:
                 log.warning("released chunk %s on stop (attempt given back)", item.chunk.id)
         self._stopped.set()
         self._unsubscribe()
+        self.upkeep.stop()
         for t in self._threads:
             t.join(5.0)
         self.manager.worker_stopped(self.id)
-        for source in self.app.sources():
-            source.close()
+        self.registry.close()
         log.info("worker %s stopped after %d chunk(s)", self.id, self.processed)
 
     def run(self, *, until: Callable[[], bool] | None = None, check_s: float = 0.2) -> None:
@@ -317,8 +334,8 @@ class Worker:
         batch = 1  # grows while chunks are quick, back to 1 when one is slow
         while not self._stopping.is_set():
             try:
-                self._step1_precheck()
-                claimed = self._step2_claim(batch)
+                exclude, size = self._step1_precheck(batch)
+                claimed = self._step2_claim(size, exclude)
             except BackendError as exc:
                 log.error(
                     "database error, retrying in %.0f s: %s",
@@ -405,33 +422,21 @@ class Worker:
         self.processed += 1
         return report
 
-    def _step1_precheck(self) -> None:
-        """Recover stuck chunks before claiming; once per poll interval per process."""
+    def _step1_precheck(self, batch: int) -> tuple[list[str], int]:
+        """Before a claim: the queues whose dependency's gate is shut are left out, and while a
+        gate's probe is due the claim takes a single chunk (the probe), not a batch that would
+        only be held. (Stuck chunks are swept by the upkeep thread, not here.)"""
         now = time.monotonic()
-        if now - self._last_precheck < self.poll_s or not self._precheck_lock.acquire(
-            blocking=False
+        budgets = list(self._budget_of_queue.items())
+        shut = [queue_id for queue_id, budget in budgets if budget.shut(now)]
+        if any(
+            budget.next_probe_at() is not None and not budget.shut(now) for _, budget in budgets
         ):
-            return
-        try:
-            self._last_precheck = now
-            leader = self.manager.backend.is_maintenance_leader(self.id)
-            maintenance.run(self.app, leader=leader)  # alerts, retention, stress feed
-            if not leader:
-                return  # another process runs maintenance (PostgreSQL's elected leader)
-            recovered = self.manager.recover_stuck(
-                self.id, self._policy_for_queue, worker_timeout_s=self.worker_timeout_s
-            )
-            for r in recovered:
-                log.warning(
-                    "recovered chunk %s from worker %s: %s -> %s",
-                    r.chunk_id,
-                    r.previous_worker,
-                    r.reason,
-                    r.to_status,
-                )
-            self.recoveries += len(recovered)
-        finally:
-            self._precheck_lock.release()
+            batch = 1
+        return shut, batch
+
+    def _count_recoveries(self, recovered: list[Recovery]) -> None:
+        self.recoveries += len(recovered)
 
     def _idle_wait_s(self) -> float:
         """Until the next poll, or sooner when a shut gate's next probe falls due first."""
@@ -450,24 +455,16 @@ class Worker:
             return min(batch * 2, self.batch)
         return 1 if claimed and elapsed_s / claimed >= QUICK_CHUNK_SECONDS else batch
 
-    def _step2_claim(self, batch: int) -> list[_InFlight]:
-        """Claim, skipping the queues of dependencies whose gate is shut; when one's probe is
-        due, claim a single chunk (the probe) rather than a batch that would only be held."""
-        kinds = self.app.kinds()
-        now = time.monotonic()
-        budgets = list(self._budget_of_queue.items())
-        shut = [queue_id for queue_id, budget in budgets if budget.shut(now)]
-        if any(
-            budget.next_probe_at() is not None and not budget.shut(now) for _, budget in budgets
-        ):
-            batch = 1
+    def _step2_claim(self, batch: int, exclude: list[str]) -> list[_InFlight]:
+        """Lease up to `batch` runnable chunks of the kinds this worker has handlers for."""
+        kinds = self.registry.kinds()
         token, chunks = self.manager.claim(
             self.id,
             kinds,
             limit=batch,
             lease_s=self.lease_s,
             queue_id=self.queue_id,
-            exclude=shut,
+            exclude=exclude,
         )
         items = [_InFlight(c, token) for c in chunks]
         with self._lock:
@@ -647,7 +644,7 @@ class Worker:
             )
         chunk = ctx.chunk
         decision = decide_failure(
-            self.app.policy(ctx.queue.policy),
+            self.registry.policy(ctx.queue.policy),
             budget,
             category,
             attempts=chunk.attempts,
@@ -771,9 +768,9 @@ class Worker:
         """The queue's source and its dependency's budget, worked out once per queue."""
         found = self._routes.get(queue.id)
         if found is None:
-            source = self.app.source_for(queue)
-            stress = self.app.policy(queue.policy).stress
-            budget = self.app.budgets.get(source.dependency(queue.source), stress)
+            source = self.registry.source_for(queue)
+            stress = self.registry.policy(queue.policy).stress
+            budget = self.registry.budgets.get(source.dependency(queue.source), stress)
             found = self._routes[queue.id] = (source, budget)
             self._budget_of_queue[queue.id] = budget
         return found
@@ -784,8 +781,8 @@ class Worker:
             queue = self._queues[queue_id] = self.manager.get_queue(queue_id)
         return queue
 
-    def _policy_for_queue(self, queue_id: str) -> Any:
-        return self.app.policy(self._queue(queue_id).policy)
+    def _policy_for_queue(self, queue_id: str) -> RetryPolicy:
+        return self.registry.policy(self._queue(queue_id).policy)
 
     def _heartbeat_loop(self) -> None:
         interval = max(0.05, min(self.lease_s / 3.0, 5.0))

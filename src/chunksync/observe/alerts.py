@@ -10,34 +10,29 @@ processes never announce the same alert twice: firing is an upsert that changes 
 the alert was not already firing, and only the process whose statement changed it notifies.
 Notifications go to the log and, optionally, to a webhook (a JSON POST with urllib, retried on
 the project's own RetryPolicy backoff, on a background thread so maintenance never waits).
-Evaluated by the maintenance leader (see chunksync.maintenance) or on demand.
+Evaluated by the maintenance leader (see chunksync.runtime.upkeep) or on demand.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import threading
 import urllib.request
-import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from chunksync import health
 from chunksync.errors import categorize
 from chunksync.exceptions import ConfigurationError
 from chunksync.manager import Manager
 from chunksync.models import ChunkStatus
+from chunksync.observe import health
 from chunksync.redact import redact, redact_url
 from chunksync.retry import DEFAULT_POLICY, RetryPolicy
 
-if TYPE_CHECKING:
-    from chunksync.app import App
-
-log = logging.getLogger("chunksync.alerts")
+log = logging.getLogger("chunksync.observe.alerts")
 
 WEBHOOK_ENV = "CHUNKSYNC_ALERT_WEBHOOK"
 WEBHOOK_ATTEMPTS = 4
@@ -81,25 +76,13 @@ class AlertConfig:
     webhook_url: str | None = None
     policy: RetryPolicy = DEFAULT_POLICY
 
-
-_configured: weakref.WeakKeyDictionary[App, AlertConfig] = weakref.WeakKeyDictionary()
-
-
-def configure(app: App, config: AlertConfig) -> None:
-    """Use this configuration when the maintenance leader evaluates alerts for this app."""
-    if config.webhook_url and not config.webhook_url.startswith(("http://", "https://")):
-        raise ConfigurationError(
-            f"alert webhook '{redact_url(config.webhook_url)}' must be http:// or https://"
-        )
-    _configured[app] = config
-
-
-def config_for(app: App) -> AlertConfig:
-    found = _configured.get(app)
-    if found is None:
-        found = AlertConfig(health.thresholds_for(app), os.environ.get(WEBHOOK_ENV) or None)
-        configure(app, found)
-    return found
+    def checked(self) -> AlertConfig:
+        """This configuration, once its webhook is known to be an http(s) URL."""
+        if self.webhook_url and not self.webhook_url.startswith(("http://", "https://")):
+            raise ConfigurationError(
+                f"alert webhook '{redact_url(self.webhook_url)}' must be http:// or https://"
+            )
+        return self
 
 
 def set_queue_sla(manager: Manager, queue: str, sla_s: float | None) -> None:
