@@ -43,6 +43,10 @@ class Session(abc.ABC):
 class Backend(abc.ABC):
     dialect: str
     url: str
+    # Capabilities, declared by each backend so that the layers above never test the dialect:
+    # whether the database answers health questions through its SQL interface (the functions
+    # get_queue_health_summary() and get_system_health_metrics()).
+    sql_health_interface: bool = False
 
     @abc.abstractmethod
     def transaction(self, *, write: bool = True) -> AbstractContextManager[Session]:

@@ -197,6 +197,7 @@ class PostgresBackend(Backend):
     """
 
     dialect = DIALECT
+    sql_health_interface = True
 
     def __init__(
         self, url: str, *, create: bool = True, migrate: bool = True, **options: Any

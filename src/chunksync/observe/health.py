@@ -173,7 +173,7 @@ def percentile_cont(manager: Manager, queue_id: str, fraction: float) -> float |
 
 def queue_summary(manager: Manager, queue: Queue | str) -> QueueSummary:
     q = manager.get_queue(queue) if isinstance(queue, str) else manager.get_queue(queue.id)
-    if manager.backend.dialect == "postgres":  # get_queue_health_summary(): one implementation
+    if manager.backend.sql_health_interface:  # get_queue_health_summary(): one implementation
         return health_sql.queue_summary(manager, q.id, THROUGHPUT_WINDOW_SECONDS)
     rows = manager.backend.fetch_all("health_queue_attempts", {"queue_id": q.id})
     by_outcome: Counter[str] = Counter()
@@ -264,7 +264,7 @@ def system_summary(
 ) -> SystemSummary:
     t = thresholds or HealthThresholds()
     deps = dependency_health(manager, t, dependency_of=dependency_of, budgets=budgets)
-    if manager.backend.dialect == "postgres":  # get_system_health_metrics()
+    if manager.backend.sql_health_interface:  # get_system_health_metrics()
         return health_sql.system_summary(manager, t, deps)
     row = manager.backend.fetch_one(
         "health_system",
