@@ -57,6 +57,11 @@ PROBE_INTERVAL_SECONDS = 5.0
 HOLD_SPREAD = 2.0  # a held chunk waits probe_interval_s x U(1, HOLD_SPREAD)
 
 C = ErrorCategory
+# The failures that tell about the dependency, not the chunk: only these charge its retry budget,
+# shut its gate or defer chunks for its sake. processing_error, not_found, permission,
+# data_conflict and unknown are the chunk's own trouble, and auth is the account's credentials:
+# retried (or not) by their category rule, never charged to a healthy dependency.
+DEPENDENCY_FAULTS = frozenset({C.TIMEOUT, C.NETWORK, C.TEMPORARY, C.RATE_LIMIT})
 
 
 class RandomSource(Protocol):
@@ -313,7 +318,8 @@ class RetryBudget:
         return self.config.capacity * self.config.threshold
 
     def on_failure(self, category: ErrorCategory, retryable: bool) -> None:
-        if not retryable:
+        """Charge a retryable failure that tells about the dependency (DEPENDENCY_FAULTS)."""
+        if not retryable or category not in DEPENDENCY_FAULTS:
             return
         cost = self.config.timeout_cost if category is C.TIMEOUT else self.config.failure_cost
         self.charge(cost)
@@ -427,19 +433,23 @@ def decide_failure(
 ) -> Decision:
     """The retry decision for one failed attempt: charge the dependency's budget, then decide.
 
+    Only a dependency's own faults (DEPENDENCY_FAULTS) charge it, and only they are deferred or
+    stretched for its stress or count as a failed probe: a malformed record on a healthy (or a
+    stressed) dependency spends its attempts at its category's pace and goes dead.
     The worker's step 6 and the policy benchmark (chunksync.simulate) both call this.
     """
+    fault = category in DEPENDENCY_FAULTS
     budget.on_failure(category, policy.is_retryable(category))
     return policy.decide(
         category,
         attempts,
         max_attempts=max_attempts,
         retry_after_s=retry_after_s,
-        stressed=budget.stressed,
+        stressed=fault and budget.stressed,
         stress_retries=stress_retries,
         deferrals=deferrals,
         rng=rng,
-        probe=probe,
+        probe=probe and fault,
     )
 
 

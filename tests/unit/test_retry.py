@@ -16,6 +16,7 @@ from chunksync.exceptions import ConfigurationError
 from chunksync.models import ChunkStatus, ErrorCategory
 from chunksync.retry import (
     DEFAULT_POLICY,
+    DEPENDENCY_FAULTS,
     MAX_DELAY_SECONDS,
     Action,
     Gate,
@@ -25,6 +26,7 @@ from chunksync.retry import (
     ScheduleKind,
     StressConfig,
     admit_or_hold,
+    decide_failure,
     load_policy,
     policy_from_mapping,
     policy_to_mapping,
@@ -132,6 +134,26 @@ def test_stress_never_kills_and_category_rules_still_do() -> None:
     assert DEFAULT_POLICY.decide(C.NOT_FOUND, 1, stressed=True).action is Action.DEAD
     spent = DEFAULT_POLICY.decide(C.NETWORK, 1, stressed=True, stress_retries=1, deferrals=3)
     assert spent.action is Action.RETRY  # deferrals used up: the attempt is spent as usual
+
+
+@pytest.mark.parametrize("category", sorted(set(C) - DEPENDENCY_FAULTS))
+def test_only_the_dependencys_own_faults_charge_it(category: C) -> None:
+    budget = RetryBudget(StressConfig(capacity=10))
+    for _ in range(20):
+        decision = decide_failure(
+            DEFAULT_POLICY,
+            budget,
+            category,
+            attempts=1,
+            max_attempts=5,
+            retry_after_s=None,
+            stress_retries=0,
+            deferrals=0,
+            rng=None,
+            probe=True,
+        )
+        assert decision.action is not Action.DEFER  # a probe failing on its own data is no probe
+    assert budget.tokens == 10 and not budget.stressed
 
 
 def test_budget_drains_on_retryable_failures_and_refills_on_success() -> None:

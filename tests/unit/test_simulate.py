@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+from collections import Counter
 
 import pytest
 
@@ -159,7 +160,7 @@ def test_a_worker_death_is_recovered_after_the_lease_and_a_crash_loop_is_dead() 
 def test_stress_stretches_then_defers_and_a_deferral_gives_the_attempt_back() -> None:
     stream = one_dependency(
         ChunkScript(1, ("timeout", "timeout", "timeout", "ok")),
-        ChunkScript(2, ("unknown", "unknown", "ok")),
+        ChunkScript(2, ("network", "network", "ok")),
     )
     # time_scale 0: every wait elapses at once, so the one slot takes chunk 1 to its end first.
     # Budget 10, stressed below 5; a timeout costs 2, a success gives 0.1 back. The gate (probe
@@ -172,13 +173,31 @@ def test_stress_stretches_then_defers_and_a_deferral_gives_the_attempt_back() ->
         (1, 3, "timeout", "retry", 18.0),  # 4: stressed, one more retry at double the delay
         (1, 4, "", "held", 5.0),  # the gate opens: held, attempt 4 given back
         (1, 4, "", "completed", 0.0),  # the probe succeeds: closed at 5
-        (2, 1, "unknown", "retry", 2.0),  # 4: chunk 2's stressed retry
+        (2, 1, "network", "retry", 4.0),  # 4: chunk 2's stressed retry, delay doubled
         (2, 2, "", "held", 5.0),  # the gate opens again
-        (2, 2, "unknown", "defer", 30.0),  # 3: the probe fails: deferred, attempt 2 given back
+        (2, 2, "network", "defer", 30.0),  # 3: the probe fails: deferred, attempt 2 given back
         (2, 2, "", "completed", 0.0),  # the next probe closes it
     ]
     m = measure(result)
     assert (m.attempts, m.held, m.failed) == (7, 2, 5)  # a hold is neither attempt nor failure
+
+
+def test_the_chunks_own_failures_never_stress_its_dependency() -> None:
+    # Three malformed records (processing_error, retried by the default policy) among healthy
+    # chunks: they spend their attempts at their category's pace and go dead; the budget is
+    # never charged, no gate opens and no healthy chunk is held or deferred.
+    bad = ("processing_error",) * 5
+    stream = one_dependency(
+        *[ChunkScript(n, bad if n % 10 == 0 else ("ok",)) for n in range(1, 31)]
+    )
+    result = simulate(stream, PolicySpec(DEFAULT_STRESS, DEFAULT_POLICY), time_scale=0.0)
+    actions = Counter(a.action for a in result.attempts)
+    assert actions["held"] == 0 and actions["defer"] == 0
+    final = {c.seq: c for c in result.chunks}
+    for n in (10, 20, 30):
+        assert final[n].status is ChunkStatus.DEAD
+        assert final[n].dead_reason == "processing_error: out of retries after 5"
+    assert sum(c.status is ChunkStatus.COMPLETED for c in final.values()) == 27
 
 
 def test_recovery_time_is_when_the_window_is_back_at_the_pre_outage_rate() -> None:
