@@ -1,0 +1,169 @@
+"""The shared gate, retry budget and rate limit of one dependency: pure rules over plain state.
+
+No clock, no I/O: every function takes `now` (the database's clock, so machines with skewed
+clocks agree) and returns the new state. The database store applies them to a dependency's row
+under a row lock; the policy simulation applies them to a state it keeps in memory. What is
+benchmarked is what runs.
+
+The gate has three states:
+- `ok`: calls flow. Each dependency fault (timeout, network, temporary, rate_limit) costs tokens
+  of the retry budget; each success gives a fraction back.
+- `probing`: the budget fell below its stress line. One call per probe interval goes through
+  for the whole fleet (claims of the dependency's chunks take exactly one chunk, the probe);
+  the interval starts short (`probe_min_interval_s`) so that the end of a short outage is seen
+  at once, and doubles with each probe up to `probe_interval_s`. A successful probe (or a batch
+  with more successes than faults) reopens the flow with the tokens set above the stress line by
+  `hysteresis` tokens, so that one stray failure right after recovery does not shut it again.
+- `stopped`: an operator closed it (`chunksync deps close NAME`); nothing is claimed until it is
+  opened again (`chunksync deps open NAME`: flow, full budget).
+
+The rate limit is GCRA (the generic cell rate algorithm): one number, the theoretical arrival
+time `tat`, per dependency. Taking n units at `now` moves it to max(tat, now) + n/rate; it is
+allowed while that stays within `burst` units of `now`.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, replace
+
+from chunksync.deps.model import Limits
+from chunksync.retry import StressConfig
+
+
+class Flow(enum.StrEnum):
+    OK = "ok"
+    PROBING = "probing"
+    STOPPED = "stopped"
+
+
+class Verdict(enum.StrEnum):
+    """What the gate says to a claim: take as many as the limits allow, one probe, or none."""
+
+    CALL = "call"
+    PROBE = "probe"
+    HOLD = "hold"
+
+
+@dataclass(frozen=True, slots=True)
+class DepState:
+    """A dependency's shared state, as its row holds it."""
+
+    tokens: float
+    flow: Flow = Flow.OK
+    next_probe_at: float | None = None  # probing: when the fleet's next probe may go
+    probe_interval_s: float = 0.0  # probing: the interval the next probe will use
+    gated_since: float | None = None  # when the flow last stopped being ok
+    tat: float = 0.0  # the rate limit's theoretical arrival time
+
+    @property
+    def gated(self) -> bool:
+        return self.flow is not Flow.OK
+
+
+def fresh(config: StressConfig) -> DepState:
+    return DepState(tokens=config.capacity)
+
+
+def _line(config: StressConfig) -> float:
+    return config.capacity * config.threshold
+
+
+def record(
+    state: DepState,
+    config: StressConfig,
+    *,
+    cost: float,
+    successes: int,
+    probe_succeeded: bool,
+    now: float,
+) -> DepState:
+    """A batch of outcomes: `cost` tokens of dependency faults, `successes` calls that worked
+    (the chunk's own failures count as neither). Faults may start probing; a successful probe,
+    or more successes than faults while probing, reopens the flow."""
+    if state.flow is Flow.STOPPED:
+        return state
+    tokens = max(0.0, state.tokens - cost)
+    faults = cost > 0
+    if state.flow is Flow.PROBING:
+        if probe_succeeded or (successes > 0 and not faults):
+            return _reopen(state, config)
+        return replace(state, tokens=tokens)
+    tokens = min(config.capacity, tokens + successes * config.success_refund)
+    if tokens < _line(config):
+        return replace(
+            state,
+            tokens=tokens,
+            flow=Flow.PROBING,
+            next_probe_at=now + _min_interval(config),
+            probe_interval_s=_min_interval(config),
+            gated_since=now,
+        )
+    return replace(state, tokens=tokens)
+
+
+def _min_interval(config: StressConfig) -> float:
+    return min(config.probe_min_interval_s, config.probe_interval_s)
+
+
+def _reopen(state: DepState, config: StressConfig) -> DepState:
+    tokens = min(config.capacity, _line(config) + config.hysteresis)
+    return replace(
+        state,
+        tokens=max(tokens, state.tokens),
+        flow=Flow.OK,
+        next_probe_at=None,
+        probe_interval_s=0.0,
+        gated_since=None,
+    )
+
+
+def admit(state: DepState, config: StressConfig, now: float) -> tuple[Verdict, DepState]:
+    """What a claim may take of this dependency now. While probing, the first claim at or after
+    `next_probe_at` takes the probe and pushes the next one an interval further, the interval
+    doubling up to `probe_interval_s`."""
+    if state.flow is Flow.OK:
+        return Verdict.CALL, state
+    if state.flow is Flow.STOPPED or state.next_probe_at is None or now < state.next_probe_at:
+        return Verdict.HOLD, state
+    interval = state.probe_interval_s or _min_interval(config)
+    grown = min(config.probe_interval_s, max(interval * 2.0, _min_interval(config)))
+    return Verdict.PROBE, replace(state, next_probe_at=now + interval, probe_interval_s=grown)
+
+
+def stop(state: DepState, now: float) -> DepState:
+    """An operator closes the dependency: nothing is claimed until it is opened."""
+    return replace(state, flow=Flow.STOPPED, next_probe_at=None, gated_since=now)
+
+
+def start(config: StressConfig) -> DepState:
+    """An operator opens the dependency: calls flow with a full budget."""
+    return fresh(config)
+
+
+# --- the rate limit (GCRA) -----------------------------------------------------------------
+
+
+def take(state: DepState, limits: Limits, units: int, now: float) -> tuple[int, DepState]:
+    """Take up to `units` of the rate limit at `now`: how many were granted, and the state."""
+    if limits.rate is None or units <= 0:
+        return units, state
+    emission = 1.0 / limits.rate.per_s
+    start_at = max(state.tat, now)
+    room = now + limits.burst_units() * emission - start_at  # seconds of budget left
+    granted = min(units, max(0, math.floor(room / emission + 1e-9)))
+    if granted == 0:
+        return 0, state
+    return granted, replace(state, tat=start_at + granted * emission)
+
+
+def wait_s(state: DepState, limits: Limits, units: int, now: float) -> float:
+    """How long until `units` can be taken at once (0: now). More than the burst never can:
+    the caller takes them in parts."""
+    if limits.rate is None:
+        return 0.0
+    emission = 1.0 / limits.rate.per_s
+    need = min(units, max(1, math.floor(limits.burst_units())))
+    ready_at = max(state.tat, now) + need * emission - limits.burst_units() * emission
+    return max(0.0, ready_at - now)
