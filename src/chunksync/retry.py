@@ -295,6 +295,7 @@ class RetryPolicy:
             defer_s=self.stress.defer_s * factor,
             max_defer_s=self.stress.max_defer_s * factor,
             probe_interval_s=self.stress.probe_interval_s * factor,
+            probe_min_interval_s=self.stress.probe_min_interval_s * factor,
         )
         return replace(self, rules=rules, stress=stress)
 
