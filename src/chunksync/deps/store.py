@@ -1,0 +1,368 @@
+"""The dependency rows: read and changed under a row lock, in the transaction that acts on them.
+
+`claim` is the heart: for one dependency whose limits or gate matter, it locks the row, asks the
+gate (one probe per interval for the whole fleet while probing, nothing while stopped), counts
+the slots in use (chunks in flight under their leases plus extra slots), takes rate units for
+as many chunks as it may lease, leases them and writes the row back: one transaction, so no
+worker acts on a stale copy and a killed worker's slots come back with its leases.
+Dependencies without limits never come here: their chunks are claimed by the plain claim,
+which leaves out every queue whose dependency is limited or gated.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from chunksync.backends.base import Backend, Row, Session
+from chunksync.deps import gate
+from chunksync.deps.gate import DepState, Flow, Verdict
+from chunksync.deps.model import Limits, Rate
+from chunksync.exceptions import NotFound
+from chunksync.models import Chunk
+from chunksync.retry import StressConfig
+
+ListParam = Callable[[Sequence[str]], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Dependency:
+    """A dependency's row as the CLI, the dashboard and the metrics show it."""
+
+    name: str
+    limits: Limits
+    state: DepState
+    capacity: float | None
+    in_flight: int = 0
+    extra_slots: int = 0
+    active_queues: int = 0
+    probes: int = 0
+    cap_waits: int = 0
+    rate_waits: int = 0
+    gate_waits: int = 0
+
+    @property
+    def slots_in_use(self) -> int:
+        return self.in_flight + self.extra_slots
+
+    def as_dict(self) -> dict[str, Any]:
+        s = self.state
+        return {
+            "name": self.name,
+            **self.limits.as_dict(),
+            "flow": s.flow.value,
+            "tokens": s.tokens if self.capacity is not None else None,
+            "capacity": self.capacity,
+            "next_probe_at": s.next_probe_at,
+            "gated_since": s.gated_since,
+            "slots_in_use": self.slots_in_use,
+            "active_queues": self.active_queues,
+            "probes": self.probes,
+            "cap_waits": self.cap_waits,
+            "rate_waits": self.rate_waits,
+            "gate_waits": self.gate_waits,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """What one dependency's claim leased, whether it is the gate's probe, and why it leased
+    fewer than asked (None, "gate", "connections" or "rate") with how long until it may try."""
+
+    token: str
+    chunks: list[Chunk]
+    probe: bool = False
+    waiting_for: str | None = None
+    wait_s: float = 0.0
+
+
+def limits_of(row: Row) -> Limits:
+    rate = None
+    if row.get("rate_units") is not None and row.get("rate_period_s") is not None:
+        rate = Rate(float(row["rate_units"]), float(row["rate_period_s"]))
+    connections, burst = row.get("connections"), row.get("burst")
+    return Limits(
+        None if connections is None else int(connections),
+        rate,
+        None if burst is None else int(burst),
+    )
+
+
+def state_of(row: Row, config: StressConfig | None = None) -> DepState:
+    """The row's state; a budget written as NULL is full (of `config`'s capacity)."""
+    tokens = row.get("tokens")
+    full = (config or StressConfig()).capacity
+    return DepState(
+        tokens=full if tokens is None else float(tokens),
+        flow=Flow(str(row.get("flow") or "ok")),
+        next_probe_at=_float(row.get("next_probe_at")),
+        probe_interval_s=float(row.get("probe_interval_s") or 0.0),
+        gated_since=_float(row.get("gated_since")),
+        tat=float(row.get("tat") or 0.0),
+    )
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def dependency_of(row: Row) -> Dependency:
+    capacity = _float(row.get("capacity"))
+    return Dependency(
+        name=str(row["name"]),
+        limits=limits_of(row),
+        state=state_of(row, StressConfig(capacity=capacity) if capacity else None),
+        capacity=capacity if row.get("tokens") is not None else None,
+        in_flight=int(row.get("in_flight") or 0),
+        extra_slots=int(row.get("extra_slots") or 0),
+        active_queues=int(row.get("active_queues") or 0),
+        probes=int(row.get("probes") or 0),
+        cap_waits=int(row.get("cap_waits") or 0),
+        rate_waits=int(row.get("rate_waits") or 0),
+        gate_waits=int(row.get("gate_waits") or 0),
+    )
+
+
+class DependencyStore:
+    """Every read and write of the dependency rows, once, on top of a backend."""
+
+    def __init__(self, backend: Backend, list_param: ListParam) -> None:
+        self.backend = backend
+        self._list = list_param
+
+    # --- reading -------------------------------------------------------------------------
+
+    def all(self) -> list[Dependency]:
+        return [dependency_of(r) for r in self.backend.fetch_all("deps_list")]
+
+    def get(self, name: str) -> Dependency:
+        for dep in self.all():
+            if dep.name == name:
+                return dep
+        known = ", ".join(d.name for d in self.all()) or "none yet"
+        raise NotFound(f"no dependency named '{name}' (known: {known})")
+
+    def special(self) -> dict[str, list[str]]:
+        """{dependency: its active queues' ids} for every dependency a claim must treat apart:
+        limited, gated, or with a budget below full."""
+        found: dict[str, list[str]] = {}
+        for r in self.backend.fetch_all("deps_special"):
+            found.setdefault(str(r["name"]), []).append(str(r["queue_id"]))
+        return found
+
+    # --- declaring and operating ---------------------------------------------------------
+
+    def declare(self, name: str, limits: Limits) -> None:
+        """Set a dependency's limits (the row is made if new)."""
+        with self.backend.transaction() as s:
+            s.execute("deps_ensure", {"name": name})
+            s.execute("deps_set_limits", _limit_params(name, limits))
+
+    def set_flow(self, name: str, stopped: bool, config: StressConfig) -> DepState:
+        """An operator stops a dependency (nothing is claimed) or starts it (flow, full budget)."""
+        with self.backend.transaction() as s:
+            row = s.fetch_one("deps_lock", {"name": name})
+            if row is None:
+                raise NotFound(f"no dependency named '{name}'")
+            now = float(row["now"])
+            state = gate.stop(state_of(row, config), now) if stopped else gate.start(config)
+            self._save(s, name, state, config, full=not stopped)
+            return state
+
+    def name_queue(self, queue_id: str, dependency: str) -> None:
+        self.backend.execute("deps_queue_set", {"id": queue_id, "dependency": dependency})
+
+    def unnamed_queues(self) -> list[Row]:
+        return self.backend.fetch_all("deps_queues_unnamed")
+
+    # --- the worker's side ---------------------------------------------------------------
+
+    def claim(
+        self,
+        name: str,
+        queue_ids: Sequence[str],
+        *,
+        worker_id: str,
+        kinds: Sequence[str],
+        limit: int,
+        lease_s: float,
+        config: StressConfig,
+    ) -> Claimed:
+        """Lease up to `limit` chunks of one dependency's queues, within its gate and limits."""
+        token = str(uuid.uuid4())
+        with self.backend.transaction() as s:
+            row = s.fetch_one("deps_lock", {"name": name})
+            if row is None:
+                return Claimed(token, [])
+            now, limits = float(row["now"]), limits_of(row)
+            verdict, state = gate.admit(state_of(row, config), config, now)
+            want, waiting, wait = self._allowance(s, name, verdict, state, limits, limit, now)
+            granted, state = gate.take(state, limits, want, now)
+            if granted < want and waiting is None:
+                waiting, wait = "rate", gate.wait_s(state, limits, 1, now)
+            chunks: list[Chunk] = []
+            if granted:
+                chunks = self._lease(s, queue_ids, token, worker_id, kinds, granted, lease_s)
+                state = _give_back(state, limits, granted - len(chunks))
+            probe = verdict is Verdict.PROBE and bool(chunks)
+            if verdict is Verdict.PROBE and not chunks:
+                state = state_of(row, config)  # no chunk to probe with: the probe is not spent
+            counts = {"probes": int(probe), waiting or "none": 1}
+            self._save(s, name, state, config, counts=counts)
+            return Claimed(token, chunks, probe, waiting, wait)
+
+    def _allowance(
+        self,
+        s: Session,
+        name: str,
+        verdict: Verdict,
+        state: DepState,
+        limits: Limits,
+        limit: int,
+        now: float,
+    ) -> tuple[int, str | None, float]:
+        """How many chunks the gate and the connection cap allow, and what holds the rest."""
+        if verdict is Verdict.HOLD:
+            until = state.next_probe_at
+            return 0, "gate", 0.0 if until is None else max(0.0, until - now)
+        want = 1 if verdict is Verdict.PROBE else limit
+        if limits.connections is None:
+            return want, None, 0.0
+        s.execute("deps_slots_sweep", {"name": name})
+        row = s.fetch_one("deps_in_use", {"name": name})
+        free = limits.connections - int(row["n"] if row else 0)
+        if free < want:
+            return max(0, free), "connections", 0.0
+        return want, None, 0.0
+
+    def _lease(
+        self,
+        s: Session,
+        queue_ids: Sequence[str],
+        token: str,
+        worker_id: str,
+        kinds: Sequence[str],
+        limit: int,
+        lease_s: float,
+    ) -> list[Chunk]:
+        params = {
+            "token": token,
+            "lease_s": lease_s,
+            "worker_id": worker_id,
+            "limit": limit,
+            "kinds": self._list(kinds),
+            "queues": self._list(queue_ids),
+        }
+        rows = s.fetch_all("claim_chunks_of", params)
+        return sorted((Chunk.from_row(r) for r in rows), key=lambda c: (-c.priority, c.seq))
+
+    def record(
+        self,
+        name: str,
+        config: StressConfig,
+        *,
+        cost: float,
+        successes: int,
+        probe_succeeded: bool,
+    ) -> DepState:
+        """A batch of outcomes of one dependency's calls (see chunksync.deps.gate.record)."""
+        with self.backend.transaction() as s:
+            s.execute("deps_ensure", {"name": name})
+            row = s.fetch_one("deps_lock", {"name": name})
+            assert row is not None
+            before = state_of(row, config)
+            state = gate.record(
+                before,
+                config,
+                cost=cost,
+                successes=successes,
+                probe_succeeded=probe_succeeded,
+                now=float(row["now"]),
+            )
+            if state != before:
+                self._save(s, name, state, config)
+            return state
+
+    def take(self, name: str, units: int) -> tuple[int, float]:
+        """Take up to `units` of a dependency's rate limit for a handler's own calls: how many
+        were granted, and how long until the next one may be taken."""
+        with self.backend.transaction() as s:
+            row = s.fetch_one("deps_lock", {"name": name})
+            if row is None:
+                return units, 0.0
+            now, limits = float(row["now"]), limits_of(row)
+            config = StressConfig()
+            state = state_of(row, config)
+            granted, after = gate.take(state, limits, units, now)
+            if after != state:
+                self._save(s, name, after, None, counts={"rate": int(granted < units)})
+            return granted, gate.wait_s(after, limits, 1, now) if granted < units else 0.0
+
+    def take_slot(self, name: str, chunk_id: str, token: str) -> str | None:
+        """An extra slot of the dependency for a running chunk: its id, or None when the cap is
+        reached (or the chunk's lease is lost)."""
+        with self.backend.transaction() as s:
+            row = s.fetch_one("deps_lock", {"name": name})
+            slot_id = str(uuid.uuid4())
+            params = {"id": slot_id, "name": name, "chunk_id": chunk_id, "token": token}
+            if row is None or limits_of(row).connections is None:
+                return slot_id if s.execute("deps_slot_take", params) else None
+            s.execute("deps_slots_sweep", {"name": name})
+            used = s.fetch_one("deps_in_use", {"name": name})
+            if int(used["n"] if used else 0) >= int(row["connections"]):
+                self._save(s, name, state_of(row), None, counts={"connections": 1})
+                return None
+            return slot_id if s.execute("deps_slot_take", params) else None
+
+    def release_slot(self, slot_id: str) -> None:
+        self.backend.execute("deps_slot_release", {"id": slot_id})
+
+    def _save(
+        self,
+        s: Session,
+        name: str,
+        state: DepState,
+        config: StressConfig | None,
+        *,
+        full: bool = False,
+        counts: dict[str, int] | None = None,
+    ) -> None:
+        counts = counts or {}
+        capacity = None if config is None else config.capacity
+        at_full = full or (capacity is not None and state.tokens >= capacity)
+        s.execute(
+            "deps_save",
+            {
+                "name": name,
+                "tokens": None if at_full else state.tokens,
+                "capacity": capacity,
+                "flow": state.flow.value,
+                "next_probe_at": state.next_probe_at,
+                "probe_interval_s": state.probe_interval_s,
+                "gated_since": state.gated_since,
+                "tat": state.tat,
+                "probes": counts.get("probes", 0),
+                "cap_waits": counts.get("connections", 0),
+                "rate_waits": counts.get("rate", 0),
+                "gate_waits": counts.get("gate", 0),
+            },
+        )
+
+
+def _give_back(state: DepState, limits: Limits, units: int) -> DepState:
+    """Rate units taken for chunks that were not there to lease."""
+    if units <= 0 or limits.rate is None:
+        return state
+    return replace(state, tat=state.tat - units / limits.rate.per_s)
+
+
+def _limit_params(name: str, limits: Limits) -> dict[str, Any]:
+    return {
+        "name": name,
+        "connections": limits.connections,
+        "rate_units": None if limits.rate is None else limits.rate.units,
+        "rate_period_s": None if limits.rate is None else limits.rate.period_s,
+        "burst": limits.burst,
+    }

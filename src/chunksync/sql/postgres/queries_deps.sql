@@ -1,0 +1,106 @@
+-- Dependencies as shared state (chunksync.deps.store). A read-modify-write of a dependency's
+-- row locks it first (deps_lock: FOR UPDATE), so two workers never act on one stale copy.
+
+-- deps_ensure --
+-- Create a dependency's row with the defaults (full budget, flowing) unless it exists.
+INSERT INTO dependencies (name, updated_at) VALUES (:name, NOW())
+ON CONFLICT (name) DO NOTHING;
+
+-- deps_lock --
+-- One dependency's row and the database clock, locked for a read-modify-write in this transaction.
+SELECT d.*, NOW() AS now FROM dependencies d WHERE d.name = :name FOR UPDATE;
+
+-- deps_get --
+-- One dependency's row.
+SELECT * FROM dependencies WHERE name = :name;
+
+-- deps_save --
+-- Write back a dependency's state (and count its waits and probes).
+UPDATE dependencies
+SET tokens = :tokens::float8, capacity = :capacity::float8, flow = :flow,
+    next_probe_at = :next_probe_at::float8, probe_interval_s = :probe_interval_s::float8,
+    gated_since = :gated_since::float8, tat = :tat::float8,
+    probes = probes + :probes, cap_waits = cap_waits + :cap_waits,
+    rate_waits = rate_waits + :rate_waits, gate_waits = gate_waits + :gate_waits,
+    updated_at = NOW()
+WHERE name = :name;
+
+-- deps_set_limits --
+-- Declare a dependency's limits (NULL: no limit of that kind).
+UPDATE dependencies
+SET connections = :connections::integer, rate_units = :rate_units::float8,
+    rate_period_s = :rate_period_s::float8, burst = :burst::integer, updated_at = NOW()
+WHERE name = :name;
+
+-- deps_list --
+-- Every dependency with its slots in use (chunks in flight plus extra slots) and queue counts.
+SELECT d.*,
+       (SELECT COUNT(*) FROM chunks c
+        WHERE c.status = 'processing'
+          AND c.queue_id = ANY(ARRAY(SELECT q.id FROM queues q
+                                     WHERE q.dependency = d.name))) AS in_flight,
+       (SELECT COUNT(*) FROM dependency_slots s JOIN chunks c
+          ON c.id = s.chunk_id AND c.lease_token = s.lease_token AND c.status = 'processing'
+        WHERE s.dependency = d.name) AS extra_slots,
+       (SELECT COUNT(*) FROM queues q
+        WHERE q.dependency = d.name AND q.status = 'active') AS active_queues
+FROM dependencies d
+ORDER BY d.name;
+
+-- deps_special --
+-- The dependencies a claim must treat apart (limited, gated, or with a budget below full) and the ids of their active queues.
+SELECT d.*, q.id AS queue_id
+FROM dependencies d JOIN queues q ON q.dependency = d.name AND q.status = 'active'
+WHERE d.connections IS NOT NULL OR d.rate_units IS NOT NULL OR d.flow <> 'ok'
+   OR d.tokens IS NOT NULL;
+
+-- deps_in_use --
+-- The slots of one dependency in use: its chunks in flight plus the extra slots they hold.
+SELECT (SELECT COUNT(*) FROM chunks c
+        WHERE c.status = 'processing'
+          AND c.queue_id = ANY(ARRAY(SELECT q.id FROM queues q WHERE q.dependency = :name)))
+     + (SELECT COUNT(*) FROM dependency_slots s JOIN chunks c
+          ON c.id = s.chunk_id AND c.lease_token = s.lease_token AND c.status = 'processing'
+        WHERE s.dependency = :name) AS n;
+
+-- deps_slots_sweep --
+-- Forget the extra slots of chunks that no longer run under the lease that took them.
+DELETE FROM dependency_slots s
+WHERE s.dependency = :name AND NOT EXISTS (
+    SELECT 1 FROM chunks c
+    WHERE c.id = s.chunk_id AND c.lease_token = s.lease_token AND c.status = 'processing');
+
+-- deps_slot_take --
+-- An extra slot for a running chunk, fenced by its lease token (0 rows: the lease is lost).
+INSERT INTO dependency_slots (id, dependency, chunk_id, lease_token, taken_at)
+SELECT :id::uuid, :name, c.id, c.lease_token, NOW() FROM chunks c
+WHERE c.id = :chunk_id::uuid AND c.lease_token = :token::uuid AND c.status = 'processing';
+
+-- deps_slot_release --
+-- Give an extra slot back.
+DELETE FROM dependency_slots WHERE id = :id::uuid;
+
+-- deps_queue_set --
+-- Name the dependency of a queue (queues made before dependencies were rows have none).
+UPDATE queues SET dependency = :dependency WHERE id = :id::uuid AND dependency IS NULL;
+
+-- deps_queues_unnamed --
+-- Active queues whose dependency is not named yet.
+SELECT id::text AS id, source, kind FROM queues WHERE dependency IS NULL AND status = 'active';
+
+-- claim_chunks_of --
+-- Lease up to :limit runnable chunks of the given queues (one dependency's), like claim_chunks.
+WITH picked AS (
+    SELECT c.id FROM chunks c
+    WHERE c.status = 'pending' AND c.run_after <= NOW()
+      AND c.queue_id = ANY(ARRAY(SELECT q.id FROM queues q
+                                 WHERE q.status = 'active' AND q.kind = ANY(:kinds::text[])
+                                   AND q.id = ANY(:queues::uuid[])))
+    ORDER BY c.priority DESC, c.created_at, c.seq
+    LIMIT :limit
+    FOR UPDATE OF c SKIP LOCKED)
+UPDATE chunks c
+SET status = 'processing', attempts = c.attempts + 1, lease_token = :token::uuid,
+    lease_expires_at = NOW() + :lease_s::float8, worker_id = :worker_id, updated_at = NOW()
+WHERE c.id = ANY(ARRAY(SELECT id FROM picked))
+RETURNING c.*;

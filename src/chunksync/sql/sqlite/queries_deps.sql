@@ -1,0 +1,102 @@
+-- Dependencies as shared state (chunksync.deps.store). SQLite runs every write transaction
+-- under BEGIN IMMEDIATE, so reading a row and writing it back in one transaction is atomic.
+
+-- deps_ensure --
+-- Create a dependency's row with the defaults (full budget, flowing) unless it exists.
+INSERT INTO dependencies (name, updated_at) VALUES (:name, NOW())
+ON CONFLICT (name) DO NOTHING;
+
+-- deps_lock --
+-- One dependency's row and the database clock, for a read-modify-write in this transaction.
+SELECT d.*, NOW() AS now FROM dependencies d WHERE d.name = :name;
+
+-- deps_get --
+-- One dependency's row.
+SELECT * FROM dependencies WHERE name = :name;
+
+-- deps_save --
+-- Write back a dependency's state (and count its waits and probes).
+UPDATE dependencies
+SET tokens = :tokens, capacity = :capacity, flow = :flow, next_probe_at = :next_probe_at,
+    probe_interval_s = :probe_interval_s, gated_since = :gated_since, tat = :tat,
+    probes = probes + :probes, cap_waits = cap_waits + :cap_waits,
+    rate_waits = rate_waits + :rate_waits, gate_waits = gate_waits + :gate_waits,
+    updated_at = NOW()
+WHERE name = :name;
+
+-- deps_set_limits --
+-- Declare a dependency's limits (NULL: no limit of that kind).
+UPDATE dependencies
+SET connections = :connections, rate_units = :rate_units, rate_period_s = :rate_period_s,
+    burst = :burst, updated_at = NOW()
+WHERE name = :name;
+
+-- deps_list --
+-- Every dependency with its slots in use (chunks in flight plus extra slots) and queue counts.
+SELECT d.*,
+       (SELECT COUNT(*) FROM chunks c
+        WHERE c.status = 'processing'
+          AND c.queue_id IN (SELECT q.id FROM queues q WHERE q.dependency = d.name)) AS in_flight,
+       (SELECT COUNT(*) FROM dependency_slots s JOIN chunks c
+          ON c.id = s.chunk_id AND c.lease_token = s.lease_token AND c.status = 'processing'
+        WHERE s.dependency = d.name) AS extra_slots,
+       (SELECT COUNT(*) FROM queues q
+        WHERE q.dependency = d.name AND q.status = 'active') AS active_queues
+FROM dependencies d
+ORDER BY d.name;
+
+-- deps_special --
+-- The dependencies a claim must treat apart (limited, gated, or with a budget below full) and the ids of their active queues.
+SELECT d.*, q.id AS queue_id
+FROM dependencies d JOIN queues q ON q.dependency = d.name AND q.status = 'active'
+WHERE d.connections IS NOT NULL OR d.rate_units IS NOT NULL OR d.flow <> 'ok'
+   OR d.tokens IS NOT NULL;
+
+-- deps_in_use --
+-- The slots of one dependency in use: its chunks in flight plus the extra slots they hold.
+SELECT (SELECT COUNT(*) FROM chunks c
+        WHERE c.status = 'processing'
+          AND c.queue_id IN (SELECT q.id FROM queues q WHERE q.dependency = :name))
+     + (SELECT COUNT(*) FROM dependency_slots s JOIN chunks c
+          ON c.id = s.chunk_id AND c.lease_token = s.lease_token AND c.status = 'processing'
+        WHERE s.dependency = :name) AS n;
+
+-- deps_slots_sweep --
+-- Forget the extra slots of chunks that no longer run under the lease that took them.
+DELETE FROM dependency_slots
+WHERE dependency = :name AND NOT EXISTS (
+    SELECT 1 FROM chunks c
+    WHERE c.id = dependency_slots.chunk_id AND c.lease_token = dependency_slots.lease_token
+      AND c.status = 'processing');
+
+-- deps_slot_take --
+-- An extra slot for a running chunk, fenced by its lease token (0 rows: the lease is lost).
+INSERT INTO dependency_slots (id, dependency, chunk_id, lease_token, taken_at)
+SELECT :id, :name, c.id, c.lease_token, NOW() FROM chunks c
+WHERE c.id = :chunk_id AND c.lease_token = :token AND c.status = 'processing';
+
+-- deps_slot_release --
+-- Give an extra slot back.
+DELETE FROM dependency_slots WHERE id = :id;
+
+-- deps_queue_set --
+-- Name the dependency of a queue (queues made before dependencies were rows have none).
+UPDATE queues SET dependency = :dependency WHERE id = :id AND dependency IS NULL;
+
+-- deps_queues_unnamed --
+-- Active queues whose dependency is not named yet.
+SELECT id, source, kind FROM queues WHERE dependency IS NULL AND status = 'active';
+
+-- claim_chunks_of --
+-- Lease up to :limit runnable chunks of the given queues (one dependency's), like claim_chunks.
+UPDATE chunks
+SET status = 'processing', attempts = attempts + 1, lease_token = :token,
+    lease_expires_at = NOW() + :lease_s, worker_id = :worker_id, updated_at = NOW()
+WHERE id IN (
+    SELECT c.id FROM chunks c JOIN queues q ON q.id = c.queue_id
+    WHERE c.status = 'pending' AND c.run_after <= NOW() AND q.status = 'active'
+      AND q.kind IN (SELECT value FROM json_each(:kinds))
+      AND c.queue_id IN (SELECT value FROM json_each(:queues))
+    ORDER BY c.priority DESC, c.created_at, c.seq
+    LIMIT :limit)
+RETURNING *;
