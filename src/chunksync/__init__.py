@@ -38,12 +38,8 @@ if TYPE_CHECKING:
         Queue,
         QueueStatus,
     )
-    from chunksync.observe.health import (
-        HealthState,
-        HealthThresholds,
-        queue_summary,
-        system_summary,
-    )
+    from chunksync.observe.health import queue_summary, system_summary
+    from chunksync.observe.model import HealthState, HealthThresholds
     from chunksync.retry import (
         DEFAULT_POLICY,
         CategoryRule,
@@ -74,8 +70,8 @@ _EXPORTS = {
     "ChunksyncError": "chunksync.exceptions",
     "ConfigurationError": "chunksync.exceptions",
     "ErrorCategory": "chunksync.models",
-    "HealthState": "chunksync.observe.health",
-    "HealthThresholds": "chunksync.observe.health",
+    "HealthState": "chunksync.observe.model",
+    "HealthThresholds": "chunksync.observe.model",
     "IntegrityConflict": "chunksync.exceptions",
     "InvalidPayload": "chunksync.exceptions",
     "LeaseLost": "chunksync.exceptions",

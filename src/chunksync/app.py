@@ -15,7 +15,7 @@ from chunksync.exceptions import ConfigurationError
 from chunksync.manager import Manager
 from chunksync.models import DEFAULT_PRIORITY, DEFAULT_TENANT, Queue
 from chunksync.observe.alerts import AlertConfig
-from chunksync.observe.health import HealthThresholds
+from chunksync.observe.model import HealthThresholds
 from chunksync.registry import Registry
 from chunksync.retry import DEFAULT_POLICY, RetryBudgets, RetryPolicy
 from chunksync.settings import Settings

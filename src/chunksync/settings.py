@@ -11,7 +11,8 @@ import os
 from dataclasses import dataclass, field, replace
 
 from chunksync.observe.alerts import WEBHOOK_ENV, AlertConfig
-from chunksync.observe.health import THRESHOLDS_ENV, HealthThresholds, load_thresholds
+from chunksync.observe.health import THRESHOLDS_ENV, load_thresholds
+from chunksync.observe.model import HealthThresholds
 from chunksync.observe.retention import RETENTION_DAYS
 
 UPKEEP_TICK_SECONDS = 1.0  # how often the upkeep loop looks for a duty that is due

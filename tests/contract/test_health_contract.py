@@ -9,8 +9,8 @@ import pytest
 from chunksync.app import App
 from chunksync.manager import FinishResult
 from chunksync.models import Attempt, ChunkStatus, ErrorCategory, Outcome
-from chunksync.observe import health
-from chunksync.observe.health import HealthState, HealthThresholds
+from chunksync.observe import health, trends
+from chunksync.observe.model import HealthState, HealthThresholds, assess
 
 C = ErrorCategory
 
@@ -90,7 +90,7 @@ def test_system_summary_and_state(measured: App) -> None:
 
 
 def test_hourly_trend(measured: App) -> None:
-    [hour] = health.hourly(measured.manager)
+    [hour] = trends.hourly(measured.manager)
     assert hour["attempts"] == 6 and hour["successes"] == 3
     assert hour["failures"] == {"network": 1, "rate_limit": 1, "not_found": 1}
 
@@ -111,6 +111,6 @@ def test_hourly_trend(measured: App) -> None:
     ],
 )
 def test_assess_thresholds(args: tuple[Any, ...], state: HealthState, reason: str | None) -> None:
-    got, reasons = health.assess(HealthThresholds(), *args)
+    got, reasons = assess(HealthThresholds(), *args)
     assert got is state
     assert (reason is None and reasons == []) or any(reason in r for r in reasons if reason)

@@ -13,8 +13,8 @@ from chunksync.app import App
 from chunksync.exceptions import ConfigurationError
 from chunksync.manager import FinishResult
 from chunksync.models import Attempt, ChunkStatus, ErrorCategory, Outcome
-from chunksync.observe import alerts, health, metrics, retention
-from chunksync.observe.health import HealthThresholds
+from chunksync.observe import alerts, health, metrics, retention, trends
+from chunksync.observe.model import HealthThresholds
 from chunksync.runtime.upkeep import feed_retry_budgets
 
 pytestmark = pytest.mark.timeout(60)
@@ -72,9 +72,9 @@ def history(app: App) -> App:
 
 
 def test_worker_trends(history: App) -> None:
-    trends = {t.id: t for t in health.worker_trends(history.manager)}
-    assert set(trends) == {"w1", "w2"}
-    w1, w2 = trends["w1"], trends["w2"]
+    by_worker = {t.id: t for t in trends.worker_trends(history.manager)}
+    assert set(by_worker) == {"w1", "w2"}
+    w1, w2 = by_worker["w1"], by_worker["w2"]
     assert (w1.attempts, w1.completed, w1.max_rss_bytes, w1.last_rss_bytes) == (3, 1, 200, 200)
     assert (w2.attempts, w2.completed, w2.max_rss_bytes) == (1, 1, 300)
     assert w1.alive and w1.chunks_per_s is not None and w1.chunks_per_s > 0
@@ -209,7 +209,7 @@ def test_parse_age_and_thresholds_file(tmp_path: Path) -> None:
 
 def test_a_stressed_dependency_degrades_and_feeds_the_retry_budget(history: App) -> None:
     t = HealthThresholds(min_attempts=4, error_rate_degraded=0.5, error_rate_critical=0.9)
-    [dep] = health.dependency_health(history.manager, t)
+    [dep] = trends.dependency_health(history.manager, t)
     assert (dep.dependency, dep.attempts_5m, dep.failures_5m) == ("job://api.example.com", 4, 2)
     assert dep.stressed
     budget = history.budgets.get("job://api.example.com")

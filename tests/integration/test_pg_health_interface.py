@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import shutil
@@ -202,6 +203,54 @@ def test_the_hourly_view_matches_python(pg: App) -> None:
     assert hour["p95_processing_s"] is not None and hour["items_per_s"] > 0
 
 
+# Figures that move with `now` between the two reads.
+CLOCKED = {"oldest_pending_age_s", "throughput_chunks_per_s", "eta_s"}
+
+
+def _agree(sql: Any, computed: Any) -> None:
+    """Two summaries agree field by field (the clocked figures to within the reads' gap)."""
+    for name, value in dataclasses.asdict(sql).items():
+        other = getattr(computed, name)
+        if name in CLOCKED and isinstance(value, float) and isinstance(other, float):
+            assert value == pytest.approx(other, rel=0.25, abs=1.0), name
+        elif isinstance(value, float) and isinstance(other, float):
+            assert value == pytest.approx(other, rel=1e-9), name
+        elif name == "thresholds":
+            assert value == dataclasses.asdict(other), name
+        elif name == "dependencies":
+            assert value == [dataclasses.asdict(d) for d in other], name
+        else:
+            assert value == other, name
+
+
+def test_the_sql_interface_reader_agrees_with_the_named_query_reader(pg: App) -> None:
+    from chunksync.observe import health, readers, trends
+    from chunksync.observe.model import HealthThresholds
+    from chunksync.sources.demo import make_failure
+
+    @pg.handler("script")
+    def run(ctx: Any) -> int:
+        if ctx.attempt == 1 and ctx.payload["fail"]:
+            raise make_failure(ctx.payload["fail"])
+        return 10
+
+    payloads = [{"fail": f} for f in ("network", "auth", None, "not_found", None, "timeout")]
+    q = pg.create_queue("script://x", payloads)
+    pg.worker(poll_s=0.05, time_scale=0.001).run_until_done([q.id], timeout_s=30)
+    pg.create_queue("job://waiting", [{}] * 2)  # a backlog and no live worker
+    assert readers.reader_for(pg.backend) is readers.SQL_INTERFACE
+    for queue in pg.manager.list_queues():
+        _agree(
+            readers.SQL_INTERFACE.queue_summary(pg.manager, queue),
+            readers.NAMED_QUERIES.queue_summary(pg.manager, queue),
+        )
+    for t in (HealthThresholds(), HealthThresholds(min_attempts=1, error_rate_degraded=0.2)):
+        deps = trends.dependency_health(pg.manager, t)
+        sql = readers.SQL_INTERFACE.system_summary(pg.manager, t, deps)
+        _agree(sql, readers.NAMED_QUERIES.system_summary(pg.manager, t, deps))
+        _agree(health.system_summary(pg.manager, t), sql)
+
+
 def test_the_functions_work_in_psql(pg: App) -> None:
     if shutil.which("psql") is None:
         missing_server("psql is not installed (apt-get install postgresql-client-15)")
@@ -225,9 +274,9 @@ def test_the_functions_work_in_psql(pg: App) -> None:
 
 
 def test_health_state_rules_match_python_on_a_grid(pg: App) -> None:
-    from chunksync.observe import health
+    from chunksync.observe import model
 
-    t = health.HealthThresholds()
+    t = model.HealthThresholds()
     grid = itertools.product(
         (0, 2),
         (0, 12),
@@ -239,7 +288,7 @@ def test_health_state_rules_match_python_on_a_grid(pg: App) -> None:
         ((), ("imap://a@mail.example.com",), ("demo://x", "pages://y")),
     )
     for alive, backlog, oldest, n5, rate, stuck, auth, stressed in grid:
-        expected = health.assess(t, alive, backlog, oldest, n5, rate, stuck, auth, stressed)
+        expected = model.assess(t, alive, backlog, oldest, n5, rate, stuck, auth, stressed)
         row = pg.backend.fetch_one(
             "pg_assess_health",
             {

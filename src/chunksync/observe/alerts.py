@@ -29,6 +29,7 @@ from chunksync.exceptions import ConfigurationError
 from chunksync.manager import Manager
 from chunksync.models import ChunkStatus
 from chunksync.observe import health
+from chunksync.observe.model import HealthThresholds
 from chunksync.redact import redact, redact_url
 from chunksync.retry import DEFAULT_POLICY, RetryPolicy
 
@@ -72,7 +73,7 @@ class AlertEvent:
 
 @dataclass(frozen=True, slots=True)
 class AlertConfig:
-    thresholds: health.HealthThresholds = field(default_factory=health.HealthThresholds)
+    thresholds: HealthThresholds = field(default_factory=HealthThresholds)
     webhook_url: str | None = None
     policy: RetryPolicy = DEFAULT_POLICY
 
@@ -93,7 +94,7 @@ def set_queue_sla(manager: Manager, queue: str, sla_s: float | None) -> None:
     manager.backend.execute("health_set_queue_sla", {"id": q.id, "sla_s": sla_s})
 
 
-def conditions(manager: Manager, thresholds: health.HealthThresholds) -> list[Condition]:
+def conditions(manager: Manager, thresholds: HealthThresholds) -> list[Condition]:
     """Every rule that holds now."""
     t = thresholds
     found: list[Condition] = []

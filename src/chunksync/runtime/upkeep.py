@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 from chunksync.exceptions import BackendError
 from chunksync.manager import Manager, Recovery
-from chunksync.observe import alerts, health, retention
+from chunksync.observe import alerts, retention, trends
+from chunksync.observe.model import HealthThresholds
 from chunksync.redact import redact
 from chunksync.registry import Registry
 from chunksync.retry import RetryPolicy
@@ -31,7 +32,7 @@ log = logging.getLogger("chunksync.upkeep")
 
 
 def feed_retry_budgets(
-    manager: Manager, registry: Registry, thresholds: health.HealthThresholds
+    manager: Manager, registry: Registry, thresholds: HealthThresholds
 ) -> list[str]:
     """Charge the retry budget of every dependency whose shared error rate says it is stressed,
     just below the budget's stress line. Each process keeps its own token bucket; this lets a
@@ -39,7 +40,7 @@ def feed_retry_budgets(
     if not thresholds.feed_retry_budgets:
         return []
     charged = []
-    for dep in health.dependency_health(manager, thresholds, dependency_of=registry.dependency_of):
+    for dep in trends.dependency_health(manager, thresholds, dependency_of=registry.dependency_of):
         if dep.stressed:
             budget = registry.budgets.get(dep.dependency)
             line = budget.config.capacity * budget.config.threshold

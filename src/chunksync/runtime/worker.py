@@ -51,7 +51,7 @@ from chunksync.models import (
     Queue,
     QueueStatus,
 )
-from chunksync.observe import health
+from chunksync.observe import model as health
 from chunksync.redact import redact
 from chunksync.registry import Registry
 from chunksync.retry import (

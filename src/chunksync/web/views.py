@@ -7,7 +7,7 @@ from typing import Any
 
 from chunksync.app import App
 from chunksync.models import Chunk, ChunkStatus, ErrorCategory
-from chunksync.observe import alerts, health
+from chunksync.observe import alerts, health, trends
 from chunksync.redact import redact
 
 CHART_WINDOW_SECONDS = 24 * 3600.0
@@ -29,7 +29,7 @@ def overview(app: App) -> dict[str, Any]:
         "system": system.as_dict(),
         "throughput_chunks_per_s": throughput,
         "alerts": [alert_data(a) for a in alerts.firing(app.manager)],
-        "workers": [w.as_dict() for w in health.worker_trends(app.manager)],
+        "workers": [w.as_dict() for w in trends.worker_trends(app.manager)],
         "queues": queues,
     }
 
@@ -45,8 +45,8 @@ def queues_data(app: App) -> list[dict[str, Any]]:
 
 def charts_data(app: App) -> dict[str, Any]:
     now = app.manager.now()
-    hourly = health.hourly(app.manager, CHART_WINDOW_SECONDS)
-    failures = health.failures_over_time(
+    hourly = trends.hourly(app.manager, CHART_WINDOW_SECONDS)
+    failures = trends.failures_over_time(
         app.manager, window_s=CHART_WINDOW_SECONDS / 4, bucket_s=FAILURE_BUCKET_SECONDS
     )
     by_hour = {float(h["hour"]): float(h["successes"]) for h in hourly}
