@@ -150,12 +150,13 @@ def take(state: DepState, limits: Limits, units: int, now: float) -> tuple[int, 
     if limits.rate is None or units <= 0:
         return units, state
     emission = 1.0 / limits.rate.per_s
-    start_at = max(state.tat, now)
-    room = now + limits.burst_units() * emission - start_at  # seconds of budget left
-    granted = min(units, max(0, math.floor(room / emission + 1e-9)))
+    backlog = max(0.0, state.tat - now)  # seconds of calls already promised ahead of now
+    room = limits.burst_units() * emission - backlog
+    # Epoch seconds carry ~1e-7 s of rounding: a hair's tolerance, never a whole unit.
+    granted = min(units, max(0, math.floor(room / emission + 1e-6)))
     if granted == 0:
         return 0, state
-    return granted, replace(state, tat=start_at + granted * emission)
+    return granted, replace(state, tat=max(state.tat, now) + granted * emission)
 
 
 def wait_s(state: DepState, limits: Limits, units: int, now: float) -> float:
@@ -165,5 +166,5 @@ def wait_s(state: DepState, limits: Limits, units: int, now: float) -> float:
         return 0.0
     emission = 1.0 / limits.rate.per_s
     need = min(units, max(1, math.floor(limits.burst_units())))
-    ready_at = max(state.tat, now) + need * emission - limits.burst_units() * emission
-    return max(0.0, ready_at - now)
+    backlog = max(0.0, state.tat - now)
+    return max(0.0, backlog + (need - limits.burst_units()) * emission)
