@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from chunksync.models import ChunkStatus, ErrorCategory
+from chunksync.web.actions import CHUNK_ACTIONS, QUEUE_ACTIONS
+from chunksync.web.params import MAX_CHUNK_LIST_LIMIT
 
 NUMBER_OR_NULL = {"type": "number", "nullable": True}
 STRING_OR_NULL = {"type": "string", "nullable": True}
@@ -211,7 +213,7 @@ def openapi_document() -> dict[str, Any]:
         {
             "name": "limit",
             "in": "query",
-            "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_CHUNK_LIST_LIMIT},
         },
     ]
     chunks = _get(
@@ -258,10 +260,8 @@ def openapi_document() -> dict[str, Any]:
             "/api/charts": _get("Hourly trend and failures over time.", _ref("Charts")),
             "/api/chunks": chunks,
             "/api/chunks/{chunk_id}": detail,
-            "/api/chunks/{target}/{action}": _action("chunk", ["retry", "cancel", "release"]),
-            "/api/queues/{target}/{action}": _action(
-                "queue", ["pause", "resume", "cancel", "retry"]
-            ),
+            "/api/chunks/{target}/{action}": _action("chunk", list(CHUNK_ACTIONS)),
+            "/api/queues/{target}/{action}": _action("queue", list(QUEUE_ACTIONS)),
             "/metrics": metrics_doc,
         },
         "components": {
