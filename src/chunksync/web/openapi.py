@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from chunksync.models import ChunkStatus, ErrorCategory
+from chunksync.web.actions import CHUNK_ACTIONS, QUEUE_ACTIONS
+from chunksync.web.params import MAX_CHUNK_LIST_LIMIT
 
 NUMBER_OR_NULL = {"type": "number", "nullable": True}
 STRING_OR_NULL = {"type": "string", "nullable": True}
@@ -164,7 +166,9 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
-def _get(summary: str, schema: dict[str, Any], *extra: tuple[str, dict[str, Any]]) -> Any:
+def _get(
+    summary: str, schema: dict[str, Any], *extra: tuple[str, dict[str, Any]]
+) -> dict[str, Any]:
     responses = {"200": _json(schema, summary), **dict(extra)}
     return {"get": {"summary": summary, "responses": responses}}
 
@@ -195,8 +199,8 @@ def _action(kind: str, actions: list[str]) -> dict[str, Any]:
     }
 
 
-def openapi_document() -> dict[str, Any]:
-    chunk_filters = [
+def _chunk_list() -> dict[str, Any]:
+    filters = [
         {
             "name": "status",
             "in": "query",
@@ -211,7 +215,7 @@ def openapi_document() -> dict[str, Any]:
         {
             "name": "limit",
             "in": "query",
-            "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_CHUNK_LIST_LIMIT},
         },
     ]
     chunks = _get(
@@ -220,7 +224,11 @@ def openapi_document() -> dict[str, Any]:
         ("400", ERROR),
         ("404", ERROR),
     )
-    chunks["get"]["parameters"] = chunk_filters
+    chunks["get"]["parameters"] = filters
+    return chunks
+
+
+def _chunk_detail() -> dict[str, Any]:
     detail = _get(
         "One chunk with its attempts, checkpoint and audit entries.",
         _ref("ChunkDetail"),
@@ -229,7 +237,11 @@ def openapi_document() -> dict[str, Any]:
     detail["get"]["parameters"] = [
         {"name": "chunk_id", "in": "path", "required": True, "schema": {"type": "string"}}
     ]
-    metrics_doc = {
+    return detail
+
+
+def _metrics() -> dict[str, Any]:
+    return {
         "get": {
             "summary": "Prometheus metrics, read from the database at scrape time.",
             "responses": {
@@ -240,6 +252,10 @@ def openapi_document() -> dict[str, Any]:
             },
         }
     }
+
+
+def openapi_document() -> dict[str, Any]:
+    """The document served at /openapi.json; a test validates it and fuzzes the API against it."""
     return {
         "openapi": "3.0.3",
         "info": {
@@ -256,13 +272,11 @@ def openapi_document() -> dict[str, Any]:
                 "Every queue with its summary.", {"type": "array", "items": _ref("QueueSummary")}
             ),
             "/api/charts": _get("Hourly trend and failures over time.", _ref("Charts")),
-            "/api/chunks": chunks,
-            "/api/chunks/{chunk_id}": detail,
-            "/api/chunks/{target}/{action}": _action("chunk", ["retry", "cancel", "release"]),
-            "/api/queues/{target}/{action}": _action(
-                "queue", ["pause", "resume", "cancel", "retry"]
-            ),
-            "/metrics": metrics_doc,
+            "/api/chunks": _chunk_list(),
+            "/api/chunks/{chunk_id}": _chunk_detail(),
+            "/api/chunks/{target}/{action}": _action("chunk", list(CHUNK_ACTIONS)),
+            "/api/queues/{target}/{action}": _action("queue", list(QUEUE_ACTIONS)),
+            "/metrics": _metrics(),
         },
         "components": {
             "schemas": SCHEMAS,

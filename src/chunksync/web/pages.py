@@ -1,0 +1,120 @@
+"""The HTML side of the dashboard: pages, the fragments they refresh in place, and the
+browser's forms (sign in, sign out, operator actions).
+
+Every page has a fragment at /fragments/<path> rendered from the same data, so a refresh
+swaps in exactly what a reload would show. Our exceptions become the error page (web.errors).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from chunksync.exceptions import ChunksyncError
+from chunksync.web import params, views
+from chunksync.web.actions import act
+from chunksync.web.rendering import page
+from chunksync.web.security import SESSION_COOKIE, same_origin
+from chunksync.web.state import dashboard
+
+_Context = Callable[[Request], dict[str, Any]]
+
+
+def _overview(request: Request) -> dict[str, Any]:
+    app = dashboard(request).app
+    return {"data": views.overview(app), "charts_data": views.charts_data(app)}
+
+
+def _queues(request: Request) -> dict[str, Any]:
+    return {"queues": views.queues_data(dashboard(request).app)}
+
+
+def _chunks(request: Request) -> dict[str, Any]:
+    filters = params.chunk_filters(request)
+    found = params.chunk_list(request, filters)
+    queues = views.queues_data(dashboard(request).app)
+    return {"chunks": found, "filters": filters, "queues": queues}
+
+
+def _chunk(request: Request) -> dict[str, Any]:
+    return {"detail": views.chunk_detail(dashboard(request).app, request.path_params["chunk_id"])}
+
+
+def _view(template: str, context: _Context) -> Callable[[Request], Response]:
+    # A plain function: Starlette runs it in its thread pool, off the event loop, as the
+    # database reads behind `context` block.
+    def endpoint(request: Request) -> Response:
+        return page(request, template, **context(request))
+
+    return endpoint
+
+
+def login_page(request: Request) -> Response:
+    return page(request, "login.html")
+
+
+async def login(request: Request) -> Response:
+    """Trade the operator token for a session cookie; the token itself is never stored."""
+    form = await request.form()
+    guard = dashboard(request).guard
+    if not guard.enabled:
+        return page(request, "login.html", 403, error="this dashboard is read-only")
+    if not same_origin(request) or not guard.check_token(str(form.get("token", ""))):
+        return page(request, "login.html", 403, error="wrong token")
+    response = RedirectResponse("/", status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE, guard.new_session(), httponly=True, samesite="strict", path="/"
+    )
+    return response
+
+
+async def logout(request: Request) -> Response:
+    form = await request.form()
+    guard = dashboard(request).guard
+    if guard.form_ok(request, str(form.get("csrf", ""))):
+        guard.end_session(request)
+    response = RedirectResponse("/", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+async def form_action(request: Request) -> Response:
+    """An action from a signed-in browser's form; the outcome comes back as a notice."""
+    form = await request.form()
+    board = dashboard(request)
+    if not board.guard.enabled:
+        return page(request, "error.html", 403, message="this dashboard is read-only")
+    if not board.guard.form_ok(request, str(form.get("csrf", ""))):
+        return page(request, "error.html", 403, message="sign in with the token first")
+    back = str(form.get("next", "/"))
+    if not back.startswith("/") or back.startswith("//"):
+        back = "/"  # only a path of ours: never an open redirect
+    kind, target, action = (str(form.get(k, "")) for k in ("kind", "target", "action"))
+    try:
+        notice = await run_in_threadpool(act, board.app.manager, kind, target, action)
+    except ChunksyncError as exc:
+        notice = f"refused: {exc}"
+    sep = "&" if "?" in back else "?"
+    return RedirectResponse(f"{back}{sep}{urlencode({'notice': notice})}", status_code=303)
+
+
+ROUTES = [
+    Route("/", _view("overview.html", _overview)),
+    Route("/fragments/overview", _view("_overview.html", _overview)),
+    Route("/queues", _view("queues.html", _queues)),
+    Route("/fragments/queues", _view("_queues.html", _queues)),
+    Route("/chunks", _view("chunks.html", _chunks)),
+    Route("/fragments/chunks", _view("_chunks.html", _chunks)),
+    Route("/chunks/{chunk_id}", _view("chunk.html", _chunk)),
+    Route("/fragments/chunks/{chunk_id}", _view("_chunk.html", _chunk)),
+    Route("/login", login_page),
+    Route("/login", login, methods=["POST"]),
+    Route("/logout", logout, methods=["POST"]),
+    Route("/actions", form_action, methods=["POST"]),
+]
