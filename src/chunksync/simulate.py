@@ -6,10 +6,11 @@ policy.
 `simulate()` replays a stream against one policy on a simulated clock. It models the worker's
 loop, not its threads: each dependency has `slots` workers that claim the due chunk with the
 lowest seq (the claim query's order), a call takes the time the stream says, and what an
-attempt comes to is decided by the worker's own code, chunksync.runtime.attempt: a real
-exception object from `make_exception()` analyzed (`attempt.analyze`), decided on a real
-`RetryBudget` (`attempt.decide`, `attempt.completed`), and its `FinishResult` applied to the
-simulated chunk as finish_chunk applies it; for a worker death the lease, then
+attempt comes to is decided by the worker's own code, chunksync.runtime.attempt: the real
+exception of each kind of outcome from `make_exception()`, analyzed (`attempt.analyze`),
+decided on a real `RetryBudget` (`attempt.decide`, `attempt.completed`), and the
+`FinishResult` applied to the simulated chunk as finish_chunk applies it; for a worker death
+the lease, then
 `recovery.stuck_verdict()`. Before each call, the worker's step 3 pre-condition runs too:
 `retry.admit_or_hold()` on that budget (the half-open gate), and a chunk it refuses is held as
 the worker holds it (`attempt.held_result`: back to pending after the hold delay, attempt given
@@ -246,6 +247,7 @@ class _Simulation:
         self.attempts: list[AttemptRecord] = []
         self.recoveries: list[RecoveryRecord] = []
         self.started: dict[tuple[int, int], tuple[float, str, bool, bool]] = {}
+        self.failures: dict[str, attempt.Failure] = {}  # kind of outcome -> its analysis
 
     def _at(self, t: float, kind: str, dep: int, seq: int = 0) -> None:
         self.counter += 1
@@ -402,7 +404,7 @@ class _Simulation:
             self._record(i, c, None, "completed", 0.0)
             self._apply(c, attempt.completed(budget, 0))
         else:
-            failure = attempt.analyze(make_exception(kind))
+            failure = self._analyze(kind)
             result, delay_s = attempt.decide(
                 c,
                 failure,
@@ -415,6 +417,14 @@ class _Simulation:
             self._record(i, c, failure.category, ACTIONS[result.outcome], delay_s)
             self._apply(c, result)
         self._claim(i)
+
+    def _analyze(self, kind: str) -> attempt.Failure:
+        """Step 4 on the real exception of a kind of outcome, once per kind: the same kind always
+        raises the same exception, and wording its message costs more than the decision."""
+        found = self.failures.get(kind)
+        if found is None:
+            found = self.failures[kind] = attempt.analyze(make_exception(kind))
+        return found
 
     def _apply(self, c: _Chunk, result: FinishResult) -> None:
         """What finish_chunk does to the chunk's row. It resets the crash count too: only

@@ -376,6 +376,9 @@ class Worker:
         return self._step6_decide(running, failure, self._step5_measure(running))
 
     def _step4_analyze(self, error: BaseException) -> Failure:
+        """Categorize the failure and word its stored message (redacted, bounded): a step of
+        its own so that each of the seven has its name, though its rules are all in
+        `attempt.analyze`."""
         return attempt.analyze(error)
 
     def _step5_measure(self, running: Running) -> Attempt:
