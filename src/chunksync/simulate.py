@@ -5,14 +5,17 @@ policy.
 
 `simulate()` replays a stream against one policy on a simulated clock. It models the worker's
 loop, not its threads: each dependency has `slots` workers that claim the due chunk with the
-lowest seq (the claim query's order), a call takes the time the stream says, and a failure is
-decided by the real code: a real exception object from `make_exception()`, `categorize()`,
-`retry.decide_failure()` on a real `RetryBudget`, and for a worker death the lease, then
+lowest seq (the claim query's order), a call takes the time the stream says, and what an
+attempt comes to is decided by the worker's own code, chunksync.runtime.attempt: the real
+exception of each kind of outcome from `make_exception()`, analyzed (`attempt.analyze`),
+decided on a real `RetryBudget` (`attempt.decide`, `attempt.completed`), and the
+`FinishResult` applied to the simulated chunk as finish_chunk applies it; for a worker death
+the lease, then
 `recovery.stuck_verdict()`. Before each call, the worker's step 3 pre-condition runs too:
 `retry.admit_or_hold()` on that budget (the half-open gate), and a chunk it refuses is held as
-the worker holds it (back to pending after the hold delay, attempt given back, no call). The
-budget's limits are the policy's `[stress]` table, as in the worker. Nothing the policy decides
-is copied here.
+the worker holds it (`attempt.held_result`: back to pending after the hold delay, attempt given
+back, no call). The budget's limits are the policy's `[stress]` table, as in the worker.
+Nothing the worker decides is copied here.
 
 What is simplified: a worker death kills one slot (as a worker with concurrency 1), restarted
 after RESTART_SECONDS; recovery runs one poll interval after the lease expired; an idle slot
@@ -30,7 +33,6 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from chunksync.errors import categorize
 from chunksync.faults import (
     DEFAULT_SEED,
     DIE,
@@ -41,10 +43,10 @@ from chunksync.faults import (
     call_seconds,
     make_exception,
 )
-from chunksync.models import ChunkStatus, ErrorCategory
+from chunksync.manager import FinishResult
+from chunksync.models import ChunkStatus, ErrorCategory, Outcome
 from chunksync.retry import (
     DEFAULT_POLICY,
-    Action,
     CategoryRule,
     Gate,
     RandomSource,
@@ -54,8 +56,8 @@ from chunksync.retry import (
     Schedule,
     ScheduleKind,
     admit_or_hold,
-    decide_failure,
 )
+from chunksync.runtime import attempt
 from chunksync.runtime.recovery import stuck_verdict
 from chunksync.runtime.worker import LEASE_SECONDS, POLL_SECONDS
 
@@ -89,6 +91,13 @@ EXPONENTIAL = "exponential"
 DEFAULT_NO_STRESS = "default, no stress"
 DEFAULT_STRESS = "default"
 HELD = "held"  # the action of a hold: the gate kept the chunk from its stressed dependency
+ACTIONS = {  # an attempt's outcome, as the action its record names
+    Outcome.COMPLETED: "completed",
+    Outcome.RETRIED: "retry",
+    Outcome.DEFERRED: "defer",
+    Outcome.DEAD: "dead",
+    Outcome.HELD: HELD,
+}
 
 
 def naive_policy() -> RetryPolicy:
@@ -238,6 +247,7 @@ class _Simulation:
         self.attempts: list[AttemptRecord] = []
         self.recoveries: list[RecoveryRecord] = []
         self.started: dict[tuple[int, int], tuple[float, str, bool, bool]] = {}
+        self.failures: dict[str, attempt.Failure] = {}  # kind of outcome -> its analysis
 
     def _at(self, t: float, kind: str, dep: int, seq: int = 0) -> None:
         self.counter += 1
@@ -379,53 +389,55 @@ class _Simulation:
         )
 
     def _hold(self, i: int, c: _Chunk, hold_s: float, outage: bool) -> None:
-        """The worker's `_held`: back to pending, attempt given back, no call (the slot claims
-        again at once). finish_chunk resets the crash count, so a hold does too."""
+        """The worker's hold (`attempt.held`): back to pending, attempt given back, no call
+        (the slot claims again at once)."""
         self.started[(i, c.script.seq)] = (self.now, HELD, outage, False)
         self._record(i, c, None, HELD, hold_s)
-        c.attempts -= 1
-        c.crash_count = 0
-        self._pending(c, hold_s * self.time_scale)
+        self._apply(c, attempt.held_result(hold_s, time_scale=self.time_scale))
 
     def _finish(self, i: int, seq: int) -> None:
+        """The call ended: decided by the worker's own rules (chunksync.runtime.attempt)."""
         c = self.chunks[i][seq]
         kind = self.started[(i, seq)][1]
-        d = self.deps[i]
-        c.crash_count = 0  # finish_chunk resets it: only crashes in a row make a crash loop
+        budget = self.deps[i].budget
         if kind == OK:
-            d.budget.on_success()
-            c.status = ChunkStatus.COMPLETED
             self._record(i, c, None, "completed", 0.0)
+            self._apply(c, attempt.completed(budget, 0))
         else:
-            self._fail(i, c, kind)
+            failure = self._analyze(kind)
+            result, delay_s = attempt.decide(
+                c,
+                failure,
+                self.policy,
+                budget,
+                probe=c.probe,
+                time_scale=self.time_scale,
+                rng=self.rng,
+            )
+            self._record(i, c, failure.category, ACTIONS[result.outcome], delay_s)
+            self._apply(c, result)
         self._claim(i)
 
-    def _fail(self, i: int, c: _Chunk, kind: str) -> None:
-        found = categorize(make_exception(kind))
-        decision = decide_failure(
-            self.policy,
-            self.deps[i].budget,
-            found.category,
-            attempts=c.attempts,
-            max_attempts=c.max_attempts,
-            retry_after_s=found.retry_after_s,
-            stress_retries=c.stress_retries,
-            deferrals=c.deferrals,
-            rng=self.rng,
-            probe=c.probe,
-        )
-        if decision.action is Action.DEAD:
-            c.status = ChunkStatus.DEAD
-            c.dead_reason = decision.reason
-            self._record(i, c, found.category, "dead", 0.0)
-            return
-        self._record(i, c, found.category, decision.action.value, decision.delay_s)
-        if decision.action is Action.DEFER:
-            c.attempts -= 1  # a deferral gives the attempt back
-            c.deferrals += 1
-        elif decision.stress_retry:
-            c.stress_retries += 1
-        self._pending(c, decision.delay_s * self.time_scale)
+    def _analyze(self, kind: str) -> attempt.Failure:
+        """Step 4 on the real exception of a kind of outcome, once per kind: the same kind always
+        raises the same exception, and wording its message costs more than the decision."""
+        found = self.failures.get(kind)
+        if found is None:
+            found = self.failures[kind] = attempt.analyze(make_exception(kind))
+        return found
+
+    def _apply(self, c: _Chunk, result: FinishResult) -> None:
+        """What finish_chunk does to the chunk's row. It resets the crash count too: only
+        crashes in a row make a crash loop."""
+        c.attempts += result.attempts_delta  # a deferral or a hold gives the attempt back
+        c.deferrals += result.deferrals_delta
+        c.stress_retries += result.stress_delta
+        c.crash_count = 0
+        if result.status is ChunkStatus.PENDING:
+            self._pending(c, result.delay_s)
+        else:
+            c.status = result.status
+            c.dead_reason = result.dead_reason
 
     # --- worker deaths and the stuck-chunk rules
 

@@ -1,0 +1,170 @@
+"""A worker's slot: one thread that claims a batch of chunks, runs them one by one and has
+their results written, growing its batch while chunks are quick.
+
+The steps themselves are the worker's (chunksync.runtime.worker, `SlotSteps`): this module is
+the loop around them and the state a slot shares with the watchdog (chunksync.runtime.watchdog).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from chunksync.exceptions import BackendError
+from chunksync.manager import Report
+from chunksync.models import Chunk, Outcome
+from chunksync.observe.model import FAILED_OUTCOMES
+from chunksync.redact import redact
+
+if TYPE_CHECKING:
+    from chunksync.context import ChunkContext
+    from chunksync.retry import RetryBudget
+
+log = logging.getLogger("chunksync.runtime.worker")
+
+BACKEND_ERROR_PAUSE_SECONDS = 1.0
+REPORT_FLUSH_SECONDS = 0.1  # results of a claimed batch wait at most this long to be written
+QUICK_CHUNK_SECONDS = 0.01  # chunks quicker than this are claimed in growing batches
+BATCH_GROWTH_SECONDS = 0.25  # ... while a whole batch takes less than this (no hoarding)
+
+
+@dataclass(slots=True)
+class InFlight:
+    """A claimed chunk, from its claim until its result is written (or it is released)."""
+
+    chunk: Chunk
+    token: str
+    ctx: ChunkContext | None = None
+
+
+def in_flight_key(item: InFlight) -> str:
+    """The key of a chunk in the worker's in-flight table: one claim of one chunk."""
+    return item.token + item.chunk.id
+
+
+@dataclass(slots=True)
+class Running:
+    """The chunk a slot's handler runs now, with what the watchdog needs to time it out."""
+
+    item: InFlight
+    ctx: ChunkContext
+    budget: RetryBudget
+    started: float
+    deadline: float | None
+    size: int
+    probe: bool
+
+
+Reports = list[tuple[InFlight, Report]]
+
+
+class Slot:
+    """One slot's claimed batch, its results not yet written and the chunk it runs now: shared
+    by the slot's thread and the watchdog, under `lock`."""
+
+    def __init__(self, thread: threading.Thread) -> None:
+        self.thread = thread
+        self.lock = threading.Lock()
+        self.items: deque[InFlight] = deque()
+        self.reports: Reports = []
+        self.running: Running | None = None
+        self.abandoned = False
+
+
+class SlotSteps(Protocol):
+    """The worker's steps, as a slot's loop calls them (see chunksync.runtime.worker)."""
+
+    def _step1_precheck(self, batch: int) -> tuple[list[str], int]: ...
+    def _step2_claim(self, batch: int, exclude: list[str]) -> list[InFlight]: ...
+    def _run_one(self, item: InFlight, slot: Slot) -> Report | None: ...  # steps 3 to 6
+    def _step7_report(self, reports: Reports) -> None: ...
+    def _idle_wait_s(self) -> float: ...
+
+
+def next_batch(batch: int, elapsed_s: float, claimed: int, max_batch: int) -> int:
+    """Claim more at once only while chunks take under QUICK_CHUNK_SECONDS each and the
+    batch under BATCH_GROWTH_SECONDS: each claim and commit is shared by more chunks, and
+    a slot never holds more than about half a second of work that others could run."""
+    quick = claimed and elapsed_s / claimed < QUICK_CHUNK_SECONDS
+    if quick and claimed == batch and elapsed_s < BATCH_GROWTH_SECONDS:
+        return min(batch * 2, max_batch)
+    return 1 if claimed and elapsed_s / claimed >= QUICK_CHUNK_SECONDS else batch
+
+
+def work(
+    slot: Slot,
+    steps: SlotSteps,
+    *,
+    stopping: threading.Event,
+    wake: threading.Event,
+    max_batch: int,
+) -> None:
+    """Claim and run batches until the worker stops or the watchdog abandons this slot."""
+    batch = 1  # grows while chunks are quick, back to 1 when one is slow
+    while not stopping.is_set():
+        try:
+            exclude, size = steps._step1_precheck(batch)
+            claimed = steps._step2_claim(size, exclude)
+        except BackendError as exc:
+            log.error(
+                "database error, retrying in %.0f s: %s",
+                BACKEND_ERROR_PAUSE_SECONDS,
+                redact(str(exc)),
+            )
+            stopping.wait(BACKEND_ERROR_PAUSE_SECONDS)
+            continue
+        if not claimed:
+            wake.wait(steps._idle_wait_s())
+            wake.clear()
+            continue
+        began = time.monotonic()
+        ran = _run_batch(slot, steps, claimed, stopping)
+        if ran is None:
+            return
+        held, failed = ran
+        # A held chunk is instant but no sign of quick work: its gate just shut. Nor is a batch
+        # that mostly failed fast (its dependency is likely down): grown on that, a slot would
+        # pile chunks up behind one handler, all found stuck together if its worker dies.
+        if held or failed * 2 > len(claimed):
+            batch = 1
+        else:
+            batch = next_batch(batch, time.monotonic() - began, len(claimed), max_batch)
+
+
+def _run_batch(
+    slot: Slot, steps: SlotSteps, claimed: list[InFlight], stopping: threading.Event
+) -> tuple[bool, int] | None:
+    """Run a claimed batch, its results written at most REPORT_FLUSH_SECONDS after they end.
+    Returns whether a chunk was held and how many failed; None once the slot is abandoned."""
+    first_unwritten, held, failed = 0.0, False, 0
+    with slot.lock:
+        slot.items.extend(claimed)
+    while True:
+        with slot.lock:
+            if slot.abandoned:
+                return None
+            if stopping.is_set() or not slot.items:
+                break  # the rest is released by stop(), attempts given back
+            item = slot.items.popleft()
+        report = steps._run_one(item, slot)
+        with slot.lock:
+            if slot.abandoned:
+                return None  # the watchdog recorded this chunk's timeout: this result is void
+            if report is not None:
+                first_unwritten = first_unwritten or time.monotonic()
+                slot.reports.append((item, report))
+                held = held or report.result.outcome is Outcome.HELD
+                failed += report.result.outcome in FAILED_OUTCOMES
+            due = time.monotonic() - first_unwritten >= REPORT_FLUSH_SECONDS
+            reports, slot.reports = (slot.reports, []) if due else ([], slot.reports)
+        if reports:
+            steps._step7_report(reports)
+            first_unwritten = 0.0
+    with slot.lock:
+        reports, slot.reports = slot.reports, []
+    steps._step7_report(reports)
+    return held, failed
