@@ -10,6 +10,7 @@ import functools
 import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -18,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from chunksync.app import DEFAULT_DATABASE_URL, App
-from chunksync.exceptions import ChunksyncError
+from chunksync.exceptions import BackendUnavailable, ChunksyncError
 from chunksync.models import ChunkStatus, ErrorCategory, Queue
 from chunksync.observe import health
 from chunksync.redact import redact
@@ -66,6 +67,32 @@ def open_app(*, create: bool = True) -> App:
 
         return load_app(state.app_path, state.db)
     return App(state.db, create=create)
+
+
+DB_WAIT_SECONDS = 60.0  # how long a starting worker waits for an unreachable database
+DB_WAIT_MAX_STEP_SECONDS = 5.0
+
+
+def open_app_waiting(wait_s: float) -> App:
+    """The app, waiting up to `wait_s` for a database that cannot be reached yet: a worker
+    started during a database restart or failover waits for it rather than exiting (a SIGTERM
+    meanwhile still ends it at once, with status 0)."""
+    deadline, step, said = time.monotonic() + wait_s, 0.25, False
+    while True:
+        try:
+            return open_app()
+        except BackendUnavailable as exc:
+            if time.monotonic() + step > deadline:
+                waited = f" (waited {wait_s:g} s)" if said else ""
+                raise BackendUnavailable(f"{exc}{waited}") from None
+            if not said:
+                err.print(
+                    f"[yellow]waiting up to {wait_s:g} s for the database:[/] {redact(str(exc))}",
+                    highlight=False,
+                )
+                said = True
+            time.sleep(step)
+            step = min(step * 2, DB_WAIT_MAX_STEP_SECONDS)
 
 
 @cli.callback()
@@ -117,9 +144,15 @@ def worker(
     until_done: Annotated[
         bool, typer.Option("--until-done", help="Stop when the queue(s) finish.")
     ] = False,
+    wait_for_db: Annotated[
+        float,
+        typer.Option(
+            "--wait-for-db", min=0.0, help="Seconds to wait for an unreachable database at start."
+        ),
+    ] = DB_WAIT_SECONDS,
 ) -> None:
     """Process chunks until stopped (SIGTERM or Ctrl-C stop gracefully)."""
-    with open_app() as app:
+    with open_app_waiting(wait_for_db) as app:
         queue_id = app.manager.get_queue(queue).id if queue else None
         w = app.worker(concurrency=concurrency, queue_id=queue_id, lease_s=lease, poll_s=poll)
         console.print(f"worker {w.id} running with {concurrency} slot(s); Ctrl-C stops it")

@@ -32,10 +32,12 @@ class ProxyCounts:
 
 
 class FaultyProxy:
-    def __init__(self, target_host: str, target_port: int, base_rate: float = 0.0) -> None:
+    def __init__(
+        self, target_host: str, target_port: int, base_rate: float = 0.0, port: int = 0
+    ) -> None:
         self.target = (target_host, target_port)
         self.base_rate = base_rate
-        self.port = 0
+        self.port = port
         self.counts = ProxyCounts()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="proxy", daemon=True)
@@ -76,7 +78,7 @@ class FaultyProxy:
     # --- the loop's side -----------------------------------------------------------------
 
     async def _listen(self) -> int:
-        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
         port: int = self._server.sockets[0].getsockname()[1]
         return port
 
