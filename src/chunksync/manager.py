@@ -229,16 +229,13 @@ class Manager:
             "lease_s": lease_s,
             "worker_id": worker_id,
             "limit": limit,
-            "kinds": self._list_param(kinds),
-            "exclude": self._list_param(exclude),
+            "kinds": self.backend.list_param(kinds),
+            "exclude": self.backend.list_param(exclude),
             "queue_id": queue_id,
         }
         # One statement: atomic alone, so PostgreSQL runs it without BEGIN/COMMIT round trips.
         rows = self.backend.fetch_all("claim_chunks", params, write=True)
         return token, sorted((Chunk.from_row(r) for r in rows), key=_claim_order)
-
-    def _list_param(self, values: Sequence[str]) -> Any:
-        return list(values) if self.backend.dialect == "postgres" else json.dumps(list(values))
 
     def heartbeat_chunk(
         self,
@@ -262,7 +259,11 @@ class Manager:
     def extend_leases(self, worker_id: str, tokens: Sequence[str], lease_s: float) -> int:
         if not tokens:
             return 0
-        params = {"worker_id": worker_id, "tokens": self._list_param(tokens), "lease_s": lease_s}
+        params = {
+            "worker_id": worker_id,
+            "tokens": self.backend.list_param(tokens),
+            "lease_s": lease_s,
+        }
         return self.backend.execute("extend_worker_leases", params)
 
     def finish(self, chunk: Chunk, token: str, result: FinishResult, attempt: Attempt) -> bool:
@@ -546,7 +547,7 @@ class Manager:
     def _set_status(
         self, s: Session, queue_id: str, to: QueueStatus, allowed: list[QueueStatus]
     ) -> bool:
-        params = {"id": queue_id, "status": to, "allowed": self._list_param(allowed)}
+        params = {"id": queue_id, "status": to, "allowed": self.backend.list_param(allowed)}
         return s.execute("set_queue_status", params) == 1
 
     def release_chunk(

@@ -59,10 +59,7 @@ def test_migrations_build_the_schema(pg_empty_url: str, pg_cluster: Any) -> None
 def test_a_partly_migrated_database_is_brought_up_to_date(pg_empty_url: str) -> None:
     first = sql.migrations("postgres")[0]
     backend = PostgresBackend(pg_empty_url, migrate=False)
-    with backend._connect() as conn, backend._migration(conn) as session:
-        session.script(sql.schema("postgres").split("-- 0001_initial --")[0])
-        session.script(first.sql)
-        backend._record(conn, [(first.version, first.name)])
+    backend.apply_migrations_only(upto=first.version)
     assert backend.schema_version() == first.version
     assert backend.migrate() == sql.latest_version("postgres")
     assert backend.migrate() == sql.latest_version("postgres")
