@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from typing import Any
 
 import psycopg
@@ -54,6 +55,21 @@ def test_migrations_build_the_schema(pg_empty_url: str, pg_cluster: Any) -> None
             assert from_schema[part] == from_migrations[part], part
     finally:
         pg_cluster.drop_database("migrated_only")
+
+
+def test_the_health_interface_is_written_once_in_its_migrations() -> None:
+    """No schema file keeps a hand copy of the SQL health interface: schema.sql includes the
+    migrations that define it, and the catalog comparison above covers the result."""
+    folder = resources.files("chunksync.sql").joinpath("postgres")
+    for entry in folder.iterdir():
+        if entry.name.startswith("schema") and entry.name.endswith(".sql"):
+            text = entry.read_text(encoding="utf-8")
+            assert "FUNCTION log_chunk_health_metrics" not in text, entry.name
+            assert "FUNCTION get_queue_health_summary" not in text, entry.name
+    full = sql.schema("postgres")
+    for migration in sql.migrations("postgres"):
+        if migration.name in {"health_interface", "compact_attempts"}:
+            assert migration.sql.strip() in full, migration.name
 
 
 def test_a_partly_migrated_database_is_brought_up_to_date(pg_empty_url: str) -> None:
