@@ -29,7 +29,7 @@ def recorded_version(backend: Backend, session: Session) -> int:
     return int(row["version"] or 0) if row else 0
 
 
-def migrate(backend: Backend, locked: AbstractContextManager[Session], where: str) -> int:
+def migrate_database(backend: Backend, locked: AbstractContextManager[Session], where: str) -> int:
     """Bring the database up to date inside `locked`; return the version it is at.
     `where` names the database in messages (a file path, or "at postgresql://...")."""
     latest = sql.latest_version(backend.dialect)

@@ -10,13 +10,13 @@ Connections, whatever the worker's concurrency:
    advisory lock that elects the one process running maintenance. A process that dies closes
    it, the server frees the lock, and the next process to try takes over.
 
-Every psycopg call runs inside `with self._errors:` (a `PsycopgErrors`), the one place
-psycopg's exceptions are converted into chunksync's. Migrations are run by
-`backends/migrate.py`; this module supplies their lock: one transaction holding a transaction
-advisory lock. Single statements run outside an explicit transaction (autocommit) and are
-retried here on a serialization failure or a deadlock, which rolled them back whole; a
-multi-statement transaction cannot be replayed from here, so its `BackendBusy` goes to the
-caller (the worker pauses and tries again).
+Every psycopg call whose error can reach a caller runs inside `with self._errors:` (a
+`PsycopgErrors`), the one place psycopg's exceptions are converted into chunksync's.
+Migrations are run by `backends/migrate.py`; this module supplies their lock: one transaction
+holding a transaction advisory lock. Single statements run outside an explicit transaction
+(autocommit) and are retried here on a serialization failure or a deadlock, which rolled them
+back whole; a multi-statement transaction cannot be replayed from here, so its `BackendBusy`
+goes to the caller (the worker pauses and tries again).
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ from psycopg.rows import dict_row
 from psycopg.types.string import TextLoader
 
 from chunksync import sql
-from chunksync.backends import migrate
 from chunksync.backends.base import Backend, Params, Row, Session
+from chunksync.backends.migrate import apply_migrations, migrate_database, recorded_version
 from chunksync.exceptions import (
     BackendBusy,
     BackendError,
@@ -361,17 +361,15 @@ class PostgresBackend(Backend):
 
     def schema_version(self) -> int:
         with self._connect() as conn:
-            return migrate.recorded_version(
-                self, PostgresSession(conn, self._queries, self._errors)
-            )
+            return recorded_version(self, PostgresSession(conn, self._queries, self._errors))
 
     def migrate(self) -> int:
         where = f"at {redact_url(self.url)}"
-        return migrate.migrate(self, self._migration(), where)
+        return migrate_database(self, self._migration(), where)
 
     def apply_migrations_only(self, upto: int | None = None) -> None:
         """Build the schema from the numbered migrations alone (the migration tests' path)."""
-        migrate.apply_migrations(self, self._migration(), upto)
+        apply_migrations(self, self._migration(), upto)
 
     @contextmanager
     def _migration(self) -> Iterator[PostgresSession]:

@@ -22,8 +22,8 @@ from types import TracebackType
 from urllib.parse import unquote, urlsplit
 
 from chunksync import sql
-from chunksync.backends import migrate
 from chunksync.backends.base import Backend, Params, Row, Session
+from chunksync.backends.migrate import apply_migrations, migrate_database, recorded_version
 from chunksync.exceptions import (
     BackendBusy,
     BackendError,
@@ -226,14 +226,14 @@ class SQLiteBackend(Backend):
 
     def schema_version(self) -> int:
         with self._transaction(write=False) as session:
-            return migrate.recorded_version(self, session)
+            return recorded_version(self, session)
 
     def migrate(self) -> int:
-        return migrate.migrate(self, self._transaction(write=True), where=self.path)
+        return migrate_database(self, self._transaction(write=True), where=self.path)
 
     def apply_migrations_only(self, upto: int | None = None) -> None:
         """Build the schema from the numbered migrations alone (the migration tests' path)."""
-        migrate.apply_migrations(self, self._transaction(write=True), upto)
+        apply_migrations(self, self._transaction(write=True), upto)
 
     def close(self) -> None:
         """Close this thread's connection and those of threads that have ended. A live thread's
