@@ -1,8 +1,10 @@
 """Every persistence operation on queues, chunks, attempts, workers and the audit log, once.
 
 The manager runs a backend's named queries and holds the rules that need the database: the lease
-fencing of every write a worker makes, the recovery of stuck chunks, and the operator's
-interventions with their audit entries. Backends stay thin; nothing here knows the dialect.
+fencing of every write a worker makes and the recovery of stuck chunks. The operator's
+interventions with their audit entries are in `interventions.py`, mixed into `Manager`.
+Backends stay thin; nothing here knows the dialect (a list parameter is the backend's
+`list_param`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from chunksync.backends.base import Backend, Params, Session
-from chunksync.exceptions import InvalidPayload, NotFound, StateError
+from chunksync.exceptions import InvalidPayload, NotFound
+from chunksync.interventions import WORKER_TIMEOUT_SECONDS, Interventions
 from chunksync.models import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_PRIORITY,
@@ -36,8 +39,6 @@ from chunksync.runtime.recovery import stuck_verdict
 INSERT_BATCH = 1000
 STATISTICS_AFTER_CHUNKS = 1000  # a bulk insert this big refreshes the planner's statistics
 RECOVER_BATCH = 100
-WORKER_TIMEOUT_SECONDS = 60.0
-OPERATOR = "operator"
 
 
 def dump_json(value: Any, what: str = "payload") -> str:
@@ -85,7 +86,9 @@ class Recovery:
     reason: str  # "stuck" or "crash_loop" or "stuck: out of attempts"
 
 
-class Manager:
+class Manager(Interventions):
+    """Every persistence operation, once, on top of a backend (interventions: the mixin)."""
+
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
 
@@ -229,16 +232,13 @@ class Manager:
             "lease_s": lease_s,
             "worker_id": worker_id,
             "limit": limit,
-            "kinds": self._list_param(kinds),
-            "exclude": self._list_param(exclude),
+            "kinds": self.backend.list_param(kinds),
+            "exclude": self.backend.list_param(exclude),
             "queue_id": queue_id,
         }
         # One statement: atomic alone, so PostgreSQL runs it without BEGIN/COMMIT round trips.
         rows = self.backend.fetch_all("claim_chunks", params, write=True)
         return token, sorted((Chunk.from_row(r) for r in rows), key=_claim_order)
-
-    def _list_param(self, values: Sequence[str]) -> Any:
-        return list(values) if self.backend.dialect == "postgres" else json.dumps(list(values))
 
     def heartbeat_chunk(
         self,
@@ -262,7 +262,11 @@ class Manager:
     def extend_leases(self, worker_id: str, tokens: Sequence[str], lease_s: float) -> int:
         if not tokens:
             return 0
-        params = {"worker_id": worker_id, "tokens": self._list_param(tokens), "lease_s": lease_s}
+        params = {
+            "worker_id": worker_id,
+            "tokens": self.backend.list_param(tokens),
+            "lease_s": lease_s,
+        }
         return self.backend.execute("extend_worker_leases", params)
 
     def finish(self, chunk: Chunk, token: str, result: FinishResult, attempt: Attempt) -> bool:
@@ -426,182 +430,6 @@ class Manager:
             },
         )
         return Recovery(chunk.id, chunk.queue_id, chunk.worker_id, status, reason)
-
-    # --- operator interventions -----------------------------------------------------------------
-
-    def retry_chunk(
-        self, chunk_id: str, actor: str = OPERATOR, reason: str = "manual retry"
-    ) -> Chunk:
-        chunk = self.get_chunk(chunk_id)
-        with self.backend.transaction() as s:
-            if s.execute("revive_chunk", {"id": chunk.id}) != 1:
-                now = self.get_chunk(chunk.id).status
-                raise StateError(f"chunk {chunk.id} is {now}: only a dead chunk can be retried")
-            s.execute("reopen_queue", {"id": chunk.queue_id})
-            self._audit(
-                s,
-                "retry_chunk",
-                actor,
-                reason,
-                chunk.id,
-                chunk.queue_id,
-                {"was": chunk.dead_reason, "attempts": chunk.attempts},
-            )
-        return self.get_chunk(chunk.id)
-
-    def retry_queue(
-        self, queue_id: str, actor: str = OPERATOR, reason: str = "manual retry"
-    ) -> int:
-        queue = self.get_queue(queue_id)
-        dead = self.list_chunks(queue.id, ChunkStatus.DEAD, limit=10_000_000)
-        if not dead:
-            raise StateError(f"queue {queue.name} has no dead chunks to retry")
-        if queue.status is QueueStatus.CANCELLED:
-            raise StateError(f"queue {queue.name} is cancelled: its chunks cannot be retried")
-        with self.backend.transaction() as s:
-            revived = 0
-            for chunk in dead:
-                if s.execute("revive_chunk", {"id": chunk.id}) == 1:
-                    revived += 1
-                    self._audit(
-                        s,
-                        "retry_chunk",
-                        actor,
-                        reason,
-                        chunk.id,
-                        queue.id,
-                        {"was": chunk.dead_reason, "attempts": chunk.attempts},
-                    )
-            s.execute("reopen_queue", {"id": queue.id})
-        return revived
-
-    def cancel_chunk(
-        self, chunk_id: str, actor: str = OPERATOR, reason: str = "manual cancel"
-    ) -> Chunk:
-        chunk = self.get_chunk(chunk_id)
-        with self.backend.transaction() as s:
-            if s.execute("cancel_chunk", {"id": chunk.id}) != 1:
-                raise StateError(
-                    f"chunk {chunk.id} is already {chunk.status}: it cannot be cancelled"
-                )
-            self._audit(
-                s,
-                "cancel_chunk",
-                actor,
-                reason,
-                chunk.id,
-                chunk.queue_id,
-                {"was": chunk.status.value, "worker_id": chunk.worker_id},
-            )
-            s.execute("complete_queue_if_done", {"id": chunk.queue_id})
-        return self.get_chunk(chunk.id)
-
-    def cancel_queue(
-        self, queue_id: str, actor: str = OPERATOR, reason: str = "manual cancel"
-    ) -> int:
-        queue = self.get_queue(queue_id)
-        allowed = [QueueStatus.ACTIVE, QueueStatus.PAUSED]
-        with self.backend.transaction() as s:
-            if not self._set_status(s, queue.id, QueueStatus.CANCELLED, allowed):
-                raise StateError(f"queue {queue.name} is {queue.status}: it cannot be cancelled")
-            cancelled = s.execute("cancel_queue_chunks", {"queue_id": queue.id})
-            self._audit(s, "cancel_queue", actor, reason, None, queue.id, {"chunks": cancelled})
-        return cancelled
-
-    def pause_queue(
-        self, queue_id: str, actor: str = OPERATOR, reason: str = "manual pause"
-    ) -> Queue:
-        return self._move_queue(
-            queue_id, QueueStatus.PAUSED, [QueueStatus.ACTIVE], "pause_queue", actor, reason
-        )
-
-    def resume_queue(
-        self, queue_id: str, actor: str = OPERATOR, reason: str = "manual resume"
-    ) -> Queue:
-        queue = self._move_queue(
-            queue_id, QueueStatus.ACTIVE, [QueueStatus.PAUSED], "resume_queue", actor, reason
-        )
-        self.backend.execute("complete_queue_if_done", {"id": queue.id})
-        return self.get_queue(queue.id)
-
-    def _move_queue(
-        self,
-        queue_id: str,
-        to: QueueStatus,
-        allowed: list[QueueStatus],
-        action: str,
-        actor: str,
-        reason: str,
-    ) -> Queue:
-        queue = self.get_queue(queue_id)
-        with self.backend.transaction() as s:
-            if not self._set_status(s, queue.id, to, allowed):
-                raise StateError(
-                    f"queue {queue.name} is {queue.status}: only a queue that is "
-                    f"{' or '.join(allowed)} can be moved to {to}"
-                )
-            self._audit(s, action, actor, reason, None, queue.id, {"was": queue.status.value})
-        return self.get_queue(queue.id)
-
-    def _set_status(
-        self, s: Session, queue_id: str, to: QueueStatus, allowed: list[QueueStatus]
-    ) -> bool:
-        params = {"id": queue_id, "status": to, "allowed": self._list_param(allowed)}
-        return s.execute("set_queue_status", params) == 1
-
-    def release_chunk(
-        self, chunk_id: str, actor: str = OPERATOR, reason: str = "manual release"
-    ) -> Chunk:
-        """Force a processing chunk back to pending; the attempt it was on stays counted."""
-        chunk = self.get_chunk(chunk_id)
-        with self.backend.transaction() as s:
-            if s.execute("release_chunk", {"id": chunk.id, "token": None, "refund": 0}) != 1:
-                raise StateError(
-                    f"chunk {chunk.id} is {chunk.status}: only a processing chunk can be released"
-                )
-            self._audit(
-                s,
-                "release_chunk",
-                actor,
-                reason,
-                chunk.id,
-                chunk.queue_id,
-                {"worker_id": chunk.worker_id, "attempts": chunk.attempts},
-            )
-        return self.get_chunk(chunk.id)
-
-    def requeue_worker(
-        self,
-        worker_id: str,
-        actor: str = OPERATOR,
-        reason: str = "worker is dead",
-        *,
-        force: bool = False,
-        alive_within_s: float = WORKER_TIMEOUT_SECONDS,
-    ) -> int:
-        """Release every chunk a dead worker holds. Refuses while the worker looks alive."""
-        worker = self.get_worker(worker_id)
-        silent_s = self.now() - worker.last_heartbeat_at
-        if not force and worker.status.value == "running" and silent_s < alive_within_s:
-            raise StateError(
-                f"worker {worker_id} is alive (last heartbeat {silent_s:.0f} s ago): "
-                "stop it first, or pass --force"
-            )
-        released = 0
-        with self.backend.transaction() as s:
-            for row in s.fetch_all("chunks_of_worker", {"worker_id": worker_id}):
-                if s.execute("release_chunk", {"id": row["id"], "token": None, "refund": 0}) == 1:
-                    released += 1
-                    self._audit(
-                        s,
-                        "release_chunk",
-                        actor,
-                        reason,
-                        str(row["id"]),
-                        str(row["queue_id"]),
-                        {"worker_id": worker_id},
-                    )
-        return released
 
     # --- audit -----------------------------------------------------------------
 

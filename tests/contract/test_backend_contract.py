@@ -3,6 +3,7 @@ transactions, error conversion, migrations, and the lease fencing the manager bu
 
 from __future__ import annotations
 
+import inspect
 import re
 import sqlite3
 import time
@@ -14,8 +15,15 @@ import pytest
 from chunksync import sql
 from chunksync.app import App
 from chunksync.backends import Backend, open_backend
-from chunksync.backends.sqlite import path_from_url
-from chunksync.exceptions import BackendError, IntegrityConflict, NotFound, SchemaError
+from chunksync.backends.sqlite import SQLITE_ERRORS, path_from_url
+from chunksync.exceptions import (
+    BackendBusy,
+    BackendError,
+    BackendUnavailable,
+    IntegrityConflict,
+    NotFound,
+    SchemaError,
+)
 from chunksync.manager import FinishResult
 from chunksync.models import Attempt, ChunkStatus, Outcome
 
@@ -169,6 +177,48 @@ def test_a_duplicate_key_is_an_integrity_conflict(app: App, db_url: str) -> None
     assert caught.value.__cause__ is not None
     if db_url.startswith("postgres"):
         assert caught.value.sqlstate == "23505"
+
+
+def _sqlite_error_classes() -> list[type[sqlite3.Error]]:
+    found = {
+        cls
+        for _, cls in inspect.getmembers(sqlite3, inspect.isclass)
+        if issubclass(cls, sqlite3.Error)
+    }
+    return sorted(found, key=lambda c: c.__qualname__)
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("boom", None),
+        ("database is locked", BackendBusy),
+        ("file is not a database", SchemaError),
+        ("unable to open database file", BackendUnavailable),
+    ],
+)
+def test_every_sqlite3_exception_is_converted_at_the_boundary(
+    message: str, expected: type[BackendError] | None
+) -> None:
+    """What SQLITE_ERRORS (the one boundary every sqlite3 call runs in) lets out, for every
+    class sqlite3 has: a chunksync error raised from the driver's."""
+    classes = _sqlite_error_classes()
+    assert len(classes) >= 9  # Error and its eight DB-API subclasses
+    for cls in classes:
+        original = cls(message)
+        with pytest.raises(BackendError) as caught, SQLITE_ERRORS:
+            raise original
+        want = IntegrityConflict if issubclass(cls, sqlite3.IntegrityError) else expected
+        assert type(caught.value) is (want or BackendError), cls
+        assert caught.value.__cause__ is original
+    with pytest.raises(RuntimeError), SQLITE_ERRORS:  # anything else passes through untouched
+        raise RuntimeError("not the driver's")
+
+
+def test_a_list_parameter_is_encoded_by_the_backend(app: App) -> None:
+    names = app.backend.list_param(["queues", "no_such_table", "chunks"])
+    rows = app.backend.fetch_all("schema_tables", {"names": names})
+    assert sorted(r["name"] for r in rows) == ["chunks", "queues"]
 
 
 def test_an_unknown_query_is_a_backend_error(app: App) -> None:

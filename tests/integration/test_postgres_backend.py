@@ -15,7 +15,7 @@ import psycopg_pool
 import pytest
 
 from chunksync.app import App
-from chunksync.backends.postgres import PostgresBackend, convert_error
+from chunksync.backends.postgres import PostgresBackend, PsycopgErrors, convert_error
 from chunksync.exceptions import (
     BackendBusy,
     BackendError,
@@ -67,13 +67,23 @@ def _expected(cls: type[psycopg.Error]) -> type[BackendError]:
 
 
 def test_every_psycopg_exception_is_converted() -> None:
+    """Through PsycopgErrors, the one boundary every psycopg call runs in: each class psycopg
+    has leaves as the chunksync error it maps to, raised from the driver's, without the
+    password."""
     classes = _psycopg_error_classes()
     assert len(classes) > 200  # every SQLSTATE class psycopg knows, and the client-side ones
+    boundary = PsycopgErrors("postgresql://u:hunter22@h/db")
     for cls in classes:
-        converted = convert_error(cls("boom"), "postgresql://u:hunter22@h/db")
+        original = cls("boom")
+        with pytest.raises(BackendError) as caught, boundary:
+            raise original
+        converted = caught.value
         assert type(converted) is _expected(cls), cls
+        assert converted.__cause__ is original, cls
         assert converted.sqlstate == cls.sqlstate, cls
         assert "hunter22" not in str(converted)
+    with pytest.raises(RuntimeError), boundary:  # anything else passes through untouched
+        raise RuntimeError("not the driver's")
 
 
 def test_a_refused_password_is_one_clear_redacted_sentence(pg_cluster: PgCluster) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from typing import Any
 
 import psycopg
@@ -56,13 +57,25 @@ def test_migrations_build_the_schema(pg_empty_url: str, pg_cluster: Any) -> None
         pg_cluster.drop_database("migrated_only")
 
 
+def test_the_health_interface_is_written_once_in_its_migrations() -> None:
+    """No schema file keeps a hand copy of the SQL health interface: schema.sql includes the
+    migrations that define it, and the catalog comparison above covers the result."""
+    folder = resources.files("chunksync.sql").joinpath("postgres")
+    for entry in folder.iterdir():
+        if entry.name.startswith("schema") and entry.name.endswith(".sql"):
+            text = entry.read_text(encoding="utf-8")
+            assert "FUNCTION log_chunk_health_metrics" not in text, entry.name
+            assert "FUNCTION get_queue_health_summary" not in text, entry.name
+    full = sql.schema("postgres")
+    for migration in sql.migrations("postgres"):
+        if migration.name in {"health_interface", "compact_attempts"}:
+            assert migration.sql.strip() in full, migration.name
+
+
 def test_a_partly_migrated_database_is_brought_up_to_date(pg_empty_url: str) -> None:
     first = sql.migrations("postgres")[0]
     backend = PostgresBackend(pg_empty_url, migrate=False)
-    with backend._connect() as conn, backend._migration(conn) as session:
-        session.script(sql.schema("postgres").split("-- 0001_initial --")[0])
-        session.script(first.sql)
-        backend._record(conn, [(first.version, first.name)])
+    backend.apply_migrations_only(upto=first.version)
     assert backend.schema_version() == first.version
     assert backend.migrate() == sql.latest_version("postgres")
     assert backend.migrate() == sql.latest_version("postgres")

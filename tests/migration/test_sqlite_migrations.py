@@ -63,3 +63,23 @@ def test_migrate_is_idempotent_and_refuses_a_newer_database(tmp_path: Path) -> N
     conn.close()
     with pytest.raises(SchemaError, match="newer than this chunksync"):
         SQLiteBackend(url)
+
+
+def test_a_partly_migrated_database_is_brought_up_to_date(tmp_path: Path) -> None:
+    first = sql.migrations("sqlite")[0]
+    backend = SQLiteBackend(f"sqlite:///{tmp_path / 'db.sqlite'}", migrate=False)
+    backend.apply_migrations_only(upto=first.version)
+    assert backend.schema_version() == first.version
+    assert backend.migrate() == backend.migrate() == sql.latest_version("sqlite")
+    backend.close()
+    assert catalog(tmp_path / "db.sqlite")["versions"] == [
+        (m.version, m.name) for m in sql.migrations("sqlite")
+    ]
+
+
+def test_tables_without_a_version_are_refused(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "db.sqlite")
+    conn.execute("CREATE TABLE chunks (id int)")
+    conn.close()
+    with pytest.raises(SchemaError, match="no schema version"):
+        SQLiteBackend(f"sqlite:///{tmp_path / 'db.sqlite'}")

@@ -1,7 +1,43 @@
-"""Database backends, picked from the URL scheme; each driver is imported only when used."""
+"""Database backends, picked from the URL scheme; each driver is imported only when used.
+
+`open_backend` is the one place that knows which backends exist (in the manner of saq's
+`Queue.from_url`): `base.py` is the contract alone and never imports a driver, so a program
+that runs on SQLite never imports psycopg, and no backend module imports another.
+"""
 
 from __future__ import annotations
 
-from chunksync.backends.base import Backend, Session, open_backend
+from typing import Any
+from urllib.parse import urlsplit
+
+from chunksync.backends.base import Backend, Session
+from chunksync.exceptions import ConfigurationError
+from chunksync.redact import redact_url
 
 __all__ = ["Backend", "Session", "open_backend"]
+
+POSTGRES_SCHEMES = frozenset({"postgres", "postgresql"})
+
+
+def open_backend(url: str, **options: Any) -> Backend:
+    """Open the backend a URL names: sqlite:///path/to.db or postgresql://user@host/db."""
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError as exc:  # e.g. an unclosed [ of an IPv6 host
+        raise ConfigurationError(f"invalid database URL '{redact_url(url)}': {exc}") from None
+    if scheme == "sqlite":
+        from chunksync.backends.sqlite import SQLiteBackend
+
+        return SQLiteBackend(url, **options)
+    if scheme in POSTGRES_SCHEMES:
+        try:
+            from chunksync.backends.postgres import PostgresBackend
+        except ImportError as exc:  # psycopg is an optional dependency
+            raise ConfigurationError(
+                "PostgreSQL needs psycopg: pip install 'chunksync[postgres]'"
+            ) from exc
+        return PostgresBackend(url, **options)
+    raise ConfigurationError(
+        f"unsupported database URL '{redact_url(url)}': "
+        "use sqlite:///path/to/file.db or postgresql://user@host/dbname"
+    )

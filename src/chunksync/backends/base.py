@@ -1,5 +1,8 @@
 """The contract every backend meets: open, close, run named queries in a transaction.
 
+This module is the contract alone: it imports no driver and no backend. Which backend a URL
+names is decided in `chunksync.backends.open_backend`.
+
 A backend knows nothing about chunks. It runs the named queries of its dialect's queries.sql
 (`execute`, `execute_many`, `fetch_one`, `fetch_all`) inside `transaction()`, returns dict rows,
 applies migrations, and converts its driver's errors into chunksync's (`BackendError` and
@@ -9,12 +12,9 @@ subclasses, raised `from` the driver error). All chunk logic lives once, in `man
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
-from urllib.parse import urlsplit
-
-from chunksync.exceptions import ConfigurationError
 
 Row = dict[str, Any]
 Params = Mapping[str, Any]
@@ -39,6 +39,10 @@ class Session(abc.ABC):
     def fetch_all(self, name: str, params: Params | None = None) -> list[Row]:
         """Run a named query; return every row."""
 
+    @abc.abstractmethod
+    def script(self, text: str) -> None:
+        """Run a whole SQL script, statement by statement (a migration, the schema)."""
+
 
 class Backend(abc.ABC):
     dialect: str
@@ -51,6 +55,11 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def transaction(self, *, write: bool = True) -> AbstractContextManager[Session]:
         """A session in a transaction, committed on success and rolled back on error."""
+
+    @abc.abstractmethod
+    def list_param(self, values: Sequence[str]) -> object:
+        """A list of text values as this dialect's queries take it as one parameter (a text
+        array on PostgreSQL, JSON text on SQLite): the one place the encoding is chosen."""
 
     @abc.abstractmethod
     def migrate(self) -> int:
@@ -95,35 +104,3 @@ class Backend(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def redacted_url(url: str) -> str:
-    """The URL without its password, for messages."""
-    from chunksync.redact import redact_url
-
-    return redact_url(url)
-
-
-def open_backend(url: str, **options: Any) -> Backend:
-    """Open the backend a URL names: sqlite:///path/to.db or postgresql://user@host/db."""
-    try:
-        scheme = urlsplit(url).scheme.lower()
-    except ValueError as exc:  # e.g. an unclosed [ of an IPv6 host
-        raise ConfigurationError(f"invalid database URL '{redacted_url(url)}': {exc}") from None
-    if scheme == "sqlite":
-        from chunksync.backends.sqlite import SQLiteBackend
-
-        return SQLiteBackend(url, **options)
-    if scheme in {"postgres", "postgresql"}:
-        try:
-            from chunksync.backends.postgres import PostgresBackend
-        except ImportError as exc:  # psycopg is an optional dependency
-            raise ConfigurationError(
-                "PostgreSQL needs psycopg: pip install 'chunksync[postgres]'"
-            ) from exc
-        backend: Backend = PostgresBackend(url, **options)
-        return backend
-    raise ConfigurationError(
-        f"unsupported database URL '{redacted_url(url)}': "
-        "use sqlite:///path/to/file.db or postgresql://user@host/dbname"
-    )

@@ -10,10 +10,13 @@ Connections, whatever the worker's concurrency:
    advisory lock that elects the one process running maintenance. A process that dies closes
    it, the server frees the lock, and the next process to try takes over.
 
-Migrations run in one transaction under a transaction advisory lock. Single statements run
-outside an explicit transaction (autocommit) and are retried here on a serialization failure
-or a deadlock, which rolled them back whole; a multi-statement transaction cannot be replayed
-from here, so its `BackendBusy` goes to the caller (the worker pauses and tries again).
+Every psycopg call whose error can reach a caller runs inside `with self._errors:` (a
+`PsycopgErrors`), the one place psycopg's exceptions are converted into chunksync's.
+Migrations are run by `backends/migrate.py`; this module supplies their lock: one transaction
+holding a transaction advisory lock. Single statements run outside an explicit transaction
+(autocommit) and are retried here on a serialization failure or a deadlock, which rolled them
+back whole; a multi-statement transaction cannot be replayed from here, so its `BackendBusy`
+goes to the caller (the worker pauses and tries again).
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from types import TracebackType
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import psycopg
@@ -37,6 +41,7 @@ from psycopg.types.string import TextLoader
 
 from chunksync import sql
 from chunksync.backends.base import Backend, Params, Row, Session
+from chunksync.backends.migrate import apply_migrations, migrate_database, recorded_version
 from chunksync.exceptions import (
     BackendBusy,
     BackendError,
@@ -60,7 +65,6 @@ LEADER_FIRST_TRY_SECONDS = 2.0
 NOTIFY_CHANNEL = "chunksync_work"
 MIGRATION_LOCK_KEY = 0x6368756E6B730001  # "chunks" + 1
 MAINTENANCE_LOCK_KEY = 0x6368756E6B730002
-SCHEMA_SPLIT = "-- 0001_initial --"
 _COLON_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _LONE_PERCENT = re.compile(r"%(?!\(\w+\)s)")
 
@@ -75,6 +79,7 @@ _CONNECT_STATES = (
     (re.compile(r"the database system is (starting|shutting) "), "57P03"),
 )
 _SCHEMA_STATES = frozenset({"42P01", "42703"})
+_T = TypeVar("_T")
 _OPTIONS = frozenset(
     {"pool_size", "pool_timeout_s", "connect_timeout", "notify", "application_name"}
 )
@@ -95,6 +100,30 @@ def convert_error(exc: psycopg.Error, url: str = "") -> BackendError:
     if state in _SCHEMA_STATES:
         return SchemaError(f"not a chunksync database (or an older one): {text}", sqlstate=state)
     return BackendError(f"PostgreSQL error: {text}", sqlstate=state)
+
+
+class PsycopgErrors:
+    """Converts a psycopg error leaving the `with` block, raised `from` it (in the manner of
+    httpx's `map_httpcore_exceptions`). One instance per backend, made once: it carries the URL
+    whose password messages must not show, and entering it allocates nothing, as it wraps every
+    statement of the claim/finish path."""
+
+    __slots__ = ("url",)
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if isinstance(exc, psycopg.Error):
+            raise convert_error(exc, self.url) from exc
 
 
 def _one_line(text: str, url: str) -> str:
@@ -144,10 +173,12 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
 
 
 class PostgresSession(Session):
-    def __init__(self, conn: psycopg.Connection[Any], queries: dict[str, bytes], url: str) -> None:
+    def __init__(
+        self, conn: psycopg.Connection[Any], queries: dict[str, bytes], errors: PsycopgErrors
+    ) -> None:
         self._conn = conn
         self._queries = queries
-        self._url = url
+        self._errors = errors
 
     def _sql(self, name: str) -> bytes:
         try:
@@ -156,37 +187,26 @@ class PostgresSession(Session):
             raise BackendError(f"no query named '{name}' for PostgreSQL") from None
 
     def execute(self, name: str, params: Params | None = None) -> int:
-        try:
-            with self._conn.cursor() as cur:
-                cur.execute(self._sql(name), dict(params or {}))
-                return cur.rowcount
-        except psycopg.Error as exc:
-            raise convert_error(exc, self._url) from exc
+        with self._errors, self._conn.cursor() as cur:
+            cur.execute(self._sql(name), dict(params or {}))
+            return cur.rowcount
 
     def execute_many(self, name: str, params: Iterable[Params]) -> None:
-        try:
-            with self._conn.cursor() as cur:
-                cur.executemany(self._sql(name), [dict(p) for p in params])
-        except psycopg.Error as exc:
-            raise convert_error(exc, self._url) from exc
+        with self._errors, self._conn.cursor() as cur:
+            cur.executemany(self._sql(name), [dict(p) for p in params])
 
     def fetch_all(self, name: str, params: Params | None = None) -> list[Row]:
-        try:
-            with self._conn.cursor(row_factory=dict_row) as cur:
-                cur.execute(self._sql(name), dict(params or {}))
-                return cur.fetchall() if cur.description is not None else []
-        except psycopg.Error as exc:
-            raise convert_error(exc, self._url) from exc
+        with self._errors, self._conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(self._sql(name), dict(params or {}))
+            return cur.fetchall() if cur.description is not None else []
 
     def fetch_one(self, name: str, params: Params | None = None) -> Row | None:
         rows = self.fetch_all(name, params)
         return rows[0] if rows else None
 
     def script(self, text: str) -> None:
-        try:
+        with self._errors:
             self._conn.execute(text.encode())
-        except psycopg.Error as exc:
-            raise convert_error(exc, self._url) from exc
 
 
 class PostgresBackend(Backend):
@@ -206,6 +226,7 @@ class PostgresBackend(Backend):
         if unknown:
             raise ConfigurationError(f"unknown PostgreSQL option(s): {', '.join(sorted(unknown))}")
         self.url = url
+        self._errors = PsycopgErrors(url)
         self._notify = bool(options.get("notify", True))
         self._conninfo = self._make_conninfo(url, options)
         self._queries = {name: to_psycopg(text) for name, text in sql.queries(DIALECT).items()}
@@ -227,10 +248,11 @@ class PostgresBackend(Backend):
             open=False,
         )
         try:
-            self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS)
-        except psycopg.Error as exc:
+            with self._errors:
+                self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS)
+        except BackendError:
             self._pool.close()
-            raise convert_error(exc, url) from exc
+            raise
 
     @staticmethod
     def _make_conninfo(url: str, options: dict[str, Any]) -> str:
@@ -257,10 +279,8 @@ class PostgresBackend(Backend):
         return make_conninfo(url, **{k: v for k, v in extra.items() if k not in given})
 
     def _connect(self, conninfo: str | None = None) -> psycopg.Connection[Any]:
-        try:
+        with self._errors:
             conn = psycopg.Connection.connect(conninfo or self._conninfo, autocommit=True)
-        except psycopg.Error as exc:
-            raise convert_error(exc, self.url) from exc
         _configure(conn)
         return conn
 
@@ -276,13 +296,11 @@ class PostgresBackend(Backend):
     def _create_database(self) -> None:
         name = unquote(urlsplit(self.url).path.lstrip("/"))
         admin = make_conninfo(self._conninfo, dbname="postgres")
-        with self._connect(admin) as conn:
+        with self._connect(admin) as conn, self._errors:
             try:
                 conn.execute(b"CREATE DATABASE " + psycopg.sql.Identifier(name).as_bytes(conn))
             except psycopg.errors.DuplicateDatabase:
                 pass  # another process created it a moment ago
-            except psycopg.Error as exc:
-                raise convert_error(exc, self.url) from exc
 
     # --- transactions -----------------------------------------------------------------
 
@@ -290,15 +308,13 @@ class PostgresBackend(Backend):
     def _transaction(self, write: bool) -> Iterator[PostgresSession]:
         joined: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
         if joined is not None:  # nested use on the same thread joins the outer transaction
-            yield PostgresSession(joined, self._queries, self.url)
+            yield PostgresSession(joined, self._queries, self._errors)
             return
         with self._connection() as conn:
             self._local.conn = conn
             try:
-                with conn.transaction():
-                    yield PostgresSession(conn, self._queries, self.url)
-            except psycopg.Error as exc:  # BEGIN or COMMIT failed
-                raise convert_error(exc, self.url) from exc
+                with self._errors, conn.transaction():  # BEGIN or COMMIT may fail
+                    yield PostgresSession(conn, self._queries, self._errors)
             finally:
                 self._local.conn = None
 
@@ -306,23 +322,24 @@ class PostgresBackend(Backend):
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
         if self._closed:
             raise BackendUnavailable("the PostgreSQL backend is closed")
-        try:
-            with self._pool.connection() as conn:
-                yield conn
-        except psycopg.Error as exc:  # no connection within the pool's timeout
-            raise convert_error(exc, self.url) from exc
+        with self._errors, self._pool.connection() as conn:  # none within the pool's timeout
+            yield conn
 
-    def transaction(self, *, write: bool = True) -> Any:
+    def transaction(self, *, write: bool = True) -> AbstractContextManager[PostgresSession]:
         return self._transaction(write)
 
-    def _single(self, run: Callable[[PostgresSession], Any]) -> Any:
+    def list_param(self, values: Sequence[str]) -> list[str]:
+        """A Python list, sent as an array (the queries cast it: `:kinds::text[]`)."""
+        return list(values)
+
+    def _single(self, run: Callable[[PostgresSession], _T]) -> _T:
         """One statement in autocommit: atomic alone, so a lost race is retried here."""
         if getattr(self._local, "conn", None) is not None:
-            return run(PostgresSession(self._local.conn, self._queries, self.url))
+            return run(PostgresSession(self._local.conn, self._queries, self._errors))
         for attempt in range(BUSY_RETRIES):
             try:
                 with self._connection() as conn:
-                    return run(PostgresSession(conn, self._queries, self.url))
+                    return run(PostgresSession(conn, self._queries, self._errors))
             except BackendBusy:
                 if attempt == BUSY_RETRIES - 1:
                     raise
@@ -330,91 +347,37 @@ class PostgresBackend(Backend):
         raise AssertionError("unreachable")
 
     def fetch_one(self, name: str, params: Params | None = None) -> Row | None:
-        row: Row | None = self._single(lambda s: s.fetch_one(name, params))
-        return row
+        return self._single(lambda s: s.fetch_one(name, params))
 
     def fetch_all(
         self, name: str, params: Params | None = None, *, write: bool = False
     ) -> list[Row]:
-        rows: list[Row] = self._single(lambda s: s.fetch_all(name, params))
-        return rows
+        return self._single(lambda s: s.fetch_all(name, params))
 
     def execute(self, name: str, params: Params | None = None) -> int:
-        n: int = self._single(lambda s: s.execute(name, params))
-        return n
+        return self._single(lambda s: s.execute(name, params))
 
     # --- schema -----------------------------------------------------------------
 
     def schema_version(self) -> int:
         with self._connect() as conn:
-            return self._version(conn)
-
-    def _version(self, conn: psycopg.Connection[Any]) -> int:
-        try:
-            found = conn.execute(b"SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
-            if not found or not found[0]:
-                return 0
-            row = conn.execute(b"SELECT MAX(version) FROM schema_version").fetchone()
-        except psycopg.Error as exc:
-            raise convert_error(exc, self.url) from exc
-        return int(row[0] or 0) if row else 0
+            return recorded_version(self, PostgresSession(conn, self._queries, self._errors))
 
     def migrate(self) -> int:
-        latest = sql.latest_version(DIALECT)
-        with self._connect() as conn, self._migration(conn) as session:
-            current = self._version(conn)
-            if current > latest:
-                raise SchemaError(
-                    f"the database at {redact_url(self.url)} has schema version {current}, "
-                    f"newer than this chunksync ({latest}): upgrade chunksync"
-                )
-            if current == 0:
-                self._refuse_foreign_tables(conn)
-                session.script(sql.schema(DIALECT))
-                self._record(conn, [(m.version, m.name) for m in sql.migrations(DIALECT)])
-                return latest
-            for migration in sql.migrations(DIALECT):
-                if migration.version > current:
-                    session.script(migration.sql)
-                    self._record(conn, [(migration.version, migration.name)])
-        return latest
+        where = f"at {redact_url(self.url)}"
+        return migrate_database(self, self._migration(), where)
 
-    def apply_migrations_only(self) -> None:
-        """Build the schema from the numbered migrations alone (the migration test's path)."""
-        with self._connect() as conn, self._migration(conn) as session:
-            session.script(sql.schema(DIALECT).split(SCHEMA_SPLIT)[0])
-            for migration in sql.migrations(DIALECT):
-                session.script(migration.sql)
-                self._record(conn, [(migration.version, migration.name)])
+    def apply_migrations_only(self, upto: int | None = None) -> None:
+        """Build the schema from the numbered migrations alone (the migration tests' path)."""
+        apply_migrations(self, self._migration(), upto)
 
     @contextmanager
-    def _migration(self, conn: psycopg.Connection[Any]) -> Iterator[PostgresSession]:
-        """One transaction holding the migration lock: concurrent starts apply nothing twice."""
-        try:
-            with conn.transaction():
-                conn.execute(b"SELECT pg_advisory_xact_lock(%s)", [MIGRATION_LOCK_KEY])
-                yield PostgresSession(conn, self._queries, self.url)
-        except psycopg.Error as exc:
-            raise convert_error(exc, self.url) from exc
-
-    def _refuse_foreign_tables(self, conn: psycopg.Connection[Any]) -> None:
-        row = conn.execute(
-            b"SELECT to_regclass('queues') IS NOT NULL OR to_regclass('chunks') IS NOT NULL"
-        ).fetchone()
-        if row and row[0]:
-            raise SchemaError(
-                f"the database at {redact_url(self.url)} has chunksync tables but no schema version"
-            )
-
-    def _record(self, conn: psycopg.Connection[Any], versions: list[tuple[int, str]]) -> None:
-        now = sql.NOW_EXPRESSIONS[DIALECT]
-        with conn.cursor() as cur:
-            cur.executemany(
-                b"INSERT INTO schema_version (version, name, applied_at) VALUES (%s, %s, "
-                + now.encode()
-                + b")",
-                versions,
-            )
+    def _migration(self) -> Iterator[PostgresSession]:
+        """One transaction on a connection of its own, holding the migration lock: concurrent
+        starts apply nothing twice. (The pool may not exist yet: migrate runs before it.)"""
+        with self._connect() as conn, self._errors, conn.transaction():
+            conn.execute(b"SELECT pg_advisory_xact_lock(%s)", [MIGRATION_LOCK_KEY])
+            yield PostgresSession(conn, self._queries, self._errors)
 
     # --- wake-ups and the maintenance election ----------------------------------------
 

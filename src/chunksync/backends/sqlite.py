@@ -3,21 +3,27 @@
 Writers take the lock up front (`BEGIN IMMEDIATE`) so that two transactions never deadlock on a
 read-to-write upgrade, and wait for it through SQLite's busy handler; a lock that outlasts the
 busy timeout is retried here a few times before `BackendBusy` reaches anyone.
+
+Every sqlite3 call runs inside `with SQLITE_ERRORS:`, the one place sqlite3's exceptions are
+converted into chunksync's. Migrations are run by `backends/migrate.py`; this module supplies
+their lock (`BEGIN IMMEDIATE`).
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from types import TracebackType
 from urllib.parse import unquote, urlsplit
 
 from chunksync import sql
 from chunksync.backends.base import Backend, Params, Row, Session
+from chunksync.backends.migrate import apply_migrations, migrate_database, recorded_version
 from chunksync.exceptions import (
     BackendBusy,
     BackendError,
@@ -70,6 +76,30 @@ def convert_error(exc: sqlite3.Error) -> BackendError:
     return BackendError(f"SQLite driver error ({type(exc).__name__}): {text}")
 
 
+class _SQLiteErrors:
+    """Converts a sqlite3 error leaving the `with` block, raised `from` it (in the manner of
+    httpx's `map_httpcore_exceptions`). A class with one shared instance, `SQLITE_ERRORS`,
+    rather than a generator-based context manager: entering it allocates nothing, and it wraps
+    every statement of the claim/finish path."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if isinstance(exc, sqlite3.Error):
+            raise convert_error(exc) from exc
+
+
+SQLITE_ERRORS = _SQLiteErrors()
+
+
 class SQLiteSession(Session):
     def __init__(self, conn: sqlite3.Connection, queries: dict[str, str]) -> None:
         self._conn = conn
@@ -82,38 +112,30 @@ class SQLiteSession(Session):
             raise BackendError(f"no query named '{name}' for SQLite") from None
 
     def execute(self, name: str, params: Params | None = None) -> int:
-        try:
+        with SQLITE_ERRORS:
             cursor = self._conn.execute(self._sql(name), dict(params or {}))
             if cursor.description is not None:
                 cursor.fetchall()  # RETURNING statements count their rows when read
             return cursor.rowcount
-        except sqlite3.Error as exc:
-            raise convert_error(exc) from exc
 
     def execute_many(self, name: str, params: Iterable[Params]) -> None:
-        try:
+        with SQLITE_ERRORS:
             self._conn.executemany(self._sql(name), (dict(p) for p in params))
-        except sqlite3.Error as exc:
-            raise convert_error(exc) from exc
 
     def fetch_all(self, name: str, params: Params | None = None) -> list[Row]:
-        try:
+        with SQLITE_ERRORS:
             cursor = self._conn.execute(self._sql(name), dict(params or {}))
             columns = [d[0] for d in cursor.description or ()]
             return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
-        except sqlite3.Error as exc:
-            raise convert_error(exc) from exc
 
     def fetch_one(self, name: str, params: Params | None = None) -> Row | None:
         rows = self.fetch_all(name, params)
         return rows[0] if rows else None
 
     def script(self, text: str) -> None:
-        try:
+        with SQLITE_ERRORS:
             for statement in iter_statements(text):
                 self._conn.execute(statement)
-        except sqlite3.Error as exc:
-            raise convert_error(exc) from exc
 
 
 class SQLiteBackend(Backend):
@@ -148,7 +170,7 @@ class SQLiteBackend(Backend):
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is not None:
             return conn
-        try:
+        with SQLITE_ERRORS:
             conn = sqlite3.connect(
                 self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
                 check_same_thread=False,
@@ -157,8 +179,6 @@ class SQLiteBackend(Backend):
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
-        except sqlite3.Error as exc:
-            raise convert_error(exc) from exc
         if mode is None:
             raise SchemaError(f"{self.path} did not accept WAL mode")
         self._local.conn = conn
@@ -170,12 +190,12 @@ class SQLiteBackend(Backend):
         statement = "BEGIN IMMEDIATE" if write else "BEGIN"
         for attempt in range(BEGIN_RETRIES):
             try:
-                conn.execute(statement)
+                with SQLITE_ERRORS:
+                    conn.execute(statement)
                 return
-            except sqlite3.Error as exc:
-                error = convert_error(exc)
-                if not isinstance(error, BackendBusy) or attempt == BEGIN_RETRIES - 1:
-                    raise error from exc
+            except BackendBusy:
+                if attempt == BEGIN_RETRIES - 1:
+                    raise
                 time.sleep(BEGIN_RETRY_PAUSE_SECONDS * (attempt + 1))
 
     @contextmanager
@@ -191,74 +211,29 @@ class SQLiteBackend(Backend):
             conn.rollback()
             raise
         try:
-            conn.commit()
-        except sqlite3.Error as exc:
+            with SQLITE_ERRORS:
+                conn.commit()
+        except BackendError:
             conn.rollback()
-            raise convert_error(exc) from exc
+            raise
 
-    def transaction(self, *, write: bool = True) -> Any:
+    def transaction(self, *, write: bool = True) -> AbstractContextManager[SQLiteSession]:
         return self._transaction(write)
 
+    def list_param(self, values: Sequence[str]) -> str:
+        """JSON text, read with json_each() in the queries."""
+        return json.dumps(list(values))
+
     def schema_version(self) -> int:
-        conn = self._connect()
-        try:
-            exists = conn.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
-            ).fetchone()
-            if not exists:
-                return 0
-            row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
-        except sqlite3.Error as exc:
-            raise convert_error(exc) from exc
-        return int(row[0] or 0) if row else 0
+        with self._transaction(write=False) as session:
+            return recorded_version(self, session)
 
     def migrate(self) -> int:
-        latest = sql.latest_version(DIALECT)
-        with self._transaction(write=True) as session:
-            current = self.schema_version()
-            if current > latest:
-                raise SchemaError(
-                    f"the database {self.path} has schema version {current}, newer than this "
-                    f"chunksync ({latest}): upgrade chunksync"
-                )
-            if current == 0:
-                self._refuse_foreign_tables()
-                session.script(sql.schema(DIALECT))
-                self._record(session, [(m.version, m.name) for m in sql.migrations(DIALECT)])
-                return latest
-            pending = [m for m in sql.migrations(DIALECT) if m.version > current]
-            for migration in pending:
-                session.script(migration.sql)
-                self._record(session, [(migration.version, migration.name)])
-        return latest
+        return migrate_database(self, self._transaction(write=True), where=self.path)
 
-    def apply_migrations_only(self) -> None:
-        """Build the schema from the numbered migrations alone (the migration test's path)."""
-        with self._transaction(write=True) as session:
-            session.script(sql.schema(DIALECT).split("CREATE TABLE queues")[0])
-            for migration in sql.migrations(DIALECT):
-                session.script(migration.sql)
-                self._record(session, [(migration.version, migration.name)])
-
-    def _refuse_foreign_tables(self) -> None:
-        conn = self._connect()
-        try:
-            names = {
-                r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
-            }
-        except sqlite3.Error as exc:
-            raise convert_error(exc) from exc
-        if names & {"queues", "chunks"}:
-            raise SchemaError(f"{self.path} has chunksync tables but no schema version")
-
-    def _record(self, session: SQLiteSession, versions: list[tuple[int, str]]) -> None:
-        conn = session._conn
-        now = sql.NOW_EXPRESSIONS[DIALECT]
-        for version, name in versions:
-            conn.execute(
-                f"INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, {now})",
-                (version, name),
-            )
+    def apply_migrations_only(self, upto: int | None = None) -> None:
+        """Build the schema from the numbered migrations alone (the migration tests' path)."""
+        apply_migrations(self, self._transaction(write=True), upto)
 
     def close(self) -> None:
         """Close this thread's connection and those of threads that have ended. A live thread's

@@ -4,6 +4,12 @@ Each dialect keeps `queries.sql` (blocks headed `-- name --` then a one-line des
 `schema.sql` (the truth for a new database) and `migrations/NNNN_name.sql` (forward only).
 A feature with tables of its own (the message store) adds `queries_<feature>.sql` and
 `schema_<feature>.sql` beside them; they are read after the main files, in name order.
+
+A schema file never holds a hand copy of a migration. Where a new database needs a migration's
+objects exactly as the migration writes them (PostgreSQL's SQL health interface: functions, no
+tables), the schema file names it on a line of its own, `-- include migrations/NNNN_name.sql --`,
+and `schema()` reads the migration there: one copy, and the migration test still compares the
+database that schema.sql builds with the one the migrations build.
 """
 
 from __future__ import annotations
@@ -14,6 +20,9 @@ from functools import cache
 from importlib import resources
 
 _HEADER = re.compile(r"^-- (\w+) --$", re.MULTILINE)
+_INCLUDE = re.compile(r"^-- include (migrations/\d{4}_\w+\.sql) --$", re.MULTILINE)
+# schema.sql's objects that are not any migration's (the schema_version table) come before it.
+MIGRATIONS_START = "-- 0001_initial --"
 
 # The one macro: the database clock in seconds since the epoch, per dialect. On PostgreSQL it
 # is the statement's start: like SQLite's 'now', one value within a statement and fresh for the
@@ -47,6 +56,11 @@ def _read_all(dialect: str, stem: str) -> str:
     return "\n\n".join(_read(dialect, name) for name in _files(dialect, stem))
 
 
+def _include(dialect: str, text: str) -> str:
+    """Each `-- include migrations/NNNN_name.sql --` line replaced by that migration's text."""
+    return _INCLUDE.sub(lambda m: _read(dialect, m.group(1)).strip(), text)
+
+
 def expand(dialect: str, sql: str) -> str:
     return sql.replace("NOW()", NOW_EXPRESSIONS[dialect])
 
@@ -70,7 +84,14 @@ def queries(dialect: str) -> dict[str, str]:
 
 @cache
 def schema(dialect: str) -> str:
-    return expand(dialect, _read_all(dialect, "schema"))
+    """The whole schema of a new database: schema.sql, then each schema_<feature>.sql."""
+    return expand(dialect, _include(dialect, _read_all(dialect, "schema")))
+
+
+def version_table(dialect: str) -> str:
+    """The part of schema.sql that no migration creates (the schema_version table): what a
+    database built from the migrations alone starts with."""
+    return expand(dialect, _read(dialect, "schema.sql").split(MIGRATIONS_START)[0])
 
 
 @cache

@@ -153,5 +153,9 @@ AFTER UPDATE OF status ON queues
 FOR EACH ROW WHEN (NEW.status = 'active' AND OLD.status <> 'active')
 EXECUTE FUNCTION chunksync_notify_work();
 
--- The SQL health interface (log_chunk_health_metrics, get_queue_health_summary, ...) follows
--- in its own migration.
+-- The SQL health interface (log_chunk_health_metrics, get_queue_health_summary, ...) is
+-- functions and a view only: it is written once, in its migrations, and a new database runs them
+-- as written. 0004 creates it; 0006 gives log_chunk_health_metrics its final, compact batch form
+-- and replaces 0005's first batch form whole, so 0005 is not needed here.
+-- include migrations/0004_health_interface.sql --
+-- include migrations/0006_compact_attempts.sql --

@@ -7,6 +7,8 @@ CREATE TABLE IF NOT EXISTS schema_version (
     applied_at REAL NOT NULL
 );
 
+-- 0001_initial --
+
 CREATE TABLE queues (
     id           TEXT PRIMARY KEY,
     tenant       TEXT NOT NULL DEFAULT 'default',
