@@ -22,7 +22,7 @@ CONFIG = StressConfig(capacity=10.0, probe_min_interval_s=0.3, probe_interval_s=
 
 
 def store_of(app: App) -> DependencyStore:
-    return DependencyStore(app.backend, app.manager._list_param)
+    return DependencyStore(app.backend)
 
 
 @pytest.fixture

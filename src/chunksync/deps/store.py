@@ -12,7 +12,7 @@ which leaves out every queue whose dependency is limited or gated.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,8 +23,6 @@ from chunksync.deps.model import Limits, Rate
 from chunksync.exceptions import NotFound
 from chunksync.models import Chunk
 from chunksync.retry import StressConfig
-
-ListParam = Callable[[Sequence[str]], Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,9 +126,9 @@ def dependency_of(row: Row) -> Dependency:
 class DependencyStore:
     """Every read and write of the dependency rows, once, on top of a backend."""
 
-    def __init__(self, backend: Backend, list_param: ListParam) -> None:
+    def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self._list = list_param
+        self._list = backend.list_param
 
     # --- reading -------------------------------------------------------------------------
 
