@@ -11,13 +11,14 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from chunksync.backends import Backend, open_backend
+from chunksync.deps.budget import RetryBudgets
 from chunksync.exceptions import ConfigurationError
 from chunksync.manager import Manager
 from chunksync.models import DEFAULT_PRIORITY, DEFAULT_TENANT, Queue
 from chunksync.observe.alerts import AlertConfig
 from chunksync.observe.model import HealthThresholds
 from chunksync.registry import Registry
-from chunksync.retry import DEFAULT_POLICY, RetryBudgets, RetryPolicy
+from chunksync.retry import DEFAULT_POLICY, RetryPolicy
 from chunksync.settings import Settings
 from chunksync.sources.base import FunctionSource, Handler, Source, kind_of
 

@@ -10,8 +10,8 @@ from chunksync.models import Chunk, ErrorCategory, Queue
 
 if TYPE_CHECKING:
     from chunksync.backends.base import Backend
+    from chunksync.deps.budget import RetryBudget
     from chunksync.manager import Manager
-    from chunksync.retry import RetryBudget
 
 
 class ChunkContext:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import threading
 
+from chunksync.deps.budget import RetryBudgets
 from chunksync.exceptions import ConfigurationError
 from chunksync.models import Queue
-from chunksync.retry import DEFAULT_POLICY, RetryBudgets, RetryPolicy
+from chunksync.retry import DEFAULT_POLICY, RetryPolicy
 from chunksync.sources.base import Source, default_dependency, kind_of
 
 log = logging.getLogger("chunksync")

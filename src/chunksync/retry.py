@@ -1,37 +1,19 @@
-"""Retry policies: backoff schedules, the retry decision and the per-dependency retry budget.
+"""Retry policies: backoff schedules and the retry decision.
 
 A `RetryPolicy` is data: for each of the ten categories, whether it is retried, up to which
 attempt, and on what schedule. `RetryPolicy.decide()` turns one failure into one `Decision`
 (retry after a delay, defer without spending the attempt, or dead). The worker and the policy
-benchmark both call it, so what is measured is what runs.
+benchmark both call it (through `decide_failure`), so what is measured is what runs.
 
-Stress awareness: each dependency (the host or account behind a queue) has a `RetryBudget`, a
-token bucket in the style of gRPC's retry throttling. Every retryable failure costs a token (a
-timeout costs two), every success gives a fraction back. Below half the bucket the dependency is
-stressed: a chunk may have one more retry at double the delay, after which further retries are
-deferred, run later without spending an attempt, so the dependency gets air and no chunk is
-killed for the dependency's trouble.
-
-The gate: stress also stops fresh chunks, not only retries. Each budget is a half-open gate in
-front of the call (the worker's step 3 pre-condition, `admit_or_hold()`), on an injected clock:
-
-- closed (the budget is not stressed): every call goes through;
-- open (stressed): the first `admit()` that finds the budget stressed opens the gate, and the
-  first probe goes through one probe interval later; then at most one call per probe interval
-  (`StressConfig.probe_interval_s`, 5 s) is admitted as a probe, every other one is refused;
-- a success while stressed (a probe's, or a call that began before the gate opened) closes it,
-  like a circuit breaker's half-open success: the tokens are raised to the stress line
-  (capacity x threshold), so that the next retryable failure reopens it; a failed probe leaves
-  it open and is charged like any failure, but a retryable one defers its chunk (attempt not
-  spent, up to `max_deferrals`) before any category limit applies: the failure tells about the
-  dependency, not the chunk, so a probe never spends a chunk's last attempt;
-- a refused chunk is held: back to pending, its attempt given back, to run again after
-  `probe_interval_s` x U(1, 2) (exactly `probe_interval_s` without a random source), without a
-  call, without counting as a failure (outcome `held`).
-
-One budget per dependency: its limits are the `[stress]` table of the policy of the queue being
-processed (`RetryBudgets.get(dependency, policy.stress)`); when queues with different policies
-share a dependency, the policy of the last one processed sets them, the tokens kept in proportion.
+Stress awareness: each dependency (the host or account behind a queue) has a retry budget, a
+token bucket in the style of gRPC's retry throttling, and a gate in front of its calls; both are
+shared by the fleet, in the database (chunksync.deps: the pure rules in `deps.gate`, the row in
+`deps.store`, one process's copy in `deps.budget`). Only the dependency's own faults
+(DEPENDENCY_FAULTS) cost tokens (a timeout costs two); every success gives a fraction back.
+Below the stress line a chunk may have one more retry at double the delay, after which further
+retries are deferred, run later without spending an attempt, so the dependency gets air and no
+chunk is killed for the dependency's trouble. The `[stress]` table of a policy (StressConfig)
+sets the budget's and the gate's limits.
 """
 
 from __future__ import annotations
@@ -39,7 +21,6 @@ from __future__ import annotations
 import enum
 import math
 import random
-import threading
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -303,130 +284,18 @@ class RetryPolicy:
 DEFAULT_POLICY = RetryPolicy()
 
 
-class RetryBudget:
-    """Token bucket and half-open gate for one dependency. Thread-safe."""
-
-    def __init__(self, config: StressConfig | None = None) -> None:
-        self.config = config or StressConfig()
-        self._tokens = self.config.capacity
-        self._lock = threading.Lock()
-        self._next_probe_at: float | None = None  # None: the gate is not open
+class Budget(Protocol):
+    """What the retry decision needs of a dependency's budget (chunksync.deps.budget)."""
 
     @property
-    def tokens(self) -> float:
-        return self._tokens
+    def stressed(self) -> bool: ...
 
-    @property
-    def stressed(self) -> bool:
-        return self._tokens < self._line()
-
-    def _line(self) -> float:
-        return self.config.capacity * self.config.threshold
-
-    def on_failure(self, category: ErrorCategory, retryable: bool) -> None:
-        """Charge a retryable failure that tells about the dependency (DEPENDENCY_FAULTS)."""
-        if not retryable or category not in DEPENDENCY_FAULTS:
-            return
-        cost = self.config.timeout_cost if category is C.TIMEOUT else self.config.failure_cost
-        self.charge(cost)
-
-    def charge(self, cost: float) -> None:
-        """Spend tokens; also how a source reports a throttling signal (IMAP [THROTTLED])."""
-        with self._lock:
-            self._tokens = max(0.0, self._tokens - cost)
-
-    def on_success(self) -> None:
-        """A success refunds a fraction of a token; while stressed it closes the gate (tokens
-        raised to the stress line, so the next retryable failure reopens it)."""
-        with self._lock:
-            line = self._line()
-            if self._tokens < line:
-                self._tokens = line
-                self._next_probe_at = None
-            else:
-                self._tokens = min(self.config.capacity, self._tokens + self.config.success_refund)
-
-    def admit(self, now: float, probe_interval_s: float) -> bool:
-        """May a call go to the dependency at `now` (any clock, the same for every caller)?
-        Not stressed: yes. Stressed: one probe per `probe_interval_s`, the first one interval
-        after the gate opened; every other call is refused (and held by the caller)."""
-        return self.gate(now, probe_interval_s) is not Gate.HOLD
-
-    def shut(self, now: float) -> bool:
-        """True while the gate is open and its next probe is not yet due: claims then skip the
-        dependency altogether, so its chunks wait as pending rows instead of being claimed and
-        held again and again (read-only: it takes no probe)."""
-        with self._lock:
-            return (
-                self._tokens < self._line()
-                and self._next_probe_at is not None
-                and now < self._next_probe_at
-            )
-
-    def next_probe_at(self) -> float | None:
-        with self._lock:
-            return self._next_probe_at if self._tokens < self._line() else None
-
-    def gate(self, now: float, probe_interval_s: float) -> Gate:
-        """`admit()`, telling a probe from a call through the closed gate."""
-        with self._lock:
-            if self._tokens >= self._line():
-                self._next_probe_at = None
-                return Gate.CLOSED
-            if self._next_probe_at is None:  # the gate opens now
-                self._next_probe_at = now + probe_interval_s
-                return Gate.HOLD
-            if now < self._next_probe_at:
-                return Gate.HOLD
-            self._next_probe_at = now + probe_interval_s
-            return Gate.PROBE
-
-    def reconfigure(self, config: StressConfig) -> None:
-        """Use another policy's limits, keeping the bucket as full (in proportion) as it was."""
-        with self._lock:
-            if config == self.config:
-                return
-            fill = self._tokens / self.config.capacity if self.config.capacity > 0 else 1.0
-            self.config = config
-            self._tokens = min(config.capacity, max(0.0, fill * config.capacity))
-
-
-class RetryBudgets:
-    """One budget per dependency, created on first use; stress on A never touches B."""
-
-    def __init__(self, config: StressConfig | None = None) -> None:
-        self._config = config or StressConfig()
-        self._budgets: dict[str, RetryBudget] = {}
-        self._lock = threading.Lock()
-
-    def get(self, dependency: str, config: StressConfig | None = None) -> RetryBudget:
-        """The dependency's budget. `config`, the `[stress]` of the policy of the queue being
-        processed, sets its limits; without it, a new budget gets this collection's default."""
-        with self._lock:
-            budget = self._budgets.get(dependency)
-            if budget is None:
-                budget = self._budgets[dependency] = RetryBudget(config or self._config)
-        if config is not None:
-            budget.reconfigure(config)
-        return budget
-
-    def snapshot(self) -> dict[str, float]:
-        with self._lock:
-            return {dep: b.tokens for dep, b in self._budgets.items()}
-
-
-def admit_or_hold(
-    budget: RetryBudget, now: float, *, time_scale: float = 1.0, rng: RandomSource | None = None
-) -> tuple[Gate, float]:
-    """Step 3's pre-condition, for the worker and the policy benchmark alike: the gate's answer
-    and, for a hold, how long (policy seconds, before `time_scale`) to hold the chunk (else 0)."""
-    gate = budget.gate(now, budget.config.probe_interval_s * time_scale)
-    return gate, budget.config.hold_delay(rng) if gate is Gate.HOLD else 0.0
+    def on_failure(self, category: ErrorCategory, retryable: bool) -> None: ...
 
 
 def decide_failure(
     policy: RetryPolicy,
-    budget: RetryBudget,
+    budget: Budget,
     category: ErrorCategory,
     *,
     attempts: int,

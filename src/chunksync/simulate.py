@@ -12,7 +12,8 @@ decided on a real `RetryBudget` (`attempt.decide`, `attempt.completed`), and the
 `FinishResult` applied to the simulated chunk as finish_chunk applies it; for a worker death
 the lease, then
 `recovery.stuck_verdict()`. Before each call, the worker's step 3 pre-condition runs too:
-`retry.admit_or_hold()` on that budget (the half-open gate), and a chunk it refuses is held as
+`deps.budget.admit_or_hold()` on that budget (the gate's pure rules of `deps.gate`, as the
+fleet's shared row applies them), and a chunk it refuses is held as
 the worker holds it (`attempt.held_result`: back to pending after the hold delay, attempt given
 back, no call). The budget's limits are the policy's `[stress]` table, as in the worker.
 Nothing the worker decides is copied here.
@@ -33,6 +34,7 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
+from chunksync.deps.budget import RetryBudget, RetryBudgets, admit_or_hold
 from chunksync.faults import (
     DEFAULT_SEED,
     DIE,
@@ -50,12 +52,9 @@ from chunksync.retry import (
     CategoryRule,
     Gate,
     RandomSource,
-    RetryBudget,
-    RetryBudgets,
     RetryPolicy,
     Schedule,
     ScheduleKind,
-    admit_or_hold,
 )
 from chunksync.runtime import attempt
 from chunksync.runtime.recovery import stuck_verdict
@@ -234,7 +233,7 @@ class _Simulation:
         self.rng = rng
         self.time_scale = time_scale
         self.policy = spec.run_policy
-        budgets = RetryBudgets()
+        budgets = RetryBudgets(clock=lambda: self.now, time_scale=self.time_scale)
         self.deps = [_Dep(d, budgets.get(d.name, self.policy.stress)) for d in stream.dependencies]
         self.chunks: list[dict[int, _Chunk]] = []
         for i, d in enumerate(stream.dependencies):
@@ -346,9 +345,7 @@ class _Simulation:
         c.attempts += 1
         dep = self.stream.dependencies[i]
         outage = dep.outage is not None and dep.outage.covers(self.now)
-        gate, hold_s = admit_or_hold(
-            self.deps[i].budget, self.now, time_scale=self.time_scale, rng=self.rng
-        )
+        gate, hold_s = admit_or_hold(self.deps[i].budget, self.now, rng=self.rng)
         if gate is Gate.HOLD:
             self._hold(i, c, hold_s, outage)
             return False

@@ -140,7 +140,7 @@ def test_the_gate_is_shared_one_probe_for_the_fleet(fleet: tuple[App, App]) -> N
                 probes.append(worker)
         time.sleep(0.02)
     assert len(probes) == 1
-    state = store_of(one).record("api", CONFIG, cost=0.0, successes=1, probe_succeeded=True)
+    state, _ = store_of(one).record("api", CONFIG, cost=0.0, successes=1, probe_succeeded=True)
     assert state.flow is Flow.OK
     assert len(claim(two, "api", queues, 5, worker="w2")) == 5
 

@@ -10,10 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from chunksync.deps.budget import RetryBudget
 from chunksync.exceptions import Abort, RetryLater
 from chunksync.manager import FinishResult
 from chunksync.models import Attempt, Chunk, ChunkStatus, ErrorCategory, Outcome
-from chunksync.retry import DEFAULT_POLICY, DEPENDENCY_FAULTS, RetryBudget, RetryPolicy
+from chunksync.retry import DEFAULT_POLICY, DEPENDENCY_FAULTS, RetryPolicy
 from chunksync.runtime import attempt
 from chunksync.runtime.attempt import Failure
 
@@ -74,10 +75,11 @@ def test_a_success_completes_the_chunk_and_refunds_the_budget() -> None:
     assert budget.tokens == pytest.approx(9.1)
 
 
-def test_a_success_while_stressed_closes_the_gate() -> None:
+def test_a_success_while_stressed_reopens_the_gate() -> None:
     budget = stressed_budget()
     attempt.completed(budget, 1)
-    assert not budget.stressed and budget.tokens == pytest.approx(5.0)
+    # Above the stress line (5) by the hysteresis (2): one stray failure will not shut it.
+    assert not budget.stressed and budget.tokens == pytest.approx(7.0)
 
 
 def test_the_measured_row_of_an_attempt() -> None:

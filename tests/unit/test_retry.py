@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from chunksync.deps.budget import RetryBudget, RetryBudgets, admit_or_hold
 from chunksync.exceptions import ConfigurationError
 from chunksync.models import ChunkStatus, ErrorCategory
 from chunksync.retry import (
@@ -20,12 +21,9 @@ from chunksync.retry import (
     MAX_DELAY_SECONDS,
     Action,
     Gate,
-    RetryBudget,
-    RetryBudgets,
     Schedule,
     ScheduleKind,
     StressConfig,
-    admit_or_hold,
     decide_failure,
     load_policy,
     policy_from_mapping,
@@ -156,6 +154,16 @@ def test_only_the_dependencys_own_faults_charge_it(category: C) -> None:
     assert budget.tokens == 10 and not budget.stressed
 
 
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_budget_drains_on_retryable_failures_and_refills_on_success() -> None:
     budget = RetryBudget(StressConfig(capacity=10))
     for _ in range(5):
@@ -165,11 +173,13 @@ def test_budget_drains_on_retryable_failures_and_refills_on_success() -> None:
     assert budget.tokens == 3 and budget.stressed
     budget.on_failure(C.NOT_FOUND, retryable=False)
     assert budget.tokens == 3
-    budget.on_success()  # a success while stressed closes the gate: tokens to the stress line
-    assert budget.tokens == 5 and not budget.stressed
+    # A success while stressed reopens the flow, the tokens set above the stress line (5) by
+    # the hysteresis (2), so that one stray failure right after does not shut it again.
+    budget.on_success()
+    assert budget.tokens == 7 and not budget.stressed
     for _ in range(25):
         budget.on_success()
-    assert budget.tokens == pytest.approx(7.5) and not budget.stressed
+    assert budget.tokens == pytest.approx(9.5) and not budget.stressed
 
 
 def test_stress_on_one_dependency_never_touches_another() -> None:
@@ -180,8 +190,11 @@ def test_stress_on_one_dependency_never_touches_another() -> None:
     assert not budgets.get("imap://b@host-b").stressed
 
 
-def stressed_budget(**config: float) -> RetryBudget:
-    budget = RetryBudget(StressConfig(capacity=10, **config))  # type: ignore[arg-type]
+def stressed_budget(clock: Clock | None = None, **config: float) -> RetryBudget:
+    budget = RetryBudget(
+        StressConfig(capacity=10, **config),  # type: ignore[arg-type]
+        clock=clock or Clock(),
+    )
     for _ in range(6):
         budget.on_failure(C.NETWORK, retryable=True)
     assert budget.tokens == 4 and budget.stressed
@@ -190,49 +203,58 @@ def stressed_budget(**config: float) -> RetryBudget:
 
 def test_the_gate_is_closed_while_the_budget_is_not_stressed() -> None:
     budget = RetryBudget()
-    assert all(budget.admit(t * 0.001, 5.0) for t in range(100))
+    assert all(budget.gate(t * 0.001) is Gate.CLOSED for t in range(100))
     assert admit_or_hold(budget, 0.0) == (Gate.CLOSED, 0.0)
 
 
-def test_an_open_gate_lets_one_probe_through_per_interval() -> None:
-    budget = stressed_budget()
-    assert not budget.admit(100.0, 5.0)  # the gate opens: the first probe one interval later
-    assert not budget.admit(104.9, 5.0)
-    assert budget.admit(105.0, 5.0)  # the probe
-    assert not budget.admit(105.0, 5.0) and not budget.admit(109.9, 5.0)
-    assert budget.admit(110.0, 5.0)  # the next probe
-    assert not budget.admit(112.0, 5.0)
-    assert budget.admit(200.0, 5.0)  # idle for long: still one at a time
-    assert not budget.admit(200.1, 5.0)
+def test_a_shut_gate_probes_soon_then_less_often() -> None:
+    budget = stressed_budget(Clock(100.0))  # it shut at 100: the first probe 0.5 s later
+    assert budget.shut(100.2) and budget.next_probe_at() == 100.5
+    seen = {t / 10: budget.gate(t / 10) for t in range(1000, 1200)}  # asked every 0.1 s
+    probes = [t for t, g in seen.items() if g is Gate.PROBE]
+    # The interval doubles from 0.5 s up to probe_interval_s (5 s): one call at a time.
+    assert probes == [100.5, 101.0, 102.0, 104.0, 108.0, 113.0, 118.0]
+    assert budget.gate(200.0) is Gate.PROBE  # idle for long: still one at a time
+    assert budget.gate(200.1) is Gate.HOLD
 
 
-def test_a_failed_probe_keeps_the_gate_open_and_a_success_closes_it() -> None:
-    budget = stressed_budget()
-    assert not budget.admit(0.0, 5.0) and budget.admit(5.0, 5.0)
+def test_a_failed_probe_keeps_the_gate_shut_and_a_success_reopens_it() -> None:
+    clock = Clock()
+    budget = stressed_budget(clock)
+    assert budget.gate(0.0) is Gate.HOLD and budget.gate(0.5) is Gate.PROBE
     budget.on_failure(C.NETWORK, retryable=True)  # the probe failed
-    assert budget.tokens == 3 and budget.stressed and not budget.admit(6.0, 5.0)
-    assert budget.admit(10.0, 5.0)
-    budget.on_success()  # this probe succeeded: closed, tokens at the stress line
-    assert budget.tokens == 5 and not budget.stressed
-    assert all(budget.admit(10.0 + n * 0.01, 5.0) for n in range(50))
-    budget.on_failure(C.NETWORK, retryable=True)  # one more failure reopens it
-    assert budget.stressed
-    assert not budget.admit(11.0, 5.0)  # reopened: a fresh interval before the next probe
-    assert budget.admit(16.0, 5.0)
+    assert budget.tokens == 3 and budget.stressed and budget.gate(0.9) is Gate.HOLD
+    assert budget.gate(1.0) is Gate.PROBE
+    budget.on_success(probe=True)  # this probe succeeded: flowing, 2 tokens above the line
+    assert budget.tokens == 7 and not budget.stressed
+    assert all(budget.gate(1.0 + n * 0.01) is Gate.CLOSED for n in range(50))
+    budget.on_failure(C.NETWORK, retryable=True)  # one stray failure: still flowing
+    budget.on_failure(C.NETWORK, retryable=True)
+    assert not budget.stressed and budget.tokens == 5
+    clock.now = 3.0
+    budget.on_failure(C.NETWORK, retryable=True)  # a third: shut again, probing from the start
+    assert budget.stressed and budget.next_probe_at() == 3.5
+    assert budget.gate(3.4) is Gate.HOLD and budget.gate(3.5) is Gate.PROBE
 
 
 def test_a_refused_call_is_held_for_one_to_two_probe_intervals() -> None:
     budget = stressed_budget(probe_interval_s=4.0)
-    assert admit_or_hold(budget, 0.0) == (Gate.HOLD, 4.0)  # no random source: one interval
-    holds = [admit_or_hold(budget, 1.0, rng=random.Random(n)) for n in range(200)]
-    assert all(g is Gate.HOLD and 4.0 <= h <= 8.0 for g, h in holds)
+    assert admit_or_hold(budget, 0.0) == (Gate.HOLD, 0.5)  # no random source: one interval
+    holds = [admit_or_hold(budget, 0.1, rng=random.Random(n)) for n in range(200)]
+    assert all(g is Gate.HOLD and 0.5 <= h <= 1.0 for g, h in holds)
     assert len(set(holds)) > 100
-    # time_scale shrinks the probe interval (the worker's and the simulation's clocks), not the
-    # hold it returns, which is in policy seconds like every delay.
-    scaled = stressed_budget(probe_interval_s=4.0)
-    assert admit_or_hold(scaled, 0.0, time_scale=0.001) == (Gate.HOLD, 4.0)  # probe at 0.004
-    assert admit_or_hold(scaled, 0.004, time_scale=0.001) == (Gate.PROBE, 0.0)
-    assert admit_or_hold(scaled, 0.005, time_scale=0.001) == (Gate.HOLD, 4.0)
+    for _ in range(5):  # probes while the outage lasts: the interval, and the hold, grow
+        now = budget.next_probe_at()
+        assert now is not None and budget.gate(now) is Gate.PROBE
+    assert admit_or_hold(budget, budget.next_probe_at() - 0.1) == (Gate.HOLD, 4.0)  # type: ignore[operator]
+    # time_scale shrinks the gate's intervals (the worker's and the simulation's clocks), not
+    # the hold it returns, which is in policy seconds like every delay.
+    config = StressConfig(capacity=10, probe_interval_s=4.0)
+    scaled = RetryBudget(config, clock=Clock(), time_scale=0.001)
+    scaled.charge(6.0)
+    assert admit_or_hold(scaled, 0.0) == (Gate.HOLD, 0.5)
+    assert admit_or_hold(scaled, 0.0005) == (Gate.PROBE, 0.0)
+    assert admit_or_hold(scaled, 0.0006) == (Gate.HOLD, 1.0)  # the interval has grown
 
 
 def test_a_failed_probe_defers_its_chunk_and_never_spends_its_last_attempt() -> None:
@@ -254,14 +276,14 @@ def test_a_failed_probe_defers_its_chunk_and_never_spends_its_last_attempt() -> 
 
 def test_only_one_of_many_threads_gets_the_probe() -> None:
     budget = stressed_budget()
-    assert not budget.admit(0.0, 5.0)
+    assert budget.gate(0.0) is Gate.HOLD
     start = threading.Barrier(16)
     admitted: list[bool] = []
     lock = threading.Lock()
 
     def claim() -> None:
         start.wait()
-        got = [budget.admit(5.0 + n * 1e-6, 5.0) for n in range(200)]
+        got = [budget.gate(0.5 + n * 1e-6) is Gate.PROBE for n in range(200)]
         with lock:
             admitted.extend(got)
 

@@ -160,26 +160,26 @@ def test_a_worker_death_is_recovered_after_the_lease_and_a_crash_loop_is_dead() 
 def test_stress_stretches_then_defers_and_a_deferral_gives_the_attempt_back() -> None:
     stream = one_dependency(
         ChunkScript(1, ("timeout", "timeout", "timeout", "ok")),
-        ChunkScript(2, ("network", "network", "ok")),
+        ChunkScript(2, ("network", "network", "network", "network", "ok")),
     )
-    # time_scale 0: every wait elapses at once, so the one slot takes chunk 1 to its end first.
-    # Budget 10, stressed below 5; a timeout costs 2, a success gives 0.1 back. The gate (probe
-    # interval 5 s, scaled to 0) holds the first claim after it opens, then admits a probe; a
-    # success while stressed closes it with the tokens raised to the stress line (5).
+    # time_scale 0: every wait elapses at once, so the one slot takes chunk 1 to its end first,
+    # and a shut gate's probe is due at once. Budget 10, stressed below 5; a timeout costs 2, a
+    # network failure 1, a success 0.1 back. A successful probe reopens the flow with the tokens
+    # 2 above the stress line (the hysteresis), so that one stray failure does not shut it.
     result = simulate(stream, PolicySpec(DEFAULT_STRESS, DEFAULT_POLICY), time_scale=0.0)
     assert result.decisions() == [
         (1, 1, "timeout", "retry", 3.0),  # 8 tokens
         (1, 2, "timeout", "retry", 6.0),  # 6
         (1, 3, "timeout", "retry", 18.0),  # 4: stressed, one more retry at double the delay
-        (1, 4, "", "held", 5.0),  # the gate opens: held, attempt 4 given back
-        (1, 4, "", "completed", 0.0),  # the probe succeeds: closed at 5
-        (2, 1, "network", "retry", 4.0),  # 4: chunk 2's stressed retry, delay doubled
-        (2, 2, "", "held", 5.0),  # the gate opens again
-        (2, 2, "network", "defer", 30.0),  # 3: the probe fails: deferred, attempt 2 given back
-        (2, 2, "", "completed", 0.0),  # the next probe closes it
+        (1, 4, "", "completed", 0.0),  # the gate's probe succeeds: flowing again at 7
+        (2, 1, "network", "retry", 2.0),  # 6
+        (2, 2, "network", "retry", 4.0),  # 5: still at the line, not below it
+        (2, 3, "network", "retry", 16.0),  # 4: stressed again: its last retry, delay doubled
+        (2, 4, "network", "defer", 30.0),  # the probe fails: deferred, attempt 4 given back
+        (2, 4, "", "completed", 0.0),  # the next probe reopens it
     ]
     m = measure(result)
-    assert (m.attempts, m.held, m.failed) == (7, 2, 5)  # a hold is neither attempt nor failure
+    assert (m.attempts, m.held, m.failed) == (9, 0, 7)
 
 
 def test_the_chunks_own_failures_never_stress_its_dependency() -> None:
@@ -226,21 +226,21 @@ def test_recovery_is_compared_like_for_like() -> None:
     assert math.isnan(value) and (compared, only_ours) == (0, 1)  # nothing to compare
 
 
-def test_holds_are_no_attempts_and_no_calls_into_the_outage() -> None:
-    # One slot, a long outage: the first failures stress the budget, then the gate holds the
-    # chunks and lets one probe through per 5 s; every chunk completes once the outage ends.
+def test_a_shut_gate_sends_one_probe_per_interval_into_the_outage() -> None:
+    # One slot, a long outage: the first failures stress the budget and shut the gate; then the
+    # claim takes only the gate's probes, the first 0.5 s after it shut, each later one twice as
+    # late up to probe_interval_s (5 s); every chunk completes once the outage ends.
     chunks = tuple(ChunkScript(n, ("ok",), ok_s=1.0) for n in range(1, 21))
     stream = one_dependency(*chunks, outage=Window(0.0, 120.0, "refused"))
     result = simulate(stream, PolicySpec(DEFAULT_STRESS, DEFAULT_POLICY))
     m = measure(result)
-    held = [a for a in result.attempts if a.action == "held"]
-    assert held and m.held == len(held)
-    assert m.attempts == len(result.attempts) - len(held)
+    assert m.attempts == len(result.attempts) - m.held
     assert m.into_outage == sum(1 for a in result.calls() if a.into_outage)
-    assert m.into_outage < 40  # one probe per 5 s at most, after the first few failures
     assert (m.completed, m.dead_wrong, m.left) == (20, 0, 0)
-    probes = [a.started_s for a in result.calls() if a.into_outage][5:]
-    assert all(b - a >= 5.0 - 1e-9 for a, b in itertools.pairwise(probes))
+    probes = [a.started_s for a in result.calls() if a.into_outage][6:]  # after 6 failures
+    gaps = [round(b - a, 6) for a, b in itertools.pairwise(probes)]
+    assert gaps[:4] == [0.5, 1.0, 2.0, 4.0] and set(gaps[4:]) == {5.0}
+    assert m.into_outage == 6 + len(probes)
 
 
 def test_the_report_ends_with_the_four_name_value_lines() -> None:

@@ -65,6 +65,20 @@ class Dependency:
 
 
 @dataclass(frozen=True, slots=True)
+class Special:
+    """A dependency a worker treats apart: its limits, its row, its active queues."""
+
+    limits: Limits
+    row: Row
+    queue_ids: list[str]
+
+    @property
+    def limited(self) -> bool:
+        """Whether claims of its chunks go through `DependencyStore.claim` (limited or gated)."""
+        return self.limits.any or str(self.row.get("flow") or "ok") != Flow.OK.value
+
+
+@dataclass(frozen=True, slots=True)
 class Claimed:
     """What one dependency's claim leased, whether it is the gate's probe, and why it leased
     fewer than asked (None, "gate", "connections" or "rate") with how long until it may try."""
@@ -142,13 +156,18 @@ class DependencyStore:
         known = ", ".join(d.name for d in self.all()) or "none yet"
         raise NotFound(f"no dependency named '{name}' (known: {known})")
 
-    def special(self) -> dict[str, list[str]]:
-        """{dependency: its active queues' ids} for every dependency a claim must treat apart:
-        limited, gated, or with a budget below full."""
-        found: dict[str, list[str]] = {}
+    def special(self) -> tuple[float, dict[str, Special]]:
+        """The database's clock and, for every dependency a worker must treat apart (limited,
+        gated, or with a budget below full), its limits, state and active queues' ids."""
+        found: dict[str, Special] = {}
+        now = 0.0
         for r in self.backend.fetch_all("deps_special"):
-            found.setdefault(str(r["name"]), []).append(str(r["queue_id"]))
-        return found
+            now = float(r["now"])
+            name = str(r["name"])
+            if name not in found:
+                found[name] = Special(limits_of(r), r, [])
+            found[name].queue_ids.append(str(r["queue_id"]))
+        return now, found
 
     # --- declaring and operating ---------------------------------------------------------
 
@@ -264,8 +283,9 @@ class DependencyStore:
         cost: float,
         successes: int,
         probe_succeeded: bool,
-    ) -> DepState:
-        """A batch of outcomes of one dependency's calls (see chunksync.deps.gate.record)."""
+    ) -> tuple[DepState, float]:
+        """A batch of outcomes of one dependency's calls (see chunksync.deps.gate.record): the
+        row's new state and the database's clock."""
         with self.backend.transaction() as s:
             s.execute("deps_ensure", {"name": name})
             row = s.fetch_one("deps_lock", {"name": name})
@@ -281,7 +301,7 @@ class DependencyStore:
             )
             if state != before:
                 self._save(s, name, state, config)
-            return state
+            return state, float(row["now"])
 
     def take(self, name: str, units: int) -> tuple[int, float]:
         """Take up to `units` of a dependency's rate limit for a handler's own calls: how many

@@ -15,6 +15,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from chunksync.deps.budget import RetryBudgets
 from chunksync.exceptions import ConfigurationError
 from chunksync.manager import Manager
 from chunksync.models import Queue
@@ -26,7 +27,6 @@ from chunksync.observe.model import (
 )
 from chunksync.observe.readers import reader_for
 from chunksync.observe.trends import dependency_health
-from chunksync.retry import RetryBudgets
 
 THRESHOLDS_ENV = "CHUNKSYNC_HEALTH_CONFIG"  # a TOML file with a [health] table
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chunksync.deps.budget import RetryBudgets
 from chunksync.manager import Manager
 from chunksync.models import Outcome
 from chunksync.observe.model import (
@@ -22,7 +23,6 @@ from chunksync.observe.model import (
     HealthThresholds,
     WorkerTrend,
 )
-from chunksync.retry import RetryBudgets
 from chunksync.sources.base import default_dependency
 
 TREND_WINDOW_SECONDS = 3600.0

@@ -19,12 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from chunksync.deps.budget import RetryBudget
 from chunksync.errors import categorize
 from chunksync.exceptions import Abort
 from chunksync.manager import FinishResult
 from chunksync.models import Attempt, Chunk, ChunkStatus, ErrorCategory, Outcome
 from chunksync.redact import redact
-from chunksync.retry import Action, RandomSource, RetryBudget, RetryPolicy, decide_failure
+from chunksync.retry import Action, RandomSource, RetryPolicy, decide_failure
 
 MESSAGE_MAX_CHARS = 2000
 HELD_MESSAGE = "not attempted: its dependency is stressed"
@@ -108,9 +109,10 @@ def measured(
     )
 
 
-def completed(budget: RetryBudget, items: int) -> FinishResult:
-    """Step 6 for a success: the dependency's budget is refilled, the chunk completed."""
-    budget.on_success()
+def completed(budget: RetryBudget, items: int, *, probe: bool = False) -> FinishResult:
+    """Step 6 for a success: the dependency's budget is refilled (a probe's success reopens
+    its gate), the chunk completed."""
+    budget.on_success(probe=probe)
     return FinishResult(ChunkStatus.COMPLETED, Outcome.COMPLETED, items=items)
 
 

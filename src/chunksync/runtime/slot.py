@@ -14,6 +14,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from chunksync.deps.store import Special
 from chunksync.exceptions import BackendError
 from chunksync.manager import Report
 from chunksync.models import Chunk, Outcome
@@ -22,7 +23,7 @@ from chunksync.redact import redact
 
 if TYPE_CHECKING:
     from chunksync.context import ChunkContext
-    from chunksync.retry import RetryBudget
+    from chunksync.deps.budget import RetryBudget
 
 log = logging.getLogger("chunksync.runtime.worker")
 
@@ -39,6 +40,7 @@ class InFlight:
     chunk: Chunk
     token: str
     ctx: ChunkContext | None = None
+    probe: bool = False  # claimed as its dependency's probe (the fleet's one per interval)
 
 
 def in_flight_key(item: InFlight) -> str:
@@ -78,8 +80,8 @@ class Slot:
 class SlotSteps(Protocol):
     """The worker's steps, as a slot's loop calls them (see chunksync.runtime.worker)."""
 
-    def _step1_precheck(self, batch: int) -> tuple[list[str], int]: ...
-    def _step2_claim(self, batch: int, exclude: list[str]) -> list[InFlight]: ...
+    def _step1_precheck(self) -> dict[str, Special]: ...
+    def _step2_claim(self, batch: int, special: dict[str, Special]) -> list[InFlight]: ...
     def _run_one(self, item: InFlight, slot: Slot) -> Report | None: ...  # steps 3 to 6
     def _step7_report(self, reports: Reports) -> None: ...
     def _idle_wait_s(self) -> float: ...
@@ -107,8 +109,7 @@ def work(
     batch = 1  # grows while chunks are quick, back to 1 when one is slow
     while not stopping.is_set():
         try:
-            exclude, size = steps._step1_precheck(batch)
-            claimed = steps._step2_claim(size, exclude)
+            claimed = steps._step2_claim(batch, steps._step1_precheck())
         except BackendError as exc:
             log.error(
                 "database error, retrying in %.0f s: %s",

@@ -4,19 +4,21 @@ Each slot (chunksync.runtime.slot) loops over the seven steps, each a method of 
 for it; what an attempt comes to is decided by the pure rules of chunksync.runtime.attempt,
 which steps 4 to 6 call and the worker only applies:
 
-1. `_step1_precheck`: before a claim, leave out the queues of dependencies whose gate is shut,
-   and claim a single chunk (the probe) when one's probe is due;
-2. `_step2_claim`: lease the next runnable chunk(s);
+1. `_step1_precheck`: know the fleet's limited and gated dependencies (chunksync.deps, read at
+   most every 0.2 s; their rows are read afresh under a lock by the claim itself);
+2. `_step2_claim`: lease the next runnable chunk(s): a limited or gated dependency's within
+   its free slots, rate units and gate (one probe per interval for the whole fleet), the
+   others by the plain claim (chunksync.runtime.claims);
 3. `_step3_process`: run the source's handler (the watchdog of chunksync.runtime.watchdog
-   times it out); its pre-condition, `_step3_gate`, holds a chunk whose dependency is
-   stressed (the half-open gate of chunksync.retry): back to pending, attempt given back, no
-   call, not a failure;
+   times it out); its pre-condition, `_step3_gate`, holds a chunk whose dependency stopped
+   flowing since it was claimed: back to pending, attempt given back, no call, not a failure;
 4. `_step4_analyze`: categorize a failure and word its stored, redacted message;
 5. `_step5_measure`: measure the attempt (time, items, efficiency, memory): its metrics row;
 6. `_step6_decide`: complete, retry with a delay, defer, or dead-letter, and the row says so;
 7. `_step7_report`: write the results and the attempts' metrics of a claimed batch in one
    transaction, each fenced by its own lease token, so a crash never leaves one without the
    other. Chunks stay in flight (leases extended) until written, at most 0.1 s after they end.
+   Then what the batch charged to its dependencies goes to their shared rows.
 
 A heartbeat thread keeps the worker's row alive and extends the leases of the chunks in flight.
 The upkeep thread (chunksync.runtime.upkeep) sweeps stuck chunks and runs alerts, retention and
@@ -39,14 +41,17 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from chunksync.context import ChunkContext
+from chunksync.deps.budget import RetryBudget, RetryBudgets, hold_delay
+from chunksync.deps.store import Special
 from chunksync.exceptions import BackendError, ChunksyncError
 from chunksync.manager import Manager, Recovery, Report
 from chunksync.models import Attempt, ChunkStatus, Queue, QueueStatus
 from chunksync.redact import redact
 from chunksync.registry import Registry
-from chunksync.retry import Gate, RandomSource, RetryBudget, RetryPolicy, admit_or_hold
+from chunksync.retry import Gate, RandomSource, RetryPolicy
 from chunksync.runtime import attempt, slot
 from chunksync.runtime.attempt import Failure
+from chunksync.runtime.claims import Claims
 from chunksync.runtime.measure import Efficiency, rss_bytes
 from chunksync.runtime.slot import InFlight, Reports, Running, Slot, in_flight_key
 from chunksync.runtime.upkeep import Upkeep
@@ -128,6 +133,10 @@ class Worker:
             policy_for_queue=self._policy_for_queue,
             on_recovered=self._count_recoveries,
         )
+        # The budgets are this process's mirrors of the dependencies' shared rows; a worker on
+        # a faster clock (tests, the demo) keeps its own, its gate's intervals scaled.
+        budgets = registry.budgets if time_scale == 1.0 else RetryBudgets(time_scale=time_scale)
+        self._claims = Claims(manager, budgets, worker_id=self.id, lease_s=lease_s)
         self._efficiency = Efficiency()
         self._queues: dict[str, Queue] = {}
         self._budget_of_queue: dict[str, RetryBudget] = {}  # for the claim's gate check
@@ -275,31 +284,19 @@ class Worker:
 
     # --- the seven steps --------------------------------------------------------------
 
-    def _step1_precheck(self, batch: int) -> tuple[list[str], int]:
-        """Before a claim: the queues whose dependency's gate is shut are left out, and while a
-        gate's probe is due the claim takes a single chunk (the probe), not a batch that would
-        only be held. (Stuck chunks are swept by the upkeep thread, not here.)"""
-        now = time.monotonic()
-        budgets = list(self._budget_of_queue.items())
-        shut = [queue_id for queue_id, budget in budgets if budget.shut(now)]
-        if any(
-            budget.next_probe_at() is not None and not budget.shut(now) for _, budget in budgets
-        ):
-            batch = 1
-        return shut, batch
+    def _step1_precheck(self) -> dict[str, Special]:
+        """Before a claim: the fleet's limited or gated dependencies, with their queues (read at
+        most every 0.2 s; this process's budgets adopt their shared rows' states then)."""
+        return self._claims.special()
 
-    def _step2_claim(self, batch: int, exclude: list[str]) -> list[InFlight]:
+    def _step2_claim(self, batch: int, special: dict[str, Special]) -> list[InFlight]:
         """Lease up to `batch` runnable chunks of the kinds this worker has handlers for."""
-        kinds = self.registry.kinds()
-        token, chunks = self.manager.claim(
-            self.id,
-            kinds,
-            limit=batch,
-            lease_s=self.lease_s,
-            queue_id=self.queue_id,
-            exclude=exclude,
+        leases = self._claims.claim(
+            self.registry.kinds(), batch, queue_id=self.queue_id, special=special
         )
-        items = [InFlight(c, token) for c in chunks]
+        items = [
+            InFlight(c, lease.token, probe=lease.probe) for lease in leases for c in lease.chunks
+        ]
         with self._lock:
             for item in items:
                 self._in_flight[in_flight_key(item)] = item
@@ -311,7 +308,7 @@ class Worker:
         try:
             queue = self._queue(item.chunk.queue_id)
             source, budget = self._route(queue)
-            gate, hold_s = self._step3_gate(budget)
+            gate, hold_s = self._step3_gate(budget, item)
             if gate is Gate.HOLD:
                 result, row = attempt.held(item.chunk, self.id, hold_s, time_scale=self.time_scale)
                 return Report(item.chunk, item.token, result, row)
@@ -345,10 +342,15 @@ class Worker:
         self.processed += 1
         return report
 
-    def _step3_gate(self, budget: RetryBudget) -> tuple[Gate, float]:
-        """Step 3's pre-condition: while the chunk's dependency is stressed, only one probe call
-        per probe interval goes through; the others are held (for the seconds returned)."""
-        return admit_or_hold(budget, time.monotonic(), time_scale=self.time_scale, rng=self.rng)
+    def _step3_gate(self, budget: RetryBudget, item: InFlight) -> tuple[Gate, float]:
+        """Step 3's pre-condition: the claim asked the shared gate already (a probe was claimed
+        as such); a chunk whose dependency stopped flowing since it was claimed is held (for
+        the seconds returned), not called."""
+        if item.probe:
+            return Gate.PROBE, 0.0
+        if budget.flowing:
+            return Gate.CLOSED, 0.0
+        return Gate.HOLD, hold_delay(budget, self.rng)
 
     def _step3_process(
         self, this: Slot, running: Running, handler: Callable[[ChunkContext], int | None]
@@ -403,7 +405,10 @@ class Worker:
         item = running.item
         if failure is None:  # as measured: no copy
             return Report(
-                item.chunk, item.token, attempt.completed(running.budget, row.items_processed), row
+                item.chunk,
+                item.token,
+                attempt.completed(running.budget, row.items_processed, probe=running.probe),
+                row,
             )
         result, policy_delay_s = attempt.decide(
             item.chunk,
@@ -454,6 +459,7 @@ class Worker:
         with self._lock:
             for item, _ in reports:
                 self._in_flight.pop(in_flight_key(item), None)
+        self._claims.report()  # what the batch charged, to its dependencies' shared rows
         if any(r.result.status is ChunkStatus.PENDING for _, r in reports):
             self._wake.set()
 
@@ -465,7 +471,7 @@ class Worker:
         if found is None:
             source = self.registry.source_for(queue)
             stress = self.registry.policy(queue.policy).stress
-            budget = self.registry.budgets.get(source.dependency(queue.source), stress)
+            budget = self._claims.budget(source.dependency(queue.source), stress)
             found = self._routes[queue.id] = (source, budget)
             self._budget_of_queue[queue.id] = budget
         return found
@@ -483,12 +489,17 @@ class Worker:
         self.recoveries += len(recovered)
 
     def _idle_wait_s(self) -> float:
-        """Until the next poll, or sooner when a shut gate's next probe falls due first."""
+        """Until the next poll, or sooner when a shut gate's next probe or a rate limit's next
+        unit falls due first."""
+        now = time.monotonic()
         probes = [b.next_probe_at() for b in list(self._budget_of_queue.values())]
         due = [t for t in probes if t is not None]
+        claim_in = self._claims.next_claim_in()
+        if claim_in is not None:
+            due.append(now + claim_in)
         if not due:
             return self.poll_s
-        return max(0.0, min(self.poll_s, min(due) - time.monotonic()))
+        return max(0.0, min(self.poll_s, min(due) - now))
 
     def _heartbeat_loop(self) -> None:
         interval = max(0.05, min(self.lease_s / 3.0, 5.0))

@@ -89,7 +89,7 @@ ORDER BY queue_id, seq
 LIMIT :limit;
 
 -- claim_chunks --
--- Atomically lease up to :limit runnable chunks: pending, due, in an active queue of a kind this worker handles, not in :exclude (queues whose dependency's gate is shut); highest priority first, then oldest.
+-- Atomically lease up to :limit runnable chunks: pending, due, in an active queue of a kind this worker handles, not in :exclude, whose dependency is neither limited nor gated (those are claimed by claim_chunks_of under the dependency's row lock); highest priority first, then oldest.
 -- The queues are an array computed once (an InitPlan), not a join: with a join, or with no
 -- statistics on chunks, the planner fetched and sorted every pending chunk (10 ms with 20,000
 -- pending) instead of reading chunks_runnable in order and stopping after :limit (0.1 ms).
@@ -98,8 +98,13 @@ LIMIT :limit;
 WITH picked AS (
     SELECT c.id FROM chunks c
     WHERE c.status = 'pending' AND c.run_after <= NOW()
-      AND c.queue_id = ANY(ARRAY(SELECT q.id FROM queues q
-                                 WHERE q.status = 'active' AND q.kind = ANY(:kinds::text[])))
+      AND c.queue_id = ANY(ARRAY(
+          SELECT q.id FROM queues q
+          WHERE q.status = 'active' AND q.kind = ANY(:kinds::text[])
+            AND (q.dependency IS NULL OR q.dependency NOT IN (
+                SELECT d.name FROM dependencies d
+                WHERE d.connections IS NOT NULL OR d.rate_units IS NOT NULL
+                   OR d.flow <> 'ok'))))
       AND NOT (c.queue_id = ANY(:exclude::uuid[]))
       AND (:queue_id::uuid IS NULL OR c.queue_id = :queue_id::uuid)
     ORDER BY c.priority DESC, c.created_at, c.seq

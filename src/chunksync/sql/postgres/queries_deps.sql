@@ -49,7 +49,7 @@ ORDER BY d.name;
 
 -- deps_special --
 -- The dependencies a claim must treat apart (limited, gated, or with a budget below full) and the ids of their active queues.
-SELECT d.*, q.id AS queue_id
+SELECT d.*, q.id AS queue_id, NOW() AS now
 FROM dependencies d JOIN queues q ON q.dependency = d.name AND q.status = 'active'
 WHERE d.connections IS NOT NULL OR d.rate_units IS NOT NULL OR d.flow <> 'ok'
    OR d.tokens IS NOT NULL;

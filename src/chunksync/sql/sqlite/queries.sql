@@ -81,7 +81,7 @@ ORDER BY queue_id, seq
 LIMIT :limit;
 
 -- claim_chunks --
--- Atomically lease up to :limit runnable chunks: pending, due, in an active queue of a kind this worker handles, not in :exclude (queues whose dependency's gate is shut); highest priority first, then oldest.
+-- Atomically lease up to :limit runnable chunks: pending, due, in an active queue of a kind this worker handles, not in :exclude, whose dependency is neither limited nor gated (those are claimed by claim_chunks_of under the dependency's row lock); highest priority first, then oldest.
 UPDATE chunks
 SET status = 'processing', attempts = attempts + 1, lease_token = :token,
     lease_expires_at = NOW() + :lease_s, worker_id = :worker_id, updated_at = NOW()
@@ -91,6 +91,9 @@ WHERE id IN (
       AND q.kind IN (SELECT value FROM json_each(:kinds))
       AND c.queue_id NOT IN (SELECT value FROM json_each(:exclude))
       AND (:queue_id IS NULL OR c.queue_id = :queue_id)
+      AND (q.dependency IS NULL OR q.dependency NOT IN (
+          SELECT d.name FROM dependencies d
+          WHERE d.connections IS NOT NULL OR d.rate_units IS NOT NULL OR d.flow <> 'ok'))
     ORDER BY c.priority DESC, c.created_at, c.seq
     LIMIT :limit)
 RETURNING *;

@@ -1,0 +1,162 @@
+"""The worker's side of the fleet's shared dependency state: what it claims, and what it reports.
+
+Claims: the plain claim (`Manager.claim`) leaves out, in its own statement, every queue whose
+dependency is limited or gated. Those dependencies' chunks are claimed one dependency at a time
+through `DependencyStore.claim`, under the dependency's row lock: within its free slots, its rate
+units and its gate (one probe for the whole fleet per interval). Which dependencies are such is
+read at most every SPECIAL_REFRESH_SECONDS; a stale list only costs a claim that finds nothing,
+never a limit broken, since the row is read afresh under its lock.
+
+Reports: each dependency's budget is this process's mirror of the shared row. Step 6 charges it
+as outcomes come; step 7 sends what was charged (`report`) and adopts the row's state in return.
+A healthy, full dependency's successes change nothing and cost no write.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from chunksync.deps.budget import RetryBudget, RetryBudgets
+from chunksync.deps.store import DependencyStore, Special, state_of
+from chunksync.exceptions import BackendError
+from chunksync.manager import Manager
+from chunksync.models import Chunk
+from chunksync.redact import redact
+from chunksync.retry import StressConfig
+
+log = logging.getLogger("chunksync.runtime.claims")
+
+SPECIAL_REFRESH_SECONDS = 0.2
+
+
+@dataclass(slots=True)
+class Lease:
+    """Chunks leased under one token; `probe`: the one chunk is its dependency's probe."""
+
+    token: str
+    chunks: list[Chunk]
+    probe: bool = False
+
+
+class Claims:
+    """Step 2's claims for one worker, and step 7's reports of its dependencies' budgets."""
+
+    def __init__(
+        self, manager: Manager, budgets: RetryBudgets, *, worker_id: str, lease_s: float
+    ) -> None:
+        self.manager = manager
+        self.budgets = budgets
+        self.store = DependencyStore(manager.backend)
+        self.worker_id = worker_id
+        self.lease_s = lease_s
+        self._special: dict[str, Special] = {}
+        self._special_now = (0.0, 0.0)  # (the database's clock, monotonic) when read
+        self._read_at = -1e18
+        self._not_before: dict[str, float] = {}  # a dependency's claim waits until then
+        self._turn = 0
+        self._lock = threading.Lock()
+        self._used: dict[str, RetryBudget] = {}  # the mirrors this worker charged
+
+    def budget(self, dependency: str, config: StressConfig) -> RetryBudget:
+        """This process's mirror of a dependency's row, with the limits of `config` (the
+        `[stress]` of the policy of the queue being processed)."""
+        budget = self.budgets.get(dependency, config)
+        self._used[dependency] = budget
+        return budget
+
+    # --- claiming ----------------------------------------------------------------------
+
+    def special(self) -> dict[str, Special]:
+        """The dependencies treated apart, read at most every SPECIAL_REFRESH_SECONDS; their
+        mirrors adopt the shared rows' states when read."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._read_at < SPECIAL_REFRESH_SECONDS:
+                return self._special
+            self._read_at = now
+        db_now, found = self.store.special()
+        with self._lock:
+            self._special, self._special_now = found, (db_now, now)
+        for name, budget in self.budgets.items():
+            if name in found:
+                budget.adopt(state_of(found[name].row, budget.config), db_now)
+        return found
+
+    def claim(
+        self,
+        kinds: Sequence[str],
+        limit: int,
+        *,
+        queue_id: str | None,
+        special: dict[str, Special],
+    ) -> list[Lease]:
+        """Up to `limit` chunks: first from limited or gated dependencies (in turns, so that
+        none starves), then the rest by the plain claim."""
+        leases: list[Lease] = []
+        left = limit
+        for name, dep in self._in_turn(special):
+            if left <= 0:
+                break
+            queues = [q for q in dep.queue_ids if queue_id is None or q == queue_id]
+            waiting = time.monotonic() < self._not_before.get(name, 0.0)
+            if not dep.limited or not queues or waiting:
+                continue
+            got = self.store.claim(
+                name,
+                queues,
+                worker_id=self.worker_id,
+                kinds=kinds,
+                limit=left,
+                lease_s=self.lease_s,
+                config=self.budgets.get(name).timing,
+            )
+            if got.waiting_for in ("gate", "rate") and got.wait_s > 0:
+                self._not_before[name] = time.monotonic() + got.wait_s
+            if got.chunks:
+                leases.append(Lease(got.token, got.chunks, got.probe))
+                left -= len(got.chunks)
+        if left > 0:
+            token, chunks = self.manager.claim(
+                self.worker_id, kinds, limit=left, lease_s=self.lease_s, queue_id=queue_id
+            )
+            if chunks:
+                leases.append(Lease(token, chunks))
+        return leases
+
+    def _in_turn(self, special: dict[str, Special]) -> list[tuple[str, Special]]:
+        items = sorted(special.items())
+        if not items:
+            return []
+        self._turn = (self._turn + 1) % len(items)
+        return items[self._turn :] + items[: self._turn]
+
+    def next_claim_in(self) -> float | None:
+        """Seconds until a limited dependency's claim may find something (a rate or a gate)."""
+        now = time.monotonic()
+        waits = [t - now for t in self._not_before.values() if t > now]
+        return min(waits) if waits else None
+
+    # --- reporting ---------------------------------------------------------------------
+
+    def report(self) -> None:
+        """Send each budget's pending outcomes to its shared row, and adopt the row's state."""
+        for name, budget in list(self._used.items()):
+            pending = budget.drain()
+            if not budget.worth_reporting(pending):
+                continue
+            try:
+                state, db_now = self.store.record(
+                    name,
+                    budget.timing,
+                    cost=pending.cost,
+                    successes=pending.successes,
+                    probe_succeeded=pending.probe_succeeded,
+                )
+            except BackendError as exc:  # the shared row misses these; the mirror keeps them
+                log.error("dependency %s: could not record outcomes: %s", name, redact(str(exc)))
+                continue
+            budget.adopt(state, db_now)
