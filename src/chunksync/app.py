@@ -11,6 +11,9 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from chunksync.backends import Backend, open_backend
+from chunksync.deps import operate
+from chunksync.deps.model import Limits, Rate, limits_from
+from chunksync.deps.store import DependencyStore
 from chunksync.exceptions import ConfigurationError
 from chunksync.manager import Manager
 from chunksync.models import DEFAULT_PRIORITY, DEFAULT_TENANT, Queue
@@ -90,6 +93,42 @@ class App:
     def budgets(self) -> RetryBudgets:
         """This process's retry budget of each dependency."""
         return self.registry.budgets
+
+    # --- dependencies ---------------------------------------------------------------
+
+    def dependency(
+        self,
+        name: str,
+        *,
+        connections: int | None = None,
+        rate: str | Rate | None = None,
+        burst: int | None = None,
+    ) -> Limits:
+        """Declare what a dependency (or every one a pattern such as `imap://*@imap.gmail.com`
+        matches) allows the whole fleet: `connections` at once, `rate` calls per period
+        ("250/s", "10000/10m"), `burst` at once after a quiet spell. A declaration applies when
+        the dependency's row is first made (an exact name's row is made now); an existing
+        row keeps its limits, which `chunksync deps set` changes."""
+        text_rate = None if isinstance(rate, Rate) else rate
+        given = {"connections": connections, "rate": text_rate, "burst": burst}
+        limits = limits_from({k: v for k, v in given.items() if v is not None}, f"'{name}'")
+        if isinstance(rate, Rate):
+            limits = Limits(limits.connections, rate, limits.burst)
+        self.registry.declare_dependency(name, limits)
+        if not operate.is_pattern(name):
+            operate.declare_new(self.backend, name, limits)
+        return limits
+
+    def ensure_dependency(self, name: str) -> bool:
+        """Make dependency `name`'s row if it is new, with the limits declared for it (its own
+        or the most specific pattern's); True when made."""
+        declared = self.registry.declared_limits(name) or Limits()
+        return operate.declare_new(self.backend, name, declared)
+
+    @property
+    def deps(self) -> DependencyStore:
+        """The dependency rows: list, get, set limits and flow (see chunksync.deps.store)."""
+        return DependencyStore(self.backend, self.manager._list_param)  # TODO(merge)
 
     # --- settings -------------------------------------------------------------------
 
