@@ -40,7 +40,5 @@ def load_dependencies(app: App, path: str | Path) -> dict[str, Limits]:
     hold them beside its policy), as `App.dependency` would: names and patterns alike."""
     declared = read_dependencies(path)
     for name, limits in declared.items():
-        app.dependency(
-            name, connections=limits.connections, rate=limits.rate, burst=limits.burst
-        )
+        app.dependency(name, connections=limits.connections, rate=limits.rate, burst=limits.burst)
     return declared

@@ -132,4 +132,3 @@ def limit_params(name: str, limits: Limits) -> dict[str, Any]:
         "rate_period_s": None if limits.rate is None else limits.rate.period_s,
         "burst": limits.burst,
     }
-

@@ -13,10 +13,16 @@ from typing import Any
 from rich import box
 from rich.table import Table
 
-from chunksync.deps.store import Dependency
+from chunksync.backends.base import Backend
+from chunksync.deps.store import Dependency, dependency_of
 from chunksync.redact import redact
 
 COLUMNS = ("dependency", "flow", "tokens", "slots", "rate", "waits", "probes", "gated")
+
+
+def listed(backend: Backend) -> list[Dependency]:
+    """Every dependency row, by name, with its slots in use and active queues."""
+    return [dependency_of(r) for r in backend.fetch_all("deps_list")]
 
 
 def iso(ts: float | None) -> str | None:

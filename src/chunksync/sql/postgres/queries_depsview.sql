@@ -11,6 +11,6 @@ ON CONFLICT (name) DO NOTHING;
 -- The operators' changes of dependencies (deps_set, deps_open, deps_close), newest first.
 SELECT * FROM audit_log
 WHERE action IN ('deps_set', 'deps_open', 'deps_close')
-  AND (:name IS NULL OR details->>'dependency' = :name)
+  AND (:name::text IS NULL OR details->>'dependency' = :name::text)
 ORDER BY id DESC
 LIMIT :limit;
