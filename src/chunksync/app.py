@@ -11,7 +11,10 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from chunksync.backends import Backend, open_backend
+from chunksync.deps import operate
 from chunksync.deps.budget import RetryBudgets
+from chunksync.deps.model import Limits, Rate, limits_from
+from chunksync.deps.store import DependencyStore
 from chunksync.exceptions import ConfigurationError
 from chunksync.manager import Manager
 from chunksync.models import DEFAULT_PRIORITY, DEFAULT_TENANT, Queue
@@ -92,6 +95,42 @@ class App:
         """This process's retry budget of each dependency."""
         return self.registry.budgets
 
+    # --- dependencies ---------------------------------------------------------------
+
+    def dependency(
+        self,
+        name: str,
+        *,
+        connections: int | None = None,
+        rate: str | Rate | None = None,
+        burst: int | None = None,
+    ) -> Limits:
+        """Declare what a dependency (or every one a pattern such as `imap://*@imap.gmail.com`
+        matches) allows the whole fleet: `connections` at once, `rate` calls per period
+        ("250/s", "10000/10m"), `burst` at once after a quiet spell. A declaration applies when
+        the dependency's row is first made (an exact name's row is made now); an existing
+        row keeps its limits, which `chunksync deps set` changes."""
+        text_rate = None if isinstance(rate, Rate) else rate
+        given = {"connections": connections, "rate": text_rate, "burst": burst}
+        limits = limits_from({k: v for k, v in given.items() if v is not None}, f"'{name}'")
+        if isinstance(rate, Rate):
+            limits = Limits(limits.connections, rate, limits.burst)
+        self.registry.declare_dependency(name, limits)
+        if not operate.is_pattern(name):
+            operate.declare_new(self.backend, name, limits)
+        return limits
+
+    def ensure_dependency(self, name: str) -> bool:
+        """Make dependency `name`'s row if it is new, with the limits declared for it (its own
+        or the most specific pattern's); True when made."""
+        declared = self.registry.declared_limits(name) or Limits()
+        return operate.declare_new(self.backend, name, declared)
+
+    @property
+    def deps(self) -> DependencyStore:
+        """The dependency rows: list, get, set limits and flow (see chunksync.deps.store)."""
+        return DependencyStore(self.backend)
+
     # --- settings -------------------------------------------------------------------
 
     def configure(
@@ -133,6 +172,9 @@ class App:
             payloads = self.registry.source_of_kind(kind).plan(source, chunk_size=chunk_size)
         from chunksync.redact import redact_url
 
+        # The dependency's row, with the limits declared for it, before any chunk can be claimed.
+        dependency = self.registry.dependency_of(source, kind)
+        self.ensure_dependency(dependency)
         return self.manager.create_queue(
             name or redact_url(source),
             redact_url(source),
@@ -142,6 +184,7 @@ class App:
             priority=priority,
             policy=policy,
             max_attempts=max_attempts,
+            dependency=dependency,
         )
 
     def worker(self, **options: Any) -> Worker:

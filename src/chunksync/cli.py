@@ -12,6 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -19,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from chunksync.app import DEFAULT_DATABASE_URL, App
+from chunksync.deps import view
 from chunksync.exceptions import BackendUnavailable, ChunksyncError
 from chunksync.models import ChunkStatus, ErrorCategory, Queue
 from chunksync.observe import health
@@ -150,9 +152,20 @@ def worker(
             "--wait-for-db", min=0.0, help="Seconds to wait for an unreachable database at start."
         ),
     ] = DB_WAIT_SECONDS,
+    deps: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--deps",
+            help='A TOML file whose [dependencies."NAME"] tables declare limits (repeatable).',
+        ),
+    ] = None,
 ) -> None:
     """Process chunks until stopped (SIGTERM or Ctrl-C stop gracefully)."""
     with open_app_waiting(wait_for_db) as app:
+        for path in deps or []:
+            from chunksync.loader import load_dependencies
+
+            load_dependencies(app, path)
         queue_id = app.manager.get_queue(queue).id if queue else None
         w = app.worker(concurrency=concurrency, queue_id=queue_id, lease_s=lease, poll_s=poll)
         console.print(f"worker {w.id} running with {concurrency} slot(s); Ctrl-C stops it")
@@ -369,8 +382,10 @@ def health_cmd(
         queues = [app.manager.get_queue(queue)] if queue else app.manager.list_queues()
         summaries = [health.queue_summary(app.manager, q) for q in queues]
         system = health.system_summary(app.manager)
+        deps, now = app.deps.all(), app.manager.now()
     if as_json:
         data = {"system": system.as_dict(), "queues": [s.as_dict() for s in summaries]}
+        data["dependencies"] = [view.shown(d, now) for d in deps]
         console.print_json(json.dumps(data, default=str))
         return
     colour = {"healthy": "green", "degraded": "yellow", "critical": "red"}[system.state.value]
@@ -404,6 +419,8 @@ def health_cmd(
         for category, n in s.failures_by_category.items():
             table.add_row(f"failures: {category}", str(n))
         console.print(table)
+    if deps:
+        console.print(view.table(deps, now))
 
 
 def _pct(value: float | None) -> str:

@@ -1,12 +1,16 @@
-"""Load a user's App (for their handlers and policies) from `module:attribute`."""
+"""Load a user's App (for their handlers and policies) from `module:attribute`, and declare
+dependencies' limits from a TOML file's `[dependencies."NAME"]` tables."""
 
 from __future__ import annotations
 
 import importlib
 import os
 import sys
+from pathlib import Path
 
 from chunksync.app import App
+from chunksync.deps.model import Limits
+from chunksync.deps.operate import load_dependencies as read_dependencies
 from chunksync.exceptions import ConfigurationError
 
 
@@ -29,3 +33,12 @@ def load_app(spec: str, db_url: str) -> App:
         if isinstance(made, App):
             return made
     raise ConfigurationError(f"'{spec}' is neither an App nor a function returning one")
+
+
+def load_dependencies(app: App, path: str | Path) -> dict[str, Limits]:
+    """Declare on `app` every `[dependencies."NAME"]` table of a TOML file (a policy file may
+    hold them beside its policy), as `App.dependency` would: names and patterns alike."""
+    declared = read_dependencies(path)
+    for name, limits in declared.items():
+        app.dependency(name, connections=limits.connections, rate=limits.rate, burst=limits.burst)
+    return declared

@@ -105,7 +105,10 @@ class Manager(Interventions):
         priority: int = DEFAULT_PRIORITY,
         policy: str = "default",
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        dependency: str | None = None,
     ) -> Queue:
+        """A queue and its chunks, in one transaction; `dependency` names what its source leans
+        on (chunksync.deps), whose shared limits and gate its chunks are claimed under."""
         if max_attempts < 1:
             raise InvalidPayload("max_attempts must be at least 1")
         queue_id = str(uuid.uuid4())
@@ -122,6 +125,8 @@ class Manager(Interventions):
         with self.backend.transaction() as s:
             row = s.fetch_one("insert_queue", params)
             assert row is not None
+            if dependency is not None:
+                s.execute("deps_queue_set", {"id": queue_id, "dependency": dependency})
             added = self._insert_chunks(s, row, payloads)
         self._after_bulk_insert(added)
         return self.get_queue(queue_id)

@@ -1,5 +1,6 @@
-"""Registry: what an app knows how to run. Sources (by kind), retry policies (by name) and the
-per-dependency retry budgets that the policies' `[stress]` tables configure.
+"""Registry: what an app knows how to run. Sources (by kind), retry policies (by name), the
+per-dependency retry budgets that the policies' `[stress]` tables configure, and the limits
+declared for dependencies (by name or pattern).
 
 App assembles one and hands it down: the worker, the upkeep loop and the health pages read it;
 none of them looks the app up.
@@ -11,6 +12,7 @@ import logging
 import threading
 
 from chunksync.deps.budget import RetryBudgets
+from chunksync.deps.model import Limits, limits_for
 from chunksync.exceptions import ConfigurationError
 from chunksync.models import Queue
 from chunksync.retry import DEFAULT_POLICY, RetryPolicy
@@ -27,6 +29,7 @@ class Registry:
         self._sources: dict[str, Source] = {}
         self._policies: dict[str, RetryPolicy] = {DEFAULT_POLICY.name: DEFAULT_POLICY}
         self._warned: set[str] = set()
+        self._dependencies: dict[str, Limits] = {}
         self._lock = threading.Lock()
 
     # --- sources -------------------------------------------------------------------
@@ -64,6 +67,23 @@ class Registry:
         account), else `default_dependency`."""
         found = self._sources.get(kind)
         return found.dependency(source) if found else default_dependency(source, kind)
+
+    # --- dependencies ----------------------------------------------------------------
+
+    def declare_dependency(self, name: str, limits: Limits) -> None:
+        """Declare the limits of a dependency, or of every dependency a pattern matches; a
+        later declaration of the same name or pattern replaces the earlier one."""
+        with self._lock:
+            self._dependencies[name] = limits
+
+    def declared_limits(self, name: str) -> Limits | None:
+        """The limits declared for dependency `name`: its own declaration, else the most
+        specific pattern that matches it, else None."""
+        found = limits_for(name, self._dependencies)
+        return None if found is None else found[1]
+
+    def declared_dependencies(self) -> dict[str, Limits]:
+        return dict(self._dependencies)
 
     def close(self) -> None:
         for source in self._sources.values():

@@ -117,10 +117,11 @@ class StressConfig:
     max_probe_deferrals: int = 5
     probe_interval_s: float = PROBE_INTERVAL_SECONDS  # while stressed, one call per interval
     # The shared gate (chunksync.deps.gate): its first probe comes this soon after it shuts,
-    # each later one twice as late, up to probe_interval_s; on reopening, the tokens are set this
-    # far above the stress line, so that one stray failure does not shut it again.
+    # each later one twice as late, up to probe_interval_s; it shuts this many tokens below the
+    # stress line (one failure's worth), so that one stray failure right after it reopens (at
+    # the line) does not shut it again.
     probe_min_interval_s: float = 0.5
-    hysteresis: float = 2.0
+    hysteresis: float = 1.0
 
     def defer_delay(self, deferrals: int) -> float:
         return min(self.max_defer_s, self.defer_s * 2.0 ** min(deferrals, 30))

@@ -18,6 +18,7 @@ from chunksync.exceptions import NotFound
 from chunksync.retry import StressConfig
 
 KINDS = ["job"]
+API = "job://api"
 CONFIG = StressConfig(capacity=10.0, probe_min_interval_s=0.3, probe_interval_s=1.0)
 
 
@@ -34,8 +35,8 @@ def fleet(db_url: str) -> Iterator[tuple[App, App]]:
 
 
 def queue_of(app: App, dependency: str, n: int) -> list[str]:
-    q = app.create_queue(f"job://{dependency}", [{"n": i} for i in range(n)])
-    store_of(app).name_queue(q.id, dependency)
+    """A queue of job://DEPENDENCY: create_queue names its dependency (and makes its row)."""
+    q = app.create_queue(f"job://{dependency}/pages", [{"n": i} for i in range(n)])
     return [q.id]
 
 
@@ -50,55 +51,55 @@ def test_a_connection_cap_holds_across_processes_and_slots_come_back(
     fleet: tuple[App, App],
 ) -> None:
     one, two = fleet
-    store_of(one).declare("api", Limits(connections=3))
+    store_of(one).declare(API, Limits(connections=3))
     queues = queue_of(one, "api", 10)
     first = store_of(one).claim(
-        "api", queues, worker_id="w1", kinds=KINDS, limit=2, lease_s=30.0, config=CONFIG
+        API, queues, worker_id="w1", kinds=KINDS, limit=2, lease_s=30.0, config=CONFIG
     )
     assert len(first.chunks) == 2 and first.waiting_for is None
     second = store_of(two).claim(
-        "api", queues, worker_id="w2", kinds=KINDS, limit=5, lease_s=30.0, config=CONFIG
+        API, queues, worker_id="w2", kinds=KINDS, limit=5, lease_s=30.0, config=CONFIG
     )
     assert len(second.chunks) == 1 and second.waiting_for == "connections"
-    assert claim(one, "api", queues, 5) == []
-    assert store_of(one).get("api").slots_in_use == 3
+    assert claim(one, API, queues, 5) == []
+    assert store_of(one).get(API).slots_in_use == 3
     # A chunk given back frees its slot for any process.
     assert one.manager.release(first.chunks[0], first.token, refund=True)
-    assert len(claim(two, "api", queues, 5, worker="w2")) == 1
-    assert store_of(two).get("api").cap_waits >= 2
+    assert len(claim(two, API, queues, 5, worker="w2")) == 1
+    assert store_of(two).get(API).cap_waits >= 2
 
 
 def test_a_dead_workers_slots_return_when_its_leases_are_recovered(
     fleet: tuple[App, App],
 ) -> None:
     one, two = fleet
-    store_of(one).declare("api", Limits(connections=2))
+    store_of(one).declare(API, Limits(connections=2))
     queues = queue_of(one, "api", 5)
     got = store_of(one).claim(
-        "api", queues, worker_id="dead", kinds=KINDS, limit=2, lease_s=0.2, config=CONFIG
+        API, queues, worker_id="dead", kinds=KINDS, limit=2, lease_s=0.2, config=CONFIG
     )
     assert len(got.chunks) == 2
-    assert claim(two, "api", queues, 2, worker="w2") == []
+    assert claim(two, API, queues, 2, worker="w2") == []
     time.sleep(0.3)  # the lease runs out; recovery is what gives the slots back
     recovered = two.manager.recover_stuck("w2", lambda q: two.policy("default"))
     assert len(recovered) == 2
-    assert len(claim(two, "api", queues, 2, worker="w2")) == 2
+    assert len(claim(two, API, queues, 2, worker="w2")) == 2
 
 
 def test_extra_slots_count_against_the_cap_and_die_with_the_lease(fleet: tuple[App, App]) -> None:
     one, two = fleet
-    store_of(one).declare("api", Limits(connections=2))
+    store_of(one).declare(API, Limits(connections=2))
     queues = queue_of(one, "api", 3)
     got = store_of(one).claim(
-        "api", queues, worker_id="w1", kinds=KINDS, limit=1, lease_s=30.0, config=CONFIG
+        API, queues, worker_id="w1", kinds=KINDS, limit=1, lease_s=30.0, config=CONFIG
     )
     [chunk] = got.chunks
-    slot = store_of(one).take_slot("api", chunk.id, got.token)
+    slot = store_of(one).take_slot(API, chunk.id, got.token)
     assert slot is not None
-    assert store_of(two).take_slot("api", chunk.id, got.token) is None  # 2 of 2 in use
-    assert claim(two, "api", queues, 1, worker="w2") == []
+    assert store_of(two).take_slot(API, chunk.id, got.token) is None  # 2 of 2 in use
+    assert claim(two, API, queues, 1, worker="w2") == []
     store_of(one).release_slot(slot)
-    assert len(claim(two, "api", queues, 1, worker="w2")) == 1
+    assert len(claim(two, API, queues, 1, worker="w2")) == 1
     # A slot taken under a lease that is gone is refused (0 rows): the lease fences it.
     assert (
         store_of(one).take_slot("other", chunk.id, "00000000-0000-0000-0000-000000000000") is None
@@ -107,32 +108,32 @@ def test_extra_slots_count_against_the_cap_and_die_with_the_lease(fleet: tuple[A
 
 def test_rate_units_are_shared_by_the_fleet(fleet: tuple[App, App]) -> None:
     one, two = fleet
-    store_of(one).declare("api", Limits(rate=parse_rate("10/s"), burst=3))
+    store_of(one).declare(API, Limits(rate=parse_rate("10/s"), burst=3))
     queues = queue_of(one, "api", 20)
-    assert len(claim(one, "api", queues, 10)) == 3  # the burst
+    assert len(claim(one, API, queues, 10)) == 3  # the burst
     waited = store_of(two).claim(
-        "api", queues, worker_id="w2", kinds=KINDS, limit=10, lease_s=30.0, config=CONFIG
+        API, queues, worker_id="w2", kinds=KINDS, limit=10, lease_s=30.0, config=CONFIG
     )
     assert waited.chunks == [] and waited.waiting_for == "rate" and 0 < waited.wait_s <= 0.1
-    granted, wait = store_of(two).take("api", 5)
+    granted, wait = store_of(two).take(API, 5)
     assert granted == 0 and wait > 0
-    assert store_of(one).get("api").rate_waits >= 1
+    assert store_of(one).get(API).rate_waits >= 1
 
 
 def test_the_gate_is_shared_one_probe_for_the_fleet(fleet: tuple[App, App]) -> None:
     one, two = fleet
     queues = queue_of(one, "api", 10)
-    for _ in range(3):  # three timeouts' worth of faults, reported by process one
-        store_of(one).record("api", CONFIG, cost=2.0, successes=0, probe_succeeded=False)
-    assert store_of(two).get("api").state.flow is Flow.PROBING
+    for _ in range(4):  # four timeouts' worth of faults, reported by process one
+        store_of(one).record(API, CONFIG, cost=2.0, successes=0, probe_succeeded=False)
+    assert store_of(two).get(API).state.flow is Flow.PROBING
     # Until the first probe is due, nobody gets a chunk; then exactly one process gets one.
-    assert claim(two, "api", queues, 5, worker="w2") == []
+    assert claim(two, API, queues, 5, worker="w2") == []
     deadline = time.monotonic() + 5.0
     probes: list[str] = []
     while not probes and time.monotonic() < deadline:
         for app, worker in ((one, "w1"), (two, "w2")):
             got = store_of(app).claim(
-                "api", queues, worker_id=worker, kinds=KINDS, limit=5, lease_s=30, config=CONFIG
+                API, queues, worker_id=worker, kinds=KINDS, limit=5, lease_s=30, config=CONFIG
             )
             assert len(got.chunks) <= 1
             if got.chunks:
@@ -140,18 +141,18 @@ def test_the_gate_is_shared_one_probe_for_the_fleet(fleet: tuple[App, App]) -> N
                 probes.append(worker)
         time.sleep(0.02)
     assert len(probes) == 1
-    state, _ = store_of(one).record("api", CONFIG, cost=0.0, successes=1, probe_succeeded=True)
+    state, _ = store_of(one).record(API, CONFIG, cost=0.0, successes=1, probe_succeeded=True)
     assert state.flow is Flow.OK
-    assert len(claim(two, "api", queues, 5, worker="w2")) == 5
+    assert len(claim(two, API, queues, 5, worker="w2")) == 5
 
 
 def test_an_operator_stops_and_starts_a_dependency(fleet: tuple[App, App]) -> None:
     one, two = fleet
     queues = queue_of(one, "api", 4)
-    store_of(one).declare("api", Limits())
-    store_of(one).set_flow("api", stopped=True, config=CONFIG)
-    assert claim(two, "api", queues, 4, worker="w2") == []
-    store_of(two).set_flow("api", stopped=False, config=CONFIG)
-    assert len(claim(two, "api", queues, 4, worker="w2")) == 4
+    store_of(one).declare(API, Limits())
+    store_of(one).set_flow(API, stopped=True, config=CONFIG)
+    assert claim(two, API, queues, 4, worker="w2") == []
+    store_of(two).set_flow(API, stopped=False, config=CONFIG)
+    assert len(claim(two, API, queues, 4, worker="w2")) == 4
     with pytest.raises(NotFound, match="no dependency named 'nope'"):
         store_of(one).set_flow("nope", stopped=True, config=CONFIG)

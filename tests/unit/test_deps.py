@@ -88,7 +88,9 @@ def test_faults_start_probing_and_only_one_probe_goes_per_interval() -> None:
     s = gate.fresh(CONFIG)
     s = gate.record(s, CONFIG, cost=4.0, successes=0, probe_succeeded=False, now=100.0)
     assert s.flow is Flow.OK and s.tokens == 6.0
-    s = gate.record(s, CONFIG, cost=2.0, successes=0, probe_succeeded=False, now=101.0)
+    s = gate.record(s, CONFIG, cost=2.0, successes=0, probe_succeeded=False, now=100.5)
+    assert s.flow is Flow.OK and s.tokens == 4.0  # below the stress line, not by the hysteresis
+    s = gate.record(s, CONFIG, cost=1.0, successes=0, probe_succeeded=False, now=101.0)
     assert s.flow is Flow.PROBING and s.gated_since == 101.0 and s.next_probe_at == 101.5
     assert gate.admit(s, CONFIG, 101.2) == (Verdict.HOLD, s)
     probes = []
@@ -107,7 +109,7 @@ def test_a_successful_probe_reopens_with_hysteresis() -> None:
     verdict, s = gate.admit(s, CONFIG, 5.0)
     assert verdict is Verdict.PROBE
     s = gate.record(s, CONFIG, cost=0.0, successes=1, probe_succeeded=True, now=5.2)
-    assert s.flow is Flow.OK and s.tokens == 7.0 and s.gated_since is None  # line 5 + 2
+    assert s.flow is Flow.OK and s.tokens == 5.0 and s.gated_since is None  # at the stress line
     s = gate.record(s, CONFIG, cost=1.0, successes=0, probe_succeeded=False, now=5.3)
     assert s.flow is Flow.OK  # one stray failure right after recovery: still flowing
 

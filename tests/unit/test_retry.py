@@ -173,13 +173,13 @@ def test_budget_drains_on_retryable_failures_and_refills_on_success() -> None:
     assert budget.tokens == 3 and budget.stressed
     budget.on_failure(C.NOT_FOUND, retryable=False)
     assert budget.tokens == 3
-    # A success while stressed reopens the flow, the tokens set above the stress line (5) by
-    # the hysteresis (2), so that one stray failure right after does not shut it again.
+    # A success while the gate is shut (below 4: one failure's worth under the stress line)
+    # reopens the flow with the tokens at the stress line (5).
     budget.on_success()
-    assert budget.tokens == 7 and not budget.stressed
+    assert budget.tokens == 5 and not budget.stressed
     for _ in range(25):
         budget.on_success()
-    assert budget.tokens == pytest.approx(9.5) and not budget.stressed
+    assert budget.tokens == pytest.approx(7.5) and not budget.stressed
 
 
 def test_stress_on_one_dependency_never_touches_another() -> None:
@@ -195,9 +195,9 @@ def stressed_budget(clock: Clock | None = None, **config: float) -> RetryBudget:
         StressConfig(capacity=10, **config),  # type: ignore[arg-type]
         clock=clock or Clock(),
     )
-    for _ in range(6):
+    for _ in range(7):  # below the stress line (5) by more than the hysteresis (1): shut
         budget.on_failure(C.NETWORK, retryable=True)
-    assert budget.tokens == 4 and budget.stressed
+    assert budget.tokens == 3 and budget.stressed and not budget.flowing
     return budget
 
 
@@ -223,16 +223,15 @@ def test_a_failed_probe_keeps_the_gate_shut_and_a_success_reopens_it() -> None:
     budget = stressed_budget(clock)
     assert budget.gate(0.0) is Gate.HOLD and budget.gate(0.5) is Gate.PROBE
     budget.on_failure(C.NETWORK, retryable=True)  # the probe failed
-    assert budget.tokens == 3 and budget.stressed and budget.gate(0.9) is Gate.HOLD
+    assert budget.tokens == 2 and budget.stressed and budget.gate(0.9) is Gate.HOLD
     assert budget.gate(1.0) is Gate.PROBE
-    budget.on_success(probe=True)  # this probe succeeded: flowing, 2 tokens above the line
-    assert budget.tokens == 7 and not budget.stressed
+    budget.on_success(probe=True)  # this probe succeeded: flowing, the tokens at the line
+    assert budget.tokens == 5 and not budget.stressed
     assert all(budget.gate(1.0 + n * 0.01) is Gate.CLOSED for n in range(50))
-    budget.on_failure(C.NETWORK, retryable=True)  # one stray failure: still flowing
-    budget.on_failure(C.NETWORK, retryable=True)
-    assert not budget.stressed and budget.tokens == 5
+    budget.on_failure(C.NETWORK, retryable=True)  # one stray failure: stressed, still flowing
+    assert budget.stressed and budget.flowing and budget.tokens == 4
     clock.now = 3.0
-    budget.on_failure(C.NETWORK, retryable=True)  # a third: shut again, probing from the start
+    budget.on_failure(C.NETWORK, retryable=True)  # a second: shut again, probing from the start
     assert budget.stressed and budget.next_probe_at() == 3.5
     assert budget.gate(3.4) is Gate.HOLD and budget.gate(3.5) is Gate.PROBE
 
@@ -251,7 +250,7 @@ def test_a_refused_call_is_held_for_one_to_two_probe_intervals() -> None:
     # the hold it returns, which is in policy seconds like every delay.
     config = StressConfig(capacity=10, probe_interval_s=4.0)
     scaled = RetryBudget(config, clock=Clock(), time_scale=0.001)
-    scaled.charge(6.0)
+    scaled.charge(7.0)  # below the stress line by more than the hysteresis: shut
     assert admit_or_hold(scaled, 0.0) == (Gate.HOLD, 0.5)
     assert admit_or_hold(scaled, 0.0005) == (Gate.PROBE, 0.0)
     assert admit_or_hold(scaled, 0.0006) == (Gate.HOLD, 1.0)  # the interval has grown

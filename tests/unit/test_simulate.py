@@ -164,19 +164,19 @@ def test_stress_stretches_then_defers_and_a_deferral_gives_the_attempt_back() ->
     )
     # time_scale 0: every wait elapses at once, so the one slot takes chunk 1 to its end first,
     # and a shut gate's probe is due at once. Budget 10, stressed below 5; a timeout costs 2, a
-    # network failure 1, a success 0.1 back. A successful probe reopens the flow with the tokens
-    # 2 above the stress line (the hysteresis), so that one stray failure does not shut it.
+    # network failure 1, a success 0.1 back. The gate shuts one failure's worth below the line
+    # (the hysteresis); a successful probe reopens it with the tokens at the line.
     result = simulate(stream, PolicySpec(DEFAULT_STRESS, DEFAULT_POLICY), time_scale=0.0)
     assert result.decisions() == [
         (1, 1, "timeout", "retry", 3.0),  # 8 tokens
         (1, 2, "timeout", "retry", 6.0),  # 6
         (1, 3, "timeout", "retry", 18.0),  # 4: stressed, one more retry at double the delay
-        (1, 4, "", "completed", 0.0),  # the gate's probe succeeds: flowing again at 7
-        (2, 1, "network", "retry", 2.0),  # 6
-        (2, 2, "network", "retry", 4.0),  # 5: still at the line, not below it
-        (2, 3, "network", "retry", 16.0),  # 4: stressed again: its last retry, delay doubled
-        (2, 4, "network", "defer", 30.0),  # the probe fails: deferred, attempt 4 given back
-        (2, 4, "", "completed", 0.0),  # the next probe reopens it
+        (1, 4, "", "completed", 0.0),  # 4.1: below the line, not by the hysteresis: flowing
+        (2, 1, "network", "retry", 4.0),  # 3.1: the gate shuts; its stressed retry, doubled
+        (2, 2, "network", "defer", 30.0),  # the probe fails: deferred, attempt 2 given back
+        (2, 2, "network", "defer", 60.0),  # and again, the deferral doubling
+        (2, 2, "network", "defer", 120.0),
+        (2, 2, "", "completed", 0.0),  # the next probe reopens it
     ]
     m = measure(result)
     assert (m.attempts, m.held, m.failed) == (9, 0, 7)
@@ -237,10 +237,10 @@ def test_a_shut_gate_sends_one_probe_per_interval_into_the_outage() -> None:
     assert m.attempts == len(result.attempts) - m.held
     assert m.into_outage == sum(1 for a in result.calls() if a.into_outage)
     assert (m.completed, m.dead_wrong, m.left) == (20, 0, 0)
-    probes = [a.started_s for a in result.calls() if a.into_outage][6:]  # after 6 failures
+    probes = [a.started_s for a in result.calls() if a.into_outage][7:]  # after 7 failures
     gaps = [round(b - a, 6) for a, b in itertools.pairwise(probes)]
     assert gaps[:4] == [0.5, 1.0, 2.0, 4.0] and set(gaps[4:]) == {5.0}
-    assert m.into_outage == 6 + len(probes)
+    assert m.into_outage == 7 + len(probes)
 
 
 def test_the_report_ends_with_the_four_name_value_lines() -> None:

@@ -164,18 +164,29 @@ class RetryBudget:
 
     def adopt(self, shared: DepState, shared_now: float) -> None:
         """Take the shared row's state as this process's, its times moved from the database's
-        clock (read at `shared_now`) to this budget's clock."""
-        shift = self._clock() - shared_now
+        clock (read at `shared_now`) to this budget's clock, with the outcomes charged here and
+        not yet reported applied on top (the row has not heard of them)."""
+        now = self._clock()
+        shift = now - shared_now
 
         def moved(t: float | None) -> float | None:
             return None if t is None else t + shift
 
+        state = replace(
+            shared, next_probe_at=moved(shared.next_probe_at), gated_since=moved(shared.gated_since)
+        )
         with self._lock:
-            self._state = replace(
-                shared,
-                next_probe_at=moved(shared.next_probe_at),
-                gated_since=moved(shared.gated_since),
-            )
+            p = self._pending
+            if not p.empty:
+                state = gate.record(
+                    state,
+                    self._timing(),
+                    cost=p.cost,
+                    successes=p.successes,
+                    probe_succeeded=p.probe_succeeded,
+                    now=now,
+                )
+            self._state = state
 
 
 class RetryBudgets:

@@ -8,12 +8,14 @@ benchmarked is what runs.
 The gate has three states:
 - `ok`: calls flow. Each dependency fault (timeout, network, temporary, rate_limit) costs tokens
   of the retry budget; each success gives a fraction back.
-- `probing`: the budget fell below its stress line. One call per probe interval goes through
-  for the whole fleet (claims of the dependency's chunks take exactly one chunk, the probe);
-  the interval starts short (`probe_min_interval_s`) so that the end of a short outage is seen
-  at once, and doubles with each probe up to `probe_interval_s`. A successful probe (or a batch
-  with more successes than faults) reopens the flow with the tokens set above the stress line by
-  `hysteresis` tokens, so that one stray failure right after recovery does not shut it again.
+- `probing`: the budget fell `hysteresis` tokens below its stress line. One call per probe
+  interval goes through for the whole fleet (claims of the dependency's chunks take exactly one
+  chunk, the probe); the interval starts short (`probe_min_interval_s`) so that the end of a
+  short outage is seen at once, and doubles with each probe up to `probe_interval_s`. A
+  successful probe (or a batch of successes without faults) reopens the flow with the tokens at
+  the stress line. Below the line a dependency is stressed (its failing chunks are deferred
+  rather than spend attempts) while calls still flow; the gate shuts only `hysteresis` tokens
+  further down, so that one stray failure right after recovery does not shut it again.
 - `stopped`: an operator closed it (`chunksync deps close NAME`); nothing is claimed until it is
   opened again (`chunksync deps open NAME`: flow, full budget).
 
@@ -91,7 +93,7 @@ def record(
             return _reopen(state, config)
         return replace(state, tokens=tokens)
     tokens = min(config.capacity, tokens + successes * config.success_refund)
-    if tokens < _line(config):
+    if tokens < _line(config) - config.hysteresis:
         return replace(
             state,
             tokens=tokens,
@@ -108,7 +110,7 @@ def _min_interval(config: StressConfig) -> float:
 
 
 def _reopen(state: DepState, config: StressConfig) -> DepState:
-    tokens = min(config.capacity, _line(config) + config.hysteresis)
+    tokens = _line(config)
     return replace(
         state,
         tokens=max(tokens, state.tokens),

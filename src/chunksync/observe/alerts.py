@@ -2,8 +2,9 @@
 
 Rules: `error_rate` (the 5-minute error rate past a threshold), `dead_chunks` (a queue has dead
 chunks), `backlog_sla` (a queue's oldest pending chunk is older than the queue's SLA),
-`no_workers` (chunks wait and no worker is alive) and `auth_failures` (a queue failed to
-authenticate in the last hour).
+`no_workers` (chunks wait and no worker is alive), `auth_failures` (a queue failed to
+authenticate in the last hour) and `dependency_gated` (a dependency's shared gate has held its
+calls, probing or stopped, for longer than `dependency_gated_s`; resolved when calls flow).
 
 The state lives in the database (table `alerts`, keyed by rule and subject), so several
 processes never announce the same alert twice: firing is an upsert that changes a row only when
@@ -24,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from chunksync.deps import view
 from chunksync.errors import categorize
 from chunksync.exceptions import ConfigurationError
 from chunksync.manager import Manager
@@ -39,7 +41,14 @@ WEBHOOK_ENV = "CHUNKSYNC_ALERT_WEBHOOK"
 WEBHOOK_ATTEMPTS = 4
 WEBHOOK_TIMEOUT_SECONDS = 5.0
 AUTH_WINDOW_SECONDS = 3600.0
-RULES = ("error_rate", "dead_chunks", "backlog_sla", "no_workers", "auth_failures")
+RULES = (
+    "error_rate",
+    "dead_chunks",
+    "backlog_sla",
+    "no_workers",
+    "auth_failures",
+    "dependency_gated",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +133,22 @@ def conditions(manager: Manager, thresholds: HealthThresholds) -> list[Condition
     for r in rows:
         text = f"queue {r['name']}: {int(r['n'])} authentication failure(s) in the last hour"
         found.append(Condition("auth_failures", str(r["queue_id"]), "critical", text))
+    return found + gated_dependencies(manager, t)
+
+
+def gated_dependencies(manager: Manager, t: HealthThresholds) -> list[Condition]:
+    """Dependencies gated for longer than `dependency_gated_s`: probing (the dependency keeps
+    failing: critical) or stopped (an operator closed it: a warning, lest it be forgotten)."""
+    found = []
+    now = manager.now()
+    for dep in view.listed(manager.backend):
+        held = view.gated_for(dep, now)
+        if held is None or held <= t.dependency_gated_s:
+            continue
+        flow = dep.state.flow.value
+        severity = "warning" if flow == "stopped" else "critical"
+        text = f"dependency {dep.name} has been {flow} for {view.duration(held)}"
+        found.append(Condition("dependency_gated", dep.name, severity, text))
     return found
 
 

@@ -7,6 +7,9 @@ collector that reads them when Prometheus scrapes reports the whole fleet from a
 nothing to aggregate. Counters count the rows retention has kept (RETENTION_DAYS): when retention
 deletes old rows a counter drops, which Prometheus's rate() treats as a counter reset.
 
+The dependencies' shared state (slots, tokens, gate, limits, waits and probes) comes from
+their rows, which every worker updates in the transaction of its claim.
+
 Exposed by the dashboard at /metrics, or by `render()` anywhere else.
 """
 
@@ -24,8 +27,10 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from chunksync.deps import view
 from chunksync.manager import Manager
 from chunksync.models import Outcome
+from chunksync.redact import redact
 
 WORKER_TIMEOUT_SECONDS = 60.0
 # The upper bounds of metrics_processing_buckets in queries_health.sql, in the same order.
@@ -79,6 +84,7 @@ class DatabaseCollector(Collector):
         for r in backend.fetch_all("metrics_backlog"):
             backlog.add_metric([str(r["name"]), str(r["id"]), str(r["status"])], int(r["pending"]))
         yield backlog
+        yield from dependency_metrics(self.manager)
 
     def _histogram(self, seconds: dict[str, float]) -> HistogramMetricFamily:
         counts: dict[str, list[int]] = defaultdict(lambda: [0] * (len(BUCKETS) + 1))
@@ -96,6 +102,49 @@ class DatabaseCollector(Collector):
                 cumulative.append((bound, float(running)))
             family.add_metric([outcome], cumulative, seconds.get(outcome, 0.0))
         return family
+
+
+def dependency_metrics(manager: Manager) -> Iterator[Metric]:
+    """The shared state of every dependency row, labelled by its (redacted) name. Limits a
+    dependency does not have are left out rather than shown as 0."""
+    label = ["dependency"]
+    gauges = {
+        name: GaugeMetricFamily(f"chunksync_dependency_{name}", text, labels=label)
+        for name, text in (
+            ("slots_in_use", "Slots in use: chunks in flight plus extra slots they hold."),
+            ("connections_limit", "The dependency's connection cap, for the whole fleet."),
+            ("tokens", "Tokens left in the dependency's shared retry budget."),
+            ("gated", "1 while the gate holds calls (probing or stopped), else 0."),
+            ("rate_limit_per_second", "The dependency's rate limit, in calls per second."),
+        )
+    }
+    waits = CounterMetricFamily(
+        "chunksync_dependency_waits",
+        "Claims that waited for the dependency, by what held them.",
+        labels=["dependency", "reason"],
+    )
+    probes = CounterMetricFamily(
+        "chunksync_dependency_probes", "Probes the gate let through.", labels=label
+    )
+    for dep in view.listed(manager.backend):
+        name = [redact(dep.name)]
+        gauges["slots_in_use"].add_metric(name, dep.slots_in_use)
+        gauges["tokens"].add_metric(name, dep.state.tokens)
+        gauges["gated"].add_metric(name, int(dep.state.gated))
+        if dep.limits.connections is not None:
+            gauges["connections_limit"].add_metric(name, dep.limits.connections)
+        if dep.limits.rate is not None:
+            gauges["rate_limit_per_second"].add_metric(name, dep.limits.rate.per_s)
+        for reason, n in (
+            ("connections", dep.cap_waits),
+            ("rate", dep.rate_waits),
+            ("gate", dep.gate_waits),
+        ):
+            waits.add_metric([*name, reason], n)
+        probes.add_metric(name, dep.probes)
+    yield from gauges.values()
+    yield waits
+    yield probes
 
 
 def registry(manager: Manager) -> CollectorRegistry:

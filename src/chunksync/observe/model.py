@@ -47,6 +47,9 @@ class HealthThresholds:
     # feed_retry_budgets, workers also charge that dependency's retry budget, so the retry
     # policy's stress awareness reads the very signal the health state reports.
     feed_retry_budgets: bool = False
+    # The `dependency_gated` alert fires when a dependency's shared gate has held its calls
+    # (probing after faults, or stopped by an operator) for longer than this.
+    dependency_gated_s: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from chunksync.deps.store import DependencyStore
 from chunksync.exceptions import BackendError
 from chunksync.manager import Manager, Recovery
 from chunksync.observe import alerts, retention, trends
@@ -29,6 +30,8 @@ from chunksync.retry import RetryPolicy
 from chunksync.settings import UPKEEP_TICK_SECONDS, Settings
 
 log = logging.getLogger("chunksync.upkeep")
+
+NAME_DEPENDENCIES_EVERY_SECONDS = 10.0
 
 
 def feed_retry_budgets(
@@ -93,6 +96,7 @@ class Upkeep:
             Timer("stress", settings.stress_feed_every_s, self.feed_stress, leader_only=False),
             Timer("alerts", settings.alert_every_s, self.evaluate_alerts),
             Timer("retention", settings.retention_every_s, self.apply_retention),
+            Timer("dependencies", NAME_DEPENDENCIES_EVERY_SECONDS, self.name_dependencies),
         ]
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
@@ -159,6 +163,15 @@ class Upkeep:
 
     def evaluate_alerts(self) -> None:
         alerts.evaluate(self.manager, self.settings.alerts)
+
+    def name_dependencies(self) -> None:
+        """Queues made before dependencies were rows (or by an older chunksync) get theirs, so
+        that their chunks are claimed under its limits and gate."""
+        store = DependencyStore(self.manager.backend)
+        for row in store.unnamed_queues():
+            name = self.registry.dependency_of(str(row["source"]), str(row["kind"]))
+            store.name_queue(str(row["id"]), name)
+            log.info("queue %s: its dependency is %s", row["id"], name)
 
     def apply_retention(self) -> None:
         done = retention.cleanup(self.manager, self.settings.retention_days * retention.DAY_SECONDS)
