@@ -105,12 +105,14 @@ class Claims:
             waiting = time.monotonic() < self._not_before.get(name, 0.0)
             if not dep.limited or not queues or waiting:
                 continue
+            # A capped dependency's chunk holds a slot from its claim: a slot thread takes one at
+            # a time, so that no slot is held by a chunk waiting behind another in a batch.
             got = self.store.claim(
                 name,
                 queues,
                 worker_id=self.worker_id,
                 kinds=kinds,
-                limit=left,
+                limit=1 if dep.limits.connections is not None else left,
                 lease_s=self.lease_s,
                 config=self.budgets.get(name).timing,
             )
@@ -133,6 +135,25 @@ class Claims:
             return []
         self._turn = (self._turn + 1) % len(items)
         return items[self._turn :] + items[: self._turn]
+
+    # --- the limits as a handler reaches them (chunksync.context.DependencyLimits) -----------
+
+    def rate_limited(self, dependency: str) -> bool:
+        found = self.special().get(dependency)
+        return found is not None and found.limits.rate is not None
+
+    def capped(self, dependency: str) -> bool:
+        found = self.special().get(dependency)
+        return found is not None and found.limits.connections is not None
+
+    def take(self, dependency: str, units: int) -> tuple[int, float]:
+        return self.store.take(dependency, units)
+
+    def take_slot(self, dependency: str, chunk_id: str, token: str) -> str | None:
+        return self.store.take_slot(dependency, chunk_id, token)
+
+    def release_slot(self, slot_id: str) -> None:
+        self.store.release_slot(slot_id)
 
     def next_claim_in(self) -> float | None:
         """Seconds until a limited dependency's claim may find something (a rate or a gate)."""

@@ -141,6 +141,7 @@ class Worker:
         self._queues: dict[str, Queue] = {}
         self._budget_of_queue: dict[str, RetryBudget] = {}  # for the claim's gate check
         self._routes: dict[str, tuple[Source, RetryBudget]] = {}
+        self._dependency_of_queue: dict[str, str] = {}
         self._unsubscribe: Callable[[], None] = lambda: None
         self.recoveries = 0
         self.processed = 0
@@ -323,6 +324,8 @@ class Worker:
                 budget=budget,
                 deadline=deadline,
                 worker_id=self.id,
+                dependency=self._dependency_of_queue.get(queue.id),
+                limits=self._claims,
             )
             item.ctx = ctx
             size, probe = source.chunk_size(item.chunk.payload), gate is Gate.PROBE
@@ -471,8 +474,10 @@ class Worker:
         if found is None:
             source = self.registry.source_for(queue)
             stress = self.registry.policy(queue.policy).stress
-            budget = self._claims.budget(source.dependency(queue.source), stress)
+            dependency = source.dependency(queue.source)
+            budget = self._claims.budget(dependency, stress)
             found = self._routes[queue.id] = (source, budget)
+            self._dependency_of_queue[queue.id] = dependency
             self._budget_of_queue[queue.id] = budget
         return found
 
