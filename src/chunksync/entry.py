@@ -6,7 +6,7 @@ from __future__ import annotations
 import signal
 import sys
 
-from chunksync.runtime import processes
+from chunksync import processes
 
 
 def main() -> None:

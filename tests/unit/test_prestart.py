@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from chunksync.runtime.processes import helpers_wanted
+from chunksync.processes import helpers_wanted
 
 CORES = os.cpu_count() or 1
 
@@ -38,7 +38,7 @@ def test_the_sniffed_global_options_are_the_clis() -> None:
     import typer.main
 
     from chunksync import cli
-    from chunksync.runtime.processes import GLOBAL_OPTIONS_WITH_VALUES
+    from chunksync.processes import GLOBAL_OPTIONS_WITH_VALUES
 
     group = typer.main.get_command(cli.cli)
     with_values = {o for p in group.params if not getattr(p, "is_flag", False) for o in p.opts}

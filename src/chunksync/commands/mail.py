@@ -31,8 +31,8 @@ from chunksync.cli import cli, console, fail, open_app
 from chunksync.errors import categorize
 from chunksync.exceptions import ChunksyncError
 from chunksync.models import ChunkStatus, ErrorCategory
+from chunksync.processes import Helpers, Work
 from chunksync.redact import redact, redact_url
-from chunksync.runtime.processes import Helpers, Work
 from chunksync.runtime.worker import queues_finished
 from chunksync.sources.base import kind_of
 from chunksync.sources.mail import (

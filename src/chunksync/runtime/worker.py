@@ -123,16 +123,7 @@ class Worker:
         self._slot_threads: list[threading.Thread] = []
         self._slots: list[Slot] = []
         self._slot_names = itertools.count()
-        self.upkeep = Upkeep(
-            manager,
-            registry,
-            self.settings,
-            worker_id=self.id,
-            recovery_every_s=poll_s,
-            worker_timeout_s=self.worker_timeout_s,
-            policy_for_queue=self._policy_for_queue,
-            on_recovered=self._count_recoveries,
-        )
+        self.upkeep = self._upkeep()
         # The budgets are this process's mirrors of the dependencies' shared rows; a worker on
         # a faster clock (tests, the demo) keeps its own, its gate's intervals scaled.
         budgets = registry.budgets if time_scale == 1.0 else RetryBudgets(time_scale=time_scale)
@@ -145,6 +136,18 @@ class Worker:
         self._unsubscribe: Callable[[], None] = lambda: None
         self.recoveries = 0
         self.processed = 0
+
+    def _upkeep(self) -> Upkeep:
+        return Upkeep(
+            self.manager,
+            self.registry,
+            self.settings,
+            worker_id=self.id,
+            recovery_every_s=self.poll_s,
+            worker_timeout_s=self.worker_timeout_s,
+            policy_for_queue=self._policy_for_queue,
+            on_recovered=self._count_recoveries,
+        )
 
     # --- lifecycle -----------------------------------------------------------------
 

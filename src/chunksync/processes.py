@@ -3,7 +3,7 @@
 Python threads share one core (the GIL); a mail sync that parses and stores thousands of messages
 a second is CPU-bound, so `chunksync sync` starts helper processes that each run a worker on the
 same database until the run's queues finish. Each is a fresh interpreter (`python -m
-chunksync.runtime.processes`: it inherits no socket, lock or database connection of the parent),
+chunksync.processes`: it inherits no socket, lock or database connection of the parent),
 started before planning so that its start-up overlaps it; it reads the database URL, then its orders
 (`Helpers.go`) or nothing (`Helpers.dismiss`, when there is too little to share), pickled through
 its standard input: a URL may hold a password, which argv would show to every user. A helper that
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from chunksync.app import App
 
-log = logging.getLogger("chunksync.runtime.processes")
+log = logging.getLogger("chunksync.processes")
 
 CHECK_SECONDS = 0.05  # how often a helper looks whether the run's queues are finished
 POLL_SECONDS = 0.05
@@ -166,11 +166,9 @@ def _option(args: Sequence[str], name: str) -> str | None:
 
 
 def _spawn() -> subprocess.Popen[bytes]:
-    # `python -m chunksync.runtime.processes`, not multiprocessing's spawn: that would run the
+    # `python -m chunksync.processes`, not multiprocessing's spawn: that would run the
     # parent's main script (the CLI and all its imports) again in each helper.
-    return subprocess.Popen(
-        [sys.executable, "-m", "chunksync.runtime.processes"], stdin=subprocess.PIPE
-    )
+    return subprocess.Popen([sys.executable, "-m", "chunksync.processes"], stdin=subprocess.PIPE)
 
 
 def _stop_waiting() -> None:
@@ -219,6 +217,6 @@ def helper_main() -> int:
 
 
 if __name__ == "__main__":
-    from chunksync.runtime import processes  # the module's own classes, not __main__'s, for pickle
+    from chunksync import processes  # the module's own classes, not __main__'s, for pickle
 
     raise SystemExit(processes.helper_main())
