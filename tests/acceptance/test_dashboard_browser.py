@@ -200,3 +200,29 @@ def test_actions_need_the_token_and_errors_show_as_text(
     assert app.manager.list_audit(chunk_id=dead.id)[0].action == "retry_chunk"
     assert TOKEN not in browser.page_source
     shoot(browser, "chunk-after-retry")
+
+
+def test_an_operator_closes_a_dependency_and_sees_it_stopped(
+    browser: Any, site: tuple[App, str]
+) -> None:
+    app, base = site
+    [dep] = app.deps.all()
+    row = f'tr[data-dependency="{dep.name}"]'
+    browser.delete_all_cookies()
+    browser.get(base + "/")
+    click(browser, 'nav a[href="/dependencies"]')
+    assert dep.name in wait_for(browser, f'{row}[data-flow="ok"]').text
+    assert not browser.find_elements("css selector", "button.act-close")  # not signed in
+
+    browser.get(base + "/login")
+    wait_for(browser, "#token").send_keys(TOKEN)
+    browser.find_element("css selector", "#sign-in-button").click()
+    wait_for(browser, "#health-h")
+    browser.get(base + "/dependencies")
+    click(browser, f"{row} button.act-close")
+    assert "is closed" in wait_for(browser, "#notice").text
+    badge = wait_for(browser, f'{row}[data-flow="stopped"] .badge.flow-stopped')
+    assert badge.text == "stopped"
+    assert app.deps.get(dep.name).state.flow.value == "stopped"
+    assert TOKEN not in browser.page_source
+    shoot(browser, "dependency-closed")

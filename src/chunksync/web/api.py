@@ -6,10 +6,15 @@ functions, run by Starlette in its thread pool; our exceptions become JSON error
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from chunksync.exceptions import ConfigurationError
 from chunksync.observe import metrics
 from chunksync.web import params, views
 from chunksync.web.actions import act
@@ -46,14 +51,54 @@ def queue_action(request: Request) -> Response:
     return _action(request, "queue")
 
 
-def _action(request: Request, kind: str) -> Response:
+def dependencies(request: Request) -> Response:
+    return JSONResponse(views.dependencies(dashboard(request).app))
+
+
+async def dependency_action(request: Request) -> Response:
+    """open, close or limits of the dependency named in the path (percent-encoded: the name
+    holds '://' and '@'; the route's `path` converter takes it whole, slashes and all). The
+    body, when given, is a JSON object: the limits to change and an optional reason."""
+    refused = _refused(request)
+    if refused is not None:
+        return refused
+    values = await _body(request)
+    name, action = request.path_params["name"], request.path_params["action"]
+    board = dashboard(request)
+    message = await run_in_threadpool(act, board.app, "dependency", name, action, values)
+    return JSONResponse({"ok": True, "message": message})
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        found = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise ConfigurationError("the body must be a JSON object") from None
+    if not isinstance(found, dict):
+        raise ConfigurationError("the body must be a JSON object")
+    return found
+
+
+def _refused(request: Request) -> Response | None:
+    """Why an action is refused (read-only, no or a wrong bearer token), or None."""
     board = dashboard(request)
     if not board.guard.enabled:
         return error_json("this dashboard is read-only", 403)
     if not board.guard.bearer_ok(request):
         return error_json("a bearer token is required", 401, {"www-authenticate": "Bearer"})
+    return None
+
+
+def _action(request: Request, kind: str) -> Response:
+    refused = _refused(request)
+    if refused is not None:
+        return refused
     target, action = request.path_params["target"], request.path_params["action"]
-    return JSONResponse({"ok": True, "message": act(board.app.manager, kind, target, action)})
+    message = act(dashboard(request).app, kind, target, action)
+    return JSONResponse({"ok": True, "message": message})
 
 
 def metrics_text(request: Request) -> Response:
@@ -73,6 +118,8 @@ ROUTES = [
     Route("/api/chunks/{chunk_id}", chunk),
     Route("/api/chunks/{target}/{action}", chunk_action, methods=["POST"]),
     Route("/api/queues/{target}/{action}", queue_action, methods=["POST"]),
+    Route("/api/dependencies", dependencies),
+    Route("/api/dependencies/{name:path}/{action}", dependency_action, methods=["POST"]),
     Route("/openapi.json", openapi),
     Route("/metrics", metrics_text),
 ]

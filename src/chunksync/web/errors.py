@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from chunksync.exceptions import ChunksyncError, NotFound, StateError
+from chunksync.redact import redact
 from chunksync.web.rendering import page
 
 API_PREFIX = "/api/"
@@ -42,11 +43,11 @@ def error_json(message: str, status: int, headers: Mapping[str, str] | None = No
 async def chunksync_error(request: Request, exc: Exception) -> Response:
     """Our exceptions: JSON for the API and for /metrics (both read by programs), else a page."""
     assert isinstance(exc, ChunksyncError)  # registered for ChunksyncError only
-    status = status_for(exc)
+    status, message = status_for(exc), redact(str(exc))  # a dependency's name may hold one
     path = request.url.path
     if path.startswith(API_PREFIX) or path == METRICS_PATH:
-        return error_json(str(exc), status)
-    return page(request, "error.html", status, message=str(exc))
+        return error_json(message, status)
+    return page(request, "error.html", status, message=message)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from chunksync.deps.gate import Flow
 from chunksync.models import ChunkStatus, ErrorCategory
 from chunksync.web.actions import CHUNK_ACTIONS, QUEUE_ACTIONS
 from chunksync.web.params import MAX_CHUNK_LIST_LIMIT
 
 NUMBER_OR_NULL = {"type": "number", "nullable": True}
 STRING_OR_NULL = {"type": "string", "nullable": True}
+INTEGER_OR_NULL = {"type": "integer", "nullable": True}
+LIMIT_OR_NULL = {"type": "integer", "minimum": 1, "nullable": True}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -153,6 +156,53 @@ SCHEMAS: dict[str, Any] = {
             "queues": {"type": "array", "items": _ref("QueueSummary")},
         },
     },
+    "Dependency": {
+        "type": "object",
+        "description": "The shape of `chunksync deps --json` (docs/dependencies.md).",
+        "required": ["name", "flow", "tokens", "capacity", "slots_in_use", "waits", "probes"],
+        "properties": {
+            "name": {"type": "string"},
+            "flow": {"type": "string", "enum": [f.value for f in Flow]},
+            "tokens": {"type": "number"},
+            "capacity": {"type": "number"},
+            "slots_in_use": {"type": "integer"},
+            "connections": INTEGER_OR_NULL,
+            "rate": STRING_OR_NULL,
+            "rate_per_s": NUMBER_OR_NULL,
+            "burst": INTEGER_OR_NULL,
+            "waits": {
+                "type": "object",
+                "required": ["connections", "rate", "gate"],
+                "properties": {
+                    "connections": {"type": "integer"},
+                    "rate": {"type": "integer"},
+                    "gate": {"type": "integer"},
+                },
+            },
+            "probes": {"type": "integer"},
+            "active_queues": {"type": "integer"},
+            "gated_since": {**STRING_OR_NULL, "format": "date-time"},
+            "gated_for_s": NUMBER_OR_NULL,
+            "next_probe_at": {**STRING_OR_NULL, "format": "date-time"},
+        },
+    },
+    "DependencyLimits": {
+        "type": "object",
+        "description": "The limits to change: a key left out stays, a key given as null is "
+        "cleared (no cap, no rate limit, the default burst).",
+        "additionalProperties": False,
+        "properties": {
+            "connections": LIMIT_OR_NULL,
+            "rate": {**STRING_OR_NULL, "example": "200/s"},
+            "burst": LIMIT_OR_NULL,
+            "reason": {"type": "string", "maxLength": 500},
+        },
+    },
+    "Reason": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {"reason": {"type": "string", "maxLength": 500}},
+    },
     "Charts": {
         "type": "object",
         "required": ["hourly", "failures", "hourly_series", "failure_series"],
@@ -194,6 +244,39 @@ def _action(kind: str, actions: list[str]) -> dict[str, Any]:
                 "403": {**ERROR, "description": "The dashboard is read-only (no token)."},
                 "404": ERROR,
                 "409": {**ERROR, "description": "The state does not allow it."},
+            },
+        }
+    }
+
+
+DEPENDENCY_NAME = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "description": "The dependency's name, percent-encoded as one path segment "
+    "(imap://alice@imap.gmail.com is imap%3A%2F%2Falice%40imap.gmail.com), or as the "
+    "dashboard shows it (redacted).",
+    "schema": {"type": "string"},
+}
+
+
+def _dependency_action(summary: str, body: str, *, required: bool) -> dict[str, Any]:
+    """A POST on one dependency, through `chunksync.deps.operate` (audited, as the CLI's)."""
+    return {
+        "post": {
+            "summary": summary,
+            "security": [{"bearer": []}],
+            "parameters": [DEPENDENCY_NAME],
+            "requestBody": {
+                "required": required,
+                "content": {"application/json": {"schema": _ref(body)}},
+            },
+            "responses": {
+                "200": _json(_ref("ActionResult"), "Done."),
+                "400": {**ERROR, "description": "A malformed rate, a limit below 1, a bad body."},
+                "401": ERROR,
+                "403": {**ERROR, "description": "The dashboard is read-only (no token)."},
+                "404": {**ERROR, "description": "No such dependency."},
             },
         }
     }
@@ -261,8 +344,9 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "chunksync dashboard API",
             "version": "1",
-            "description": "Health, queues, chunks and operator actions of one chunksync "
-            "database. Reads need nothing; actions need the operator token as a bearer token.",
+            "description": "Health, queues, chunks, dependencies and operator actions of one "
+            "chunksync database. Reads need nothing; actions need the operator token as a "
+            "bearer token.",
         },
         "paths": {
             "/api/overview": _get(
@@ -276,6 +360,23 @@ def openapi_document() -> dict[str, Any]:
             "/api/chunks/{chunk_id}": _chunk_detail(),
             "/api/chunks/{target}/{action}": _action("chunk", list(CHUNK_ACTIONS)),
             "/api/queues/{target}/{action}": _action("queue", list(QUEUE_ACTIONS)),
+            "/api/dependencies": _get(
+                "Every dependency: flow, budget, slots, limits, waits, probes.",
+                {"type": "array", "items": _ref("Dependency")},
+            ),
+            "/api/dependencies/{name}/close": _dependency_action(
+                "Close a dependency: no call goes through until it is opened.",
+                "Reason",
+                required=False,
+            ),
+            "/api/dependencies/{name}/open": _dependency_action(
+                "Open a dependency: calls flow with a full retry budget.", "Reason", required=False
+            ),
+            "/api/dependencies/{name}/limits": _dependency_action(
+                "Change a dependency's limits; running workers follow at their next claim.",
+                "DependencyLimits",
+                required=True,
+            ),
             "/metrics": _metrics(),
         },
         "components": {

@@ -17,8 +17,9 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from chunksync.exceptions import ChunksyncError
+from chunksync.redact import redact
 from chunksync.web import params, views
-from chunksync.web.actions import act
+from chunksync.web.actions import act, form_limits
 from chunksync.web.rendering import page
 from chunksync.web.security import SESSION_COOKIE, same_origin
 from chunksync.web.state import dashboard
@@ -44,6 +45,10 @@ def _chunks(request: Request) -> dict[str, Any]:
 
 def _chunk(request: Request) -> dict[str, Any]:
     return {"detail": views.chunk_detail(dashboard(request).app, request.path_params["chunk_id"])}
+
+
+def _dependencies(request: Request) -> dict[str, Any]:
+    return {"dependencies": views.dependencies(dashboard(request).app)}
 
 
 def _view(template: str, context: _Context) -> Callable[[Request], Response]:
@@ -97,9 +102,12 @@ async def form_action(request: Request) -> Response:
         back = "/"  # only a path of ours: never an open redirect
     kind, target, action = (str(form.get(k, "")) for k in ("kind", "target", "action"))
     try:
-        notice = await run_in_threadpool(act, board.app.manager, kind, target, action)
+        values: dict[str, Any] = {}
+        if kind == "dependency" and action == "limits":
+            values = form_limits(form, [str(v) for v in form.getlist("clear")])
+        notice = await run_in_threadpool(act, board.app, kind, target, action, values)
     except ChunksyncError as exc:
-        notice = f"refused: {exc}"
+        notice = f"refused: {redact(str(exc))}"
     sep = "&" if "?" in back else "?"
     return RedirectResponse(f"{back}{sep}{urlencode({'notice': notice})}", status_code=303)
 
@@ -113,6 +121,8 @@ ROUTES = [
     Route("/fragments/chunks", _view("_chunks.html", _chunks)),
     Route("/chunks/{chunk_id}", _view("chunk.html", _chunk)),
     Route("/fragments/chunks/{chunk_id}", _view("_chunk.html", _chunk)),
+    Route("/dependencies", _view("dependencies.html", _dependencies)),
+    Route("/fragments/dependencies", _view("_dependencies.html", _dependencies)),
     Route("/login", login_page),
     Route("/login", login, methods=["POST"]),
     Route("/logout", logout, methods=["POST"]),

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from chunksync.app import App
+from chunksync.deps import view as deps_view
 from chunksync.models import Chunk, ChunkStatus, ErrorCategory
 from chunksync.observe import alerts, health, trends
 from chunksync.redact import redact
@@ -41,6 +42,13 @@ def queues_data(app: App) -> list[dict[str, Any]]:
         data["source"] = q.source
         out.append(data)
     return out
+
+
+def dependencies(app: App) -> list[dict[str, Any]]:
+    """Every dependency in the shape of `chunksync deps --json` (names redacted), by name."""
+    found = app.deps.all()
+    now = app.manager.now()
+    return [deps_view.shown(d, now) for d in found]
 
 
 def charts_data(app: App) -> dict[str, Any]:
