@@ -110,6 +110,13 @@ class App:
         ("250/s", "10000/10m"), `burst` at once after a quiet spell. A declaration applies when
         the dependency's row is first made (an exact name's row is made now); an existing
         row keeps its limits, which `chunksync deps set` changes."""
+        from chunksync.redact import redact_url
+
+        if redact_url(name) != name:
+            raise ConfigurationError(
+                f"dependency name '{redact_url(name)}' holds a secret: name the account without "
+                "its password or token (like imap://alice@imap.gmail.com)"
+            )
         text_rate = None if isinstance(rate, Rate) else rate
         given = {"connections": connections, "rate": text_rate, "burst": burst}
         limits = limits_from({k: v for k, v in given.items() if v is not None}, f"'{name}'")

@@ -226,3 +226,9 @@ def test_the_shown_shape_is_stable(app: App) -> None:
     assert (shown["flow"], shown["rate"], shown["rate_per_s"]) == ("stopped", "10/s", 10.0)
     assert shown["gated_since"].endswith("+00:00") and shown["gated_for_s"] >= 0
     assert shown["waits"] == {"connections": 0, "rate": 0, "gate": 0}
+
+
+def test_a_dependency_name_never_holds_a_secret(app: App) -> None:
+    with pytest.raises(ConfigurationError, match=r"holds a secret: name the account without"):
+        app.dependency("imap://alice:hunter2@imap.example.com", connections=2)
+    assert app.deps.all() == []
