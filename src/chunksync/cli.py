@@ -84,16 +84,18 @@ def open_app_waiting(wait_s: float) -> App:
         try:
             return open_app()
         except BackendUnavailable as exc:
-            if time.monotonic() + step > deadline:
-                waited = f" (waited {wait_s:g} s)" if said else ""
-                raise BackendUnavailable(f"{exc}{waited}") from None
+            if wait_s <= 0:
+                raise
             if not said:
                 err.print(
                     f"[yellow]waiting up to {wait_s:g} s for the database:[/] {redact(str(exc))}",
                     highlight=False,
                 )
                 said = True
-            time.sleep(step)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise BackendUnavailable(f"{exc} (waited {wait_s:g} s)") from None
+            time.sleep(min(step, left))
             step = min(step * 2, DB_WAIT_MAX_STEP_SECONDS)
 
 
