@@ -36,7 +36,9 @@ from dataclasses import dataclass, field, replace
 
 from chunksync.deps.budget import RetryBudget, RetryBudgets, admit_or_hold
 from chunksync.faults import (
+    DEFAULT_CHUNKS_PER_DEPENDENCY,
     DEFAULT_SEED,
+    DEFAULT_SLOTS,
     DIE,
     OK,
     ChunkScript,
@@ -62,6 +64,8 @@ from chunksync.runtime.worker import LEASE_SECONDS, POLL_SECONDS
 
 RESTART_SECONDS = 5.0  # a dead worker's slot comes back (a supervisor restarts it)
 MAX_SIM_SECONDS = 7 * 24 * 3600.0
+MALFORMED_SHARE = 0.01  # the malformed-records scenario: chunks that fail on every attempt
+MALFORMED = "processing_error"
 
 
 # --- the policies ------------------------------------------------------------------------------
@@ -166,6 +170,7 @@ class ChunkFinal:
     dead_reason: str | None
     doomed: bool
     stuck: int  # times its worker died under it
+    ended_s: float | None = None  # when it became completed or dead (None: it did not)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +213,7 @@ class _Chunk:
     probe: bool = False  # its current call is the gate's probe
     dead_reason: str | None = None
     stuck: int = 0
+    ended_s: float | None = None
 
 
 @dataclass(slots=True)
@@ -279,6 +285,7 @@ class _Simulation:
                 c.dead_reason,
                 c.script.doomed,
                 c.stuck,
+                c.ended_s,
             )
             for table in self.chunks
             for c in table.values()
@@ -435,6 +442,7 @@ class _Simulation:
         else:
             c.status = result.status
             c.dead_reason = result.dead_reason
+            c.ended_s = self.now
 
     # --- worker deaths and the stuck-chunk rules
 
@@ -462,6 +470,7 @@ class _Simulation:
         if status is ChunkStatus.DEAD:
             c.status = ChunkStatus.DEAD
             c.dead_reason = reason
+            c.ended_s = self.now
         else:
             self._pending(c, 0.0)
 
@@ -488,3 +497,28 @@ def run_all(
 def specs_for(policies: Sequence[RetryPolicy]) -> list[PolicySpec]:
     """Users' policies run as the worker runs them: with stress awareness."""
     return [PolicySpec(p.name, p, stress_aware=True) for p in policies]
+
+
+# --- the malformed-records scenario ------------------------------------------------------------
+
+
+def malformed_stream(
+    seed: int = DEFAULT_SEED,
+    *,
+    malformed: bool = True,
+    share: float = MALFORMED_SHARE,
+    chunks: int = DEFAULT_CHUNKS_PER_DEPENDENCY,
+    slots: int = DEFAULT_SLOTS,
+) -> FaultStream:
+    """One healthy dependency (no outage, no rate limit, no noise) in which `share` of the
+    chunks, picked by the seed, are malformed for good: a processing_error on every attempt.
+    With `malformed=False`, the same stream (same chunks, same durations) with those chunks
+    healthy: the pair measures what a few poisonous records cost the rest of the queue."""
+    rng = random.Random(seed)
+    ok_s = [round(rng.uniform(0.5, 1.5), 3) for _ in range(chunks)]
+    bad = set(rng.sample(range(chunks), round(chunks * share)))
+    scripts = tuple(
+        ChunkScript(n + 1, (MALFORMED if malformed and n in bad else OK,), ok_s[n])
+        for n in range(chunks)
+    )
+    return FaultStream(seed, (DependencyStream("dep1", slots, scripts),))
