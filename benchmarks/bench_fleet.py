@@ -61,12 +61,16 @@ OUTAGE_S = float(os.environ.get("CHUNKSYNC_BENCH_FLEET_OUTAGE_S", "10"))
 OUTAGE_AT_FRACTION = 0.4
 MACHINES = ((2, 2), (2, 4))  # (processes, slots each), started MACHINE_GAP_S apart
 MACHINE_GAP_S = 1.0
-POLL_S = 0.05  # the workers' poll: a slot that found the cap full tries again this soon
+POLL_S = float(
+    os.environ.get("CHUNKSYNC_BENCH_FLEET_POLL_S", "0.05")
+)  # the workers' poll: a slot that found the cap full tries again this soon
 WATCH_S = 0.25
 WATCH_OUTAGE_S = 0.05
 WINDOW_S = 1.0
 START_TIMEOUT_S = 90.0
-RUN_TIMEOUT_S = N_CHUNKS / RATE_PER_S * 2.0 + OUTAGE_S + 180.0
+# The run fails if the fleet averages under MIN_CALLS_PER_S (a tenth of the rate).
+MIN_CALLS_PER_S = RATE_PER_S / 10.0
+RUN_TIMEOUT_S = N_CHUNKS / MIN_CALLS_PER_S + OUTAGE_S + 180.0
 STOP_TIMEOUT_S = 20.0
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -123,6 +127,7 @@ class Run:
     max_in_progress: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     lost: int = 0
+    waits: tuple[int, ...] = ()  # the dependency row's counters: probes, cap, rate, gate waits
     elapsed_s: float = 0.0
 
 
@@ -205,6 +210,8 @@ def check_every_chunk(run: Run, server: CountingServer, obs: Observer) -> None:
     calls, answered, most, crossings = server.snapshot()
     run.calls, run.max_in_progress, run.crossings = calls, most, crossings[CONNECTIONS]
     run.lost = len(ids - answered)
+    counters = "SELECT probes, cap_waits, rate_waits, gate_waits FROM dependencies WHERE name = %s"
+    run.waits = tuple(int(v) for v in obs.rows(counters, run.dependency)[0])
     if run.statuses != {"completed": N_CHUNKS} or run.lost or len(ids) != N_CHUNKS:
         raise RuntimeError(
             f"{run.backend}: chunks {run.statuses}, {run.lost} never answered by the server"
@@ -351,6 +358,8 @@ def show(backend: str, run: Run, f: Figures) -> None:
     print(
         f"{backend}: {N_CHUNKS} chunks in {run.elapsed_s:.1f} s, {f.calls} calls, "
         f"chunks {run.statuses}, lost {run.lost}\n"
+        f"  claims: probes {run.waits[0]}, waits for connections {run.waits[1]}, rate "
+        f"{run.waits[2]}, gate {run.waits[3]}\n"
         f"  connections: most at once {f.max_connections}, times above {CONNECTIONS}: "
         f"{f.cap_violations}\n"
         f"  rate: worst 1 s window {f.worst_window_calls} calls "
