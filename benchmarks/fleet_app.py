@@ -8,18 +8,24 @@ policy is patient: the benchmark's outage must cost time, never a chunk.
 
 from __future__ import annotations
 
+import os
 import socket
+from typing import Any
 from urllib.parse import urlsplit
 
 from chunksync.app import App
 from chunksync.context import ChunkContext
 from chunksync.models import ErrorCategory
 from chunksync.retry import CategoryRule, RetryPolicy, Schedule, ScheduleKind, StressConfig
+from chunksync.runtime.worker import Worker
 
 KIND = "fleet"
 POLICY = "fleet"
 CALL_TIMEOUT_SECONDS = 5.0
 MAX_ATTEMPTS = 50
+# An experiment, off by default: cap each slot's claim batch (the CLI has no option for it),
+# to see what claiming several chunks of a capped dependency at once costs.
+CLAIM_BATCH = int(os.environ.get("CHUNKSYNC_BENCH_FLEET_CLAIM_BATCH", "0"))
 
 
 def fleet_policy() -> RetryPolicy:
@@ -46,6 +52,13 @@ def call(ctx: ChunkContext) -> int:
     return 1
 
 
+class FleetApp(App):
+    def worker(self, **options: Any) -> Worker:
+        if CLAIM_BATCH:
+            options.setdefault("batch", CLAIM_BATCH)
+        return super().worker(**options)
+
+
 def register(app: App) -> App:
     app.handler(KIND)(call)
     app.add_policy(fleet_policy())
@@ -53,4 +66,4 @@ def register(app: App) -> App:
 
 
 def make_app(db_url: str) -> App:
-    return register(App(db_url))
+    return register(FleetApp(db_url))
