@@ -51,7 +51,11 @@ class RetryBudget:
         self.time_scale = time_scale  # the gate's intervals run this much faster (tests, demo)
         self._clock = clock
         self._state = gate.fresh(self.config)
-        self._pending = Pending()
+        # Outcomes charged since the last drain, as plain fields: a success on a full, flowing
+        # budget (the hot path) only counts one, with no object made.
+        self._cost = 0.0
+        self._successes = 0
+        self._probe_ok = False
         self._lock = threading.Lock()
 
     @property
@@ -85,6 +89,11 @@ class RetryBudget:
 
     def on_success(self, *, probe: bool = False) -> None:
         """A call that worked: a fraction of a token back; a probe's reopens the flow."""
+        s = self._state
+        if not probe and s.flow is Flow.OK and s.tokens >= self.config.capacity:
+            with self._lock:  # nothing to change: a full, flowing budget stays so
+                self._successes += 1
+            return
         self._record(cost=0.0, successes=1, probe=probe)
 
     def _record(self, *, cost: float, successes: int, probe: bool) -> None:
@@ -97,10 +106,9 @@ class RetryBudget:
                 probe_succeeded=probe,
                 now=self._clock(),
             )
-            p = self._pending
-            self._pending = Pending(
-                p.cost + cost, p.successes + successes, p.probe_succeeded or probe
-            )
+            self._cost += cost
+            self._successes += successes
+            self._probe_ok = self._probe_ok or probe
 
     def gate(self, now: float) -> Gate:
         """What the gate says to one call at `now` (taking the interval's probe if it is due)."""
@@ -150,7 +158,8 @@ class RetryBudget:
     def drain(self) -> Pending:
         """What was charged since the last drain, to be reported to the shared row."""
         with self._lock:
-            pending, self._pending = self._pending, Pending()
+            pending = Pending(self._cost, self._successes, self._probe_ok)
+            self._cost, self._successes, self._probe_ok = 0.0, 0, False
             return pending
 
     def worth_reporting(self, p: Pending) -> bool:
@@ -176,7 +185,7 @@ class RetryBudget:
             shared, next_probe_at=moved(shared.next_probe_at), gated_since=moved(shared.gated_since)
         )
         with self._lock:
-            p = self._pending
+            p = Pending(self._cost, self._successes, self._probe_ok)
             if not p.empty:
                 state = gate.record(
                     state,
