@@ -227,6 +227,10 @@ class DependencyStore:
             if verdict is Verdict.PROBE and not chunks:
                 state = state_of(row, config)  # no chunk to probe with: the probe is not spent
             counts = {"probes": int(probe), waiting or "none": 1}
+            if not chunks:
+                # Only a wait counter changes: no need to wait for the disk (a count lost in a
+                # crash is harmless), so a fleet waiting on a full cap costs no flush each time.
+                s.execute("deps_relaxed_commit")
             self._save(s, name, state, config, counts=counts)
             return Claimed(token, chunks, probe, waiting, wait)
 

@@ -104,3 +104,7 @@ SET status = 'processing', attempts = c.attempts + 1, lease_token = :token::uuid
     lease_expires_at = NOW() + :lease_s::float8, worker_id = :worker_id, updated_at = NOW()
 WHERE c.id = ANY(ARRAY(SELECT id FROM picked))
 RETURNING c.*;
+
+-- deps_relaxed_commit --
+-- This transaction's commit need not wait for the disk (it only counts a wait).
+SET LOCAL synchronous_commit TO OFF;

@@ -100,3 +100,7 @@ WHERE id IN (
     ORDER BY c.priority DESC, c.created_at, c.seq
     LIMIT :limit)
 RETURNING *;
+
+-- deps_relaxed_commit --
+-- This transaction's commit need not wait for the disk (it only counts a wait); SQLite in WAL mode with synchronous=NORMAL never waits for it.
+SELECT 1;
