@@ -376,3 +376,15 @@ def test_dead_exactly_when_the_policy_allows_no_more(
         )
         assert policy_delay > 0 and math.isclose(result.delay_s, policy_delay * time_scale)
         assert result.attempts_delta == (-1 if result.outcome is Outcome.DEFERRED else 0)
+
+
+def test_a_median_due_before_any_rate_is_added_is_skipped_not_an_error() -> None:
+    # Slots count an attempt (median) before they add its rate: with many slots, the sixth
+    # count can come while the window is still empty. The median waits for the next refresh.
+    from chunksync.runtime.measure import MEDIAN_MIN_SAMPLES, Efficiency
+
+    efficiency = Efficiency()
+    for _ in range(MEDIAN_MIN_SAMPLES + 1):
+        assert efficiency.median("q") is None
+    efficiency.add("q", 4.0)
+    assert efficiency.median("q") is None  # not due again until MEDIAN_REFRESH more attempts

@@ -58,7 +58,10 @@ class Efficiency:
         if window is None:
             window = self._windows[queue_id] = deque(maxlen=MEDIAN_WINDOW)
         seen = self._samples[queue_id] = self._samples.get(queue_id, 0) + 1
-        if seen > MEDIAN_MIN_SAMPLES and (seen - MEDIAN_MIN_SAMPLES - 1) % MEDIAN_REFRESH == 0:
+        refresh = (
+            seen > MEDIAN_MIN_SAMPLES and (seen - MEDIAN_MIN_SAMPLES - 1) % MEDIAN_REFRESH == 0
+        )
+        if refresh and window:  # slots count before they add: the window may lag the count
             self._medians[queue_id] = statistics.median(window)
         return self._medians.get(queue_id)
 
