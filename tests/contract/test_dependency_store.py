@@ -157,3 +157,20 @@ def test_an_operator_stops_and_starts_a_dependency(fleet: tuple[App, App]) -> No
     assert len(claim(two, API, queues, 4, worker="w2")) == 4
     with pytest.raises(NotFound, match="no dependency named 'nope'"):
         store_of(one).set_flow("nope", stopped=True, config=CONFIG)
+
+
+def test_a_workers_copy_follows_the_row_when_a_peer_reopens_it(fleet: tuple[App, App]) -> None:
+    from chunksync.runtime.claims import Claims
+
+    one, two = fleet
+    queue_of(one, "api", 3)
+    mine = Claims(one.manager, one.budgets, worker_id="w1", lease_s=30.0)
+    budget = mine.budget(API, CONFIG)
+    budget.charge(8.0)  # faults seen here: this worker's copy shuts the gate ...
+    mine.report()  # ... and the row hears of it
+    assert not budget.flowing and store_of(two).get(API).state.flow is Flow.PROBING
+    # A peer's probe reopens the row; its successes fill the budget (the row's tokens: full).
+    store_of(two).record(API, CONFIG, cost=0.0, successes=1, probe_succeeded=True)
+    store_of(two).record(API, CONFIG, cost=0.0, successes=100, probe_succeeded=False)
+    mine.special()  # this worker's first look at the fleet's rows (then every 0.2 s)
+    assert budget.flowing and budget.tokens == CONFIG.capacity

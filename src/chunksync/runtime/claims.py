@@ -20,6 +20,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from chunksync.deps import gate
 from chunksync.deps.budget import RetryBudget, RetryBudgets
 from chunksync.deps.store import DependencyStore, Special, state_of
 from chunksync.exceptions import BackendError
@@ -84,6 +85,9 @@ class Claims:
         for name, budget in self.budgets.items():
             if name in found:
                 budget.adopt(state_of(found[name].row, budget.config), db_now)
+            elif not budget.flowing or budget.tokens < budget.config.capacity:
+                # Its row is flowing and full (or absent): a peer's probe reopened it.
+                budget.adopt(gate.fresh(budget.config), db_now)
         return found
 
     def claim(
