@@ -371,3 +371,25 @@ def test_planted_secrets_stay_out_of_the_database_and_logs(
         raw = b"".join(Path(path + s).read_bytes() for s in ("", "-wal") if Path(path + s).exists())
         assert b"api.example.com" in raw
         assert password.encode() not in raw and token.encode() not in raw
+
+
+def test_a_worker_registers_once_the_database_is_back(app: App) -> None:
+    # The database went away between the app's opening and the worker's start (a restart): the
+    # worker waits and registers, rather than exiting.
+    from chunksync.exceptions import BackendUnavailable
+
+    register = app.manager.register_worker
+    failures = [BackendUnavailable("server closed the connection unexpectedly")] * 2
+
+    def flaky(*args: Any, **kwargs: Any) -> None:
+        if failures:
+            raise failures.pop()
+        register(*args, **kwargs)
+
+    app.manager.register_worker = flaky  # type: ignore[method-assign]
+    app.handler("noop")(lambda ctx: 1)
+    q = app.create_queue("noop://x", [{"n": n} for n in range(5)])
+    worker = app.worker(concurrency=1, **FAST)
+    worker.run_until_done([q.id], timeout_s=30)
+    assert not failures and app.manager.get_queue(q.id).status is QueueStatus.COMPLETED
+    assert app.manager.get_worker(worker.id).status == "stopped"

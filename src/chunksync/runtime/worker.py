@@ -64,6 +64,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("chunksync.runtime.worker")
 
 LEASE_SECONDS = 30.0
+REGISTER_WAIT_SECONDS = 60.0  # a starting worker waits this long for a database that went away
 POLL_SECONDS = 1.0
 HANDLER_TIMEOUT_SECONDS = 300.0
 SHUTDOWN_GRACE_SECONDS = 30.0
@@ -152,7 +153,7 @@ class Worker:
     # --- lifecycle -----------------------------------------------------------------
 
     def start(self) -> None:
-        self.manager.register_worker(self.id, socket.gethostname(), os.getpid(), self.concurrency)
+        self._register()
         log.info("worker %s started with %d slot(s)", self.id, self.concurrency)
         beat = threading.Thread(
             target=self._heartbeat_loop, name=f"{self.id}-heartbeat", daemon=True
@@ -168,6 +169,23 @@ class Worker:
         self.upkeep.start()
         for _ in range(self.concurrency):
             self._start_slot()
+
+    def _register(self) -> None:
+        """Record this worker, waiting (up to REGISTER_WAIT_SECONDS) for a database that went
+        away a moment ago, a restart or a failover: a worker that already opened its app does
+        not exit for that. A stop meanwhile ends the wait."""
+        deadline, pause = time.monotonic() + REGISTER_WAIT_SECONDS, 0.25
+        while True:
+            try:
+                host, pid = socket.gethostname(), os.getpid()
+                self.manager.register_worker(self.id, host, pid, self.concurrency)
+                return
+            except BackendError as exc:
+                if time.monotonic() + pause > deadline or self._stopping.is_set():
+                    raise
+                log.error("cannot register yet, retrying in %.2f s: %s", pause, redact(str(exc)))
+                self._stopping.wait(pause)
+                pause = min(pause * 2, 5.0)
 
     def _start_slot(self) -> threading.Thread:
         name = f"{self.id}-slot{next(self._slot_names)}"
