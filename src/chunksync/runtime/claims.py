@@ -55,7 +55,6 @@ class Claims:
         self.worker_id = worker_id
         self.lease_s = lease_s
         self._special: dict[str, Special] = {}
-        self._special_now = (0.0, 0.0)  # (the database's clock, monotonic) when read
         self._read_at = -1e18
         self._not_before: dict[str, float] = {}  # a dependency's claim waits until then
         self._turn = 0
@@ -81,7 +80,7 @@ class Claims:
             self._read_at = now
         db_now, found = self.store.special()
         with self._lock:
-            self._special, self._special_now = found, (db_now, now)
+            self._special = found
         for name, budget in self.budgets.items():
             if name in found:
                 budget.adopt(state_of(found[name].row, budget.config), db_now)
