@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chunksync.deps import gate
-from chunksync.deps.gate import DepState, Flow, Verdict
+from chunksync.deps.gate import DepState, Flow
 from chunksync.deps.model import (
     Limits,
     Rate,
@@ -18,7 +18,7 @@ from chunksync.deps.model import (
     parse_rate,
 )
 from chunksync.exceptions import ConfigurationError
-from chunksync.retry import StressConfig
+from chunksync.retry import Gate, StressConfig
 
 CONFIG = StressConfig(capacity=10.0, probe_min_interval_s=0.5, probe_interval_s=4.0)
 
@@ -92,12 +92,12 @@ def test_faults_start_probing_and_only_one_probe_goes_per_interval() -> None:
     assert s.flow is Flow.OK and s.tokens == 4.0  # below the stress line, not by the hysteresis
     s = gate.record(s, CONFIG, cost=1.0, successes=0, probe_succeeded=False, now=101.0)
     assert s.flow is Flow.PROBING and s.gated_since == 101.0 and s.next_probe_at == 101.5
-    assert gate.admit(s, CONFIG, 101.2) == (Verdict.HOLD, s)
+    assert gate.admit(s, CONFIG, 101.2) == (Gate.HOLD, s)
     probes = []
     for tenth in range(1010, 1200):  # the fleet asks every 0.1 s; the dependency stays down
         now = tenth / 10
         verdict, s = gate.admit(s, CONFIG, now)
-        if verdict is Verdict.PROBE:
+        if verdict is Gate.PROBE:
             probes.append(now)
             s = gate.record(s, CONFIG, cost=1.0, successes=0, probe_succeeded=False, now=now)
     # 0.5 s after it shut, then intervals 0.5, 1, 2, 4, 4, ... (capped at probe_interval_s)
@@ -107,7 +107,7 @@ def test_faults_start_probing_and_only_one_probe_goes_per_interval() -> None:
 def test_a_successful_probe_reopens_with_hysteresis() -> None:
     s = DepState(tokens=1.0, flow=Flow.PROBING, next_probe_at=5.0, probe_interval_s=1.0)
     verdict, s = gate.admit(s, CONFIG, 5.0)
-    assert verdict is Verdict.PROBE
+    assert verdict is Gate.PROBE
     s = gate.record(s, CONFIG, cost=0.0, successes=1, probe_succeeded=True, now=5.2)
     assert s.flow is Flow.OK and s.tokens == 5.0 and s.gated_since is None  # at the stress line
     s = gate.record(s, CONFIG, cost=1.0, successes=0, probe_succeeded=False, now=5.3)
@@ -125,7 +125,7 @@ def test_successes_while_probing_reopen_only_without_faults() -> None:
 def test_an_operator_stop_holds_everything_until_started() -> None:
     s = gate.stop(gate.fresh(CONFIG), now=3.0)
     assert s.flow is Flow.STOPPED and s.gated
-    assert gate.admit(s, CONFIG, 1e9)[0] is Verdict.HOLD
+    assert gate.admit(s, CONFIG, 1e9)[0] is Gate.HOLD
     assert gate.record(s, CONFIG, cost=0, successes=5, probe_succeeded=True, now=4.0) == s
     assert gate.start(CONFIG) == gate.fresh(CONFIG)
 

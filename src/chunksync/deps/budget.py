@@ -16,12 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from chunksync.deps import gate
-from chunksync.deps.gate import DepState, Flow, Verdict
+from chunksync.deps.gate import DepState, Flow
 from chunksync.models import ErrorCategory
 from chunksync.retry import DEPENDENCY_FAULTS, HOLD_SPREAD, Gate, RandomSource, StressConfig
 
 Clock = Callable[[], float]
-_GATES = {Verdict.CALL: Gate.CLOSED, Verdict.PROBE: Gate.PROBE, Verdict.HOLD: Gate.HOLD}
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +113,7 @@ class RetryBudget:
         """What the gate says to one call at `now` (taking the interval's probe if it is due)."""
         with self._lock:
             verdict, self._state = gate.admit(self._state, self._timing(), now)
-        return _GATES[verdict]
+        return verdict
 
     def shut(self, now: float) -> bool:
         """Not flowing and no probe due at `now` (read-only: it takes no probe)."""

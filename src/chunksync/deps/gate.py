@@ -31,21 +31,13 @@ import math
 from dataclasses import dataclass, replace
 
 from chunksync.deps.model import Limits
-from chunksync.retry import StressConfig
+from chunksync.retry import Gate, StressConfig
 
 
 class Flow(enum.StrEnum):
     OK = "ok"
     PROBING = "probing"
     STOPPED = "stopped"
-
-
-class Verdict(enum.StrEnum):
-    """What the gate says to a claim: take as many as the limits allow, one probe, or none."""
-
-    CALL = "call"
-    PROBE = "probe"
-    HOLD = "hold"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,17 +113,17 @@ def _reopen(state: DepState, config: StressConfig) -> DepState:
     )
 
 
-def admit(state: DepState, config: StressConfig, now: float) -> tuple[Verdict, DepState]:
+def admit(state: DepState, config: StressConfig, now: float) -> tuple[Gate, DepState]:
     """What a claim may take of this dependency now. While probing, the first claim at or after
     `next_probe_at` takes the probe and pushes the next one an interval further, the interval
     doubling up to `probe_interval_s`."""
     if state.flow is Flow.OK:
-        return Verdict.CALL, state
+        return Gate.CLOSED, state
     if state.flow is Flow.STOPPED or state.next_probe_at is None or now < state.next_probe_at:
-        return Verdict.HOLD, state
+        return Gate.HOLD, state
     interval = state.probe_interval_s or _min_interval(config)
     grown = min(config.probe_interval_s, max(interval * 2.0, _min_interval(config)))
-    return Verdict.PROBE, replace(state, next_probe_at=now + interval, probe_interval_s=grown)
+    return Gate.PROBE, replace(state, next_probe_at=now + interval, probe_interval_s=grown)
 
 
 def stop(state: DepState, now: float) -> DepState:

@@ -18,29 +18,18 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from chunksync.deps import gate
 from chunksync.deps.budget import RetryBudget, RetryBudgets
-from chunksync.deps.store import DependencyStore, Special, state_of
+from chunksync.deps.store import Claimed, DependencyStore, Special, state_of
 from chunksync.exceptions import BackendError
 from chunksync.manager import Manager
-from chunksync.models import Chunk
 from chunksync.redact import redact
 from chunksync.retry import StressConfig
 
 log = logging.getLogger("chunksync.runtime.claims")
 
 SPECIAL_REFRESH_SECONDS = 0.2
-
-
-@dataclass(slots=True)
-class Lease:
-    """Chunks leased under one token; `probe`: the one chunk is its dependency's probe."""
-
-    token: str
-    chunks: list[Chunk]
-    probe: bool = False
 
 
 class Claims:
@@ -96,10 +85,10 @@ class Claims:
         *,
         queue_id: str | None,
         special: dict[str, Special],
-    ) -> list[Lease]:
+    ) -> list[Claimed]:
         """Up to `limit` chunks: first from limited or gated dependencies (in turns, so that
         none starves), then the rest by the plain claim."""
-        leases: list[Lease] = []
+        leases: list[Claimed] = []
         left = limit
         for name, dep in self._in_turn(special):
             if left <= 0:
@@ -122,14 +111,14 @@ class Claims:
             if got.waiting_for in ("gate", "rate") and got.wait_s > 0:
                 self._not_before[name] = time.monotonic() + got.wait_s
             if got.chunks:
-                leases.append(Lease(got.token, got.chunks, got.probe))
+                leases.append(got)
                 left -= len(got.chunks)
         if left > 0:
             token, chunks = self.manager.claim(
                 self.worker_id, kinds, limit=left, lease_s=self.lease_s, queue_id=queue_id
             )
             if chunks:
-                leases.append(Lease(token, chunks))
+                leases.append(Claimed(token, chunks))
         return leases
 
     def _in_turn(self, special: dict[str, Special]) -> list[tuple[str, Special]]:
