@@ -18,11 +18,11 @@ from typing import Any
 
 from chunksync.backends.base import Backend, Row, Session
 from chunksync.deps import gate
-from chunksync.deps.gate import DepState, Flow, Verdict
+from chunksync.deps.gate import DepState, Flow
 from chunksync.deps.model import Limits, Rate
 from chunksync.exceptions import NotFound
 from chunksync.models import Chunk
-from chunksync.retry import StressConfig
+from chunksync.retry import Gate, StressConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,8 +223,8 @@ class DependencyStore:
             if granted:
                 chunks = self._lease(s, queue_ids, token, worker_id, kinds, granted, lease_s)
                 state = _give_back(state, limits, granted - len(chunks))
-            probe = verdict is Verdict.PROBE and bool(chunks)
-            if verdict is Verdict.PROBE and not chunks:
+            probe = verdict is Gate.PROBE and bool(chunks)
+            if verdict is Gate.PROBE and not chunks:
                 state = state_of(row, config)  # no chunk to probe with: the probe is not spent
             counts = {"probes": int(probe), waiting or "none": 1}
             if not chunks:
@@ -238,17 +238,17 @@ class DependencyStore:
         self,
         s: Session,
         name: str,
-        verdict: Verdict,
+        verdict: Gate,
         state: DepState,
         limits: Limits,
         limit: int,
         now: float,
     ) -> tuple[int, str | None, float]:
         """How many chunks the gate and the connection cap allow, and what holds the rest."""
-        if verdict is Verdict.HOLD:
+        if verdict is Gate.HOLD:
             until = state.next_probe_at
             return 0, "gate", 0.0 if until is None else max(0.0, until - now)
-        want = 1 if verdict is Verdict.PROBE else limit
+        want = 1 if verdict is Gate.PROBE else limit
         if limits.connections is None:
             return want, None, 0.0
         s.execute("deps_slots_sweep", {"name": name})
@@ -314,12 +314,11 @@ class DependencyStore:
             row = s.fetch_one("deps_lock", {"name": name})
             if row is None:
                 return units, 0.0
-            now, limits = float(row["now"]), limits_of(row)
-            config = StressConfig()
+            now, limits, config = float(row["now"]), limits_of(row), _config_of(row)
             state = state_of(row, config)
             granted, after = gate.take(state, limits, units, now)
             if after != state:
-                self._save(s, name, after, None, counts={"rate": int(granted < units)})
+                self._save(s, name, after, config, counts={"rate": int(granted < units)})
             return granted, gate.wait_s(after, limits, 1, now) if granted < units else 0.0
 
     def take_slot(self, name: str, chunk_id: str, token: str) -> str | None:
@@ -334,7 +333,8 @@ class DependencyStore:
             s.execute("deps_slots_sweep", {"name": name})
             used = s.fetch_one("deps_in_use", {"name": name})
             if int(used["n"] if used else 0) >= int(row["connections"]):
-                self._save(s, name, state_of(row), None, counts={"connections": 1})
+                config = _config_of(row)
+                self._save(s, name, state_of(row, config), config, counts={"connections": 1})
                 return None
             return slot_id if s.execute("deps_slot_take", params) else None
 
@@ -371,6 +371,13 @@ class DependencyStore:
                 "gate_waits": counts.get("gate", 0),
             },
         )
+
+
+def _config_of(row: Row) -> StressConfig:
+    """A config whose capacity is the row's, so that writing its state back keeps its budget as
+    it was (a rate unit or a wait changes neither its tokens nor its capacity)."""
+    capacity = _float(row.get("capacity"))
+    return StressConfig(capacity=capacity) if capacity else StressConfig()
 
 
 def _give_back(state: DepState, limits: Limits, units: int) -> DepState:
