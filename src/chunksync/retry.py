@@ -21,7 +21,6 @@ from __future__ import annotations
 import enum
 import math
 import random
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any, Protocol
 
 from chunksync.exceptions import ConfigurationError
 from chunksync.models import DEFAULT_MAX_ATTEMPTS, ErrorCategory
+from chunksync.tomlfile import read_toml
 
 MAX_DELAY_SECONDS = 3600.0
 JITTER_FRACTION = 0.2
@@ -408,14 +408,7 @@ def policy_from_mapping(data: Mapping[str, Any], *, name: str | None = None) -> 
 def load_policy(path: str | Path) -> RetryPolicy:
     """Read a policy from a TOML file (see docs/policies.md)."""
     p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigurationError(f"policy file {p} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigurationError(f"cannot read policy file {p}: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigurationError(f"policy file {p} is not valid TOML: {exc}") from None
+    data = read_toml(p, "policy file")
     return policy_from_mapping(data, name=data.get("name") or p.stem)
 
 

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from chunksync.deps.store import Dependency, DependencyStore, limits_of
 from chunksync.exceptions import ConfigurationError, NotFound
 from chunksync.manager import dump_json
 from chunksync.retry import StressConfig
+from chunksync.tomlfile import read_toml
 
 ACTOR = "operator"
 ACTIONS = ("deps_set", "deps_open", "deps_close")
@@ -41,16 +41,7 @@ def declare_new(backend: Backend, name: str, limits: Limits) -> bool:
 
 def load_dependencies(path: str | Path) -> dict[str, Limits]:
     """The `[dependencies."NAME"]` tables of a TOML file (a policy file may hold them too)."""
-    p = Path(path)
-    try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigurationError(f"dependencies file {p} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigurationError(f"cannot read dependencies file {p}: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigurationError(f"dependencies file {p} is not valid TOML: {exc}") from None
-    return dependencies_from(data, str(p))
+    return dependencies_from(read_toml(path, "dependencies file"), str(path))
 
 
 def unknown(store: DependencyStore, name: str) -> NotFound:
