@@ -2,11 +2,12 @@
 
 `SqlInterfaceReader` asks PostgreSQL's SQL health interface (get_queue_health_summary(),
 get_system_health_metrics()), so that Python, psql and RPC callers share one implementation.
-`NamedQueryReader` computes the same figures in Python from the attempt health metrics, the
-chunks and the audit log through the backend's named queries; percentiles are interpolated like
-PostgreSQL's percentile_cont. `reader_for` picks one from the capability the backend declares
-(`sql_health_interface`), never from its dialect; the contract tests hold both to the same
-figures.
+`NamedQueryReader` computes the same figures in Python from the attempt rollups
+(chunksync.observe.rollups), the chunks and the audit log through the backend's named queries;
+percentiles are interpolated like PostgreSQL's percentile_cont (or read from the rollups'
+histogram past a size, as the SQL interface does). `reader_for` picks one from the capability
+the backend declares (`sql_health_interface`), never from its dialect; the contract tests
+hold both to the same figures.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any, Protocol
 from chunksync.backends.base import Backend
 from chunksync.manager import Manager
 from chunksync.models import Outcome, Queue
+from chunksync.observe import rollups
 from chunksync.observe.model import (
     FAILED_OUTCOMES,
     LONG_WINDOW_SECONDS,
@@ -134,6 +136,7 @@ class _AttemptTally:
     delay_total: float = 0.0
     eff_sum: float = 0.0
     eff_n: float = 0.0
+    first_started_at: float | None = None
 
     def add(self, r: dict[str, Any]) -> None:
         n = int(r["n"])
@@ -146,9 +149,8 @@ class _AttemptTally:
         if r["outcome"] == Outcome.COMPLETED:
             self.completed_s += float(r["processing_s"] or 0.0)
             self.completed_items += float(r["items"] or 0)
-            if r["efficiency"] is not None:
-                self.eff_sum += float(r["efficiency"]) * n
-                self.eff_n += n
+            self.eff_sum += float(r["efficiency_sum"] or 0.0)
+            self.eff_n += float(r["efficiency_n"] or 0)
 
 
 def percentile_cont(manager: Manager, queue_id: str, fraction: float) -> float | None:
@@ -166,6 +168,19 @@ def percentile_cont(manager: Manager, queue_id: str, fraction: float) -> float |
     if len(values) == 1 or position == low:
         return values[0]
     return values[0] + (values[1] - values[0]) * (position - low)
+
+
+def queue_percentile(manager: Manager, queue_id: str, timed: int, fraction: float) -> float | None:
+    """A queue's processing time at this fraction: exact from the raw rows while the queue has
+    few timed attempts (or none of its raw rows are left), else from its rollup histogram."""
+    if not timed:
+        return None
+    if timed <= rollups.EXACT_PERCENTILE_MAX_ATTEMPTS:
+        exact = percentile_cont(manager, queue_id, fraction)
+        if exact is not None:
+            return exact
+    rows = manager.backend.fetch_all("health_queue_latency", {"queue_id": queue_id})
+    return rollups.percentile_from_bins(((int(r["bin"]), int(r["n"])) for r in rows), fraction)
 
 
 def _throughput(chunks: dict[str, Any]) -> float | None:
@@ -226,7 +241,7 @@ class NamedQueryReader:
             stuck_recovered=by_outcome[Outcome.STUCK],
             failures_by_category=dict(tally.by_category.most_common()),
             avg_processing_s=(tally.timed_s / timed_n) if timed_n else None,
-            p95_processing_s=percentile_cont(manager, queue.id, 0.95),
+            p95_processing_s=queue_percentile(manager, queue.id, timed_n, 0.95),
             items_per_s=(tally.completed_items / tally.completed_s)
             if tally.completed_s > 0
             else None,

@@ -272,14 +272,6 @@ SELECT * FROM workers ORDER BY last_heartbeat_at DESC LIMIT :limit;
 -- The database clock.
 SELECT NOW() AS now;
 
--- health_queue_attempts --
--- Attempts of one queue by outcome and category, with their timing and items.
-SELECT outcome, category, COUNT(*) AS n, SUM(processing_s) AS processing_s,
-       SUM(items_processed)::bigint AS items, SUM(retry_delay_s) AS retry_delay_s,
-       AVG(efficiency) AS efficiency
-FROM attempts WHERE queue_id = :queue_id::uuid
-GROUP BY outcome, category;
-
 -- health_queue_timed_count --
 -- How many attempts of one queue have a processing time (every outcome but stuck, held).
 SELECT COUNT(*) AS n FROM attempts
@@ -291,26 +283,6 @@ SELECT processing_s FROM attempts
 WHERE queue_id = :queue_id::uuid AND outcome NOT IN ('stuck', 'held')
 ORDER BY processing_s
 LIMIT 2 OFFSET :offset;
-
--- health_queue_chunks --
--- Oldest pending chunk, stuck chunks, and recent completions of one queue.
-SELECT
-    NOW() - (SELECT MIN(created_at) FROM chunks
-             WHERE queue_id = :queue_id::uuid AND status = 'pending') AS oldest_pending_age_s,
-    (SELECT COUNT(*) FROM chunks WHERE queue_id = :queue_id::uuid AND status = 'processing'
-        AND lease_expires_at < NOW()) AS stuck,
-    (SELECT COUNT(*) FROM attempts WHERE queue_id = :queue_id::uuid AND outcome = 'completed'
-        AND finished_at >= NOW() - :window_s::float8) AS recent_completed,
-    (SELECT MIN(started_at) FROM attempts WHERE queue_id = :queue_id::uuid) AS first_started_at,
-    (SELECT COUNT(*) FROM audit_log WHERE queue_id = :queue_id::uuid
-        AND action = 'recover_stuck') AS recoveries,
-    NOW() AS now;
-
--- health_window --
--- Attempts and failures finished in the last :window_s seconds, by category.
-SELECT category, outcome, COUNT(*) AS n
-FROM attempts WHERE finished_at >= NOW() - :window_s::float8
-GROUP BY category, outcome;
 
 -- health_system --
 -- Workers, queues and backlog right now.
@@ -330,14 +302,6 @@ SELECT
     (SELECT COUNT(*) FROM chunks WHERE status = 'dead') AS dead,
     (SELECT COUNT(*) FROM audit_log WHERE action = 'recover_stuck'
         AND at >= NOW() - :window_s::float8) AS recoveries;
-
--- health_hourly --
--- Per hour: attempts, successes, failures by category, timing and items (the trend view).
-SELECT (floor(finished_at / 3600) * 3600)::bigint AS hour, category, outcome, COUNT(*) AS n,
-       SUM(processing_s) AS processing_s, SUM(items_processed)::bigint AS items
-FROM attempts WHERE finished_at >= NOW() - :window_s::float8
-GROUP BY 1, category, outcome
-ORDER BY hour;
 
 -- demo_attempts --
 -- Every attempt of one queue, for the demo's report.

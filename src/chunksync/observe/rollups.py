@@ -1,0 +1,123 @@
+"""Attempt rollups: the health questions answered at any size.
+
+Every attempt row is added, by a database trigger in the same transaction that writes it, to a
+per-minute and a per-hour rollup row (queue, tenant, outcome, category: counts and sums) and to
+its queue's hourly processing-time histogram. Counts, sums, averages and rates read from them
+are exact; a window (the last 5 or 60 minutes) is the minute rows from the window's first whole
+minute on plus the raw attempts of its first partial minute, so it is exact too. A percentile is
+exact (from the raw rows) up to EXACT_PERCENTILE_MAX_ATTEMPTS timed attempts and beyond that read
+from the histogram, whose logarithmic bins (LATENCY_RATIO wide) keep it within that ratio.
+
+Retention deletes raw attempts but not their rollups: hourly rollups are kept
+ROLLUP_RETENTION_DAYS, minute rollups MINUTE_ROLLUP_KEEP_SECONDS (the burn-rate and trend
+windows need no more). `rebuild` recomputes the rollups that raw attempts still cover, exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+from chunksync.manager import Manager
+
+LATENCY_FLOOR_S = 0.001  # bin 0 holds every processing time up to this
+LATENCY_RATIO = 1.15  # each bin past 0 is this much wider than the one before (as in the SQL)
+EXACT_PERCENTILE_MAX_ATTEMPTS = 20_000  # up to this many, a percentile reads the raw rows
+ROLLUP_RETENTION_DAYS = 400.0  # hourly rollups: longer than raw attempts (30 days)
+MINUTE_ROLLUP_KEEP_SECONDS = 2 * 86400.0  # minute rollups: the slow burn-rate window and then some
+ROLLUP_TRIM_BATCH_ROWS = 2000
+ROLLUP_TRIM_MAX_BATCHES = 100  # per width per run: the leader comes back for the rest
+DAY_SECONDS = 86400.0
+
+
+def latency_bin(seconds: float) -> int:
+    """The histogram bin of a processing time (the SQL's chunksync_latency_bin)."""
+    if seconds <= LATENCY_FLOOR_S:
+        return 0
+    return 1 + math.floor(math.log(seconds / LATENCY_FLOOR_S) / math.log(LATENCY_RATIO))
+
+
+def bin_value(bin_: int, share: float) -> float:
+    """The value `share` (0..1) of the way through a bin (the SQL's chunksync_bin_value)."""
+    share = min(max(share, 0.0), 1.0)
+    if bin_ <= 0:
+        return LATENCY_FLOOR_S * share
+    low = LATENCY_FLOOR_S * LATENCY_RATIO ** (bin_ - 1)
+    return low + (LATENCY_FLOOR_S * LATENCY_RATIO**bin_ - low) * share
+
+
+def percentile_from_bins(bins: Iterable[tuple[int, int]], fraction: float) -> float | None:
+    """A percentile read from a histogram [(bin, count)], interpolated inside its bin like the
+    SQL's chunksync_latency_percentile: rank fraction*(n-1), at the middle of its slot."""
+    ordered = sorted((b, n) for b, n in bins if n > 0)
+    total = sum(n for _, n in ordered)
+    if not total:
+        return None
+    rank = fraction * (total - 1)
+    cum = 0
+    for b, n in ordered:
+        cum += n
+        if cum > rank:
+            return bin_value(b, (rank - (cum - n) + 0.5) / n)
+    return None  # pragma: no cover - cum reaches total > rank
+
+
+@dataclass(frozen=True, slots=True)
+class RollupTrim:
+    minutes: int = 0
+    hours: int = 0
+    latency: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    @property
+    def total(self) -> int:
+        return self.minutes + self.hours + self.latency
+
+
+def trim(
+    manager: Manager,
+    *,
+    hour_keep_s: float = ROLLUP_RETENTION_DAYS * DAY_SECONDS,
+    minute_keep_s: float = MINUTE_ROLLUP_KEEP_SECONDS,
+    batch: int = ROLLUP_TRIM_BATCH_ROWS,
+    max_batches: int | None = ROLLUP_TRIM_MAX_BATCHES,
+) -> RollupTrim:
+    """Delete rollups past their keep, batch by batch (each its own short transaction)."""
+
+    def run(query: str, params: dict[str, object]) -> int:
+        total = batches = 0
+        while max_batches is None or batches < max_batches:
+            n = max(manager.backend.execute(query, {**params, "limit": batch}), 0)
+            total, batches = total + n, batches + 1
+            if n < batch:
+                break
+        return total
+
+    return RollupTrim(
+        minutes=run("rollups_trim", {"width_s": 60, "older_than_s": minute_keep_s}),
+        hours=run("rollups_trim", {"width_s": 3600, "older_than_s": hour_keep_s}),
+        latency=run("rollups_trim_latency", {"older_than_s": hour_keep_s}),
+    )
+
+
+def rebuild(manager: Manager) -> int | None:
+    """Recompute, exactly, every rollup the raw attempts still cover (from the hour of the
+    oldest one on); older rollups, whose attempts retention removed, stay. One transaction,
+    holding off writers. Returns the hour it rebuilt from, None when there are no attempts."""
+    with manager.backend.transaction() as s:
+        row = s.fetch_one("rollups_first_raw_hour")
+        if row is None or row["since"] is None:
+            return None
+        since = int(row["since"])
+        s.execute("rollups_lock")
+        for query in (
+            "rollups_clear_since",
+            "rollups_clear_latency_since",
+            "rollups_recompute_since",
+            "rollups_recompute_latency_since",
+        ):
+            s.execute(query, {"since": since})
+    return since

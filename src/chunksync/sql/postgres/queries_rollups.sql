@@ -1,0 +1,118 @@
+-- Health answered from the attempt rollups (migration 0009, chunksync.observe.rollups): all-time
+-- figures from the hourly rows, windows through chunksync_window_attempts() (the minute rows
+-- plus the raw attempts of the window's first partial minute), so each answer stays exact.
+
+-- health_queue_attempts --
+-- Attempts of one queue by outcome and category, with their sums (from the hourly rollups).
+SELECT outcome, NULLIF(category, '') AS category, SUM(n)::bigint AS n,
+       SUM(processing_s) AS processing_s, SUM(items)::bigint AS items,
+       SUM(retry_delay_s) AS retry_delay_s, SUM(efficiency_sum) AS efficiency_sum,
+       SUM(efficiency_n)::bigint AS efficiency_n, MIN(first_started_at) AS first_started_at
+FROM attempt_rollups WHERE width_s = 3600 AND queue_id = :queue_id::uuid
+GROUP BY outcome, category
+HAVING SUM(n) > 0;
+
+-- health_queue_latency --
+-- One queue's processing-time histogram (bin, attempts), from the hourly latency rollups.
+SELECT bin, SUM(n)::bigint AS n FROM attempt_latency_rollups WHERE queue_id = :queue_id::uuid
+GROUP BY bin HAVING SUM(n) > 0 ORDER BY bin;
+
+-- health_queue_chunks --
+-- Oldest pending chunk, stuck chunks, and recent completions of one queue.
+SELECT
+    NOW() - (SELECT MIN(created_at) FROM chunks
+             WHERE queue_id = :queue_id::uuid AND status = 'pending') AS oldest_pending_age_s,
+    (SELECT COUNT(*) FROM chunks WHERE queue_id = :queue_id::uuid AND status = 'processing'
+        AND lease_expires_at < NOW()) AS stuck,
+    (SELECT COALESCE(SUM(n), 0)::bigint
+        FROM chunksync_window_attempts(:window_s::float8, :queue_id::uuid)
+        WHERE outcome = 'completed') AS recent_completed,
+    (SELECT MIN(first_started_at) FROM attempt_rollups
+        WHERE width_s = 3600 AND queue_id = :queue_id::uuid) AS first_started_at,
+    (SELECT COUNT(*) FROM audit_log WHERE queue_id = :queue_id::uuid
+        AND action = 'recover_stuck') AS recoveries,
+    NOW() AS now;
+
+-- health_window --
+-- Attempts and failures finished in the last :window_s seconds, by category.
+SELECT category, outcome, SUM(n)::bigint AS n
+FROM chunksync_window_attempts(:window_s::float8)
+GROUP BY category, outcome
+HAVING SUM(n) > 0;
+
+-- health_window_by_queue --
+-- Attempts of the last :window_s seconds by queue, tenant, outcome and category, with their sums.
+SELECT queue_id::text AS queue_id, tenant, outcome, category, SUM(n)::bigint AS n,
+       SUM(processing_s) AS processing_s, SUM(items)::bigint AS items
+FROM chunksync_window_attempts(:window_s::float8)
+GROUP BY queue_id, tenant, outcome, category
+HAVING SUM(n) > 0;
+
+-- health_minutes --
+-- Per queue, minute, outcome and category over the last :window_s seconds (the trend series).
+SELECT queue_id::text AS queue_id, bucket AS t, outcome, NULLIF(category, '') AS category,
+       SUM(n)::bigint AS n, SUM(processing_s) AS processing_s, SUM(items)::bigint AS items
+FROM attempt_rollups
+WHERE width_s = 60 AND bucket > NOW() - :window_s::float8 - 60
+GROUP BY queue_id, bucket, outcome, category
+HAVING SUM(n) > 0
+ORDER BY t;
+
+-- health_hourly --
+-- Per hour: attempts, successes, failures by category, timing and items (the trend view).
+SELECT bucket AS hour, NULLIF(category, '') AS category, outcome, SUM(n)::bigint AS n,
+       SUM(processing_s) AS processing_s, SUM(items)::bigint AS items
+FROM attempt_rollups
+WHERE width_s = 3600 AND bucket > NOW() - :window_s::float8 - 3600
+GROUP BY bucket, category, outcome
+HAVING SUM(n) > 0
+ORDER BY hour;
+
+-- rollups_first_raw_hour --
+-- The start of the hour of the oldest raw attempt: rollups from there on can be recomputed.
+SELECT (floor(MIN(finished_at) / 3600) * 3600)::bigint AS since FROM attempts;
+
+-- rollups_lock --
+-- Hold off writers' rollup upserts while the rollups are recomputed.
+LOCK TABLE attempt_rollups, attempt_latency_rollups IN EXCLUSIVE MODE;
+
+-- rollups_clear_since --
+-- Delete the rollups from :since on (before recomputing them from the raw attempts).
+DELETE FROM attempt_rollups WHERE bucket >= :since::bigint;
+
+-- rollups_clear_latency_since --
+-- Delete the latency rollups from :since on.
+DELETE FROM attempt_latency_rollups WHERE bucket >= :since::bigint;
+
+-- rollups_recompute_since --
+-- Recompute the rollups of the raw attempts finished from :since on.
+INSERT INTO attempt_rollups (width_s, queue_id, bucket, tenant, outcome, category, n,
+                             processing_s, items, retry_delay_s, efficiency_sum, efficiency_n,
+                             first_started_at)
+SELECT w.width_s, a.queue_id, (floor(a.finished_at / w.width_s) * w.width_s)::bigint, a.tenant,
+       a.outcome, COALESCE(a.category, ''), count(*), sum(a.processing_s), sum(a.items_processed),
+       sum(COALESCE(a.retry_delay_s, 0)), sum(COALESCE(a.efficiency, 0)), count(a.efficiency),
+       min(a.started_at)
+FROM attempts a CROSS JOIN (VALUES (60), (3600)) AS w(width_s)
+WHERE a.finished_at >= :since::bigint
+GROUP BY 1, 2, 3, 4, 5, 6;
+
+-- rollups_recompute_latency_since --
+-- Recompute the latency rollups of the raw attempts finished from :since on.
+INSERT INTO attempt_latency_rollups (queue_id, bucket, bin, n)
+SELECT queue_id, (floor(finished_at / 3600) * 3600)::bigint, chunksync_latency_bin(processing_s),
+       count(*)
+FROM attempts WHERE finished_at >= :since::bigint AND outcome NOT IN ('stuck', 'held')
+GROUP BY 1, 2, 3;
+
+-- rollups_trim --
+-- Delete at most :limit rollup rows of width :width_s whose bucket ended :older_than_s ago.
+DELETE FROM attempt_rollups WHERE ctid IN (
+    SELECT ctid FROM attempt_rollups
+    WHERE width_s = :width_s::integer AND bucket < NOW() - :older_than_s::float8 LIMIT :limit);
+
+-- rollups_trim_latency --
+-- Delete at most :limit latency rollup rows older than :older_than_s.
+DELETE FROM attempt_latency_rollups WHERE ctid IN (
+    SELECT ctid FROM attempt_latency_rollups WHERE bucket < NOW() - :older_than_s::float8
+    LIMIT :limit);

@@ -1,0 +1,4 @@
+-- Attempt rollups (chunksync.observe.rollups) and the health interface read from them: the
+-- tables, trigger and functions of migration 0009, written once. It replaces three objects of
+-- 0004 (get_queue_health_summary, get_system_health_metrics, chunked_sync_health_summary).
+-- include migrations/0009_attempt_rollups.sql --

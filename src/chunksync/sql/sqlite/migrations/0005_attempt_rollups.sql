@@ -1,0 +1,130 @@
+-- 0005_attempt_rollups --
+-- Attempt rollups (chunksync.observe.rollups): per minute and per hour, per queue, tenant,
+-- outcome and category, the attempts' counts and sums; per hour and queue, a histogram of
+-- processing times. Triggers keep them in the same transaction that writes (or corrects) an
+-- attempt, so every health question reads a few thousand rollup rows instead of every attempt,
+-- and the figures stay exact. Retention deletes raw attempts but not their rollups (those go
+-- on their own, longer schedule). Category '' stands for none: a key column is never NULL.
+
+CREATE TABLE attempt_rollups (
+    width_s          INTEGER NOT NULL,  -- 60 (a minute) or 3600 (an hour)
+    queue_id         TEXT NOT NULL,
+    bucket           INTEGER NOT NULL,  -- the bucket's start, seconds since the epoch
+    tenant           TEXT NOT NULL,
+    outcome          TEXT NOT NULL,
+    category         TEXT NOT NULL,
+    n                INTEGER NOT NULL,
+    processing_s     REAL NOT NULL,
+    items            INTEGER NOT NULL,
+    retry_delay_s    REAL NOT NULL,
+    efficiency_sum   REAL NOT NULL,
+    efficiency_n     INTEGER NOT NULL,
+    first_started_at REAL,
+    PRIMARY KEY (width_s, queue_id, bucket, tenant, outcome, category)
+);
+CREATE INDEX attempt_rollups_recent ON attempt_rollups (width_s, bucket);
+
+-- Processing times of the timed attempts (every outcome but stuck and held), per hour and
+-- queue, in logarithmic bins: bin 0 holds up to 1 ms, bin b > 0 holds (1 ms * 1.15^(b-1),
+-- 1 ms * 1.15^b]; a percentile read from it is within 15% of the exact one.
+CREATE TABLE attempt_latency_rollups (
+    queue_id TEXT NOT NULL,
+    bucket   INTEGER NOT NULL,
+    bin      INTEGER NOT NULL,
+    n        INTEGER NOT NULL,
+    PRIMARY KEY (queue_id, bucket, bin)
+);
+CREATE INDEX attempt_latency_rollups_hour ON attempt_latency_rollups (bucket);
+
+CREATE TRIGGER attempts_rollup_insert AFTER INSERT ON attempts
+BEGIN
+    INSERT INTO attempt_rollups (width_s, queue_id, bucket, tenant, outcome, category, n,
+                                 processing_s, items, retry_delay_s, efficiency_sum,
+                                 efficiency_n, first_started_at)
+    VALUES (60, NEW.queue_id, CAST(NEW.finished_at / 60 AS INTEGER) * 60, NEW.tenant,
+            NEW.outcome, COALESCE(NEW.category, ''), 1, NEW.processing_s, NEW.items_processed,
+            COALESCE(NEW.retry_delay_s, 0), COALESCE(NEW.efficiency, 0),
+            NEW.efficiency IS NOT NULL, NEW.started_at),
+           (3600, NEW.queue_id, CAST(NEW.finished_at / 3600 AS INTEGER) * 3600, NEW.tenant,
+            NEW.outcome, COALESCE(NEW.category, ''), 1, NEW.processing_s, NEW.items_processed,
+            COALESCE(NEW.retry_delay_s, 0), COALESCE(NEW.efficiency, 0),
+            NEW.efficiency IS NOT NULL, NEW.started_at)
+    ON CONFLICT (width_s, queue_id, bucket, tenant, outcome, category) DO UPDATE
+    SET n = n + excluded.n, processing_s = processing_s + excluded.processing_s,
+        items = items + excluded.items, retry_delay_s = retry_delay_s + excluded.retry_delay_s,
+        efficiency_sum = efficiency_sum + excluded.efficiency_sum,
+        efficiency_n = efficiency_n + excluded.efficiency_n,
+        first_started_at = MIN(first_started_at, excluded.first_started_at);
+    INSERT INTO attempt_latency_rollups (queue_id, bucket, bin, n)
+    SELECT NEW.queue_id, CAST(NEW.finished_at / 3600 AS INTEGER) * 3600,
+           CASE WHEN NEW.processing_s <= 0.001 THEN 0
+                ELSE 1 + CAST(ln(NEW.processing_s / 0.001) / 0.13976194237515868 AS INTEGER) END,
+           1
+    WHERE NEW.outcome NOT IN ('stuck', 'held')
+    ON CONFLICT (queue_id, bucket, bin) DO UPDATE SET n = n + 1;
+END;
+
+-- A corrected attempt (rare: an operator's or a test's UPDATE) moves its figures: out of the
+-- old row's buckets, into the new row's.
+CREATE TRIGGER attempts_rollup_update AFTER UPDATE OF queue_id, tenant, finished_at, started_at,
+    processing_s, items_processed, outcome, category, retry_delay_s, efficiency ON attempts
+BEGIN
+    INSERT INTO attempt_rollups (width_s, queue_id, bucket, tenant, outcome, category, n,
+                                 processing_s, items, retry_delay_s, efficiency_sum,
+                                 efficiency_n, first_started_at)
+    SELECT w.width_s, r.queue_id, CAST(r.finished_at / w.width_s AS INTEGER) * w.width_s,
+           r.tenant, r.outcome, r.category, r.n, r.processing_s, r.items, r.retry_delay_s,
+           r.efficiency_sum, r.efficiency_n, r.started_at
+    FROM (SELECT 60 AS width_s UNION ALL SELECT 3600) AS w,
+         (SELECT OLD.queue_id AS queue_id, OLD.finished_at AS finished_at, OLD.tenant AS tenant,
+                 OLD.outcome AS outcome, COALESCE(OLD.category, '') AS category, -1 AS n,
+                 -OLD.processing_s AS processing_s, -OLD.items_processed AS items,
+                 -COALESCE(OLD.retry_delay_s, 0) AS retry_delay_s,
+                 -COALESCE(OLD.efficiency, 0) AS efficiency_sum,
+                 -(OLD.efficiency IS NOT NULL) AS efficiency_n, NULL AS started_at
+          UNION ALL
+          SELECT NEW.queue_id, NEW.finished_at, NEW.tenant, NEW.outcome,
+                 COALESCE(NEW.category, ''), 1, NEW.processing_s, NEW.items_processed,
+                 COALESCE(NEW.retry_delay_s, 0), COALESCE(NEW.efficiency, 0),
+                 NEW.efficiency IS NOT NULL, NEW.started_at) AS r
+    WHERE true
+    ON CONFLICT (width_s, queue_id, bucket, tenant, outcome, category) DO UPDATE
+    SET n = n + excluded.n, processing_s = processing_s + excluded.processing_s,
+        items = items + excluded.items, retry_delay_s = retry_delay_s + excluded.retry_delay_s,
+        efficiency_sum = efficiency_sum + excluded.efficiency_sum,
+        efficiency_n = efficiency_n + excluded.efficiency_n,
+        first_started_at = COALESCE(MIN(first_started_at, excluded.first_started_at),
+                                    first_started_at, excluded.first_started_at);
+    INSERT INTO attempt_latency_rollups (queue_id, bucket, bin, n)
+    SELECT r.queue_id, CAST(r.finished_at / 3600 AS INTEGER) * 3600,
+           CASE WHEN r.processing_s <= 0.001 THEN 0
+                ELSE 1 + CAST(ln(r.processing_s / 0.001) / 0.13976194237515868 AS INTEGER) END,
+           r.n
+    FROM (SELECT OLD.queue_id AS queue_id, OLD.finished_at AS finished_at,
+                 OLD.processing_s AS processing_s, -1 AS n
+          WHERE OLD.outcome NOT IN ('stuck', 'held')
+          UNION ALL
+          SELECT NEW.queue_id, NEW.finished_at, NEW.processing_s, 1
+          WHERE NEW.outcome NOT IN ('stuck', 'held')) AS r
+    WHERE true
+    ON CONFLICT (queue_id, bucket, bin) DO UPDATE SET n = n + excluded.n;
+END;
+
+-- The attempts recorded before this migration, rolled up once.
+INSERT INTO attempt_rollups (width_s, queue_id, bucket, tenant, outcome, category, n,
+                             processing_s, items, retry_delay_s, efficiency_sum, efficiency_n,
+                             first_started_at)
+SELECT w.width_s, a.queue_id, CAST(a.finished_at / w.width_s AS INTEGER) * w.width_s, a.tenant,
+       a.outcome, COALESCE(a.category, ''), COUNT(*), SUM(a.processing_s),
+       SUM(a.items_processed), SUM(COALESCE(a.retry_delay_s, 0)),
+       SUM(COALESCE(a.efficiency, 0)), SUM(a.efficiency IS NOT NULL), MIN(a.started_at)
+FROM attempts a, (SELECT 60 AS width_s UNION ALL SELECT 3600) AS w
+GROUP BY w.width_s, a.queue_id, CAST(a.finished_at / w.width_s AS INTEGER) * w.width_s,
+         a.tenant, a.outcome, COALESCE(a.category, '');
+INSERT INTO attempt_latency_rollups (queue_id, bucket, bin, n)
+SELECT queue_id, CAST(finished_at / 3600 AS INTEGER) * 3600 AS hour,
+       CASE WHEN processing_s <= 0.001 THEN 0
+            ELSE 1 + CAST(ln(processing_s / 0.001) / 0.13976194237515868 AS INTEGER) END AS b,
+       COUNT(*)
+FROM attempts WHERE outcome NOT IN ('stuck', 'held')
+GROUP BY queue_id, hour, b;

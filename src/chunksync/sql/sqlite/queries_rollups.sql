@@ -1,0 +1,138 @@
+-- Health answered from the attempt rollups (migration 0005, chunksync.observe.rollups): all-time
+-- figures from the hourly rows, windows from the minute rows plus the raw attempts of the window's
+-- first partial minute, so each answer reads a bounded number of rows and stays exact.
+-- :window_s windows start at NOW() - :window_s; the minute rows from the next whole minute on.
+
+-- health_queue_attempts --
+-- Attempts of one queue by outcome and category, with their sums (from the hourly rollups).
+SELECT outcome, NULLIF(category, '') AS category, SUM(n) AS n, SUM(processing_s) AS processing_s,
+       SUM(items) AS items, SUM(retry_delay_s) AS retry_delay_s,
+       SUM(efficiency_sum) AS efficiency_sum, SUM(efficiency_n) AS efficiency_n,
+       MIN(first_started_at) AS first_started_at
+FROM attempt_rollups WHERE width_s = 3600 AND queue_id = :queue_id
+GROUP BY outcome, category
+HAVING SUM(n) > 0;
+
+-- health_queue_latency --
+-- One queue's processing-time histogram (bin, attempts), from the hourly latency rollups.
+SELECT bin, SUM(n) AS n FROM attempt_latency_rollups WHERE queue_id = :queue_id
+GROUP BY bin HAVING SUM(n) > 0 ORDER BY bin;
+
+-- health_queue_chunks --
+-- Oldest pending chunk, stuck chunks, and recent completions of one queue.
+SELECT
+    NOW() - (SELECT MIN(created_at) FROM chunks WHERE queue_id = :queue_id AND status = 'pending')
+        AS oldest_pending_age_s,
+    (SELECT COUNT(*) FROM chunks WHERE queue_id = :queue_id AND status = 'processing'
+        AND lease_expires_at < NOW()) AS stuck,
+    (SELECT COALESCE(SUM(n), 0) FROM attempt_rollups
+        WHERE width_s = 60 AND queue_id = :queue_id AND outcome = 'completed'
+          AND bucket >= CAST((NOW() - :window_s) / 60 AS INTEGER) * 60 + 60)
+    + (SELECT COUNT(*) FROM attempts WHERE queue_id = :queue_id AND outcome = 'completed'
+        AND finished_at >= NOW() - :window_s
+        AND finished_at < CAST((NOW() - :window_s) / 60 AS INTEGER) * 60 + 60)
+        AS recent_completed,
+    (SELECT MIN(first_started_at) FROM attempt_rollups WHERE width_s = 3600
+        AND queue_id = :queue_id) AS first_started_at,
+    (SELECT COUNT(*) FROM audit_log WHERE queue_id = :queue_id AND action = 'recover_stuck')
+        AS recoveries,
+    NOW() AS now;
+
+-- health_window --
+-- Attempts and failures finished in the last :window_s seconds, by category.
+SELECT category, outcome, SUM(n) AS n FROM (
+    SELECT NULLIF(category, '') AS category, outcome, n FROM attempt_rollups
+    WHERE width_s = 60 AND bucket >= CAST((NOW() - :window_s) / 60 AS INTEGER) * 60 + 60
+    UNION ALL
+    SELECT category, outcome, 1 FROM attempts
+    WHERE finished_at >= NOW() - :window_s
+      AND finished_at < CAST((NOW() - :window_s) / 60 AS INTEGER) * 60 + 60
+)
+GROUP BY category, outcome
+HAVING SUM(n) > 0;
+
+-- health_window_by_queue --
+-- Attempts of the last :window_s seconds by queue, tenant, outcome and category, with their sums.
+SELECT queue_id, tenant, outcome, category, SUM(n) AS n, SUM(processing_s) AS processing_s,
+       SUM(items) AS items FROM (
+    SELECT queue_id, tenant, outcome, NULLIF(category, '') AS category, n, processing_s, items
+    FROM attempt_rollups
+    WHERE width_s = 60 AND bucket >= CAST((NOW() - :window_s) / 60 AS INTEGER) * 60 + 60
+    UNION ALL
+    SELECT queue_id, tenant, outcome, category, 1, processing_s, items_processed FROM attempts
+    WHERE finished_at >= NOW() - :window_s
+      AND finished_at < CAST((NOW() - :window_s) / 60 AS INTEGER) * 60 + 60
+)
+GROUP BY queue_id, tenant, outcome, category
+HAVING SUM(n) > 0;
+
+-- health_minutes --
+-- Per queue, minute, outcome and category over the last :window_s seconds (the trend series).
+SELECT queue_id, bucket AS t, outcome, NULLIF(category, '') AS category, SUM(n) AS n,
+       SUM(processing_s) AS processing_s, SUM(items) AS items
+FROM attempt_rollups
+WHERE width_s = 60 AND bucket > NOW() - :window_s - 60
+GROUP BY queue_id, bucket, outcome, category
+HAVING SUM(n) > 0
+ORDER BY t;
+
+-- health_hourly --
+-- Per hour: attempts, successes, failures by category, timing and items (the trend view).
+SELECT bucket AS hour, NULLIF(category, '') AS category, outcome, SUM(n) AS n,
+       SUM(processing_s) AS processing_s, SUM(items) AS items
+FROM attempt_rollups
+WHERE width_s = 3600 AND bucket > NOW() - :window_s - 3600
+GROUP BY bucket, category, outcome
+HAVING SUM(n) > 0
+ORDER BY hour;
+
+-- rollups_first_raw_hour --
+-- The start of the hour of the oldest raw attempt: rollups from there on can be recomputed.
+SELECT CAST(MIN(finished_at) / 3600 AS INTEGER) * 3600 AS since FROM attempts;
+
+-- rollups_lock --
+-- Nothing to do: a write transaction on SQLite already holds every other writer off.
+SELECT 1;
+
+-- rollups_clear_since --
+-- Delete the rollups from :since on (before recomputing them from the raw attempts).
+DELETE FROM attempt_rollups WHERE bucket >= :since;
+
+-- rollups_clear_latency_since --
+-- Delete the latency rollups from :since on.
+DELETE FROM attempt_latency_rollups WHERE bucket >= :since;
+
+-- rollups_recompute_since --
+-- Recompute the rollups of the raw attempts finished from :since on.
+INSERT INTO attempt_rollups (width_s, queue_id, bucket, tenant, outcome, category, n,
+                             processing_s, items, retry_delay_s, efficiency_sum, efficiency_n,
+                             first_started_at)
+SELECT w.width_s, a.queue_id, CAST(a.finished_at / w.width_s AS INTEGER) * w.width_s, a.tenant,
+       a.outcome, COALESCE(a.category, ''), COUNT(*), SUM(a.processing_s),
+       SUM(a.items_processed), SUM(COALESCE(a.retry_delay_s, 0)),
+       SUM(COALESCE(a.efficiency, 0)), SUM(a.efficiency IS NOT NULL), MIN(a.started_at)
+FROM attempts a, (SELECT 60 AS width_s UNION ALL SELECT 3600) AS w
+WHERE a.finished_at >= :since
+GROUP BY w.width_s, a.queue_id, CAST(a.finished_at / w.width_s AS INTEGER) * w.width_s,
+         a.tenant, a.outcome, COALESCE(a.category, '');
+
+-- rollups_recompute_latency_since --
+-- Recompute the latency rollups of the raw attempts finished from :since on.
+INSERT INTO attempt_latency_rollups (queue_id, bucket, bin, n)
+SELECT queue_id, CAST(finished_at / 3600 AS INTEGER) * 3600 AS hour,
+       CASE WHEN processing_s <= 0.001 THEN 0
+            ELSE 1 + CAST(ln(processing_s / 0.001) / 0.13976194237515868 AS INTEGER) END AS b,
+       COUNT(*)
+FROM attempts WHERE finished_at >= :since AND outcome NOT IN ('stuck', 'held')
+GROUP BY queue_id, hour, b;
+
+-- rollups_trim --
+-- Delete at most :limit rollup rows of width :width_s whose bucket ended :older_than_s ago.
+DELETE FROM attempt_rollups WHERE rowid IN (
+    SELECT rowid FROM attempt_rollups
+    WHERE width_s = :width_s AND bucket < NOW() - :older_than_s LIMIT :limit);
+
+-- rollups_trim_latency --
+-- Delete at most :limit latency rollup rows older than :older_than_s.
+DELETE FROM attempt_latency_rollups WHERE rowid IN (
+    SELECT rowid FROM attempt_latency_rollups WHERE bucket < NOW() - :older_than_s LIMIT :limit);

@@ -1,0 +1,3 @@
+-- Attempt rollups (chunksync.observe.rollups): the tables and triggers of migration 0005,
+-- written once.
+-- include migrations/0005_attempt_rollups.sql --
