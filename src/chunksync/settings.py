@@ -14,6 +14,7 @@ from chunksync.observe.alerts import WEBHOOK_ENV, AlertConfig
 from chunksync.observe.health import THRESHOLDS_ENV, load_thresholds
 from chunksync.observe.model import HealthThresholds
 from chunksync.observe.retention import RETENTION_DAYS
+from chunksync.observe.rollups import MINUTE_ROLLUP_KEEP_SECONDS, ROLLUP_RETENTION_DAYS
 
 UPKEEP_TICK_SECONDS = 1.0  # how often the upkeep loop looks for a duty that is due
 RECOVERY_EVERY_SECONDS = 1.0  # the stuck-chunk sweep (the worker's poll interval by default)
@@ -29,6 +30,9 @@ class Settings:
     health: HealthThresholds = field(default_factory=HealthThresholds)
     alerts: AlertConfig = field(default_factory=AlertConfig)
     retention_days: float = RETENTION_DAYS
+    # Attempt rollups outlive raw attempts: trends and SLAs reach back past retention_days.
+    rollup_retention_days: float = ROLLUP_RETENTION_DAYS
+    minute_rollup_keep_s: float = MINUTE_ROLLUP_KEEP_SECONDS
     alert_every_s: float = ALERT_EVERY_SECONDS
     retention_every_s: float = RETENTION_EVERY_SECONDS
     stress_feed_every_s: float = STRESS_FEED_EVERY_SECONDS

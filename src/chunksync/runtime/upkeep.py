@@ -5,7 +5,8 @@
   thresholds ask for it (`feed_retry_budgets`): each process's retry budgets learn the failures
   its peers saw;
 - alerts, every `Settings.alert_every_s`, and retention, every `Settings.retention_every_s`, by
-  the maintenance leader.
+  the maintenance leader; on the same timer as retention, the attempt rollups past their own,
+  longer keep (`Settings.rollup_retention_days`).
 
 In the manner of saq's `Worker.upkeep`: the slots that claim and run chunks never do any of this.
 A duty that fails is logged and tried again at its next turn; it never stops the worker.
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from chunksync.deps.store import DependencyStore
 from chunksync.exceptions import BackendError
 from chunksync.manager import Manager, Recovery
-from chunksync.observe import alerts, retention, trends
+from chunksync.observe import alerts, retention, rollups, trends
 from chunksync.observe.model import HealthThresholds
 from chunksync.redact import redact
 from chunksync.registry import Registry
@@ -96,6 +97,7 @@ class Upkeep:
             Timer("stress", settings.stress_feed_every_s, self.feed_stress, leader_only=False),
             Timer("alerts", settings.alert_every_s, self.evaluate_alerts),
             Timer("retention", settings.retention_every_s, self.apply_retention),
+            Timer("rollups", settings.retention_every_s, self.trim_rollups),
             Timer("dependencies", NAME_DEPENDENCIES_EVERY_SECONDS, self.name_dependencies),
         ]
         self._stopped = threading.Event()
@@ -177,3 +179,13 @@ class Upkeep:
         done = retention.cleanup(self.manager, self.settings.retention_days * retention.DAY_SECONDS)
         if done.total:
             log.info("retention removed %s", done.as_dict())
+
+    def trim_rollups(self) -> None:
+        """Attempt rollups past their own (longer) keep go; triggers add the new ones."""
+        done = rollups.trim(
+            self.manager,
+            hour_keep_s=self.settings.rollup_retention_days * rollups.DAY_SECONDS,
+            minute_keep_s=self.settings.minute_rollup_keep_s,
+        )
+        if done.total:
+            log.info("rollup retention removed %s", done.as_dict())
