@@ -128,11 +128,13 @@ GROUP BY queue_id, hour, b;
 
 -- rollups_trim --
 -- Delete at most :limit rollup rows of width :width_s whose bucket ended :older_than_s ago.
-DELETE FROM attempt_rollups WHERE rowid IN (
-    SELECT rowid FROM attempt_rollups
+DELETE FROM attempt_rollups
+WHERE (width_s, queue_id, bucket, tenant, outcome, category) IN (
+    SELECT width_s, queue_id, bucket, tenant, outcome, category FROM attempt_rollups
     WHERE width_s = :width_s AND bucket < NOW() - :older_than_s LIMIT :limit);
 
 -- rollups_trim_latency --
 -- Delete at most :limit latency rollup rows older than :older_than_s.
-DELETE FROM attempt_latency_rollups WHERE rowid IN (
-    SELECT rowid FROM attempt_latency_rollups WHERE bucket < NOW() - :older_than_s LIMIT :limit);
+DELETE FROM attempt_latency_rollups WHERE (queue_id, bucket, bin) IN (
+    SELECT queue_id, bucket, bin FROM attempt_latency_rollups
+    WHERE bucket < NOW() - :older_than_s LIMIT :limit);

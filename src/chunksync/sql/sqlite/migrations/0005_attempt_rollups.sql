@@ -21,7 +21,7 @@ CREATE TABLE attempt_rollups (
     efficiency_n     INTEGER NOT NULL,
     first_started_at REAL,
     PRIMARY KEY (width_s, queue_id, bucket, tenant, outcome, category)
-);
+) WITHOUT ROWID;  -- one b-tree: an attempt's upsert touches it alone
 CREATE INDEX attempt_rollups_recent ON attempt_rollups (width_s, bucket);
 
 -- Processing times of the timed attempts (every outcome but stuck and held), per hour and
@@ -33,7 +33,7 @@ CREATE TABLE attempt_latency_rollups (
     bin      INTEGER NOT NULL,
     n        INTEGER NOT NULL,
     PRIMARY KEY (queue_id, bucket, bin)
-);
+) WITHOUT ROWID;
 CREATE INDEX attempt_latency_rollups_hour ON attempt_latency_rollups (bucket);
 
 CREATE TRIGGER attempts_rollup_insert AFTER INSERT ON attempts
