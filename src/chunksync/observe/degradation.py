@@ -5,7 +5,8 @@ does not) over the per-minute mean processing time, on a log scale and in units 
 baseline noise (estimated over the first hour, then followed slowly while nothing is wrong).
 Chosen over a same-hour baseline because it needs no week of history to start, reacts within
 minutes to a step (a 2x slowdown is ~10 noise units per minute at a few hundred attempts a
-minute), and by construction ignores load swings that do not change the time per attempt; docs/scaling.md gives the reasoning and the figures.
+minute), and by construction ignores load swings that do not change the time per attempt;
+docs/scaling.md gives the reasoning and the figures.
 
 New error pattern: a category (or rule) whose share of attempts over the recent window is both
 at least NEW_PATTERN_MIN_SHARE and NEW_PATTERN_FACTOR times its baseline share, over at least
