@@ -85,15 +85,20 @@ DELETE FROM attempt_rollups WHERE bucket >= :since::bigint;
 DELETE FROM attempt_latency_rollups WHERE bucket >= :since::bigint;
 
 -- rollups_recompute_since --
--- Recompute the rollups of the raw attempts finished from :since on.
+-- Recompute the rollups of the raw attempts finished from :since on (with today's objectives).
 INSERT INTO attempt_rollups (width_s, queue_id, bucket, tenant, outcome, category, n,
                              processing_s, items, retry_delay_s, efficiency_sum, efficiency_n,
-                             first_started_at)
+                             first_started_at, first_attempts, slow_claims, late)
 SELECT w.width_s, a.queue_id, (floor(a.finished_at / w.width_s) * w.width_s)::bigint, a.tenant,
        a.outcome, COALESCE(a.category, ''), count(*), sum(a.processing_s), sum(a.items_processed),
        sum(COALESCE(a.retry_delay_s, 0)), sum(COALESCE(a.efficiency, 0)), count(a.efficiency),
-       min(a.started_at)
+       min(a.started_at), count(*) FILTER (WHERE a.attempt = 1),
+       count(*) FILTER (WHERE a.attempt = 1 AND a.started_at - c.created_at > q.wait_objective_s),
+       count(*) FILTER (WHERE a.outcome = 'completed'
+                          AND a.finished_at - c.created_at > q.deadline_s)
 FROM attempts a CROSS JOIN (VALUES (60), (3600)) AS w(width_s)
+LEFT JOIN chunks c ON c.id = a.chunk_id
+LEFT JOIN queues q ON q.id = a.queue_id
 WHERE a.finished_at >= :since::bigint
 GROUP BY 1, 2, 3, 4, 5, 6;
 
@@ -116,3 +121,50 @@ DELETE FROM attempt_rollups WHERE ctid IN (
 DELETE FROM attempt_latency_rollups WHERE ctid IN (
     SELECT ctid FROM attempt_latency_rollups WHERE bucket < NOW() - :older_than_s::float8
     LIMIT :limit);
+
+-- slo_set --
+-- Set (or clear, with NULL) a queue's wait objective and completion deadline, in seconds.
+UPDATE queues SET wait_objective_s = :wait_objective_s::float8, deadline_s = :deadline_s::float8,
+                  updated_at = NOW()
+WHERE id = :id::uuid;
+
+-- slo_queues --
+-- Queues with an objective, with their backlog.
+SELECT q.id::text AS id, q.name, q.tenant, q.wait_objective_s, q.deadline_s,
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'pending') AS backlog
+FROM queues q
+WHERE q.wait_objective_s IS NOT NULL OR q.deadline_s IS NOT NULL
+ORDER BY q.name;
+
+-- slo_window --
+-- Per queue and tenant over the last :window_s seconds (minute rollups): first claims, slow
+-- ones, completions, late ones. Whole minutes: a burn rate needs no partial minute.
+SELECT queue_id::text AS queue_id, tenant, SUM(first_attempts)::bigint AS claims,
+       SUM(slow_claims)::bigint AS slow,
+       SUM(CASE WHEN outcome = 'completed' THEN n ELSE 0 END)::bigint AS completed,
+       SUM(late)::bigint AS late
+FROM attempt_rollups
+WHERE width_s = 60 AND bucket >= NOW() - :window_s::float8
+GROUP BY queue_id, tenant;
+
+-- slo_period --
+-- Per queue and tenant since :since (hourly rollups): first claims, slow ones, completions,
+-- late ones (the error budget's period).
+SELECT queue_id::text AS queue_id, tenant, SUM(first_attempts)::bigint AS claims,
+       SUM(slow_claims)::bigint AS slow,
+       SUM(CASE WHEN outcome = 'completed' THEN n ELSE 0 END)::bigint AS completed,
+       SUM(late)::bigint AS late
+FROM attempt_rollups
+WHERE width_s = 3600 AND bucket >= :since::float8
+GROUP BY queue_id, tenant;
+
+-- scale_arrivals --
+-- Chunks queued per queue and minute over the last :window_s seconds (the arrival series).
+SELECT queue_id::text AS queue_id, (floor(created_at / 60) * 60)::bigint AS t, COUNT(*) AS n
+FROM chunks WHERE created_at >= NOW() - :window_s::float8
+GROUP BY 1, 2 ORDER BY 2;
+
+-- scale_slots --
+-- Worker slots alive now.
+SELECT COALESCE(SUM(concurrency), 0)::bigint AS slots FROM workers
+WHERE status IN ('running', 'stopping') AND last_heartbeat_at >= NOW() - :worker_timeout_s::float8;

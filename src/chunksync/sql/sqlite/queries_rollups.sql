@@ -103,15 +103,20 @@ DELETE FROM attempt_rollups WHERE bucket >= :since;
 DELETE FROM attempt_latency_rollups WHERE bucket >= :since;
 
 -- rollups_recompute_since --
--- Recompute the rollups of the raw attempts finished from :since on.
+-- Recompute the rollups of the raw attempts finished from :since on (with today's objectives).
 INSERT INTO attempt_rollups (width_s, queue_id, bucket, tenant, outcome, category, n,
                              processing_s, items, retry_delay_s, efficiency_sum, efficiency_n,
-                             first_started_at)
+                             first_started_at, first_attempts, slow_claims, late)
 SELECT w.width_s, a.queue_id, CAST(a.finished_at / w.width_s AS INTEGER) * w.width_s, a.tenant,
        a.outcome, COALESCE(a.category, ''), COUNT(*), SUM(a.processing_s),
        SUM(a.items_processed), SUM(COALESCE(a.retry_delay_s, 0)),
-       SUM(COALESCE(a.efficiency, 0)), SUM(a.efficiency IS NOT NULL), MIN(a.started_at)
-FROM attempts a, (SELECT 60 AS width_s UNION ALL SELECT 3600) AS w
+       SUM(COALESCE(a.efficiency, 0)), SUM(a.efficiency IS NOT NULL), MIN(a.started_at),
+       SUM(a.attempt = 1),
+       SUM(COALESCE(a.attempt = 1 AND a.started_at - c.created_at > q.wait_objective_s, 0)),
+       SUM(COALESCE(a.outcome = 'completed' AND a.finished_at - c.created_at > q.deadline_s, 0))
+FROM attempts a CROSS JOIN (SELECT 60 AS width_s UNION ALL SELECT 3600) AS w
+LEFT JOIN chunks c ON c.id = a.chunk_id
+LEFT JOIN queues q ON q.id = a.queue_id
 WHERE a.finished_at >= :since
 GROUP BY w.width_s, a.queue_id, CAST(a.finished_at / w.width_s AS INTEGER) * w.width_s,
          a.tenant, a.outcome, COALESCE(a.category, '');
@@ -138,3 +143,46 @@ WHERE (width_s, queue_id, bucket, tenant, outcome, category) IN (
 DELETE FROM attempt_latency_rollups WHERE (queue_id, bucket, bin) IN (
     SELECT queue_id, bucket, bin FROM attempt_latency_rollups
     WHERE bucket < NOW() - :older_than_s LIMIT :limit);
+
+-- slo_set --
+-- Set (or clear, with NULL) a queue's wait objective and completion deadline, in seconds.
+UPDATE queues SET wait_objective_s = :wait_objective_s, deadline_s = :deadline_s,
+                  updated_at = NOW()
+WHERE id = :id;
+
+-- slo_queues --
+-- Queues with an objective, with their backlog.
+SELECT q.id, q.name, q.tenant, q.wait_objective_s, q.deadline_s,
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'pending') AS backlog
+FROM queues q
+WHERE q.wait_objective_s IS NOT NULL OR q.deadline_s IS NOT NULL
+ORDER BY q.name;
+
+-- slo_window --
+-- Per queue and tenant over the last :window_s seconds (minute rollups): first claims, slow
+-- ones, completions, late ones. Whole minutes: a burn rate needs no partial minute.
+SELECT queue_id, tenant, SUM(first_attempts) AS claims, SUM(slow_claims) AS slow,
+       SUM(CASE WHEN outcome = 'completed' THEN n ELSE 0 END) AS completed, SUM(late) AS late
+FROM attempt_rollups
+WHERE width_s = 60 AND bucket >= NOW() - :window_s
+GROUP BY queue_id, tenant;
+
+-- slo_period --
+-- Per queue and tenant since :since (hourly rollups): first claims, slow ones, completions,
+-- late ones (the error budget's period).
+SELECT queue_id, tenant, SUM(first_attempts) AS claims, SUM(slow_claims) AS slow,
+       SUM(CASE WHEN outcome = 'completed' THEN n ELSE 0 END) AS completed, SUM(late) AS late
+FROM attempt_rollups
+WHERE width_s = 3600 AND bucket >= :since
+GROUP BY queue_id, tenant;
+
+-- scale_arrivals --
+-- Chunks queued per queue and minute over the last :window_s seconds (the arrival series).
+SELECT queue_id, CAST(created_at / 60 AS INTEGER) * 60 AS t, COUNT(*) AS n
+FROM chunks WHERE created_at >= NOW() - :window_s
+GROUP BY queue_id, t ORDER BY t;
+
+-- scale_slots --
+-- Worker slots alive now.
+SELECT COALESCE(SUM(concurrency), 0) AS slots FROM workers
+WHERE status IN ('running', 'stopping') AND last_heartbeat_at >= NOW() - :worker_timeout_s;

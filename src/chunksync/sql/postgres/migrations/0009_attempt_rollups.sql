@@ -5,7 +5,13 @@
 -- attempts, one grouped upsert per statement, so the health interface below reads a few
 -- thousand rollup rows instead of every attempt and its figures stay exact. Retention deletes
 -- raw attempts, not their rollups (those go on their own, longer schedule). Category '' stands
--- for none: a key column is never NULL.
+-- for none: a key column is never NULL. A queue's service-level objectives
+-- (chunksync.observe.slo) are read by the same trigger: a first attempt that started more than
+-- wait_objective_s after its chunk was queued counts as a slow claim, a completion more than
+-- deadline_s after it was queued as a late one.
+
+ALTER TABLE queues ADD COLUMN wait_objective_s double precision;  -- p95 queued -> first claim
+ALTER TABLE queues ADD COLUMN deadline_s double precision;  -- queued -> completed
 
 CREATE TABLE attempt_rollups (
     width_s          integer NOT NULL,  -- 60 (a minute) or 3600 (an hour)
@@ -21,6 +27,9 @@ CREATE TABLE attempt_rollups (
     efficiency_sum   double precision NOT NULL,
     efficiency_n     bigint NOT NULL,
     first_started_at double precision,
+    first_attempts   bigint NOT NULL DEFAULT 0,  -- claims of chunks never tried before
+    slow_claims      bigint NOT NULL DEFAULT 0,  -- ... past the queue's wait objective
+    late             bigint NOT NULL DEFAULT 0,  -- completions past the queue's deadline
     PRIMARY KEY (width_s, queue_id, bucket, tenant, outcome, category)
 );
 CREATE INDEX attempt_rollups_recent ON attempt_rollups (width_s, bucket);
@@ -48,23 +57,34 @@ $$;
 CREATE FUNCTION chunksync_rollup_attempts() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
-    source text := 'SELECT queue_id, tenant, finished_at, started_at, outcome, category, '
-        'processing_s, items_processed, retry_delay_s, efficiency, 1 AS sign FROM new_rows';
+    source text := 'SELECT queue_id, chunk_id, attempt, tenant, finished_at, started_at, '
+        'outcome, category, processing_s, items_processed, retry_delay_s, efficiency, 1 AS sign '
+        'FROM new_rows';
 BEGIN
     IF TG_OP = 'UPDATE' THEN
-        source := source || ' UNION ALL SELECT queue_id, tenant, finished_at, NULL, outcome, '
-            'category, processing_s, items_processed, retry_delay_s, efficiency, -1 FROM old_rows';
+        source := source || ' UNION ALL SELECT queue_id, chunk_id, attempt, tenant, finished_at, '
+            'started_at, outcome, category, processing_s, items_processed, retry_delay_s, '
+            'efficiency, -1 FROM old_rows';
     END IF;
     EXECUTE format($q$
         WITH r AS (%s)
         INSERT INTO attempt_rollups AS t (width_s, queue_id, bucket, tenant, outcome, category,
-            n, processing_s, items, retry_delay_s, efficiency_sum, efficiency_n, first_started_at)
+            n, processing_s, items, retry_delay_s, efficiency_sum, efficiency_n, first_started_at,
+            first_attempts, slow_claims, late)
         SELECT w.width_s, r.queue_id, (floor(r.finished_at / w.width_s) * w.width_s)::bigint,
                r.tenant, r.outcome, COALESCE(r.category, ''), sum(r.sign),
                sum(r.sign * r.processing_s), sum(r.sign * r.items_processed),
                sum(r.sign * COALESCE(r.retry_delay_s, 0)), sum(r.sign * COALESCE(r.efficiency, 0)),
-               sum(CASE WHEN r.efficiency IS NULL THEN 0 ELSE r.sign END), min(r.started_at)
+               sum(CASE WHEN r.efficiency IS NULL THEN 0 ELSE r.sign END),
+               min(r.started_at) FILTER (WHERE r.sign > 0),
+               sum(CASE WHEN r.attempt = 1 THEN r.sign ELSE 0 END),
+               sum(CASE WHEN r.attempt = 1 AND r.started_at - c.created_at > q.wait_objective_s
+                        THEN r.sign ELSE 0 END),
+               sum(CASE WHEN r.outcome = 'completed'
+                         AND r.finished_at - c.created_at > q.deadline_s THEN r.sign ELSE 0 END)
         FROM r CROSS JOIN (VALUES (60), (3600)) AS w(width_s)
+        LEFT JOIN chunks c ON c.id = r.chunk_id
+        LEFT JOIN queues q ON q.id = r.queue_id
         GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
         ON CONFLICT (width_s, queue_id, bucket, tenant, outcome, category) DO UPDATE
         SET n = t.n + excluded.n, processing_s = t.processing_s + excluded.processing_s,
@@ -72,7 +92,9 @@ BEGIN
             retry_delay_s = t.retry_delay_s + excluded.retry_delay_s,
             efficiency_sum = t.efficiency_sum + excluded.efficiency_sum,
             efficiency_n = t.efficiency_n + excluded.efficiency_n,
-            first_started_at = least(t.first_started_at, excluded.first_started_at)
+            first_started_at = least(t.first_started_at, excluded.first_started_at),
+            first_attempts = t.first_attempts + excluded.first_attempts,
+            slow_claims = t.slow_claims + excluded.slow_claims, late = t.late + excluded.late
     $q$, source);
     EXECUTE format($q$
         WITH r AS (%s)
@@ -95,14 +117,14 @@ CREATE TRIGGER attempts_rollup_update AFTER UPDATE ON attempts
 REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
 FOR EACH STATEMENT EXECUTE FUNCTION chunksync_rollup_attempts();
 
--- The attempts recorded before this migration, rolled up once.
+-- The attempts recorded before this migration, rolled up once (no objective was set yet).
 INSERT INTO attempt_rollups (width_s, queue_id, bucket, tenant, outcome, category, n,
                              processing_s, items, retry_delay_s, efficiency_sum, efficiency_n,
-                             first_started_at)
+                             first_started_at, first_attempts)
 SELECT w.width_s, a.queue_id, (floor(a.finished_at / w.width_s) * w.width_s)::bigint, a.tenant,
        a.outcome, COALESCE(a.category, ''), count(*), sum(a.processing_s), sum(a.items_processed),
        sum(COALESCE(a.retry_delay_s, 0)), sum(COALESCE(a.efficiency, 0)), count(a.efficiency),
-       min(a.started_at)
+       min(a.started_at), count(*) FILTER (WHERE a.attempt = 1)
 FROM attempts a CROSS JOIN (VALUES (60), (3600)) AS w(width_s)
 GROUP BY 1, 2, 3, 4, 5, 6;
 INSERT INTO attempt_latency_rollups (queue_id, bucket, bin, n)

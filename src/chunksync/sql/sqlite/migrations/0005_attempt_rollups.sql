@@ -5,6 +5,12 @@
 -- attempt, so every health question reads a few thousand rollup rows instead of every attempt,
 -- and the figures stay exact. Retention deletes raw attempts but not their rollups (those go
 -- on their own, longer schedule). Category '' stands for none: a key column is never NULL.
+-- A queue's service-level objectives (chunksync.observe.slo) are read by the same trigger: a
+-- first attempt that started more than wait_objective_s after its chunk was queued counts as a
+-- slow claim, a completion more than deadline_s after it was queued as a late one.
+
+ALTER TABLE queues ADD COLUMN wait_objective_s REAL;  -- p95 queued -> first claim; added by 0005
+ALTER TABLE queues ADD COLUMN deadline_s REAL;  -- queued -> completed; added by 0005
 
 CREATE TABLE attempt_rollups (
     width_s          INTEGER NOT NULL,  -- 60 (a minute) or 3600 (an hour)
@@ -20,6 +26,9 @@ CREATE TABLE attempt_rollups (
     efficiency_sum   REAL NOT NULL,
     efficiency_n     INTEGER NOT NULL,
     first_started_at REAL,
+    first_attempts   INTEGER NOT NULL DEFAULT 0,  -- claims of chunks never tried before
+    slow_claims      INTEGER NOT NULL DEFAULT 0,  -- ... past the queue's wait objective
+    late             INTEGER NOT NULL DEFAULT 0,  -- completions past the queue's deadline
     PRIMARY KEY (width_s, queue_id, bucket, tenant, outcome, category)
 ) WITHOUT ROWID;  -- one b-tree: an attempt's upsert touches it alone
 CREATE INDEX attempt_rollups_recent ON attempt_rollups (width_s, bucket);
@@ -40,21 +49,27 @@ CREATE TRIGGER attempts_rollup_insert AFTER INSERT ON attempts
 BEGIN
     INSERT INTO attempt_rollups (width_s, queue_id, bucket, tenant, outcome, category, n,
                                  processing_s, items, retry_delay_s, efficiency_sum,
-                                 efficiency_n, first_started_at)
-    VALUES (60, NEW.queue_id, CAST(NEW.finished_at / 60 AS INTEGER) * 60, NEW.tenant,
-            NEW.outcome, COALESCE(NEW.category, ''), 1, NEW.processing_s, NEW.items_processed,
-            COALESCE(NEW.retry_delay_s, 0), COALESCE(NEW.efficiency, 0),
-            NEW.efficiency IS NOT NULL, NEW.started_at),
-           (3600, NEW.queue_id, CAST(NEW.finished_at / 3600 AS INTEGER) * 3600, NEW.tenant,
-            NEW.outcome, COALESCE(NEW.category, ''), 1, NEW.processing_s, NEW.items_processed,
-            COALESCE(NEW.retry_delay_s, 0), COALESCE(NEW.efficiency, 0),
-            NEW.efficiency IS NOT NULL, NEW.started_at)
+                                 efficiency_n, first_started_at, first_attempts, slow_claims,
+                                 late)
+    SELECT w.width_s, NEW.queue_id, CAST(NEW.finished_at / w.width_s AS INTEGER) * w.width_s,
+           NEW.tenant, NEW.outcome, COALESCE(NEW.category, ''), 1, NEW.processing_s,
+           NEW.items_processed, COALESCE(NEW.retry_delay_s, 0), COALESCE(NEW.efficiency, 0),
+           NEW.efficiency IS NOT NULL, NEW.started_at, NEW.attempt = 1,
+           COALESCE(NEW.attempt = 1 AND NEW.started_at - c.created_at > q.wait_objective_s, 0),
+           COALESCE(NEW.outcome = 'completed' AND NEW.finished_at - c.created_at > q.deadline_s,
+                    0)
+    FROM (SELECT 60 AS width_s UNION ALL SELECT 3600) AS w
+    LEFT JOIN chunks c ON c.id = NEW.chunk_id
+    LEFT JOIN queues q ON q.id = NEW.queue_id
+    WHERE true
     ON CONFLICT (width_s, queue_id, bucket, tenant, outcome, category) DO UPDATE
     SET n = n + excluded.n, processing_s = processing_s + excluded.processing_s,
         items = items + excluded.items, retry_delay_s = retry_delay_s + excluded.retry_delay_s,
         efficiency_sum = efficiency_sum + excluded.efficiency_sum,
         efficiency_n = efficiency_n + excluded.efficiency_n,
-        first_started_at = MIN(first_started_at, excluded.first_started_at);
+        first_started_at = MIN(first_started_at, excluded.first_started_at),
+        first_attempts = first_attempts + excluded.first_attempts,
+        slow_claims = slow_claims + excluded.slow_claims, late = late + excluded.late;
     INSERT INTO attempt_latency_rollups (queue_id, bucket, bin, n)
     SELECT NEW.queue_id, CAST(NEW.finished_at / 3600 AS INTEGER) * 3600,
            CASE WHEN NEW.processing_s <= 0.001 THEN 0
@@ -67,26 +82,36 @@ END;
 -- A corrected attempt (rare: an operator's or a test's UPDATE) moves its figures: out of the
 -- old row's buckets, into the new row's.
 CREATE TRIGGER attempts_rollup_update AFTER UPDATE OF queue_id, tenant, finished_at, started_at,
-    processing_s, items_processed, outcome, category, retry_delay_s, efficiency ON attempts
+    processing_s, items_processed, outcome, category, retry_delay_s, efficiency, attempt,
+    chunk_id ON attempts
 BEGIN
     INSERT INTO attempt_rollups (width_s, queue_id, bucket, tenant, outcome, category, n,
                                  processing_s, items, retry_delay_s, efficiency_sum,
-                                 efficiency_n, first_started_at)
+                                 efficiency_n, first_started_at, first_attempts, slow_claims,
+                                 late)
     SELECT w.width_s, r.queue_id, CAST(r.finished_at / w.width_s AS INTEGER) * w.width_s,
-           r.tenant, r.outcome, r.category, r.n, r.processing_s, r.items, r.retry_delay_s,
-           r.efficiency_sum, r.efficiency_n, r.started_at
+           r.tenant, r.outcome, r.category, r.sign, r.sign * r.processing_s, r.sign * r.items,
+           r.sign * r.retry_delay_s, r.sign * r.efficiency_sum, r.sign * r.efficiency_n,
+           CASE WHEN r.sign > 0 THEN r.started_at END, r.sign * (r.attempt = 1),
+           r.sign * COALESCE(r.attempt = 1 AND r.started_at - c.created_at > q.wait_objective_s, 0),
+           r.sign * COALESCE(r.outcome = 'completed' AND r.finished_at - c.created_at > q.deadline_s,
+                             0)
     FROM (SELECT 60 AS width_s UNION ALL SELECT 3600) AS w,
-         (SELECT OLD.queue_id AS queue_id, OLD.finished_at AS finished_at, OLD.tenant AS tenant,
-                 OLD.outcome AS outcome, COALESCE(OLD.category, '') AS category, -1 AS n,
-                 -OLD.processing_s AS processing_s, -OLD.items_processed AS items,
-                 -COALESCE(OLD.retry_delay_s, 0) AS retry_delay_s,
-                 -COALESCE(OLD.efficiency, 0) AS efficiency_sum,
-                 -(OLD.efficiency IS NOT NULL) AS efficiency_n, NULL AS started_at
+         (SELECT OLD.queue_id AS queue_id, OLD.chunk_id AS chunk_id, OLD.attempt AS attempt,
+                 OLD.started_at AS started_at, OLD.finished_at AS finished_at,
+                 OLD.tenant AS tenant, OLD.outcome AS outcome,
+                 COALESCE(OLD.category, '') AS category, -1 AS sign,
+                 OLD.processing_s AS processing_s, OLD.items_processed AS items,
+                 COALESCE(OLD.retry_delay_s, 0) AS retry_delay_s,
+                 COALESCE(OLD.efficiency, 0) AS efficiency_sum,
+                 OLD.efficiency IS NOT NULL AS efficiency_n
           UNION ALL
-          SELECT NEW.queue_id, NEW.finished_at, NEW.tenant, NEW.outcome,
-                 COALESCE(NEW.category, ''), 1, NEW.processing_s, NEW.items_processed,
-                 COALESCE(NEW.retry_delay_s, 0), COALESCE(NEW.efficiency, 0),
-                 NEW.efficiency IS NOT NULL, NEW.started_at) AS r
+          SELECT NEW.queue_id, NEW.chunk_id, NEW.attempt, NEW.started_at, NEW.finished_at,
+                 NEW.tenant, NEW.outcome, COALESCE(NEW.category, ''), 1, NEW.processing_s,
+                 NEW.items_processed, COALESCE(NEW.retry_delay_s, 0),
+                 COALESCE(NEW.efficiency, 0), NEW.efficiency IS NOT NULL) AS r
+    LEFT JOIN chunks c ON c.id = r.chunk_id
+    LEFT JOIN queues q ON q.id = r.queue_id
     WHERE true
     ON CONFLICT (width_s, queue_id, bucket, tenant, outcome, category) DO UPDATE
     SET n = n + excluded.n, processing_s = processing_s + excluded.processing_s,
@@ -94,7 +119,9 @@ BEGIN
         efficiency_sum = efficiency_sum + excluded.efficiency_sum,
         efficiency_n = efficiency_n + excluded.efficiency_n,
         first_started_at = COALESCE(MIN(first_started_at, excluded.first_started_at),
-                                    first_started_at, excluded.first_started_at);
+                                    first_started_at, excluded.first_started_at),
+        first_attempts = first_attempts + excluded.first_attempts,
+        slow_claims = slow_claims + excluded.slow_claims, late = late + excluded.late;
     INSERT INTO attempt_latency_rollups (queue_id, bucket, bin, n)
     SELECT r.queue_id, CAST(r.finished_at / 3600 AS INTEGER) * 3600,
            CASE WHEN r.processing_s <= 0.001 THEN 0
@@ -110,14 +137,15 @@ BEGIN
     ON CONFLICT (queue_id, bucket, bin) DO UPDATE SET n = n + excluded.n;
 END;
 
--- The attempts recorded before this migration, rolled up once.
+-- The attempts recorded before this migration, rolled up once (no objective was set yet).
 INSERT INTO attempt_rollups (width_s, queue_id, bucket, tenant, outcome, category, n,
                              processing_s, items, retry_delay_s, efficiency_sum, efficiency_n,
-                             first_started_at)
+                             first_started_at, first_attempts)
 SELECT w.width_s, a.queue_id, CAST(a.finished_at / w.width_s AS INTEGER) * w.width_s, a.tenant,
        a.outcome, COALESCE(a.category, ''), COUNT(*), SUM(a.processing_s),
        SUM(a.items_processed), SUM(COALESCE(a.retry_delay_s, 0)),
-       SUM(COALESCE(a.efficiency, 0)), SUM(a.efficiency IS NOT NULL), MIN(a.started_at)
+       SUM(COALESCE(a.efficiency, 0)), SUM(a.efficiency IS NOT NULL), MIN(a.started_at),
+       SUM(a.attempt = 1)
 FROM attempts a, (SELECT 60 AS width_s UNION ALL SELECT 3600) AS w
 GROUP BY w.width_s, a.queue_id, CAST(a.finished_at / w.width_s AS INTEGER) * w.width_s,
          a.tenant, a.outcome, COALESCE(a.category, '');
