@@ -1,4 +1,5 @@
-"""`chunksync alerts` (evaluate now and list) and `chunksync sla` (a queue's backlog SLA)."""
+"""`chunksync alerts` (evaluate now and list) and `chunksync sla` (a queue's backlog SLA, its
+objectives, and how each objective stands)."""
 
 from __future__ import annotations
 
@@ -48,14 +49,50 @@ def alerts_cmd(
 @cli.command()
 @friendly
 def sla(
-    queue: Annotated[str, typer.Argument(help="Queue id or name.")],
+    queue: Annotated[
+        str | None, typer.Argument(help="Queue id or name; omit to show every objective.")
+    ] = None,
     seconds: Annotated[
         float | None, typer.Argument(help="Backlog age allowed; omit to remove the SLA.")
     ] = None,
+    wait: Annotated[
+        float | None, typer.Option(help="Objective: p95 seconds from queued to first claim.")
+    ] = None,
+    deadline: Annotated[
+        float | None, typer.Option(help="Objective: seconds from queued to completed (p95).")
+    ] = None,
+    tenants: Annotated[bool, typer.Option("--tenants", help="Show per tenant.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Set a queue's backlog SLA: an alert fires when its oldest pending chunk is older."""
+    """Set a queue's backlog SLA (an alert fires when its oldest pending chunk is older), or its
+    objectives (--wait, --deadline); with no queue, show each objective: the current figure,
+    the error budget left and the burn-rate alerts."""
     from chunksync.observe.alerts import set_queue_sla
+    from chunksync.observe.capacity import set_objectives, slo_report
 
     with open_app(create=False) as app:
-        set_queue_sla(app.manager, queue, seconds)
-    console.print(f"queue {queue}: SLA {'removed' if seconds is None else f'{seconds:g} s'}")
+        if queue is None:
+            report = slo_report(app.manager, tenants=tenants)
+        elif wait is not None or deadline is not None:
+            set_objectives(app.manager, queue, wait, deadline)
+            console.print(f"queue {queue}: wait objective {wait} s, deadline {deadline} s")
+            return
+        else:
+            set_queue_sla(app.manager, queue, seconds)
+            what = "removed" if seconds is None else f"{seconds:g} s"
+            console.print(f"queue {queue}: SLA {what}")
+            return
+    if as_json:
+        console.print_json(json.dumps([s.as_dict() for s in report]))
+        return
+    for s in report:
+        now = "no events" if s.bad_share_1h is None else f"{1 - s.bad_share_1h:.1%} within"
+        left = "n/a" if s.budget_left is None else f"{s.budget_left:.0%}"
+        firing = "; ".join(a["message"] for a in s.alerts) or "no burn alert"
+        console.print(
+            f"{s.subject} {s.objective}: {s.target:.0%} within {s.threshold_s:g} s; last hour "
+            f"{now} ({s.events_1h} events); budget left {left}; {firing}",
+            markup=False,
+        )
+    if not report:
+        console.print("no objectives: set one with chunksync sla QUEUE --wait 30 --deadline 3600")

@@ -30,6 +30,7 @@ from prometheus_client.registry import Collector
 from chunksync.deps import view
 from chunksync.manager import Manager
 from chunksync.models import Outcome
+from chunksync.observe import capacity
 from chunksync.redact import redact
 
 WORKER_TIMEOUT_SECONDS = 60.0
@@ -85,6 +86,7 @@ class DatabaseCollector(Collector):
             backlog.add_metric([str(r["name"]), str(r["id"]), str(r["status"])], int(r["pending"]))
         yield backlog
         yield from dependency_metrics(self.manager)
+        yield from capacity_metrics(self.manager, self.worker_timeout_s)
 
     def _histogram(self, seconds: dict[str, float]) -> HistogramMetricFamily:
         counts: dict[str, list[int]] = defaultdict(lambda: [0] * (len(BUCKETS) + 1))
@@ -145,6 +147,38 @@ def dependency_metrics(manager: Manager) -> Iterator[Metric]:
     yield from gauges.values()
     yield waits
     yield probes
+
+
+def capacity_metrics(manager: Manager, worker_timeout_s: float) -> Iterator[Metric]:
+    """Scaling advice and objectives: what an autoscaler (KEDA, an HPA) scales on."""
+    recommended = GaugeMetricFamily(
+        "chunksync_recommended_workers",
+        "Worker slots that keep the queue's p95 wait within its objective (scale-advice).",
+        labels=["queue", "verdict"],
+    )
+    for advice in capacity.scale_advice(manager, worker_timeout_s=worker_timeout_s):
+        queue = advice.subject.removeprefix("queue ")
+        recommended.add_metric([queue, advice.verdict], advice.recommended_slots)
+    yield recommended
+    budget = GaugeMetricFamily(
+        "chunksync_slo_error_budget_left",
+        "Share of the objective's error budget not yet spent over its period.",
+        labels=["subject", "objective"],
+    )
+    burn = GaugeMetricFamily(
+        "chunksync_slo_burn_rate",
+        "How fast the objective spends its budget (1: exactly over its period), per window.",
+        labels=["subject", "objective", "window"],
+    )
+    for status in capacity.slo_report(manager):
+        labels = [status.subject, status.objective]
+        if status.budget_left is not None:
+            budget.add_metric(labels, status.budget_left)
+        for window, value in (("1h", status.burn_fast), ("6h", status.burn_slow)):
+            if value is not None:
+                burn.add_metric([*labels, window], value)
+    yield budget
+    yield burn
 
 
 def registry(manager: Manager) -> CollectorRegistry:

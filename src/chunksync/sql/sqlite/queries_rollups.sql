@@ -186,3 +186,10 @@ GROUP BY queue_id, t ORDER BY t;
 -- Worker slots alive now.
 SELECT COALESCE(SUM(concurrency), 0) AS slots FROM workers
 WHERE status IN ('running', 'stopping') AND last_heartbeat_at >= NOW() - :worker_timeout_s;
+
+-- scale_queues --
+-- Active queues with their tenant, dependency and backlog (what scaling advice is about).
+SELECT q.id AS id, q.name, q.tenant, q.dependency, q.wait_objective_s, q.deadline_s,
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'pending') AS backlog
+FROM queues q WHERE q.status = 'active'
+ORDER BY q.name;
