@@ -69,3 +69,21 @@ def test_prometheus_has_the_advice_and_the_budget(late: App) -> None:
     assert b'chunksync_slo_error_budget_left{objective="wait",subject="queue ' in text
     assert b"chunksync_slo_burn_rate{" in text
     assert slo.FAST.threshold(slo.Objective("wait", 30.0)) == pytest.approx(14.4)
+
+
+def test_burning_objectives_fire_alerts(late: App) -> None:
+    from chunksync.observe import alerts
+
+    fired = {e.key for e in alerts.evaluate(late.manager) if e.state == "firing"}
+    assert any(k.startswith("slo_burn:queue job://x:wait:fast") for k in fired)
+    assert any(k.startswith("slo_burn:queue job://x:deadline:") for k in fired)
+
+
+def test_a_new_error_category_is_an_alert_with_evidence(app: App) -> None:
+    app.handler("job")(lambda ctx: None)
+    app.create_queue("job://y", [{}] * 12)
+    for _ in range(10):
+        attempt(app, Outcome.DEAD, 0.1, C.AUTH, 0)
+    found = capacity.degradations(app.manager)
+    assert [(e.rule, e.after) for e in found] == [("new_error_pattern", 1.0)]
+    assert "auth failures are 100% of recent attempts" in found[0].message

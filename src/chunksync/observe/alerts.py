@@ -3,8 +3,10 @@
 Rules: `error_rate` (the 5-minute error rate past a threshold), `dead_chunks` (a queue has dead
 chunks), `backlog_sla` (a queue's oldest pending chunk is older than the queue's SLA),
 `no_workers` (chunks wait and no worker is alive), `auth_failures` (a queue failed to
-authenticate in the last hour) and `dependency_gated` (a dependency's shared gate has held its
-calls, probing or stopped, for longer than `dependency_gated_s`; resolved when calls flow).
+authenticate in the last hour), `dependency_gated` (a dependency's shared gate has held its
+calls, probing or stopped, for longer than `dependency_gated_s`; resolved when calls flow),
+`slo_burn` (a queue's objective burns its error budget on both windows of a pair), and
+`degradation` / `new_error_pattern` (chunksync.observe.degradation, with their evidence).
 
 The state lives in the database (table `alerts`, keyed by rule and subject), so several
 processes never announce the same alert twice: firing is an upsert that changes a row only when
@@ -30,7 +32,7 @@ from chunksync.errors import categorize
 from chunksync.exceptions import ConfigurationError
 from chunksync.manager import Manager
 from chunksync.models import ChunkStatus
-from chunksync.observe import health
+from chunksync.observe import capacity, health
 from chunksync.observe.model import HealthThresholds
 from chunksync.redact import redact, redact_url
 from chunksync.retry import DEFAULT_POLICY, RetryPolicy
@@ -48,6 +50,9 @@ RULES = (
     "no_workers",
     "auth_failures",
     "dependency_gated",
+    "slo_burn",
+    "degradation",
+    "new_error_pattern",
 )
 
 
@@ -133,7 +138,20 @@ def conditions(manager: Manager, thresholds: HealthThresholds) -> list[Condition
     for r in rows:
         text = f"queue {r['name']}: {int(r['n'])} authentication failure(s) in the last hour"
         found.append(Condition("auth_failures", str(r["queue_id"]), "critical", text))
-    return found + gated_dependencies(manager, t)
+    return found + gated_dependencies(manager, t) + objective_conditions(manager)
+
+
+def objective_conditions(manager: Manager) -> list[Condition]:
+    """Burn-rate alerts of each queue's objectives, and each queue's performance degradation
+    or new error pattern, with their evidence in the message (chunksync.observe.capacity)."""
+    found: list[Condition] = []
+    for status in capacity.slo_report(manager):
+        for a in status.alerts:
+            subject = f"{status.subject}:{status.objective}:{a['window']}"
+            found.append(Condition("slo_burn", subject, str(a["severity"]), str(a["message"])))
+    for evidence in capacity.degradations(manager):
+        found.append(Condition(evidence.rule, evidence.subject, "warning", evidence.message))
+    return found
 
 
 def gated_dependencies(manager: Manager, t: HealthThresholds) -> list[Condition]:

@@ -16,9 +16,11 @@ from typing import Any
 from chunksync.deps.store import DependencyStore
 from chunksync.exceptions import ConfigurationError
 from chunksync.manager import Manager
-from chunksync.observe import forecast, slo
+from chunksync.observe import degradation, forecast, slo
 from chunksync.observe.model import WORKER_TIMEOUT_SECONDS
 
+TREND_HISTORY_SECONDS = 3 * 3600.0  # minutes replayed through the change-point test
+RECENT_PATTERN_SECONDS = 900.0  # errors of this window are compared with the rest of history
 ARRIVAL_HISTORY_SECONDS = 3600.0  # per-minute arrivals fed to Holt
 SERVICE_WINDOW_SECONDS = 900.0  # the service time is the recent completions' mean
 DEFAULT_WAIT_OBJECTIVE_SECONDS = 60.0  # for advice on a queue without an objective
@@ -174,3 +176,43 @@ def scale_advice(
             )
         )
     return out
+
+
+def degradations(manager: Manager) -> list[degradation.Evidence]:
+    """Per queue, over the last three hours of minute rollups: a processing-time change point
+    that still holds (the last minute still 1.5x the baseline), and new error patterns (the
+    last 15 minutes against the rest). Replayed at each evaluation, so no state is kept."""
+    rows = manager.backend.fetch_all("health_minutes", {"window_s": TREND_HISTORY_SECONDS})
+    names = {str(r["id"]): str(r["name"]) for r in manager.backend.fetch_all("scale_queues")}
+    minutes: dict[str, dict[int, list[float]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
+    errors: dict[str, list[dict[str, int]]] = defaultdict(lambda: [{}, {}])
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    recent_from = time.time() - RECENT_PATTERN_SECONDS
+    for r in rows:
+        qid, n = str(r["queue_id"]), int(r["n"])
+        if qid not in names:
+            continue
+        if r["outcome"] not in ("stuck", "held"):
+            cell = minutes[qid][int(r["t"])]
+            cell[0] += float(r["processing_s"] or 0.0)
+            cell[1] += n
+        side = 1 if float(r["t"]) >= recent_from else 0
+        totals[qid][side] += n
+        if r["category"] and r["outcome"] in ("retried", "deferred", "dead", "stuck"):
+            errors[qid][side][str(r["category"])] = errors[qid][side].get(str(r["category"]), 0) + n
+    found: list[degradation.Evidence] = []
+    for qid, series in minutes.items():
+        subject = f"queue {names[qid]}"
+        ph = degradation.PageHinkley(subject)
+        alarm = None
+        for minute in sorted(series):
+            total_s, count = series[minute]
+            alarm = ph.update(total_s / count, int(count)) or alarm
+        last = series[max(series)]
+        if alarm is not None and last[1] and last[0] / last[1] >= 1.5 * alarm.before:
+            found.append(alarm)
+    for qid, (before, recent) in errors.items():
+        found += degradation.new_error_patterns(
+            f"queue {names[qid]}", before, totals[qid][0], recent, totals[qid][1]
+        )
+    return found
