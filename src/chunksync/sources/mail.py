@@ -284,10 +284,13 @@ def select_folders(
 
 
 def folder_matches(name: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
+    """A pattern is a glob, or the name itself: 'Spaces and [brackets]' names that folder,
+    though as a glob its brackets would be a set of characters."""
+
     def hit(pattern: str) -> bool:
         if pattern.upper() == "INBOX" or name.upper() == "INBOX":
             return fnmatch.fnmatchcase(name.upper(), pattern.upper())
-        return fnmatch.fnmatchcase(name, pattern)
+        return pattern == name or fnmatch.fnmatchcase(name, pattern)
 
     wanted = not include or any(hit(p) for p in include)
     return wanted and not any(hit(p) for p in exclude)
