@@ -170,6 +170,11 @@ class MessageStore:
         other = "store_delete_other_uidvalidity" if mirror else "store_mark_other_uidvalidity"
         self.backend.execute(other, key.params())
 
+    def forget_kept(self, account: str, folder: str) -> None:
+        """Forget a folder's messages kept after the server deleted them (a mirroring repair:
+        the store becomes exactly the server)."""
+        self.backend.execute("store_forget_kept", {"account": account, "folder": folder})
+
     def deleted_digests(self, key: FolderKey, first: int, last: int) -> dict[str, int]:
         """sha256 -> UID of the kept, deleted-on-server messages of a UID window."""
         params = {**key.params(), "first": first, "last": last}

@@ -28,6 +28,7 @@ from chunksync.store.parse import parse_message
 SEARCH_WINDOW_UIDS = 20_000  # a window's SEARCH response stays far below imaplib's line limit
 INDEX_BATCH_UIDS = 2_000  # UIDs per headers-only FETCH when matching a renumbered folder
 SHOWN_UIDS = 10  # UIDs named in a message about a difference
+MAX_UID = 2**32 - 1
 INDEX_ITEMS = ["UID", "RFC822.SIZE", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]
 
 
@@ -88,9 +89,16 @@ def search_windows(conn: Connection, first: int, last: int) -> Iterator[tuple[in
 
 
 def uid_difference(
-    conn: Connection, store: MessageStore, key: FolderKey, first: int, last: int
+    conn: Connection,
+    store: MessageStore,
+    key: FolderKey,
+    first: int,
+    last: int,
+    *,
+    beyond: bool = False,
 ) -> Difference:
-    """The difference over [first, last], each window's whole span compared."""
+    """The difference over [first, last], each window's whole span compared; `beyond`: with
+    `last` the server's last UID, a message stored past it is gone too (a repair, a report)."""
     found = Difference()
     for lo, hi, uids in search_windows(conn, first, last):
         on_server = set(uids)
@@ -98,6 +106,8 @@ def uid_difference(
         found.gone.extend(r for r in here if int(r["uid"]) not in on_server)
         known = {int(r["uid"]) for r in here}
         found.missing.extend(u for u in uids if u not in known)
+    if beyond:
+        found.gone.extend(store.window(key, max(first, last + 1), MAX_UID))
     return found
 
 

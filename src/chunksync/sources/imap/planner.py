@@ -30,7 +30,7 @@ from chunksync.errors import categorize
 from chunksync.exceptions import ConfigurationError, SourceError
 from chunksync.models import ErrorCategory
 from chunksync.sources.imap.connection import Connection
-from chunksync.sources.imap.diff import mend, search_windows, uid_difference, uid_set
+from chunksync.sources.imap.diff import MAX_UID, mend, search_windows, uid_difference, uid_set
 from chunksync.sources.imap.uri import ImapTarget
 from chunksync.sources.mail import DEFAULT_OPTIONS, SyncOptions
 from chunksync.store import FolderKey, MessageStore
@@ -39,7 +39,6 @@ from chunksync.store.store import REKEY_WINDOW_SECONDS, FolderState
 
 log = logging.getLogger("chunksync.imap")
 
-MAX_UID = 2**32 - 1
 INDEX_WINDOW_MESSAGES = 2_000  # messages per FETCH when re-keying after a UIDVALIDITY change
 MAX_REKEYS_PER_DAY = 3
 
@@ -161,9 +160,16 @@ class FolderPlanner:
         extra: dict[str, Any] = {}
         if self.options.repair or status.messages - len(new) != stored:
             # Something went (or a chunk died): the difference, mended here, before downloading.
-            if self.options.repair:
+            if self.options.repair:  # every UID the server has, and whatever is stored past them
                 self.store.retire_other_uidvalidities(key, mirror=self.options.mirror)
-            found = uid_difference(self.conn, self.store, key, 1, old_last)
+                if self.options.mirror:
+                    self.store.forget_kept(key.account, key.folder)
+                found = uid_difference(
+                    self.conn, self.store, key, 1, status.uidnext - 1, beyond=True
+                )
+                new = []
+            else:
+                found = uid_difference(self.conn, self.store, key, 1, old_last)
             mended = mend(
                 self.conn,
                 self.store,

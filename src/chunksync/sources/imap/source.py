@@ -120,7 +120,7 @@ class ImapSource(MailSource):
             details = ""
             if stored != status.messages:
                 conn.select(target.folder)
-                found = uid_difference(conn, self.store(), key, 1, status.uidnext - 1)
+                found = uid_difference(conn, self.store(), key, 1, status.uidnext - 1, beyond=True)
                 details = found.describe(target.folder)
         return Reconciliation(uri, target.folder, status.messages, stored, size, details)
 

@@ -159,3 +159,8 @@ ORDER BY f.account, f.folder;
 SELECT uid, sha256 FROM mail_messages
 WHERE account = :account AND folder = :folder AND uidvalidity = :uidvalidity
   AND uid BETWEEN :first AND :last AND deleted_at IS NOT NULL;
+
+-- store_forget_kept --
+-- A repair that mirrors: forget a folder's messages kept after the server deleted them.
+DELETE FROM mail_messages
+WHERE account = :account AND folder = :folder AND deleted_at IS NOT NULL;
