@@ -160,27 +160,7 @@ class FolderPlanner:
         extra: dict[str, Any] = {}
         if self.options.repair or status.messages - len(new) != stored:
             # Something went (or a chunk died): the difference, mended here, before downloading.
-            if self.options.repair:  # every UID the server has, and whatever is stored past them
-                self.store.retire_other_uidvalidities(key, mirror=self.options.mirror)
-                if self.options.mirror:
-                    self.store.forget_kept(key.account, key.folder)
-                found = uid_difference(
-                    self.conn, self.store, key, 1, status.uidnext - 1, beyond=True
-                )
-                new = []
-            else:
-                found = uid_difference(self.conn, self.store, key, 1, old_last)
-            mended = mend(
-                self.conn,
-                self.store,
-                key,
-                found.gone,
-                [*found.missing, *new],
-                mirror=self.options.mirror,
-            )
-            new = mended.download
-            if mended.supersede is not None:
-                extra = supersede(key.uidvalidity, *mended.supersede)
+            new, extra = self._mend(key, status, old_last, new)
         payloads[:0] = fetch_payloads(key, [new], self.chunk_size, extra)
         if status.highestmodseq is None or self.options.repair:
             # Without CONDSTORE flags can only be compared one by one: the reconcile chunk.
@@ -196,6 +176,26 @@ class FolderPlanner:
                 }
             )
         return payloads
+
+    def _mend(
+        self, key: FolderKey, status: FolderStatus, old_last: int, new: list[int]
+    ) -> tuple[list[int], dict[str, Any]]:
+        """Mend the UID-set difference (a repair: over every UID, and what is stored past the
+        last); returns the UIDs still to download and the fetch chunks' supersede note."""
+        assert self.store is not None
+        if self.options.repair:
+            self.store.retire_other_uidvalidities(key, mirror=self.options.mirror)
+            if self.options.mirror:
+                self.store.forget_kept(key.account, key.folder)
+            found = uid_difference(self.conn, self.store, key, 1, status.uidnext - 1, beyond=True)
+            new = []
+        else:
+            found = uid_difference(self.conn, self.store, key, 1, old_last)
+        mirror, candidates = self.options.mirror, [*found.missing, *new]
+        mended = mend(self.conn, self.store, key, found.gone, candidates, mirror=mirror)
+        if mended.supersede is None:
+            return mended.download, {}
+        return mended.download, supersede(key.uidvalidity, *mended.supersede)
 
     @staticmethod
     def _changes(
