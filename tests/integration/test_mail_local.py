@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from chunksync.app import App
-from chunksync.sources.mail import MAIL_POLICY, mail_source
+from chunksync.exceptions import ConfigurationError
+from chunksync.sources.mail import MAIL_POLICY, SyncOptions, mail_source
 from chunksync.store import MessageStore
+from chunksync.store.accounts import account_summaries, resolve_account
 from chunksync.store.export import export
 from tests.integration.mail_helpers import run_sync, stored
 
@@ -96,3 +98,36 @@ def test_missing_local_mailboxes_are_configuration_errors(sqlite_app: App, uri: 
 
     with pytest.raises(ConfigurationError):
         run_sync(sqlite_app, uri)
+
+
+@pytest.mark.parametrize("deletions", ["keep", "mirror"])
+def test_maildir_deletions_are_kept_or_mirrored(
+    sqlite_app: App, tmp_path: Path, deletions: str
+) -> None:
+    box = tmp_path / "Maildir"
+    written = make_maildir(box)
+    uri = f"maildir://{box}"
+    options = SyncOptions(deletions=deletions, origin=uri)
+    run_sync(sqlite_app, uri, options=options)
+    os.remove(next((box / "cur").glob("1700000001.*")))
+    run_sync(sqlite_app, uri, options=options)
+    assert len(stored(sqlite_app)) == len(written) - 1
+    everything = stored(sqlite_app, include_deleted=True)
+    assert len(everything) == len(written) - (deletions == "mirror")
+    assert mail_source(sqlite_app, uri).reconcile(uri).difference == 0
+
+
+def test_an_account_is_found_by_its_name_or_listed(sqlite_app: App, tmp_path: Path) -> None:
+    store = MessageStore(sqlite_app.backend)
+    with pytest.raises(ConfigurationError, match="holds no mail yet"):
+        resolve_account(store, "imap://alice@example.com")
+    box = tmp_path / "Maildir"
+    make_maildir(box)
+    uri = f"maildir://{box}"
+    run_sync(sqlite_app, uri, options=SyncOptions(origin=uri))
+    key = f"maildir:{box}"
+    assert resolve_account(store, uri) == key == resolve_account(store, key)
+    with pytest.raises(ConfigurationError, match=f"holds no account 'bob': it holds {uri}"):
+        resolve_account(store, "bob")
+    (summary,) = account_summaries(store)
+    assert summary.name == uri and summary.stored == len(stored(sqlite_app))

@@ -9,6 +9,7 @@ reached, a wrong password) ends in one sentence and exit status 1, never a trace
 
 from __future__ import annotations
 
+import enum
 import functools
 import os
 import sys
@@ -40,8 +41,11 @@ from chunksync.sources.mail import (
     PlannedFolder,
     Reconciliation,
     RunSetup,
+    SyncOptions,
+    account_origin,
     plan_sync,
     progress,
+    select_folders,
 )
 
 DEFAULT_CHUNK_MESSAGES = 500
@@ -50,6 +54,13 @@ MESSAGES_PER_PROCESS = 2000  # a helper process costs ~0.3 s to start: worth it 
 TICK_SECONDS = 0.2  # progress bar refresh
 DONE_CHECK_SECONDS = 0.05
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Deletions(enum.StrEnum):
+    """What a message deleted on the server becomes in the store (see README, Email sync)."""
+
+    KEEP = "keep"
+    MIRROR = "mirror"
 
 
 def explain(exc: BaseException, where: str) -> str:
@@ -119,8 +130,30 @@ def sync(
             "messages to download; IMAP: at most the connection cap).",
         ),
     ] = None,
+    deletions: Annotated[
+        Deletions,
+        typer.Option(
+            help="A message deleted on the server: keep it in the store, marked deleted with "
+            "the time it went, or mirror the deletion.",
+        ),
+    ] = Deletions.KEEP,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair", help="Re-list every folder and fix the store, even if it looks synced."
+        ),
+    ] = False,
+    folder: Annotated[
+        list[str] | None,
+        typer.Option(help="Only folders matching this glob ('Archive/*'); repeatable."),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(help="Leave out folders matching this glob ('Spam'); repeatable."),
+    ] = None,
 ) -> None:
     """Sync a mailbox into the store: plan, run workers until synced, then reconcile."""
+    options = SyncOptions(deletions.value, repair, account_origin(uri))
     with open_app() as app:
         credentials = _credentials(uri, password_env, password_file, password_cmd, oauth2_cmd)
         source = RunSetup(uri, 1, credentials)(app)
@@ -128,8 +161,10 @@ def sync(
         # Helpers start now, so that their start-up overlaps planning; dismissed if not needed.
         helpers = Helpers(app.url, max_processes(processes, cap) - 1)
         try:
-            uris = source.folders(uri) if all_folders else [uri]
-            planned = plan_sync(app, source, uris, chunk_size=chunk_size)
+            uris = select_folders(
+                source, uri, every=all_folders, include=folder or (), exclude=exclude or ()
+            )
+            planned = plan_sync(app, source, uris, chunk_size=chunk_size, options=options)
             count = min(process_count(processes, planned, cap), len(helpers.procs) + 1)
             count = min(count, concurrency or count)  # at least one slot per process
             setup = RunSetup(uri, count, credentials)
@@ -142,9 +177,23 @@ def sync(
     console.print(reconciliation_table(results))
     if dead:
         raise fail(f"{dead} chunk(s) failed for good: see `chunksync chunks --status dead`")
-    off = sum(abs(r.difference) for r in results)
-    if off:
-        raise fail(f"{off} message(s) differ between the source and the store: run sync again")
+    report_difference(results, uri, repaired=repair)
+
+
+def report_difference(results: Sequence[Reconciliation], uri: str, *, repaired: bool) -> None:
+    """A difference left after a sync: what differs (folder, UIDs) and how to mend it, never a
+    bare "run sync again" (a difference a sync leaves, the next one would leave too)."""
+    off = [r for r in results if r.difference]
+    if not off:
+        return
+    total = sum(abs(r.difference) for r in off)
+    what = "; ".join(r.details or f"{r.folder}: {r.difference:+d}" for r in off)
+    remedy = (
+        "the server changed during the repair, or reports its count wrongly: run it again"
+        if repaired
+        else f"run `chunksync sync {redact_url(uri)} --repair` to re-list and fix the store"
+    )
+    raise fail(f"{total} message(s) differ between the source and the store ({what}): {remedy}")
 
 
 def _credentials(uri: str, *secrets: str | None) -> Any:
@@ -255,15 +304,26 @@ def reconciliation_table(results: Sequence[Reconciliation]) -> Table:
 def export_cmd(
     out: Annotated[Path, typer.Argument(help="Folder to write into (created).")],
     fmt: Annotated[str, typer.Option("--format", help="maildir or mbox.")] = "maildir",
-    account: Annotated[str | None, typer.Option(help="Only this account.")] = None,
+    account: Annotated[
+        str | None, typer.Option(help="Only this account (as `chunksync accounts` lists it).")
+    ] = None,
     folder: Annotated[str | None, typer.Option(help="Only this folder.")] = None,
+    include_deleted: Annotated[
+        bool,
+        typer.Option(
+            "--include-deleted", help="Also the messages kept after the server deleted them."
+        ),
+    ] = False,
 ) -> None:
     """Write stored messages back out, byte-exact, as Maildirs or mbox files."""
     from chunksync.store import MessageStore
+    from chunksync.store.accounts import resolve_account
     from chunksync.store.export import export
 
     with open_app(create=False) as app:
-        count = export(MessageStore(app.backend), out, fmt, account=account, folder=folder)
+        store = MessageStore(app.backend)
+        key = resolve_account(store, account) if account is not None else None
+        count = export(store, out, fmt, account=key, folder=folder, include_deleted=include_deleted)
     console.print(f"exported {count} message(s) to {out} as {fmt}")
 
 

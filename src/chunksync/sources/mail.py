@@ -9,7 +9,8 @@ Every payload names its folder key (account, folder, uidvalidity) and its `count
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+import fnmatch
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,11 +20,38 @@ from chunksync.backends.base import Backend
 from chunksync.context import ChunkContext
 from chunksync.exceptions import ConfigurationError, InvalidPayload
 from chunksync.models import ErrorCategory
+from chunksync.redact import redact_url
 from chunksync.retry import DEFAULT_POLICY, CategoryRule, RetryPolicy, Schedule, ScheduleKind
 from chunksync.sources.base import Source
 from chunksync.store import FolderKey, MessageStore
+from chunksync.store.store import DELETIONS
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class SyncOptions:
+    """What a sync does beyond downloading: the deletion policy (`keep`: a message deleted on
+    the server stays in the store, marked with the time it went; `mirror`: it goes), `repair`
+    (re-list every folder and fix the store even when it looks unchanged), and `origin`, the URI
+    the user synced (never holding a password), which names the account in the store."""
+
+    deletions: str = "keep"
+    repair: bool = False
+    origin: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.deletions not in DELETIONS:
+            raise ConfigurationError(
+                f"unknown deletion policy '{self.deletions}': use {' or '.join(DELETIONS)}"
+            )
+
+    @property
+    def mirror(self) -> bool:
+        return self.deletions == "mirror"
+
+
+DEFAULT_OPTIONS = SyncOptions()
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +63,7 @@ class Reconciliation:
     on_source: int
     stored: int
     stored_bytes: int = 0
+    details: str = ""  # what differs, by UID, when the counts do not agree
 
     @property
     def difference(self) -> int:
@@ -140,7 +169,21 @@ class MailSource(Source):
 
     def folders(self, uri: str) -> list[str]:
         """The URI of every selectable folder of the mailbox `uri` names (for --all-folders)."""
-        return [uri]
+        return [u for _name, u in self.folder_names(uri)]
+
+    def folder_names(self, uri: str) -> list[tuple[str, str]]:
+        """(name, URI) of every selectable folder of the mailbox `uri` names."""
+        return [(self.folder_of(uri), uri)]
+
+    def folder_of(self, uri: str) -> str:
+        """The store's name of the folder a URI names."""
+        return uri
+
+    def plan(
+        self, uri: str, *, chunk_size: int, options: SyncOptions = DEFAULT_OPTIONS
+    ) -> Iterable[Any]:
+        """Payloads of the chunks that sync `uri`, under the run's options."""
+        return super().plan(uri, chunk_size=chunk_size)
 
     @abc.abstractmethod
     def reconcile(self, uri: str) -> Reconciliation:
@@ -203,14 +246,69 @@ def mail_source(app: Any, uri: str) -> MailSource:
     )
 
 
+def account_origin(uri: str) -> str:
+    """How the user named the account of `uri`: for IMAP the URI up to the host and port
+    (imaps://alice@mail.example.com, never a password: an IMAP URI with one is refused), for a
+    local mailbox the URI itself."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return redact_url(uri)
+    if parts.scheme.lower() in ("imap", "imaps") and parts.netloc:
+        return redact_url(f"{parts.scheme.lower()}://{parts.netloc}")
+    return redact_url(uri)
+
+
+def select_folders(
+    source: MailSource,
+    uri: str,
+    *,
+    every: bool = False,
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+) -> list[str]:
+    """The URIs a run syncs: the one `uri` names, or (`every`, or any `include` pattern) every
+    listed folder whose decoded name matches an `include` glob ('INBOX', 'Archive/*'; all when
+    none) and no `exclude` glob. Matching is case-sensitive, as folder names are (INBOX aside)."""
+    if not every and not include:
+        return [uri]
+    chosen = [
+        folder_uri
+        for name, folder_uri in source.folder_names(uri)
+        if folder_matches(name, include, exclude)
+    ]
+    if not chosen:
+        asked = [*(f"--folder '{p}'" for p in include), *(f"--exclude '{p}'" for p in exclude)]
+        raise ConfigurationError(f"no folder of {redact_url(uri)} matches {' '.join(asked)}")
+    return chosen
+
+
+def folder_matches(name: str, include: Sequence[str], exclude: Sequence[str]) -> bool:
+    """A pattern is a glob, or the name itself: 'Spaces and [brackets]' names that folder,
+    though as a glob its brackets would be a set of characters."""
+
+    def hit(pattern: str) -> bool:
+        if pattern.upper() == "INBOX" or name.upper() == "INBOX":
+            return fnmatch.fnmatchcase(name.upper(), pattern.upper())
+        return pattern == name or fnmatch.fnmatchcase(name, pattern)
+
+    wanted = not include or any(hit(p) for p in include)
+    return wanted and not any(hit(p) for p in exclude)
+
+
 def plan_sync(
-    app: Any, source: MailSource, uris: Sequence[str], *, chunk_size: int
+    app: Any,
+    source: MailSource,
+    uris: Sequence[str],
+    *,
+    chunk_size: int,
+    options: SyncOptions = DEFAULT_OPTIONS,
 ) -> list[PlannedFolder]:
     """Plan each folder into a queue of its own (no queue when nothing changed)."""
     planned: list[PlannedFolder] = []
     store = source.store()
     for uri in uris:
-        payloads = list(source.plan(uri, chunk_size=chunk_size))
+        payloads = list(source.plan(uri, chunk_size=chunk_size, options=options))
         if not payloads:
             planned.append(PlannedFolder(uri, None, None, 0, 0))
             continue

@@ -20,7 +20,15 @@ from urllib.parse import quote
 
 from chunksync.context import ChunkContext
 from chunksync.exceptions import ConfigurationError, InvalidPayload
-from chunksync.sources.mail import MailSource, Reconciliation, batched, folder_key, local_path
+from chunksync.sources.mail import (
+    DEFAULT_OPTIONS,
+    MailSource,
+    Reconciliation,
+    SyncOptions,
+    batched,
+    folder_key,
+    local_path,
+)
 from chunksync.store import FolderKey, MailMessage, MessageStore
 from chunksync.store.store import flags_text
 
@@ -94,23 +102,30 @@ class MaildirSource(MailSource):
     def dependency(self, uri: str) -> str:
         return "maildir://local"
 
-    def folders(self, uri: str) -> list[str]:
+    def folder_names(self, uri: str) -> list[tuple[str, str]]:
         path, _, _ = maildir_path(uri)
-        found = [f"maildir://{quote(str(path))}"]
+        found = [("INBOX", f"maildir://{quote(str(path))}")]
         for child in sorted(path.iterdir()):
             if child.name.startswith(".") and (child / "cur").is_dir():
-                found.append(f"maildir://{quote(str(child))}")
+                found.append((child.name[1:], f"maildir://{quote(str(child))}"))
         return found
 
-    def plan(self, uri: str, *, chunk_size: int) -> Iterator[dict[str, Any]]:
+    def folder_of(self, uri: str) -> str:
+        return maildir_path(uri)[2]
+
+    def plan(
+        self, uri: str, *, chunk_size: int, options: SyncOptions = DEFAULT_OPTIONS
+    ) -> Iterator[dict[str, Any]]:
         path, account, folder = maildir_path(uri)
         key = FolderKey(account, folder, UIDVALIDITY)
         entries = {e.uid: e for e in scan(path)}
         if self.has_store():
             store = self.store()
             stored = {int(r["uid"]): r for r in store.window(key, 0, MAX_UID)}
-            self._apply_changes(store, key, entries, stored)
-            store.save_folder(key, uidnext=0, highestmodseq=None, messages=len(entries))
+            self._apply_changes(store, key, entries, stored, mirror=options.mirror)
+            store.save_folder(
+                key, uidnext=0, highestmodseq=None, messages=len(entries), origin=options.origin
+            )
         else:
             stored = {}
         new = sorted(e.relpath for uid, e in entries.items() if uid not in stored)
@@ -129,15 +144,18 @@ class MaildirSource(MailSource):
         key: FolderKey,
         entries: dict[int, MaildirEntry],
         stored: dict[int, Any],
+        *,
+        mirror: bool,
     ) -> None:
-        """Flag changes and deletions need no download: they are written at planning."""
+        """Flag changes and deletions need no download: they are written at planning (a
+        deleted file's message is kept, marked deleted, unless the run mirrors deletions)."""
         gone = [uid for uid in stored if uid not in entries]
         changed = [
             (uid, flags_text(e.flags), None, None)
             for uid, e in entries.items()
             if uid in stored and stored[uid]["flags"] != flags_text(e.flags)
         ]
-        store.delete(key, gone)
+        store.gone(key, gone, mirror=mirror)
         store.update_flags(key, changed)
 
     def process(self, ctx: ChunkContext) -> int:

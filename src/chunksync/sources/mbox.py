@@ -15,7 +15,15 @@ from typing import Any
 
 from chunksync.context import ChunkContext
 from chunksync.exceptions import ConfigurationError, InvalidPayload, SourceError
-from chunksync.sources.mail import MailSource, Reconciliation, batched, folder_key, local_path
+from chunksync.sources.mail import (
+    DEFAULT_OPTIONS,
+    MailSource,
+    Reconciliation,
+    SyncOptions,
+    batched,
+    folder_key,
+    local_path,
+)
 from chunksync.store import FolderKey, MailMessage
 
 KIND = "mbox"
@@ -76,7 +84,15 @@ class MboxSource(MailSource):
     def dependency(self, uri: str) -> str:
         return "mbox://local"
 
-    def plan(self, uri: str, *, chunk_size: int) -> Iterator[dict[str, Any]]:
+    def folder_of(self, uri: str) -> str:
+        return mbox_path(uri)[2]
+
+    def plan(
+        self, uri: str, *, chunk_size: int, options: SyncOptions = DEFAULT_OPTIONS
+    ) -> Iterator[dict[str, Any]]:
+        """An mbox's UIDs are its messages' offsets: a rewritten file moves them, so what no
+        longer sits where it was is forgotten and read again (the deletion policy does not
+        apply to an mbox: a kept copy would be a duplicate)."""
         path, account, folder = mbox_path(uri)
         key = FolderKey(account, folder, UIDVALIDITY)
         segments = scan(path)
@@ -87,7 +103,9 @@ class MboxSource(MailSource):
             stored = {int(r["uid"]): r["source_key"] for r in store.window(key, 0, MAX_UID)}
             store.delete(key, [uid for uid, sk in stored.items() if wanted.get(uid) != sk])
             seen = {uid for uid, sk in stored.items() if wanted.get(uid) == sk}
-            store.save_folder(key, uidnext=0, highestmodseq=None, messages=len(segments))
+            store.save_folder(
+                key, uidnext=0, highestmodseq=None, messages=len(segments), origin=options.origin
+            )
         todo = [[offset, length] for offset, length in segments if offset + 1 not in seen]
         for group in batched(todo, chunk_size):
             yield {

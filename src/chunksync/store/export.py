@@ -45,8 +45,11 @@ def export(
     *,
     account: str | None = None,
     folder: str | None = None,
+    include_deleted: bool = False,
 ) -> int:
-    """Write every stored message (of `account`/`folder` when given); returns how many."""
+    """Write every stored message (of `account`/`folder` when given); returns how many. The
+    messages kept after the server deleted them only with `include_deleted`: by default an
+    export is the mailbox as the server had it at the last sync."""
     if fmt not in FORMATS:
         raise ConfigurationError(f"unknown export format '{fmt}': use maildir or mbox")
     out.mkdir(parents=True, exist_ok=True)
@@ -55,7 +58,7 @@ def export(
     writer = _MaildirWriter(out, several) if fmt == "maildir" else _MboxWriter(out, several)
     count = 0
     with writer:
-        for row in store.iter_messages(account, folder):
+        for row in store.iter_messages(account, folder, include_deleted=include_deleted):
             writer.write(row)
             count += 1
     return count

@@ -3,6 +3,11 @@
 Every write is an idempotent upsert keyed by (account, folder, UIDVALIDITY, UID): a chunk retried
 after a crash rewrites the same rows and creates no duplicate. The raw bytes are stored exactly as
 the source gave them, with their SHA-256; the parsed headers and the parse defects sit beside them.
+
+A message the server no longer has is kept, marked with the time it went (`deleted_at`), under
+the `keep` deletion policy (the default: an archive loses nothing), or forgotten under `mirror`.
+A message that went from one folder while the same bytes (same Message-ID and size) arrived in
+another of the account moved: it is stored once, in its new folder, whichever folder syncs first.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from chunksync.store.parse import parse_message
 
 PAGE_ROWS = 200
 REKEY_WINDOW_SECONDS = 86_400.0
+DELETIONS = ("keep", "mirror")  # what a message deleted on the server becomes in the store
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +126,60 @@ class MessageStore:
 
     @staticmethod
     def put_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+        """Upsert rows; a kept, deleted-on-server copy of one of them elsewhere in the account
+        (same Message-ID, size and bytes) moved here, and is forgotten (a probe of a small
+        partial index per message: no cost to the server, little to the database)."""
         session.execute_many("store_upsert_message", rows)
+        copies = [
+            {k: r[k] for k in ("account", "message_id", "size", "sha256")}
+            for r in rows
+            if r.get("message_id")
+        ]
+        if copies:
+            session.execute_many("store_delete_moved_copies", copies)
+
+    def gone(self, key: FolderKey, uids: Iterable[int], *, mirror: bool) -> int:
+        """Messages the server no longer has in this folder. One with a live copy in another
+        folder of the account moved there and is forgotten; the rest are forgotten (`mirror`)
+        or kept, marked with the time they went (`keep`). One transaction; returns how many."""
+        rows = [{**key.params(), "uid": uid} for uid in uids]
+        if rows:
+            with self.backend.transaction() as s:
+                if mirror:
+                    s.execute_many("store_delete_message", rows)
+                else:
+                    s.execute_many("store_delete_moved", rows)
+                    s.execute_many("store_mark_deleted", rows)
+        return len(rows)
+
+    def renumber(self, key: FolderKey, moves: Sequence[tuple[int, int]]) -> int:
+        """Give stored messages the new UIDs a renumbered folder gave them (old, new): no
+        download. Each target UID is new to the store, so no move overwrites another."""
+        rows = [
+            {**key.params(), "uid": old, "new_uid": new, "new_uidvalidity": key.uidvalidity}
+            for old, new in moves
+        ]
+        if rows:
+            with self.backend.transaction() as s:
+                s.execute_many("store_rekey_message", rows)
+        return len(rows)
+
+    def retire_other_uidvalidities(self, key: FolderKey, *, mirror: bool) -> None:
+        """Messages of the folder stored under another UIDVALIDITY than `key`'s are not on the
+        server as stored: forgotten (`mirror`) or marked deleted (`keep`)."""
+        other = "store_delete_other_uidvalidity" if mirror else "store_mark_other_uidvalidity"
+        self.backend.execute(other, key.params())
+
+    def forget_kept(self, account: str, folder: str) -> None:
+        """Forget a folder's messages kept after the server deleted them (a mirroring repair:
+        the store becomes exactly the server)."""
+        self.backend.execute("store_forget_kept", {"account": account, "folder": folder})
+
+    def deleted_digests(self, key: FolderKey, first: int, last: int) -> dict[str, int]:
+        """sha256 -> UID of the kept, deleted-on-server messages of a UID window."""
+        params = {**key.params(), "first": first, "last": last}
+        rows = self.backend.fetch_all("store_deleted_window", params)
+        return {str(r["sha256"]): int(r["uid"]) for r in rows}
 
     def update_flags(
         self, key: FolderKey, changes: Iterable[tuple[int, str, int | None, str | None]]
@@ -143,7 +202,8 @@ class MessageStore:
         return len(rows)
 
     def window(self, key: FolderKey, first: int, last: int) -> list[Row]:
-        """uid, size, flags, source_key of the messages stored in [first, last]."""
+        """uid, size, flags, source_key, message_id of the messages stored in [first, last]
+        that the server still had at the last sync."""
         params = {**key.params(), "first": first, "last": last}
         return self.backend.fetch_all("store_uid_window", params)
 
@@ -155,8 +215,15 @@ class MessageStore:
     def get(self, key: FolderKey, uid: int) -> Row | None:
         return self.backend.fetch_one("store_get_message", {**key.params(), "uid": uid})
 
-    def iter_messages(self, account: str | None = None, folder: str | None = None) -> Iterator[Row]:
-        """Every stored message (raw included), page by page: memory holds one page."""
+    def iter_messages(
+        self,
+        account: str | None = None,
+        folder: str | None = None,
+        *,
+        include_deleted: bool = False,
+    ) -> Iterator[Row]:
+        """Every stored message (raw included), page by page: memory holds one page. Those
+        kept after the server deleted them only with `include_deleted`."""
         after: tuple[str, str, int, int] = ("", "", -1, -1)
         while True:
             params = {
@@ -167,6 +234,7 @@ class MessageStore:
                 "after_uidvalidity": after[2],
                 "after_uid": after[3],
                 "limit": PAGE_ROWS,
+                "include_deleted": include_deleted,
             }
             rows = self.backend.fetch_all("store_page", params)
             yield from rows
@@ -186,15 +254,36 @@ class MessageStore:
         return [FolderState.from_row(r) for r in rows]
 
     def save_folder(
-        self, key: FolderKey, *, uidnext: int, highestmodseq: int | None, messages: int
+        self,
+        key: FolderKey,
+        *,
+        uidnext: int,
+        highestmodseq: int | None,
+        messages: int,
+        origin: str | None = None,
     ) -> None:
+        """Record a folder's sync state; `origin` (the URI the user synced) names the account."""
         params = {
             **key.params(),
             "uidnext": uidnext,
             "highestmodseq": highestmodseq,
             "messages": messages,
+            "origin": origin,
         }
         self.backend.execute("store_save_folder", params)
+
+    def rename_folder(self, account: str, old: str, new: str, *, actor: str = "mail-sync") -> None:
+        """Follow a folder renamed on the server: its messages and state take the new name."""
+        params = {"account": account, "folder": old, "new_folder": new}
+        details = {"account": account, "old_folder": old, "new_folder": new}
+        with self.backend.transaction() as s:
+            s.execute("store_rename_folder_messages", params)
+            s.execute("store_rename_folder", params)
+            s.execute("insert_audit", _audit_row("folder_renamed", actor, details))
+
+    def summaries(self, account: str | None = None) -> list[Row]:
+        """Per folder: account, folder, origin, on_server, stored, deleted, bytes, synced_at."""
+        return self.backend.fetch_all("store_folder_summaries", {"account": account})
 
     # --- UIDVALIDITY changes -----------------------------------------------------------------
 
@@ -204,11 +293,13 @@ class MessageStore:
         new: FolderKey,
         server: Iterable[tuple[int, str | None, int]],
         *,
+        mirror: bool = False,
         actor: str = "mail-sync",
     ) -> tuple[int, list[int]]:
         """Move stored messages from `old` to `new` keys, matched by (Message-ID, size) against
-        the server's (uid, message_id, size); forget the rest of `old`. Returns how many were
-        moved and the server UIDs that must be downloaded again. Audited, and counted."""
+        the server's (uid, message_id, size); the rest of `old` is forgotten (`mirror`) or kept
+        marked deleted, for the download of what did not match to replace by content. Returns
+        how many were moved and the server UIDs that must be downloaded again. Audited."""
         candidates: dict[tuple[str, int], list[int]] = {}
         for row in self.backend.fetch_all("store_rekey_candidates", old.params()):
             candidates.setdefault((row["message_id"], int(row["size"])), []).append(int(row["uid"]))
@@ -224,7 +315,8 @@ class MessageStore:
             for move in moves:
                 move["new_uidvalidity"] = new.uidvalidity
             s.execute_many("store_rekey_message", moves)
-            s.execute("store_delete_other_uidvalidity", new.params())
+            other = "store_delete_other_uidvalidity" if mirror else "store_mark_other_uidvalidity"
+            s.execute(other, new.params())
             s.execute(
                 "store_count_rekey",
                 {"account": old.account, "folder": old.folder, "window_s": REKEY_WINDOW_SECONDS},
@@ -262,3 +354,14 @@ class MessageStore:
                 "details": json.dumps(details),
             },
         )
+
+
+def _audit_row(action: str, actor: str, details: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "action": action,
+        "actor": actor,
+        "reason": action.replace("_", " "),
+        "chunk_id": None,
+        "queue_id": None,
+        "details": json.dumps(details),
+    }

@@ -8,13 +8,18 @@ chunks of N messages, each a UID range. Flag changes since the last HIGHESTMODSE
 UID-set difference: deletions, and any gap left by a chunk that died). A new UIDVALIDITY re-keys
 the stored folder by Message-ID and size, so only what cannot be matched is downloaded again;
 re-keys are audited and capped, so a server that changes UIDVALIDITY every time cannot loop us.
+
+A count that does not add up (messages went, or a chunk died) is mended at planning, by the
+UID-set difference (`diff`): a folder renumbered under the same UIDVALIDITY is matched like a
+re-key, the deletion policy (`keep`, `mirror`) is applied to what went, and only what is still
+missing is planned for download. `repair` forces all of this on a folder that looks unchanged.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,14 +30,15 @@ from chunksync.errors import categorize
 from chunksync.exceptions import ConfigurationError, SourceError
 from chunksync.models import ErrorCategory
 from chunksync.sources.imap.connection import Connection
+from chunksync.sources.imap.diff import MAX_UID, mend, search_windows, uid_difference, uid_set
 from chunksync.sources.imap.uri import ImapTarget
+from chunksync.sources.mail import DEFAULT_OPTIONS, SyncOptions
 from chunksync.store import FolderKey, MessageStore
 from chunksync.store.parse import parse_message
 from chunksync.store.store import REKEY_WINDOW_SECONDS, FolderState
 
 log = logging.getLogger("chunksync.imap")
 
-SEARCH_WINDOW_UIDS = 20_000  # a window's SEARCH response stays far below imaplib's line limit
 INDEX_WINDOW_MESSAGES = 2_000  # messages per FETCH when re-keying after a UIDVALIDITY change
 MAX_REKEYS_PER_DAY = 3
 
@@ -66,44 +72,26 @@ def folder_status(conn: Connection, folder: str) -> FolderStatus:
 
 def search_uids(conn: Connection, first: int, last: int) -> Iterator[list[int]]:
     """The folder's UIDs in [first, last], one window at a time, ascending."""
-    lo = first
-    while lo <= last:
-        hi = min(last, lo + SEARCH_WINDOW_UIDS - 1)
-        found = conn.client.search(["UID", f"{lo}:{hi}"])
-        # "lo:hi" with hi past the last UID matches the last message whatever its UID: filter.
-        yield sorted(u for u in found if lo <= u <= hi)
-        lo = hi + 1
-
-
-def uid_set(uids: list[int]) -> str:
-    """A compact IMAP sequence set: [1, 2, 3, 7] -> "1:3,7"."""
-    parts: list[str] = []
-    start = prev = None
-    for uid in sorted(uids):
-        if start is None:
-            start = prev = uid
-        elif prev is not None and uid == prev + 1:
-            prev = uid
-        else:
-            parts.append(f"{start}" if start == prev else f"{start}:{prev}")
-            start = prev = uid
-    if start is not None:
-        parts.append(f"{start}" if start == prev else f"{start}:{prev}")
-    return ",".join(parts)
+    for _lo, _hi, uids in search_windows(conn, first, last):
+        yield uids
 
 
 def fetch_payloads(
-    key: FolderKey, uids: Iterator[list[int]], chunk_size: int
+    key: FolderKey,
+    uids: Iterable[list[int]],
+    chunk_size: int,
+    extra: dict[str, Any] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Cut a stream of UIDs into fetch chunks of `chunk_size` messages each."""
+    """Cut a stream of UIDs into fetch chunks of `chunk_size` messages each (`extra`: more
+    fields for every chunk)."""
     pending: list[int] = []
     for window in uids:
         pending.extend(window)
         while len(pending) >= chunk_size:
             group, pending = pending[:chunk_size], pending[chunk_size:]
-            yield _fetch_payload(key, group)
+            yield {**_fetch_payload(key, group), **(extra or {})}
     if pending:
-        yield _fetch_payload(key, pending)
+        yield {**_fetch_payload(key, pending), **(extra or {})}
 
 
 def _fetch_payload(key: FolderKey, uids: list[int]) -> dict[str, Any]:
@@ -117,12 +105,18 @@ def _fetch_payload(key: FolderKey, uids: list[int]) -> dict[str, Any]:
 
 class FolderPlanner:
     def __init__(
-        self, conn: Connection, store: MessageStore | None, target: ImapTarget, chunk_size: int
+        self,
+        conn: Connection,
+        store: MessageStore | None,
+        target: ImapTarget,
+        chunk_size: int,
+        options: SyncOptions = DEFAULT_OPTIONS,
     ) -> None:
         self.conn = conn
         self.store = store
         self.target = target
         self.chunk_size = max(1, chunk_size)
+        self.options = options
 
     def plan(self) -> list[dict[str, Any]]:
         folder = self.target.folder
@@ -131,7 +125,8 @@ class FolderPlanner:
         state = self.store.folder(key.account, folder) if self.store else None
         stored = self.store.count(key)[0] if self.store else 0
         if (
-            state is not None
+            not self.options.repair
+            and state is not None
             and state.uidvalidity == status.uidvalidity
             and _unchanged(state, status, stored)
         ):
@@ -147,55 +142,82 @@ class FolderPlanner:
                 uidnext=status.uidnext,
                 highestmodseq=status.highestmodseq,
                 messages=status.messages,
+                origin=self.options.origin,
             )
         return payloads
 
     def _incremental(
         self, state: FolderState | None, key: FolderKey, status: FolderStatus, stored: int
     ) -> list[dict[str, Any]]:
-        start = 1 if state is None else state.uidnext
-        new_count = 0
-
-        def counted(windows: Iterator[list[int]]) -> Iterator[list[int]]:
-            nonlocal new_count
-            for window in windows:
-                new_count += len(window)
-                yield window
-
-        new = search_uids(self.conn, start, status.uidnext - 1)
-        payloads = list(fetch_payloads(key, counted(new), self.chunk_size))
-        if state is None or start <= 1:
-            return payloads
+        if state is None or state.uidnext <= 1 or self.store is None:
+            # A first sync streams its UIDs into chunks: a million messages in bounded memory.
+            first = search_uids(self.conn, 1, status.uidnext - 1)
+            return list(fetch_payloads(key, first, self.chunk_size))
         old_last = state.uidnext - 1
-        modseq_moved = (
-            state.highestmodseq is not None
-            and status.highestmodseq is not None
-            and status.highestmodseq != state.highestmodseq
-        )
-        if modseq_moved:
-            payloads.append(
-                {
-                    "op": "changes",
-                    **key.params(),
-                    "first": 1,
-                    "last": old_last,
-                    "since": state.highestmodseq,
-                    "count": 0,
-                }
-            )
-        no_condstore = status.highestmodseq is None  # flags can only be compared one by one
-        if status.messages - new_count != stored or no_condstore:
+        new = [u for window in search_uids(self.conn, state.uidnext, status.uidnext - 1)
+               for u in window]  # fmt: skip
+        payloads = self._changes(state, key, status, old_last)
+        extra: dict[str, Any] = {}
+        if self.options.repair or status.messages - len(new) != stored:
+            # Something went (or a chunk died): the difference, mended here, before downloading.
+            new, extra = self._mend(key, status, old_last, new)
+        payloads[:0] = fetch_payloads(key, [new], self.chunk_size, extra)
+        if status.highestmodseq is None or self.options.repair:
+            # Without CONDSTORE flags can only be compared one by one: the reconcile chunk.
             payloads.append(
                 {
                     "op": "reconcile",
                     **key.params(),
                     "first": 1,
                     "last": old_last,
-                    "flags": no_condstore,
+                    "flags": True,
+                    "deletions": self.options.deletions,
                     "count": 0,
                 }
             )
         return payloads
+
+    def _mend(
+        self, key: FolderKey, status: FolderStatus, old_last: int, new: list[int]
+    ) -> tuple[list[int], dict[str, Any]]:
+        """Mend the UID-set difference (a repair: over every UID, and what is stored past the
+        last); returns the UIDs still to download and the fetch chunks' supersede note."""
+        assert self.store is not None
+        if self.options.repair:
+            self.store.retire_other_uidvalidities(key, mirror=self.options.mirror)
+            if self.options.mirror:
+                self.store.forget_kept(key.account, key.folder)
+            found = uid_difference(self.conn, self.store, key, 1, status.uidnext - 1, beyond=True)
+            new = []
+        else:
+            found = uid_difference(self.conn, self.store, key, 1, old_last)
+        mirror, candidates = self.options.mirror, [*found.missing, *new]
+        mended = mend(self.conn, self.store, key, found.gone, candidates, mirror=mirror)
+        if mended.supersede is None:
+            return mended.download, {}
+        return mended.download, supersede(key.uidvalidity, *mended.supersede)
+
+    @staticmethod
+    def _changes(
+        state: FolderState, key: FolderKey, status: FolderStatus, old_last: int
+    ) -> list[dict[str, Any]]:
+        """The `changes` chunk (flags since the last HIGHESTMODSEQ), when it moved."""
+        if (
+            state.highestmodseq is None
+            or status.highestmodseq is None
+            or status.highestmodseq == state.highestmodseq
+        ):
+            return []
+        return [
+            {
+                "op": "changes",
+                **key.params(),
+                "first": 1,
+                "last": old_last,
+                "since": state.highestmodseq,
+                "count": 0,
+            }
+        ]
 
     def _rekey(
         self, state: FolderState, key: FolderKey, status: FolderStatus
@@ -220,7 +242,9 @@ class FolderPlanner:
                 f"the UIDVALIDITY of '{key.folder}' changed {state.rekeys} times in a day: the "
                 "server is unstable, so the folder is not re-keyed again (see the audit log)"
             )
-        moved, unmatched = self.store.rekey(old, key, self._index(status.messages))
+        moved, unmatched = self.store.rekey(
+            old, key, self._index(status.messages), mirror=self.options.mirror
+        )
         log.warning(
             "UIDVALIDITY of %s changed: %d message(s) re-keyed, %d to download again",
             key.folder,
@@ -228,10 +252,9 @@ class FolderPlanner:
             len(unmatched),
         )
 
-        def windows() -> Iterator[list[int]]:
-            yield sorted(unmatched)
-
-        return list(fetch_payloads(key, windows(), self.chunk_size))
+        # Kept copies of what did not match (no Message-ID) are replaced by their download.
+        extra = {} if self.options.mirror else supersede(old.uidvalidity, 0, MAX_UID)
+        return list(fetch_payloads(key, [sorted(unmatched)], self.chunk_size, extra))
 
     def _index(self, messages: int) -> Iterator[tuple[int, str | None, int]]:
         """(uid, Message-ID, size) of every message, by windows of sequence numbers."""
@@ -258,6 +281,12 @@ def _seq_fetch(conn: Connection, lo: int, hi: int, items: list[str]) -> dict[int
     return {int(k): v for k, v in parse_fetch_response(raw, False, False).items()}
 
 
+def supersede(uidvalidity: int, first: int, last: int) -> dict[str, Any]:
+    """A fetch chunk's note: a downloaded message replaces a kept copy of the same bytes
+    stored under `uidvalidity` in [first, last] (the folder was renumbered)."""
+    return {"supersede": {"uidvalidity": uidvalidity, "first": first, "last": last}}
+
+
 def _unchanged(state: FolderState, status: FolderStatus, stored: int) -> bool:
     return (
         state.uidnext == status.uidnext
@@ -266,4 +295,4 @@ def _unchanged(state: FolderState, status: FolderStatus, stored: int) -> bool:
     )
 
 
-__all__ = ["FolderPlanner", "folder_status", "search_uids", "uid_set"]
+__all__ = ["FolderPlanner", "folder_status", "search_uids", "supersede", "uid_set"]

@@ -19,13 +19,21 @@ from typing import Any
 
 from imapclient.exceptions import IMAPClientAbortError
 
+from chunksync.backends.base import Session
 from chunksync.context import ChunkContext
 from chunksync.exceptions import Abort, InvalidPayload
 from chunksync.sources.imap.auth import Credentials
 from chunksync.sources.imap.connection import Connection, Pool, uid_fetch
-from chunksync.sources.imap.planner import FolderPlanner, folder_status, search_uids, uid_set
+from chunksync.sources.imap.diff import search_windows, uid_difference, uid_set
+from chunksync.sources.imap.planner import FolderPlanner, folder_status
 from chunksync.sources.imap.uri import ImapTarget, parse_imap_uri
-from chunksync.sources.mail import MailSource, Reconciliation, folder_key
+from chunksync.sources.mail import (
+    DEFAULT_OPTIONS,
+    MailSource,
+    Reconciliation,
+    SyncOptions,
+    folder_key,
+)
 from chunksync.store import FolderKey, MailMessage, MessageStore
 from chunksync.store.store import flags_text, message_row
 
@@ -79,33 +87,42 @@ class ImapSource(MailSource):
 
     # --- planning -----------------------------------------------------------------
 
-    def folders(self, uri: str) -> list[str]:
+    def folder_names(self, uri: str) -> list[tuple[str, str]]:
+        """(name, URI) of every selectable folder; IMAPClient decodes modified UTF-7 names, so
+        'Entw&APw-rfe' is listed, matched and stored as 'Entwürfe'. A folder renamed on the
+        server since the last sync is renamed in the store first (`follow_renames`)."""
         target = parse_imap_uri(uri)
         with self.connection(target) as conn:
             listed = conn.client.list_folders()
-        names = []
-        for flags, _delimiter, name in listed:
-            lowered = {
-                f.decode("ascii", "replace").lower() if isinstance(f, bytes) else str(f).lower()
-                for f in flags
-            }
-            if "\\noselect" not in lowered and "\\nonexistent" not in lowered:
-                names.append(name if isinstance(name, str) else name.decode("utf-8", "replace"))
-        return [target.uri_for(name) for name in sorted(names)]
+            names = sorted(selectable(listed))
+            if self.has_store():
+                follow_renames(conn, self.store(), target.account, names)
+        return [(name, target.uri_for(name)) for name in names]
 
-    def plan(self, uri: str, *, chunk_size: int) -> list[dict[str, Any]]:
+    def folder_of(self, uri: str) -> str:
+        return parse_imap_uri(uri).folder
+
+    def plan(
+        self, uri: str, *, chunk_size: int, options: SyncOptions = DEFAULT_OPTIONS
+    ) -> list[dict[str, Any]]:
         target = parse_imap_uri(uri)
         store = self.store() if self.has_store() else None
         with self.connection(target) as conn:
-            return FolderPlanner(conn, store, target, chunk_size).plan()
+            return FolderPlanner(conn, store, target, chunk_size, options).plan()
 
     def reconcile(self, uri: str) -> Reconciliation:
+        """The counts; when they differ, what differs by UID (a read-only UID-set difference)."""
         target = parse_imap_uri(uri)
         with self.connection(target) as conn:
             status = folder_status(conn, target.folder)
-        key = FolderKey(target.account, target.folder, status.uidvalidity)
-        stored, size = self.store().count(key)
-        return Reconciliation(uri, target.folder, status.messages, stored, size)
+            key = FolderKey(target.account, target.folder, status.uidvalidity)
+            stored, size = self.store().count(key)
+            details = ""
+            if stored != status.messages:
+                conn.select(target.folder)
+                found = uid_difference(conn, self.store(), key, 1, status.uidnext - 1, beyond=True)
+                details = found.describe(target.folder)
+        return Reconciliation(uri, target.folder, status.messages, stored, size, details)
 
     # --- processing -----------------------------------------------------------------
 
@@ -145,6 +162,7 @@ class ImapSource(MailSource):
         if not spec:
             raise InvalidPayload("an IMAP fetch chunk needs 'uids'")
         store = self.store(ctx)
+        replaces = Supersede.of(store, key, ctx.payload.get("supersede"))
         stored = [0]
         resume = ctx.checkpoint.get("done_through", 0) if isinstance(ctx.checkpoint, dict) else 0
         done_through = [int(resume)]
@@ -168,6 +186,7 @@ class ImapSource(MailSource):
                 ]
                 with store.backend.transaction() as s:
                     MessageStore.put_rows(s, rows)
+                    replaces.apply(s, rows)
                 stored[0] += len(rows)
                 done_through[0] = batch[-1]
                 if n < len(batches) - 1:
@@ -196,29 +215,26 @@ class ImapSource(MailSource):
         return self._with_reconnect(target, work)
 
     def _reconcile_chunk(self, ctx: ChunkContext, target: ImapTarget, key: FolderKey) -> int:
-        """The UID-set difference: forget what the server expunged, fetch what we lack."""
+        """The UID-set difference: apply the deletion policy to what the server no longer has,
+        fetch what we lack, and (`flags`) compare every message's flags."""
         payload = ctx.payload
         store = self.store(ctx)
-        with_flags = bool(payload.get("flags"))
+        mirror = payload.get("deletions") == "mirror"
 
         def work(conn: Connection) -> int:
             self._select(conn, key)
-            missing: list[int] = []
-            for window in search_uids(conn, int(payload["first"]), int(payload["last"])):
-                if not window:
-                    continue
-                on_server = set(window)
-                here = store.window(key, window[0], window[-1])
-                store.delete(key, [int(r["uid"]) for r in here if int(r["uid"]) not in on_server])
-                known = {int(r["uid"]) for r in here}
-                missing.extend(u for u in window if u not in known)
-                if with_flags:
-                    result = uid_fetch(conn, f"{window[0]}:{window[-1]}", ["UID", "FLAGS"])
-                    store.update_flags(key, _flag_rows(result.messages, window[0], window[-1]))
+            first, last = int(payload["first"]), int(payload["last"])
+            found = uid_difference(conn, store, key, first, last)
+            store.gone(key, [int(r["uid"]) for r in found.gone], mirror=mirror)
+            if payload.get("flags"):
+                for lo, hi, uids in search_windows(conn, first, last):
+                    if uids:
+                        result = uid_fetch(conn, f"{lo}:{hi}", ["UID", "FLAGS"])
+                        store.update_flags(key, _flag_rows(result.messages, lo, hi))
             fetched = 0
             items = fetch_items(conn)
-            for lo in range(0, len(missing), 500):
-                batch = missing[lo : lo + 500]
+            for lo in range(0, len(found.missing), 500):
+                batch = found.missing[lo : lo + 500]
                 result = uid_fetch(conn, uid_set(batch), items)
                 rows = [
                     message_row(key, to_message(uid, d))
@@ -231,6 +247,62 @@ class ImapSource(MailSource):
             return fetched
 
         return self._with_reconnect(target, work)
+
+
+class Supersede:
+    """Kept copies (deleted on the server) that a fetch chunk's downloads replace when the bytes
+    are the same: what a renumbered folder's messages without a Message-ID were stored as."""
+
+    def __init__(self, old: FolderKey | None, digests: dict[str, int]) -> None:
+        self.old = old
+        self.digests = digests
+
+    @classmethod
+    def of(cls, store: MessageStore, key: FolderKey, note: Any) -> Supersede:
+        if not isinstance(note, dict):
+            return cls(None, {})
+        old = FolderKey(key.account, key.folder, int(note["uidvalidity"]))
+        return cls(old, store.deleted_digests(old, int(note["first"]), int(note["last"])))
+
+    def apply(self, session: Session, rows: list[dict[str, Any]]) -> None:
+        if self.old is None or not self.digests:
+            return
+        taken = [self.digests.pop(r["sha256"]) for r in rows if r["sha256"] in self.digests]
+        session.execute_many(
+            "store_delete_message", [{**self.old.params(), "uid": uid} for uid in taken]
+        )
+
+
+def selectable(listed: list[tuple[Any, Any, Any]]) -> list[str]:
+    """The names of the listed folders that can be selected."""
+    names = []
+    for flags, _delimiter, name in listed:
+        lowered = {
+            f.decode("ascii", "replace").lower() if isinstance(f, bytes) else str(f).lower()
+            for f in flags
+        }
+        if "\\noselect" not in lowered and "\\nonexistent" not in lowered:
+            names.append(name if isinstance(name, str) else name.decode("utf-8", "replace"))
+    return names
+
+
+def follow_renames(conn: Connection, store: MessageStore, account: str, names: list[str]) -> None:
+    """A stored folder the server no longer lists, and a listed folder new to the store with the
+    same UIDVALIDITY (servers keep it on RENAME): the folder was renamed; the store follows, so
+    its messages are neither downloaded again nor kept as deleted. One STATUS per new folder,
+    only when a stored folder is missing."""
+    known = {f.folder: f for f in store.folders(account)}
+    listed = set(names)
+    missing = {f.uidvalidity: f.folder for f in known.values() if f.folder not in listed}
+    if not missing:
+        return
+    for name in (n for n in names if n not in known):
+        old = missing.pop(folder_status(conn, name).uidvalidity, None)
+        if old is not None:
+            log.info("folder %s was renamed to %s: the store follows", old, name)
+            store.rename_folder(account, old, name)
+        if not missing:
+            return
 
 
 # --- FETCH data -> messages -------------------------------------------------------------

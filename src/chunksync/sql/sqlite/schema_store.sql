@@ -28,10 +28,16 @@ CREATE TABLE mail_messages (
     defects      TEXT,
     stored_at    REAL NOT NULL,
     updated_at   REAL NOT NULL,
+    deleted_at   REAL,  -- when the server no longer had it (kept under --deletions keep)
     PRIMARY KEY (account, folder, uidvalidity, uid)
 );
--- Re-keying after a UIDVALIDITY change matches stored messages by Message-ID and size.
-CREATE INDEX mail_messages_message_id ON mail_messages (account, folder, message_id, size);
+-- Re-keying (a UIDVALIDITY change, a renumbered folder) and recognising a move between folders
+-- match stored messages by Message-ID and size, across the account's folders.
+CREATE INDEX mail_messages_message_id ON mail_messages (account, message_id, size);
+-- The kept, deleted-on-server messages alone: looked up for each message a sync stores, so a
+-- message moved to another folder is recognised, at no cost to writing live ones.
+CREATE INDEX mail_messages_deleted ON mail_messages (account, message_id, size)
+    WHERE deleted_at IS NOT NULL;
 
 CREATE TABLE mail_folders (
     account       TEXT NOT NULL,
@@ -43,5 +49,6 @@ CREATE TABLE mail_folders (
     rekeys        INTEGER NOT NULL DEFAULT 0,
     rekeyed_at    REAL,
     synced_at     REAL NOT NULL,
+    origin        TEXT,  -- the URI the user synced (never a password), naming the account
     PRIMARY KEY (account, folder)
 );

@@ -1,0 +1,93 @@
+"""The message store's semantics on every backend: deletions kept or mirrored, moves between
+folders, renumbering, renames, the summaries `accounts` and `folders` show."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from chunksync.app import App
+from chunksync.store import FolderKey, MailMessage, MessageStore
+from chunksync.store.accounts import account_summaries, folder_summaries
+
+INBOX = FolderKey("alice@mail.example.com", "INBOX", 1700000000)
+ARCHIVE = FolderKey("alice@mail.example.com", "Archive", 1700000001)
+
+
+@pytest.fixture
+def store(app: App) -> MessageStore:
+    return MessageStore(app.backend)  # on every backend
+
+
+def mail(n: int, *, with_id: bool = True) -> bytes:
+    head = f"Subject: m{n}\r\n" + (f"Message-ID: <m{n}@x>\r\n" if with_id else "")
+    return f"{head}\r\nbody {n}\r\n".encode()
+
+
+def uids(store: MessageStore, key: FolderKey, *, include_deleted: bool = False) -> list[int]:
+    rows = store.iter_messages(key.account, key.folder, include_deleted=include_deleted)
+    return [int(r["uid"]) for r in rows if int(r["uidvalidity"]) == key.uidvalidity]
+
+
+def test_gone_messages_are_kept_marked_or_mirrored(store: MessageStore) -> None:
+    store.put(INBOX, [MailMessage(u, mail(u)) for u in (1, 2, 3)])
+    before = time.time()
+    store.gone(INBOX, [1], mirror=False)
+    assert uids(store, INBOX) == [2, 3] and uids(store, INBOX, include_deleted=True) == [1, 2, 3]
+    row = store.get(INBOX, 1)
+    assert row is not None and float(row["deleted_at"]) >= before - 5
+    assert store.count(INBOX)[0] == 2  # the reconciliation counts what the server has
+    store.gone(INBOX, [2], mirror=True)
+    assert uids(store, INBOX, include_deleted=True) == [1, 3]
+    store.forget_kept(INBOX.account, INBOX.folder)
+    assert uids(store, INBOX, include_deleted=True) == [3]
+
+
+def test_a_move_is_stored_once_in_either_order(store: MessageStore) -> None:
+    store.put(INBOX, [MailMessage(1, mail(1)), MailMessage(2, mail(2, with_id=False))])
+    # The old folder first: kept as deleted, then forgotten when the copy arrives elsewhere.
+    store.gone(INBOX, [1], mirror=False)
+    store.put(ARCHIVE, [MailMessage(10, mail(1))])
+    assert uids(store, INBOX, include_deleted=True) == [2]
+    # The new folder first: the old folder's copy is forgotten, not kept, when it goes.
+    store.put(INBOX, [MailMessage(3, mail(1))])
+    store.gone(ARCHIVE, [10], mirror=False)
+    assert uids(store, ARCHIVE, include_deleted=True) == []
+    # Without a Message-ID a move cannot be told from a deletion: kept.
+    store.put(ARCHIVE, [MailMessage(11, mail(2, with_id=False))])
+    store.gone(INBOX, [2], mirror=False)
+    assert uids(store, INBOX, include_deleted=True) == [2, 3]
+
+
+def test_renumber_rename_and_summaries(store: MessageStore) -> None:
+    store.put(INBOX, [MailMessage(u, mail(u)) for u in (1, 2, 3)])
+    store.save_folder(INBOX, uidnext=4, highestmodseq=None, messages=3, origin="imap://a@h")
+    store.renumber(INBOX, [(1, 101), (2, 102)])
+    assert uids(store, INBOX) == [3, 101, 102]
+    got = store.get(INBOX, 101)
+    assert got is not None and bytes(got["raw"]) == mail(1)
+    store.gone(INBOX, [3], mirror=False)
+    digests = store.deleted_digests(INBOX, 0, 10)
+    assert list(digests.values()) == [3]
+
+    store.rename_folder(INBOX.account, "INBOX", "Old [mail]")
+    renamed = FolderKey(INBOX.account, "Old [mail]", INBOX.uidvalidity)
+    assert uids(store, renamed, include_deleted=True) == [3, 101, 102]
+    (folder,) = folder_summaries(store)
+    assert (folder.folder, folder.stored, folder.deleted, folder.on_server) == (
+        "Old [mail]", 2, 1, 3
+    )  # fmt: skip
+    (account,) = account_summaries(store)
+    assert account.name == "imap://a@h" and account.account == INBOX.account
+    assert account.stored == 2 and account.deleted == 1 and account.synced_at is not None
+
+
+def test_other_uidvalidities_are_retired(store: MessageStore) -> None:
+    old = FolderKey(INBOX.account, INBOX.folder, 5)
+    store.put(old, [MailMessage(1, mail(1))])
+    store.put(INBOX, [MailMessage(1, mail(1))])
+    store.retire_other_uidvalidities(INBOX, mirror=False)
+    assert uids(store, old) == [] and uids(store, old, include_deleted=True) == [1]
+    store.retire_other_uidvalidities(INBOX, mirror=True)
+    assert uids(store, old, include_deleted=True) == [] and uids(store, INBOX) == [1]
