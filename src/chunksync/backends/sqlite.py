@@ -12,6 +12,7 @@ their lock (`BEGIN IMMEDIATE`).
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -71,6 +72,21 @@ def convert_error(exc: sqlite3.Error) -> BackendError:
         return SchemaError(f"the file is not a SQLite database ({text})")
     if name.startswith("SQLITE_CANTOPEN") or "unable to open" in lowered:
         return BackendUnavailable(f"cannot open the SQLite database: {text}")
+    if name.startswith("SQLITE_CORRUPT") or "malformed" in lowered:
+        return BackendError(
+            f"the SQLite database file is damaged ({text}): stop the workers and run "
+            "'chunksync check', which says what to do"
+        )
+    if name.startswith("SQLITE_FULL") or "database or disk is full" in lowered:
+        return BackendError(
+            f"the disk holding the SQLite database is full ({text}): the write was rolled "
+            "back, nothing committed is lost; free some space and start again"
+        )
+    if name.startswith("SQLITE_IOERR") or "disk i/o error" in lowered:
+        return BackendError(
+            f"SQLite could not read or write its files ({text}): the database file, its -wal "
+            "or its -shm file was removed, or the disk is full or failing; run 'chunksync check'"
+        )
     if isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError):
         return BackendError(f"SQLite error: {text}")
     return BackendError(f"SQLite driver error ({type(exc).__name__}): {text}")
@@ -153,6 +169,7 @@ class SQLiteBackend(Backend):
             if not create and not Path(self.path).exists():
                 raise ConfigurationError(f"no database at {self.path}: run 'chunksync init' first")
         self._queries = sql.queries(DIALECT)
+        self._wal_path = "" if self.path == ":memory:" else self.path + "-wal"
         self._local = threading.local()
         self._all: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._lock = threading.Lock()
@@ -164,7 +181,7 @@ class SQLiteBackend(Backend):
         if self._closed:  # a thread that outlived close() closes its own connection now
             own: sqlite3.Connection | None = getattr(self._local, "conn", None)
             if own is not None:
-                self._local.conn = None
+                self._local.conn = self._local.wal = None
                 own.close()
             raise BackendUnavailable("the SQLite backend is closed")
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -198,12 +215,35 @@ class SQLiteBackend(Backend):
                     raise
                 time.sleep(BEGIN_RETRY_PAUSE_SECONDS * (attempt + 1))
 
+    def _check_wal(self) -> None:
+        """Refuse to go on once the WAL file this connection writes to was deleted or replaced
+        under it. SQLite does not notice: this connection keeps writing to the deleted file
+        while a process that opens the database afterwards starts a new one and no longer sees
+        those writes, so the two drift apart in silence. While a connection is open nothing of
+        SQLite's own deletes the WAL, so a change of its identity is always someone else's."""
+        try:
+            found = os.stat(self._wal_path)
+            now: tuple[int, int] | None = (found.st_dev, found.st_ino)
+        except FileNotFoundError:
+            now = None
+        seen: tuple[int, int] | None = getattr(self._local, "wal", None)
+        if seen is not None and now != seen:
+            raise BackendError(
+                f"the SQLite write-ahead log {self._wal_path} was deleted or replaced while "
+                "this process had the database open: writes since its last checkpoint may be "
+                f"lost; stop every process using {self.path} and run 'chunksync check'"
+            )
+        if now is not None:
+            self._local.wal = now
+
     @contextmanager
     def _transaction(self, write: bool) -> Iterator[SQLiteSession]:
         conn = self._connect()
         if conn.in_transaction:  # nested use on the same thread joins the outer transaction
             yield SQLiteSession(conn, self._queries)
             return
+        if self._wal_path:
+            self._check_wal()
         self._begin(conn, write)
         try:
             yield SQLiteSession(conn, self._queries)
@@ -250,7 +290,7 @@ class SQLiteBackend(Backend):
                 conn.close()
             except (sqlite3.Error, ChunksyncError):  # closing is best effort
                 pass
-        self._local.conn = None
+        self._local.conn = self._local.wal = None
 
 
 def iter_statements(script: str) -> Iterator[str]:
