@@ -19,7 +19,7 @@ Figures (per backend, then the worst of both):
 - outage_calls_per_probe_interval: calls into the outage after the gate shut (the dependency
   row's `gated_since`), divided by the probe slots the documented schedule allows from the
   shut to the outage's end (first probe 0.5 s after the shut, each interval twice the last,
-  up to the policy's probe_interval_s = 5 s: 5 slots in the first 10 s). About 1: one call
+  up to the policy's probe_interval_s, 1.5 s by default). About 1: one call
   per slot for the whole fleet; one per process would be about 4.
 
 Every chunk must end completed and every chunk id answered by the server; each phase has a

@@ -34,7 +34,7 @@ MAX_DELAY_SECONDS = 3600.0
 JITTER_FRACTION = 0.2
 CRASH_LOOP_LIMIT = 3  # stuck this many times in a row: the chunk kills its worker (dead)
 DEFAULT_POLICY_NAME = "default"
-PROBE_INTERVAL_SECONDS = 5.0
+PROBE_INTERVAL_SECONDS = 1.5
 HOLD_SPREAD = 2.0  # a held chunk waits probe_interval_s x U(1, HOLD_SPREAD)
 
 C = ErrorCategory
@@ -164,7 +164,7 @@ def _default_rules() -> dict[ErrorCategory, CategoryRule]:
         C.NETWORK: transient,
         C.TEMPORARY: transient,
         C.TIMEOUT: CategoryRule(True, Schedule(ScheduleKind.LINEAR, 3.0), limit=3),
-        C.AUTH: CategoryRule(True, Schedule(ScheduleKind.STEPS, steps=(2.0, 5.0)), limit=1),
+        C.AUTH: CategoryRule(True, Schedule(ScheduleKind.STEPS, steps=(2.0, 5.0)), limit=2),
         C.PERMISSION: never,
         C.NOT_FOUND: never,
         C.DATA_CONFLICT: never,

@@ -16,15 +16,16 @@ API = "job://api.example.com"
 
 
 @pytest.fixture
-def fleet_db(sqlite_url: str) -> str:
-    """A database with one queue leaning on API (limited) and a declared IMAP account."""
-    with App(sqlite_url) as app:
+def fleet_db(db_url: str) -> str:
+    """A database (each backend) with one queue leaning on API (limited) and a declared IMAP
+    account."""
+    with App(db_url) as app:
         app.handler("job")(lambda ctx: None)
         app.dependency(API, connections=3)
         q = app.create_queue(API, [{}] * 2)
         app.deps.name_queue(q.id, API)
         app.dependency("imap://alice@imap.gmail.com", rate="250/s", burst=50)
-    return sqlite_url
+    return db_url
 
 
 def listed(db: str) -> dict[str, dict[str, object]]:

@@ -4,7 +4,9 @@ Its handler (kind `chaos`) fails at a configured rate with every error category,
 exception a source raises (chunksync.sources.demo.make_failure), decided by a hash of
 (seed, chunk, attempt) so that a run is reproducible whatever the order chunks are taken in.
 On success it records its side effect, one O_APPEND line `chunk worker attempt`, in the effects
-file: the ledger the checks compare with the database.
+file: the ledger the checks compare with the database. With a connection cap set (the chaos
+queue's dependency declared with `connections`), every call also records when it ran, one line
+`chunk worker attempt start end` in the calls file: the checks count the calls that ran at once.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import replace
 from chunksync.app import App
 from chunksync.context import ChunkContext
 from chunksync.retry import DEFAULT_POLICY, RetryPolicy
+from chunksync.sources.base import default_dependency
 from chunksync.sources.demo import FAILURE_MIX, make_failure
 from chunksync.sources.mail import MAIL_POLICY
 
@@ -27,6 +30,9 @@ EFFECTS_ENV = "CHUNKSYNC_CHAOS_EFFECTS"
 FAILURE_RATE_ENV = "CHUNKSYNC_CHAOS_FAILURE_RATE"
 SEED_ENV = "CHUNKSYNC_CHAOS_SEED"
 MAIL_TIME_SCALE_ENV = "CHUNKSYNC_CHAOS_MAIL_TIME_SCALE"  # the default policy's delays x this
+CONNECTIONS_ENV = "CHUNKSYNC_CHAOS_CONNECTIONS"  # the chaos dependency's cap ("": none)
+CALLS_ENV = "CHUNKSYNC_CHAOS_CALLS"  # where each call records when it ran
+SOURCE = f"{KIND}://run"
 DEFAULT_FAILURE_RATE = 0.05
 CATEGORIES = tuple(FAILURE_MIX)
 
@@ -49,8 +55,12 @@ def planned_failure(seed: int, rate: float, chunk_id: str, attempt: int) -> str 
     return CATEGORIES[-1]
 
 
-def record_effect(path: str, ctx: ChunkContext) -> None:
-    line = f"{ctx.chunk.id} {ctx.worker_id} {ctx.attempt}\n".encode()
+def record_effect(path: str, ctx: ChunkContext, *times: float) -> None:
+    line = " ".join([ctx.chunk.id, ctx.worker_id, str(ctx.attempt), *map(repr, times)]) + "\n"
+    _append(path, line.encode())
+
+
+def _append(path: str, line: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line)  # one small O_APPEND write: atomic between processes
@@ -71,9 +81,21 @@ def make_app(db_url: str) -> App:
         app.add_policy(MAIL_POLICY.scaled(mail_scale))
     rate = float(os.environ.get(FAILURE_RATE_ENV, DEFAULT_FAILURE_RATE))
     seed = int(os.environ.get(SEED_ENV, "1"))
+    connections = os.environ.get(CONNECTIONS_ENV, "")
+    calls = os.environ.get(CALLS_ENV, "")
+    if connections:
+        app.dependency(default_dependency(SOURCE, KIND), connections=int(connections))
 
     @app.handler(KIND)
     def chaos(ctx: ChunkContext) -> int:
+        started = time.time()
+        try:
+            return run(ctx)
+        finally:
+            if calls:
+                record_effect(calls, ctx, started, time.time())
+
+    def run(ctx: ChunkContext) -> int:
         category = planned_failure(seed, rate, ctx.chunk.id, ctx.attempt)
         if category is not None:
             raise make_failure(category)

@@ -9,7 +9,12 @@
   Anything else is an unexplained effect, counted as duplicated;
 - a `lost_lease` attempt is never the one that completed its chunk;
 - every `stuck` attempt row has its `recover_stuck` audit entry (same chunk, worker, attempt);
-- every dead chunk is dead for a reason its category allows under the queue's policy.
+- every dead chunk is dead for a reason its category allows under the queue's policy;
+- with a connection cap on the chaos queue's dependency, never more calls at once than the cap
+  (the calls file: each call's start and end). Calls of an interrupted attempt (`stuck`,
+  `lost_lease`) are left out: a frozen process wakes inside a call whose lease is gone, which
+  no lease can fence; a killed worker's last call writes no line, and its permit is held until
+  its lease is recovered.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ class Verdict:
     stale_finalizes: int = 0
     dead_wrong_reason: int = 0
     dead_reasons: Counter[str] = field(default_factory=Counter)  # "category / reason"
+    cap_violations: int = 0  # times the calls at once went from the cap to above it
+    most_at_once: int = 0
     takeover_s: list[float] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -55,6 +62,7 @@ class Verdict:
             or self.recoveries_unaudited
             or self.stale_finalizes
             or self.dead_wrong_reason
+            or self.cap_violations
         )
 
     def problem(self, text: str) -> None:
@@ -230,7 +238,31 @@ def check(
         if "stuck" in outcomes and not recovered.get(key):
             v.recoveries_unaudited += 1
             v.problem(f"stuck attempt {key} has no recover_stuck audit entry")
+    if ledger and result.config.connections is not None:
+        calls = result.effects.parent / "calls.log"
+        lines = calls.read_text(encoding="utf-8").splitlines() if calls.exists() else []
+        v.most_at_once, v.cap_violations = at_once(lines, outcomes_of, result.config.connections)
+        if v.cap_violations:
+            v.problem(f"{v.cap_violations} time(s) above the cap of {result.config.connections}")
     return v
+
+
+def at_once(
+    lines: list[str], outcomes_of: dict[tuple[str, str, int], set[str]], cap: int
+) -> tuple[int, int]:
+    """The most calls running at once, and how often they went from `cap` to above it."""
+    events: list[tuple[float, int]] = []
+    for line in lines:
+        chunk_id, worker_id, attempt, start, end = line.split()
+        if outcomes_of.get((chunk_id, worker_id, int(attempt)), set()) & INTERRUPTED:
+            continue
+        events += [(float(start), 1), (float(end), -1)]
+    running = most = above = 0
+    for _, step in sorted(events):  # an end before a start at the same instant
+        running += step
+        above += step > 0 and running == cap + 1
+        most = max(most, running)
+    return most, above
 
 
 def takeover_figures(seconds: list[float]) -> tuple[float | None, float | None]:

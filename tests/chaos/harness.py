@@ -64,6 +64,7 @@ class ChaosConfig:
     mail_weight: float = 0.7  # share of faults aimed at the mail path while its queue runs
     mail_faults: tuple[str, ...] = MAIL_KINDS
     mail_time_scale: float = 1.0  # the mail queue's (default) policy delays x this, in workers
+    connections: int | None = 3  # the chaos queue's dependency capped so (None: no cap)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +129,7 @@ class ChaosRun:
         self.rng = random.Random(config.seed)
         self.procs: list[subprocess.Popen[bytes]] = []
         self.effects = workdir / "effects.log"
+        self.calls = workdir / "calls.log"
         self.env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
@@ -135,6 +137,8 @@ class ChaosRun:
             chaos_app.FAILURE_RATE_ENV: str(config.failure_rate),
             chaos_app.SEED_ENV: str(config.seed),
             chaos_app.MAIL_TIME_SCALE_ENV: str(config.mail_time_scale),
+            chaos_app.CONNECTIONS_ENV: str(config.connections or ""),
+            chaos_app.CALLS_ENV: str(self.calls),
         }
         self._spawned = 0
         self.mail: MailSide | None = None

@@ -84,6 +84,9 @@ class Outcome:
             "stale_finalizes": v.stale_finalizes + (m.stale_finalizes if m else 0),
             "recoveries_unaudited": v.recoveries_unaudited + (m.recoveries_unaudited if m else 0),
             "dead_wrong_reason": v.dead_wrong_reason + (m.dead_wrong_reason if m else 0),
+            "connections": r.config.connections,
+            "most_at_once": v.most_at_once,
+            "cap_violations": v.cap_violations,
             "mail_messages_on_server": mail.server if mail else None,
             "mail_messages_stored": mail.stored if mail else None,
             "mail_lost": mail.lost if mail else None,
@@ -179,6 +182,12 @@ def lines(outcomes: list[Outcome]) -> list[str]:
             f"chaos_{b}_stop_codes={','.join(s['stop_codes'])} "
             f"chaos_{b}_tracebacks={len(s['worker_logs_with_traceback'])}"
         )
+        if s["connections"] is not None:
+            out.append(
+                f"chaos_{b}_connections={s['connections']} "
+                f"chaos_{b}_most_at_once={s['most_at_once']} "
+                f"chaos_{b}_cap_violations={s['cap_violations']}"
+            )
         out.extend(f"  problem: {p}" for p in s["problems"])
     faults = sum(len(o.result.faults) for o in outcomes)
     out.append(f"chaos_faults_injected={faults}")

@@ -117,16 +117,19 @@ def samples_of(app: App) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]
 def test_dependency_metrics(app: App) -> None:
     app.dependency("job://api.example.com", connections=2, rate="120/m", burst=5)
     queues = [queue_of(app, "job://api.example.com", 5)]
-    got = app.deps.claim(
-        "job://api.example.com",
-        queues,
-        worker_id="w1",
-        kinds=["job"],
-        limit=5,
-        lease_s=30.0,
-        config=StressConfig(),
-    )
-    assert len(got.chunks) == 2 and got.waiting_for == "connections"
+    got = [  # three slot threads, each asking for a connection permit: the third waits
+        app.deps.claim(
+            "job://api.example.com",
+            queues,
+            worker_id="w1",
+            kinds=["job"],
+            limit=1,
+            lease_s=30.0,
+            config=StressConfig(),
+        )
+        for _ in range(3)
+    ]
+    assert [len(g.chunks) for g in got] == [1, 1, 0] and got[2].waiting_for == "connections"
     app.ensure_dependency("imap://alice@mail.example.com")
     app.deps.set_flow("imap://alice@mail.example.com", True, StressConfig())
     samples = samples_of(app)

@@ -50,23 +50,67 @@ def claim(app: App, dep: str, queues: list[str], limit: int, worker: str = "w1")
 def test_a_connection_cap_holds_across_processes_and_slots_come_back(
     fleet: tuple[App, App],
 ) -> None:
+    # Each claim without a permit stands for a slot thread asking for a connection; a thread
+    # runs a batch through its one permit.
     one, two = fleet
     store_of(one).declare(API, Limits(connections=3))
-    queues = queue_of(one, "api", 10)
+    queues = queue_of(one, "api", 12)
     first = store_of(one).claim(
         API, queues, worker_id="w1", kinds=KINDS, limit=2, lease_s=30.0, config=CONFIG
     )
-    assert len(first.chunks) == 2 and first.waiting_for is None
-    second = store_of(two).claim(
+    assert len(first.chunks) == 2 and first.waiting_for is None and first.permit is not None
+    held = [
+        store_of(app).claim(
+            API, queues, worker_id=w, kinds=KINDS, limit=2, lease_s=30.0, config=CONFIG
+        )
+        for app, w in ((one, "w1"), (two, "w2"))
+    ]
+    assert all(len(h.chunks) == 2 and h.permit for h in held)
+    fourth = store_of(two).claim(
         API, queues, worker_id="w2", kinds=KINDS, limit=5, lease_s=30.0, config=CONFIG
     )
-    assert len(second.chunks) == 1 and second.waiting_for == "connections"
-    assert claim(one, API, queues, 5) == []
+    assert fourth.chunks == [] and fourth.waiting_for == "connections" and fourth.permit is None
     assert store_of(one).get(API).slots_in_use == 3
-    # A chunk given back frees its slot for any process.
-    assert one.manager.release(first.chunks[0], first.token, refund=True)
-    assert len(claim(two, API, queues, 5, worker="w2")) == 1
-    assert store_of(two).get(API).cap_waits >= 2
+    assert store_of(one).free_slots(API, 3) == 0
+    # The thread holding a permit claims on through it, without another slot.
+    again = store_of(one).claim(
+        API,
+        queues,
+        worker_id="w1",
+        kinds=KINDS,
+        limit=2,
+        lease_s=30.0,
+        config=CONFIG,
+        permit=first.permit,
+    )
+    assert len(again.chunks) == 2 and again.permit == first.permit
+    assert store_of(two).get(API).slots_in_use == 3
+    # A permit given back frees its slot for any process.
+    store_of(one).release_permit(first.permit)
+    assert len(claim(two, API, queues, 5, worker="w2")) == 4
+    assert store_of(two).get(API).cap_waits >= 1
+
+
+def test_a_claim_under_a_permit_that_finds_nothing_gives_it_back(fleet: tuple[App, App]) -> None:
+    one, two = fleet
+    store_of(one).declare(API, Limits(connections=1))
+    queues = queue_of(one, "api", 2)
+    got = store_of(one).claim(
+        API, queues, worker_id="w1", kinds=KINDS, limit=5, lease_s=30.0, config=CONFIG
+    )
+    assert len(got.chunks) == 2 and got.permit is not None
+    empty = store_of(one).claim(
+        API,
+        queues,
+        worker_id="w1",
+        kinds=KINDS,
+        limit=5,
+        lease_s=30.0,
+        config=CONFIG,
+        permit=got.permit,
+    )
+    assert empty.chunks == [] and empty.permit is None
+    assert store_of(two).free_slots(API, 1) == 1
 
 
 def test_a_dead_workers_slots_return_when_its_leases_are_recovered(
@@ -75,14 +119,16 @@ def test_a_dead_workers_slots_return_when_its_leases_are_recovered(
     one, two = fleet
     store_of(one).declare(API, Limits(connections=2))
     queues = queue_of(one, "api", 5)
-    got = store_of(one).claim(
-        API, queues, worker_id="dead", kinds=KINDS, limit=2, lease_s=0.2, config=CONFIG
-    )
-    assert len(got.chunks) == 2
+    for _ in range(2):  # two slot threads of a worker that dies
+        got = store_of(one).claim(
+            API, queues, worker_id="dead", kinds=KINDS, limit=1, lease_s=0.2, config=CONFIG
+        )
+        assert len(got.chunks) == 1 and got.permit is not None
     assert claim(two, API, queues, 2, worker="w2") == []
-    time.sleep(0.3)  # the lease runs out; recovery is what gives the slots back
+    time.sleep(0.3)  # the permits' time runs out, but their chunks still count as running
+    assert claim(two, API, queues, 2, worker="w2") == []
     recovered = two.manager.recover_stuck("w2", lambda q: two.policy("default"))
-    assert len(recovered) == 2
+    assert len(recovered) == 2  # recovery is what gives the slots back
     assert len(claim(two, API, queues, 2, worker="w2")) == 2
 
 

@@ -209,8 +209,8 @@ def test_out_of_attempts_is_dead() -> None:
 
 def test_a_category_limit_below_max_attempts_is_dead_too() -> None:
     budget = RetryBudget(DEFAULT_POLICY.stress)
-    result, _ = attempt.decide(chunk(attempts=2), failure(C.AUTH), DEFAULT_POLICY, budget)
-    assert (result.status, result.dead_reason) == (ChunkStatus.DEAD, "auth: out of retries after 2")
+    result, _ = attempt.decide(chunk(attempts=3), failure(C.AUTH), DEFAULT_POLICY, budget)
+    assert (result.status, result.dead_reason) == (ChunkStatus.DEAD, "auth: out of retries after 3")
 
 
 def test_an_abort_is_dead_with_its_reason_whatever_the_policy() -> None:

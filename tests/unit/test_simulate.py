@@ -6,6 +6,7 @@ import itertools
 import math
 import random
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 
@@ -229,10 +230,12 @@ def test_recovery_is_compared_like_for_like() -> None:
 def test_a_shut_gate_sends_one_probe_per_interval_into_the_outage() -> None:
     # One slot, a long outage: the first failures stress the budget and shut the gate; then the
     # claim takes only the gate's probes, the first 0.5 s after it shut, each later one twice as
-    # late up to probe_interval_s (5 s); every chunk completes once the outage ends.
+    # late up to probe_interval_s (5 s here, to show the doubling; the default is 1.5 s);
+    # every chunk completes once the outage ends.
     chunks = tuple(ChunkScript(n, ("ok",), ok_s=1.0) for n in range(1, 21))
     stream = one_dependency(*chunks, outage=Window(0.0, 120.0, "refused"))
-    result = simulate(stream, PolicySpec(DEFAULT_STRESS, DEFAULT_POLICY))
+    policy = replace(DEFAULT_POLICY, stress=replace(DEFAULT_POLICY.stress, probe_interval_s=5.0))
+    result = simulate(stream, PolicySpec(DEFAULT_STRESS, policy))
     m = measure(result)
     assert m.attempts == len(result.attempts) - m.held
     assert m.into_outage == sum(1 for a in result.calls() if a.into_outage)

@@ -162,3 +162,27 @@ def wait_s(state: DepState, limits: Limits, units: int, now: float) -> float:
     need = min(units, max(1, math.floor(limits.burst_units())))
     backlog = max(0.0, state.tat - now)
     return max(0.0, backlog + (need - limits.burst_units()) * emission)
+
+
+def reserve(
+    state: DepState, limits: Limits, units: int, now: float, ahead_s: float
+) -> tuple[list[float], DepState]:
+    """Take up to `units` of the rate limit, each for its own moment: the offsets from `now`
+    at which each may be spent, none further than `ahead_s` ahead. A claim of n chunks takes n
+    units in one transaction and its slot spaces the calls by them, so a batch never bursts
+    past the rate and the next claim need not wait for the last unit to fall due."""
+    if limits.rate is None or units <= 0:
+        return [0.0] * max(units, 0), state
+    emission = 1.0 / limits.rate.per_s
+    tolerance = (limits.burst_units() - 1.0) * emission  # how early a unit may go
+    offsets: list[float] = []
+    tat = state.tat
+    while len(offsets) < units:
+        at = max(now, tat - tolerance)
+        if at - now > ahead_s + 1e-9:
+            break
+        offsets.append(at - now)
+        tat = max(tat, now) + emission
+    if not offsets:
+        return [], state
+    return offsets, replace(state, tat=tat)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from chunksync.backends.base import Backend, Row, Session
@@ -23,6 +23,9 @@ from chunksync.deps.model import Limits, Rate
 from chunksync.exceptions import NotFound
 from chunksync.models import Chunk
 from chunksync.retry import Gate, StressConfig
+
+# How far ahead a claim reserves rate units for its chunks: a slot spaces its calls by them.
+AHEAD_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +38,7 @@ class Dependency:
     capacity: float | None
     in_flight: int = 0
     extra_slots: int = 0
+    permits: int = 0  # connection permits held by slot threads (capped dependencies)
     active_queues: int = 0
     probes: int = 0
     cap_waits: int = 0
@@ -43,7 +47,10 @@ class Dependency:
 
     @property
     def slots_in_use(self) -> int:
-        return self.in_flight + self.extra_slots
+        """Capped: the permits held (a slot thread runs its chunks through one, back to back);
+        otherwise the chunks in flight. Plus the extra slots of `ctx.slot()`."""
+        held = self.permits if self.limits.connections is not None else self.in_flight
+        return held + self.extra_slots
 
     def as_dict(self) -> dict[str, Any]:
         s = self.state
@@ -88,6 +95,13 @@ class Claimed:
     probe: bool = False
     waiting_for: str | None = None
     wait_s: float = 0.0
+    permit: str | None = None  # the connection permit it was leased under (capped dependency)
+    delays: list[float] = field(default_factory=list)  # each chunk's rate unit falls due then
+    spacing: float = 0.0  # the least time between two calls of the slot (its rate share)
+
+    def delay(self, index: int) -> float:
+        """Seconds from the claim until chunk `index` may make its call (0: at once)."""
+        return self.delays[index] if index < len(self.delays) else 0.0
 
 
 def limits_of(row: Row) -> Limits:
@@ -129,12 +143,72 @@ def dependency_of(row: Row) -> Dependency:
         capacity=capacity if row.get("tokens") is not None else None,
         in_flight=int(row.get("in_flight") or 0),
         extra_slots=int(row.get("extra_slots") or 0),
+        permits=int(row.get("permits") or 0),
         active_queues=int(row.get("active_queues") or 0),
         probes=int(row.get("probes") or 0),
         cap_waits=int(row.get("cap_waits") or 0),
         rate_waits=int(row.get("rate_waits") or 0),
         gate_waits=int(row.get("gate_waits") or 0),
     )
+
+
+@dataclass(slots=True)
+class Lane:
+    """A connection permit a claim runs under: its id and, for a rate-limited dependency, its
+    lane of the rate (a share of 1/cap, its own GCRA arrival time `tat`)."""
+
+    permit: str
+    cap: int
+    tat: float
+
+
+class _Units:
+    """A claim's rate units: from the permit's lane when the dependency is capped (each slot
+    thread paces its own share, so a slot running late never bunches its calls with another's),
+    else from the dependency's own GCRA. Each unit falls due at its own moment."""
+
+    def __init__(self, limits: Limits, state: DepState, lane: Lane | None, now: float) -> None:
+        self.state, self.lane, self.now = state, lane, now
+        self.limits = limits
+        if lane is not None and limits.rate is not None:
+            share = Rate(limits.rate.units / lane.cap, limits.rate.period_s)
+            self.limits = Limits(rate=share, burst=1)
+        self._lane_state = DepState(tokens=0.0, tat=lane.tat if lane else 0.0)
+
+    @property
+    def _on_lane(self) -> bool:
+        return self.lane is not None and self.limits.rate is not None
+
+    @property
+    def spacing(self) -> float:
+        """The least time between two calls of one slot thread (0: no rate)."""
+        return 0.0 if self.limits.rate is None else 1.0 / self.limits.rate.per_s
+
+    def reserve(self, want: int) -> list[float]:
+        if not self._on_lane:
+            delays, self.state = gate.reserve(self.state, self.limits, want, self.now, AHEAD_S)
+            return delays
+        delays, self._lane_state = gate.reserve(
+            self._lane_state, self.limits, want, self.now, AHEAD_S
+        )
+        assert self.lane is not None
+        self.lane.tat = self._lane_state.tat
+        return delays
+
+    def wait_s(self) -> float:
+        on = self._lane_state if self._on_lane else self.state
+        return gate.wait_s(on, self.limits, 1, self.now)
+
+    def give_back(self, units: int) -> None:
+        """Units reserved for chunks that were not there to lease: the latest ones."""
+        if units <= 0 or self.limits.rate is None:
+            return
+        back = units / self.limits.rate.per_s
+        if self._on_lane:
+            assert self.lane is not None
+            self.lane.tat -= back
+        else:
+            self.state = replace(self.state, tat=self.state.tat - back)
 
 
 class DependencyStore:
@@ -206,8 +280,17 @@ class DependencyStore:
         limit: int,
         lease_s: float,
         config: StressConfig,
+        permit: str | None = None,
+        waits: dict[str, int] | None = None,
     ) -> Claimed:
-        """Lease up to `limit` chunks of one dependency's queues, within its gate and limits."""
+        """Lease up to `limit` chunks of one dependency's queues, within its gate and limits.
+
+        A capped dependency's chunks are leased under a connection permit: `permit` (held by
+        the calling slot thread from an earlier claim) while it is live, else a new one if the
+        cap has room. A claim that leases nothing gives its permit back. Rate units are
+        reserved, one per chunk, at moments up to AHEAD_S ahead (`Claimed.delays`); a capped
+        dependency's from the permit's lane of the rate (`Lane`).
+        `waits` are waits the caller counted without a write, added to the row's counters."""
         token = str(uuid.uuid4())
         with self.backend.transaction() as s:
             row = s.fetch_one("deps_lock", {"name": name})
@@ -215,48 +298,105 @@ class DependencyStore:
                 return Claimed(token, [])
             now, limits = float(row["now"]), limits_of(row)
             verdict, state = gate.admit(state_of(row, config), config, now)
-            want, waiting, wait = self._allowance(s, name, verdict, state, limits, limit, now)
-            granted, state = gate.take(state, limits, want, now)
-            if granted < want and waiting is None:
-                waiting, wait = "rate", gate.wait_s(state, limits, 1, now)
+            want, waiting, wait = self._allowance(verdict, state, limit, now)
+            lane: Lane | None = None
+            if want and limits.connections is not None:
+                lane = self._permit(s, name, permit, limits, worker_id, lease_s)
+                if lane is None:
+                    want, waiting = 0, "connections"
+            units = _Units(limits, state, lane, now)
+            delays = units.reserve(want)
+            if len(delays) < want and waiting is None:
+                waiting, wait = "rate", units.wait_s()
             chunks: list[Chunk] = []
-            if granted:
-                chunks = self._lease(s, queue_ids, token, worker_id, kinds, granted, lease_s)
-                state = _give_back(state, limits, granted - len(chunks))
+            if delays:
+                chunks = self._lease(s, queue_ids, token, worker_id, kinds, len(delays), lease_s)
+                units.give_back(len(delays) - len(chunks))
+            state = units.state
+            kept = self._keep_permit(s, lane, chunks, token, lease_s)
+            if lane is None and permit is not None:  # the gate holds: no call, no connection
+                s.execute("deps_permit_release", {"id": permit})
             probe = verdict is Gate.PROBE and bool(chunks)
             if verdict is Gate.PROBE and not chunks:
                 state = state_of(row, config)  # no chunk to probe with: the probe is not spent
-            counts = {"probes": int(probe), waiting or "none": 1}
+            counts = dict(waits or {})
+            counts["probes"] = int(probe)
+            counts[waiting or "none"] = counts.get(waiting or "none", 0) + 1
             if not chunks:
                 # Only a wait counter changes: no need to wait for the disk (a count lost in a
                 # crash is harmless), so a fleet waiting on a full cap costs no flush each time.
                 s.execute("deps_relaxed_commit")
             self._save(s, name, state, config, counts=counts)
-            return Claimed(token, chunks, probe, waiting, wait)
+            spacing = units.spacing if chunks else 0.0
+            return Claimed(
+                token, chunks, probe, waiting, wait, kept, delays[: len(chunks)], spacing
+            )
 
+    @staticmethod
     def _allowance(
-        self,
-        s: Session,
-        name: str,
-        verdict: Gate,
-        state: DepState,
-        limits: Limits,
-        limit: int,
-        now: float,
+        verdict: Gate, state: DepState, limit: int, now: float
     ) -> tuple[int, str | None, float]:
-        """How many chunks the gate and the connection cap allow, and what holds the rest."""
+        """How many chunks the gate allows, and what holds the rest."""
         if verdict is Gate.HOLD:
             until = state.next_probe_at
             return 0, "gate", 0.0 if until is None else max(0.0, until - now)
-        want = 1 if verdict is Gate.PROBE else limit
-        if limits.connections is None:
-            return want, None, 0.0
+        return (1 if verdict is Gate.PROBE else limit), None, 0.0
+
+    def _permit(
+        self,
+        s: Session,
+        name: str,
+        held: str | None,
+        limits: Limits,
+        worker_id: str,
+        lease_s: float,
+    ) -> Lane | None:
+        """The connection permit to claim under: `held` if it is still live, else a new one if
+        the cap has room (None: it has not)."""
+        cap = limits.connections or 0
+        s.execute("deps_permits_sweep", {"name": name})
+        if held is not None:
+            row = s.fetch_one("deps_permit_held", {"id": held, "name": name})
+            if row is not None:
+                return Lane(held, cap, float(row["tat"] or 0.0))
         s.execute("deps_slots_sweep", {"name": name})
-        row = s.fetch_one("deps_in_use", {"name": name})
-        free = limits.connections - int(row["n"] if row else 0)
-        if free < want:
-            return max(0, free), "connections", 0.0
-        return want, None, 0.0
+        used = s.fetch_one("deps_in_use", {"name": name})
+        if int(used["n"] if used else 0) >= cap:
+            return None
+        permit = str(uuid.uuid4())
+        params = {"id": permit, "name": name, "worker_id": worker_id, "lease_s": lease_s}
+        s.execute("deps_permit_take", params)
+        return Lane(permit, cap, 0.0)
+
+    @staticmethod
+    def _keep_permit(
+        s: Session, lane: Lane | None, chunks: list[Chunk], token: str, lease_s: float
+    ) -> str | None:
+        """A permit stays live while the last chunk of its latest claim runs (the slot runs
+        them in order) and for a lease after; a claim that found nothing gives it back."""
+        if lane is None:
+            return None
+        if not chunks:
+            s.execute("deps_permit_release", {"id": lane.permit})
+            return None
+        params = {
+            "id": lane.permit,
+            "chunk_id": chunks[-1].id,
+            "token": token,
+            "lease_s": lease_s,
+            "tat": lane.tat,
+        }
+        s.execute("deps_permit_renew", params)
+        return lane.permit
+
+    def free_slots(self, name: str, cap: int) -> int:
+        """The cap's room as an unlocked read sees it: a claim that would only find it full
+        need not lock and write the row (its wait is counted by the caller)."""
+        used = self.backend.fetch_one("deps_in_use", {"name": name})
+        return cap - int(used["n"] if used else 0)
+
+    def release_permit(self, permit: str) -> None:
+        self.backend.execute("deps_permit_release", {"id": permit})
 
     def _lease(
         self,
@@ -378,13 +518,6 @@ def _config_of(row: Row) -> StressConfig:
     it was (a rate unit or a wait changes neither its tokens nor its capacity)."""
     capacity = _float(row.get("capacity"))
     return StressConfig(capacity=capacity) if capacity else StressConfig()
-
-
-def _give_back(state: DepState, limits: Limits, units: int) -> DepState:
-    """Rate units taken for chunks that were not there to lease."""
-    if units <= 0 or limits.rate is None:
-        return state
-    return replace(state, tat=state.tat - units / limits.rate.per_s)
 
 
 def _limit_params(name: str, limits: Limits) -> dict[str, Any]:

@@ -30,6 +30,10 @@ from chunksync.retry import StressConfig
 log = logging.getLogger("chunksync.runtime.claims")
 
 SPECIAL_REFRESH_SECONDS = 0.2
+# A rate-limited dependency's claim asks for at least this many chunks: the claim reserves
+# their rate units at their own moments, at most half a second of the rate ahead (store.AHEAD_S),
+# so the batch is bounded by the limit's pace, and one claim (and one commit) serves them all.
+RATE_BATCH = 64
 
 
 class Claims:
@@ -49,6 +53,9 @@ class Claims:
         self._turn = 0
         self._lock = threading.Lock()
         self._used: dict[str, RetryBudget] = {}  # the mirrors this worker charged
+        # Connection permits held, by (slot thread, dependency); waits counted without a write.
+        self._permits: dict[tuple[int, str], str] = {}
+        self._waits: dict[str, dict[str, int]] = {}
 
     def budget(self, dependency: str, config: StressConfig) -> RetryBudget:
         """This process's mirror of a dependency's row, with the limits of `config` (the
@@ -87,32 +94,24 @@ class Claims:
         special: dict[str, Special],
     ) -> list[Claimed]:
         """Up to `limit` chunks: first from limited or gated dependencies (in turns, so that
-        none starves), then the rest by the plain claim."""
+        none starves; a dependency whose permit this thread holds first), then the rest by the
+        plain claim."""
         leases: list[Claimed] = []
-        left = limit
+        left, capped_taken = limit, False
         for name, dep in self._in_turn(special):
             if left <= 0:
                 break
             queues = [q for q in dep.queue_ids if queue_id is None or q == queue_id]
             waiting = time.monotonic() < self._not_before.get(name, 0.0)
-            if not dep.limited or not queues or waiting:
+            capped = dep.limits.connections is not None
+            if not dep.limited or not queues or waiting or (capped and capped_taken):
                 continue
-            # A capped dependency's chunk holds a slot from its claim: a slot thread takes one at
-            # a time, so that no slot is held by a chunk waiting behind another in a batch.
-            got = self.store.claim(
-                name,
-                queues,
-                worker_id=self.worker_id,
-                kinds=kinds,
-                limit=1 if dep.limits.connections is not None else left,
-                lease_s=self.lease_s,
-                config=self.budgets.get(name).timing,
-            )
-            if got.waiting_for in ("gate", "rate") and got.wait_s > 0:
-                self._not_before[name] = time.monotonic() + got.wait_s
-            if got.chunks:
+            want = max(left, RATE_BATCH) if dep.limits.rate is not None else left
+            got = self._claim_of(name, dep, queues, kinds, want)
+            if got is not None and got.chunks:
                 leases.append(got)
                 left -= len(got.chunks)
+                capped_taken = capped_taken or capped
         if left > 0:
             token, chunks = self.manager.claim(
                 self.worker_id, kinds, limit=left, lease_s=self.lease_s, queue_id=queue_id
@@ -121,12 +120,63 @@ class Claims:
                 leases.append(Claimed(token, chunks))
         return leases
 
+    def _claim_of(
+        self, name: str, dep: Special, queues: list[str], kinds: Sequence[str], limit: int
+    ) -> Claimed | None:
+        """One dependency's claim. A capped dependency's chunks run through a connection
+        permit this slot thread holds between claims, so that a slot runs them back to back
+        without a claim per connection; a thread without one first looks, without a lock or a
+        write, whether the cap has room (its wait is counted with the next write)."""
+        key = (threading.get_ident(), name)
+        permit = self._permits.get(key)
+        cap = dep.limits.connections
+        if cap is not None and permit is None and self.store.free_slots(name, cap) <= 0:
+            with self._lock:
+                waits = self._waits.setdefault(name, {})
+                waits["connections"] = waits.get("connections", 0) + 1
+            return None
+        with self._lock:
+            waits = self._waits.pop(name, {})
+        got = self.store.claim(
+            name,
+            queues,
+            worker_id=self.worker_id,
+            kinds=kinds,
+            limit=limit,
+            lease_s=self.lease_s,
+            config=self.budgets.get(name).timing,
+            permit=permit,
+            waits=waits,
+        )
+        with self._lock:
+            if got.permit is None:
+                self._permits.pop(key, None)
+            else:
+                self._permits[key] = got.permit
+        if got.waiting_for in ("gate", "rate") and got.wait_s > 0:
+            self._not_before[name] = time.monotonic() + got.wait_s
+        return got
+
+    def release_permits(self) -> None:
+        """Give back every connection permit this worker's slot threads hold (a stop)."""
+        with self._lock:
+            held, self._permits = list(self._permits.values()), {}
+        for permit in held:
+            try:
+                self.store.release_permit(permit)
+            except BackendError as exc:  # it expires with its lease
+                log.error("could not give a dependency permit back: %s", redact(str(exc)))
+
     def _in_turn(self, special: dict[str, Special]) -> list[tuple[str, Special]]:
         items = sorted(special.items())
         if not items:
             return []
         self._turn = (self._turn + 1) % len(items)
-        return items[self._turn :] + items[: self._turn]
+        turned = items[self._turn :] + items[: self._turn]
+        me = threading.get_ident()
+        with self._lock:
+            held = {name for thread, name in self._permits if thread == me}
+        return sorted(turned, key=lambda item: item[0] not in held)  # stable: held first
 
     # --- the limits as a handler reaches them (chunksync.context.DependencyLimits) -----------
 

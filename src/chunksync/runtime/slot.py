@@ -41,6 +41,8 @@ class InFlight:
     token: str
     ctx: ChunkContext | None = None
     probe: bool = False  # claimed as its dependency's probe (the fleet's one per interval)
+    not_before: float = 0.0  # monotonic: when its reserved rate unit falls due
+    spacing: float = 0.0  # at least this long after the slot's previous paced call
 
 
 def in_flight_key(item: InFlight) -> str:
@@ -75,6 +77,7 @@ class Slot:
         self.reports: Reports = []
         self.running: Running | None = None
         self.abandoned = False
+        self.paced_at = -1e18  # monotonic: when this slot last made a rate-paced call
 
 
 class SlotSteps(Protocol):
@@ -126,22 +129,25 @@ def work(
         ran = _run_batch(slot, steps, claimed, stopping)
         if ran is None:
             return
-        held, failed = ran
+        held, failed, waited = ran
         # A held chunk is instant but no sign of quick work: its gate just shut. Nor is a batch
         # that mostly failed fast (its dependency is likely down): grown on that, a slot would
         # pile chunks up behind one handler, all found stuck together if its worker dies.
         if held or failed * 2 > len(claimed):
             batch = 1
         else:
-            batch = next_batch(batch, time.monotonic() - began, len(claimed), max_batch)
+            # Time spent waiting for reserved rate units is the limit's pace, not the chunks'.
+            elapsed = time.monotonic() - began - waited
+            batch = next_batch(batch, elapsed, len(claimed), max_batch)
 
 
 def _run_batch(
     slot: Slot, steps: SlotSteps, claimed: list[InFlight], stopping: threading.Event
-) -> tuple[bool, int] | None:
+) -> tuple[bool, int, float] | None:
     """Run a claimed batch, its results written at most REPORT_FLUSH_SECONDS after they end.
-    Returns whether a chunk was held and how many failed; None once the slot is abandoned."""
-    first_unwritten, held, failed = 0.0, False, 0
+    Returns whether a chunk was held, how many failed and the seconds spent waiting for
+    reserved rate units; None once the slot is abandoned."""
+    first_unwritten, held, failed, waited = 0.0, False, 0, 0.0
     with slot.lock:
         slot.items.extend(claimed)
     while True:
@@ -151,6 +157,15 @@ def _run_batch(
             if stopping.is_set() or not slot.items:
                 break  # the rest is released by stop(), attempts given back
             item = slot.items.popleft()
+        # A rate-limited claim reserved each chunk's unit for its own moment, and a slot keeps
+        # its own pace: one that fell behind never catches up by bunching its calls.
+        early = max(item.not_before, slot.paced_at + item.spacing) - time.monotonic()
+        if early > 0:
+            waited += early
+            if stopping.wait(early):
+                break  # released by stop(), its attempt given back
+        if item.spacing:
+            slot.paced_at = time.monotonic()
         report = steps._run_one(item, slot)
         with slot.lock:
             if slot.abandoned:
@@ -168,4 +183,4 @@ def _run_batch(
     with slot.lock:
         reports, slot.reports = slot.reports, []
     steps._step7_report(reports)
-    return held, failed
+    return held, failed, waited

@@ -210,6 +210,7 @@ class Worker:
             leftovers = list(self._in_flight.values())
             self._in_flight.clear()
         self._release(leftovers)
+        self._claims.release_permits()
         self._stopped.set()
         self._unsubscribe()
         self.upkeep.stop()
@@ -316,8 +317,17 @@ class Worker:
         leases = self._claims.claim(
             self.registry.kinds(), batch, queue_id=self.queue_id, special=special
         )
+        now = time.monotonic()  # a chunk's reserved rate unit falls due its delay from now
         items = [
-            InFlight(c, lease.token, probe=lease.probe) for lease in leases for c in lease.chunks
+            InFlight(
+                c,
+                lease.token,
+                probe=lease.probe,
+                not_before=now + lease.delay(i),
+                spacing=lease.spacing,
+            )
+            for lease in leases
+            for i, c in enumerate(lease.chunks)
         ]
         with self._lock:
             for item in items:

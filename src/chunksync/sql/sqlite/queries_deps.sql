@@ -40,6 +40,10 @@ SELECT d.*,
        (SELECT COUNT(*) FROM dependency_slots s JOIN chunks c
           ON c.id = s.chunk_id AND c.lease_token = s.lease_token AND c.status = 'processing'
         WHERE s.dependency = d.name) AS extra_slots,
+       (SELECT COUNT(*) FROM dependency_permits p
+        WHERE p.dependency = d.name AND (p.expires_at > NOW() OR EXISTS (
+            SELECT 1 FROM chunks c WHERE c.id = p.chunk_id AND c.lease_token = p.lease_token
+              AND c.status = 'processing'))) AS permits,
        (SELECT COUNT(*) FROM queues q
         WHERE q.dependency = d.name AND q.status = 'active') AS active_queues
 FROM dependencies d
@@ -53,10 +57,11 @@ WHERE d.connections IS NOT NULL OR d.rate_units IS NOT NULL OR d.flow <> 'ok'
    OR d.tokens IS NOT NULL;
 
 -- deps_in_use --
--- The slots of one dependency in use: its chunks in flight plus the extra slots they hold.
-SELECT (SELECT COUNT(*) FROM chunks c
-        WHERE c.status = 'processing'
-          AND c.queue_id IN (SELECT q.id FROM queues q WHERE q.dependency = :name))
+-- The slots of one dependency in use: its live connection permits plus the extra slots of running chunks.
+SELECT (SELECT COUNT(*) FROM dependency_permits p
+        WHERE p.dependency = :name AND (p.expires_at > NOW() OR EXISTS (
+            SELECT 1 FROM chunks c WHERE c.id = p.chunk_id AND c.lease_token = p.lease_token
+              AND c.status = 'processing')))
      + (SELECT COUNT(*) FROM dependency_slots s JOIN chunks c
           ON c.id = s.chunk_id AND c.lease_token = s.lease_token AND c.status = 'processing'
         WHERE s.dependency = :name) AS n;
@@ -104,3 +109,31 @@ RETURNING *;
 -- deps_relaxed_commit --
 -- This transaction's commit need not wait for the disk (it only counts a wait); SQLite in WAL mode with synchronous=NORMAL never waits for it.
 SELECT 1;
+
+-- deps_permits_sweep --
+-- Forget the permits of one dependency that are no longer live (expired, their last claim's chunk done or recovered).
+DELETE FROM dependency_permits
+WHERE dependency = :name AND expires_at <= NOW() AND NOT EXISTS (
+    SELECT 1 FROM chunks c
+    WHERE c.id = dependency_permits.chunk_id AND c.lease_token = dependency_permits.lease_token
+      AND c.status = 'processing');
+
+-- deps_permit_held --
+-- A permit still held (a sweep has not taken it), with its lane's arrival time.
+SELECT id, tat FROM dependency_permits WHERE id = :id AND dependency = :name;
+
+-- deps_permit_take --
+-- A connection permit of a capped dependency for one slot thread.
+INSERT INTO dependency_permits (id, dependency, worker_id, expires_at)
+VALUES (:id, :name, :worker_id, NOW() + :lease_s);
+
+-- deps_permit_renew --
+-- A claim under a permit: it stays live for the lease, and while that claim's last chunk runs.
+UPDATE dependency_permits
+SET chunk_id = :chunk_id, lease_token = :token, expires_at = NOW() + :lease_s,
+    tat = :tat
+WHERE id = :id;
+
+-- deps_permit_release --
+-- Give a connection permit back.
+DELETE FROM dependency_permits WHERE id = :id;
