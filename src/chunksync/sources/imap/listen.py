@@ -9,7 +9,8 @@ with HIGHESTMODSEQ under CONDSTORE, every `poll_s`: see chunksync.sources.imap.w
 A listening connection is opened outside the sync's pool, never compressed (IDLE waits on the
 raw socket). When it drops (BYE, a reset, a restarted server) it is reopened after the mail
 policy's backoff for the failure's category; every (re)connect reports its folders as changed,
-since whatever happened while it was away was not heard.
+since whatever happened while it was away was not heard, and so does every loss (a sync at once
+catches up after a mere reset, or announces that the server is gone).
 """
 
 from __future__ import annotations
@@ -125,6 +126,7 @@ class Listener:
                 self._listen(conn)
             except Exception as exc:
                 failures += 1
+                self.changed(self.folders)  # a sync now: it catches up, or says it failed
                 self._back_off(exc, failures)
             finally:
                 conn.close()

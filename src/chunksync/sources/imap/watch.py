@@ -277,7 +277,7 @@ class Watch:
             self.emit(found)
 
     def _run_queue(self, queue_id: str, slots: int) -> None:
-        worker = self.app.worker(concurrency=slots, poll_s=0.05)
+        worker = self.app.worker(concurrency=slots, poll_s=0.05, queue_id=queue_id)
 
         def done() -> bool:
             return self.stop.is_set() or queues_finished(self.app.manager, [queue_id])
