@@ -32,6 +32,7 @@ from chunksync.store import MessageStore
 from tests.chaos import app as chaos_app
 from tests.chaos.mail import KINDS as MAIL_KINDS
 from tests.chaos.mail import MailSide, MailVerdict
+from tests.chaos.watching import WatchVerdict, watch_phase
 from tests.servers.pgcluster import PgCluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,6 +65,7 @@ class ChaosConfig:
     mail_weight: float = 0.7  # share of faults aimed at the mail path while its queue runs
     mail_faults: tuple[str, ...] = MAIL_KINDS
     mail_time_scale: float = 1.0  # the mail queue's (default) policy delays x this, in workers
+    watch_appends: int = 0  # > 0 (with imap_messages): then watch while appending this many
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,7 @@ class RunResult:
     mail_queue_id: str | None = None
     mail: MailVerdict | None = None
     proxy_counts: dict[str, int] = field(default_factory=dict)
+    watch: WatchVerdict | None = None
 
     @property
     def killed_pids(self) -> set[int]:
@@ -283,6 +286,9 @@ class ChaosRun:
                 rows = MessageStore(app.backend).iter_messages()
                 stored = {(r["folder"], int(r["uid"])): bytes(r["raw"]) for r in rows}
                 result.mail = self.mail.check(stored)
+                if self.config.watch_appends:
+                    appends = self.config.watch_appends
+                    result.watch = watch_phase(app, self.mail, self.rng, appends, self.say)
                 result.proxy_counts = self.mail.counts()
         return result
 
