@@ -2,8 +2,9 @@
 and each change announced once as an event.
 
 Listeners (chunksync.sources.imap.listen) mark folders changed; one sync thread takes the
-changed folders and runs the ordinary incremental sync for each (plan, then a worker until its
-queue is finished), so what is stored while watching is stored exactly as by `chunksync sync`.
+changed folders and runs the ordinary incremental sync for each (plan, then the watch's worker
+runs the queue to its end), so what is stored while watching is stored exactly as by
+`chunksync sync`.
 The events come from the store, not from the server's chatter: each folder's (UID -> flags) is
 kept from the last look, and after a sync the difference is `message.new`, `message.deleted`
 and `message.flags`. A change seen twice (a reconnect, a restart of the server) is therefore
@@ -45,6 +46,8 @@ POLL_SECONDS = 30.0  # polling mode: every folder's STATUS this often
 RECHECK_SECONDS = 300.0  # listening modes: every folder looked at anyway, lest a notice be lost
 WAKE_SECONDS = 0.5  # the sync thread's longest sleep: the stop flag is read this often
 JOIN_SECONDS = 10.0
+WORKER_POLL_SECONDS = 0.1  # the watch's worker looks for a sync's chunks this often
+DONE_CHECK_SECONDS = 0.02  # how often a sync looks whether its queue is finished
 LAST_UID = 2**62
 NEW, DELETED, FLAGS, FAILED = "message.new", "message.deleted", "message.flags", "sync.failed"
 
@@ -201,17 +204,22 @@ class Watch:
                 )
                 for g in groups
             ]
+        # One worker for the whole watch: a sync's chunks start at its next poll, and a watch of
+        # a month leaves one worker row, not one per sync.
+        worker = self.app.worker(concurrency=slots, poll_s=WORKER_POLL_SECONDS)
+        worker.start()
         for listener in self.listeners:
             listener.start()
         try:
-            self._loop(folders, slots)
+            self._loop(folders)
         finally:
             self.stop.set()
+            worker.stop()
             for listener in self.listeners:
                 listener.join(JOIN_SECONDS)
             self.source.close()
 
-    def _loop(self, folders: list[str], slots: int) -> None:
+    def _loop(self, folders: list[str]) -> None:
         every = self.options.poll_s if self.mode is Mode.POLL else self.options.recheck_s
         due = time.monotonic() if self.mode is Mode.POLL else time.monotonic() + every
         while not self.stop.is_set():
@@ -225,11 +233,11 @@ class Watch:
                 if self.stop.is_set():
                     return
                 self.retry_at.pop(folder, None)
-                self._sync_safely(folder, slots)
+                self._sync_safely(folder)
 
-    def _sync_safely(self, folder: str, slots: int) -> None:
+    def _sync_safely(self, folder: str) -> None:
         try:
-            self.sync_folder(folder, slots)
+            self.sync_folder(folder)
             self.failures.pop(folder, None)
         except Exception as exc:
             if self.stop.is_set():
@@ -256,7 +264,7 @@ class Watch:
         key = FolderKey(state.account, state.folder, state.uidvalidity)
         return key, snapshot(self.store, key)
 
-    def sync_folder(self, folder: str, slots: int) -> None:
+    def sync_folder(self, folder: str) -> None:
         """The ordinary incremental sync of one folder, then its events."""
         uri = self.targets[folder]
         planned = plan_sync(self.app, self.source, [uri], chunk_size=self.options.chunk_size)[0]
@@ -264,7 +272,7 @@ class Watch:
         if planned.queue_id is None and self.looks.get(folder, (None, {}))[0] is not None:
             return  # unchanged since the last look
         if planned.queue_id is not None:
-            self._run_queue(planned.queue_id, slots)
+            self._run_queue(planned.queue_id)
             dead = self.app.manager.get_queue(planned.queue_id).totals.get(ChunkStatus.DEAD, 0)
             if dead:
                 self._failed(folder, f"{dead} chunk(s) failed for good")
@@ -276,13 +284,11 @@ class Watch:
         for found in differences(self.store, key, before, after):
             self.emit(found)
 
-    def _run_queue(self, queue_id: str, slots: int) -> None:
-        worker = self.app.worker(concurrency=slots, poll_s=0.05, queue_id=queue_id)
-
-        def done() -> bool:
-            return self.stop.is_set() or queues_finished(self.app.manager, [queue_id])
-
-        worker.run(until=done, check_s=0.05)
+    def _run_queue(self, queue_id: str) -> None:
+        """Until the watch's worker has finished the queue (or the watch stops)."""
+        while not queues_finished(self.app.manager, [queue_id]):
+            if self.stop.wait(DONE_CHECK_SECONDS):
+                return
 
 
 def watch_target(uri: str) -> ImapTarget:
