@@ -160,3 +160,17 @@ def test_nothing_missed_nothing_twice_through_kicks_and_a_restart(
         assert receiver.all_signed(SECRET)
     finally:
         server.close()
+
+
+def test_watch_stores_into_either_backend(app: App, mailbox: Mailbox) -> None:
+    mailbox.deliver(message(0))
+    uri = mailbox.uri()
+    run_sync(app, uri)
+    with webhook_receiver() as receiver, watching(app, uri, receiver) as watch:
+        wait_listening(watch)
+        with mailbox.client() as other:
+            other.append("INBOX", message(1))
+        wait_stored(app, 2)
+        receiver.wait_for(lambda events: bool(events))
+    assert stored(app) == {("INBOX", u): raw for u, raw in mailbox.server_messages().items()}
+    assert new_uids(receiver) == Counter({2: 1}) and receiver.all_signed(SECRET)
