@@ -174,3 +174,46 @@ def test_watch_stores_into_either_backend(app: App, mailbox: Mailbox) -> None:
         receiver.wait_for(lambda events: bool(events))
     assert stored(app) == {("INBOX", u): raw for u, raw in mailbox.server_messages().items()}
     assert new_uids(receiver) == Counter({2: 1}) and receiver.all_signed(SECRET)
+
+
+@pytest.mark.parametrize(
+    ("folders", "mode"),
+    [
+        (["INBOX", "Work Stuff", "[Archive] 2024"], Mode.NOTIFY),
+        (["INBOX", "Work Stuff", "Entwürfe"], Mode.IDLE),  # no NOTIFY for non-ASCII names
+    ],
+)
+def test_several_folders_each_heard_and_synced(
+    sqlite_app: App, mailbox: Mailbox, folders: list[str], mode: Mode
+) -> None:
+    with mailbox.client() as c:
+        for folder in folders[1:]:
+            c.create_folder(folder)
+    source = mail_source(sqlite_app, mailbox.uri())
+    uris = source.folders(mailbox.uri(connections=4))
+    assert len(uris) == 3
+    for uri in uris:
+        run_sync(sqlite_app, uri)
+    sender_events: list[dict[str, Any]] = []
+    stop = threading.Event()
+    assert isinstance(source, ImapSource)
+    options = WatchOptions(chunk_size=50)
+    watch = Watch(sqlite_app, source, uris, sender_events.append, options, stop)
+    thread = threading.Thread(target=watch.run, daemon=True)
+    thread.start()
+    try:
+        wait_listening(watch)
+        assert watch.mode is mode
+        assert len(watch.listeners) == (3 if mode is Mode.IDLE else 1)
+        with mailbox.client() as other:
+            for n, folder in enumerate(folders):
+                other.append(folder, message(n))
+        wait_stored(sqlite_app, 3)
+        deadline = time.monotonic() + EVENTUALLY_SECONDS
+        while len(sender_events) < 3 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        thread.join(30)
+    assert sorted(e["path"] for e in sender_events) == sorted(folders)
+    assert {folder for (folder, _uid) in stored(sqlite_app)} == set(folders)

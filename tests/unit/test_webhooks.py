@@ -1,9 +1,8 @@
-"""Signing and verifying webhook bodies, the in-order sender, the choice of a way to listen, and
-the events read from two looks at a folder: pure logic, no I/O."""
+"""Signing and verifying webhook bodies, replays, event ids, the secret's variable and the
+in-order sender: pure logic, no I/O."""
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -15,9 +14,6 @@ from hypothesis import strategies as st
 from chunksync import webhooks
 from chunksync.exceptions import ConfigurationError
 from chunksync.redact import redact
-from chunksync.sources.imap.listen import Mode, choose_mode, connections_of, quoted
-from chunksync.sources.imap.watch import differences
-from chunksync.store import FolderKey
 
 SECRET = "unit-secret-9c1e"
 NOW = 1_800_000_000.0
@@ -76,50 +72,3 @@ def test_the_sender_delivers_in_order_and_drains_on_close() -> None:
     sender.close()
     assert [p["n"] for p in got] == [0, 1, 2, 3]
     assert (sender.delivered, sender.failed) == (3, 1)
-
-
-@pytest.mark.parametrize(
-    ("caps", "folders", "cap", "prefer", "expected"),
-    [
-        ({"IDLE", "NOTIFY"}, 10, 4, None, Mode.NOTIFY),
-        ({"IDLE"}, 3, 4, None, Mode.IDLE),
-        ({"IDLE"}, 4, 4, None, Mode.POLL),  # no connection left to sync with
-        ({"IDLE", "NOTIFY"}, 1, 1, None, Mode.POLL),  # a cap of one: that one syncs
-        (set(), 1, 4, None, Mode.POLL),
-        ({"IDLE", "NOTIFY"}, 2, 4, Mode.IDLE, Mode.IDLE),
-        ({"IDLE"}, 2, 4, Mode.NOTIFY, Mode.POLL),  # not offered: polling
-    ],
-)
-def test_the_way_to_listen_fits_the_server_and_the_cap(
-    caps: set[str], folders: int, cap: int, prefer: Mode | None, expected: Mode
-) -> None:
-    mode = choose_mode(frozenset(caps), folders, cap, prefer)
-    assert mode is expected
-    assert connections_of(mode, folders) <= max(0, cap - 1)
-
-
-def test_folder_names_are_quoted_in_modified_utf7() -> None:
-    assert quoted('Re: "x"') == '"Re: \\"x\\""'
-    assert quoted("Entwürfe") == '"Entw&APw-rfe"'
-
-
-class FakeStore:
-    def get(self, key: FolderKey, uid: int) -> dict[str, Any]:
-        return {"size": 10 * uid, "message_id": f"<{uid}@x>", "subject": f"s{uid}"}
-
-
-def test_two_looks_at_a_folder_give_new_deleted_and_flag_events() -> None:
-    key = FolderKey("me@h", "INBOX", 7)
-    before = {1: "", 2: "\\Seen", 3: ""}
-    after = {1: "\\Flagged", 3: "", 4: "\\Seen"}
-    events = differences(FakeStore(), key, before, after)  # type: ignore[arg-type]
-    assert [(e["event"], e["data"]["uid"]) for e in events] == [
-        ("message.new", 4),
-        ("message.deleted", 2),
-        ("message.flags", 1),
-    ]
-    assert events[0]["data"]["subject"] == "s4" and events[0]["data"]["flags"] == ["\\Seen"]
-    assert events[2]["data"]["added"] == ["\\Flagged"] and events[2]["data"]["removed"] == []
-    again = differences(FakeStore(), key, before, after)  # type: ignore[arg-type]
-    assert [e["eventId"] for e in again] == [e["eventId"] for e in events]
-    assert all(json.dumps(e) for e in events)

@@ -47,15 +47,20 @@ class Mode(enum.StrEnum):
 
 
 def choose_mode(
-    capabilities: frozenset[str], folders: int, cap: int, prefer: Mode | None = None
+    capabilities: frozenset[str], folders: Sequence[str], cap: int, prefer: Mode | None = None
 ) -> Mode:
     """NOTIFY when offered (one connection), else IDLE per folder when the folders fit in the cap
     with one connection to spare for syncing, else polling. `prefer` picks another way when the
-    server offers it (tests, a server whose NOTIFY misbehaves)."""
+    server offers it (tests, a server whose NOTIFY misbehaves).
+
+    NOTIFY only for folder names in plain ASCII: Dovecot 2.3 reports no change in a folder
+    named in modified UTF-7 (`Entw&APw-rfe`), and names it in a raw UTF-8 literal when it is
+    watched as `personal`; a change missed silently is worse than a connection per folder."""
     offered = {Mode.POLL}
     if "IDLE" in capabilities and cap >= 2:
-        offered.add(Mode.NOTIFY if "NOTIFY" in capabilities else Mode.POLL)
-        if folders <= cap - 1:
+        if "NOTIFY" in capabilities and all(f.isascii() for f in folders):
+            offered.add(Mode.NOTIFY)
+        if len(folders) <= cap - 1:
             offered.add(Mode.IDLE)
     if prefer is not None:
         return prefer if prefer in offered else Mode.POLL
@@ -163,7 +168,11 @@ class Listener:
             try:
                 while not self.stop.is_set() and time.monotonic() < renew_at:
                     started = time.monotonic()
-                    responses = client.idle_check(timeout=CHECK_SECONDS)
+                    try:
+                        responses = client.idle_check(timeout=CHECK_SECONDS)
+                    except client.Error as exc:  # a response IMAPClient cannot parse
+                        self.changed(self.folders)  # something changed: the lot is synced
+                        raise imaplib.IMAP4.abort(f"unreadable response: {exc}") from exc
                     if any(_is_bye(r) for r in responses):
                         raise imaplib.IMAP4.abort("the server said BYE")
                     folders = self._folders_in(responses)

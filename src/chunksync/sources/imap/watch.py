@@ -178,7 +178,7 @@ class Watch:
             capabilities = conn.capabilities
         folders = list(self.targets)
         cap = self.cap()
-        self.mode = choose_mode(capabilities, len(folders), cap, self.options.prefer)
+        self.mode = choose_mode(capabilities, folders, cap, self.options.prefer)
         slots = max(1, cap - connections_of(self.mode, len(folders)))
         log.info(
             "watching %d folder(s) by %s, syncing with %d connection(s)",
