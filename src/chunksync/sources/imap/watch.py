@@ -189,21 +189,7 @@ class Watch:
         for folder in folders:
             self.looks[folder] = self._look(folder)
         self.source.close()
-        credentials = self.source.credentials(self.target)
-        groups = [[f] for f in folders] if self.mode is Mode.IDLE else [folders]
-        if self.mode is not Mode.POLL:
-            self.listeners = [
-                Listener(
-                    self.target,
-                    credentials,
-                    g,
-                    self.mode,
-                    self.changed.mark,
-                    self.stop,
-                    MAIL_POLICY,
-                )
-                for g in groups
-            ]
+        self.listeners = self._listeners(folders)
         # One worker for the whole watch: a sync's chunks start at its next poll, and a watch of
         # a month leaves one worker row, not one per sync.
         worker = self.app.worker(concurrency=slots, poll_s=WORKER_POLL_SECONDS)
@@ -218,6 +204,18 @@ class Watch:
             for listener in self.listeners:
                 listener.join(JOIN_SECONDS)
             self.source.close()
+
+    def _listeners(self, folders: list[str]) -> list[Listener]:
+        """NOTIFY: one for every folder; IDLE: one per folder; polling: none."""
+        if self.mode is Mode.POLL:
+            return []
+        credentials = self.source.credentials(self.target)
+        groups = [[f] for f in folders] if self.mode is Mode.IDLE else [folders]
+        mark, stop = self.changed.mark, self.stop
+        return [
+            Listener(self.target, credentials, g, self.mode, mark, stop, MAIL_POLICY)
+            for g in groups
+        ]
 
     def _loop(self, folders: list[str]) -> None:
         every = self.options.poll_s if self.mode is Mode.POLL else self.options.recheck_s
