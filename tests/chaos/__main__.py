@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-ms", type=float, default=20.0, help="time each success takes")
     parser.add_argument("--backends", default="sqlite,postgres")
     parser.add_argument("--imap-messages", type=int, default=20_000, help="0: no mail sync")
+    parser.add_argument("--watch-appends", type=int, default=50, help="0: no watching sync")
     parser.add_argument("--workdir", type=Path, default=None, help="keep logs and databases here")
     parser.add_argument("--json", type=Path, default=None, help="write the summary here")
     args = parser.parse_args(argv)
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
             failure_rate=args.failure_rate,
             work_ms=args.work_ms,
             imap_messages=args.imap_messages,
+            watch_appends=args.watch_appends,
         )
         workdir = None if args.workdir is None else args.workdir / backend
         outcomes.append(run_backend(config, workdir))

@@ -32,6 +32,7 @@ from chunksync.store import MessageStore
 from tests.chaos import app as chaos_app
 from tests.chaos.mail import KINDS as MAIL_KINDS
 from tests.chaos.mail import MailSide, MailVerdict
+from tests.chaos.watching import WatchVerdict, watch_phase
 from tests.servers.pgcluster import PgCluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,6 +66,7 @@ class ChaosConfig:
     mail_faults: tuple[str, ...] = MAIL_KINDS
     mail_time_scale: float = 1.0  # the mail queue's (default) policy delays x this, in workers
     connections: int | None = 3  # the chaos queue's dependency capped so (None: no cap)
+    watch_appends: int = 0  # > 0 (with imap_messages): then watch while appending this many
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,7 @@ class RunResult:
     mail_queue_id: str | None = None
     mail: MailVerdict | None = None
     proxy_counts: dict[str, int] = field(default_factory=dict)
+    watch: WatchVerdict | None = None
 
     @property
     def killed_pids(self) -> set[int]:
@@ -287,6 +290,9 @@ class ChaosRun:
                 rows = MessageStore(app.backend).iter_messages()
                 stored = {(r["folder"], int(r["uid"])): bytes(r["raw"]) for r in rows}
                 result.mail = self.mail.check(stored)
+                if self.config.watch_appends:
+                    appends = self.config.watch_appends
+                    result.watch = watch_phase(app, self.mail, self.rng, appends, self.say)
                 result.proxy_counts = self.mail.counts()
         return result
 

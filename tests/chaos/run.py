@@ -15,6 +15,7 @@ from chunksync.retry import DEFAULT_POLICY
 from tests.chaos.app import chaos_policy
 from tests.chaos.checks import Verdict, check, takeover_figures
 from tests.chaos.harness import ChaosConfig, ChaosRun, RestartablePg, RunResult
+from tests.chaos.watching import WatchVerdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,18 +26,20 @@ class Outcome:
 
     @property
     def lost(self) -> int:
-        m = self.result.mail
+        m, w = self.result.mail, self.result.watch
         return (
             self.verdict.lost
             + (self.mail_states.lost if self.mail_states else 0)
             + (m.lost + m.altered if m else 0)
+            + (w.store.lost + w.store.altered + w.missed if w else 0)
         )
 
     @property
     def duplicated(self) -> int:
-        m = self.result.mail
+        m, w = self.result.mail, self.result.watch
         states = self.mail_states.duplicated if self.mail_states else 0
-        return self.verdict.duplicated + states + (m.duplicated if m else 0)
+        watched = w.store.duplicated + w.twice if w else 0
+        return self.verdict.duplicated + states + (m.duplicated if m else 0) + watched
 
     @property
     def recoveries(self) -> int:
@@ -61,6 +64,7 @@ class Outcome:
             and not r.worker_exits
             and all(code == 0 for code in r.stop_codes)
             and not self.tracebacks
+            and (r.watch is None or r.watch.ok)
         )
 
     def summary(self) -> dict[str, Any]:
@@ -97,6 +101,7 @@ class Outcome:
             "mail_attempts": dict(m.attempts_by_outcome) if m else None,
             "mail_failures_by_category": dict(m.failures_by_category) if m else None,
             "proxy": r.proxy_counts or None,
+            "watch": None if r.watch is None else watch_summary(r.watch),
             "worker_exits": len(r.worker_exits),
             "workers_started": len(r.worker_logs),
             "stop_codes": sorted({str(code) for code in r.stop_codes}),
@@ -107,6 +112,20 @@ class Outcome:
             "takeovers_measured": len(takeovers),
             "problems": v.problems + (m.problems if m else []) + r.worker_exits,
         }
+
+
+def watch_summary(w: WatchVerdict) -> dict[str, Any]:
+    return {
+        "appended": w.appended,
+        "announced": w.announced,
+        "missed": w.missed,
+        "twice": w.twice,
+        "lost": w.store.lost,
+        "duplicated": w.store.duplicated,
+        "unsigned": w.unsigned,
+        "faults": len(w.faults),
+        "reconnects": w.reconnects,
+    }
 
 
 @contextlib.contextmanager
@@ -165,6 +184,8 @@ def lines(outcomes: list[Outcome]) -> list[str]:
             if s["mail_dead_reasons"]:
                 out.append(f"chaos_{b}_mail_dead_reasons={s['mail_dead_reasons']}")
             out.append(f"chaos_{b}_mail_attempts={s['mail_attempts']}")
+        if s["watch"] is not None:
+            out.append(" ".join(f"chaos_{b}_watch_{k}={v}" for k, v in s["watch"].items()))
         out.append(
             f"chaos_{b}_recoveries={s['recoveries']} "
             f"chaos_{b}_lost_lease={s['lost_lease_attempts']} "

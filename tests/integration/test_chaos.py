@@ -1,7 +1,8 @@
 """The short form of `make chaos`: a few thousand chunks per backend, three worker processes,
 workers killed and frozen, PostgreSQL restarted, the handler failing with every category, and
 (when Dovecot is there) a thousand messages synced through the faulty proxy while it resets,
-stalls and slows, and Dovecot kicks, limits and restarts. Nothing may be lost or run twice
+stalls and slows, and Dovecot kicks, limits and restarts, then watched while more are appended
+and the connections reset and Dovecot restarts. Nothing may be lost or run twice
 unexplained; every invariant of tests/chaos/checks.py holds; the store equals the server."""
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from tests.servers.pgcluster import PG_BIN, available
 
 CHUNKS = 1500
 MESSAGES = 500
+WATCH_APPENDS = 20  # then watched: appended while connections reset and Dovecot restarts
+TIMEOUT_SECONDS = 260  # 200 before the watching sync, which takes up to a minute when loaded
 WITH_DOVECOT = shutil.which("dovecot") is not None and os.geteuid() == 0
 
 
@@ -36,6 +39,7 @@ def short(backend: str) -> ChaosConfig:
         # Stress deferrals of 30, 60, 120 s would outlast the test: the mail queue's policy
         # runs with its delays x0.2 in the workers (its limits unchanged).
         mail_time_scale=0.2,
+        watch_appends=WATCH_APPENDS if WITH_DOVECOT else 0,
     )
 
 
@@ -65,17 +69,20 @@ def assert_healed(backend: str, tmp_path: Path) -> None:
         assert r.mail.duplicated == 0 and r.mail.altered == 0, report  # byte-exact, once
         assert r.mail.lost == 0 and m.by_status.get("dead", 0) == 0, report
         assert r.mail.server == MESSAGES, report
+        w = r.watch  # the watching sync: nothing missed, nothing twice, all signed
+        assert w is not None and w.ok and w.appended == WATCH_APPENDS, report
+        assert w.announced == WATCH_APPENDS and w.faults, report
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(200)
+@pytest.mark.timeout(TIMEOUT_SECONDS)
 def test_chaos_sqlite(tmp_path: Path) -> None:
     assert_healed("sqlite", tmp_path)
 
 
 @pytest.mark.slow
 @pytest.mark.postgres
-@pytest.mark.timeout(200)
+@pytest.mark.timeout(TIMEOUT_SECONDS)
 def test_chaos_postgres(tmp_path: Path) -> None:
     if not available():
         missing_server(f"PostgreSQL 15 is not installed ({PG_BIN}): run scripts/test-servers.sh")

@@ -15,6 +15,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -29,6 +30,7 @@ from rich.progress import (
 from rich.table import Table
 
 from chunksync.cli import cli, console, fail, open_app
+from chunksync.commands import watching
 from chunksync.errors import categorize
 from chunksync.exceptions import ChunksyncError
 from chunksync.models import ChunkStatus, ErrorCategory
@@ -151,9 +153,20 @@ def sync(
         list[str] | None,
         typer.Option(help="Leave out folders matching this glob ('Spam'); repeatable."),
     ] = None,
+    watch: Annotated[
+        bool, typer.Option("--watch", help="Keep running: store new mail as it arrives (IMAP).")
+    ] = False,
+    webhook: Annotated[
+        str | None, typer.Option(help="With --watch: POST each event (message.new, ...) here.")
+    ] = None,
+    webhook_secret_env: Annotated[
+        str | None, typer.Option(help="Environment variable holding the webhook's HMAC secret.")
+    ] = None,
 ) -> None:
-    """Sync a mailbox into the store: plan, run workers until synced, then reconcile."""
+    """Sync a mailbox into the store: plan, run workers until synced, then reconcile
+    (with --watch: then keep it synced, see docs/webhooks.md)."""
     options = SyncOptions(deletions.value, repair, account_origin(uri))
+    target = watching.check(uri, watch, webhook, webhook_secret_env)
     with open_app() as app:
         credentials = _credentials(uri, password_env, password_file, password_cmd, oauth2_cmd)
         source = RunSetup(uri, 1, credentials)(app)
@@ -174,7 +187,17 @@ def sync(
             results = [source.reconcile(u) for u in uris]  # while the helpers stop
         finally:
             helpers.stop()
-    console.print(reconciliation_table(results))
+        console.print(reconciliation_table(results))
+        if target is not None:
+            watching.watch(
+                app,
+                RunSetup(uri, 1, credentials)(app),
+                uris,
+                target,
+                chunk_size,
+                replace(options, repair=False),
+            )
+            return
     if dead:
         raise fail(f"{dead} chunk(s) failed for good: see `chunksync chunks --status dead`")
     report_difference(results, uri, repaired=repair)

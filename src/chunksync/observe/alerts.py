@@ -11,24 +11,23 @@ calls, probing or stopped, for longer than `dependency_gated_s`; resolved when c
 The state lives in the database (table `alerts`, keyed by rule and subject), so several
 processes never announce the same alert twice: firing is an upsert that changes a row only when
 the alert was not already firing, and only the process whose statement changed it notifies.
-Notifications go to the log and, optionally, to a webhook (a JSON POST with urllib, retried on
-the project's own RetryPolicy backoff, on a background thread so maintenance never waits).
+Notifications go to the log and, optionally, to a webhook (a JSON POST through chunksync.webhooks:
+signed with CHUNKSYNC_ALERT_WEBHOOK_SECRET when set, retried on the project's own RetryPolicy
+backoff, on a background thread so maintenance never waits).
 Evaluated by the maintenance leader (see chunksync.runtime.upkeep) or on demand.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import random
 import threading
-import urllib.request
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from chunksync import webhooks
 from chunksync.deps import view
-from chunksync.errors import categorize
 from chunksync.exceptions import ConfigurationError
 from chunksync.manager import Manager
 from chunksync.models import ChunkStatus
@@ -239,28 +238,17 @@ def post_webhook(
     wait: Callable[[float], object] | None = None,
     attempts: int = WEBHOOK_ATTEMPTS,
 ) -> bool:
-    """POST the event as JSON; a failure is categorized and retried on the policy's backoff
-    for its category (never for a category the policy does not retry). True once delivered."""
-    body = json.dumps({**event.as_dict(), "message": redact(event.message)}).encode()
-    pause = wait or threading.Event().wait
-    rng = random.Random()
-    for attempt in range(1, attempts + 1):
-        request = urllib.request.Request(
-            url, data=body, method="POST", headers={"Content-Type": "application/json"}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_SECONDS) as response:
-                response.read()
-            return True
-        except Exception as exc:  # every failure is categorized, as a chunk's would be
-            category = categorize(exc).category
-            if attempt == attempts or not policy.is_retryable(category):
-                log.error(
-                    "alert webhook %s failed (%s): %s",
-                    redact_url(url),
-                    category,
-                    redact(str(exc)),
-                )
-                return False
-            pause(policy.backoff(category, attempt, rng))
-    return False
+    """POST the event as JSON through the one signed delivery (chunksync.webhooks): signed when
+    CHUNKSYNC_ALERT_WEBHOOK_SECRET is set, retried on the policy's backoff. True once delivered."""
+    payload = {**event.as_dict(), "message": redact(event.message), "event": "alert"}
+    payload["eventId"] = webhooks.event_id("alert", event.key, event.state, time.time_ns())
+    secret = webhooks.secret_if_set(webhooks.ALERT_SECRET_ENV)
+    return webhooks.post(
+        url,
+        payload,
+        secret=secret,
+        policy=policy,
+        wait=wait,
+        attempts=attempts,
+        what="alert webhook",
+    )
