@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from threading import Barrier
 
 import pytest
 
@@ -122,3 +124,24 @@ def test_a_tenant_change_is_audited(app: App) -> None:
     assert (entry.actor, entry.reason) == ("alice", "bigger plan")
     loads = {t.policy.id: t for t in m.tenants.all()}
     assert loads["acme"].policy.declared and loads["acme"].pending == 0
+
+
+def test_an_in_flight_quota_holds_when_workers_claim_at_once(app: App) -> None:
+    m = app.manager
+    m.tenants.set("capped", actor="test", reason="contract", max_in_flight=3)
+    enqueue(m, "capped", 60)
+
+    rounds, workers = 8, 6
+    barrier = Barrier(workers)
+
+    def claim_many(worker: int) -> int:
+        taken = 0
+        for _ in range(rounds):
+            barrier.wait(timeout=60)  # every worker claims at the same moment
+            taken += len(m.claim(f"w{worker}", KINDS, limit=1)[1])
+        return taken
+
+    with ThreadPoolExecutor(workers) as pool:
+        taken = list(pool.map(claim_many, range(workers)))
+    assert sum(taken) == 3, taken
+    assert len(m.list_chunks(status=ChunkStatus.PROCESSING)) == 3
