@@ -83,7 +83,8 @@ class Placement:
         self.policy = policy_of(s, tenant)
         self.queued = 0
         if self.policy.max_queued is not None:
-            # Held until the enqueue commits: two enqueues of one tenant count one after the other.
+            # Held until the enqueue commits: two enqueues of one tenant count one after the
+            # other (an advisory lock on PostgreSQL: claims, which lock tenants' rows, never wait).
             s.fetch_one("tenant_lock", {"id": tenant})
             row = s.fetch_one("tenant_queued", {"tenant": tenant})
             self.queued = int(row["n"]) if row else 0

@@ -6,8 +6,8 @@
 SELECT * FROM tenants WHERE id = :id::text;
 
 -- tenant_lock --
--- Hold one declared tenant's row for this transaction (its queued quota is counted under it).
-SELECT id FROM tenants WHERE id = :id::text FOR UPDATE;
+-- Serialise this transaction with the other enqueues of one tenant (its queued quota is counted under it): an advisory lock, not the tenant's row, which claims lock for its in-flight quota and must not wait for a long enqueue.
+SELECT pg_advisory_xact_lock(hashtextextended('chunksync.tenant_queued:' || :id::text, 0)) AS id;
 
 -- tenants_capped --
 -- How many tenants have an in-flight quota: claims then hold their rows (tenants_lock_capped).

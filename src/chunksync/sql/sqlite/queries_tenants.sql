@@ -7,8 +7,8 @@
 SELECT * FROM tenants WHERE id = :id;
 
 -- tenant_lock --
--- Hold one declared tenant's row for this transaction (its queued quota is counted under it).
-SELECT id FROM tenants WHERE id = :id;
+-- Serialise this transaction with the other enqueues of one tenant: SQLite's writers are serialised already.
+SELECT :id AS id;
 
 -- tenants_capped --
 -- How many tenants have an in-flight quota: claims then hold their rows (tenants_lock_capped).
