@@ -4,7 +4,8 @@ Drain: one big tenant with BIG pending chunks, SMALL tenants each enqueueing 10 
 random moments of the first SPREAD seconds of the drain, WORKERS worker processes (one slot
 each), chunks of ~1 ms. Run twice: with the fair claim, and with the claim of the previous
 release (priority, then age: benchmarks/plain_claim.py). Printed per backend:
-- small_tenant_wait_p99_s (enqueue to claim, small tenants' chunks) and the same _plain;
+- small_tenant_wait_p99_s (enqueue to the start of the first attempt, which includes the time a
+  claimed chunk waits in its worker's batch: stricter than enqueue to claim) and the same _plain;
 - fairness_throughput_cost = 1 - drain rate with fairness / without;
 - jain_index: two busy tenants weighted 16:1 drained for JAIN_S seconds; each window's
   throughput normalised by the tenant's fair share (both are backlogged, so min(demand, share)
