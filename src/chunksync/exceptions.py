@@ -4,6 +4,7 @@
     ├── ConfigurationError        a user mistake: bad URL, bad policy file, unknown source kind
     │   └── InvalidPayload        a chunk payload that cannot be stored or read
     ├── StateError                an operation the current state does not allow (retry a live chunk)
+    │   └── QuotaExceeded         an enqueue past its tenant's quota of queued chunks
     ├── NotFound                  no such queue, chunk or worker
     ├── BackendError              the database failed; driver errors are converted into these
     │   ├── BackendUnavailable    cannot connect, or the server went away
@@ -36,6 +37,10 @@ class InvalidPayload(ConfigurationError):
 
 class StateError(ChunksyncError):
     """The operation is not allowed in the current state of the queue or chunk."""
+
+
+class QuotaExceeded(StateError):
+    """An enqueue would take its tenant past its quota of queued chunks; nothing was added."""
 
 
 class NotFound(ChunksyncError):

@@ -35,6 +35,7 @@ from chunksync.models import (
 )
 from chunksync.retry import RetryPolicy
 from chunksync.runtime.recovery import stuck_verdict
+from chunksync.tenants import AGING_SECONDS, CapsWatch, Placement, Tenants
 
 INSERT_BATCH = 1000
 STATISTICS_AFTER_CHUNKS = 1000  # a bulk insert this big refreshes the planner's statistics
@@ -89,8 +90,11 @@ class Recovery:
 class Manager(Interventions):
     """Every persistence operation, once, on top of a backend (interventions: the mixin)."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, *, aging_s: float = AGING_SECONDS) -> None:
         self.backend = backend
+        self.aging_s = aging_s  # how long a lower-priority chunk waits at most (the aging bound)
+        self._caps = CapsWatch()
+        self.tenants = Tenants(backend, self._caps)
 
     # --- queues and chunks -----------------------------------------------------------------
 
@@ -151,8 +155,11 @@ class Manager(Interventions):
             self.backend.execute("refresh_chunk_statistics")
 
     def _insert_chunks(self, s: Session, queue: Params, payloads: Iterable[Any]) -> int:
+        """Insert in batches, each batch's places in its tenant's fair order reserved at once;
+        a batch past the tenant's queued quota raises, and the caller's transaction rolls back."""
         row = s.fetch_one("next_seq", {"queue_id": queue["id"]})
         seq = int(row["seq"]) if row else 1
+        placement = Placement(s, str(queue["tenant"]), int(queue["priority"]))
         batch: list[dict[str, Any]] = []
         added = 0
         for payload in payloads:
@@ -169,12 +176,10 @@ class Manager(Interventions):
             )
             seq += 1
             if len(batch) >= INSERT_BATCH:
-                s.execute_many("insert_chunk", batch)
-                added += len(batch)
+                added += _insert_batch(s, placement, batch)
                 batch = []
         if batch:
-            s.execute_many("insert_chunk", batch)
-            added += len(batch)
+            added += _insert_batch(s, placement, batch)
         return added
 
     def get_queue(self, id_or_name: str, tenant: str = DEFAULT_TENANT) -> Queue:
@@ -240,10 +245,19 @@ class Manager(Interventions):
             "kinds": self.backend.list_param(kinds),
             "exclude": self.backend.list_param(exclude),
             "queue_id": queue_id,
+            "aging_s": self.aging_s,
         }
-        # One statement: atomic alone, so PostgreSQL runs it without BEGIN/COMMIT round trips.
-        rows = self.backend.fetch_all("claim_chunks", params, write=True)
-        return token, sorted((Chunk.from_row(r) for r in rows), key=_claim_order)
+        if self._caps.capped(self.backend):
+            # A tenant's chunks in flight are counted by the claim: under its row's lock, taken
+            # in a statement before, the count sees every claim committed before this one.
+            with self.backend.transaction() as s:
+                s.fetch_all("tenants_lock_capped")
+                rows = s.fetch_all("claim_chunks", params)
+        else:
+            # One statement: atomic alone, so PostgreSQL runs it without BEGIN/COMMIT round trips.
+            rows = self.backend.fetch_all("claim_chunks", params, write=True)
+        rows.sort(key=_claim_order)
+        return token, [Chunk.from_row(r) for r in rows]
 
     def heartbeat_chunk(
         self,
@@ -461,8 +475,15 @@ class Manager(Interventions):
         )
 
 
-def _claim_order(chunk: Chunk) -> tuple[int, float, int]:
-    return (-chunk.priority, chunk.created_at, chunk.seq)
+def _claim_order(row: Params) -> tuple[int, float]:
+    return (-int(row["priority"]), float(row["fair_key"]))
+
+
+def _insert_batch(s: Session, placement: Placement, batch: list[dict[str, Any]]) -> int:
+    for row, key in zip(batch, placement.keys(len(batch)), strict=True):
+        row["fair_key"] = key
+    s.execute_many("insert_chunk", batch)
+    return len(batch)
 
 
 def _with_outcome(attempt: Attempt, outcome: Outcome, delay: float | None) -> Attempt:

@@ -13,11 +13,11 @@ VALUES (:id::uuid, :tenant, :name, :source, :kind, 'active', :priority, :policy,
 RETURNING *;
 
 -- insert_chunk --
--- Add one chunk to a queue (run in batches with execute_many).
+-- Add one chunk to a queue (run in batches with execute_many), at its place in the fair order.
 INSERT INTO chunks (id, queue_id, tenant, seq, payload, priority, max_attempts, run_after,
-                    created_at, updated_at)
+                    created_at, updated_at, fair_key)
 VALUES (:id::uuid, :queue_id::uuid, :tenant, :seq, :payload::jsonb, :priority, :max_attempts,
-        NOW(), NOW(), NOW());
+        NOW(), NOW(), NOW(), :fair_key::float8);
 
 -- next_seq --
 -- The next free sequence number in a queue.
@@ -89,27 +89,77 @@ ORDER BY queue_id, seq
 LIMIT :limit;
 
 -- claim_chunks --
--- Atomically lease up to :limit runnable chunks: pending, due, in an active queue of a kind this worker handles, not in :exclude, whose dependency is neither limited nor gated (those are claimed by claim_chunks_of under the dependency's row lock); highest priority first, then oldest.
+-- Atomically lease up to :limit runnable chunks: pending, due, in an active queue of a kind this worker handles, not in :exclude, whose dependency is neither limited nor gated (those are claimed by claim_chunks_of under the dependency's row lock), of a tenant below its in-flight quota; first the lower-priority chunks older than :aging_s, then by priority and each chunk's place in the fair order.
+-- Both lanes read an index in order and stop after :limit (docs/tenants.md): the fair order
+-- was fixed when the chunks were enqueued (fair_key), and the aged lane visits each lower
+-- priority level once (levels: one index probe per level) through chunks_runnable. A tenant
+-- with room for fewer chunks than the candidates gets only its room (ranked.nth).
 -- The queues are an array computed once (an InitPlan), not a join: with a join, or with no
 -- statistics on chunks, the planner fetched and sorted every pending chunk (10 ms with 20,000
--- pending) instead of reading chunks_runnable in order and stopping after :limit (0.1 ms).
+-- pending) instead of reading the index in order and stopping after :limit (0.1 ms).
 -- The picked ids are an array too, looked up through the primary key: joined (`FROM picked`),
 -- the planner hashed the whole table to find them (4.4 of 6.7 ms for 200 of 20,000 chunks).
-WITH picked AS (
-    SELECT c.id FROM chunks c
-    WHERE c.status = 'pending' AND c.run_after <= NOW()
-      AND c.queue_id = ANY(ARRAY(
-          SELECT q.id FROM queues q
-          WHERE q.status = 'active' AND q.kind = ANY(:kinds::text[])
-            AND (q.dependency IS NULL OR q.dependency NOT IN (
-                SELECT d.name FROM dependencies d
-                WHERE d.connections IS NOT NULL OR d.rate_units IS NOT NULL
-                   OR d.flow <> 'ok'))))
-      AND NOT (c.queue_id = ANY(:exclude::uuid[]))
-      AND (:queue_id::uuid IS NULL OR c.queue_id = :queue_id::uuid)
-    ORDER BY c.priority DESC, c.created_at, c.seq
+WITH RECURSIVE levels(p) AS (
+    SELECT MAX(priority) FROM chunks WHERE status = 'pending'
+    UNION ALL
+    SELECT (SELECT MAX(c.priority) FROM chunks c WHERE c.status = 'pending' AND c.priority < l.p)
+    FROM levels l WHERE l.p IS NOT NULL
+),
+runnable AS MATERIALIZED (
+    SELECT ARRAY(
+        SELECT q.id FROM queues q
+        WHERE q.status = 'active' AND q.kind = ANY(:kinds::text[])
+          AND NOT (q.id = ANY(:exclude::uuid[]))
+          AND (:queue_id::uuid IS NULL OR q.id = :queue_id::uuid)
+          AND (q.dependency IS NULL OR q.dependency NOT IN (
+              SELECT d.name FROM dependencies d
+              WHERE d.connections IS NOT NULL OR d.rate_units IS NOT NULL
+                 OR d.flow <> 'ok'))) AS ids
+),
+room AS MATERIALIZED (
+    SELECT t.id AS tenant, t.max_in_flight - (
+        SELECT COUNT(*) FROM chunks p WHERE p.tenant = t.id AND p.status = 'processing') AS n
+    FROM tenants t WHERE t.max_in_flight IS NOT NULL
+),
+aged AS (
+    SELECT a.* FROM levels l
+    CROSS JOIN LATERAL (
+        SELECT c.id, c.tenant, 0 AS lane, c.created_at AS k1, 0::float8 AS k2
+        FROM chunks c
+        WHERE c.priority = l.p AND c.status = 'pending'
+          AND c.created_at <= NOW() - :aging_s::float8 AND c.run_after <= NOW()
+          AND c.queue_id = ANY((SELECT ids FROM runnable)::uuid[])
+          AND NOT (c.tenant = ANY(ARRAY(SELECT tenant FROM room WHERE n <= 0)))
+        ORDER BY c.created_at
+        LIMIT :limit
+        FOR UPDATE OF c SKIP LOCKED) a
+    WHERE l.p < (SELECT MAX(p) FROM levels)
+    ORDER BY a.k1
     LIMIT :limit
-    FOR UPDATE OF c SKIP LOCKED)
+),
+fair AS (
+    SELECT c.id, c.tenant, 1 AS lane, -c.priority::float8 AS k1, c.fair_key AS k2
+    FROM chunks c
+    WHERE c.status = 'pending' AND c.run_after <= NOW()
+      AND c.queue_id = ANY((SELECT ids FROM runnable)::uuid[])
+      AND NOT (c.tenant = ANY(ARRAY(SELECT tenant FROM room WHERE n <= 0)))
+    ORDER BY c.priority DESC, c.fair_key
+    LIMIT :limit
+    FOR UPDATE OF c SKIP LOCKED
+),
+ranked AS (
+    SELECT o.id, o.lane, o.k1, o.k2, r.n AS room,
+           row_number() OVER (PARTITION BY o.tenant ORDER BY o.lane, o.k1, o.k2) AS nth
+    FROM (SELECT * FROM aged
+          UNION ALL
+          SELECT * FROM fair WHERE fair.id NOT IN (SELECT id FROM aged)) o
+    LEFT JOIN room r ON r.tenant = o.tenant
+),
+picked AS (
+    SELECT id FROM ranked WHERE room IS NULL OR nth <= room
+    ORDER BY lane, k1, k2
+    LIMIT :limit
+)
 UPDATE chunks c
 SET status = 'processing', attempts = c.attempts + 1, lease_token = :token::uuid,
     lease_expires_at = NOW() + :lease_s::float8, worker_id = :worker_id, updated_at = NOW()

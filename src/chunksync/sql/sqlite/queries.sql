@@ -11,10 +11,11 @@ VALUES (:id, :tenant, :name, :source, :kind, 'active', :priority, :policy, :max_
 RETURNING *;
 
 -- insert_chunk --
--- Add one chunk to a queue (run in batches with execute_many).
+-- Add one chunk to a queue (run in batches with execute_many), at its place in the fair order.
 INSERT INTO chunks (id, queue_id, tenant, seq, payload, priority, max_attempts, run_after,
-                    created_at, updated_at)
-VALUES (:id, :queue_id, :tenant, :seq, :payload, :priority, :max_attempts, NOW(), NOW(), NOW());
+                    created_at, updated_at, fair_key)
+VALUES (:id, :queue_id, :tenant, :seq, :payload, :priority, :max_attempts, NOW(), NOW(), NOW(),
+        :fair_key);
 
 -- next_seq --
 -- The next free sequence number in a queue.
@@ -81,20 +82,66 @@ ORDER BY queue_id, seq
 LIMIT :limit;
 
 -- claim_chunks --
--- Atomically lease up to :limit runnable chunks: pending, due, in an active queue of a kind this worker handles, not in :exclude, whose dependency is neither limited nor gated (those are claimed by claim_chunks_of under the dependency's row lock); highest priority first, then oldest.
+-- Atomically lease up to :limit runnable chunks: pending, due, in an active queue of a kind this worker handles, not in :exclude, whose dependency is neither limited nor gated (those are claimed by claim_chunks_of under the dependency's row lock), of a tenant below its in-flight quota; first the lower-priority chunks older than :aging_s, then by priority and each chunk's place in the fair order.
+-- Both lanes read an index in order and stop after :limit (docs/tenants.md): the fair order
+-- was fixed when the chunks were enqueued (fair_key, index chunks_fair), and the aged lane
+-- visits each lower priority level once (levels) through chunks_runnable. A tenant with room
+-- for fewer chunks than the candidates gets only its room (ranked.nth).
 UPDATE chunks
 SET status = 'processing', attempts = attempts + 1, lease_token = :token,
     lease_expires_at = NOW() + :lease_s, worker_id = :worker_id, updated_at = NOW()
 WHERE id IN (
-    SELECT c.id FROM chunks c JOIN queues q ON q.id = c.queue_id
-    WHERE c.status = 'pending' AND c.run_after <= NOW() AND q.status = 'active'
-      AND q.kind IN (SELECT value FROM json_each(:kinds))
-      AND c.queue_id NOT IN (SELECT value FROM json_each(:exclude))
-      AND (:queue_id IS NULL OR c.queue_id = :queue_id)
-      AND (q.dependency IS NULL OR q.dependency NOT IN (
-          SELECT d.name FROM dependencies d
-          WHERE d.connections IS NOT NULL OR d.rate_units IS NOT NULL OR d.flow <> 'ok'))
-    ORDER BY c.priority DESC, c.created_at, c.seq
+    WITH RECURSIVE levels(p) AS (
+        SELECT MAX(priority) FROM chunks WHERE status = 'pending'
+        UNION ALL
+        SELECT (SELECT MAX(c.priority) FROM chunks c
+                WHERE c.status = 'pending' AND c.priority < l.p)
+        FROM levels l WHERE l.p IS NOT NULL
+    ),
+    runnable(id) AS (
+        SELECT q.id FROM queues q
+        WHERE q.status = 'active' AND q.kind IN (SELECT value FROM json_each(:kinds))
+          AND q.id NOT IN (SELECT value FROM json_each(:exclude))
+          AND (:queue_id IS NULL OR q.id = :queue_id)
+          AND (q.dependency IS NULL OR q.dependency NOT IN (
+              SELECT d.name FROM dependencies d
+              WHERE d.connections IS NOT NULL OR d.rate_units IS NOT NULL OR d.flow <> 'ok'))
+    ),
+    room(tenant, n) AS (
+        SELECT t.id, t.max_in_flight - (
+            SELECT COUNT(*) FROM chunks p WHERE p.tenant = t.id AND p.status = 'processing')
+        FROM tenants t WHERE t.max_in_flight IS NOT NULL
+    ),
+    aged AS (
+        SELECT c.id, c.tenant, 0 AS lane, c.created_at AS k1, 0.0 AS k2
+        FROM levels l JOIN chunks c ON c.priority = l.p
+        WHERE l.p < (SELECT MAX(p) FROM levels)
+          AND c.status = 'pending' AND c.created_at <= NOW() - :aging_s
+          AND c.run_after <= NOW()
+          AND c.queue_id IN runnable
+          AND c.tenant NOT IN (SELECT tenant FROM room WHERE n <= 0)
+        ORDER BY c.created_at
+        LIMIT :limit
+    ),
+    fair AS (
+        SELECT c.id, c.tenant, 1 AS lane, -c.priority AS k1, c.fair_key AS k2
+        FROM chunks c
+        WHERE c.status = 'pending' AND c.run_after <= NOW()
+          AND c.queue_id IN runnable
+          AND c.tenant NOT IN (SELECT tenant FROM room WHERE n <= 0)
+        ORDER BY c.priority DESC, c.fair_key
+        LIMIT :limit
+    ),
+    ranked AS (
+        SELECT o.id, o.lane, o.k1, o.k2, r.n AS room,
+               row_number() OVER (PARTITION BY o.tenant ORDER BY o.lane, o.k1, o.k2) AS nth
+        FROM (SELECT * FROM aged
+              UNION ALL
+              SELECT * FROM fair WHERE fair.id NOT IN (SELECT id FROM aged)) o
+        LEFT JOIN room r ON r.tenant = o.tenant
+    )
+    SELECT id FROM ranked WHERE room IS NULL OR nth <= room
+    ORDER BY lane, k1, k2
     LIMIT :limit)
 RETURNING *;
 

@@ -1,0 +1,122 @@
+"""`chunksync tenants`: who shares the workers, by what weight, under which quotas.
+
+`chunksync tenants` lists every tenant declared or owning a queue, with its weight, quotas and
+chunks waiting and in flight; `tenants set ID --weight W --max-in-flight N --max-queued M`
+declares one or changes it while workers run (`--max-in-flight none` removes a quota). Every
+change is audited.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from chunksync.cli import cli, console, friendly, open_app
+from chunksync.exceptions import ConfigurationError
+from chunksync.interventions import OPERATOR
+from chunksync.redact import redact
+from chunksync.tenants import KEEP, Keep, TenantLoad, TenantPolicy, shown
+
+tenants_cli = typer.Typer(
+    help="Tenants sharing the workers: list them, set their weight and quotas.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+cli.add_typer(tenants_cli, name="tenants")
+
+
+@tenants_cli.callback()
+@friendly
+def tenants_list(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Every tenant: weight, quotas, chunks waiting and in flight."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with open_app(create=False) as app:
+        found = app.manager.tenants.all()
+    if as_json:
+        rows = [{**shown(t.policy), "pending": t.pending, "in_flight": t.in_flight} for t in found]
+        console.print_json(json.dumps(rows))
+        return
+    if not found:
+        console.print("no tenants yet: a queue or `chunksync tenants set` makes one")
+        return
+    console.print(_table(found))
+
+
+@tenants_cli.command("set")
+@friendly
+def tenants_set(
+    tenant: Annotated[str, typer.Argument(help="The tenant's id.")],
+    weight: Annotated[
+        float | None, typer.Option(help="Its share of the workers against others' (default 1).")
+    ] = None,
+    max_in_flight: Annotated[
+        str | None,
+        typer.Option(help="Chunks processing at once across the fleet, or 'none'."),
+    ] = None,
+    max_queued: Annotated[
+        str | None, typer.Option(help="Chunks waiting at most (more are refused), or 'none'.")
+    ] = None,
+    reason: Annotated[str, typer.Option(help="Why, for the audit log.")] = "manual change",
+) -> None:
+    """Declare a tenant or change its weight and quotas; running workers follow at once."""
+    with open_app(create=False) as app:
+        before = app.manager.tenants.get(tenant)
+        after = app.manager.tenants.set(
+            tenant,
+            actor=OPERATOR,
+            reason=reason,
+            weight=weight,
+            max_in_flight=_quota("max-in-flight", max_in_flight),
+            max_queued=_quota("max-queued", max_queued),
+        )
+    say(f"tenant {tenant}: {_described(before)} -> {_described(after)}")
+
+
+def _quota(option: str, text: str | None) -> int | Keep | None:
+    """An option's value: not given keeps the quota, 'none' removes it, else a count."""
+    if text is None:
+        return KEEP
+    if text.strip().lower() in ("none", "off", "-"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigurationError(
+            f"--{option} takes a whole number of chunks or 'none', not '{text}'"
+        ) from None
+
+
+def _described(policy: TenantPolicy) -> str:
+    def q(value: int | None) -> str:
+        return "-" if value is None else str(value)
+
+    return (
+        f"weight {policy.weight:g}, max in flight {q(policy.max_in_flight)}, "
+        f"max queued {q(policy.max_queued)}"
+    )
+
+
+def _table(found: list[TenantLoad]) -> Table:
+    table = Table("tenant", "weight", "max in flight", "max queued", "pending", "in flight")
+    for t in found:
+        p = t.policy
+        table.add_row(
+            redact(p.id) + ("" if p.declared else " (defaults)"),
+            f"{p.weight:g}",
+            "-" if p.max_in_flight is None else str(p.max_in_flight),
+            "-" if p.max_queued is None else str(p.max_queued),
+            str(t.pending),
+            str(t.in_flight),
+        )
+    return table
+
+
+def say(text: str) -> None:
+    console.print(redact(text), markup=False, highlight=False, soft_wrap=True)

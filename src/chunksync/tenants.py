@@ -1,0 +1,243 @@
+"""Tenants: their weights and quotas, and each chunk's place in the fair order.
+
+Within one priority level, workers are shared among tenants by weight. The share is decided
+when chunks are ENQUEUED, not when they are claimed: each tenant keeps a pass per priority (the
+virtual time its last chunk finishes, as in stride scheduling and self-clocked fair queuing),
+each new chunk takes the next place after it, `1 / weight` apart, and a tenant that was idle
+starts from the virtual time (the place of the first chunk waiting at that priority), so that
+it neither loses its turn nor banks credit while it had nothing to do. A claim then reads the
+`chunks_fair` index in order and stops after what it needs: its cost does not grow with the
+number of tenants or with the backlog (docs/tenants.md has the choice and its alternatives).
+
+Quotas: at most `max_in_flight` chunks of a tenant processing across the fleet (the claim
+counts them, under the capped tenants' row locks, in the transaction that claims) and at most
+`max_queued` waiting (an enqueue beyond it is refused whole). A tenant that is not declared has
+the defaults: weight 1, no quota.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from chunksync.backends.base import Backend, Session
+from chunksync.exceptions import ConfigurationError, QuotaExceeded
+
+DEFAULT_WEIGHT = 1.0
+# A lower-priority chunk waiting this long is claimed before any other (the aging bound).
+AGING_SECONDS = 300.0
+# How stale this process's knowledge that some tenant has an in-flight quota may be: a quota
+# just set applies to this process's claims within this time (the count itself is never stale).
+CAPS_CHECK_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class TenantPolicy:
+    """A tenant's weight and quotas (`None`: no quota); the defaults for one never declared."""
+
+    id: str
+    weight: float = DEFAULT_WEIGHT
+    max_in_flight: int | None = None
+    max_queued: int | None = None
+    declared: bool = False
+
+    @classmethod
+    def from_row(cls, tenant: str, row: Mapping[str, Any] | None) -> TenantPolicy:
+        if row is None or row.get("weight") is None:
+            return cls(tenant)
+        return cls(
+            tenant,
+            float(row["weight"]),
+            _opt_int(row.get("max_in_flight")),
+            _opt_int(row.get("max_queued")),
+            True,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TenantLoad:
+    """A tenant's policy with its chunks waiting and in flight now (`chunksync tenants`)."""
+
+    policy: TenantPolicy
+    pending: int
+    in_flight: int
+
+
+def policy_of(s: Session, tenant: str) -> TenantPolicy:
+    return TenantPolicy.from_row(tenant, s.fetch_one("tenant_get", {"id": tenant}))
+
+
+class Placement:
+    """One enqueue's places in the fair order for one tenant at one priority, and the guard of
+    its queued quota. Used inside the enqueue's transaction: a refusal rolls back the whole
+    enqueue, so nothing is half-written."""
+
+    def __init__(self, s: Session, tenant: str, priority: int) -> None:
+        self.s = s
+        self.tenant = tenant
+        self.priority = priority
+        self.policy = policy_of(s, tenant)
+        self.queued = 0
+        if self.policy.max_queued is not None:
+            # Held until the enqueue commits: two enqueues of one tenant count one after the
+            # other (an advisory lock on PostgreSQL: claims, which lock tenants' rows, never wait).
+            s.fetch_one("tenant_lock", {"id": tenant})
+            row = s.fetch_one("tenant_queued", {"tenant": tenant})
+            self.queued = int(row["n"]) if row else 0
+
+    def keys(self, n: int) -> list[float]:
+        """The next `n` places of this tenant, after checking its queued quota."""
+        limit = self.policy.max_queued
+        if limit is not None and self.queued + n > limit:
+            raise QuotaExceeded(
+                f"tenant '{self.tenant}' may have at most {limit} chunk(s) queued and this "
+                f"enqueue would make it {self.queued + n} or more, so nothing was added"
+            )
+        self.queued += n
+        stride = 1.0 / self.policy.weight
+        params = {"tenant": self.tenant, "priority": self.priority, "span": n * stride}
+        row = self.s.fetch_one("tenant_reserve", params)
+        assert row is not None
+        start = float(row["start"])
+        return [start + (i + 1) * stride for i in range(n)]
+
+
+class CapsWatch:
+    """Whether any tenant has an in-flight quota, read at most every CAPS_CHECK_SECONDS: only
+    then does a claim take the capped tenants' row locks (the quota's count is exact under
+    them; without any quota a claim stays one statement)."""
+
+    def __init__(self) -> None:
+        self._capped = False
+        self._read_at = -float("inf")
+
+    def capped(self, backend: Backend) -> bool:
+        now = time.monotonic()
+        if now - self._read_at >= CAPS_CHECK_SECONDS:
+            row = backend.fetch_one("tenants_capped")
+            self._capped = bool(row and int(row["n"]))
+            self._read_at = now
+        return self._capped
+
+    def forget(self) -> None:
+        self._read_at = -float("inf")
+
+
+class Keep(enum.Enum):
+    """A quota left as it is by `Tenants.set` (None removes it)."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
+
+
+def validate(weight: float | None, max_in_flight: int | None, max_queued: int | None) -> None:
+    if weight is not None and not weight > 0:
+        raise ConfigurationError(f"a tenant's weight must be above 0, not {weight}")
+    for name, value in (("max-in-flight", max_in_flight), ("max-queued", max_queued)):
+        if value is not None and value < 0:
+            raise ConfigurationError(f"--{name} must be 0 or more, not {value}")
+
+
+def changed(
+    before: TenantPolicy,
+    *,
+    weight: float | None = None,
+    max_in_flight: int | Keep | None = KEEP,
+    max_queued: int | Keep | None = KEEP,
+) -> TenantPolicy:
+    """`before` with what was given replaced (a quota given as None is removed)."""
+    validate(
+        weight,
+        None if isinstance(max_in_flight, Keep) else max_in_flight,
+        None if isinstance(max_queued, Keep) else max_queued,
+    )
+    return TenantPolicy(
+        before.id,
+        before.weight if weight is None else float(weight),
+        before.max_in_flight if isinstance(max_in_flight, Keep) else max_in_flight,
+        before.max_queued if isinstance(max_queued, Keep) else max_queued,
+        True,
+    )
+
+
+def shown(policy: TenantPolicy) -> dict[str, Any]:
+    return {
+        "tenant": policy.id,
+        "weight": policy.weight,
+        "max_in_flight": policy.max_in_flight,
+        "max_queued": policy.max_queued,
+        "declared": policy.declared,
+    }
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+class Tenants:
+    """The operator's side: every tenant with its load, and a change of weight or quotas,
+    audited in the same transaction."""
+
+    def __init__(self, backend: Backend, caps: CapsWatch | None = None) -> None:
+        self.backend = backend
+        self.caps = caps
+
+    def all(self) -> list[TenantLoad]:
+        found = []
+        for row in self.backend.fetch_all("tenants_list"):
+            policy = TenantPolicy.from_row(str(row["id"]), row)
+            found.append(TenantLoad(policy, int(row["pending"]), int(row["in_flight"])))
+        return found
+
+    def get(self, tenant: str) -> TenantPolicy:
+        with self.backend.transaction(write=False) as s:
+            return policy_of(s, tenant)
+
+    def set(
+        self,
+        tenant: str,
+        *,
+        actor: str,
+        reason: str,
+        weight: float | None = None,
+        max_in_flight: int | Keep | None = KEEP,
+        max_queued: int | Keep | None = KEEP,
+    ) -> TenantPolicy:
+        """Declare `tenant` or change what is given (a quota given as None is removed)."""
+        if not tenant.strip():
+            raise ConfigurationError("a tenant's id cannot be empty")
+        with self.backend.transaction() as s:
+            before = policy_of(s, tenant)
+            after = changed(
+                before, weight=weight, max_in_flight=max_in_flight, max_queued=max_queued
+            )
+            s.execute(
+                "tenant_upsert",
+                {
+                    "id": tenant,
+                    "weight": after.weight,
+                    "max_in_flight": after.max_in_flight,
+                    "max_queued": after.max_queued,
+                },
+            )
+            details = {"tenant": tenant, "before": shown(before), "after": shown(after)}
+            s.execute(
+                "insert_audit",
+                {
+                    "action": "tenant_set",
+                    "actor": actor,
+                    "reason": reason,
+                    "chunk_id": None,
+                    "queue_id": None,
+                    "details": json.dumps(details, separators=(",", ":")),
+                },
+            )
+        if self.caps is not None:
+            self.caps.forget()
+        return after
