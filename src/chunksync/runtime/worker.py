@@ -49,7 +49,7 @@ from chunksync.models import Attempt, ChunkStatus, Queue, QueueStatus
 from chunksync.redact import redact
 from chunksync.registry import Registry
 from chunksync.retry import Gate, RandomSource, RetryPolicy
-from chunksync.runtime import attempt, slot
+from chunksync.runtime import asyncrun, attempt, slot
 from chunksync.runtime.attempt import Failure
 from chunksync.runtime.claims import Claims
 from chunksync.runtime.measure import Efficiency, rss_bytes
@@ -270,6 +270,7 @@ class Worker:
         try:
             slot.work(this, self, stopping=self._stopping, wake=self._wake, max_batch=self.batch)
         finally:
+            asyncrun.close_loop()  # the loop of its `async def` handlers, if it ran any
             with self._lock:
                 if this in self._slots:
                     self._slots.remove(this)
@@ -386,7 +387,8 @@ class Worker:
         with this.lock:
             this.running = running
         try:
-            ctx.items_processed = attempt.counted(handler(ctx), ctx.items_processed)
+            done = asyncrun.call(handler, ctx)  # an `async def` one runs on the slot's loop
+            ctx.items_processed = attempt.counted(done, ctx.items_processed)
             error: BaseException | None = None
         except Exception as exc:
             error = exc
