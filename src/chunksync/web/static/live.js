@@ -16,6 +16,7 @@
         .then(function (r) { return r.ok ? r.text() : null; })
         .then(function (html) {
           if (html === null) { return; }
+          if (el.querySelector("input[type=checkbox]:checked")) { return; }  // ticked meanwhile
           el.innerHTML = html;
           document.body.setAttribute("data-refreshed", String(Date.now()));
         })
