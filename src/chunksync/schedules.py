@@ -11,6 +11,8 @@ missed one, so ticks missed while no worker ran are run once, at start, not once
 The command runs as `python -m chunksync ARGS` in a child process with the worker's database
 (CHUNKSYNC_DB) and app (CHUNKSYNC_APP): a schedule is what an operator would type, and a slow
 or failing command never holds the upkeep thread. Adding, removing and each run are audited.
+Whoever may write this table may have the workers run chunksync commands (and so whatever a
+command runs, such as `sync --password-cmd`): it is as trusted as the database's credentials.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ SCHEDULE_EVERY_SECONDS = 1.0  # how often the leader looks for a schedule whose 
 OPERATOR = "operator"
 SCHEDULER = "scheduler"
 # Commands that never end by themselves: scheduled, each tick would start one more.
-LONG_RUNNING = frozenset({"worker", "dashboard", "schedule"})
+LONG_RUNNING = frozenset({"worker", "dashboard"})
 _NAME = re.compile(r"[A-Za-z0-9][\w.-]{0,99}")
 
 
@@ -119,6 +121,11 @@ def check(name: str, cron: str, command: Sequence[str]) -> None:
     next_tick(cron, time.time())  # raises with croniter's reason for a field it refuses
     if not command:
         raise ConfigurationError("a schedule needs a command: give it after '--'")
+    if command[0].startswith("-"):
+        raise ConfigurationError(
+            f"a schedule's command starts with the command's name, not '{command[0]}': it runs "
+            "with the database (and --app) it was added with"
+        )
     if command[0] in LONG_RUNNING:
         raise ConfigurationError(
             f"'{command[0]}' runs until stopped, so it cannot be scheduled: run it as a service"

@@ -29,5 +29,8 @@ def test_schedule_mistakes_are_one_sentence(sqlite_url: str) -> None:
     assert "five fields" in one_error(bad)
     long = run("schedule", "add", "x", "--cron", "@hourly", "--", "worker", db=sqlite_url, expect=1)
     assert "cannot be scheduled" in one_error(long)
+    args = ["schedule", "add", "x", "--cron", "@daily", "--", "--db", "x", "status"]
+    opt = run(*args, db=sqlite_url, expect=1)
+    assert "starts with the command's name" in one_error(opt)
     gone = run("schedule", "remove", "nope", db=sqlite_url, expect=1)
     assert "no schedule named 'nope'" in one_error(gone)
