@@ -172,8 +172,12 @@ def worker(
         w = app.worker(concurrency=concurrency, queue_id=queue_id, lease_s=lease, poll_s=poll)
         console.print(f"worker {w.id} running with {concurrency} slot(s); Ctrl-C stops it")
         if until_done:
+            from chunksync.runtime import progress
+
             targets = [queue_id] if queue_id else [q.id for q in app.manager.list_queues()]
-            w.run_until_done(targets)
+            with progress.bar(console, enabled=console.is_terminal) as on_progress:
+                summary = w.run_until_done(targets, on_progress=on_progress)
+            console.print(summary.text(), markup=False, highlight=False)
         else:
             w.run()
         console.print(f"worker stopped after {w.processed} chunk(s), {w.recoveries} recovered")

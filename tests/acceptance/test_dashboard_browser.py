@@ -226,3 +226,62 @@ def test_an_operator_closes_a_dependency_and_sees_it_stopped(
     assert app.deps.get(dep.name).state.flow.value == "stopped"
     assert TOKEN not in browser.page_source
     shoot(browser, "dependency-closed")
+
+
+def sign_in(browser: Any, base: str) -> None:
+    browser.delete_all_cookies()
+    browser.get(base + "/login")
+    wait_for(browser, "#token").send_keys(TOKEN)
+    browser.find_element("css selector", "#sign-in-button").click()
+    wait_for(browser, "#health-h")
+
+
+def test_an_operator_searches_chunks_and_sees_the_payload(
+    browser: Any, site: tuple[App, str]
+) -> None:
+    app, base = site
+    [dead] = app.manager.list_chunks(status=ChunkStatus.DEAD)
+    browser.delete_all_cookies()
+    browser.get(base + "/chunks")
+    box = wait_for(browser, "#chunk-search")
+    box.send_keys("ONERROR")  # in the dead chunk's error, in any case
+    browser.find_element("css selector", "#chunk-filters button[type=submit]").click()
+    assert wait_for(browser, "#chunk-count").text == "1–1 of 1 chunk(s)"
+    assert wait_for(browser, f'tr[data-chunk="{dead.id}"]')
+    assert browser.execute_script("return window.__xss") is None
+    browser.get(f"{base}/chunks/{dead.id}")
+    assert '"n"' in wait_for(browser, "#chunk-payload").text
+    shoot(browser, "chunk-search")
+
+
+def test_an_operator_cancels_a_selection_after_confirming(
+    browser: Any, site: tuple[App, str]
+) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    app, base = site
+    pending = app.manager.list_chunks(status=ChunkStatus.PENDING)[:2]
+    sign_in(browser, base)
+    browser.get(base + "/chunks?status=pending")
+    for chunk in pending:
+        click(browser, f'tr[data-chunk="{chunk.id}"] input[type=checkbox]')
+    Select(wait_for(browser, "#bulk-action")).select_by_value("cancel")
+    browser.find_element("css selector", "#bulk-selected").click()
+    assert wait_for(browser, "#bulk-count").text == "2"
+    assert all(app.manager.get_chunk(c.id).status is ChunkStatus.PENDING for c in pending)
+    shoot(browser, "bulk-confirm")
+    browser.find_element("css selector", "#bulk-confirm").click()
+    assert "cancel: 2 of 2 chunk(s) done" in wait_for(browser, "#notice").text
+    for chunk in pending:
+        assert app.manager.get_chunk(chunk.id).status is ChunkStatus.CANCELLED
+        [entry] = app.manager.list_audit(chunk_id=chunk.id)
+        assert (entry.action, entry.actor) == ("cancel_chunk", "dashboard")
+
+    browser.get(base + "/chunks?status=dead")  # everything matching a filter
+    Select(wait_for(browser, "#bulk-action")).select_by_value("retry")
+    browser.find_element("css selector", "#bulk-matching").click()
+    assert wait_for(browser, "#bulk-count").text == "1"
+    browser.find_element("css selector", "#bulk-confirm").click()
+    assert "retry: 1 of 1 chunk(s) done" in wait_for(browser, "#notice").text
+    assert app.manager.list_chunks(status=ChunkStatus.DEAD) == []
+    assert TOKEN not in browser.page_source

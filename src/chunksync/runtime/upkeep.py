@@ -6,7 +6,9 @@
   its peers saw;
 - alerts, every `Settings.alert_every_s`, and retention, every `Settings.retention_every_s`, by
   the maintenance leader; on the same timer as retention, the attempt rollups past their own,
-  longer keep (`Settings.rollup_retention_days`).
+  longer keep (`Settings.rollup_retention_days`);
+- schedules (chunksync.schedules), every SCHEDULE_EVERY_SECONDS, by the maintenance leader: each
+  tick that has come is taken once for the fleet and its command started in a child process.
 
 In the manner of saq's `Worker.upkeep`: the slots that claim and run chunks never do any of this.
 A duty that fails is logged and tried again at its next turn; it never stops the worker.
@@ -20,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from chunksync import schedules
 from chunksync.deps.store import DependencyStore
 from chunksync.exceptions import BackendError
 from chunksync.manager import Manager, Recovery
@@ -99,6 +102,7 @@ class Upkeep:
             Timer("retention", settings.retention_every_s, self.apply_retention),
             Timer("rollups", settings.retention_every_s, self.trim_rollups),
             Timer("dependencies", NAME_DEPENDENCIES_EVERY_SECONDS, self.name_dependencies),
+            Timer("schedules", schedules.SCHEDULE_EVERY_SECONDS, self.run_schedules),
         ]
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
@@ -174,6 +178,12 @@ class Upkeep:
             name = self.registry.dependency_of(str(row["source"]), str(row["kind"]))
             store.name_queue(str(row["id"]), name)
             log.info("queue %s: its dependency is %s", row["id"], name)
+
+    def run_schedules(self) -> None:
+        """Start the command of every schedule whose tick has come (once for the fleet)."""
+        backend = self.manager.backend
+        for due in schedules.claim_due(backend):
+            schedules.launch(backend, due, backend.url)
 
     def apply_retention(self) -> None:
         done = retention.cleanup(self.manager, self.settings.retention_days * retention.DAY_SECONDS)

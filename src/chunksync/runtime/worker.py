@@ -45,14 +45,15 @@ from chunksync.deps.budget import RetryBudget, RetryBudgets, hold_delay
 from chunksync.deps.store import Special
 from chunksync.exceptions import BackendError, ChunksyncError
 from chunksync.manager import Manager, Recovery, Report
-from chunksync.models import Attempt, ChunkStatus, Queue, QueueStatus
+from chunksync.models import Attempt, ChunkStatus, Queue
 from chunksync.redact import redact
 from chunksync.registry import Registry
 from chunksync.retry import Gate, RandomSource, RetryPolicy
-from chunksync.runtime import attempt, slot
+from chunksync.runtime import asyncrun, attempt, progress, slot
 from chunksync.runtime.attempt import Failure
 from chunksync.runtime.claims import Claims
 from chunksync.runtime.measure import Efficiency, rss_bytes
+from chunksync.runtime.progress import FINISHED_QUEUE
 from chunksync.runtime.slot import InFlight, Reports, Running, Slot, in_flight_key
 from chunksync.runtime.upkeep import Upkeep
 from chunksync.runtime.watchdog import ABANDONED, Watchdog
@@ -69,7 +70,6 @@ POLL_SECONDS = 1.0
 HANDLER_TIMEOUT_SECONDS = 300.0
 SHUTDOWN_GRACE_SECONDS = 30.0
 MAX_CLAIM_BATCH = 512
-FINISHED_QUEUE = frozenset({QueueStatus.COMPLETED, QueueStatus.FAILED, QueueStatus.CANCELLED})
 
 
 def queues_finished(manager: Manager, queue_ids: Sequence[str]) -> bool:
@@ -236,16 +236,29 @@ class Worker:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
 
-    def run_until_done(self, queue_ids: Sequence[str], *, timeout_s: float | None = None) -> None:
-        """Run until every named queue is terminal (completed, failed or cancelled)."""
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    def run_until_done(
+        self,
+        queue_ids: Sequence[str],
+        *,
+        timeout_s: float | None = None,
+        on_progress: progress.Listener | None = None,
+    ) -> progress.RunSummary:
+        """Run until every named queue is terminal (completed, failed or cancelled); returns
+        what the run came to. `on_progress(done, total)` hears the chunk counts as it goes."""
+        began = time.monotonic()
+        deadline = None if timeout_s is None else began + timeout_s
+        tracker, finished = progress.Tracker(self.manager, queue_ids, on_progress), False
 
         def done() -> bool:
-            if deadline is not None and time.monotonic() > deadline:
-                return True
-            return queues_finished(self.manager, queue_ids)
+            nonlocal finished
+            finished = tracker.finished()
+            return finished or (deadline is not None and time.monotonic() > deadline)
 
         self.run(until=done)
+        elapsed, outcomes = time.monotonic() - began, tracker.outcomes()
+        return progress.RunSummary(
+            self.id, finished, elapsed, self.processed, self.recoveries, outcomes
+        )
 
     def _install_signals(self) -> dict[int, Any]:
         if threading.current_thread() is not threading.main_thread():
@@ -271,6 +284,7 @@ class Worker:
         try:
             slot.work(this, self, stopping=self._stopping, wake=self._wake, max_batch=self.batch)
         finally:
+            asyncrun.close_loop()  # the loop of its `async def` handlers, if it ran any
             with self._lock:
                 if this in self._slots:
                     self._slots.remove(this)
@@ -396,7 +410,8 @@ class Worker:
         with this.lock:
             this.running = running
         try:
-            ctx.items_processed = attempt.counted(handler(ctx), ctx.items_processed)
+            done = asyncrun.call(handler, ctx)  # an `async def` one runs on the slot's loop
+            ctx.items_processed = attempt.counted(done, ctx.items_processed)
             error: BaseException | None = None
         except Exception as exc:
             error = exc

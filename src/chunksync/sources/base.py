@@ -8,15 +8,17 @@ becomes a source that only processes (its queues are created from payloads).
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from chunksync.context import ChunkContext
 from chunksync.exceptions import ConfigurationError
 from chunksync.retry import RetryPolicy
+from chunksync.runtime import asyncrun
 
-Handler = Callable[[ChunkContext], "int | None"]
+# A plain function or an `async def` one (run on its slot thread's event loop).
+Handler = Callable[[ChunkContext], "int | Awaitable[int | None] | None"]
 
 
 def kind_of(uri: str) -> str:
@@ -77,4 +79,4 @@ class FunctionSource(Source):
         self._handler = handler
 
     def process(self, ctx: ChunkContext) -> int | None:
-        return self._handler(ctx)
+        return asyncrun.call(self._handler, ctx)

@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from chunksync.exceptions import ConfigurationError
 from chunksync.observe import metrics
-from chunksync.web import params, views
+from chunksync.web import bulk, params, views
 from chunksync.web.actions import act
 from chunksync.web.errors import error_json
 from chunksync.web.openapi import openapi_document
@@ -36,7 +36,9 @@ def charts(request: Request) -> Response:
 
 
 def chunks(request: Request) -> Response:
-    return JSONResponse(params.chunk_list(request, params.chunk_filters(request)))
+    """A page of the matching chunks; X-Total-Count says how many match in all."""
+    found, total = params.chunk_list(request, params.chunk_filters(request))
+    return JSONResponse(found, headers={"x-total-count": str(total)})
 
 
 def chunk(request: Request) -> Response:
@@ -82,6 +84,34 @@ async def _body(request: Request) -> dict[str, Any]:
     return found
 
 
+async def chunks_bulk(request: Request) -> Response:
+    """retry, cancel or release the chunks `ids` names, or every chunk `filter` matches (the
+    list's parameters: q, status, category, queue, tenant). Without `"confirm": true` nothing
+    is done: the answer says how many chunks it would touch."""
+    refused = _refused(request)
+    if refused is not None:
+        return refused
+    body = await _body(request)
+    action = bulk.check_action(request.path_params["action"])
+    ids, given = body.get("ids"), body.get("filter")
+    if ids is not None and (not isinstance(ids, list) or not all(isinstance(i, str) for i in ids)):
+        raise ConfigurationError("ids must be a list of chunk ids")
+    if given is not None and not isinstance(given, dict):
+        raise ConfigurationError("filter must be an object: q, status, category, queue, tenant")
+    if (ids is None) == (given is None):
+        raise ConfigurationError("give either ids or filter")
+    confirmed = body.get("confirm") is True
+
+    def run() -> dict[str, Any]:
+        query = None if given is None else params.chunk_query(request, params.chunk_filters(given))
+        chosen = bulk.targets(dashboard(request).app, ids, query)
+        if not confirmed:
+            return bulk.BulkResult(action, len(chosen)).as_dict(confirmed=False)
+        return bulk.apply(dashboard(request).app, action, chosen).as_dict(confirmed=True)
+
+    return JSONResponse(await run_in_threadpool(run))
+
+
 def _refused(request: Request) -> Response | None:
     """Why an action is refused (read-only, no or a wrong bearer token), or None."""
     board = dashboard(request)
@@ -115,6 +145,7 @@ ROUTES = [
     Route("/api/queues", queues),
     Route("/api/charts", charts),
     Route("/api/chunks", chunks),
+    Route("/api/chunks/bulk/{action}", chunks_bulk, methods=["POST"]),
     Route("/api/chunks/{chunk_id}", chunk),
     Route("/api/chunks/{target}/{action}", chunk_action, methods=["POST"]),
     Route("/api/queues/{target}/{action}", queue_action, methods=["POST"]),

@@ -7,7 +7,7 @@ from typing import Any
 from chunksync.deps.gate import Flow
 from chunksync.models import ChunkStatus, ErrorCategory
 from chunksync.web.actions import CHUNK_ACTIONS, QUEUE_ACTIONS
-from chunksync.web.params import MAX_CHUNK_LIST_LIMIT
+from chunksync.web.params import MAX_CHUNK_LIST_LIMIT, MAX_OFFSET
 
 NUMBER_OR_NULL = {"type": "number", "nullable": True}
 STRING_OR_NULL = {"type": "string", "nullable": True}
@@ -42,6 +42,11 @@ SCHEMAS: dict[str, Any] = {
         "properties": {
             "id": {"type": "string"},
             "queue_id": {"type": "string"},
+            "tenant": {"type": "string"},
+            "payload": {
+                "nullable": True,
+                "description": "The chunk's payload (JSON), texts redacted, secret keys masked.",
+            },
             "seq": {"type": "integer"},
             "status": {"type": "string", "enum": [s.value for s in ChunkStatus]},
             "attempts": {"type": "integer"},
@@ -86,11 +91,66 @@ SCHEMAS: dict[str, Any] = {
             "details": STRING_OR_NULL,
         },
     },
+    "BulkRequest": {
+        "description": "Either ids or filter; without confirm: true nothing is done.",
+        "oneOf": [
+            {
+                "type": "object",
+                "required": ["ids"],
+                "additionalProperties": False,
+                "properties": {
+                    "ids": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "minItems": 1,
+                        "maxItems": 1000,
+                    },
+                    "confirm": {"type": "boolean"},
+                },
+            },
+            {
+                "type": "object",
+                "required": ["filter"],
+                "additionalProperties": False,
+                "properties": {"filter": _ref("ChunkFilter"), "confirm": {"type": "boolean"}},
+            },
+        ],
+    },
+    "ChunkFilter": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "q": {"type": "string"},
+            "status": {"type": "string", "enum": [s.value for s in ChunkStatus]},
+            "category": {"type": "string", "enum": [c.value for c in ErrorCategory]},
+            "queue": {"type": "string"},
+            "tenant": {"type": "string"},
+        },
+    },
+    "BulkResult": {
+        "type": "object",
+        "required": ["ok", "confirmed", "action", "matched", "done", "skipped", "message"],
+        "properties": {
+            "ok": {"type": "boolean"},
+            "confirmed": {"type": "boolean"},
+            "action": {"type": "string", "enum": list(CHUNK_ACTIONS)},
+            "matched": {"type": "integer"},
+            "done": {"type": "integer"},
+            "skipped": {"type": "integer"},
+            "message": {"type": "string"},
+        },
+    },
+    "Probe": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"type": "string"}, "reason": {"type": "string"}},
+    },
     "ChunkDetail": {
         "type": "object",
-        "required": ["chunk", "checkpoint", "attempts", "audit"],
+        "required": ["chunk", "payload", "checkpoint", "attempts", "audit"],
         "properties": {
             "chunk": _ref("Chunk"),
+            "payload": {"type": "string", "description": "The payload as indented JSON text."},
             "checkpoint": {**STRING_OR_NULL, "description": "The checkpoint as JSON text."},
             "attempts": {"type": "array", "items": _ref("Attempt")},
             "audit": {"type": "array", "items": _ref("AuditEntry")},
@@ -296,19 +356,73 @@ def _chunk_list() -> dict[str, Any]:
         },
         {"name": "queue", "in": "query", "schema": {"type": "string"}},
         {
+            "name": "q",
+            "in": "query",
+            "description": "Free text, in any case, in the id, payload, last error or dead reason.",
+            "schema": {"type": "string"},
+        },
+        {"name": "tenant", "in": "query", "schema": {"type": "string"}},
+        {
             "name": "limit",
             "in": "query",
             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_CHUNK_LIST_LIMIT},
         },
+        {
+            "name": "offset",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
+        },
     ]
     chunks = _get(
-        "Chunks filtered by status, category and queue.",
+        "Chunks matching a text and filters, a page at a time (limit, offset).",
         {"type": "array", "items": _ref("Chunk")},
         ("400", ERROR),
         ("404", ERROR),
     )
+    chunks["get"]["responses"]["200"]["headers"] = {
+        "X-Total-Count": {
+            "description": "How many chunks match in all.",
+            "schema": {"type": "integer"},
+        }
+    }
     chunks["get"]["parameters"] = filters
     return chunks
+
+
+def _chunks_bulk() -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": "retry, cancel or release selected chunks, or every chunk matching a "
+            "filter (each audited); without confirm: true, how many it would touch.",
+            "security": [{"bearer": []}],
+            "parameters": [
+                {
+                    "name": "action",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "enum": list(CHUNK_ACTIONS)},
+                }
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("BulkRequest")}},
+            },
+            "responses": {
+                "200": _json(_ref("BulkResult"), "Done, or what it would do."),
+                "400": ERROR,
+                "401": ERROR,
+                "403": {**ERROR, "description": "The dashboard is read-only (no token)."},
+                "404": {**ERROR, "description": "No such action or queue."},
+            },
+        }
+    }
+
+
+def _probe(summary: str, *, ready: bool) -> dict[str, Any]:
+    probe = _get(summary, _ref("Probe"))
+    if ready:
+        probe["get"]["responses"]["503"] = _json(_ref("Probe"), "Not ready: database or schema.")
+    return probe
 
 
 def _chunk_detail() -> dict[str, Any]:
@@ -357,6 +471,7 @@ def openapi_document() -> dict[str, Any]:
             ),
             "/api/charts": _get("Hourly trend and failures over time.", _ref("Charts")),
             "/api/chunks": _chunk_list(),
+            "/api/chunks/bulk/{action}": _chunks_bulk(),
             "/api/chunks/{chunk_id}": _chunk_detail(),
             "/api/chunks/{target}/{action}": _action("chunk", list(CHUNK_ACTIONS)),
             "/api/queues/{target}/{action}": _action("queue", list(QUEUE_ACTIONS)),
@@ -378,6 +493,8 @@ def openapi_document() -> dict[str, Any]:
                 required=True,
             ),
             "/metrics": _metrics(),
+            "/healthz": _probe("Liveness: the dashboard answers.", ready=False),
+            "/readyz": _probe("Readiness: the database answers, its schema current.", ready=True),
         },
         "components": {
             "schemas": SCHEMAS,

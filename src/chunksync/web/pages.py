@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from chunksync.exceptions import ChunksyncError
 from chunksync.redact import redact
-from chunksync.web import params, views
+from chunksync.web import bulk, params, views
 from chunksync.web.actions import act, form_limits
 from chunksync.web.rendering import page
 from chunksync.web.security import SESSION_COOKIE, same_origin
@@ -38,9 +38,10 @@ def _queues(request: Request) -> dict[str, Any]:
 
 def _chunks(request: Request) -> dict[str, Any]:
     filters = params.chunk_filters(request)
-    found = params.chunk_list(request, filters)
+    found = params.chunk_page(request, filters)
     queues = views.queues_data(dashboard(request).app)
-    return {"chunks": found, "filters": filters, "queues": queues}
+    here = {k: v for k, v in filters.items() if v}
+    return {**found, "filters": filters, "queues": queues, "filter_query": urlencode(here)}
 
 
 def _chunk(request: Request) -> dict[str, Any]:
@@ -112,6 +113,34 @@ async def form_action(request: Request) -> Response:
     return RedirectResponse(f"{back}{sep}{urlencode({'notice': notice})}", status_code=303)
 
 
+async def bulk_action(request: Request) -> Response:
+    """A bulk action from the chunk list: the first POST answers with a confirmation page
+    (how many chunks it would touch), the second (confirm=1) does it, each chunk audited."""
+    form = await request.form()
+    board = dashboard(request)
+    if not board.guard.enabled:
+        return page(request, "error.html", 403, message="this dashboard is read-only")
+    if not board.guard.form_ok(request, str(form.get("csrf", ""))):
+        return page(request, "error.html", 403, message="sign in with the token first")
+    action = bulk.check_action(str(form.get("action", "")))
+    scope = "matching" if form.get("scope") == "matching" else "selected"
+    filters = params.chunk_filters(form)
+    ids = [str(v) for v in form.getlist("ids")] if scope == "selected" else None
+
+    def chosen() -> list[str]:
+        query = params.chunk_query(request, filters) if scope == "matching" else None
+        return bulk.targets(board.app, ids, query)
+
+    chunk_ids = await run_in_threadpool(chosen)
+    back = "/chunks?" + urlencode({k: v for k, v in filters.items() if v})
+    if form.get("confirm") != "1":
+        shown: dict[str, Any] = {"action": action, "scope": scope, "ids": ids or []}
+        shown.update(count=len(chunk_ids), filters=filters, back=back)
+        return page(request, "bulk_confirm.html", **shown)
+    result = await run_in_threadpool(bulk.apply, board.app, action, chunk_ids)
+    return RedirectResponse(f"{back}&{urlencode({'notice': result.message()})}", 303)
+
+
 ROUTES = [
     Route("/", _view("overview.html", _overview)),
     Route("/fragments/overview", _view("_overview.html", _overview)),
@@ -127,4 +156,5 @@ ROUTES = [
     Route("/login", login, methods=["POST"]),
     Route("/logout", logout, methods=["POST"]),
     Route("/actions", form_action, methods=["POST"]),
+    Route("/bulk", bulk_action, methods=["POST"]),
 ]

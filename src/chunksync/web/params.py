@@ -1,39 +1,78 @@
-"""The chunk list's query parameters (status, category, queue, limit), read and checked.
+"""The chunk list's query parameters (text, status, category, queue, tenant, page, limit, offset),
+read and checked.
 
-Pages and the JSON API list chunks from the same parameters; a bad value raises
-ChunksyncError, which `web.errors` answers with 400 (an unknown queue: NotFound, 404).
+Pages, the JSON API and the bulk actions select chunks from the same parameters
+(chunksync.search); a bad value raises ChunksyncError, which `web.errors` answers with 400 (an
+unknown queue: NotFound, 404).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
 
+from chunksync import search
 from chunksync.exceptions import ChunksyncError
 from chunksync.models import ChunkStatus, ErrorCategory
 from chunksync.web import views
 from chunksync.web.state import dashboard
 
 MAX_CHUNK_LIST_LIMIT = 1000
-FILTER_NAMES = ("status", "category", "queue")
+MAX_OFFSET = 10_000_000
+PAGE_SIZE = 50
+FILTER_NAMES = ("q", "status", "category", "queue", "tenant")
 
 
-def chunk_filters(request: Request) -> dict[str, str]:
+def chunk_filters(source: Request | Mapping[str, Any]) -> dict[str, str]:
     """The filters as given (empty when absent), to show them back in the page's form."""
-    q = request.query_params
-    return {k: q.get(k, "") for k in FILTER_NAMES}
+    q = source.query_params if isinstance(source, Request) else source
+    return {k: str(q.get(k, "") or "") for k in FILTER_NAMES}
 
 
-def chunk_list(request: Request, filters: dict[str, str]) -> list[dict[str, Any]]:
-    """The chunks the filters and the limit select."""
-    return views.chunk_list(
-        dashboard(request).app,
-        status=_enum(ChunkStatus, filters["status"]),
-        category=_enum(ErrorCategory, filters["category"]),
-        queue=filters["queue"] or None,
-        limit=_limit(request),
+def chunk_query(
+    request: Request, filters: Mapping[str, str], *, limit: int = PAGE_SIZE, offset: int = 0
+) -> search.ChunkQuery:
+    """The search the filters ask for (the queue named by id or name)."""
+    app = dashboard(request).app
+    queue = filters.get("queue") or ""
+    return search.ChunkQuery(
+        text=filters.get("q") or "",
+        status=_enum(ChunkStatus, filters.get("status")),
+        category=_enum(ErrorCategory, filters.get("category")),
+        queue_id=app.manager.get_queue(queue).id if queue else None,
+        tenant=filters.get("tenant") or None,
+        limit=limit,
+        offset=offset,
     )
+
+
+def chunk_list(request: Request, filters: dict[str, str]) -> tuple[list[dict[str, Any]], int]:
+    """The chunks the filters, the limit and the offset select (the API's list), and how many
+    match in all."""
+    limit = _int(request, "limit", views.CHUNK_LIST_LIMIT, 1, MAX_CHUNK_LIST_LIMIT)
+    offset = _int(request, "offset", 0, 0, MAX_OFFSET)
+    query = chunk_query(request, filters, limit=limit, offset=offset)
+    backend = dashboard(request).app.backend
+    found = search.search(backend, query)
+    return [views.chunk_data(c) for c in found], search.count(backend, query)
+
+
+def chunk_page(request: Request, filters: dict[str, str]) -> dict[str, Any]:
+    """One page of the chunk list, with what the pager shows."""
+    number = _int(request, "page", 1, 1, MAX_OFFSET // PAGE_SIZE)
+    query = chunk_query(request, filters, offset=(number - 1) * PAGE_SIZE)
+    backend = dashboard(request).app.backend
+    total = search.count(backend, query)
+    pages = max(1, -(-total // PAGE_SIZE))
+    return {
+        "chunks": [views.chunk_data(c) for c in search.search(backend, query)],
+        "total": total,
+        "page": number,
+        "pages": pages,
+        "first": query.offset + 1,
+    }
 
 
 def _enum(kind: type[ChunkStatus] | type[ErrorCategory], value: str | None) -> Any:
@@ -45,12 +84,12 @@ def _enum(kind: type[ChunkStatus] | type[ErrorCategory], value: str | None) -> A
         raise ChunksyncError(f"unknown {kind.__name__} '{value}'") from None
 
 
-def _limit(request: Request) -> int:
-    raw = request.query_params.get("limit", str(views.CHUNK_LIST_LIMIT))
+def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name, str(default))
     try:
         value = int(raw)
     except ValueError:
-        raise ChunksyncError("limit must be a whole number") from None
-    if not 1 <= value <= MAX_CHUNK_LIST_LIMIT:
-        raise ChunksyncError(f"limit must be between 1 and {MAX_CHUNK_LIST_LIMIT}")
+        raise ChunksyncError(f"{name} must be a whole number") from None
+    if not low <= value <= high:
+        raise ChunksyncError(f"{name} must be between {low} and {high}")
     return value

@@ -1,7 +1,9 @@
 """`create_app`: the dashboard assembled from its routes, middleware, error handlers and state.
 
-pages.py      HTML pages, their live fragments, sign-in and action forms
+pages.py      HTML pages, their live fragments, sign-in, action forms and bulk actions
 api.py        the JSON API, /openapi.json and /metrics
+probes.py     /healthz and /readyz for load balancers
+bulk.py       bulk actions on chunks (selected, or all matching), each chunk audited
 errors.py     our exceptions -> 404 / 409 / 400, as JSON or as the error page
 security.py   the token, sessions, CSRF, security headers
 state.py      what routes share, on `request.app.state`
@@ -16,7 +18,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from chunksync.app import App
-from chunksync.web import api, pages
+from chunksync.web import api, pages, probes
 from chunksync.web.errors import EXCEPTION_HANDLERS
 from chunksync.web.rendering import environment
 from chunksync.web.security import Guard, SecurityHeaders
@@ -35,9 +37,9 @@ def create_app(
 ) -> Starlette:
     """The dashboard for `app`. Without `token` it is read-only. `allowed_hosts` are the Host
     headers it answers (loopback names by default, against DNS rebinding)."""
-    static = StaticFiles(packages=[("chunksync.web", "static")])
+    static = Mount("/static", StaticFiles(packages=[("chunksync.web", "static")]), name="static")
     web = Starlette(
-        routes=[*pages.ROUTES, *api.ROUTES, Mount("/static", static, name="static")],
+        routes=[*pages.ROUTES, *api.ROUTES, *probes.ROUTES, static],
         middleware=[
             Middleware(SecurityHeaders),
             Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or LOOPBACK_HOSTS),

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
 from chunksync.app import App
 from chunksync.deps import view as deps_view
-from chunksync.models import Chunk, ChunkStatus, ErrorCategory
+from chunksync.models import Chunk
 from chunksync.observe import alerts, health, trends
-from chunksync.redact import redact
+from chunksync.redact import MASK, redact
 
 CHART_WINDOW_SECONDS = 24 * 3600.0
 CHART_BUCKET_SECONDS = 3600.0
@@ -93,10 +94,35 @@ def alert_data(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def shown_payload(value: Any) -> Any:
+    """A payload as the dashboard and the API show it: the same JSON, every text redacted and
+    the value of every key that names a secret (password, token, api_key...) masked."""
+    if isinstance(value, dict):
+        return {
+            k: MASK if _secret_key(str(k)) and value[k] is not None else shown_payload(value[k])
+            for k in value
+        }
+    if isinstance(value, list):
+        return [shown_payload(v) for v in value]
+    if isinstance(value, str):
+        return redact(value)
+    return value
+
+
+@lru_cache(maxsize=1024)
+def _secret_key(key: str) -> bool:
+    """Whether the redaction rules treat `key` as a secret's name (asked of them, so that the
+    payload follows the very rules every other text does)."""
+    probe = json.dumps({key: "x" * 12})
+    return MASK in redact(probe)
+
+
 def chunk_data(c: Chunk) -> dict[str, Any]:
     return {
         "id": c.id,
         "queue_id": c.queue_id,
+        "tenant": c.tenant,
+        "payload": shown_payload(c.payload),
         "seq": c.seq,
         "status": c.status.value,
         "attempts": c.attempts,
@@ -110,18 +136,6 @@ def chunk_data(c: Chunk) -> dict[str, Any]:
         "created_at": c.created_at,
         "updated_at": c.updated_at,
     }
-
-
-def chunk_list(
-    app: App,
-    *,
-    status: ChunkStatus | None,
-    category: ErrorCategory | None,
-    queue: str | None,
-    limit: int = CHUNK_LIST_LIMIT,
-) -> list[dict[str, Any]]:
-    queue_id = app.manager.get_queue(queue).id if queue else None
-    return [chunk_data(c) for c in app.manager.list_chunks(queue_id, status, category, limit)]
 
 
 def chunk_detail(app: App, chunk_id: str) -> dict[str, Any]:
@@ -155,6 +169,7 @@ def chunk_detail(app: App, chunk_id: str) -> dict[str, Any]:
     )
     return {
         "chunk": chunk_data(chunk),
+        "payload": json.dumps(shown_payload(chunk.payload), indent=2, ensure_ascii=False),
         "checkpoint": checkpoint,
         "attempts": attempts,
         "audit": audit,

@@ -1,0 +1,137 @@
+"""A run until done: how far the queues are while it runs, and what it came to.
+
+`Worker.run_until_done()` asks a `Tracker` whether its queues are all terminal (the same
+question it always asked, one read of each queue); the tracker hands each answer's figures to
+a listener, which the CLI turns into a progress bar on a terminal (`bar`). The run ends with a
+`RunSummary`: what the worker did, and where each queue stands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from chunksync.exceptions import BackendError
+from chunksync.manager import Manager
+from chunksync.models import ChunkStatus, Queue, QueueStatus
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+FINISHED_QUEUE = frozenset({QueueStatus.COMPLETED, QueueStatus.FAILED, QueueStatus.CANCELLED})
+
+Listener = Callable[[int, int], None]  # (chunks terminal, chunks in all)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueOutcome:
+    id: str
+    name: str
+    status: str
+    totals: dict[str, int]
+
+    @classmethod
+    def of(cls, queue: Queue) -> QueueOutcome:
+        totals = {s.value: queue.totals.get(s, 0) for s in ChunkStatus}
+        return cls(queue.id, queue.name, queue.status.value, totals)
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """What `run_until_done()` came to; `finished` is False when it timed out or was stopped."""
+
+    worker_id: str
+    finished: bool
+    elapsed_s: float
+    chunks_run: int  # attempts this worker ran (a retried chunk counts each time)
+    recoveries: int
+    queues: tuple[QueueOutcome, ...] = field(default=())
+
+    def total(self, status: ChunkStatus) -> int:
+        return sum(q.totals.get(status.value, 0) for q in self.queues)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "worker_id": self.worker_id,
+            "finished": self.finished,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "chunks_run": self.chunks_run,
+            "recoveries": self.recoveries,
+            "totals": {s.value: self.total(s) for s in ChunkStatus},
+            "queues": [
+                {"id": q.id, "name": q.name, "status": q.status, "totals": q.totals}
+                for q in self.queues
+            ],
+        }
+
+    def text(self) -> str:
+        """The few lines a person reads at the end of a run."""
+        head = "done" if self.finished else "stopped before the queues finished"
+        totals = ", ".join(f"{self.total(s)} {s.value}" for s in ChunkStatus if self.total(s))
+        queues = f"{len(self.queues)} queue(s)"
+        lines = [
+            f"{head} in {self.elapsed_s:.1f} s: {queues}, {totals or 'no chunks'}",
+            f"this worker ran {self.chunks_run} attempt(s), recovered {self.recoveries} chunk(s)",
+        ]
+        for q in self.queues:
+            if q.totals.get(ChunkStatus.DEAD.value):
+                lines.append(
+                    f"queue {q.name}: {q.totals['dead']} dead "
+                    f"('chunksync chunks --status dead' lists them)"
+                )
+        return "\n".join(lines)
+
+
+class Tracker:
+    """Reads the queues once per check; says whether all are terminal and tells the listener
+    how many of their chunks are."""
+
+    def __init__(
+        self, manager: Manager, queue_ids: Sequence[str], listener: Listener | None = None
+    ) -> None:
+        self.manager = manager
+        self.queue_ids = list(queue_ids)
+        self.listener = listener
+        self.last: list[Queue] = []
+
+    def finished(self) -> bool:
+        self.last = [self.manager.get_queue(q) for q in self.queue_ids]
+        if self.listener is not None:
+            self.listener(sum(q.done for q in self.last), sum(q.total for q in self.last))
+        return all(q.status in FINISHED_QUEUE for q in self.last)
+
+    def outcomes(self) -> tuple[QueueOutcome, ...]:
+        """Where each queue stands now (read afresh: the last check may be a moment old; the
+        last check's figures when the database cannot answer now)."""
+        try:
+            queues = [self.manager.get_queue(q) for q in self.queue_ids]
+        except BackendError:
+            queues = self.last
+        return tuple(QueueOutcome.of(q) for q in queues)
+
+
+@contextmanager
+def bar(console: Console, *, enabled: bool) -> Iterator[Listener | None]:
+    """A Rich progress bar of chunks done, as a listener; None when not `enabled` (output
+    that is not a terminal gets only the summary)."""
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (
+        TextColumn("chunks"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("chunks", total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total or None)
+
+        yield update

@@ -1,0 +1,2 @@
+-- Schedules (chunksync.schedules): the table of migration 0012, written once.
+-- include migrations/0012_schedules.sql --

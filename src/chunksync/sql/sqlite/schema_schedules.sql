@@ -1,0 +1,2 @@
+-- Schedules (chunksync.schedules): the table of migration 0008, written once.
+-- include migrations/0008_schedules.sql --
