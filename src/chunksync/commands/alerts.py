@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from chunksync.cli import cli, console, friendly, open_app
+from chunksync.cli import cli, console, duration, friendly, open_app
+from chunksync.durations import format_duration
 
 
 @cli.command("alerts")
@@ -21,7 +22,7 @@ def alerts_cmd(
         str | None, typer.Option(help="POST fired and resolved alerts here (JSON).")
     ] = None,
     health_config: Annotated[
-        Path | None, typer.Option("--health-config", help="TOML file with [health] thresholds.")
+        Path | None, typer.Option("--health-config", help="TOML file with \\[health] thresholds.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -50,7 +51,12 @@ def alerts_cmd(
 def sla(
     queue: Annotated[str, typer.Argument(help="Queue id or name.")],
     seconds: Annotated[
-        float | None, typer.Argument(help="Backlog age allowed; omit to remove the SLA.")
+        float | None,
+        typer.Argument(
+            help="Backlog age allowed (90s, 15m, 2h; bare: seconds); omit to remove the SLA.",
+            parser=duration(),
+            metavar="AGE",
+        ),
     ] = None,
 ) -> None:
     """Set a queue's backlog SLA: an alert fires when its oldest pending chunk is older."""
@@ -58,4 +64,5 @@ def sla(
 
     with open_app(create=False) as app:
         set_queue_sla(app.manager, queue, seconds)
-    console.print(f"queue {queue}: SLA {'removed' if seconds is None else f'{seconds:g} s'}")
+    shown = "removed" if seconds is None else format_duration(seconds)
+    console.print(f"queue {queue}: SLA {shown}", markup=False)
