@@ -125,7 +125,10 @@ def _check_database_exists() -> None:
         return
     from chunksync.backends.sqlite import path_from_url
 
-    path = path_from_url(state.db)
+    try:
+        path = path_from_url(state.db)
+    except ConfigurationError:
+        return  # opening it says what is wrong with the URL
     if path == ":memory:" or Path(path).exists():
         return
     raise ConfigurationError(

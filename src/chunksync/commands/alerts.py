@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from chunksync.cli import cli, console, duration, friendly, open_app
+from chunksync.commands.output import row_json
 from chunksync.durations import format_duration
 
 
@@ -36,10 +37,11 @@ def alerts_cmd(
             for event in alerts.evaluate(app.manager, config):
                 if webhook:
                     alerts.post_webhook(webhook, event)  # wait for it: the command ends next
-                console.print(f"{event.state}: {event.key}: {event.message}", markup=False)
+                if not as_json:  # the JSON document is the whole of stdout
+                    console.print(f"{event.state}: {event.key}: {event.message}", markup=False)
         rows = alerts.firing(app.manager)
     if as_json:
-        console.print_json(json.dumps(rows, default=str))
+        console.print_json(json.dumps([row_json(r) for r in rows], default=str))
         return
     for r in rows:
         console.print(f"[{r['severity']}] {r['key']}: {r['message']}", markup=False)

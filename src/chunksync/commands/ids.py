@@ -9,7 +9,6 @@ from __future__ import annotations
 from chunksync.exceptions import NotFound
 from chunksync.manager import Manager
 
-MIN_PREFIX_CHARS = 4  # shorter prefixes match too much to be what anyone meant
 SHOWN_MATCHES = 5
 
 
@@ -30,7 +29,7 @@ def chunk_id(manager: Manager, text: str) -> str:
         return manager.get_chunk(text).id
     except NotFound:
         pass
-    matches = manager.chunk_ids_with_prefix(text) if len(text) >= MIN_PREFIX_CHARS else []
+    matches = manager.chunk_ids_with_prefix(text)
     if not matches:
         try:
             queue = manager.get_queue(text)

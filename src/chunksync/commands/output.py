@@ -7,16 +7,26 @@ with their zone (`2026-12-02T14:05:00.123456+00:00`), durations are seconds as n
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from chunksync.deps.view import iso
 from chunksync.durations import format_duration
 from chunksync.models import Chunk, ChunkStatus, Queue
 
 
-def iso(ts: float | None) -> str | None:
-    """An epoch time as ISO 8601 in UTC, with its zone."""
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
+def row_json(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A database row for --json: its `*_at` times (epoch seconds, or a driver's datetime) as
+    ISO 8601 with the zone, the rest as is."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if key.endswith("_at") and isinstance(value, int | float) and not isinstance(value, bool):
+            value = iso(float(value))
+        elif isinstance(value, datetime):
+            value = (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+        out[key] = value
+    return out
 
 
 def queue_json(q: Queue) -> dict[str, Any]:
@@ -89,4 +99,13 @@ def rate(value: float | None) -> str:
     return f"{value:.3g}"
 
 
-__all__ = ["chunk_json", "format_duration", "iso", "next_run_text", "queue_json", "rate", "span"]
+__all__ = [
+    "chunk_json",
+    "format_duration",
+    "iso",
+    "next_run_text",
+    "queue_json",
+    "rate",
+    "row_json",
+    "span",
+]
