@@ -416,17 +416,22 @@ def chunks(
     if as_json:
         print_json([output.chunk_json(c) for c in found])
         return
-    table = Table(
-        "chunk", "seq", "status", "attempts", "next run", "last category", "why / last error"
-    )
+    pending = any(c.status is ChunkStatus.PENDING for c in found)
+    table = Table()
+    table.add_column("chunk", overflow="fold")  # never cut: it is copied into commands
+    for title in ("seq", "status", "attempts", *(["next run"] if pending else [])):
+        table.add_column(title)
+    table.add_column("last category")
+    table.add_column("why / last error")
     for c in found:
         why = c.dead_reason or c.last_error or ""
+        nxt = [output.next_run_text(c, now)] if pending else []
         table.add_row(
             c.id,
             str(c.seq),
             c.status.value,
             str(c.attempts),
-            output.next_run_text(c, now),
+            *nxt,
             c.last_category or "",
             escape(redact(why[:80])),
         )
