@@ -61,7 +61,7 @@ def test_show_a_chunk_and_why_it_waits(tmp_path: Path) -> None:
         app.manager.pause_queue(chunk.queue_id)
     shown = json.loads(run("--db", url, "show", chunk.id[:8], "--json").stdout)
     assert shown["id"] == chunk.id and shown["status"] == "pending"
-    assert shown["payload"] == {"secret_token": "abc12345"}
+    assert shown["payload"] == {"secret_token": "***"}  # redacted, in JSON too
     assert shown["waits_for"] == "its queue demo://x is paused"
     assert ISO_UTC.match(shown["next_run_at"]) and ISO_UTC.match(shown["created_at"])
     assert [e["action"] for e in shown["audit"]] == ["release_chunk"]

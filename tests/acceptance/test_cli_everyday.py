@@ -268,3 +268,22 @@ def test_rates_read_as_numbers() -> None:
 
     assert rate(73626.859) == "73,627" and rate(12.3456) == "12.3" and rate(None) == "-"
     assert span(250) == "4m 10s" and span(7500) == "2h 5m"
+
+
+def test_the_quickstart_app_module_is_loadable_and_the_script_enqueues(tmp_path: Path) -> None:
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    for name in ("sync_app.py", "enqueue.py"):
+        example = (root / "examples" / "quickstart" / name).read_text(encoding="utf-8")
+        assert f"```python\n{example}```" in readme  # README shows the files as they are
+        (tmp_path / name).write_text(example, encoding="utf-8")
+    env = clean_env(CHUNKSYNC_DB="sqlite:///sync.db", PYTHONPATH=os.environ.get("PYTHONPATH", ""))
+    run("init", cwd=tmp_path, env=env)
+    out = run("--app", "sync_app:app", "status", "--json", cwd=tmp_path, env=env).stdout
+    assert json.loads(out) == []  # importing the app module did no work
+    script = subprocess.run(
+        [sys.executable, "enqueue.py"], cwd=tmp_path, env=env, timeout=120, check=False
+    )
+    assert script.returncode == 0
+    [queue] = json.loads(run("status", "--json", cwd=tmp_path, env=env).stdout)
+    assert queue["status"] == "completed" and queue["totals"]["completed"] == 100

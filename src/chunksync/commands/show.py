@@ -49,8 +49,8 @@ def describe(app: App, chunk: Chunk) -> dict[str, Any]:
     audit = app.manager.list_audit(chunk_id=chunk.id, limit=AUDIT_SHOWN)
     return {
         **output.chunk_json(chunk),
-        "payload": chunk.payload,
-        "checkpoint": chunk.checkpoint,
+        "payload": redacted(chunk.payload),
+        "checkpoint": redacted(chunk.checkpoint),
         "items_processed": chunk.items_processed,
         "waits_for": waits_for(app, chunk, attempts, now),
         "attempt_log": attempts,
@@ -65,6 +65,19 @@ def describe(app: App, chunk: Chunk) -> dict[str, Any]:
             for e in audit
         ],
     }
+
+
+def redacted(value: Any) -> Any:
+    """A JSON value with its secrets masked as redact() masks them in text: unchanged when it
+    holds none, else parsed back (or, should masking have broken the JSON, the masked text)."""
+    text = json.dumps(value)
+    masked = redact(text)
+    if masked == text:
+        return value
+    try:
+        return json.loads(masked)
+    except ValueError:
+        return masked
 
 
 def waits_for(app: App, chunk: Chunk, attempts: list[dict[str, Any]], now: float) -> str | None:
