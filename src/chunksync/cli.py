@@ -454,7 +454,11 @@ def health_cmd(
 ) -> None:
     """Health: per queue (attempts, outcomes, categories, timing) and the system's state."""
     with open_app(create=False) as app:
-        queues = [app.manager.get_queue(queue)] if queue else app.manager.list_queues()
+        queues = (
+            [app.manager.get_queue(resolve_queue(app, queue))]
+            if queue
+            else app.manager.list_queues()
+        )
         summaries = [health.queue_summary(app.manager, q) for q in queues]
         system = health.system_summary(app.manager)
         deps, now = app.deps.all(), app.manager.now()

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from chunksync.cli import cli, console, duration, friendly, open_app
+from chunksync.commands.ids import queue_id
 from chunksync.commands.output import row_json
 from chunksync.durations import format_duration
 
@@ -65,6 +66,6 @@ def sla(
     from chunksync.observe.alerts import set_queue_sla
 
     with open_app(create=False) as app:
-        set_queue_sla(app.manager, queue, seconds)
+        set_queue_sla(app.manager, queue_id(app.manager, queue), seconds)
     shown = "removed" if seconds is None else format_duration(seconds)
     console.print(f"queue {queue}: SLA {shown}", markup=False)
