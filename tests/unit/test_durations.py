@@ -10,8 +10,18 @@ from chunksync.exceptions import ConfigurationError
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("45s", 45), ("15m", 900), ("1.5h", 5400), ("30d", 2_592_000), ("2w", 1_209_600)]
-    + [(" 15M ", 900), ("90", 90), (".5m", 30), (12, 12), (2.5, 2.5)],
+    [
+        ("45s", 45),
+        ("15m", 900),
+        ("1.5h", 5400),
+        ("30d", 2_592_000),
+        ("2w", 1_209_600),
+        (" 15M ", 900),
+        ("90", 90),
+        (".5m", 30),
+        (12, 12),
+        (2.5, 2.5),
+    ],
 )
 def test_units(text: str | float, seconds: float) -> None:
     assert parse_duration(text) == seconds
