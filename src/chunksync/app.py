@@ -163,9 +163,11 @@ class App:
         policy: str = DEFAULT_POLICY.name,
         max_attempts: int | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        unique_key: str | None = None,
     ) -> Queue:
         """A sync queue for `source`: from the payloads given, or planned by the source. Its
-        chunks get `max_attempts` attempts, by default the policy's."""
+        chunks get `max_attempts` attempts, by default the policy's. With a `unique_key` still
+        held by an unfinished queue of the tenant, that queue is returned instead."""
         kind = kind_of(source)
         if not self.registry.has_kind(kind):
             raise ConfigurationError(
@@ -192,6 +194,7 @@ class App:
             policy=policy,
             max_attempts=max_attempts,
             dependency=dependency,
+            unique_key=unique_key,
         )
 
     def worker(self, **options: Any) -> Worker:

@@ -17,20 +17,25 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from chunksync import __version__
 from chunksync.app import DEFAULT_DATABASE_URL, App
+from chunksync.commands import output
+from chunksync.config import CONFIG_ENV, FileConfig, load_config
 from chunksync.deps import view
-from chunksync.exceptions import BackendUnavailable, ChunksyncError
+from chunksync.durations import parse_duration
+from chunksync.exceptions import BackendUnavailable, ChunksyncError, ConfigurationError
 from chunksync.models import ChunkStatus, ErrorCategory, Queue
 from chunksync.observe import health
 from chunksync.redact import redact
+from chunksync.runtime.worker import HANDLER_TIMEOUT_SECONDS
 
 cli = typer.Typer(
     help="chunksync: resilient, chunked background sync on SQLite or PostgreSQL.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
 )
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -38,16 +43,24 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class State:
+    """The global options, resolved once: flag > environment > config file > default."""
+
     db: str = DEFAULT_DATABASE_URL
+    db_from: str = "the default"
     app_path: str | None = None
+    config: FileConfig = FileConfig()
 
 
 state = State()
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {redact(message)}", highlight=False)
+    err.print(f"[bold red]error:[/] {escape(redact(message))}", highlight=False)
     return typer.Exit(code)
+
+
+def warn(message: str) -> None:
+    err.print(f"[yellow]warning:[/] {escape(redact(message))}", highlight=False)
 
 
 def friendly(fn: F) -> F:
@@ -63,12 +76,66 @@ def friendly(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def duration(bare: str = "s") -> Callable[[Any], float]:
+    """A Typer parser for a duration option (45s, 15m, 12h, 30d, 2w; bare: in `bare`)."""
+
+    def parse(value: Any) -> float:
+        try:
+            return parse_duration(value, bare=bare)
+        except ConfigurationError as exc:
+            raise typer.BadParameter(str(exc)) from None
+
+    return parse
+
+
 def open_app(*, create: bool = True) -> App:
+    """The App the global options and the config file name, with the config's policies and
+    dependencies declared on it."""
+    if not create:
+        _check_database_exists()
     if state.app_path:
         from chunksync.loader import load_app
 
-        return load_app(state.app_path, state.db)
-    return App(state.db, create=create)
+        app = load_app(state.app_path, state.db)
+    else:
+        app = App(state.db, create=create)
+    try:
+        _apply_config(app)
+    except BaseException:
+        app.close()
+        raise
+    return app
+
+
+def _apply_config(app: App) -> None:
+    from chunksync.loader import load_dependencies
+    from chunksync.retry import load_policy
+
+    for path in state.config.policies:
+        app.registry.add_policy(load_policy(path))
+    for path in state.config.dependencies:
+        load_dependencies(app, path)
+
+
+def _check_database_exists() -> None:
+    """A command that reads an existing SQLite database names the one it looked for, where
+    that name came from, and how to name another: creating a second, empty one by following
+    a bare 'run init' is the newcomer's classic mistake."""
+    if not state.db.startswith("sqlite:"):
+        return
+    from chunksync.backends.sqlite import path_from_url
+
+    try:
+        path = path_from_url(state.db)
+    except ConfigurationError:
+        return  # opening it says what is wrong with the URL
+    if path == ":memory:" or Path(path).exists():
+        return
+    raise ConfigurationError(
+        f"no database at {Path(path).expanduser().resolve()} ({state.db}, from {state.db_from}): "
+        "name yours with --db URL, CHUNKSYNC_DB or 'database' in chunksync.toml, "
+        "or create this one with 'chunksync init'"
+    )
 
 
 DB_WAIT_SECONDS = 60.0  # how long a starting worker waits for an unreachable database
@@ -88,7 +155,8 @@ def open_app_waiting(wait_s: float) -> App:
                 raise
             if not said:
                 err.print(
-                    f"[yellow]waiting up to {wait_s:g} s for the database:[/] {redact(str(exc))}",
+                    f"[yellow]waiting up to {wait_s:g} s for the database:[/] "
+                    f"{escape(redact(str(exc)))}",
                     highlight=False,
                 )
                 said = True
@@ -99,16 +167,25 @@ def open_app_waiting(wait_s: float) -> App:
             step = min(step * 2, DB_WAIT_MAX_STEP_SECONDS)
 
 
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"chunksync {__version__}", highlight=False)
+        raise typer.Exit()
+
+
 @cli.callback()
 def main_options(
+    ctx: typer.Context,
     db: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--db",
             envvar="CHUNKSYNC_DB",
-            help="Database URL (sqlite:///file.db or postgresql://...).",
+            help="Database URL (sqlite:///file.db or postgresql://...). "
+            f"Default: 'database' in chunksync.toml, else {DEFAULT_DATABASE_URL}.",
+            show_default=False,
         ),
-    ] = DEFAULT_DATABASE_URL,
+    ] = None,
     app: Annotated[
         str | None,
         typer.Option(
@@ -117,14 +194,64 @@ def main_options(
             help="Your App, as module:attribute, for your handlers.",
         ),
     ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            envvar=CONFIG_ENV,
+            help="Config file (default: ./chunksync.toml, else "
+            "$XDG_CONFIG_HOME/chunksync/chunksync.toml).",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every retry.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
 ) -> None:
-    state.db = db
-    state.app_path = app
+    try:
+        state.config = load_config(config)
+        ctx.default_map = command_defaults(ctx, state.config)
+    except ChunksyncError as exc:
+        raise fail(str(exc)) from None
+    state.db, state.db_from = _resolve_db(db)
+    state.app_path = app or state.config.app
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+
+
+def _resolve_db(flag_or_env: str | None) -> tuple[str, str]:
+    if flag_or_env is not None:
+        env = os.environ.get("CHUNKSYNC_DB")
+        return flag_or_env, "CHUNKSYNC_DB" if env == flag_or_env else "--db"
+    if state.config.database is not None:
+        return state.config.database, f"'database' in {state.config.path}"
+    return DEFAULT_DATABASE_URL, "the default"
+
+
+def command_defaults(ctx: typer.Context, config: FileConfig) -> dict[str, dict[str, Any]]:
+    """The config file's [COMMAND] tables as Click's default_map, each key checked against
+    the command's options so that a typo is one sentence, not a silently ignored line."""
+    group: Any = ctx.command  # a Click group (Typer ships its own Click)
+    found = config.defaults()
+    for name, options in found.items():
+        command = group.get_command(ctx, name)
+        if command is None:
+            raise ConfigurationError(
+                f"config file {config.path}: [{name}] names no command; commands are "
+                f"{', '.join(sorted(group.list_commands(ctx)))}"
+            )
+        valid = sorted(p.name for p in command.params if p.name and p.param_type_name == "option")
+        for key in options:
+            if key not in valid:
+                raise ConfigurationError(
+                    f"config file {config.path}: table [{name}] has an unknown key "
+                    f"'{key.replace('_', '-')}'; valid keys are "
+                    f"{', '.join(v.replace('_', '-') for v in valid)}"
+                )
+    return found
 
 
 @cli.command()
@@ -133,7 +260,7 @@ def init() -> None:
     """Create the database (or bring its schema up to date)."""
     with open_app() as app:
         version = app.backend.schema_version()
-    console.print(f"database ready at schema version {version}")
+    console.print(f"database ready at schema version {version} ({redact(state.db)})")
 
 
 @cli.command()
@@ -143,17 +270,30 @@ def worker(
         int, typer.Option("--concurrency", "-c", min=1, help="Slots (threads).")
     ] = 4,
     queue: Annotated[str | None, typer.Option(help="Only this queue (id or name).")] = None,
-    lease: Annotated[float, typer.Option(help="Lease in seconds.", min=0.1)] = 30.0,
-    poll: Annotated[float, typer.Option(help="Poll interval in seconds.", min=0.01)] = 1.0,
+    lease: Annotated[float, typer.Option(help="Lease (30s, 2m...).", parser=duration())] = 30.0,
+    poll: Annotated[
+        float, typer.Option(help="Poll interval (1s, 500ms is 0.5).", parser=duration())
+    ] = 1.0,
     until_done: Annotated[
         bool, typer.Option("--until-done", help="Stop when the queue(s) finish.")
     ] = False,
     wait_for_db: Annotated[
         float,
         typer.Option(
-            "--wait-for-db", min=0.0, help="Seconds to wait for an unreachable database at start."
+            "--wait-for-db",
+            help="How long to wait for an unreachable database at start.",
+            parser=duration(),
         ),
     ] = DB_WAIT_SECONDS,
+    handler_timeout: Annotated[
+        float,
+        typer.Option(
+            "--handler-timeout",
+            help="A handler running longer is stopped and its chunk retried as a timeout "
+            "(heartbeats do not extend it; 0 turns it off).",
+            parser=duration(),
+        ),
+    ] = HANDLER_TIMEOUT_SECONDS,
     deps: Annotated[
         list[Path] | None,
         typer.Option(
@@ -163,13 +303,22 @@ def worker(
     ] = None,
 ) -> None:
     """Process chunks until stopped (SIGTERM or Ctrl-C stop gracefully)."""
+    if lease <= 0 or poll <= 0:
+        raise fail("--lease and --poll must be more than 0")
     with open_app_waiting(wait_for_db) as app:
         for path in deps or []:
             from chunksync.loader import load_dependencies
 
             load_dependencies(app, path)
-        queue_id = app.manager.get_queue(queue).id if queue else None
-        w = app.worker(concurrency=concurrency, queue_id=queue_id, lease_s=lease, poll_s=poll)
+        queue_id = app.manager.get_queue(resolve_queue(app, queue)).id if queue else None
+        _warn_unhandled(app, queue_id)
+        w = app.worker(
+            concurrency=concurrency,
+            queue_id=queue_id,
+            lease_s=lease,
+            poll_s=poll,
+            handler_timeout_s=handler_timeout or None,
+        )
         console.print(f"worker {w.id} running with {concurrency} slot(s); Ctrl-C stops it")
         if until_done:
             from chunksync.runtime import progress
@@ -181,6 +330,29 @@ def worker(
         else:
             w.run()
         console.print(f"worker stopped after {w.processed} chunk(s), {w.recoveries} recovered")
+
+
+def _warn_unhandled(app: App, queue_id: str | None) -> None:
+    """A worker pointed at queues it has no handler for would sit idle and end with "0
+    chunks" without a word: say so, and list the kinds it can run."""
+    from chunksync.sources.base import kind_of
+
+    queues = [app.manager.get_queue(queue_id)] if queue_id else app.manager.list_queues()
+    kinds = app.registry.kinds()
+    for q in queues:
+        if q.status.value in ("active", "paused") and kind_of(q.source) not in kinds:
+            warn(
+                f"no handler for queue {q.name} (source kind '{kind_of(q.source)}'): this "
+                f"worker has handlers for {', '.join(kinds) or 'nothing'}; pass --app "
+                "module:app to load yours"
+            )
+
+
+def progress_text(q: Queue) -> str:
+    """'40% of 200'; a cancelled queue says how much was completed, not "100%"."""
+    if q.status.value == "cancelled":
+        return f"cancelled, {q.totals.get(ChunkStatus.COMPLETED, 0)} of {q.total} completed"
+    return f"{(q.done / q.total if q.total else 1):.0%} of {q.total}"
 
 
 def queue_table(queues: list[Queue]) -> Table:
@@ -197,9 +369,12 @@ def queue_table(queues: list[Queue]) -> Table:
     )
     for q in queues:
         t = {s.value: n for s, n in q.totals.items()}
-        pct = f"{(q.done / q.total if q.total else 1):.0%} of {q.total}"
         table.add_row(
-            q.id[:8], q.name, q.status.value, pct, *(str(t.get(s, 0)) for s in ChunkStatus)
+            q.id[:8],
+            escape(q.name),
+            q.status.value,
+            progress_text(q),
+            *(str(t.get(s, 0)) for s in ChunkStatus),
         )
     return table
 
@@ -213,22 +388,17 @@ def status(
     with open_app(create=False) as app:
         queues = app.manager.list_queues()
     if as_json:
-        rows = [
-            {
-                "id": q.id,
-                "name": q.name,
-                "status": q.status.value,
-                "source": q.source,
-                "totals": {s.value: n for s, n in q.totals.items()},
-            }
-            for q in queues
-        ]
-        console.print_json(json.dumps(rows))
+        print_json([output.queue_json(q) for q in queues])
         return
     if not queues:
         console.print("no queues yet")
         return
     console.print(queue_table(queues))
+
+
+def print_json(data: Any) -> None:
+    """JSON on stdout, as is: no Rich markup, no highlighting, no wrapping."""
+    console.print_json(json.dumps(data, default=str))
 
 
 @cli.command()
@@ -242,139 +412,42 @@ def chunks(
     limit: Annotated[int, typer.Option(min=1)] = 50,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """List chunks, filtered by queue, status and error category."""
+    """List chunks, filtered by queue, status and error category; a pending chunk's next run."""
     with open_app(create=False) as app:
-        queue_id = app.manager.get_queue(queue).id if queue else None
+        queue_id = app.manager.get_queue(resolve_queue(app, queue)).id if queue else None
         found = app.manager.list_chunks(queue_id, status, category, limit)
+        now = app.manager.now()
     if as_json:
-        console.print_json(
-            json.dumps(
-                [
-                    {
-                        "id": c.id,
-                        "queue_id": c.queue_id,
-                        "seq": c.seq,
-                        "status": c.status.value,
-                        "attempts": c.attempts,
-                        "last_category": c.last_category,
-                        "dead_reason": c.dead_reason,
-                        "last_error": c.last_error,
-                    }
-                    for c in found
-                ]
-            )
-        )
+        print_json([output.chunk_json(c) for c in found])
         return
-    table = Table("chunk", "seq", "status", "attempts", "last category", "why / last error")
+    pending = any(c.status is ChunkStatus.PENDING for c in found)
+    table = Table()
+    table.add_column("chunk", overflow="fold")  # never cut: it is copied into commands
+    for title in ("seq", "status", "attempts", *(["next run"] if pending else [])):
+        table.add_column(title)
+    table.add_column("last category")
+    table.add_column("why / last error")
     for c in found:
         why = c.dead_reason or c.last_error or ""
+        nxt = [output.next_run_text(c, now)] if pending else []
         table.add_row(
-            c.id, str(c.seq), c.status.value, str(c.attempts), c.last_category or "", why[:80]
+            c.id,
+            str(c.seq),
+            c.status.value,
+            str(c.attempts),
+            *nxt,
+            c.last_category or "",
+            escape(redact(why[:80])),
         )
     console.print(table)
 
 
-@cli.command()
-@friendly
-def retry(
-    target: Annotated[str, typer.Argument(help="A dead chunk's id, or a queue (with --queue).")],
-    queue: Annotated[
-        bool, typer.Option("--queue", help="Retry every dead chunk of this queue.")
-    ] = False,
-    reason: Annotated[str, typer.Option(help="Why, for the audit log.")] = "manual retry",
-) -> None:
-    """Retry a dead chunk, or every dead chunk of a queue."""
-    with open_app(create=False) as app:
-        if queue:
-            n = app.manager.retry_queue(app.manager.get_queue(target).id, reason=reason)
-            console.print(f"{n} dead chunk(s) will run again")
-        else:
-            chunk = app.manager.retry_chunk(target, reason=reason)
-            console.print(f"chunk {chunk.id} is {chunk.status} again")
+def resolve_queue(app: App, text: str | None) -> str:
+    """A queue's id, name or a unique prefix of its id (as `status` prints it)."""
+    from chunksync.commands.ids import queue_id
 
-
-@cli.command()
-@friendly
-def cancel(
-    target: Annotated[str, typer.Argument(help="A chunk id, or a queue (with --queue).")],
-    queue: Annotated[bool, typer.Option("--queue", help="Cancel the whole queue.")] = False,
-    reason: Annotated[str, typer.Option(help="Why, for the audit log.")] = "manual cancel",
-) -> None:
-    """Cancel a chunk or a whole queue."""
-    with open_app(create=False) as app:
-        if queue:
-            n = app.manager.cancel_queue(app.manager.get_queue(target).id, reason=reason)
-            console.print(f"queue cancelled with {n} unfinished chunk(s)")
-        else:
-            app.manager.cancel_chunk(target, reason=reason)
-            console.print(f"chunk {target} cancelled")
-
-
-@cli.command()
-@friendly
-def pause(
-    queue: Annotated[str, typer.Argument(help="Queue id or name.")], reason: str = "manual pause"
-) -> None:
-    """Pause a queue: no new chunk of it is claimed."""
-    with open_app(create=False) as app:
-        q = app.manager.pause_queue(app.manager.get_queue(queue).id, reason=reason)
-    console.print(f"queue {q.name} is {q.status}")
-
-
-@cli.command()
-@friendly
-def resume(
-    queue: Annotated[str, typer.Argument(help="Queue id or name.")], reason: str = "manual resume"
-) -> None:
-    """Resume a paused queue."""
-    with open_app(create=False) as app:
-        q = app.manager.resume_queue(app.manager.get_queue(queue).id, reason=reason)
-    console.print(f"queue {q.name} is {q.status}")
-
-
-@cli.command()
-@friendly
-def release(
-    target: Annotated[
-        str, typer.Argument(help="A processing chunk's id, or a worker id (with --worker).")
-    ],
-    worker: Annotated[
-        bool, typer.Option("--worker", help="Requeue everything a dead worker holds.")
-    ] = False,
-    force: Annotated[
-        bool, typer.Option(help="With --worker: even if it still heartbeats.")
-    ] = False,
-    reason: Annotated[str, typer.Option(help="Why, for the audit log.")] = "manual release",
-) -> None:
-    """Force a stuck chunk back to pending, or requeue a dead worker's chunks."""
-    with open_app(create=False) as app:
-        if worker:
-            n = app.manager.requeue_worker(target, reason=reason, force=force)
-            console.print(f"{n} chunk(s) of worker {target} back to pending")
-        else:
-            app.manager.release_chunk(target, reason=reason)
-            console.print(f"chunk {target} released")
-
-
-@cli.command()
-@friendly
-def recover(
-    worker_timeout: Annotated[
-        float, typer.Option(help="Seconds without heartbeat before a worker is lost.")
-    ] = 60.0,
-) -> None:
-    """Recover stuck chunks now (workers do this on their own before each claim)."""
-    with open_app(create=False) as app:
-        found = app.manager.recover_stuck(
-            "operator",
-            lambda qid: app.policy(app.manager.get_queue(qid).policy),
-            worker_timeout_s=worker_timeout,
-        )
-    for r in found:
-        console.print(
-            f"chunk {r.chunk_id}: {r.reason} -> {r.to_status} (worker {r.previous_worker})"
-        )
-    console.print(f"{len(found)} chunk(s) recovered")
+    assert text is not None
+    return queue_id(app.manager, text)
 
 
 @cli.command("health")
@@ -385,7 +458,11 @@ def health_cmd(
 ) -> None:
     """Health: per queue (attempts, outcomes, categories, timing) and the system's state."""
     with open_app(create=False) as app:
-        queues = [app.manager.get_queue(queue)] if queue else app.manager.list_queues()
+        queues = (
+            [app.manager.get_queue(resolve_queue(app, queue))]
+            if queue
+            else app.manager.list_queues()
+        )
         summaries = [health.queue_summary(app.manager, q) for q in queues]
         system = health.system_summary(app.manager)
         deps, now = app.deps.all(), app.manager.now()
@@ -405,7 +482,7 @@ def health_cmd(
         f"error rate 5m {_pct(system.error_rate_5m)}, 60m {_pct(system.error_rate_60m)}"
     )
     for s in summaries:
-        table = Table(title=f"{s.name} ({s.status}, {s.progress:.0%})")
+        table = Table(title=escape(f"{s.name} ({s.status}, {s.progress:.0%})"))
         table.add_column("measure")
         table.add_column("value", justify="right")
         for label, value in [
@@ -419,7 +496,7 @@ def health_cmd(
             ("success rate", _pct(s.success_rate)),
             ("avg processing s", _num(s.avg_processing_s)),
             ("p95 processing s", _num(s.p95_processing_s)),
-            ("items/s", _num(s.items_per_s)),
+            ("items/s", output.rate(s.items_per_s)),
         ]:
             table.add_row(label, str(value))
         for category, n in s.failures_by_category.items():

@@ -17,7 +17,7 @@ import abc
 from typing import Any
 
 from chunksync.backends.base import Backend, Session
-from chunksync.exceptions import StateError
+from chunksync.exceptions import NotFound, StateError
 from chunksync.models import (
     DEFAULT_TENANT,
     Chunk,
@@ -29,6 +29,8 @@ from chunksync.models import (
 )
 
 OPERATOR = "operator"
+UUID_HEX_DIGITS = 32
+HEX = frozenset("0123456789abcdef")
 WORKER_TIMEOUT_SECONDS = 60.0  # a worker silent this long is lost
 
 
@@ -77,6 +79,16 @@ class Interventions(abc.ABC):
         details: Any = None,
     ) -> None:
         """Write one audit entry inside the transaction of the change it records."""
+
+    def chunk_ids_with_prefix(self, prefix: str, limit: int = 20) -> list[str]:
+        """Ids of chunks that start with `prefix` (hex digits, hyphens optional), found by a
+        range over the primary key rather than a scan."""
+        digits = prefix.replace("-", "").lower()
+        if not digits or len(digits) > UUID_HEX_DIGITS or not all(c in HEX for c in digits):
+            return []
+        lo, hi = (_uuid_text(digits.ljust(UUID_HEX_DIGITS, pad)) for pad in "0f")
+        rows = self.backend.fetch_all("chunk_ids_in_range", {"lo": lo, "hi": hi, "limit": limit})
+        return [str(r["id"]) for r in rows]
 
     # --- the interventions ------------------------------------------------------------------
     def retry_chunk(
@@ -200,10 +212,22 @@ class Interventions(abc.ABC):
         return s.execute("set_queue_status", params) == 1
 
     def release_chunk(
-        self, chunk_id: str, actor: str = OPERATOR, reason: str = "manual release"
+        self,
+        chunk_id: str,
+        actor: str = OPERATOR,
+        reason: str = "manual release",
+        *,
+        force: bool = False,
+        alive_within_s: float = WORKER_TIMEOUT_SECONDS,
     ) -> Chunk:
-        """Force a processing chunk back to pending; the attempt it was on stays counted."""
+        """Force a processing chunk back to pending; the attempt it was on stays counted.
+        Refuses while the worker running it looks alive (its handler would go on running and
+        the chunk could run twice), as `requeue_worker` does, unless `force`."""
         chunk = self.get_chunk(chunk_id)
+        if not force and chunk.worker_id and chunk.status is ChunkStatus.PROCESSING:
+            self._refuse_if_alive(
+                chunk.worker_id, alive_within_s, f"chunk {chunk.id} is running on"
+            )
         with self.backend.transaction() as s:
             if s.execute("release_chunk", {"id": chunk.id, "token": None, "refund": 0}) != 1:
                 raise StateError(
@@ -230,13 +254,9 @@ class Interventions(abc.ABC):
         alive_within_s: float = WORKER_TIMEOUT_SECONDS,
     ) -> int:
         """Release every chunk a dead worker holds. Refuses while the worker looks alive."""
-        worker = self.get_worker(worker_id)
-        silent_s = self.now() - worker.last_heartbeat_at
-        if not force and worker.status.value == "running" and silent_s < alive_within_s:
-            raise StateError(
-                f"worker {worker_id} is alive (last heartbeat {silent_s:.0f} s ago): "
-                "stop it first, or pass --force"
-            )
+        self.get_worker(worker_id)
+        if not force:
+            self._refuse_if_alive(worker_id, alive_within_s, "")
         released = 0
         with self.backend.transaction() as s:
             for row in s.fetch_all("chunks_of_worker", {"worker_id": worker_id}):
@@ -252,3 +272,22 @@ class Interventions(abc.ABC):
                         {"worker_id": worker_id},
                     )
         return released
+
+    def _refuse_if_alive(self, worker_id: str, alive_within_s: float, what: str) -> None:
+        try:
+            worker = self.get_worker(worker_id)
+        except NotFound:
+            return  # a worker that never registered, or whose row retention removed
+        silent_s = self.now() - worker.last_heartbeat_at
+        if worker.status.value == "running" and silent_s < alive_within_s:
+            subject = f"{what} worker {worker_id}, which" if what else f"worker {worker_id}"
+            raise StateError(
+                f"{subject} is alive (last heartbeat {silent_s:.0f} s ago): "
+                "stop it first, or pass --force"
+            )
+
+
+def _uuid_text(digits: str) -> str:
+    """32 hex digits in the 8-4-4-4-12 form ids are stored in."""
+    d = digits
+    return f"{d[:8]}-{d[8:12]}-{d[12:16]}-{d[16:20]}-{d[20:]}"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chunksync.backends.base import Backend, Params, Session
-from chunksync.exceptions import InvalidPayload, NotFound
+from chunksync.exceptions import InvalidPayload, NotFound, StateError
 from chunksync.interventions import WORKER_TIMEOUT_SECONDS, Interventions
 from chunksync.models import (
     DEFAULT_MAX_ATTEMPTS,
@@ -40,6 +40,7 @@ from chunksync.tenants import AGING_SECONDS, CapsWatch, Placement, Tenants
 INSERT_BATCH = 1000
 STATISTICS_AFTER_CHUNKS = 1000  # a bulk insert this big refreshes the planner's statistics
 RECOVER_BATCH = 100
+UNIQUE_INSERT_TRIES = 3  # a key freed and taken again between two statements, twice: give up
 
 
 def dump_json(value: Any, what: str = "payload") -> str:
@@ -110,9 +111,12 @@ class Manager(Interventions):
         policy: str = "default",
         max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         dependency: str | None = None,
+        unique_key: str | None = None,
     ) -> Queue:
         """A queue and its chunks, in one transaction; `dependency` names what its source leans
-        on (chunksync.deps), whose shared limits and gate its chunks are claimed under."""
+        on (chunksync.deps), whose shared limits and gate its chunks are claimed under. With a
+        `unique_key` that an unfinished queue of the tenant holds, that queue is returned and
+        nothing is added (the database's unique index decides, so racing callers agree)."""
         if max_attempts < 1:
             raise InvalidPayload("max_attempts must be at least 1")
         queue_id = str(uuid.uuid4())
@@ -126,6 +130,8 @@ class Manager(Interventions):
             "policy": policy,
             "max_attempts": max_attempts,
         }
+        if unique_key is not None:
+            return self._create_unique_queue(params, unique_key, payloads, dependency)
         with self.backend.transaction() as s:
             row = s.fetch_one("insert_queue", params)
             assert row is not None
@@ -134,6 +140,29 @@ class Manager(Interventions):
             added = self._insert_chunks(s, row, payloads)
         self._after_bulk_insert(added)
         return self.get_queue(queue_id)
+
+    def _create_unique_queue(
+        self, params: Params, unique_key: str, payloads: Iterable[Any], dependency: str | None
+    ) -> Queue:
+        """Insert unless the unique index refuses; then the queue holding the key. A holder
+        that finished between the refusal and the look-up frees the key: try again."""
+        params = {**params, "unique_key": unique_key}
+        for _ in range(UNIQUE_INSERT_TRIES):
+            with self.backend.transaction() as s:
+                row = s.fetch_one("insert_queue_unique", params)
+                if row is None:
+                    held = s.fetch_one("queue_holding_key", params)
+                else:
+                    held = None
+                    if dependency is not None:
+                        s.execute("deps_queue_set", {"id": params["id"], "dependency": dependency})
+                    added = self._insert_chunks(s, row, payloads)
+            if row is not None:
+                self._after_bulk_insert(added)
+                return self.get_queue(str(params["id"]))
+            if held is not None:
+                return self.get_queue(str(held["id"]))
+        raise StateError(f"the uniqueness key '{unique_key}' kept changing hands: try again")
 
     def add_chunks(self, queue_id: str, payloads: Iterable[Any]) -> int:
         queue = self.get_queue(queue_id)

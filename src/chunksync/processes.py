@@ -39,7 +39,7 @@ POLL_SECONDS = 0.05
 JOIN_SECONDS = 10.0  # after the run: how long a helper gets to notice and stop by itself
 TERMINATE_SECONDS = 5.0  # then SIGTERM (graceful stop), then SIGKILL
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-GLOBAL_OPTIONS_WITH_VALUES = ("--db", "--app")  # the CLI's options before its command
+GLOBAL_OPTIONS_WITH_VALUES = ("--db", "--app", "--config")  # the CLI's options before its command
 
 _waiting: list[subprocess.Popen[bytes]] = []  # started by prestart, not yet adopted
 

@@ -67,6 +67,9 @@ _KEY_VALUE = re.compile(
     re.IGNORECASE,
 )
 
+# An English article right before a key name: the name is a noun in a sentence.
+_ARTICLE_BEFORE = re.compile(r"(?:^|\s)(?:a|an|the|your|no)[ \t]+\Z", re.IGNORECASE)
+
 # Base64 words long enough to carry SASL credentials (PLAIN, XOAUTH2 continuation data).
 _BASE64_WORD = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{8,}={0,2}(?![A-Za-z0-9+/=])")
 _SASL_PLAIN = re.compile(rb"[^\x00]*\x00[^\x00]+\x00[^\x00]+")
@@ -184,6 +187,24 @@ def _mask_value(match: re.Match[str]) -> str:
     return f"{match.group('head')}{quote_mark}{MASK}{quote_mark}"
 
 
+def _mask_key_value(match: re.Match[str]) -> str:
+    """`password: x` is masked, unless it is prose: "a password: remove it" (an article before
+    the name, a colon and a space, then a lowercase word and more words) is an instruction,
+    and masking it would garble the very message that tells the user what to do."""
+    if _is_prose(match):
+        return match.group(0)
+    return _mask_value(match)
+
+
+def _is_prose(match: re.Match[str]) -> bool:
+    head, value, text = match.group("head"), match.group("value"), match.string
+    if not head.rstrip().endswith(":") or head.endswith(":") or not value.isalpha():
+        return False
+    if not value.islower() or not text.startswith(" ", match.end()):
+        return False
+    return _ARTICLE_BEFORE.search(text, 0, match.start()) is not None
+
+
 def _mask_auth_header(match: re.Match[str]) -> str:
     value = match.group("value")
     quote_mark = value[0] if value[:1] in ("'", '"') and len(value) >= 2 else ""
@@ -230,5 +251,5 @@ _RULES: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
     (_IMAP_AUTHENTICATE, _mask_value),
     (_BASE64_WORD, _mask_sasl_word),
     (_BEARER, _mask_value),
-    (_KEY_VALUE, _mask_value),
+    (_KEY_VALUE, _mask_key_value),
 )

@@ -21,7 +21,7 @@ from __future__ import annotations
 import enum
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -363,9 +363,7 @@ def _schedule_from(data: Mapping[str, Any], where: str) -> Schedule:
 def _rule_from(data: Any, where: str) -> CategoryRule:
     if not isinstance(data, Mapping):
         raise ConfigurationError(f"{where}: expected a table")
-    unknown = set(data) - _SCHEDULE_KEYS - {"retry", "limit"}
-    if unknown:
-        raise ConfigurationError(f"{where}: unknown keys {sorted(unknown)}")
+    check_keys(data, _SCHEDULE_KEYS | {"retry", "limit"}, f"[{where}]")
     limit = data.get("limit")
     if limit is not None and (not isinstance(limit, int) or limit < 0):
         raise ConfigurationError(f"{where}: 'limit' must be a whole number >= 0")
@@ -374,6 +372,8 @@ def _rule_from(data: Any, where: str) -> CategoryRule:
 
 def policy_from_mapping(data: Mapping[str, Any], *, name: str | None = None) -> RetryPolicy:
     """Build a policy from a parsed TOML document; unknown keys and categories are errors."""
+    check_keys(data, POLICY_KEYS, "the top level")
+    check_keys(data.get("stress", {}), {f.name for f in fields(StressConfig)}, "[stress]")
     rules = _default_rules()
     for key, value in dict(data.get("categories", {})).items():
         try:
@@ -406,10 +406,32 @@ def policy_from_mapping(data: Mapping[str, Any], *, name: str | None = None) -> 
 
 
 def load_policy(path: str | Path) -> RetryPolicy:
-    """Read a policy from a TOML file (see docs/policies.md)."""
+    """Read a policy from a TOML file (see docs/policies.md); a mistake names the file."""
     p = Path(path)
     data = read_toml(p, "policy file")
-    return policy_from_mapping(data, name=data.get("name") or p.stem)
+    try:
+        return policy_from_mapping(data, name=data.get("name") or p.stem)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"policy file {p}: {exc}") from None
+
+
+# A policy file may hold [dependencies."NAME"] tables beside its policy (chunksync.loader).
+POLICY_KEYS = frozenset(
+    {"name", "jitter", "max_attempts", "full_jitter", "crash_loop_limit", "categories"}
+    | {"stress", "dependencies"}
+)
+
+
+def check_keys(data: Any, valid: Set[str], table: str) -> None:
+    """One sentence for a key nobody reads (a typo would otherwise be silently ignored, or
+    surface as a Python TypeError): the table, the key and the valid keys."""
+    if not isinstance(data, Mapping):
+        raise ConfigurationError(f"{table} must be a table")
+    unknown = sorted(set(data) - set(valid))
+    if unknown:
+        raise ConfigurationError(
+            f"{table} has an unknown key '{unknown[0]}'; valid keys are {', '.join(sorted(valid))}"
+        )
 
 
 def policy_to_mapping(policy: RetryPolicy) -> dict[str, Any]:

@@ -66,8 +66,10 @@ def test_actions_need_the_token(hostile: tuple[App, str]) -> None:
     app, chunk_id = hostile
     target = f"/api/chunks/{chunk_id}/retry"
     with serve(app) as base, httpx.Client(base_url=base) as client:
-        assert client.post(target).status_code == 401
-        assert client.post(target, headers={"Authorization": f"Bearer {TOKEN}x"}).status_code == 401
+        missing = client.post(target)
+        assert missing.status_code == 401 and "required" in missing.json()["error"]
+        wrong = client.post(target, headers={"Authorization": f"Bearer {TOKEN}x"})
+        assert wrong.status_code == 401 and wrong.json()["error"] == "the bearer token is wrong"
         form = client.post(
             "/actions", data={"kind": "chunk", "target": chunk_id, "action": "retry"}
         )

@@ -310,7 +310,10 @@ def test_release_a_stuck_chunk_and_requeue_a_dead_worker(jobs: App) -> None:
     jobs.create_queue("job://x", [{}] * 3)
     jobs.manager.register_worker("w-hung", "host", 1, 2)
     token, [a, b] = jobs.manager.claim("w-hung", KINDS, limit=2, lease_s=3600.0)
-    released = jobs.manager.release_chunk(a.id, reason="hung on a huge message")
+    with pytest.raises(StateError, match="is alive"):  # its handler would go on running
+        jobs.manager.release_chunk(a.id)
+    assert jobs.manager.get_chunk(a.id).status is ChunkStatus.PROCESSING
+    released = jobs.manager.release_chunk(a.id, reason="hung on a huge message", force=True)
     assert released.status is ChunkStatus.PENDING and released.attempts == 1
     with pytest.raises(StateError, match="only a processing chunk can be released"):
         jobs.manager.release_chunk(a.id)

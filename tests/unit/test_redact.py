@@ -130,10 +130,25 @@ def test_each_secret_form_is_redacted(text: str, expected: str) -> None:
         "https://imap.example.com/INBOX?page=2",
         "the user logged in",
         "Something strange happened",
+        "the IMAP URI holds a password: remove it and use --password-env",
     ],
 )
 def test_ordinary_text_is_kept(text: str) -> None:
     assert redact(text) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "password: hunter",  # no article: a value, not prose
+        "a password: hunter2 was sent",  # not a lowercase word
+        "a password:hunter and more",  # no space after the colon
+        "the password: hunter",  # nothing after the word
+        "a password=hunter and more",  # "=" is never prose
+    ],
+)
+def test_the_prose_exception_is_narrow(text: str) -> None:
+    assert "hunter" not in redact(text)
 
 
 def test_redact_url() -> None:

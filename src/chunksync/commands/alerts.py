@@ -9,7 +9,10 @@ from typing import Annotated
 
 import typer
 
-from chunksync.cli import cli, console, friendly, open_app
+from chunksync.cli import cli, console, duration, friendly, open_app
+from chunksync.commands.ids import queue_id
+from chunksync.commands.output import row_json
+from chunksync.durations import format_duration
 
 
 @cli.command("alerts")
@@ -22,7 +25,7 @@ def alerts_cmd(
         str | None, typer.Option(help="POST fired and resolved alerts here (JSON).")
     ] = None,
     health_config: Annotated[
-        Path | None, typer.Option("--health-config", help="TOML file with [health] thresholds.")
+        Path | None, typer.Option("--health-config", help="TOML file with \\[health] thresholds.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
@@ -36,10 +39,11 @@ def alerts_cmd(
             for event in alerts.evaluate(app.manager, config):
                 if webhook:
                     alerts.post_webhook(webhook, event)  # wait for it: the command ends next
-                console.print(f"{event.state}: {event.key}: {event.message}", markup=False)
+                if not as_json:  # the JSON document is the whole of stdout
+                    console.print(f"{event.state}: {event.key}: {event.message}", markup=False)
         rows = alerts.firing(app.manager)
     if as_json:
-        console.print_json(json.dumps(rows, default=str))
+        console.print_json(json.dumps([row_json(r) for r in rows], default=str))
         return
     for r in rows:
         console.print(f"[{r['severity']}] {r['key']}: {r['message']}", markup=False)
@@ -53,13 +57,22 @@ def sla(
         str | None, typer.Argument(help="Queue id or name; omit to show every objective.")
     ] = None,
     seconds: Annotated[
-        float | None, typer.Argument(help="Backlog age allowed; omit to remove the SLA.")
+        float | None,
+        typer.Argument(
+            help="Backlog age allowed (90s, 15m, 2h; bare: seconds); omit to remove the SLA.",
+            parser=duration(),
+            metavar="AGE",
+        ),
     ] = None,
     wait: Annotated[
-        float | None, typer.Option(help="Objective: p95 seconds from queued to first claim.")
+        float | None,
+        typer.Option(
+            help="Objective: p95 time from queued to first claim (30s, 2m).", parser=duration()
+        ),
     ] = None,
     deadline: Annotated[
-        float | None, typer.Option(help="Objective: seconds from queued to completed (p95).")
+        float | None,
+        typer.Option(help="Objective: p95 time from queued to completed (1h).", parser=duration()),
     ] = None,
     tenants: Annotated[bool, typer.Option("--tenants", help="Show per tenant.")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
@@ -74,13 +87,15 @@ def sla(
         if queue is None:
             report = slo_report(app.manager, tenants=tenants)
         elif wait is not None or deadline is not None:
-            set_objectives(app.manager, queue, wait, deadline)
-            console.print(f"queue {queue}: wait objective {wait} s, deadline {deadline} s")
+            set_objectives(app.manager, queue_id(app.manager, queue), wait, deadline)
+            console.print(
+                f"queue {queue}: wait objective {_shown(wait)}, deadline {_shown(deadline)}",
+                markup=False,
+            )
             return
         else:
-            set_queue_sla(app.manager, queue, seconds)
-            what = "removed" if seconds is None else f"{seconds:g} s"
-            console.print(f"queue {queue}: SLA {what}")
+            set_queue_sla(app.manager, queue_id(app.manager, queue), seconds)
+            console.print(f"queue {queue}: SLA {_shown(seconds, 'removed')}", markup=False)
             return
     if as_json:
         console.print_json(json.dumps([s.as_dict() for s in report]))
@@ -90,9 +105,13 @@ def sla(
         left = "n/a" if s.budget_left is None else f"{s.budget_left:.0%}"
         firing = "; ".join(a["message"] for a in s.alerts) or "no burn alert"
         console.print(
-            f"{s.subject} {s.objective}: {s.target:.0%} within {s.threshold_s:g} s; last hour "
-            f"{now} ({s.events_1h} events); budget left {left}; {firing}",
+            f"{s.subject} {s.objective}: {s.target:.0%} within {format_duration(s.threshold_s)}; "
+            f"last hour {now} ({s.events_1h} events); budget left {left}; {firing}",
             markup=False,
         )
     if not report:
-        console.print("no objectives: set one with chunksync sla QUEUE --wait 30 --deadline 3600")
+        console.print("no objectives: set one with chunksync sla QUEUE --wait 30s --deadline 1h")
+
+
+def _shown(seconds: float | None, none: str = "none") -> str:
+    return none if seconds is None else format_duration(seconds)

@@ -31,7 +31,7 @@ def dashboard(
     ] = DEFAULT_TOKEN_ENV,
     health_config: Annotated[
         Path | None,
-        typer.Option("--health-config", help="TOML file with the [health] thresholds."),
+        typer.Option("--health-config", help="TOML file with the \\[health] thresholds."),
     ] = None,
 ) -> None:
     """Serve the dashboard: health, queues, chunks, charts, actions, JSON API, /metrics."""

@@ -191,6 +191,9 @@ def evaluate(
             }
             if s.execute("alert_fire", params) == 1:
                 events.append(AlertEvent(c.key, c.rule, c.subject, c.severity, "firing", c.message))
+            else:  # already firing: its text follows the condition ("7 dead" -> "2 dead")
+                del params["rule"], params["subject"]
+                s.execute("alert_refresh", params)
         for row in s.fetch_all("alerts_firing"):
             if row["key"] not in now and s.execute("alert_resolve", {"key": row["key"]}) == 1:
                 events.append(

@@ -8,10 +8,10 @@ maintenance leader (chunksync.runtime.upkeep) and on demand: `chunksync cleanup 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from chunksync.durations import parse_duration
 from chunksync.exceptions import ConfigurationError
 from chunksync.manager import Manager
 
@@ -19,8 +19,6 @@ RETENTION_DAYS = 30
 RETENTION_BATCH_ROWS = 500
 RETENTION_MAX_BATCHES = 200  # per table per run: the leader comes back for the rest
 DAY_SECONDS = 86400.0
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": DAY_SECONDS, "w": 7 * DAY_SECONDS}
-_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
 
 # (what, named query): chunks last, so their attempts and audit entries go first.
 TABLES = (
@@ -47,12 +45,9 @@ class RetentionResult:
 
 
 def parse_age(text: str) -> float:
-    """'30d', '12h', '90m', '45s', '2w' or a bare number of days -> seconds."""
-    match = _AGE.match(text)
-    if not match:
-        raise ConfigurationError(f"cannot read the age '{text}': write e.g. 30d, 12h or 90m")
-    value, unit = float(match.group(1)), (match.group(2) or "d").lower()
-    return value * _UNITS[unit]
+    """'30d', '12h', '90m', '45s', '2w' or a bare number of days -> seconds (the one syntax of
+    chunksync.durations)."""
+    return parse_duration(text, bare="d", what="age")
 
 
 def cleanup(

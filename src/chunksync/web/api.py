@@ -118,7 +118,9 @@ def _refused(request: Request) -> Response | None:
     if not board.guard.enabled:
         return error_json("this dashboard is read-only", 403)
     if not board.guard.bearer_ok(request):
-        return error_json("a bearer token is required", 401, {"www-authenticate": "Bearer"})
+        given = request.headers.get("authorization", "").strip()
+        said = "the bearer token is wrong" if given else "a bearer token is required"
+        return error_json(said, 401, {"www-authenticate": "Bearer"})
     return None
 
 

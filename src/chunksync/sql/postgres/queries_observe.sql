@@ -83,6 +83,12 @@ WHERE alerts.state = 'resolved';
 UPDATE alerts SET state = 'resolved', resolved_at = NOW(), updated_at = NOW()
 WHERE key = :key::text AND state = 'firing';
 
+-- alert_refresh --
+-- Keep a firing alert's text current (the count in it changes while it fires); no new event.
+UPDATE alerts SET message = :message::text, severity = :severity::text, updated_at = NOW()
+WHERE key = :key::text AND state = 'firing'
+  AND (message <> :message::text OR severity <> :severity::text);
+
 -- alerts_firing --
 -- Every alert firing now.
 SELECT * FROM alerts WHERE state = 'firing' ORDER BY fired_at DESC;

@@ -81,6 +81,12 @@ WHERE alerts.state = 'resolved';
 UPDATE alerts SET state = 'resolved', resolved_at = NOW(), updated_at = NOW()
 WHERE key = :key AND state = 'firing';
 
+-- alert_refresh --
+-- Keep a firing alert's text current (the count in it changes while it fires); no new event.
+UPDATE alerts SET message = :message, severity = :severity, updated_at = NOW()
+WHERE key = :key AND state = 'firing'
+  AND (message <> :message OR severity <> :severity);
+
 -- alerts_firing --
 -- Every alert firing now.
 SELECT * FROM alerts WHERE state = 'firing' ORDER BY fired_at DESC;

@@ -1,0 +1,2 @@
+-- Uniqueness keys for queues (chunksync enqueue --unique-key).
+-- include migrations/0007_queue_unique_keys.sql --
