@@ -2,8 +2,9 @@
 quickstart that stops working fails here, not for the next newcomer.
 
 How a section's blocks are run, in a fresh directory (its working directory throughout):
-- a Python block whose first line is a comment naming a file (`# sync_app.py`) is written to
-  that file; any other Python block is a script, run in order with `python`;
+- a Python block whose first line is a comment naming a file (`# sync_app.py: ...`) is written
+  to that file; a named file no other block imports is a script, run with `python FILE` after
+  it is written (`run_scripts`); any other Python block is a script, run in order;
 - a shell block is run line by line with bash, `chunksync` being this checkout's; a line
   holding a placeholder for the reader (CHUNK_ID, QUEUE, `[--json]`, `/`-separated
   alternatives) is reference, not a step, and is skipped; a `worker` line without
@@ -28,7 +29,7 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 STEP_TIMEOUT_SECONDS = 300.0
 WORKER_RUN_SECONDS = 8.0
 _FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.MULTILINE | re.DOTALL)
-_FILE_LINE = re.compile(r"#\s*(?:file:\s*)?([\w./-]+\.py)\s*$")
+_FILE_LINE = re.compile(r"#\s*(?:file:\s*)?([\w./-]+\.py)(?::.*)?$")
 _PLACEHOLDER = re.compile(r"(?<![$\w])[A-Z][A-Z0-9_]{2,}(?![\w=])|\[--|\s/\s")
 
 pytestmark = pytest.mark.timeout(900)
@@ -90,9 +91,24 @@ def run_shell_line(line: str, cwd: Path, env: dict[str, str]) -> None:
     check(subprocess.CompletedProcess(line, worker.returncode, out, err), line)
 
 
-def run_blocks(blocks: list[Block], cwd: Path) -> list[str]:
+def imported_modules(blocks: list[Block]) -> set[str]:
+    """The module names the Python blocks import (`from sync_app import app` -> sync_app)."""
+    found = re.findall(r"^\s*(?:from|import)\s+([\w.]+)", "\n".join(b.text for b in blocks), re.M)
+    return set(found)
+
+
+def run_python(script: str, cwd: Path, env: dict[str, str], step: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, script], cwd=cwd, env=env, capture_output=True,
+        text=True, timeout=STEP_TIMEOUT_SECONDS, check=False,
+    )  # fmt: skip
+    check(proc, step)
+
+
+def run_blocks(blocks: list[Block], cwd: Path, *, run_scripts: bool = True) -> list[str]:
     """Run a section's blocks as the module docstring says; returns the steps run."""
     env, steps = environment(), []
+    modules = imported_modules([b for b in blocks if b.language == "python"])
     for n, block in enumerate(blocks):
         if block.language == "python":
             first = block.text.splitlines()[0] if block.text.strip() else ""
@@ -101,14 +117,13 @@ def run_blocks(blocks: list[Block], cwd: Path) -> list[str]:
                 target = cwd / named.group(1)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(block.text, encoding="utf-8")
+                if run_scripts and target.stem not in modules:
+                    run_python(target.name, cwd, env, f"python {target.name}")
+                    steps.append(f"python {target.name}")
                 continue
             script = cwd / f"readme_block_{n}.py"
             script.write_text(block.text, encoding="utf-8")
-            proc = subprocess.run(
-                [sys.executable, script.name], cwd=cwd, env=env, capture_output=True,
-                text=True, timeout=STEP_TIMEOUT_SECONDS, check=False,
-            )  # fmt: skip
-            check(proc, f"python block {n}")
+            run_python(script.name, cwd, env, f"python block {n}")
             steps.append(f"python block {n}")
         elif block.language in ("sh", "bash", "console", "shell"):
             for line in block.text.splitlines():
@@ -134,15 +149,9 @@ def test_the_python_quickstart_runs_as_printed(tmp_path: Path) -> None:
     assert steps, "the Python quickstart has nothing to run"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="README's command-line quickstart names an --app module that it never writes and "
-    "runs `status` without --db, which looks in chunksync.db (issue 16; the README rewrite of "
-    "the quickstarts fixes both)",
-)
 def test_the_command_line_quickstart_runs_as_printed(tmp_path: Path) -> None:
     python = [b for b in section_blocks("Quickstart: Python") if b.language == "python"]
     files = [b for b in python if _FILE_LINE.fullmatch(b.text.splitlines()[0].strip())]
-    run_blocks(files, tmp_path)  # the app module a command may name with --app
+    run_blocks(files, tmp_path, run_scripts=False)  # the app module a command may name with --app
     steps = run_blocks(section_blocks("Quickstart: command line"), tmp_path)
     assert len(steps) >= 3, steps
