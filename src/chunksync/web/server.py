@@ -16,7 +16,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from chunksync.app import App
-from chunksync.web import api, pages
+from chunksync.web import api, capacity, pages
 from chunksync.web.errors import EXCEPTION_HANDLERS
 from chunksync.web.rendering import environment
 from chunksync.web.security import Guard, SecurityHeaders
@@ -37,7 +37,12 @@ def create_app(
     headers it answers (loopback names by default, against DNS rebinding)."""
     static = StaticFiles(packages=[("chunksync.web", "static")])
     web = Starlette(
-        routes=[*pages.ROUTES, *api.ROUTES, Mount("/static", static, name="static")],
+        routes=[
+            *pages.ROUTES,
+            *api.ROUTES,
+            *capacity.ROUTES,
+            Mount("/static", static, name="static"),
+        ],
         middleware=[
             Middleware(SecurityHeaders),
             Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or LOOPBACK_HOSTS),
