@@ -93,3 +93,10 @@ def test_rollups_outlive_raw_attempts(history: App, db_url: str) -> None:
     done = rollups.trim(history.manager, hour_keep_s=30 * 86400, minute_keep_s=3600)
     assert done.hours > 0 and done.minutes > 0 and done.latency > 0
     assert health.queue_summary(history.manager, q).attempts == 0
+
+
+def test_dependency_window_reads_the_rollups(history: App, db_url: str) -> None:
+    rows = history.backend.fetch_all("health_dependency_window", {"window_s": 300.0})
+    assert sum(int(r["n"]) for r in rows) == 6
+    _sql(db_url, "UPDATE attempts SET finished_at = finished_at - 600")
+    assert history.backend.fetch_all("health_dependency_window", {"window_s": 300.0}) == []

@@ -18,7 +18,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from chunksync.app import App
-from chunksync.web import api, pages, probes
+from chunksync.web import api, capacity, pages, probes
 from chunksync.web.errors import EXCEPTION_HANDLERS
 from chunksync.web.rendering import environment
 from chunksync.web.security import Guard, SecurityHeaders
@@ -39,7 +39,7 @@ def create_app(
     headers it answers (loopback names by default, against DNS rebinding)."""
     static = Mount("/static", StaticFiles(packages=[("chunksync.web", "static")]), name="static")
     web = Starlette(
-        routes=[*pages.ROUTES, *api.ROUTES, *probes.ROUTES, static],
+        routes=[*pages.ROUTES, *api.ROUTES, *probes.ROUTES, *capacity.ROUTES, static],
         middleware=[
             Middleware(SecurityHeaders),
             Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or LOOPBACK_HOSTS),

@@ -175,3 +175,11 @@ SELECT q.id::text AS id, q.name, q.tenant, q.dependency, q.wait_objective_s, q.d
        (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'pending') AS backlog
 FROM queues q WHERE q.status = 'active'
 ORDER BY q.name;
+
+-- health_dependency_window --
+-- Attempts of the last :window_s seconds by queue source and outcome (the per-dependency rate).
+SELECT q.source, q.kind, w.outcome, SUM(w.n)::bigint AS n
+FROM chunksync_window_attempts(:window_s::float8) w JOIN queues q ON q.id = w.queue_id
+GROUP BY q.source, q.kind, w.outcome
+HAVING SUM(w.n) > 0;
+

@@ -52,13 +52,6 @@ WHERE finished_at >= NOW() - :window_s
 GROUP BY t, category, outcome
 ORDER BY t;
 
--- health_dependency_window --
--- Attempts of the last :window_s seconds by queue source and outcome (the per-dependency rate).
-SELECT q.source, q.kind, a.outcome, COUNT(*) AS n
-FROM attempts a JOIN queues q ON q.id = a.queue_id
-WHERE a.finished_at >= NOW() - :window_s
-GROUP BY q.source, q.kind, a.outcome;
-
 -- health_queue_auth_failures --
 -- Authentication failures per queue in the last :window_s seconds.
 SELECT a.queue_id, q.name, COUNT(*) AS n

@@ -193,3 +193,17 @@ SELECT q.id AS id, q.name, q.tenant, q.dependency, q.wait_objective_s, q.deadlin
        (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'pending') AS backlog
 FROM queues q WHERE q.status = 'active'
 ORDER BY q.name;
+
+-- health_dependency_window --
+-- Attempts of the last :window_s seconds by queue source and outcome (the per-dependency rate).
+SELECT q.source, q.kind, w.outcome, SUM(w.n) AS n FROM (
+    SELECT queue_id, outcome, n FROM attempt_rollups
+    WHERE width_s = 60 AND bucket >= CAST((NOW() - :window_s) / 60 AS INTEGER) * 60 + 60
+    UNION ALL
+    SELECT queue_id, outcome, 1 FROM attempts
+    WHERE finished_at >= NOW() - :window_s
+      AND finished_at < CAST((NOW() - :window_s) / 60 AS INTEGER) * 60 + 60
+) AS w JOIN queues q ON q.id = w.queue_id
+GROUP BY q.source, q.kind, w.outcome
+HAVING SUM(w.n) > 0;
+
