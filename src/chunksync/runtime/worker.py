@@ -53,6 +53,7 @@ from chunksync.runtime import attempt, slot
 from chunksync.runtime.attempt import Failure
 from chunksync.runtime.claims import Claims
 from chunksync.runtime.measure import Efficiency, rss_bytes
+from chunksync.runtime.recovery import StallClock
 from chunksync.runtime.slot import InFlight, Reports, Running, Slot, in_flight_key
 from chunksync.runtime.upkeep import Upkeep
 from chunksync.runtime.watchdog import ABANDONED, Watchdog
@@ -529,7 +530,9 @@ class Worker:
 
     def _heartbeat_loop(self) -> None:
         interval = max(0.05, min(self.lease_s / 3.0, 5.0))
+        clock = StallClock(self.lease_s, time.monotonic())
         while not self._stopped.wait(interval):
+            started = time.monotonic()
             try:
                 status = "stopping" if self._stopping.is_set() else "running"
                 self.manager.worker_heartbeat(self.id, status)
@@ -537,4 +540,25 @@ class Worker:
                     tokens = sorted({i.token for i in self._in_flight.values()})
                 self.manager.extend_leases(self.id, tokens, self.lease_s)
             except BackendError as exc:
+                clock.failed()
                 log.error("heartbeat failed: %s", redact(str(exc)))
+                continue
+            outage = clock.answered(started, time.monotonic())
+            if outage is not None:
+                self._absolve_stall(outage + interval)
+
+    def _absolve_stall(self, window_s: float) -> None:
+        """Back after an outage longer than the lease: recovery took this worker's chunks as
+        if it had died; give back what that charged (runtime/recovery.py says why)."""
+        try:
+            n = self.manager.absolve_stall(self.id, window_s)
+        except BackendError as exc:
+            log.error("could not give back the attempts of a stall: %s", redact(str(exc)))
+            return
+        log.warning(
+            "worker %s was cut off from the database for %.1f s: %d chunk(s) recovered "
+            "meanwhile get their attempt back",
+            self.id,
+            window_s,
+            n,
+        )
