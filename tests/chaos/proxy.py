@@ -5,7 +5,9 @@ asyncio, in a thread of its own, on loopback. Faults (called from any thread):
 - `reset()`: every open connection is reset (RST: SO_LINGER 0, then abort), both sides;
 - `stall(seconds)`: server-to-client bytes stop flowing for that long (a read past the
   client's socket timeout), the connections staying open;
-- `slow(bytes_per_s, seconds)`: server-to-client bandwidth is capped for that long.
+- `slow(bytes_per_s, seconds)`: server-to-client bandwidth is capped for that long;
+- `cut(seconds)`: every open connection is reset and new ones are refused for that long (a
+  network partition between one client and its server).
 
 `base_rate` (bytes/s per connection, 0: none) caps every connection all the time, a WAN link.
 """
@@ -45,6 +47,7 @@ class FaultyProxy:
         self._writers: set[asyncio.StreamWriter] = set()
         self._stalled_until = 0.0
         self._slow_until = 0.0
+        self._cut_until = 0.0
         self._rate = 0.0
 
     def start(self) -> FaultyProxy:
@@ -69,6 +72,11 @@ class FaultyProxy:
     def stall(self, seconds: float) -> None:
         self.counts.stalls += 1
         self._stalled_until = time.monotonic() + seconds
+
+    def cut(self, seconds: float) -> int:
+        """Reset every open connection and refuse new ones for `seconds`; returns how many."""
+        self._cut_until = time.monotonic() + seconds
+        return self.reset()
 
     def slow(self, bytes_per_s: float, seconds: float) -> None:
         self.counts.slows += 1
@@ -103,6 +111,9 @@ class FaultyProxy:
         return len(writers)
 
     async def _handle(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        if time.monotonic() < self._cut_until:
+            client_w.transport.abort()
+            return
         try:
             server_r, server_w = await asyncio.open_connection(*self.target)
         except OSError:

@@ -6,19 +6,53 @@ session runs scripts and the named queries of `queries_schema.sql`, and its enco
 parameter. Everything else lives here: reading the recorded version, refusing a database newer
 than this code or one that has chunksync's tables but no version, building a new database from
 schema.sql, applying the pending numbered migrations in order and recording each.
+
+Rolling upgrades (backends/plan.py says how a migration is read): a migration marked
+`-- expand --` leaves the database usable by the code before it, and is recorded with the
+oldest version whose code still works with it ("0010_name (works with 9)"). So a worker refuses
+a newer database only when its newest migration needs newer code (a contract), and in
+production mode (`CHUNKSYNC_MIGRATE=never`) nothing but `chunksync migrate` changes the schema:
+a worker only checks that it can work with what it finds (`require_schema`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 
 from chunksync import sql
 from chunksync.backends.base import Backend, Session
+from chunksync.backends.plan import Effect, effect, is_expand
 from chunksync.exceptions import SchemaError
+from chunksync.redact import redact_url
 
 # Tables that only chunksync creates: a database holding them but no version is refused.
 CHUNKSYNC_TABLES = ("queues", "chunks")
+_WORKS_WITH = re.compile(r"\(works with (\d+)\)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One pending migration as `chunksync migrate --plan` shows it."""
+
+    version: int
+    name: str
+    expand: bool
+    effects: tuple[Effect, ...]
+
+    @property
+    def online(self) -> bool:
+        return all(e.online for e in self.effects)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    current: int  # the database's version (0: empty)
+    latest: int  # this code's
+    works_with: int  # the oldest code version that works with the database as it is
+    steps: tuple[Step, ...]
 
 
 def recorded_version(backend: Backend, session: Session) -> int:
@@ -36,22 +70,20 @@ def migrate_database(backend: Backend, locked: AbstractContextManager[Session], 
     with locked as session:
         current = recorded_version(backend, session)
         if current > latest:
-            raise SchemaError(
-                f"the database {where} has schema version {current}, newer than this "
-                f"chunksync ({latest}): upgrade chunksync"
-            )
+            _refuse_newer(session, where, current, latest)
+            return current  # newer, but only expanded: this code works with it as it is
         if current == 0:
             if _tables(backend, session, CHUNKSYNC_TABLES):
                 raise SchemaError(
                     f"the database {where} has chunksync tables but no schema version"
                 )
             session.script(sql.schema(backend.dialect))
-            _record(session, sql.migrations(backend.dialect))
+            _record(session, sql.migrations(backend.dialect), backend.dialect)
             return latest
         for migration in sql.migrations(backend.dialect):
             if migration.version > current:
                 session.script(migration.sql)
-                _record(session, [migration])
+                _record(session, [migration], backend.dialect)
     return latest
 
 
@@ -65,7 +97,97 @@ def apply_migrations(
         for migration in sql.migrations(backend.dialect):
             if upto is None or migration.version <= upto:
                 session.script(migration.sql)
-                _record(session, [migration])
+                _record(session, [migration], backend.dialect)
+
+
+def require_schema(backend: Backend) -> int:
+    """Production mode: check, without changing anything, that this code can work with the
+    database as it is; return its version. One sentence says what to do otherwise."""
+    where = f"at {redact_url(backend.url)}"
+    latest = sql.latest_version(backend.dialect)
+    with backend.transaction(write=False) as session:
+        current = recorded_version(backend, session)
+        if current > latest:
+            _refuse_newer(session, where, current, latest)
+        elif current < latest:
+            raise SchemaError(
+                f"the database {where} is at schema version {current} and this chunksync needs "
+                f"{latest}: run 'chunksync migrate' (workers do not migrate in production mode)"
+            )
+    return current
+
+
+def plan(backend: Backend) -> Plan:
+    """What `migrate` would run on this database, each statement with the lock it takes."""
+    latest = sql.latest_version(backend.dialect)
+    with backend.transaction(write=False) as session:
+        current = recorded_version(backend, session)
+        works_with = _works_with(session) if current else 0
+    if current == 0:
+        pending = [sql.Migration(latest, "schema (a new database)", sql.schema(backend.dialect))]
+    else:
+        pending = [m for m in sql.migrations(backend.dialect) if m.version > current]
+    steps = tuple(
+        Step(m.version, m.name, is_expand(m.sql), _effects(backend.dialect, m.sql, current))
+        for m in pending
+    )
+    return Plan(current, latest, works_with, steps)
+
+
+def _effects(dialect: str, script: str, current: int) -> tuple[Effect, ...]:
+    found = (effect(dialect, st) for st in statements(script))
+    if current == 0:  # a new database: no worker is there to wait
+        return tuple(Effect(e.statement, "none that matters: a new, empty database", True)
+                     for e in found)  # fmt: skip
+    return tuple(found)
+
+
+def statements(script: str) -> list[str]:
+    """A script's statements, split on semicolons at the end of a line outside dollar quotes
+    (PostgreSQL function bodies): precise enough to name each statement's lock."""
+    found, buffer, quoted = [], [], False
+    for line in script.splitlines():
+        buffer.append(line)
+        quoted ^= line.count("$$") % 2 == 1
+        if not quoted and line.split("--")[0].rstrip().endswith(";"):
+            text = "\n".join(buffer).strip()
+            if any(ln.strip() and not ln.strip().startswith("--") for ln in buffer):
+                found.append(text.rstrip(";"))
+            buffer = []
+    return found
+
+
+def _refuse_newer(session: Session, where: str, current: int, latest: int) -> None:
+    if _works_with(session) > latest:
+        raise SchemaError(
+            f"the database {where} has schema version {current}, newer than this "
+            f"chunksync ({latest}) can work with: upgrade chunksync"
+        )
+
+
+def _works_with(session: Session) -> int:
+    """The oldest code version that works with the database: its newest migration's own
+    version, unless that migration was recorded as an expand."""
+    row = session.fetch_one("schema_latest")
+    if row is None:
+        return 0
+    found = _WORKS_WITH.search(str(row["name"]))
+    return int(found.group(1)) if found else int(row["version"])
+
+
+def _recorded_name(migration: sql.Migration, dialect: str) -> str:
+    """The name recorded for a migration: an expand carries the oldest version whose code
+    still works with the database after it (that of the migration before it, or older)."""
+    works_with = 0
+    for m in sql.migrations(dialect):
+        works_with = works_with if is_expand(m.sql) else m.version
+        if m.version == migration.version:
+            break
+    return (
+        migration.name
+        if works_with == migration.version
+        else (f"{migration.name} (works with {works_with})")
+    )
 
 
 def _tables(backend: Backend, session: Session, names: Iterable[str]) -> bool:
@@ -74,7 +196,8 @@ def _tables(backend: Backend, session: Session, names: Iterable[str]) -> bool:
     return bool(found)
 
 
-def _record(session: Session, applied: Iterable[sql.Migration]) -> None:
+def _record(session: Session, applied: Iterable[sql.Migration], dialect: str) -> None:
     session.execute_many(
-        "record_schema_version", [{"version": m.version, "name": m.name} for m in applied]
+        "record_schema_version",
+        [{"version": m.version, "name": _recorded_name(m, dialect)} for m in applied],
     )

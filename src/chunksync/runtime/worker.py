@@ -29,6 +29,7 @@ still running after it is released with its attempt given back. Never lost.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
@@ -37,7 +38,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from chunksync.context import ChunkContext
@@ -52,8 +53,10 @@ from chunksync.retry import Gate, RandomSource, RetryPolicy
 from chunksync.runtime import asyncrun, attempt, progress, slot
 from chunksync.runtime.attempt import Failure
 from chunksync.runtime.claims import Claims
+from chunksync.runtime.isolation import run_isolated
 from chunksync.runtime.measure import Efficiency, rss_bytes
 from chunksync.runtime.progress import FINISHED_QUEUE
+from chunksync.runtime.recovery import StallClock
 from chunksync.runtime.slot import InFlight, Reports, Running, Slot, in_flight_key
 from chunksync.runtime.upkeep import Upkeep
 from chunksync.runtime.watchdog import ABANDONED, Watchdog
@@ -98,6 +101,7 @@ class Worker:
         rng: RandomSource | None = None,
         time_scale: float = 1.0,
         worker_id: str | None = None,
+        isolate: Mapping[str, float] | None = None,
     ) -> None:
         if concurrency < 1 or batch < 1:
             raise ValueError("concurrency and batch must be at least 1")
@@ -112,6 +116,8 @@ class Worker:
         self.worker_timeout_s = worker_timeout_s or max(2 * lease_s, 3 * poll_s)
         self.shutdown_grace_s = shutdown_grace_s
         self.batch = batch
+        # Kinds whose handler runs in a process of its own, killed after so many seconds.
+        self.isolate = dict(isolate or {})
         self.rng = rng
         self.time_scale = time_scale
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -375,7 +381,11 @@ class Worker:
             item.ctx = ctx
             size, probe = source.chunk_size(item.chunk.payload), gate is Gate.PROBE
             running = Running(item, ctx, budget, started, deadline, size, probe)
-            error = self._step3_process(this, running, source.process)
+            handler = source.process
+            isolated = self.isolate.get(source.kind)
+            if isolated is not None:
+                handler = functools.partial(run_isolated, source.process, timeout_s=isolated)
+            error = self._step3_process(this, running, handler)
             if error is ABANDONED:
                 return None
             report = self._conclude(running, error)
@@ -554,7 +564,9 @@ class Worker:
 
     def _heartbeat_loop(self) -> None:
         interval = max(0.05, min(self.lease_s / 3.0, 5.0))
+        clock = StallClock(self.lease_s, time.monotonic())
         while not self._stopped.wait(interval):
+            started = time.monotonic()
             try:
                 status = "stopping" if self._stopping.is_set() else "running"
                 self.manager.worker_heartbeat(self.id, status)
@@ -562,4 +574,25 @@ class Worker:
                     tokens = sorted({i.token for i in self._in_flight.values()})
                 self.manager.extend_leases(self.id, tokens, self.lease_s)
             except BackendError as exc:
+                clock.failed()
                 log.error("heartbeat failed: %s", redact(str(exc)))
+                continue
+            outage = clock.answered(started, time.monotonic())
+            if outage is not None:
+                self._absolve_stall(outage + interval)
+
+    def _absolve_stall(self, window_s: float) -> None:
+        """Back after an outage longer than the lease: recovery took this worker's chunks as
+        if it had died; give back what that charged (runtime/recovery.py says why)."""
+        try:
+            n = self.manager.absolve_stall(self.id, window_s)
+        except BackendError as exc:
+            log.error("could not give back the attempts of a stall: %s", redact(str(exc)))
+            return
+        log.warning(
+            "worker %s was cut off from the database for %.1f s: %d chunk(s) recovered "
+            "meanwhile get their attempt back",
+            self.id,
+            window_s,
+            n,
+        )

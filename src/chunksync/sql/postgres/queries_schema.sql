@@ -11,3 +11,7 @@ SELECT MAX(version) AS version FROM schema_version;
 -- record_schema_version --
 -- Record one applied migration (run with execute_many).
 INSERT INTO schema_version (version, name, applied_at) VALUES (:version, :name, NOW());
+
+-- schema_latest --
+-- The highest migration recorded, with its name (which says whether older code still works with it).
+SELECT version, name FROM schema_version ORDER BY version DESC LIMIT 1;
