@@ -263,6 +263,8 @@ class ChaosRun:
 
     def _run(self) -> RunResult:
         with chaos_app.make_app(self.url) as app:
+            if self.config.connections is not None:  # the row takes it when it is made
+                app.dependency(chaos_app.DEPENDENCY, connections=self.config.connections)
             mail_queue_id = None
             if self.mail is not None:  # planned first: its chunks are claimed first
                 source = mail_source(app, self.mail.uri)
@@ -273,7 +275,7 @@ class ChaosRun:
             sleep_s = self.config.work_ms / 1000.0
             payloads = ({"n": n, "sleep_s": sleep_s} for n in range(self.config.chunks))
             queue = app.create_queue(
-                f"{chaos_app.KIND}://run", payloads, name="chaos", policy=chaos_app.POLICY
+                chaos_app.SOURCE, payloads, name="chaos", policy=chaos_app.POLICY
             )
             result = RunResult(self.config, self.url, queue.id, self.effects)
             result.mail_queue_id = mail_queue_id
