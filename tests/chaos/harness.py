@@ -64,7 +64,7 @@ class ChaosConfig:
     mail_weight: float = 0.7  # share of faults aimed at the mail path while its queue runs
     mail_faults: tuple[str, ...] = MAIL_KINDS
     mail_time_scale: float = 1.0  # the mail queue's (default) policy delays x this, in workers
-    connections: int | None = 3  # the chaos queue's dependency capped so (None: no cap)
+    connections: int | None = 4  # the chaos queue's dependency capped so (None: no cap)
 
 
 @dataclass(frozen=True, slots=True)
