@@ -34,6 +34,7 @@ CONNECTIONS_ENV = "CHUNKSYNC_CHAOS_CONNECTIONS"  # the chaos dependency's cap ("
 CALLS_ENV = "CHUNKSYNC_CHAOS_CALLS"  # where each call records when it ran
 SOURCE = f"{KIND}://run"
 DEFAULT_FAILURE_RATE = 0.05
+DEPENDENCY = default_dependency(SOURCE, KIND)
 CATEGORIES = tuple(FAILURE_MIX)
 
 
@@ -83,8 +84,8 @@ def make_app(db_url: str) -> App:
     seed = int(os.environ.get(SEED_ENV, "1"))
     connections = os.environ.get(CONNECTIONS_ENV, "")
     calls = os.environ.get(CALLS_ENV, "")
-    if connections:
-        app.dependency(default_dependency(SOURCE, KIND), connections=int(connections))
+    if connections:  # (the harness declares it too: a row keeps the limits it was made with)
+        app.dependency(DEPENDENCY, connections=int(connections))
 
     @app.handler(KIND)
     def chaos(ctx: ChunkContext) -> int:

@@ -65,7 +65,7 @@ class ChaosConfig:
     mail_weight: float = 0.7  # share of faults aimed at the mail path while its queue runs
     mail_faults: tuple[str, ...] = MAIL_KINDS
     mail_time_scale: float = 1.0  # the mail queue's (default) policy delays x this, in workers
-    connections: int | None = 3  # the chaos queue's dependency capped so (None: no cap)
+    connections: int | None = 4  # the chaos queue's dependency capped so (None: no cap)
     watch_appends: int = 0  # > 0 (with imap_messages): then watch while appending this many
 
 
@@ -266,6 +266,8 @@ class ChaosRun:
 
     def _run(self) -> RunResult:
         with chaos_app.make_app(self.url) as app:
+            if self.config.connections is not None:  # the row takes it when it is made
+                app.dependency(chaos_app.DEPENDENCY, connections=self.config.connections)
             mail_queue_id = None
             if self.mail is not None:  # planned first: its chunks are claimed first
                 source = mail_source(app, self.mail.uri)
@@ -276,7 +278,7 @@ class ChaosRun:
             sleep_s = self.config.work_ms / 1000.0
             payloads = ({"n": n, "sleep_s": sleep_s} for n in range(self.config.chunks))
             queue = app.create_queue(
-                f"{chaos_app.KIND}://run", payloads, name="chaos", policy=chaos_app.POLICY
+                chaos_app.SOURCE, payloads, name="chaos", policy=chaos_app.POLICY
             )
             result = RunResult(self.config, self.url, queue.id, self.effects)
             result.mail_queue_id = mail_queue_id

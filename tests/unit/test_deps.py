@@ -142,6 +142,43 @@ def test_gcra_grants_the_burst_then_the_rate() -> None:
     assert gate.take(s, Limits(), 1000, now=0.0)[0] == 1000  # no rate: everything
 
 
+def test_a_reservation_spaces_its_units_at_the_rate_after_the_burst() -> None:
+    limits = Limits(rate=parse_rate("10/s"), burst=3)
+    offsets, s = gate.reserve(gate.fresh(CONFIG), limits, 8, now=0.0, ahead_s=0.5)
+    # the burst at once, then one per 0.1 s, none further than 0.5 s ahead
+    assert offsets == pytest.approx([0.0, 0.0, 0.0, 0.1, 0.2, 0.3, 0.4, 0.5])
+    more, s = gate.reserve(s, limits, 5, now=0.0, ahead_s=0.5)
+    assert more == []  # the next unit is 0.6 s ahead
+    assert gate.reserve(s, limits, 1, now=0.2, ahead_s=0.5)[0] == pytest.approx([0.4])
+    assert gate.reserve(s, Limits(), 3, now=0.0, ahead_s=0.5)[0] == [0.0, 0.0, 0.0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rate=st.integers(min_value=1, max_value=500),
+    burst=st.integers(min_value=1, max_value=50),
+    asks=st.lists(
+        st.tuples(st.floats(min_value=0.0, max_value=0.2), st.integers(1, 64)),
+        min_size=1,
+        max_size=300,
+    ),
+)
+def test_reserved_moments_never_let_a_window_exceed_rate_plus_burst(
+    rate: int, burst: int, asks: list[tuple[float, int]]
+) -> None:
+    limits = Limits(rate=Rate(float(rate), 1.0), burst=burst)
+    s, now, moments = gate.fresh(CONFIG), 0.0, []
+    for step, units in asks:
+        now += step
+        offsets, s = gate.reserve(s, limits, units, now, ahead_s=0.5)
+        assert all(0.0 <= o <= 0.5 + 1e-9 for o in offsets)
+        moments += [now + o for o in offsets]
+    moments.sort()
+    for i, start_at in enumerate(moments):
+        in_window = sum(1 for t in moments[i:] if t < start_at + 1.0 - 1e-9)
+        assert in_window <= rate + burst
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     rate=st.integers(min_value=1, max_value=500),

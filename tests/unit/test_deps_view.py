@@ -48,6 +48,7 @@ def test_a_gated_dependency_is_shown_with_its_age_and_a_full_budget_as_full() ->
         state=DepState(tokens=10.0, flow=Flow.STOPPED, gated_since=1000.0),
         capacity=None,
         in_flight=2,
+        permits=2,  # capped: the slots in use are the permits held (plus extra slots)
         extra_slots=1,
     )
     shown = view.shown(dep, now=1303.0)

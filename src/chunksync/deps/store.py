@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from chunksync.backends.base import Backend, Row, Session
-from chunksync.deps import gate
+from chunksync.deps import gate, permits
 from chunksync.deps.gate import DepState, Flow
 from chunksync.deps.model import Limits, Rate
+from chunksync.deps.permits import Lane, Units
 from chunksync.exceptions import NotFound
 from chunksync.models import Chunk
 from chunksync.retry import Gate, StressConfig
-
-# How far ahead a claim reserves rate units for its chunks: a slot spaces its calls by them.
-AHEAD_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,65 +150,6 @@ def dependency_of(row: Row) -> Dependency:
     )
 
 
-@dataclass(slots=True)
-class Lane:
-    """A connection permit a claim runs under: its id and, for a rate-limited dependency, its
-    lane of the rate (a share of 1/cap, its own GCRA arrival time `tat`)."""
-
-    permit: str
-    cap: int
-    tat: float
-
-
-class _Units:
-    """A claim's rate units: from the permit's lane when the dependency is capped (each slot
-    thread paces its own share, so a slot running late never bunches its calls with another's),
-    else from the dependency's own GCRA. Each unit falls due at its own moment."""
-
-    def __init__(self, limits: Limits, state: DepState, lane: Lane | None, now: float) -> None:
-        self.state, self.lane, self.now = state, lane, now
-        self.limits = limits
-        if lane is not None and limits.rate is not None:
-            share = Rate(limits.rate.units / lane.cap, limits.rate.period_s)
-            self.limits = Limits(rate=share, burst=1)
-        self._lane_state = DepState(tokens=0.0, tat=lane.tat if lane else 0.0)
-
-    @property
-    def _on_lane(self) -> bool:
-        return self.lane is not None and self.limits.rate is not None
-
-    @property
-    def spacing(self) -> float:
-        """The least time between two calls of one slot thread (0: no rate)."""
-        return 0.0 if self.limits.rate is None else 1.0 / self.limits.rate.per_s
-
-    def reserve(self, want: int) -> list[float]:
-        if not self._on_lane:
-            delays, self.state = gate.reserve(self.state, self.limits, want, self.now, AHEAD_S)
-            return delays
-        delays, self._lane_state = gate.reserve(
-            self._lane_state, self.limits, want, self.now, AHEAD_S
-        )
-        assert self.lane is not None
-        self.lane.tat = self._lane_state.tat
-        return delays
-
-    def wait_s(self) -> float:
-        on = self._lane_state if self._on_lane else self.state
-        return gate.wait_s(on, self.limits, 1, self.now)
-
-    def give_back(self, units: int) -> None:
-        """Units reserved for chunks that were not there to lease: the latest ones."""
-        if units <= 0 or self.limits.rate is None:
-            return
-        back = units / self.limits.rate.per_s
-        if self._on_lane:
-            assert self.lane is not None
-            self.lane.tat -= back
-        else:
-            self.state = replace(self.state, tat=self.state.tat - back)
-
-
 class DependencyStore:
     """Every read and write of the dependency rows, once, on top of a backend."""
 
@@ -288,8 +227,8 @@ class DependencyStore:
         A capped dependency's chunks are leased under a connection permit: `permit` (held by
         the calling slot thread from an earlier claim) while it is live, else a new one if the
         cap has room. A claim that leases nothing gives its permit back. Rate units are
-        reserved, one per chunk, at moments up to AHEAD_S ahead (`Claimed.delays`); a capped
-        dependency's from the permit's lane of the rate (`Lane`).
+        reserved, one per chunk, at moments up to half a second ahead (`Claimed.delays`); a
+        capped dependency's from the permit's lane of the rate (chunksync.deps.permits).
         `waits` are waits the caller counted without a write, added to the row's counters."""
         token = str(uuid.uuid4())
         with self.backend.transaction() as s:
@@ -301,10 +240,10 @@ class DependencyStore:
             want, waiting, wait = self._allowance(verdict, state, limit, now)
             lane: Lane | None = None
             if want and limits.connections is not None:
-                lane = self._permit(s, name, permit, limits, worker_id, lease_s)
+                lane = permits.hold(s, name, permit, limits, worker_id, lease_s)
                 if lane is None:
                     want, waiting = 0, "connections"
-            units = _Units(limits, state, lane, now)
+            units = Units(limits, state, lane, now)
             delays = units.reserve(want)
             if len(delays) < want and waiting is None:
                 waiting, wait = "rate", units.wait_s()
@@ -313,7 +252,7 @@ class DependencyStore:
                 chunks = self._lease(s, queue_ids, token, worker_id, kinds, len(delays), lease_s)
                 units.give_back(len(delays) - len(chunks))
             state = units.state
-            kept = self._keep_permit(s, lane, chunks, token, lease_s)
+            kept = permits.keep(s, lane, chunks, token, lease_s)
             if lane is None and permit is not None:  # the gate holds: no call, no connection
                 s.execute("deps_permit_release", {"id": permit})
             probe = verdict is Gate.PROBE and bool(chunks)
@@ -323,8 +262,9 @@ class DependencyStore:
             counts["probes"] = int(probe)
             counts[waiting or "none"] = counts.get(waiting or "none", 0) + 1
             if not chunks:
-                # Only a wait counter changes: no need to wait for the disk (a count lost in a
-                # crash is harmless), so a fleet waiting on a full cap costs no flush each time.
+                # Only a wait counter (and perhaps a permit given back) changes: no need to wait
+                # for the disk (a count lost in a crash is harmless, a permit expires with its
+                # lease), so a fleet waiting on a full cap or a shut gate costs no flush.
                 s.execute("deps_relaxed_commit")
             self._save(s, name, state, config, counts=counts)
             spacing = units.spacing if chunks else 0.0
@@ -341,53 +281,6 @@ class DependencyStore:
             until = state.next_probe_at
             return 0, "gate", 0.0 if until is None else max(0.0, until - now)
         return (1 if verdict is Gate.PROBE else limit), None, 0.0
-
-    def _permit(
-        self,
-        s: Session,
-        name: str,
-        held: str | None,
-        limits: Limits,
-        worker_id: str,
-        lease_s: float,
-    ) -> Lane | None:
-        """The connection permit to claim under: `held` if it is still live, else a new one if
-        the cap has room (None: it has not)."""
-        cap = limits.connections or 0
-        s.execute("deps_permits_sweep", {"name": name})
-        if held is not None:
-            row = s.fetch_one("deps_permit_held", {"id": held, "name": name})
-            if row is not None:
-                return Lane(held, cap, float(row["tat"] or 0.0))
-        s.execute("deps_slots_sweep", {"name": name})
-        used = s.fetch_one("deps_in_use", {"name": name})
-        if int(used["n"] if used else 0) >= cap:
-            return None
-        permit = str(uuid.uuid4())
-        params = {"id": permit, "name": name, "worker_id": worker_id, "lease_s": lease_s}
-        s.execute("deps_permit_take", params)
-        return Lane(permit, cap, 0.0)
-
-    @staticmethod
-    def _keep_permit(
-        s: Session, lane: Lane | None, chunks: list[Chunk], token: str, lease_s: float
-    ) -> str | None:
-        """A permit stays live while the last chunk of its latest claim runs (the slot runs
-        them in order) and for a lease after; a claim that found nothing gives it back."""
-        if lane is None:
-            return None
-        if not chunks:
-            s.execute("deps_permit_release", {"id": lane.permit})
-            return None
-        params = {
-            "id": lane.permit,
-            "chunk_id": chunks[-1].id,
-            "token": token,
-            "lease_s": lease_s,
-            "tat": lane.tat,
-        }
-        s.execute("deps_permit_renew", params)
-        return lane.permit
 
     def free_slots(self, name: str, cap: int) -> int:
         """The cap's room as an unlocked read sees it: a claim that would only find it full

@@ -34,6 +34,10 @@ SPECIAL_REFRESH_SECONDS = 0.2
 # their rate units at their own moments, at most half a second of the rate ahead (store.AHEAD_S),
 # so the batch is bounded by the limit's pace, and one claim (and one commit) serves them all.
 RATE_BATCH = 64
+# A slot thread that found a cap full looks again after this long: permits are held while their
+# threads have work, so one comes free rarely, and a fleet of waiting slots polling the row at
+# every idle turn would take the database's time from the slots that hold them.
+CAP_RECHECK_SECONDS = 0.2
 
 
 class Claims:
@@ -56,6 +60,7 @@ class Claims:
         # Connection permits held, by (slot thread, dependency); waits counted without a write.
         self._permits: dict[tuple[int, str], str] = {}
         self._waits: dict[str, dict[str, int]] = {}
+        self._cap_full_until: dict[tuple[int, str], float] = {}  # by (slot thread, dependency)
 
     def budget(self, dependency: str, config: StressConfig) -> RetryBudget:
         """This process's mirror of a dependency's row, with the limits of `config` (the
@@ -130,11 +135,15 @@ class Claims:
         key = (threading.get_ident(), name)
         permit = self._permits.get(key)
         cap = dep.limits.connections
-        if cap is not None and permit is None and self.store.free_slots(name, cap) <= 0:
-            with self._lock:
-                waits = self._waits.setdefault(name, {})
-                waits["connections"] = waits.get("connections", 0) + 1
-            return None
+        if cap is not None and permit is None:
+            if time.monotonic() < self._cap_full_until.get(key, 0.0):
+                return None
+            if self.store.free_slots(name, cap) <= 0:
+                with self._lock:
+                    waits = self._waits.setdefault(name, {})
+                    waits["connections"] = waits.get("connections", 0) + 1
+                    self._cap_full_until[key] = time.monotonic() + CAP_RECHECK_SECONDS
+                return None
         with self._lock:
             waits = self._waits.pop(name, {})
         got = self.store.claim(
