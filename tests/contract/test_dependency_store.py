@@ -220,3 +220,24 @@ def test_a_workers_copy_follows_the_row_when_a_peer_reopens_it(fleet: tuple[App,
     store_of(two).record(API, CONFIG, cost=0.0, successes=100, probe_succeeded=False)
     mine.special()  # this worker's first look at the fleet's rows (then every 0.2 s)
     assert budget.flowing and budget.tokens == CONFIG.capacity
+
+
+def test_a_dependencys_claims_keep_to_tenant_quotas_and_the_fair_order(
+    fleet: tuple[App, App],
+) -> None:
+    """Chunks of a limited dependency are claimed apart from the plain claim; they too follow
+    the tenants' fair order and never take a tenant past its in-flight quota."""
+    one, two = fleet
+    big = one.create_queue("job://api/big", [{"n": i} for i in range(6)], tenant="big")
+    small = one.create_queue("job://api/small", [{"n": i} for i in range(2)], tenant="small")
+    store_of(one).declare(API, Limits(rate=parse_rate("1000/s"), burst=100))
+    one.manager.tenants.set("big", actor="test", reason="quota", max_in_flight=2)
+    queues = [big.id, small.id]
+    first = claim(one, API, queues, 3)
+    tenants = [one.manager.get_chunk(c).tenant for c in first]
+    assert len(first) == 3 and tenants.count("big") <= 2
+    assert "small" in tenants  # the fair order: the small tenant is not behind big's backlog
+    more = claim(two, API, queues, 10, worker="w2")
+    in_flight = [one.manager.get_chunk(c).tenant for c in first + more]
+    assert in_flight.count("big") == 2  # the quota, across both processes' claims
+    assert in_flight.count("small") == 2

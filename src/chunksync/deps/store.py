@@ -309,6 +309,7 @@ class DependencyStore:
             "kinds": self._list(kinds),
             "queues": self._list(queue_ids),
         }
+        s.fetch_all("tenants_lock_capped")  # the quotas' count sees every claim before this
         rows = s.fetch_all("claim_chunks_of", params)
         return sorted((Chunk.from_row(r) for r in rows), key=lambda c: (-c.priority, c.seq))
 

@@ -94,20 +94,32 @@ UPDATE queues SET dependency = :dependency WHERE id = :id::uuid AND dependency I
 SELECT id::text AS id, source, kind FROM queues WHERE dependency IS NULL AND status = 'active';
 
 -- claim_chunks_of --
--- Lease up to :limit runnable chunks of the given queues (one dependency's), like claim_chunks.
-WITH picked AS (
-    SELECT c.id FROM chunks c
+-- Lease up to :limit runnable chunks of the given queues (one dependency's), like claim_chunks: by priority, then each chunk's place in the fair order (fair_key), a tenant at its in-flight quota skipped and one below it given only its room (the caller holds the capped tenants' rows: tenants_lock_capped).
+WITH room AS MATERIALIZED (
+    SELECT t.id AS tenant, t.max_in_flight - (
+        SELECT COUNT(*) FROM chunks p WHERE p.tenant = t.id AND p.status = 'processing') AS n
+    FROM tenants t WHERE t.max_in_flight IS NOT NULL
+),
+picked AS (
+    SELECT c.id, c.tenant, c.priority, c.fair_key FROM chunks c
     WHERE c.status = 'pending' AND c.run_after <= NOW()
       AND c.queue_id = ANY(ARRAY(SELECT q.id FROM queues q
                                  WHERE q.status = 'active' AND q.kind = ANY(:kinds::text[])
                                    AND q.id = ANY(:queues::uuid[])))
-    ORDER BY c.priority DESC, c.created_at, c.seq
+      AND NOT (c.tenant = ANY(ARRAY(SELECT tenant FROM room WHERE n <= 0)))
+    ORDER BY c.priority DESC, c.fair_key
     LIMIT :limit
-    FOR UPDATE OF c SKIP LOCKED)
+    FOR UPDATE OF c SKIP LOCKED
+),
+ranked AS (
+    SELECT o.id, r.n AS room,
+           row_number() OVER (PARTITION BY o.tenant ORDER BY o.priority DESC, o.fair_key) AS nth
+    FROM picked o LEFT JOIN room r ON r.tenant = o.tenant
+)
 UPDATE chunks c
 SET status = 'processing', attempts = c.attempts + 1, lease_token = :token::uuid,
     lease_expires_at = NOW() + :lease_s::float8, worker_id = :worker_id, updated_at = NOW()
-WHERE c.id = ANY(ARRAY(SELECT id FROM picked))
+WHERE c.id = ANY(ARRAY(SELECT id FROM ranked WHERE room IS NULL OR nth <= room))
 RETURNING c.*;
 
 -- deps_relaxed_commit --

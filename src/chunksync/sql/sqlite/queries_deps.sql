@@ -93,17 +93,31 @@ UPDATE queues SET dependency = :dependency WHERE id = :id AND dependency IS NULL
 SELECT id, source, kind FROM queues WHERE dependency IS NULL AND status = 'active';
 
 -- claim_chunks_of --
--- Lease up to :limit runnable chunks of the given queues (one dependency's), like claim_chunks.
+-- Lease up to :limit runnable chunks of the given queues (one dependency's), like claim_chunks: by priority, then each chunk's place in the fair order (fair_key), a tenant at its in-flight quota skipped and one below it given only its room (the caller holds the capped tenants' rows: tenants_lock_capped).
 UPDATE chunks
 SET status = 'processing', attempts = attempts + 1, lease_token = :token,
     lease_expires_at = NOW() + :lease_s, worker_id = :worker_id, updated_at = NOW()
 WHERE id IN (
-    SELECT c.id FROM chunks c JOIN queues q ON q.id = c.queue_id
-    WHERE c.status = 'pending' AND c.run_after <= NOW() AND q.status = 'active'
-      AND q.kind IN (SELECT value FROM json_each(:kinds))
-      AND c.queue_id IN (SELECT value FROM json_each(:queues))
-    ORDER BY c.priority DESC, c.created_at, c.seq
-    LIMIT :limit)
+    WITH room(tenant, n) AS (
+        SELECT t.id, t.max_in_flight - (
+            SELECT COUNT(*) FROM chunks p WHERE p.tenant = t.id AND p.status = 'processing')
+        FROM tenants t WHERE t.max_in_flight IS NOT NULL
+    ),
+    picked AS (
+        SELECT c.id, c.tenant, c.priority, c.fair_key FROM chunks c JOIN queues q ON q.id = c.queue_id
+        WHERE c.status = 'pending' AND c.run_after <= NOW() AND q.status = 'active'
+          AND q.kind IN (SELECT value FROM json_each(:kinds))
+          AND c.queue_id IN (SELECT value FROM json_each(:queues))
+          AND c.tenant NOT IN (SELECT tenant FROM room WHERE n <= 0)
+        ORDER BY c.priority DESC, c.fair_key
+        LIMIT :limit
+    ),
+    ranked AS (
+        SELECT o.id, r.n AS room,
+               row_number() OVER (PARTITION BY o.tenant ORDER BY o.priority DESC, o.fair_key) AS nth
+        FROM picked o LEFT JOIN room r ON r.tenant = o.tenant
+    )
+    SELECT id FROM ranked WHERE room IS NULL OR nth <= room)
 RETURNING *;
 
 -- deps_relaxed_commit --
