@@ -1,3 +1,3 @@
 -- Dependencies as shared state (chunksync.deps): the tables of migration 0008, written once.
 -- include migrations/0008_dependencies.sql --
--- include migrations/0016_dependency_permits.sql --
+-- include migrations/0014_dependency_permits.sql --

@@ -1,2 +1,2 @@
 -- Tenants: weights, quotas and the fair order of chunks (migration 0014), written once.
--- include migrations/0014_tenants.sql --
+-- include migrations/0013_tenants.sql --

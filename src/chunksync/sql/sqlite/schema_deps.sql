@@ -1,3 +1,3 @@
 -- Dependencies as shared state (chunksync.deps): the tables of migration 0004, written once.
 -- include migrations/0004_dependencies.sql --
--- include migrations/0012_dependency_permits.sql --
+-- include migrations/0010_dependency_permits.sql --

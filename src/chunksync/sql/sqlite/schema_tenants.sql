@@ -1,2 +1,2 @@
 -- Tenants: weights, quotas and the fair order of chunks (migration 0010), written once.
--- include migrations/0010_tenants.sql --
+-- include migrations/0009_tenants.sql --

@@ -1,4 +1,4 @@
--- 0012: connection permits of capped dependencies (chunksync.deps.store).
+-- 0010: connection permits of capped dependencies (chunksync.deps.store).
 
 -- A slot thread holds a permit of a capped dependency while it runs that dependency's chunks
 -- back to back, like a connection of a pool. A permit counts against the cap while it is not

@@ -1,4 +1,4 @@
--- 0016: connection permits of capped dependencies (chunksync.deps.store), and the default
+-- 0014: connection permits of capped dependencies (chunksync.deps.store), and the default
 -- policy's auth rule retrying a 401 while attempts <= 2 (was 1).
 
 -- A slot thread holds a permit of a capped dependency while it runs that dependency's chunks

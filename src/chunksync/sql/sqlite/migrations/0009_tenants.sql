@@ -1,4 +1,4 @@
--- 0010: tenants share the workers by weight. Each chunk's place in the fair order (fair_key)
+-- 0009: tenants share the workers by weight. Each chunk's place in the fair order (fair_key)
 -- is assigned when it is enqueued, from its tenant's pass per priority, so that a claim reads
 -- one index in order instead of sorting tenants at claim time (docs/tenants.md).
 
