@@ -29,7 +29,7 @@ CATALOG = {
     "functions": """
         SELECT p.proname, pg_get_functiondef(p.oid)
         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-        WHERE n.nspname = 'public' ORDER BY 1""",
+        WHERE n.nspname = 'public' ORDER BY 1, 2""",  # overloads in their text's order, not oid's
     "views": """
         SELECT viewname, definition FROM pg_views WHERE schemaname = 'public' ORDER BY 1""",
     "versions": "SELECT version, name FROM schema_version ORDER BY 1",
