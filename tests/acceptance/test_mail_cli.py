@@ -156,6 +156,32 @@ def test_mbox_sync_and_export_round_trip(sqlite_url: str, tmp_path: Path) -> Non
     assert (out / "old.mbox").read_bytes() == mbox.read_bytes()
 
 
+def test_sync_and_export_print_json(sqlite_url: str, tmp_path: Path) -> None:
+    """--json: one document on stdout, no progress bar or table around it (docs/cli.md)."""
+    import json
+
+    mbox = tmp_path / "old.mbox"
+    mbox.write_bytes(
+        b"From a@x Mon Jan  1 00:00:00 2024\nSubject: one\n\nbody\n\n"
+        b"From b@x Mon Jan  1 00:00:01 2024\nSubject: two\n\nbody\n\n"
+    )
+    done = run(sqlite_url, "sync", f"mbox://{mbox}", "--json")
+    assert done.returncode == 0, done.stderr
+    synced = json.loads(done.stdout)
+    assert synced["difference"] == 0 and synced["dead_chunks"] == 0
+    assert [(f["on_source"], f["stored"], f["difference"]) for f in synced["folders"]] == [
+        (2, 2, 0)
+    ]
+    again = json.loads(run(sqlite_url, "sync", f"mbox://{mbox}", "--json").stdout)
+    assert again["folders"][0]["stored"] == 2  # nothing to do: still one document
+    exported = run(sqlite_url, "export", str(tmp_path / "out"), "--format", "mbox", "--json")
+    assert json.loads(exported.stdout) == {
+        "exported": 2,
+        "out": str(tmp_path / "out"),
+        "format": "mbox",
+    }
+
+
 def helpers_left(marker: str) -> list[int]:
     """Processes still alive that carry `marker` in their environment (the command's helpers)."""
     found = []

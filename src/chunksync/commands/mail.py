@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import json
 import os
 import sys
 import time
@@ -162,6 +163,9 @@ def sync(
     webhook_secret_env: Annotated[
         str | None, typer.Option(help="Environment variable holding the webhook's HMAC secret.")
     ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the reconciliation as JSON (docs/cli.md).")
+    ] = False,
 ) -> None:
     """Sync a mailbox into the store: plan, run workers until synced, then reconcile
     (with --watch: then keep it synced, see docs/webhooks.md)."""
@@ -183,11 +187,14 @@ def sync(
             setup = RunSetup(uri, count, credentials)
             setup(app)
             slots = min(concurrency or cap or LOCAL_CONCURRENCY * count, cap or sys.maxsize)
-            dead = run_until_synced(app, source, planned, slots, setup, helpers)
+            dead = run_until_synced(app, source, planned, slots, setup, helpers, quiet=as_json)
             results = [source.reconcile(u) for u in uris]  # while the helpers stop
         finally:
             helpers.stop()
-        console.print(reconciliation_table(results))
+        if as_json:
+            print(json.dumps(sync_json(uri, results, dead)))
+        else:
+            console.print(reconciliation_table(results))
         if target is not None:
             watching.watch(
                 app,
@@ -263,12 +270,16 @@ def run_until_synced(
     slots: int,
     setup: RunSetup,
     helpers: Helpers,
+    *,
+    quiet: bool = False,
 ) -> int:
     """Run workers on the planned queues until each is finished (in `setup.processes`
-    processes: this one and helpers); returns the dead chunks."""
+    processes: this one and helpers); returns the dead chunks. `quiet`: no progress shown
+    (the output is a JSON document)."""
     queue_ids = [p.queue_id for p in planned if p.queue_id is not None]
     if not queue_ids:
-        console.print("nothing to do: the mailbox has not changed since the last sync")
+        if not quiet:
+            console.print("nothing to do: the mailbox has not changed since the last sync")
         return 0
     total = sum(p.messages for p in planned)
     per_process = max(1, slots // setup.processes)
@@ -283,7 +294,7 @@ def run_until_synced(
         TextColumn("{task.fields[rate]:.0f} msg/s"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console) as bar:
+    with Progress(*columns, console=console, disable=quiet) as bar:
         task = bar.add_task("syncing", total=total, mb=0.0, rate=0.0)
 
         shown = [0.0]
@@ -306,6 +317,27 @@ def run_until_synced(
         worker.run(until=done, check_s=DONE_CHECK_SECONDS)
         show()
     return sum(app.manager.get_queue(q).totals.get(ChunkStatus.DEAD, 0) for q in queue_ids)
+
+
+def sync_json(uri: str, results: Sequence[Reconciliation], dead: int) -> dict[str, Any]:
+    """`sync --json`: each folder's reconciliation, the chunks that failed for good and the
+    difference left (0 when the store holds exactly the source's messages)."""
+    return {
+        "uri": redact_url(uri),
+        "folders": [
+            {
+                "folder": r.folder,
+                "on_source": r.on_source,
+                "stored": r.stored,
+                "difference": r.difference,
+                "stored_bytes": r.stored_bytes,
+                "details": r.details or None,
+            }
+            for r in results
+        ],
+        "dead_chunks": dead,
+        "difference": sum(abs(r.difference) for r in results),
+    }
 
 
 def reconciliation_table(results: Sequence[Reconciliation]) -> Table:
@@ -337,6 +369,7 @@ def export_cmd(
             "--include-deleted", help="Also the messages kept after the server deleted them."
         ),
     ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Write stored messages back out, byte-exact, as Maildirs or mbox files."""
     from chunksync.store import MessageStore
@@ -347,7 +380,10 @@ def export_cmd(
         store = MessageStore(app.backend)
         key = resolve_account(store, account) if account is not None else None
         count = export(store, out, fmt, account=key, folder=folder, include_deleted=include_deleted)
-    console.print(f"exported {count} message(s) to {out} as {fmt}")
+    if as_json:
+        print(json.dumps({"exported": count, "out": str(out), "format": fmt}))
+    else:
+        console.print(f"exported {count} message(s) to {out} as {fmt}")
 
 
 @cli.command("demo-mail")
