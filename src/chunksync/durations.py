@@ -28,6 +28,8 @@ def parse_duration(text: str | float, *, bare: str = "s", what: str = "duration"
     if isinstance(text, int | float):
         return float(text) * UNIT_SECONDS[bare]
     match = _DURATION.match(text)
+    if not match and text.strip().startswith("-"):
+        raise ConfigurationError(f"the {what} '{text.strip()}' is negative: it must be positive")
     if not match:
         raise ConfigurationError(
             f"cannot read the {what} '{text}': write a number with a unit of s, m, h, d or w "

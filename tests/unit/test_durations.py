@@ -32,10 +32,17 @@ def test_a_bare_number_is_in_the_options_unit() -> None:
     assert parse_duration(2, bare="m") == 120
 
 
-@pytest.mark.parametrize("text", ["soon", "15 minutes", "1y", "-5s", "", "1e3", "m"])
+@pytest.mark.parametrize("text", ["soon", "15 minutes", "1y", "", "1e3", "m"])
 def test_mistakes_are_one_sentence(text: str) -> None:
     with pytest.raises(ConfigurationError, match=r"write a number with a unit of s, m, h, d or w"):
         parse_duration(text, what="SLA")
+
+
+def test_a_negative_duration_is_named_so() -> None:
+    with pytest.raises(
+        ConfigurationError, match=r"^the SLA '-5s' is negative: it must be positive$"
+    ):
+        parse_duration("-5s", what="SLA")
 
 
 def test_formatting_picks_the_largest_exact_unit() -> None:
