@@ -37,7 +37,7 @@ CROSS JOIN LATERAL (
 WHERE q.id = chunksync_try_uuid(:id::text) OR (q.name = :id::text AND q.tenant = :tenant::text);
 
 -- list_queues --
--- Every queue (optionally only one status, one tenant) with its chunk totals, newest first.
+-- Every queue (optionally only one status) with its chunk totals, newest first.
 SELECT q.*, t.n_pending, t.n_processing, t.n_completed, t.n_dead, t.n_cancelled
 FROM queues q
 CROSS JOIN LATERAL (
@@ -48,7 +48,6 @@ CROSS JOIN LATERAL (
            COUNT(*) FILTER (WHERE c.status = 'cancelled') AS n_cancelled
     FROM chunks c WHERE c.queue_id = q.id) t
 WHERE (:status::text IS NULL OR q.status = :status::text)
-  AND (:tenant::text IS NULL OR q.tenant = :tenant::text)
 ORDER BY q.created_at DESC, q.name;
 
 -- set_queue_status --
@@ -81,11 +80,9 @@ WHERE id = :id::uuid AND status IN ('completed', 'failed');
 SELECT * FROM chunks WHERE id = chunksync_try_uuid(:id::text);
 
 -- list_chunks --
--- Chunks filtered by queue, tenant, status and last error category (each optional), in queue
--- order.
+-- Chunks filtered by queue, status and last error category (each optional), in queue order.
 SELECT * FROM chunks
 WHERE (:queue_id::text IS NULL OR queue_id = chunksync_try_uuid(:queue_id::text))
-  AND (:tenant::text IS NULL OR tenant = :tenant::text)
   AND (:status::text IS NULL OR status = :status::text)
   AND (:category::text IS NULL OR last_category = :category::text)
 ORDER BY queue_id, seq

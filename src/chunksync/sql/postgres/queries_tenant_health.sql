@@ -40,3 +40,27 @@ GROUP BY tenant, status;
 -- metrics_tenant_quotas --
 -- The tenants that have an in-flight quota, with it.
 SELECT id, max_in_flight FROM tenants WHERE max_in_flight IS NOT NULL;
+
+-- list_queues_tenant --
+-- One tenant's queues (optionally only one status) with their chunk totals, newest first.
+SELECT q.*, t.n_pending, t.n_processing, t.n_completed, t.n_dead, t.n_cancelled
+FROM queues q
+CROSS JOIN LATERAL (
+    SELECT COUNT(*) FILTER (WHERE c.status = 'pending') AS n_pending,
+           COUNT(*) FILTER (WHERE c.status = 'processing') AS n_processing,
+           COUNT(*) FILTER (WHERE c.status = 'completed') AS n_completed,
+           COUNT(*) FILTER (WHERE c.status = 'dead') AS n_dead,
+           COUNT(*) FILTER (WHERE c.status = 'cancelled') AS n_cancelled
+    FROM chunks c WHERE c.queue_id = q.id) t
+WHERE q.tenant = :tenant::text AND (:status::text IS NULL OR q.status = :status::text)
+ORDER BY q.created_at DESC, q.name;
+
+-- list_chunks_tenant --
+-- One tenant's chunks filtered by queue, status and last error category, in queue order.
+SELECT * FROM chunks
+WHERE tenant = :tenant::text
+  AND (:queue_id::text IS NULL OR queue_id = chunksync_try_uuid(:queue_id::text))
+  AND (:status::text IS NULL OR status = :status::text)
+  AND (:category::text IS NULL OR last_category = :category::text)
+ORDER BY queue_id, seq
+LIMIT :limit;

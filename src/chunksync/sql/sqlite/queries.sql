@@ -33,7 +33,7 @@ FROM queues q
 WHERE q.id = :id OR (q.name = :id AND q.tenant = :tenant);
 
 -- list_queues --
--- Every queue (optionally only one status, one tenant) with its chunk totals, newest first.
+-- Every queue (optionally only one status) with its chunk totals, newest first.
 SELECT q.*,
        (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'pending') AS n_pending,
        (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'processing') AS n_processing,
@@ -42,7 +42,6 @@ SELECT q.*,
        (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'cancelled') AS n_cancelled
 FROM queues q
 WHERE (:status IS NULL OR q.status = :status)
-  AND (:tenant IS NULL OR q.tenant = :tenant)
 ORDER BY q.created_at DESC, q.name;
 
 -- set_queue_status --
@@ -74,11 +73,9 @@ WHERE id = :id AND status IN ('completed', 'failed');
 SELECT * FROM chunks WHERE id = :id;
 
 -- list_chunks --
--- Chunks filtered by queue, tenant, status and last error category (each optional), in queue
--- order.
+-- Chunks filtered by queue, status and last error category (each optional), in queue order.
 SELECT * FROM chunks
 WHERE (:queue_id IS NULL OR queue_id = :queue_id)
-  AND (:tenant IS NULL OR tenant = :tenant)
   AND (:status IS NULL OR status = :status)
   AND (:category IS NULL OR last_category = :category)
 ORDER BY queue_id, seq
