@@ -419,7 +419,8 @@ def chunks(
     limit: Annotated[int, typer.Option(min=1)] = 50,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """List chunks, filtered by queue, status and error category; a pending chunk's next run."""
+    """List chunks, filtered by queue, tenant, status and error category; a pending chunk's
+    next run."""
     with open_app(create=False) as app:
         queue_id = app.manager.get_queue(resolve_queue(app, queue)).id if queue else None
         found = app.manager.list_chunks(queue_id, status, category, limit, tenant=tenant)
@@ -502,8 +503,9 @@ def health_cmd(
     )
     if scoped is not None:
         console.print(
-            f"in flight {scoped.in_flight} of {_quota(scoped.max_in_flight)}; "
-            f"queued quota {_quota(scoped.max_queued)}; stuck {scoped.stuck}, dead {scoped.dead}"
+            f"in flight {_of(scoped.in_flight, scoped.max_in_flight)}; "
+            f"max queued {'-' if scoped.max_queued is None else scoped.max_queued}; "
+            f"stuck {scoped.stuck}, dead {scoped.dead}"
         )
     for s in summaries:
         table = Table(title=escape(f"{s.name} ({s.status}, {s.progress:.0%})"))
@@ -530,8 +532,8 @@ def health_cmd(
         console.print(view.table(deps, now))
 
 
-def _quota(value: int | None) -> str:
-    return "no quota" if value is None else str(value)
+def _of(n: int, quota: int | None) -> str:
+    return f"{n} (no quota)" if quota is None else f"{n} of {quota}"
 
 
 def _pct(value: float | None) -> str:
