@@ -26,9 +26,14 @@ from chunksync.commands import output
 from chunksync.config import CONFIG_ENV, FileConfig, load_config
 from chunksync.deps import view
 from chunksync.durations import parse_duration
-from chunksync.exceptions import BackendUnavailable, ChunksyncError, ConfigurationError
+from chunksync.exceptions import (
+    BackendUnavailable,
+    ChunksyncError,
+    ConfigurationError,
+    NotFound,
+)
 from chunksync.models import ChunkStatus, ErrorCategory, Queue
-from chunksync.observe import health
+from chunksync.observe import health, tenant_health
 from chunksync.redact import redact
 from chunksync.runtime.worker import HANDLER_TIMEOUT_SECONDS
 
@@ -382,11 +387,12 @@ def queue_table(queues: list[Queue]) -> Table:
 @cli.command()
 @friendly
 def status(
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's queues.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Queues with their progress."""
     with open_app(create=False) as app:
-        queues = app.manager.list_queues()
+        queues = app.manager.list_queues(tenant=tenant)
     if as_json:
         print_json([output.queue_json(q) for q in queues])
         return
@@ -405,6 +411,7 @@ def print_json(data: Any) -> None:
 @friendly
 def chunks(
     queue: Annotated[str | None, typer.Option(help="Queue id or name.")] = None,
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's chunks.")] = None,
     status: Annotated[ChunkStatus | None, typer.Option(help="Only this status.")] = None,
     category: Annotated[
         ErrorCategory | None, typer.Option(help="Only this last error category.")
@@ -412,10 +419,11 @@ def chunks(
     limit: Annotated[int, typer.Option(min=1)] = 50,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """List chunks, filtered by queue, status and error category; a pending chunk's next run."""
+    """List chunks, filtered by queue, tenant, status and error category; a pending chunk's
+    next run."""
     with open_app(create=False) as app:
         queue_id = app.manager.get_queue(resolve_queue(app, queue)).id if queue else None
-        found = app.manager.list_chunks(queue_id, status, category, limit)
+        found = app.manager.list_chunks(queue_id, status, category, limit, tenant=tenant)
         now = app.manager.now()
     if as_json:
         print_json([output.chunk_json(c) for c in found])
@@ -454,33 +462,51 @@ def resolve_queue(app: App, text: str | None) -> str:
 @friendly
 def health_cmd(
     queue: Annotated[str | None, typer.Option(help="One queue (id or name).")] = None,
+    tenant: Annotated[
+        str | None, typer.Option(help="Only this tenant: its state, queues and quotas.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Health: per queue (attempts, outcomes, categories, timing) and the system's state."""
+    """Health: per queue (attempts, outcomes, categories, timing) and the system's state (or,
+    with --tenant, that tenant's state over its queues only)."""
     with open_app(create=False) as app:
         queues = (
             [app.manager.get_queue(resolve_queue(app, queue))]
             if queue
-            else app.manager.list_queues()
+            else app.manager.list_queues(tenant=tenant)
         )
+        if tenant is not None and any(q.tenant != tenant for q in queues):
+            raise NotFound(f"tenant '{tenant}' has no queue '{queue}'")
         summaries = [health.queue_summary(app.manager, q) for q in queues]
         system = health.system_summary(app.manager)
+        scoped = tenant_health.tenant_summary(app.manager, tenant, system) if tenant else None
         deps, now = app.deps.all(), app.manager.now()
     if as_json:
-        data = {"system": system.as_dict(), "queues": [s.as_dict() for s in summaries]}
+        data: dict[str, Any] = (
+            {"system": system.as_dict()} if scoped is None else {"tenant": scoped.as_dict()}
+        )
+        data["queues"] = [s.as_dict() for s in summaries]
         data["dependencies"] = [view.shown(d, now) for d in deps]
         console.print_json(json.dumps(data, default=str))
         return
-    colour = {"healthy": "green", "degraded": "yellow", "critical": "red"}[system.state.value]
+    shown = system if scoped is None else scoped
+    colour = {"healthy": "green", "degraded": "yellow", "critical": "red"}[shown.state.value]
     console.print(
-        f"system: [bold {colour}]{system.state.value}[/]"
-        + "".join(f"\n  - {r}" for r in system.reasons)
+        (f"tenant {escape(scoped.tenant)}" if scoped else "system")
+        + f": [bold {colour}]{shown.state.value}[/]"
+        + "".join(f"\n  - {r}" for r in shown.reasons)
     )
     console.print(
         f"workers alive {system.workers_alive}, lost {system.workers_lost}; "
-        f"backlog {system.backlog}; "
-        f"error rate 5m {_pct(system.error_rate_5m)}, 60m {_pct(system.error_rate_60m)}"
+        f"backlog {shown.backlog}; "
+        f"error rate 5m {_pct(shown.error_rate_5m)}, 60m {_pct(shown.error_rate_60m)}"
     )
+    if scoped is not None:
+        console.print(
+            f"in flight {_of(scoped.in_flight, scoped.max_in_flight)}; "
+            f"max queued {'-' if scoped.max_queued is None else scoped.max_queued}; "
+            f"stuck {scoped.stuck}, dead {scoped.dead}"
+        )
     for s in summaries:
         table = Table(title=escape(f"{s.name} ({s.status}, {s.progress:.0%})"))
         table.add_column("measure")
@@ -504,6 +530,10 @@ def health_cmd(
         console.print(table)
     if deps:
         console.print(view.table(deps, now))
+
+
+def _of(n: int, quota: int | None) -> str:
+    return f"{n} (no quota)" if quota is None else f"{n} of {quota}"
 
 
 def _pct(value: float | None) -> str:

@@ -10,11 +10,17 @@ deletes old rows a counter drops, which Prometheus's rate() treats as a counter 
 The dependencies' shared state (slots, tokens, gate, limits, waits and probes) comes from
 their rows, which every worker updates in the transaction of its claim.
 
+Per-tenant series (chunks by status, backlog age, in flight against the quota) carry a tenant
+label for the top N tenants by backlog only (N from CHUNKSYNC_METRICS_TENANTS, default 20); the
+rest are summed under tenant="other", so the number of series stays bounded however many
+tenants there are (chunksync.observe.tenant_health).
+
 Exposed by the dashboard at /metrics, or by `render()` anywhere else.
 """
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from collections.abc import Iterator
 
@@ -28,12 +34,15 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from chunksync.deps import view
+from chunksync.exceptions import ConfigurationError
 from chunksync.manager import Manager
-from chunksync.models import Outcome
+from chunksync.models import ChunkStatus, Outcome
 from chunksync.observe import capacity
+from chunksync.observe.tenant_health import DEFAULT_TOP_TENANTS, tenant_figures, top_tenants
 from chunksync.redact import redact
 
 WORKER_TIMEOUT_SECONDS = 60.0
+TOP_TENANTS_ENV = "CHUNKSYNC_METRICS_TENANTS"  # tenants labelled by name; the rest are "other"
 # The upper bounds of metrics_processing_buckets in queries_health.sql, in the same order.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
@@ -41,9 +50,15 @@ BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 
 class DatabaseCollector(Collector):
     """Every chunksync metric, computed from the database when collected."""
 
-    def __init__(self, manager: Manager, worker_timeout_s: float = WORKER_TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self,
+        manager: Manager,
+        worker_timeout_s: float = WORKER_TIMEOUT_SECONDS,
+        top_tenants: int = DEFAULT_TOP_TENANTS,
+    ) -> None:
         self.manager = manager
         self.worker_timeout_s = worker_timeout_s
+        self.top_tenants = top_tenants
 
     def collect(self) -> Iterator[Metric]:
         backend = self.manager.backend
@@ -85,6 +100,7 @@ class DatabaseCollector(Collector):
         for r in backend.fetch_all("metrics_backlog"):
             backlog.add_metric([str(r["name"]), str(r["id"]), str(r["status"])], int(r["pending"]))
         yield backlog
+        yield from tenant_metrics(self.manager, self.top_tenants)
         yield from dependency_metrics(self.manager)
         yield from capacity_metrics(self.manager, self.worker_timeout_s)
 
@@ -104,6 +120,39 @@ class DatabaseCollector(Collector):
                 cumulative.append((bound, float(running)))
             family.add_metric([outcome], cumulative, seconds.get(outcome, 0.0))
         return family
+
+
+def tenant_metrics(manager: Manager, top: int) -> Iterator[Metric]:
+    """Chunks by status, backlog age and in flight against the quota, per tenant: the `top` by
+    backlog by name, the rest summed as tenant="other" (the sums equal the totals)."""
+    chunks = GaugeMetricFamily(
+        "chunksync_tenant_chunks",
+        "Chunks per tenant (top N by backlog, the rest as other), by status.",
+        labels=["tenant", "status"],
+    )
+    age = GaugeMetricFamily(
+        "chunksync_tenant_backlog_age_seconds",
+        "Age of the tenant's oldest pending chunk (other: the oldest of the rest).",
+        labels=["tenant"],
+    )
+    in_flight = GaugeMetricFamily(
+        "chunksync_tenant_in_flight", "Chunks of the tenant processing now.", labels=["tenant"]
+    )
+    quota = GaugeMetricFamily(
+        "chunksync_tenant_in_flight_quota",
+        "The tenant's cap on chunks in flight (only tenants shown by name that have one).",
+        labels=["tenant"],
+    )
+    for tenant, figures in top_tenants(tenant_figures(manager.backend), top).items():
+        name = tenant  # ids, not secrets: redacting could merge two into one series
+        for status in ChunkStatus:
+            chunks.add_metric([name, status.value], figures.chunks[status.value])
+        if figures.oldest_pending_age_s is not None:
+            age.add_metric([name], max(figures.oldest_pending_age_s, 0.0))
+        in_flight.add_metric([name], figures.in_flight)
+        if figures.in_flight_quota is not None:
+            quota.add_metric([name], figures.in_flight_quota)
+    yield from (chunks, age, in_flight, quota)
 
 
 def dependency_metrics(manager: Manager) -> Iterator[Metric]:
@@ -181,13 +230,28 @@ def capacity_metrics(manager: Manager, worker_timeout_s: float) -> Iterator[Metr
     yield burn
 
 
-def registry(manager: Manager) -> CollectorRegistry:
+def top_tenants_setting() -> int:
+    """How many tenants the metrics name, from CHUNKSYNC_METRICS_TENANTS (default 20)."""
+    text = os.environ.get(TOP_TENANTS_ENV, "").strip()
+    if not text:
+        return DEFAULT_TOP_TENANTS
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ConfigurationError(f"{TOP_TENANTS_ENV} must be a whole number of 0 or more")
+    return value
+
+
+def registry(manager: Manager, top_tenants: int | None = None) -> CollectorRegistry:
     """A registry holding only the database collector (no process metrics of this process)."""
     found = CollectorRegistry(auto_describe=False)
-    found.register(DatabaseCollector(manager))
+    top = top_tenants_setting() if top_tenants is None else top_tenants
+    found.register(DatabaseCollector(manager, top_tenants=top))
     return found
 
 
-def render(manager: Manager) -> tuple[bytes, str]:
+def render(manager: Manager, top_tenants: int | None = None) -> tuple[bytes, str]:
     """The exposition text and its content type."""
-    return generate_latest(registry(manager)), CONTENT_TYPE_LATEST
+    return generate_latest(registry(manager, top_tenants)), CONTENT_TYPE_LATEST

@@ -1,0 +1,66 @@
+-- Named queries of one tenant's health and of the per-tenant metrics (docs/tenants.md).
+-- Tenant-scoped reads go through indexes that start with the tenant (queues_tenant_status,
+-- chunks_tenant_status); `NOW()` is the database clock in seconds since the epoch.
+
+-- tenant_health --
+-- One tenant right now: its active queues, backlog, oldest pending chunk, in flight, quotas.
+SELECT
+    (SELECT COUNT(*) FROM queues WHERE tenant = :tenant::text) AS queues,
+    (SELECT COUNT(*) FROM queues WHERE tenant = :tenant::text AND status = 'active') AS active_queues,
+    (SELECT COUNT(*) FROM chunks c JOIN queues q ON q.id = c.queue_id
+        WHERE c.tenant = :tenant::text AND c.status = 'pending' AND q.status = 'active') AS backlog,
+    NOW() - (SELECT MIN(c.created_at) FROM chunks c JOIN queues q ON q.id = c.queue_id
+        WHERE c.tenant = :tenant::text AND c.status = 'pending' AND q.status = 'active')
+        AS oldest_pending_age_s,
+    (SELECT COUNT(*) FROM chunks WHERE tenant = :tenant::text AND status = 'processing') AS in_flight,
+    (SELECT COUNT(*) FROM chunks WHERE tenant = :tenant::text AND status = 'processing'
+        AND lease_expires_at < NOW()) AS stuck,
+    (SELECT COUNT(*) FROM chunks WHERE tenant = :tenant::text AND status = 'dead') AS dead,
+    (SELECT COUNT(*) FROM tenants WHERE id = :tenant::text) AS declared,
+    (SELECT max_in_flight FROM tenants WHERE id = :tenant::text) AS max_in_flight,
+    (SELECT max_queued FROM tenants WHERE id = :tenant::text) AS max_queued,
+    (SELECT COUNT(*) FROM audit_log WHERE action = 'recover_stuck' AND at >= NOW() - :window_s::float8
+        AND queue_id IN (SELECT id FROM queues WHERE tenant = :tenant::text)) AS recoveries;
+
+-- tenant_health_window --
+-- One tenant's attempts and failures finished in the last :window_s seconds, by category.
+SELECT category, outcome, SUM(n)::bigint AS n
+FROM chunksync_window_attempts(:window_s::float8)
+WHERE tenant = :tenant::text
+GROUP BY category, outcome
+HAVING SUM(n) > 0;
+
+-- metrics_tenants --
+-- Every tenant's chunks by status, with the age of its oldest pending chunk.
+SELECT tenant, status, COUNT(*) AS n,
+       NOW() - MIN(CASE WHEN status = 'pending' THEN created_at END) AS oldest_pending_age_s
+FROM chunks
+GROUP BY tenant, status;
+
+-- metrics_tenant_quotas --
+-- The tenants that have an in-flight quota, with it.
+SELECT id, max_in_flight FROM tenants WHERE max_in_flight IS NOT NULL;
+
+-- list_queues_tenant --
+-- One tenant's queues (optionally only one status) with their chunk totals, newest first.
+SELECT q.*, t.n_pending, t.n_processing, t.n_completed, t.n_dead, t.n_cancelled
+FROM queues q
+CROSS JOIN LATERAL (
+    SELECT COUNT(*) FILTER (WHERE c.status = 'pending') AS n_pending,
+           COUNT(*) FILTER (WHERE c.status = 'processing') AS n_processing,
+           COUNT(*) FILTER (WHERE c.status = 'completed') AS n_completed,
+           COUNT(*) FILTER (WHERE c.status = 'dead') AS n_dead,
+           COUNT(*) FILTER (WHERE c.status = 'cancelled') AS n_cancelled
+    FROM chunks c WHERE c.queue_id = q.id) t
+WHERE q.tenant = :tenant::text AND (:status::text IS NULL OR q.status = :status::text)
+ORDER BY q.created_at DESC, q.name;
+
+-- list_chunks_tenant --
+-- One tenant's chunks filtered by queue, status and last error category, in queue order.
+SELECT * FROM chunks
+WHERE tenant = :tenant::text
+  AND (:queue_id::text IS NULL OR queue_id = chunksync_try_uuid(:queue_id::text))
+  AND (:status::text IS NULL OR status = :status::text)
+  AND (:category::text IS NULL OR last_category = :category::text)
+ORDER BY queue_id, seq
+LIMIT :limit;
