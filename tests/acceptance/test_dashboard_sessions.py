@@ -1,7 +1,7 @@
 """Sign-in sessions of the real `chunksync dashboard` process:
 
-- the session cookie is HttpOnly and SameSite=Strict (and Secure when served over https), and
-  holds neither the operator token nor the id the database keeps;
+- the session cookie is HttpOnly and SameSite=Strict (and Secure when served over https), is
+  signed, and holds neither the operator token nor the id the database keeps;
 - the session survives a restart of the dashboard (it lives in the database), and sign-out
   deletes it, so the same cookie opens nothing afterwards;
 - a session unused for --session-idle ends;
@@ -101,6 +101,7 @@ def test_a_session_survives_a_restart_and_ends_at_sign_out(db: str) -> None:
     with dashboard(db) as base:  # a new process: the same cookie still signs in
         csrf = signed_in(base, cookie)
         assert csrf is not None
+        assert signed_in(base, f"{token}.forged-signature") is None
         out = httpx.post(f"{base}/logout", data={"csrf": csrf}, cookies={SESSION_COOKIE: cookie})
         assert out.status_code == 303
         assert signed_in(base, cookie) is None

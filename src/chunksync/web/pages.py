@@ -104,7 +104,7 @@ async def form_action(request: Request) -> Response:
     board = dashboard(request)
     if not board.guard.enabled:
         return page(request, "error.html", 403, message="this dashboard is read-only")
-    if not board.guard.form_ok(request, str(form.get("csrf", ""))):
+    if not await run_in_threadpool(board.guard.form_ok, request, str(form.get("csrf", ""))):
         return page(request, "error.html", 403, message="sign in with the token first")
     back = str(form.get("next", "/"))
     if not back.startswith("/") or back.startswith("//"):
@@ -128,7 +128,7 @@ async def bulk_action(request: Request) -> Response:
     board = dashboard(request)
     if not board.guard.enabled:
         return page(request, "error.html", 403, message="this dashboard is read-only")
-    if not board.guard.form_ok(request, str(form.get("csrf", ""))):
+    if not await run_in_threadpool(board.guard.form_ok, request, str(form.get("csrf", ""))):
         return page(request, "error.html", 403, message="sign in with the token first")
     action = bulk.check_action(str(form.get("action", "")))
     scope = "matching" if form.get("scope") == "matching" else "selected"
