@@ -66,25 +66,33 @@ def login_page(request: Request) -> Response:
 
 
 async def login(request: Request) -> Response:
-    """Trade the operator token for a session cookie; the token itself is never stored."""
+    """Trade the operator token for a session cookie; the token itself is never stored. An
+    address with too many wrong tokens in a while is refused (429) before its token is read."""
     form = await request.form()
     guard = dashboard(request).guard
     if not guard.enabled:
         return page(request, "login.html", 403, error="this dashboard is read-only")
-    if not same_origin(request) or not guard.check_token(str(form.get("token", ""))):
+    if not same_origin(request):
+        return page(request, "login.html", 403, error="wrong token")
+    wait = await run_in_threadpool(guard.retry_after, request)
+    if wait is not None:
+        answer = page(request, "login.html", 429, error=f"too many wrong tokens: wait {wait} s")
+        answer.headers["Retry-After"] = str(wait)
+        return answer
+    if not guard.check_token(str(form.get("token", ""))):
+        await run_in_threadpool(guard.failed_sign_in, request)
         return page(request, "login.html", 403, error="wrong token")
     response = RedirectResponse("/", status_code=303)
-    response.set_cookie(
-        SESSION_COOKIE, guard.new_session(), httponly=True, samesite="strict", path="/"
-    )
+    guard.set_cookie(request, response, await run_in_threadpool(guard.new_session, request))
     return response
 
 
 async def logout(request: Request) -> Response:
+    """Sign out: the session's row is deleted, so its cookie opens nothing any more."""
     form = await request.form()
     guard = dashboard(request).guard
-    if guard.form_ok(request, str(form.get("csrf", ""))):
-        guard.end_session(request)
+    if await run_in_threadpool(guard.form_ok, request, str(form.get("csrf", ""))):
+        await run_in_threadpool(guard.end_session, request)
     response = RedirectResponse("/", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -96,7 +104,7 @@ async def form_action(request: Request) -> Response:
     board = dashboard(request)
     if not board.guard.enabled:
         return page(request, "error.html", 403, message="this dashboard is read-only")
-    if not board.guard.form_ok(request, str(form.get("csrf", ""))):
+    if not await run_in_threadpool(board.guard.form_ok, request, str(form.get("csrf", ""))):
         return page(request, "error.html", 403, message="sign in with the token first")
     back = str(form.get("next", "/"))
     if not back.startswith("/") or back.startswith("//"):
@@ -120,7 +128,7 @@ async def bulk_action(request: Request) -> Response:
     board = dashboard(request)
     if not board.guard.enabled:
         return page(request, "error.html", 403, message="this dashboard is read-only")
-    if not board.guard.form_ok(request, str(form.get("csrf", ""))):
+    if not await run_in_threadpool(board.guard.form_ok, request, str(form.get("csrf", ""))):
         return page(request, "error.html", 403, message="sign in with the token first")
     action = bulk.check_action(str(form.get("action", "")))
     scope = "matching" if form.get("scope") == "matching" else "selected"

@@ -2,9 +2,16 @@
 
 Without a token the dashboard is read-only: every action is refused (403). With one:
 - the JSON API takes `Authorization: Bearer <token>` (a header a cross-site page cannot send);
-- a browser signs in once with the token and gets a session cookie (HttpOnly, SameSite=Strict);
-  every form then carries a CSRF token derived from the session (HMAC), and a POST whose Origin
-  is another site is refused. The token itself never appears on a page or in a cookie.
+- a browser signs in once with the token and gets a session cookie (HttpOnly, SameSite=Strict,
+  Secure over https) holding a random session token and its signature; the session itself is
+  kept in the database (sessions.py), so it survives a restart of the dashboard and expires by
+  its idle and absolute limits. Every form then carries a CSRF token derived from the session
+  (HMAC), and a POST whose Origin is another site is refused. The operator token itself never
+  appears on a page or in a cookie. Sign-in attempts are rate-limited per client address.
+
+The cookie's signing key and the CSRF key are derived from the operator token, not drawn per
+process: a restarted dashboard (or another one on the same database, with the same token)
+accepts the cookies and forms of the last, and a new operator token ends every session.
 
 Every HTTP answer carries SECURITY_HEADERS: a strict Content-Security-Policy (no inline
 script), no framing, no sniffing, no caching.
@@ -12,17 +19,19 @@ script), no framing, no sniffing, no caching.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
-import secrets
-import threading
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from chunksync.web.sessions import SessionStore
+
 SESSION_COOKIE = "chunksync_session"
-MAX_SESSIONS = 1000
+_UNSET = object()  # a request whose session was not looked up yet
 SECURITY_HEADERS = [
     (
         b"content-security-policy",
@@ -37,37 +46,80 @@ SECURITY_HEADERS = [
 
 
 class Guard:
-    def __init__(self, token: str | None) -> None:
+    """The operator token and what it opens: sessions (in `store`), their cookies, CSRF."""
+
+    def __init__(self, token: str | None, store: SessionStore | None = None) -> None:
         self._token = token or None
-        self._key = secrets.token_bytes(32)
-        self._sessions: set[str] = set()
-        self._lock = threading.Lock()
+        self._store = store
+        secret = (token or "").encode()
+        self._cookie_key = hmac.new(secret, b"chunksync dashboard cookie", hashlib.sha256).digest()
+        self._key = hmac.new(secret, b"chunksync dashboard csrf", hashlib.sha256).digest()
 
     @property
     def enabled(self) -> bool:
-        return self._token is not None
+        return self._token is not None and self._store is not None
 
     def check_token(self, given: str) -> bool:
         if self._token is None:
             return False
         return hmac.compare_digest(given.encode(), self._token.encode())
 
-    def new_session(self) -> str:
-        session = secrets.token_urlsafe(32)
-        with self._lock:
-            if len(self._sessions) >= MAX_SESSIONS:
-                self._sessions.pop()
-            self._sessions.add(session)
-        return session
+    def retry_after(self, request: Request) -> int | None:
+        """Seconds this client must wait before trying to sign in again, or None."""
+        return None if self._store is None else self._store.retry_after(client_address(request))
+
+    def failed_sign_in(self, request: Request) -> int | None:
+        """Count a wrong token from this client; the lockout's seconds when this one began it
+        (the next attempt is refused)."""
+        if self._store is None:
+            return None
+        return self._store.record_failure(client_address(request))
+
+    def new_session(self, request: Request) -> str:
+        """A session for a signed-in browser: the signed cookie value that carries it."""
+        assert self._store is not None, "sessions need the token and a database"
+        token = self._store.create(client_address(request))
+        return f"{token}.{self._sign(token)}"
+
+    def set_cookie(self, request: Request, response: Response, value: str) -> None:
+        """The session cookie: script cannot read it, other sites cannot send it, and over
+        https it never travels in clear; it lasts no longer than the session may."""
+        max_age = None if self._store is None else int(self._store.policy.max_s)
+        response.set_cookie(
+            SESSION_COOKIE,
+            value,
+            max_age=max_age,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/",
+        )
 
     def end_session(self, request: Request) -> None:
-        with self._lock:
-            self._sessions.discard(request.cookies.get(SESSION_COOKIE, ""))
+        session = self.session(request)
+        if session is not None and self._store is not None:
+            self._store.end(session, client_address(request))
+        request.state.chunksync_session = None
 
     def session(self, request: Request) -> str | None:
-        found = request.cookies.get(SESSION_COOKIE)
-        with self._lock:
-            return found if found and found in self._sessions else None
+        """The live session token this request's cookie carries, looked up once per request."""
+        found = getattr(request.state, "chunksync_session", _UNSET)
+        if found is _UNSET:
+            found = self._live(request.cookies.get(SESSION_COOKIE, ""))
+            request.state.chunksync_session = found
+        return found if isinstance(found, str) else None
+
+    def _live(self, cookie: str) -> str | None:
+        token, _, signature = cookie.rpartition(".")
+        if not token or self._store is None or self._token is None:
+            return None
+        if not hmac.compare_digest(signature.encode(), self._sign(token).encode()):
+            return None  # forged or from another operator token: no database read
+        return token if self._store.find(token) is not None else None
+
+    def _sign(self, token: str) -> str:
+        digest = hmac.new(self._cookie_key, token.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
     def csrf_for(self, session: str) -> str:
         return hmac.new(self._key, session.encode(), hashlib.sha256).hexdigest()
@@ -82,6 +134,12 @@ class Guard:
         if session is None or not same_origin(request):
             return False
         return hmac.compare_digest(csrf.encode(), self.csrf_for(session).encode())
+
+
+def client_address(request: Request) -> str:
+    """The address sign-in attempts are counted for: the peer's (behind a proxy, the proxy's
+    unless the server is told to trust its forwarded headers)."""
+    return request.client.host if request.client else "unknown"
 
 
 def same_origin(request: Request) -> bool:

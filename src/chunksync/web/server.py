@@ -5,7 +5,8 @@ api.py        the JSON API, /openapi.json and /metrics
 probes.py     /healthz and /readyz for load balancers
 bulk.py       bulk actions on chunks (selected, or all matching), each chunk audited
 errors.py     our exceptions -> 404 / 409 / 400, as JSON or as the error page
-security.py   the token, sessions, CSRF, security headers
+security.py   the token, session cookies, CSRF, security headers
+sessions.py   sessions and the sign-in rate limit, in the database
 state.py      what routes share, on `request.app.state`
 """
 
@@ -22,6 +23,7 @@ from chunksync.web import api, capacity, pages, probes
 from chunksync.web.errors import EXCEPTION_HANDLERS
 from chunksync.web.rendering import environment
 from chunksync.web.security import Guard, SecurityHeaders
+from chunksync.web.sessions import SessionPolicy, SessionStore
 from chunksync.web.state import Dashboard
 
 POLL_MILLISECONDS = 2000
@@ -34,9 +36,11 @@ def create_app(
     token: str | None = None,
     allowed_hosts: list[str] | None = None,
     poll_ms: int = POLL_MILLISECONDS,
+    sessions: SessionPolicy | None = None,
 ) -> Starlette:
     """The dashboard for `app`. Without `token` it is read-only. `allowed_hosts` are the Host
-    headers it answers (loopback names by default, against DNS rebinding)."""
+    headers it answers (loopback names by default, against DNS rebinding). `sessions` sets the
+    sign-in sessions' limits and the sign-in rate limit (SessionPolicy's defaults otherwise)."""
     static = Mount("/static", StaticFiles(packages=[("chunksync.web", "static")]), name="static")
     web = Starlette(
         routes=[*pages.ROUTES, *api.ROUTES, *probes.ROUTES, *capacity.ROUTES, static],
@@ -46,5 +50,6 @@ def create_app(
         ],
         exception_handlers=dict(EXCEPTION_HANDLERS),
     )
-    web.state.dashboard = Dashboard(app, Guard(token), environment(), poll_ms)
+    guard = Guard(token, SessionStore(app.backend, sessions))
+    web.state.dashboard = Dashboard(app, guard, environment(), poll_ms)
     return web

@@ -1,0 +1,2 @@
+-- Dashboard sessions (chunksync.web.sessions): the tables of migration 0015, written once.
+-- include migrations/0015_dashboard_sessions.sql --

@@ -1,0 +1,2 @@
+-- Dashboard sessions (chunksync.web.sessions): the tables of migration 0011, written once.
+-- include migrations/0011_dashboard_sessions.sql --
