@@ -1,0 +1,103 @@
+"""`chunksync health`: per queue and for the system (or one tenant), with the health state,
+its reasons and the dependencies' rows."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from chunksync.cli import cli, console, friendly, open_app, resolve_queue
+from chunksync.commands import output
+from chunksync.deps import view
+from chunksync.exceptions import NotFound
+from chunksync.observe import health, tenant_health
+
+
+@cli.command("health")
+@friendly
+def health_cmd(
+    queue: Annotated[str | None, typer.Option(help="One queue (id or name).")] = None,
+    tenant: Annotated[
+        str | None, typer.Option(help="Only this tenant: its state, queues and quotas.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Health: per queue (attempts, outcomes, categories, timing) and the system's state (or,
+    with --tenant, that tenant's state over its queues only)."""
+    with open_app(create=False) as app:
+        queues = (
+            [app.manager.get_queue(resolve_queue(app, queue))]
+            if queue
+            else app.manager.list_queues(tenant=tenant)
+        )
+        if tenant is not None and any(q.tenant != tenant for q in queues):
+            raise NotFound(f"tenant '{tenant}' has no queue '{queue}'")
+        summaries = [health.queue_summary(app.manager, q) for q in queues]
+        system = health.system_summary(app.manager)
+        scoped = tenant_health.tenant_summary(app.manager, tenant, system) if tenant else None
+        deps, now = app.deps.all(), app.manager.now()
+    if as_json:
+        data: dict[str, Any] = (
+            {"system": system.as_dict()} if scoped is None else {"tenant": scoped.as_dict()}
+        )
+        data["queues"] = [s.as_dict() for s in summaries]
+        data["dependencies"] = [view.shown(d, now) for d in deps]
+        console.print_json(json.dumps(data, default=str))
+        return
+    shown = system if scoped is None else scoped
+    colour = {"healthy": "green", "degraded": "yellow", "critical": "red"}[shown.state.value]
+    console.print(
+        (f"tenant {escape(scoped.tenant)}" if scoped else "system")
+        + f": [bold {colour}]{shown.state.value}[/]"
+        + "".join(f"\n  - {r}" for r in shown.reasons)
+    )
+    console.print(
+        f"workers alive {system.workers_alive}, lost {system.workers_lost}; "
+        f"backlog {shown.backlog}; "
+        f"error rate 5m {_pct(shown.error_rate_5m)}, 60m {_pct(shown.error_rate_60m)}"
+    )
+    if scoped is not None:
+        console.print(
+            f"in flight {_of(scoped.in_flight, scoped.max_in_flight)}; "
+            f"max queued {'-' if scoped.max_queued is None else scoped.max_queued}; "
+            f"stuck {scoped.stuck}, dead {scoped.dead}"
+        )
+    for s in summaries:
+        table = Table(title=escape(f"{s.name} ({s.status}, {s.progress:.0%})"))
+        table.add_column("measure")
+        table.add_column("value", justify="right")
+        for label, value in [
+            ("attempts", s.attempts),
+            ("completed", s.completed_attempts),
+            ("retried", s.retries),
+            ("deferred", s.deferrals),
+            ("held (dependency stressed)", s.held),
+            ("dead", s.dead),
+            ("recovered (stuck)", s.recoveries),
+            ("success rate", _pct(s.success_rate)),
+            ("avg processing s", _num(s.avg_processing_s)),
+            ("p95 processing s", _num(s.p95_processing_s)),
+            ("items/s", output.rate(s.items_per_s)),
+        ]:
+            table.add_row(label, str(value))
+        for category, n in s.failures_by_category.items():
+            table.add_row(f"failures: {category}", str(n))
+        console.print(table)
+    if deps:
+        console.print(view.table(deps, now))
+
+
+def _of(n: int, quota: int | None) -> str:
+    return f"{n} (no quota)" if quota is None else f"{n} of {quota}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
