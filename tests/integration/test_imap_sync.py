@@ -191,7 +191,7 @@ def test_server_killed_mid_sync_completes(sqlite_app: App, monkeypatch: pytest.M
         server.close()
 
 
-def test_wrong_password_is_auth_retried_once_then_dead(
+def test_wrong_password_is_auth_retried_twice_then_dead(
     sqlite_app: App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server = start_dovecot()  # its own: Dovecot delays every login from an IP after failures
@@ -216,7 +216,7 @@ def test_wrong_password_is_auth_retried_once_then_dead(
     assert len(chunks) == 2
     for chunk in chunks:
         assert chunk.status is ChunkStatus.DEAD and chunk.last_category == "auth"
-        assert chunk.attempts == 2  # retried at most once
+        assert chunk.attempts == 3  # auth is retried while attempts <= 2 (docs/policies.md)
         assert chunk.dead_reason and "auth" in chunk.dead_reason
         assert "certainly-not-the-password" not in (chunk.last_error or "")
 

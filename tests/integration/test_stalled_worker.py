@@ -78,11 +78,13 @@ def test_a_stalled_worker_spends_no_attempt(pg_url: str) -> None:
             runner.join(60)
             chunks = fleet.manager.list_chunks(queue.id, limit=100)
             assert {c.status for c in chunks} == {ChunkStatus.COMPLETED}
-            assert all(c.attempts == 1 and c.dead_reason is None for c in chunks)
-            outcomes = Counter(
-                a["outcome"] for c in chunks for a in fleet.manager.list_attempts(c.id)
-            )
-            assert outcomes[Outcome.STUCK] == 0 and outcomes[Outcome.HELD] == CHUNKS
+            # The attempt given back: one more allowed; attempts are never renumbered.
+            assert all(c.attempts == 2 and c.max_attempts == 2 for c in chunks)
+            assert all(c.dead_reason is None for c in chunks)
+            rows = [a for c in chunks for a in fleet.manager.list_attempts(c.id)]
+            outcomes = Counter(a["outcome"] for a in rows)
+            stuck = [a for a in rows if a["outcome"] == Outcome.STUCK]
+            assert len(stuck) == CHUNKS and {a["rule"] for a in stuck} == {"recovery:stalled"}
             assert outcomes[Outcome.COMPLETED] == CHUNKS
             assert outcomes[Outcome.LOST_LEASE] == CHUNKS  # the late results, fenced out
             assert all(n == 2 for n in runs.values())  # ran again, after the late one
