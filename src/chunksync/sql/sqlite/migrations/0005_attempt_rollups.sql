@@ -142,7 +142,9 @@ INSERT INTO attempt_rollup_marks (id, folded_id, seen_id, seen_at)
 SELECT 1, COALESCE(MAX(id), 0), COALESCE(MAX(id), 0), (julianday('now') - 2440587.5) * 86400.0 FROM attempts;
 
 -- What readers read: the rollups plus, one row per attempt and width, the attempts past the
--- watermark (a range of the primary key). Every reader sums them, so the two add up exactly.
+-- watermark (a range of the primary key: NOT INDEXED keeps a reader's filter on the queue from
+-- choosing the queue's index, which would read every attempt of the queue). Every reader sums
+-- them, so the two add up exactly.
 CREATE VIEW attempt_rollups_live AS
 SELECT width_s, queue_id, bucket, tenant, outcome, category, n, processing_s, items,
        retry_delay_s, efficiency_sum, efficiency_n, first_started_at, first_attempts,
@@ -155,7 +157,7 @@ SELECT w.width_s, a.queue_id, CAST(a.finished_at / w.width_s AS INTEGER) * w.wid
        a.started_at, a.attempt = 1,
        COALESCE(a.attempt = 1 AND a.started_at - c.created_at > q.wait_objective_s, 0),
        COALESCE(a.outcome = 'completed' AND a.finished_at - c.created_at > q.deadline_s, 0)
-FROM attempts a CROSS JOIN (SELECT 60 AS width_s UNION ALL SELECT 3600) AS w
+FROM attempts AS a NOT INDEXED CROSS JOIN (SELECT 60 AS width_s UNION ALL SELECT 3600) AS w
 LEFT JOIN chunks c ON c.id = a.chunk_id
 LEFT JOIN queues q ON q.id = a.queue_id
 WHERE a.id > (SELECT folded_id FROM attempt_rollup_marks WHERE id = 1);
@@ -166,6 +168,6 @@ UNION ALL
 SELECT queue_id, CAST(finished_at / 3600 AS INTEGER) * 3600,
        CASE WHEN processing_s <= 0.001 THEN 0
             ELSE 1 + CAST(ln(processing_s / 0.001) / 0.13976194237515868 AS INTEGER) END, 1
-FROM attempts
+FROM attempts NOT INDEXED
 WHERE id > (SELECT folded_id FROM attempt_rollup_marks WHERE id = 1)
   AND outcome NOT IN ('stuck', 'held');
