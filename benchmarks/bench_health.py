@@ -3,7 +3,10 @@ on SQLite and on PostgreSQL.
 
 The history is what 30 days of retention keep: 1,000 chunks per queue, 1,000,000 attempts
 spread evenly over 30 days (so ~1,400 in the last hour), outcomes and categories mixed, written
-as plain inserts so that the rollup triggers run as they do for workers. Each figure is the
+as plain inserts, then folded into the rollups as the maintenance leader does; then a tail of
+TAIL_ATTEMPTS more, finished in the last few seconds and not folded yet, which every reader adds
+from the raw rows (what a fleet finishing 100 attempts a second leaves between two folds; more
+with CHUNKSYNC_BENCH_TAIL). Each figure is the
 median, over RUNS runs, of one queue summary plus one system summary (the dashboard's
 overview); the hourly trend is printed beside them. Ends with
 `health_summary_ms_1m_one_queue=<v>`, the worst of both backends for the queue that holds every
@@ -24,12 +27,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from chunksync.app import App
-from chunksync.observe import health, trends
+from chunksync.observe import health, rollups, trends
 
 N_ATTEMPTS = int(os.environ.get("CHUNKSYNC_BENCH_ATTEMPTS", "1000000"))
 N_QUEUES = 100
 CHUNKS_PER_QUEUE = 1000
 HISTORY_SECONDS = 30 * 86400.0
+TAIL_ATTEMPTS = int(os.environ.get("CHUNKSYNC_BENCH_TAIL", "500"))
+TAIL_SECONDS = 5.0  # the leader's fold interval
 RUNS = 15
 OUTCOMES = ["completed"] * 8 + ["retried", "dead"]
 CATEGORIES = ["network", "timeout", "rate_limit", "auth", "not_found"]
@@ -48,22 +53,35 @@ def history(queue_ids: list[str], now: float) -> tuple[list[Row], Iterator[Row]]
     def attempts() -> Iterator[Row]:
         for i in range(N_ATTEMPTS):
             finished = now - HISTORY_SECONDS * (i / N_ATTEMPTS)
-            outcome = rng.choice(OUTCOMES)
-            category = None if outcome == "completed" else rng.choice(CATEGORIES)
-            took = rng.expovariate(2.0)
-            yield (
-                str(uuid.uuid4()),
-                queue_ids[i % len(queue_ids)],
-                f"w{i % 8}",
-                finished - took,
-                finished,
-                took,
-                outcome,
-                category,
-                rng.randint(50, 500) * 1_000_000,
-            )
+            yield attempt_row(rng, queue_ids[i % len(queue_ids)], i, finished)
 
     return chunks, attempts()
+
+
+def tail(queue_ids: list[str], now: float) -> list[Row]:
+    """The attempts of the last few seconds, past the rollups' watermark."""
+    rng = random.Random(11)
+    return [
+        attempt_row(rng, queue_ids[i % len(queue_ids)], i, now - TAIL_SECONDS * i / TAIL_ATTEMPTS)
+        for i in range(TAIL_ATTEMPTS)
+    ]
+
+
+def attempt_row(rng: random.Random, queue_id: str, i: int, finished: float) -> Row:
+    outcome = rng.choice(OUTCOMES)
+    category = None if outcome == "completed" else rng.choice(CATEGORIES)
+    took = rng.expovariate(2.0)
+    return (
+        str(uuid.uuid4()),
+        queue_id,
+        f"w{i % 8}",
+        finished - took,
+        finished,
+        took,
+        outcome,
+        category,
+        rng.randint(50, 500) * 1_000_000,
+    )
 
 
 QUEUE_COLUMNS = "(id, name, source, kind, created_at, updated_at)"
@@ -91,6 +109,7 @@ def populate_sqlite(path: Path, queues: int) -> list[str]:
         attempts,
     )
     conn.commit()
+    fold_then_add_tail(f"sqlite:///{path}", queue_ids, now)
     conn.execute("ANALYZE")
     conn.close()
     return queue_ids
@@ -111,11 +130,34 @@ def populate_postgres(url: str, queues: int) -> list[str]:
             for row in chunks:
                 copy.write_row(row)
         with conn.cursor().copy(f"COPY attempts {ATTEMPT_COLUMNS} FROM STDIN") as copy:
-            for row in attempts:  # one statement: the rollup trigger runs once, over all of it
+            for row in attempts:
                 copy.write_row((*row, "default", 1, 10))
+    fold_then_add_tail(url, queue_ids, now)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
     return queue_ids
+
+
+def fold_then_add_tail(url: str, queue_ids: list[str], now: float) -> None:
+    """Fold the history into the rollups (as the leader does), then write the unfolded tail."""
+    with App(url) as app:
+        started = time.monotonic()
+        rollups.fold(app.manager, lag_s=0)
+        print(f"folded {N_ATTEMPTS} attempts in {time.monotonic() - started:.1f} s")
+    rows = [(*row, "default", 1, 10) for row in tail(queue_ids, now)]
+    if url.startswith("sqlite:"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            conn.executemany(f"INSERT INTO attempts {ATTEMPT_COLUMNS} VALUES ({'?, ' * 11}?)", rows)
+        conn.close()
+        return
+    import psycopg
+
+    with (
+        psycopg.connect(url) as pg,
+        pg.cursor().copy(f"COPY attempts {ATTEMPT_COLUMNS} FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
 
 
 def timed(fn: Callable[[], object]) -> float:

@@ -24,6 +24,7 @@ def test_objectives_advice_and_rollups_from_the_command_line(sqlite_url: str) ->
     [advice] = json.loads(run("scale-advice", "--json", db=sqlite_url).stdout)
     assert advice["backlog"] == 3 and advice["verdict"] in {"ok", "add", "remove", "do_not_add"}
     assert "queue job://later" in run("scale-advice", db=sqlite_url).stdout
+    assert "folded" in run("rollups", "fold", db=sqlite_url).stdout
     assert "recomputed the rollups" in run("rollups", "rebuild", db=sqlite_url).stdout
     assert "removed 0 minute" in run("rollups", "trim", db=sqlite_url).stdout
     bad = run("sla", queue.id, "--wait", "-5", db=sqlite_url, expect=2)  # a usage error

@@ -1,4 +1,5 @@
-"""`chunksync rollups`: the attempt rollups that health answers read, trimmed or recomputed."""
+"""`chunksync rollups`: the attempt rollups that health answers read, folded, trimmed or
+recomputed."""
 
 from __future__ import annotations
 
@@ -24,6 +25,16 @@ def rebuild_cmd() -> None:
         console.print("no attempts: nothing to recompute")
     else:
         console.print(f"recomputed the rollups from {since:.0f} (the oldest kept attempt's hour)")
+
+
+@rollups_cli.command("fold")
+@friendly
+def fold_cmd() -> None:
+    """Fold every attempt written so far into the rollups now (the leader does it every few
+    seconds, a little behind; answers are exact either way)."""
+    with open_app(create=False) as app:
+        folded = rollups.fold(app.manager, lag_s=0)
+    console.print(f"folded {folded} attempt ids into the rollups")
 
 
 @rollups_cli.command("trim")

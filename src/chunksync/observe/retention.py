@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from chunksync.durations import parse_duration
 from chunksync.exceptions import ConfigurationError
 from chunksync.manager import Manager
+from chunksync.observe import rollups
 
 RETENTION_DAYS = 30
 RETENTION_BATCH_ROWS = 500
@@ -61,6 +62,7 @@ def cleanup(
     """Delete rows older than `older_than_s`, batch by batch; returns how many went."""
     if older_than_s < 0 or batch < 1:
         raise ConfigurationError("the age must not be negative and the batch at least 1")
+    rollups.fold(manager, lag_s=0)  # every attempt's figures kept before any raw row goes
     removed: dict[str, int] = {}
     params = {"older_than_s": older_than_s, "limit": batch}
     for what, query in TABLES:

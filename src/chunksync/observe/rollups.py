@@ -1,9 +1,16 @@
 """Attempt rollups: the health questions answered at any size.
 
-Every attempt row is added, by a database trigger in the same transaction that writes it, to a
-per-minute and a per-hour rollup row (queue, tenant, outcome, category: counts and sums) and to
-its queue's hourly processing-time histogram. Counts, sums, averages and rates read from them
-are exact; a window (the last 5 or 60 minutes) is the minute rows from the window's first whole
+Every attempt row is added to a per-minute and a per-hour rollup row (queue, tenant, outcome,
+category: counts and sums) and to its queue's hourly processing-time histogram, but not when it
+is written: a worker's finish stays a plain insert. The maintenance leader `fold`s the attempts
+past a watermark into the rollups every ROLLUP_FOLD_EVERY_SECONDS, one transaction of grouped
+upserts, and readers read the rollups plus the attempts past the watermark (the database's
+*_live views: a short tail read through the primary key), so no figure is ever stale or counted
+twice. An attempt is folded only once every transaction that could have written an older id has
+ended: a fold goes up to the newest id the previous fold saw, at least ROLLUP_FOLD_LAG_SECONDS
+ago, and attempts are written in short transactions (docs/scaling.md gives the argument;
+`rebuild` is the exact fallback). Counts, sums, averages and rates read from them are exact; a
+window (the last 5 or 60 minutes) is the minute rows from the window's first whole
 minute on plus the raw attempts of its first partial minute, so it is exact too. A percentile is
 exact (from the raw rows) up to EXACT_PERCENTILE_MAX_ATTEMPTS timed attempts and beyond that read
 from the histogram, whose logarithmic bins (LATENCY_RATIO wide) keep it within that ratio.
@@ -29,6 +36,8 @@ MINUTE_ROLLUP_KEEP_SECONDS = 2 * 86400.0  # minute rollups: the slow burn-rate w
 ROLLUP_TRIM_BATCH_ROWS = 2000
 ROLLUP_TRIM_MAX_BATCHES = 100  # per width per run: the leader comes back for the rest
 DAY_SECONDS = 86400.0
+ROLLUP_FOLD_EVERY_SECONDS = 5.0  # the leader's fold timer: the tail readers add stays this short
+ROLLUP_FOLD_LAG_SECONDS = 5.0  # an id is folded no sooner than this after a fold saw it
 
 
 def latency_bin(seconds: float) -> int:
@@ -103,13 +112,46 @@ def trim(
     )
 
 
+def fold(manager: Manager, *, lag_s: float = ROLLUP_FOLD_LAG_SECONDS) -> int:
+    """Fold the attempts past the watermark into the rollups, in one transaction; returns how
+    many attempt ids it moved the watermark by.
+
+    It folds up to the newest attempt id the previous fold saw, if that was at least `lag_s`
+    ago (else nothing yet): every attempt with a smaller id was being written by then, in a
+    transaction that has ended since. `lag_s <= 0` folds exactly up to now instead, after
+    waiting for every transaction writing attempts to end (and holding new ones off meanwhile):
+    for retention, tests and benchmarks, not for the leader's timer. Folds serialise on the
+    watermark's row, so two at once, or one repeated, never count an attempt twice."""
+    with manager.backend.transaction() as s:
+        if lag_s <= 0:
+            s.execute("rollups_settle")
+        mark = s.fetch_one("rollups_fold_mark")
+        if mark is None:  # pragma: no cover - the migration writes the one row
+            return 0
+        after = int(mark["folded_id"])
+        if lag_s <= 0:
+            upto = int(mark["newest_id"])
+        elif float(mark["seen_age_s"]) >= lag_s:
+            upto = int(mark["seen_id"])
+        else:
+            return 0
+        if upto > after:
+            s.execute("rollups_fold", {"after": after, "upto": upto})
+            s.execute("rollups_fold_latency", {"after": after, "upto": upto})
+        s.execute("rollups_fold_advance", {"upto": max(upto, after)})
+    return max(upto - after, 0)
+
+
 def rebuild(manager: Manager) -> int | None:
     """Recompute, exactly, every rollup the raw attempts still cover (from the hour of the
     oldest one on); older rollups, whose attempts retention removed, stay. One transaction,
-    holding off writers. Returns the hour it rebuilt from, None when there are no attempts."""
+    holding off writers and folds; it leaves every attempt folded. Returns the hour it rebuilt
+    from, None when there are no attempts."""
     with manager.backend.transaction() as s:
+        s.execute("rollups_settle")
+        mark = s.fetch_one("rollups_fold_mark")
         row = s.fetch_one("rollups_first_raw_hour")
-        if row is None or row["since"] is None:
+        if row is None or row["since"] is None or mark is None:
             return None
         since = int(row["since"])
         s.execute("rollups_lock")
@@ -120,4 +162,5 @@ def rebuild(manager: Manager) -> int | None:
             "rollups_recompute_latency_since",
         ):
             s.execute(query, {"since": since})
+        s.execute("rollups_fold_advance", {"upto": int(mark["newest_id"])})
     return since

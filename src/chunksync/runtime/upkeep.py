@@ -7,6 +7,8 @@
 - alerts, every `Settings.alert_every_s`, and retention, every `Settings.retention_every_s`, by
   the maintenance leader; on the same timer as retention, the attempt rollups past their own,
   longer keep (`Settings.rollup_retention_days`);
+- the rollup fold, every ROLLUP_FOLD_EVERY_SECONDS, by the maintenance leader: the attempts
+  written since the last fold (a few seconds behind) into the attempt rollups;
 - schedules (chunksync.schedules), every SCHEDULE_EVERY_SECONDS, by the maintenance leader: each
   tick that has come is taken once for the fleet and its command started in a child process.
 
@@ -101,6 +103,7 @@ class Upkeep:
             Timer("alerts", settings.alert_every_s, self.evaluate_alerts),
             Timer("retention", settings.retention_every_s, self.apply_retention),
             Timer("rollups", settings.retention_every_s, self.trim_rollups),
+            Timer("fold", rollups.ROLLUP_FOLD_EVERY_SECONDS, self.fold_rollups),
             Timer("dependencies", NAME_DEPENDENCIES_EVERY_SECONDS, self.name_dependencies),
             Timer("schedules", schedules.SCHEDULE_EVERY_SECONDS, self.run_schedules),
         ]
@@ -190,8 +193,13 @@ class Upkeep:
         if done.total:
             log.info("retention removed %s", done.as_dict())
 
+    def fold_rollups(self) -> None:
+        """New attempts into the rollups, a few seconds behind: readers add the tail past the
+        watermark themselves, so this only keeps that tail short."""
+        rollups.fold(self.manager)
+
     def trim_rollups(self) -> None:
-        """Attempt rollups past their own (longer) keep go; triggers add the new ones."""
+        """Attempt rollups past their own (longer) keep go; `fold_rollups` adds the new ones."""
         done = rollups.trim(
             self.manager,
             hour_keep_s=self.settings.rollup_retention_days * rollups.DAY_SECONDS,

@@ -1,5 +1,6 @@
--- Health answered from the attempt rollups (migration 0009, chunksync.observe.rollups): all-time
--- figures from the hourly rows, windows through chunksync_window_attempts() (the minute rows
+-- Health answered from the attempt rollups (migration 0009, chunksync.observe.rollups) through
+-- their live views (the rollups plus the attempts past the fold's watermark): all-time figures
+-- from the hourly rows, windows through chunksync_window_attempts() (the minute rows
 -- plus the raw attempts of the window's first partial minute), so each answer stays exact.
 
 -- health_queue_attempts --
@@ -8,13 +9,13 @@ SELECT outcome, NULLIF(category, '') AS category, SUM(n)::bigint AS n,
        SUM(processing_s) AS processing_s, SUM(items)::bigint AS items,
        SUM(retry_delay_s) AS retry_delay_s, SUM(efficiency_sum) AS efficiency_sum,
        SUM(efficiency_n)::bigint AS efficiency_n, MIN(first_started_at) AS first_started_at
-FROM attempt_rollups WHERE width_s = 3600 AND queue_id = :queue_id::uuid
+FROM attempt_rollups_live WHERE width_s = 3600 AND queue_id = :queue_id::uuid
 GROUP BY outcome, category
 HAVING SUM(n) > 0;
 
 -- health_queue_latency --
 -- One queue's processing-time histogram (bin, attempts), from the hourly latency rollups.
-SELECT bin, SUM(n)::bigint AS n FROM attempt_latency_rollups WHERE queue_id = :queue_id::uuid
+SELECT bin, SUM(n)::bigint AS n FROM attempt_latency_rollups_live WHERE queue_id = :queue_id::uuid
 GROUP BY bin HAVING SUM(n) > 0 ORDER BY bin;
 
 -- health_queue_chunks --
@@ -27,7 +28,7 @@ SELECT
     (SELECT COALESCE(SUM(n), 0)::bigint
         FROM chunksync_window_attempts(:window_s::float8, :queue_id::uuid)
         WHERE outcome = 'completed') AS recent_completed,
-    (SELECT MIN(first_started_at) FROM attempt_rollups
+    (SELECT MIN(first_started_at) FROM attempt_rollups_live
         WHERE width_s = 3600 AND queue_id = :queue_id::uuid) AS first_started_at,
     (SELECT COUNT(*) FROM audit_log WHERE queue_id = :queue_id::uuid
         AND action = 'recover_stuck') AS recoveries,
@@ -52,7 +53,7 @@ HAVING SUM(n) > 0;
 -- Per queue, minute, outcome and category over the last :window_s seconds (the trend series).
 SELECT queue_id::text AS queue_id, bucket AS t, outcome, NULLIF(category, '') AS category,
        SUM(n)::bigint AS n, SUM(processing_s) AS processing_s, SUM(items)::bigint AS items
-FROM attempt_rollups
+FROM attempt_rollups_live
 WHERE width_s = 60 AND bucket > NOW() - :window_s::float8 - 60
 GROUP BY queue_id, bucket, outcome, category
 HAVING SUM(n) > 0
@@ -62,7 +63,7 @@ ORDER BY t;
 -- Per hour: attempts, successes, failures by category, timing and items (the trend view).
 SELECT bucket AS hour, NULLIF(category, '') AS category, outcome, SUM(n)::bigint AS n,
        SUM(processing_s) AS processing_s, SUM(items)::bigint AS items
-FROM attempt_rollups
+FROM attempt_rollups_live
 WHERE width_s = 3600 AND bucket > NOW() - :window_s::float8 - 3600
 GROUP BY bucket, category, outcome
 HAVING SUM(n) > 0
@@ -73,7 +74,7 @@ ORDER BY hour;
 SELECT (floor(MIN(finished_at) / 3600) * 3600)::bigint AS since FROM attempts;
 
 -- rollups_lock --
--- Hold off writers' rollup upserts while the rollups are recomputed.
+-- Hold off every other writer of the rollups while they are recomputed.
 LOCK TABLE attempt_rollups, attempt_latency_rollups IN EXCLUSIVE MODE;
 
 -- rollups_clear_since --
@@ -110,6 +111,65 @@ SELECT queue_id, (floor(finished_at / 3600) * 3600)::bigint, chunksync_latency_b
 FROM attempts WHERE finished_at >= :since::bigint AND outcome NOT IN ('stuck', 'held')
 GROUP BY 1, 2, 3;
 
+-- rollups_fold_mark --
+-- The fold's watermark (locked: one fold at a time), the newest attempt id seen at the last fold
+-- and how long ago, and the newest attempt id now.
+SELECT folded_id, seen_id, NOW() - seen_at AS seen_age_s,
+       (SELECT COALESCE(max(id), 0) FROM attempts) AS newest_id
+FROM attempt_rollup_marks WHERE id = 1 FOR UPDATE;
+
+-- rollups_settle --
+-- Wait for every transaction writing attempts to end, and hold new ones off, so that every
+-- attempt id handed out so far is committed (an exact fold or rebuild). Taken first: attempts,
+-- then the mark, then the rollups is the one lock order (a corrected attempt's trigger too).
+LOCK TABLE attempts IN SHARE MODE;
+
+-- rollups_fold --
+-- Add the attempts with :after < id <= :upto to the minute and hour rollups: one grouped upsert
+-- in key order.
+INSERT INTO attempt_rollups AS t (width_s, queue_id, bucket, tenant, outcome, category, n,
+                                  processing_s, items, retry_delay_s, efficiency_sum,
+                                  efficiency_n, first_started_at, first_attempts, slow_claims,
+                                  late)
+SELECT w.width_s, a.queue_id, (floor(a.finished_at / w.width_s) * w.width_s)::bigint, a.tenant,
+       a.outcome, COALESCE(a.category, ''), count(*), sum(a.processing_s), sum(a.items_processed),
+       sum(COALESCE(a.retry_delay_s, 0)), sum(COALESCE(a.efficiency, 0)), count(a.efficiency),
+       min(a.started_at), count(*) FILTER (WHERE a.attempt = 1),
+       count(*) FILTER (WHERE a.attempt = 1 AND a.started_at - c.created_at > q.wait_objective_s),
+       count(*) FILTER (WHERE a.outcome = 'completed'
+                          AND a.finished_at - c.created_at > q.deadline_s)
+FROM attempts a CROSS JOIN (VALUES (60), (3600)) AS w(width_s)
+LEFT JOIN chunks c ON c.id = a.chunk_id
+LEFT JOIN queues q ON q.id = a.queue_id
+WHERE a.id > :after::bigint AND a.id <= :upto::bigint
+GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
+ON CONFLICT (width_s, queue_id, bucket, tenant, outcome, category) DO UPDATE
+SET n = t.n + excluded.n, processing_s = t.processing_s + excluded.processing_s,
+    items = t.items + excluded.items, retry_delay_s = t.retry_delay_s + excluded.retry_delay_s,
+    efficiency_sum = t.efficiency_sum + excluded.efficiency_sum,
+    efficiency_n = t.efficiency_n + excluded.efficiency_n,
+    first_started_at = least(t.first_started_at, excluded.first_started_at),
+    first_attempts = t.first_attempts + excluded.first_attempts,
+    slow_claims = t.slow_claims + excluded.slow_claims, late = t.late + excluded.late;
+
+-- rollups_fold_latency --
+-- Add the timed attempts with :after < id <= :upto to the latency histograms.
+INSERT INTO attempt_latency_rollups AS t (queue_id, bucket, bin, n)
+SELECT queue_id, (floor(finished_at / 3600) * 3600)::bigint, chunksync_latency_bin(processing_s),
+       count(*)
+FROM attempts
+WHERE id > :after::bigint AND id <= :upto::bigint AND outcome NOT IN ('stuck', 'held')
+GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+ON CONFLICT (queue_id, bucket, bin) DO UPDATE SET n = t.n + excluded.n;
+
+-- rollups_fold_advance --
+-- Move the watermark to :upto and remember the newest attempt id now (the next fold's bound).
+UPDATE attempt_rollup_marks
+SET folded_id = :upto::bigint,
+    seen_id = greatest(:upto::bigint, (SELECT COALESCE(max(id), 0) FROM attempts)),
+    seen_at = NOW()
+WHERE id = 1;
+
 -- rollups_trim --
 -- Delete at most :limit rollup rows of width :width_s whose bucket ended :older_than_s ago.
 DELETE FROM attempt_rollups WHERE ctid IN (
@@ -143,7 +203,7 @@ SELECT queue_id::text AS queue_id, tenant, SUM(first_attempts)::bigint AS claims
        SUM(slow_claims)::bigint AS slow,
        SUM(CASE WHEN outcome = 'completed' THEN n ELSE 0 END)::bigint AS completed,
        SUM(late)::bigint AS late
-FROM attempt_rollups
+FROM attempt_rollups_live
 WHERE width_s = 60 AND bucket >= NOW() - :window_s::float8
 GROUP BY queue_id, tenant;
 
@@ -154,7 +214,7 @@ SELECT queue_id::text AS queue_id, tenant, SUM(first_attempts)::bigint AS claims
        SUM(slow_claims)::bigint AS slow,
        SUM(CASE WHEN outcome = 'completed' THEN n ELSE 0 END)::bigint AS completed,
        SUM(late)::bigint AS late
-FROM attempt_rollups
+FROM attempt_rollups_live
 WHERE width_s = 3600 AND bucket >= :since::float8
 GROUP BY queue_id, tenant;
 

@@ -1,6 +1,7 @@
--- Health answered from the attempt rollups (migration 0005, chunksync.observe.rollups): all-time
--- figures from the hourly rows, windows from the minute rows plus the raw attempts of the window's
--- first partial minute, so each answer reads a bounded number of rows and stays exact.
+-- Health answered from the attempt rollups (migration 0005, chunksync.observe.rollups) through
+-- their live views (the rollups plus the attempts past the fold's watermark): all-time figures
+-- from the hourly rows, windows from the minute rows plus the raw attempts of the window's first
+-- partial minute, so each answer reads a bounded number of rows and stays exact.
 -- :window_s windows start at NOW() - :window_s; the minute rows from the next whole minute on.
 
 -- health_queue_attempts --
@@ -9,13 +10,13 @@ SELECT outcome, NULLIF(category, '') AS category, SUM(n) AS n, SUM(processing_s)
        SUM(items) AS items, SUM(retry_delay_s) AS retry_delay_s,
        SUM(efficiency_sum) AS efficiency_sum, SUM(efficiency_n) AS efficiency_n,
        MIN(first_started_at) AS first_started_at
-FROM attempt_rollups WHERE width_s = 3600 AND queue_id = :queue_id
+FROM attempt_rollups_live WHERE width_s = 3600 AND queue_id = :queue_id
 GROUP BY outcome, category
 HAVING SUM(n) > 0;
 
 -- health_queue_latency --
 -- One queue's processing-time histogram (bin, attempts), from the hourly latency rollups.
-SELECT bin, SUM(n) AS n FROM attempt_latency_rollups WHERE queue_id = :queue_id
+SELECT bin, SUM(n) AS n FROM attempt_latency_rollups_live WHERE queue_id = :queue_id
 GROUP BY bin HAVING SUM(n) > 0 ORDER BY bin;
 
 -- health_queue_chunks --
@@ -25,14 +26,14 @@ SELECT
         AS oldest_pending_age_s,
     (SELECT COUNT(*) FROM chunks WHERE queue_id = :queue_id AND status = 'processing'
         AND lease_expires_at < NOW()) AS stuck,
-    (SELECT COALESCE(SUM(n), 0) FROM attempt_rollups
+    (SELECT COALESCE(SUM(n), 0) FROM attempt_rollups_live
         WHERE width_s = 60 AND queue_id = :queue_id AND outcome = 'completed'
           AND bucket >= CAST((NOW() - :window_s) / 60 AS INTEGER) * 60 + 60)
     + (SELECT COUNT(*) FROM attempts WHERE queue_id = :queue_id AND outcome = 'completed'
         AND finished_at >= NOW() - :window_s
         AND finished_at < CAST((NOW() - :window_s) / 60 AS INTEGER) * 60 + 60)
         AS recent_completed,
-    (SELECT MIN(first_started_at) FROM attempt_rollups WHERE width_s = 3600
+    (SELECT MIN(first_started_at) FROM attempt_rollups_live WHERE width_s = 3600
         AND queue_id = :queue_id) AS first_started_at,
     (SELECT COUNT(*) FROM audit_log WHERE queue_id = :queue_id AND action = 'recover_stuck')
         AS recoveries,
@@ -41,7 +42,7 @@ SELECT
 -- health_window --
 -- Attempts and failures finished in the last :window_s seconds, by category.
 SELECT category, outcome, SUM(n) AS n FROM (
-    SELECT NULLIF(category, '') AS category, outcome, n FROM attempt_rollups
+    SELECT NULLIF(category, '') AS category, outcome, n FROM attempt_rollups_live
     WHERE width_s = 60 AND bucket >= CAST((NOW() - :window_s) / 60 AS INTEGER) * 60 + 60
     UNION ALL
     SELECT category, outcome, 1 FROM attempts
@@ -56,7 +57,7 @@ HAVING SUM(n) > 0;
 SELECT queue_id, tenant, outcome, category, SUM(n) AS n, SUM(processing_s) AS processing_s,
        SUM(items) AS items FROM (
     SELECT queue_id, tenant, outcome, NULLIF(category, '') AS category, n, processing_s, items
-    FROM attempt_rollups
+    FROM attempt_rollups_live
     WHERE width_s = 60 AND bucket >= CAST((NOW() - :window_s) / 60 AS INTEGER) * 60 + 60
     UNION ALL
     SELECT queue_id, tenant, outcome, category, 1, processing_s, items_processed FROM attempts
@@ -70,7 +71,7 @@ HAVING SUM(n) > 0;
 -- Per queue, minute, outcome and category over the last :window_s seconds (the trend series).
 SELECT queue_id, bucket AS t, outcome, NULLIF(category, '') AS category, SUM(n) AS n,
        SUM(processing_s) AS processing_s, SUM(items) AS items
-FROM attempt_rollups
+FROM attempt_rollups_live
 WHERE width_s = 60 AND bucket > NOW() - :window_s - 60
 GROUP BY queue_id, bucket, outcome, category
 HAVING SUM(n) > 0
@@ -80,7 +81,7 @@ ORDER BY t;
 -- Per hour: attempts, successes, failures by category, timing and items (the trend view).
 SELECT bucket AS hour, NULLIF(category, '') AS category, outcome, SUM(n) AS n,
        SUM(processing_s) AS processing_s, SUM(items) AS items
-FROM attempt_rollups
+FROM attempt_rollups_live
 WHERE width_s = 3600 AND bucket > NOW() - :window_s - 3600
 GROUP BY bucket, category, outcome
 HAVING SUM(n) > 0
@@ -131,6 +132,62 @@ SELECT queue_id, CAST(finished_at / 3600 AS INTEGER) * 3600 AS hour,
 FROM attempts WHERE finished_at >= :since AND outcome NOT IN ('stuck', 'held')
 GROUP BY queue_id, hour, b;
 
+-- rollups_fold_mark --
+-- The fold's watermark, the newest attempt id seen at the last fold and how long ago, and the
+-- newest attempt id now.
+SELECT folded_id, seen_id, NOW() - seen_at AS seen_age_s,
+       (SELECT COALESCE(MAX(id), 0) FROM attempts) AS newest_id
+FROM attempt_rollup_marks WHERE id = 1;
+
+-- rollups_settle --
+-- Nothing to do: SQLite has one writer at a time, and this transaction is it.
+SELECT 1;
+
+-- rollups_fold --
+-- Add the attempts with :after < id <= :upto to the minute and hour rollups (one grouped upsert).
+INSERT INTO attempt_rollups (width_s, queue_id, bucket, tenant, outcome, category, n,
+                             processing_s, items, retry_delay_s, efficiency_sum, efficiency_n,
+                             first_started_at, first_attempts, slow_claims, late)
+SELECT w.width_s, a.queue_id, CAST(a.finished_at / w.width_s AS INTEGER) * w.width_s, a.tenant,
+       a.outcome, COALESCE(a.category, ''), COUNT(*), SUM(a.processing_s),
+       SUM(a.items_processed), SUM(COALESCE(a.retry_delay_s, 0)),
+       SUM(COALESCE(a.efficiency, 0)), SUM(a.efficiency IS NOT NULL), MIN(a.started_at),
+       SUM(a.attempt = 1),
+       SUM(COALESCE(a.attempt = 1 AND a.started_at - c.created_at > q.wait_objective_s, 0)),
+       SUM(COALESCE(a.outcome = 'completed' AND a.finished_at - c.created_at > q.deadline_s, 0))
+FROM attempts a CROSS JOIN (SELECT 60 AS width_s UNION ALL SELECT 3600) AS w
+LEFT JOIN chunks c ON c.id = a.chunk_id
+LEFT JOIN queues q ON q.id = a.queue_id
+WHERE a.id > :after AND a.id <= :upto
+GROUP BY w.width_s, a.queue_id, CAST(a.finished_at / w.width_s AS INTEGER) * w.width_s,
+         a.tenant, a.outcome, COALESCE(a.category, '')
+ON CONFLICT (width_s, queue_id, bucket, tenant, outcome, category) DO UPDATE
+SET n = n + excluded.n, processing_s = processing_s + excluded.processing_s,
+    items = items + excluded.items, retry_delay_s = retry_delay_s + excluded.retry_delay_s,
+    efficiency_sum = efficiency_sum + excluded.efficiency_sum,
+    efficiency_n = efficiency_n + excluded.efficiency_n,
+    first_started_at = MIN(first_started_at, excluded.first_started_at),
+    first_attempts = first_attempts + excluded.first_attempts,
+    slow_claims = slow_claims + excluded.slow_claims, late = late + excluded.late;
+
+-- rollups_fold_latency --
+-- Add the timed attempts with :after < id <= :upto to the latency histograms.
+INSERT INTO attempt_latency_rollups (queue_id, bucket, bin, n)
+SELECT queue_id, CAST(finished_at / 3600 AS INTEGER) * 3600 AS hour,
+       CASE WHEN processing_s <= 0.001 THEN 0
+            ELSE 1 + CAST(ln(processing_s / 0.001) / 0.13976194237515868 AS INTEGER) END AS b,
+       COUNT(*)
+FROM attempts WHERE id > :after AND id <= :upto AND outcome NOT IN ('stuck', 'held')
+GROUP BY queue_id, hour, b
+ON CONFLICT (queue_id, bucket, bin) DO UPDATE SET n = n + excluded.n;
+
+-- rollups_fold_advance --
+-- Move the watermark to :upto and remember the newest attempt id now (the next fold's bound).
+UPDATE attempt_rollup_marks
+SET folded_id = :upto, seen_id = MAX(:upto, (SELECT COALESCE(MAX(id), 0) FROM attempts)),
+    seen_at = NOW()
+WHERE id = 1;
+
 -- rollups_trim --
 -- Delete at most :limit rollup rows of width :width_s whose bucket ended :older_than_s ago.
 DELETE FROM attempt_rollups
@@ -163,7 +220,7 @@ ORDER BY q.name;
 -- ones, completions, late ones. Whole minutes: a burn rate needs no partial minute.
 SELECT queue_id, tenant, SUM(first_attempts) AS claims, SUM(slow_claims) AS slow,
        SUM(CASE WHEN outcome = 'completed' THEN n ELSE 0 END) AS completed, SUM(late) AS late
-FROM attempt_rollups
+FROM attempt_rollups_live
 WHERE width_s = 60 AND bucket >= NOW() - :window_s
 GROUP BY queue_id, tenant;
 
@@ -172,7 +229,7 @@ GROUP BY queue_id, tenant;
 -- late ones (the error budget's period).
 SELECT queue_id, tenant, SUM(first_attempts) AS claims, SUM(slow_claims) AS slow,
        SUM(CASE WHEN outcome = 'completed' THEN n ELSE 0 END) AS completed, SUM(late) AS late
-FROM attempt_rollups
+FROM attempt_rollups_live
 WHERE width_s = 3600 AND bucket >= :since
 GROUP BY queue_id, tenant;
 
@@ -197,7 +254,7 @@ ORDER BY q.name;
 -- health_dependency_window --
 -- Attempts of the last :window_s seconds by queue source and outcome (the per-dependency rate).
 SELECT q.source, q.kind, w.outcome, SUM(w.n) AS n FROM (
-    SELECT queue_id, outcome, n FROM attempt_rollups
+    SELECT queue_id, outcome, n FROM attempt_rollups_live
     WHERE width_s = 60 AND bucket >= CAST((NOW() - :window_s) / 60 AS INTEGER) * 60 + 60
     UNION ALL
     SELECT queue_id, outcome, 1 FROM attempts

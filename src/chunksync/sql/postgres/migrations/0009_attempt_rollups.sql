@@ -1,14 +1,16 @@
 -- 0009_attempt_rollups --
 -- Attempt rollups (chunksync.observe.rollups): per minute and per hour, per queue, tenant,
 -- outcome and category, the attempts' counts and sums; per hour and queue, a histogram of
--- processing times. A statement trigger keeps them in the transaction that writes (or corrects)
--- attempts, one grouped upsert per statement, so the health interface below reads a few
--- thousand rollup rows instead of every attempt and its figures stay exact. Retention deletes
--- raw attempts, not their rollups (those go on their own, longer schedule). Category '' stands
--- for none: a key column is never NULL. A queue's service-level objectives
--- (chunksync.observe.slo) are read by the same trigger: a first attempt that started more than
--- wait_objective_s after its chunk was queued counts as a slow claim, a completion more than
--- deadline_s after it was queued as a late one.
+-- processing times. They are kept OFF the write path: the maintenance leader folds the attempts
+-- past a watermark (attempt_rollup_marks.folded_id) into them every few seconds, one grouped
+-- upsert, and the health interface below reads the *_live views: the rollups plus the raw
+-- attempts past the watermark (a short tail read through the primary key). So it reads a few
+-- thousand rows instead of every attempt, its figures stay exact, and workers' finishes never
+-- touch a shared rollup row. Retention deletes raw attempts, not their rollups (those go on
+-- their own, longer schedule). Category '' stands for none: a key column is never NULL. A
+-- queue's service-level objectives (chunksync.observe.slo) are read when an attempt is rolled
+-- up: a first attempt that started more than wait_objective_s after its chunk was queued counts
+-- as a slow claim, a completion more than deadline_s after it was queued as a late one.
 
 ALTER TABLE queues ADD COLUMN wait_objective_s double precision;  -- p95 queued -> first claim
 ALTER TABLE queues ADD COLUMN deadline_s double precision;  -- queued -> completed
@@ -52,19 +54,35 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
                 ELSE 1 + floor(ln(p_seconds / 0.001) / 0.13976194237515868)::integer END
 $$;
 
--- Adds the statement's new rows (and, for an update, takes away its old ones). The rows are
--- grouped and upserted in key order, so concurrent writers lock rollup rows in one order.
+-- How far the attempts are folded into the rollups: every attempt with id <= folded_id is in
+-- them, none past it. seen_id is the newest attempt id at the last fold (seen_at): the next fold
+-- goes up to it, so an attempt is folded at least one fold interval after its id was handed out
+-- (chunksync.observe.rollups.fold). One row, locked by each fold.
+CREATE TABLE attempt_rollup_marks (
+    id        integer PRIMARY KEY CHECK (id = 1),
+    folded_id bigint NOT NULL,
+    seen_id   bigint NOT NULL,
+    seen_at   double precision NOT NULL
+);
+
+-- A corrected attempt already folded (rare: an operator's, a stall recovery's or a test's
+-- UPDATE) moves its figures: its old row's out, its new row's in, grouped and upserted in key
+-- order. An attempt past the watermark needs nothing: the live views read it raw. The mark is
+-- read FOR SHARE, so a fold running now finishes first (then this sees its new watermark and
+-- corrects what it folded) or waits for this transaction (then folds the corrected row).
 CREATE FUNCTION chunksync_rollup_attempts() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
+    folded bigint;
     source text := 'SELECT queue_id, chunk_id, attempt, tenant, finished_at, started_at, '
         'outcome, category, processing_s, items_processed, retry_delay_s, efficiency, 1 AS sign '
-        'FROM new_rows';
+        'FROM new_rows WHERE id <= $1 UNION ALL SELECT queue_id, chunk_id, attempt, tenant, '
+        'finished_at, started_at, outcome, category, processing_s, items_processed, '
+        'retry_delay_s, efficiency, -1 FROM old_rows WHERE id <= $1';
 BEGIN
-    IF TG_OP = 'UPDATE' THEN
-        source := source || ' UNION ALL SELECT queue_id, chunk_id, attempt, tenant, finished_at, '
-            'started_at, outcome, category, processing_s, items_processed, retry_delay_s, '
-            'efficiency, -1 FROM old_rows';
+    SELECT folded_id INTO folded FROM attempt_rollup_marks WHERE id = 1 FOR SHARE;
+    IF NOT EXISTS (SELECT 1 FROM old_rows WHERE id <= folded) THEN
+        RETURN NULL;
     END IF;
     EXECUTE format($q$
         WITH r AS (%s)
@@ -95,7 +113,7 @@ BEGIN
             first_started_at = least(t.first_started_at, excluded.first_started_at),
             first_attempts = t.first_attempts + excluded.first_attempts,
             slow_claims = t.slow_claims + excluded.slow_claims, late = t.late + excluded.late
-    $q$, source);
+    $q$, source) USING folded;
     EXECUTE format($q$
         WITH r AS (%s)
         INSERT INTO attempt_latency_rollups AS t (queue_id, bucket, bin, n)
@@ -104,14 +122,10 @@ BEGIN
         FROM r WHERE r.outcome NOT IN ('stuck', 'held')
         GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
         ON CONFLICT (queue_id, bucket, bin) DO UPDATE SET n = t.n + excluded.n
-    $q$, source);
+    $q$, source) USING folded;
     RETURN NULL;
 END
 $$;
-
-CREATE TRIGGER attempts_rollup_insert AFTER INSERT ON attempts
-REFERENCING NEW TABLE AS new_rows
-FOR EACH STATEMENT EXECUTE FUNCTION chunksync_rollup_attempts();
 
 CREATE TRIGGER attempts_rollup_update AFTER UPDATE ON attempts
 REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
@@ -132,6 +146,38 @@ SELECT queue_id, (floor(finished_at / 3600) * 3600)::bigint, chunksync_latency_b
        count(*)
 FROM attempts WHERE outcome NOT IN ('stuck', 'held')
 GROUP BY 1, 2, 3;
+INSERT INTO attempt_rollup_marks (id, folded_id, seen_id, seen_at)
+SELECT 1, COALESCE(max(id), 0), COALESCE(max(id), 0), chunksync_now() FROM attempts;
+
+-- What readers read: the rollups plus, one row per attempt and width, the attempts past the
+-- watermark (a range of the primary key). Every reader sums them, so the two add up exactly.
+CREATE VIEW attempt_rollups_live AS
+SELECT width_s, queue_id, bucket, tenant, outcome, category, n, processing_s, items,
+       retry_delay_s, efficiency_sum, efficiency_n, first_started_at, first_attempts,
+       slow_claims, late
+FROM attempt_rollups
+UNION ALL
+SELECT w.width_s, a.queue_id, (floor(a.finished_at / w.width_s) * w.width_s)::bigint, a.tenant,
+       a.outcome, COALESCE(a.category, ''), 1::bigint, a.processing_s,
+       a.items_processed::bigint, COALESCE(a.retry_delay_s, 0), COALESCE(a.efficiency, 0),
+       (a.efficiency IS NOT NULL)::integer::bigint, a.started_at, (a.attempt = 1)::integer::bigint,
+       COALESCE(a.attempt = 1 AND a.started_at - c.created_at > q.wait_objective_s,
+                false)::integer::bigint,
+       COALESCE(a.outcome = 'completed' AND a.finished_at - c.created_at > q.deadline_s,
+                false)::integer::bigint
+FROM attempts a CROSS JOIN (VALUES (60), (3600)) AS w(width_s)
+LEFT JOIN chunks c ON c.id = a.chunk_id
+LEFT JOIN queues q ON q.id = a.queue_id
+WHERE a.id > (SELECT folded_id FROM attempt_rollup_marks WHERE id = 1);
+
+CREATE VIEW attempt_latency_rollups_live AS
+SELECT queue_id, bucket, bin, n FROM attempt_latency_rollups
+UNION ALL
+SELECT queue_id, (floor(finished_at / 3600) * 3600)::bigint, chunksync_latency_bin(processing_s),
+       1::bigint
+FROM attempts
+WHERE id > (SELECT folded_id FROM attempt_rollup_marks WHERE id = 1)
+  AND outcome NOT IN ('stuck', 'held');
 
 -- Attempts of the last p_window_s seconds (of one queue, or all): the minute rollups from the
 -- next whole minute on, plus the raw attempts of the window's first, partial minute. Exact.
@@ -143,7 +189,7 @@ LANGUAGE sql STABLE AS $$
                       (floor((chunksync_now() - p_window_s) / 60) * 60 + 60)::bigint AS minute)
     SELECT r.queue_id, r.tenant, r.outcome, NULLIF(r.category, ''), r.n, r.processing_s,
            r.items
-    FROM attempt_rollups r, b
+    FROM attempt_rollups_live r, b
     WHERE r.width_s = 60 AND r.bucket >= b.minute AND r.n <> 0
       AND (p_queue_id IS NULL OR r.queue_id = p_queue_id)
     UNION ALL
@@ -184,7 +230,7 @@ BEGIN
     END IF;
     FOR b IN
         WITH h AS (
-            SELECT l.bin, sum(l.n) AS n FROM attempt_latency_rollups l
+            SELECT l.bin, sum(l.n) AS n FROM attempt_latency_rollups_live l
             WHERE (p_queue_id IS NULL OR l.queue_id = p_queue_id)
               AND (p_hour IS NULL OR l.bucket = p_hour)
             GROUP BY l.bin HAVING sum(l.n) > 0
@@ -243,7 +289,7 @@ ro AS (
            sum(r.items)::bigint AS items, sum(r.retry_delay_s) AS delay,
            sum(r.efficiency_sum) AS eff_sum, sum(r.efficiency_n)::bigint AS eff_n,
            min(r.first_started_at) AS first_started
-    FROM attempt_rollups r WHERE r.width_s = 3600 AND r.queue_id = p_queue_id
+    FROM attempt_rollups_live r WHERE r.width_s = 3600 AND r.queue_id = p_queue_id
     GROUP BY r.outcome, r.category HAVING sum(r.n) > 0
 ),
 a AS (
@@ -406,12 +452,12 @@ FROM (
            COALESCE(sum(r.n) FILTER (WHERE r.outcome IN ('retried', 'deferred', 'dead', 'stuck')),
                     0)::bigint AS failures,
            sum(r.processing_s) AS processing_s, sum(r.items) AS items
-    FROM attempt_rollups r WHERE r.width_s = 3600
+    FROM attempt_rollups_live r WHERE r.width_s = 3600
     GROUP BY r.bucket HAVING sum(r.n) > 0
 ) AS hours
 LEFT JOIN LATERAL (
     SELECT jsonb_object_agg(x.category, x.n) AS failures_by_category
-    FROM (SELECT r.category, sum(r.n)::bigint AS n FROM attempt_rollups r
+    FROM (SELECT r.category, sum(r.n)::bigint AS n FROM attempt_rollups_live r
           WHERE r.width_s = 3600 AND r.bucket = hours.hour_s AND r.category <> ''
             AND r.outcome IN ('retried', 'deferred', 'dead', 'stuck')
           GROUP BY r.category HAVING sum(r.n) > 0) x
