@@ -138,14 +138,21 @@ aged AS (
     LIMIT :limit
 ),
 fair AS (
-    SELECT c.id, c.tenant, 1 AS lane, -c.priority::float8 AS k1, c.fair_key AS k2
-    FROM chunks c
-    WHERE c.status = 'pending' AND c.run_after <= NOW()
-      AND c.queue_id = ANY((SELECT ids FROM runnable)::uuid[])
-      AND NOT (c.tenant = ANY(ARRAY(SELECT tenant FROM room WHERE n <= 0)))
-    ORDER BY c.priority DESC, c.fair_key
+    -- One level at a time, highest first (levels is generated in that order), each read in
+    -- fair_key order through chunks_fair with its priority fixed: over the whole table at once,
+    -- a planner that misjudged the backlog (just enqueued, not analyzed yet) sorted all of it.
+    SELECT f.* FROM levels l
+    CROSS JOIN LATERAL (
+        SELECT c.id, c.tenant, 1 AS lane, -c.priority::float8 AS k1, c.fair_key AS k2
+        FROM chunks c
+        WHERE c.priority = l.p AND c.status = 'pending' AND c.run_after <= NOW()
+          AND EXISTS (SELECT 1 FROM runnable r WHERE c.queue_id = ANY(r.ids))
+          AND NOT (c.tenant = ANY(ARRAY(SELECT tenant FROM room WHERE n <= 0)))
+        ORDER BY c.fair_key
+        LIMIT :limit
+        FOR UPDATE OF c SKIP LOCKED) f
+    WHERE l.p IS NOT NULL
     LIMIT :limit
-    FOR UPDATE OF c SKIP LOCKED
 ),
 ranked AS (
     SELECT o.id, o.lane, o.k1, o.k2, r.n AS room,

@@ -125,7 +125,7 @@ WHERE id IN (
     ),
     fair AS (
         SELECT c.id, c.tenant, 1 AS lane, -c.priority AS k1, c.fair_key AS k2
-        FROM chunks c
+        FROM chunks c INDEXED BY chunks_fair  -- in order, stopping at :limit: never a sort of the backlog
         WHERE c.status = 'pending' AND c.run_after <= NOW()
           AND c.queue_id IN runnable
           AND c.tenant NOT IN (SELECT tenant FROM room WHERE n <= 0)
