@@ -25,7 +25,7 @@ SELECT
 -- tenant_health_window --
 -- One tenant's attempts and failures finished in the last :window_s seconds, by category.
 SELECT category, outcome, SUM(n) AS n FROM (
-    SELECT NULLIF(category, '') AS category, outcome, n FROM attempt_rollups
+    SELECT NULLIF(category, '') AS category, outcome, n FROM attempt_rollups_live
     WHERE width_s = 60 AND bucket >= CAST((NOW() - :window_s) / 60 AS INTEGER) * 60 + 60
       AND tenant = :tenant
     UNION ALL
