@@ -35,6 +35,7 @@ from chunksync.models import (
 )
 from chunksync.retry import RetryPolicy
 from chunksync.runtime.recovery import stuck_verdict
+from chunksync.stalls import StallAbsolution
 from chunksync.tenants import AGING_SECONDS, CapsWatch, Placement, Tenants
 
 INSERT_BATCH = 1000
@@ -88,8 +89,9 @@ class Recovery:
     reason: str  # "stuck" or "crash_loop" or "stuck: out of attempts"
 
 
-class Manager(Interventions):
-    """Every persistence operation, once, on top of a backend (interventions: the mixin)."""
+class Manager(Interventions, StallAbsolution):
+    """Every persistence operation, once, on top of a backend (interventions and stall absolution:
+    the mixins)."""
 
     def __init__(self, backend: Backend, *, aging_s: float = AGING_SECONDS) -> None:
         self.backend = backend
@@ -432,32 +434,6 @@ class Manager(Interventions):
         for queue_id in sorted({r.queue_id for r in recoveries if r.to_status.terminal}):
             self.backend.execute("complete_queue_if_done", {"id": queue_id})
         return recoveries
-
-    def absolve_stall(self, worker_id: str, window_s: float) -> int:
-        """A worker that was alive but cut off from the database for `window_s` is back: the
-        chunks recovery took from it meanwhile get back the attempt and the crash they were
-        charged (an outage is not a crash), and one that went dead for it runs again. Its late
-        results stay fenced out: this touches counts, never leases. Returns how many chunks."""
-        message = f"worker {worker_id} was alive but cut off from the database"
-        with self.backend.transaction() as s:
-            rows = s.fetch_all(
-                "absolve_stalled_attempts",
-                {"worker_id": worker_id, "window_s": window_s, "message": message},
-            )
-            # One row per recovery: a chunk recovered twice in the window was charged twice.
-            charged = sorted((str(r["chunk_id"]), str(r["queue_id"])) for r in rows)
-            chunks = dict(charged)
-            reopen = set()
-            for chunk_id, queue_id in charged:
-                row = s.fetch_one("absolve_stalled_chunk", {"id": chunk_id, "window_s": window_s})
-                if row is not None and row["status"] == ChunkStatus.PENDING:
-                    reopen.add(queue_id)
-            for queue_id in sorted(reopen):
-                s.execute("reopen_queue", {"id": queue_id})
-            if chunks:
-                details = {"worker_id": worker_id, "window_s": window_s, "chunks": len(chunks)}
-                self._audit(s, "worker_stalled", "worker", message, None, None, details)
-        return len(chunks)
 
     def _recover_one(
         self,
