@@ -36,7 +36,7 @@ from chunksync.models import (
 from chunksync.retry import RetryPolicy
 from chunksync.runtime.recovery import stuck_verdict
 from chunksync.stalls import StallAbsolution
-from chunksync.tenants import AGING_SECONDS, CapsWatch, Placement, Tenants
+from chunksync.tenants import AGING_SECONDS, CapsWatch, Placement, Tenants, requeue_places
 
 INSERT_BATCH = 1000
 STATISTICS_AFTER_CHUNKS = 1000  # a bulk insert this big refreshes the planner's statistics
@@ -337,12 +337,16 @@ class Manager(Interventions, StallAbsolution):
         return self.finish_many([Report(chunk, token, result, attempt)])[0]
 
     def finish_many(self, reports: Sequence[Report]) -> list[bool]:
-        """Several results in one transaction and three statements, whatever their number; each
-        chunk's write is fenced by its own lease token."""
+        """Several results in one transaction and three statements, whatever their number (and
+        two per tenant whose chunks go back to pending: their new places in the fair order);
+        each chunk's write is fenced by its own lease token."""
         if not reports:
             return []
-        batch = dump_json([_finish_params(r) for r in reports], "report")
         with self.backend.transaction() as s:
+            back = [r for r in reports if r.result.status is ChunkStatus.PENDING]
+            places = requeue_places(s, [(r.chunk.tenant, r.chunk.priority) for r in back])
+            keys = {r.chunk.id: key for r, key in zip(back, places, strict=True)}
+            batch = dump_json([_finish_params(r, keys.get(r.chunk.id)) for r in reports], "report")
             written = {
                 str(row["id"]): str(row["queue_id"])
                 for row in s.fetch_all("finish_chunks", {"reports": batch})
@@ -535,10 +539,10 @@ def _with_outcome(attempt: Attempt, outcome: Outcome, delay: float | None) -> At
     return replace(attempt, outcome=outcome, retry_delay_s=delay)
 
 
-def _finish_params(report: Report) -> list[Any]:
+def _finish_params(report: Report, fair_key: float | None) -> list[Any]:
     """One row of finish_chunks' batch, by position (id, token, status, delay_s, attempts_delta,
-    deferrals_delta, stress_delta, category, message, dead_reason, items): without the keys the
-    JSON is half as long to write here and to parse in the database."""
+    deferrals_delta, stress_delta, category, message, dead_reason, items, fair_key): without
+    the keys the JSON is half as long to write here and to parse in the database."""
     r = report.result
     return [
         report.chunk.id,
@@ -552,6 +556,7 @@ def _finish_params(report: Report) -> list[Any]:
         r.message,
         r.dead_reason,
         r.items,
+        fair_key,
     ]
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,12 +98,35 @@ class Placement:
                 f"enqueue would make it {self.queued + n} or more, so nothing was added"
             )
         self.queued += n
-        stride = 1.0 / self.policy.weight
-        params = {"tenant": self.tenant, "priority": self.priority, "span": n * stride}
-        row = self.s.fetch_one("tenant_reserve", params)
-        assert row is not None
-        start = float(row["start"])
-        return [start + (i + 1) * stride for i in range(n)]
+        return places(self.s, self.policy, self.priority, n)
+
+
+def places(s: Session, policy: TenantPolicy, priority: int, n: int) -> list[float]:
+    """The next `n` places in the fair order of a tenant at one priority, reserved (its pass
+    moves on by `n / weight`). An enqueue takes them, and so does a chunk back to pending
+    after an attempt (retried, deferred, held): it goes behind the chunks its tenant has
+    waiting, as a job retried later sorts behind those due before it, and the tenant is charged
+    for the call it used. Keeping its first place, a chunk whose retry is due at once would be
+    claimed again before every chunk that waited."""
+    stride = 1.0 / policy.weight
+    params = {"tenant": policy.id, "priority": priority, "span": n * stride}
+    row = s.fetch_one("tenant_reserve", params)
+    assert row is not None
+    start = float(row["start"])
+    return [start + (i + 1) * stride for i in range(n)]
+
+
+def requeue_places(s: Session, chunks: Sequence[tuple[str, int]]) -> list[float]:
+    """Places for chunks back to pending, given as (tenant, priority), in their order."""
+    groups: dict[tuple[str, int], list[int]] = {}
+    for i, group in enumerate(chunks):
+        groups.setdefault(group, []).append(i)
+    found = [0.0] * len(chunks)
+    for (tenant, priority), where in sorted(groups.items()):  # one order: no lock cycles
+        keys = places(s, policy_of(s, tenant), priority, len(where))
+        for i, place in zip(where, keys, strict=True):
+            found[i] = place
+    return found
 
 
 class CapsWatch:

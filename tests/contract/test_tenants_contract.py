@@ -10,8 +10,8 @@ import pytest
 
 from chunksync.app import App
 from chunksync.exceptions import QuotaExceeded
-from chunksync.manager import Manager
-from chunksync.models import ChunkStatus
+from chunksync.manager import FinishResult, Manager
+from chunksync.models import Attempt, ChunkStatus, ErrorCategory, Outcome
 
 KINDS = ["job"]
 
@@ -145,3 +145,31 @@ def test_an_in_flight_quota_holds_when_workers_claim_at_once(app: App) -> None:
         taken = list(pool.map(claim_many, range(workers)))
     assert sum(taken) == 3, taken
     assert len(m.list_chunks(status=ChunkStatus.PROCESSING)) == 3
+
+
+def test_a_retried_chunk_goes_behind_the_chunks_of_its_tenant_that_waited(app: App) -> None:
+    # Its retry due at once, it still sorts behind its tenant's waiting chunks (as a job retried
+    # later sorts behind those due before it), and another tenant's turn is not taken.
+    m = app.manager
+    enqueue(m, "a", 3)
+    enqueue(m, "b", 3)
+    token, [first] = m.claim("w1", KINDS, limit=1)
+    assert first.tenant == "a" and first.payload == {"n": 0}
+    now = m.now()
+    result = FinishResult(ChunkStatus.PENDING, Outcome.RETRIED, delay_s=0.0)
+    attempt = Attempt(
+        chunk_id=first.id,
+        queue_id=first.queue_id,
+        tenant=first.tenant,
+        worker_id="w1",
+        attempt=1,
+        started_at=now - 0.1,
+        finished_at=now,
+        outcome=Outcome.RETRIED,
+        category=ErrorCategory.NETWORK,
+    )
+    assert m.finish(first, token, result, attempt)
+    _, rest = m.claim("w1", KINDS, limit=6)
+    order = [(c.tenant, c.payload["n"]) for c in rest]
+    assert order.index(("a", 0)) > order.index(("a", 2)), order
+    assert order.index(("b", 0)) < order.index(("a", 0)), order  # and behind b's turn

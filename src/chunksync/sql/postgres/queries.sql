@@ -188,12 +188,13 @@ WHERE status = 'processing' AND worker_id = :worker_id
   AND lease_token = ANY(:tokens::uuid[]);
 
 -- finish_chunks --
--- Record the results of a batch of attempts (a JSON array of rows by position), each row fenced by its own lease token; returns the chunks whose result was written (the others lost their lease).
+-- Record the results of a batch of attempts (a JSON array of rows by position), each row fenced by its own lease token; returns the chunks whose result was written (the others lost their lease). A chunk back to pending comes with its new place in the fair order (chunksync.tenants.places).
 WITH r AS (
     SELECT (e->>0)::uuid AS id, (e->>1)::uuid AS token, e->>2 AS status,
            (e->>3)::float8 AS delay_s, (e->>4)::integer AS attempts_delta,
            (e->>5)::integer AS deferrals_delta, (e->>6)::integer AS stress_delta,
-           e->>7 AS category, e->>8 AS message, e->>9 AS dead_reason, (e->>10)::integer AS items
+           e->>7 AS category, e->>8 AS message, e->>9 AS dead_reason, (e->>10)::integer AS items,
+           (e->>11)::float8 AS fair_key
     FROM jsonb_array_elements(:reports::jsonb) AS e
 )
 UPDATE chunks c
@@ -209,6 +210,7 @@ SET status = r.status,
     crash_count = 0,
     lease_token = NULL, lease_expires_at = NULL, worker_id = NULL,
     finished_at = CASE WHEN r.status IN ('completed', 'dead', 'cancelled') THEN NOW() END,
+    fair_key = COALESCE(r.fair_key, c.fair_key),
     updated_at = NOW()
 FROM r
 WHERE c.id = r.id AND c.lease_token = r.token AND c.status = 'processing'

@@ -160,7 +160,7 @@ WHERE status = 'processing' AND worker_id = :worker_id
   AND lease_token IN (SELECT value FROM json_each(:tokens));
 
 -- finish_chunks --
--- Record the results of a batch of attempts (a JSON array of rows by position), each row fenced by its own lease token; returns the chunks whose result was written (the others lost their lease).
+-- Record the results of a batch of attempts (a JSON array of rows by position), each row fenced by its own lease token; returns the chunks whose result was written (the others lost their lease). A chunk back to pending comes with its new place in the fair order (chunksync.tenants.places).
 UPDATE chunks
 SET status = r.status,
     run_after = NOW() + r.delay_s,
@@ -174,6 +174,7 @@ SET status = r.status,
     crash_count = 0,
     lease_token = NULL, lease_expires_at = NULL, worker_id = NULL,
     finished_at = CASE WHEN r.status IN ('completed', 'dead', 'cancelled') THEN NOW() END,
+    fair_key = COALESCE(r.fair_key, chunks.fair_key),
     updated_at = NOW()
 FROM (
     SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS token,
@@ -181,7 +182,7 @@ FROM (
            json_extract(value, '$[4]') AS attempts_delta, json_extract(value, '$[5]') AS deferrals_delta,
            json_extract(value, '$[6]') AS stress_delta, json_extract(value, '$[7]') AS category,
            json_extract(value, '$[8]') AS message, json_extract(value, '$[9]') AS dead_reason,
-           json_extract(value, '$[10]') AS items
+           json_extract(value, '$[10]') AS items, json_extract(value, '$[11]') AS fair_key
     FROM json_each(:reports)
 ) AS r
 WHERE chunks.id = r.id AND chunks.lease_token = r.token AND chunks.status = 'processing'
