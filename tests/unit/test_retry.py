@@ -182,6 +182,28 @@ def test_budget_drains_on_retryable_failures_and_refills_on_success() -> None:
     assert budget.tokens == pytest.approx(7.5) and not budget.stressed
 
 
+def test_a_read_of_the_shared_row_older_than_a_report_is_not_adopted() -> None:
+    # The claim loop reads the rows (full: the report is not in yet), the result writer drains
+    # a failure and records it, then the claim loop's stale read must not refill the bucket.
+    from chunksync.deps import gate
+
+    budget = RetryBudget(StressConfig(capacity=4))
+    full = gate.fresh(budget.config)
+    mark = budget.mark()  # the claim loop starts its read
+    budget.on_failure(C.NETWORK, retryable=True)
+    pending = budget.drain()  # the writer's report is on its way
+    budget.adopt(full, 0.0, mark=budget.mark())  # a read begun during the report: skipped
+    assert budget.tokens == 3
+    after = gate.record(
+        full, budget.config, cost=pending.cost, successes=0, probe_succeeded=False, now=0.0
+    )
+    budget.reported(after, 0.0)
+    budget.adopt(full, 0.0, mark=mark)  # the read from before the report: skipped too
+    assert budget.tokens == 3
+    budget.adopt(full, 0.0, mark=budget.mark())  # a read after it: adopted (a peer refilled)
+    assert budget.tokens == 4
+
+
 def test_stress_on_one_dependency_never_touches_another() -> None:
     budgets = RetryBudgets()
     for _ in range(10):

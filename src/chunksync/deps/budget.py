@@ -55,6 +55,11 @@ class RetryBudget:
         self._cost = 0.0
         self._successes = 0
         self._probe_ok = False
+        # Drains so far, and reports drained but not yet adopted: a read of the shared rows
+        # taken before a drain (or during a report) may miss the drained outcomes, and adopting
+        # it would forget them here (see `mark` and `adopt`).
+        self._drains = 0
+        self._reporting = 0
         self._lock = threading.Lock()
 
     @property
@@ -155,11 +160,25 @@ class RetryBudget:
     # --- a worker's mirror of the shared row --------------------------------------------
 
     def drain(self) -> Pending:
-        """What was charged since the last drain, to be reported to the shared row."""
+        """What was charged since the last drain, to be reported to the shared row; the report
+        ends with `reported`."""
         with self._lock:
             pending = Pending(self._cost, self._successes, self._probe_ok)
             self._cost, self._successes, self._probe_ok = 0.0, 0, False
+            self._drains += 1
+            self._reporting += 1
             return pending
+
+    def reported(self, shared: DepState | None, shared_now: float = 0.0) -> None:
+        """The report of a drain is over: adopt the row's state it returned (None: not sent)."""
+        with self._lock:
+            self._reporting -= 1
+        if shared is not None:
+            self.adopt(shared, shared_now)
+
+    def mark(self) -> int:
+        """Taken before a read of the shared rows, for `adopt(..., mark=)`."""
+        return self._drains
 
     def worth_reporting(self, p: Pending) -> bool:
         """Whether the shared row must hear of these outcomes: a fault, a probe, or successes
@@ -170,10 +189,12 @@ class RetryBudget:
             return True
         return p.successes > 0 and (s.flow is not Flow.OK or s.tokens < self.config.capacity)
 
-    def adopt(self, shared: DepState, shared_now: float) -> None:
+    def adopt(self, shared: DepState, shared_now: float, *, mark: int | None = None) -> None:
         """Take the shared row's state as this process's, its times moved from the database's
         clock (read at `shared_now`) to this budget's clock, with the outcomes charged here and
-        not yet reported applied on top (the row has not heard of them)."""
+        not yet reported applied on top (the row has not heard of them). A read `mark`ed before
+        a drain since, or while a report is on its way, is not adopted: it may miss outcomes
+        drained from here and not yet in the row (the report adopts the row after them)."""
         now = self._clock()
         shift = now - shared_now
 
@@ -184,6 +205,8 @@ class RetryBudget:
             shared, next_probe_at=moved(shared.next_probe_at), gated_since=moved(shared.gated_since)
         )
         with self._lock:
+            if mark is not None and (mark != self._drains or self._reporting):
+                return
             p = Pending(self._cost, self._successes, self._probe_ok)
             if not p.empty:
                 state = gate.record(

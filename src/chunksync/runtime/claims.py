@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 from chunksync.deps import gate
 from chunksync.deps.budget import RetryBudget, RetryBudgets
+from chunksync.deps.gate import DepState
 from chunksync.deps.store import Claimed, DependencyStore, Special, state_of
 from chunksync.exceptions import BackendError
 from chunksync.manager import Manager
@@ -79,15 +80,17 @@ class Claims:
             if now - self._read_at < SPECIAL_REFRESH_SECONDS:
                 return self._special
             self._read_at = now
+        marks = {name: budget.mark() for name, budget in self.budgets.items()}
         db_now, found = self.store.special()
         with self._lock:
             self._special = found
         for name, budget in self.budgets.items():
+            mark = marks.get(name, -1)  # a budget made during the read: adopt nothing
             if name in found:
-                budget.adopt(state_of(found[name].row, budget.config), db_now)
+                budget.adopt(state_of(found[name].row, budget.config), db_now, mark=mark)
             elif not budget.flowing or budget.tokens < budget.config.capacity:
                 # Its row is flowing and full (or absent): a peer's probe reopened it.
-                budget.adopt(gate.fresh(budget.config), db_now)
+                budget.adopt(gate.fresh(budget.config), db_now, mark=mark)
         return found
 
     def claim(
@@ -219,7 +222,10 @@ class Claims:
         for name, budget in list(self._used.items()):
             pending = budget.drain()
             if not budget.worth_reporting(pending):
+                budget.reported(None)
                 continue
+            state: DepState | None = None
+            db_now = 0.0
             try:
                 state, db_now = self.store.record(
                     name,
@@ -230,5 +236,5 @@ class Claims:
                 )
             except BackendError as exc:  # the shared row misses these; the mirror keeps them
                 log.error("dependency %s: could not record outcomes: %s", name, redact(str(exc)))
-                continue
-            budget.adopt(state, db_now)
+            finally:
+                budget.reported(state, db_now)
