@@ -5,17 +5,18 @@ policy.
 
 `simulate()` replays a stream against one policy on a simulated clock. It models the worker's
 loop, not its threads: each dependency has `slots` workers that claim the due chunk with the
-lowest seq (the claim query's order), a call takes the time the stream says, and what an
-attempt comes to is decided by the worker's own code, chunksync.runtime.attempt: the real
-exception of each kind of outcome from `make_exception()`, analyzed (`attempt.analyze`),
-decided on a real `RetryBudget` (`attempt.decide`, `attempt.completed`), and the
-`FinishResult` applied to the simulated chunk as finish_chunk applies it; for a worker death
-the lease, then
-`recovery.stuck_verdict()`. Before each call, the worker's step 3 pre-condition runs too:
-`deps.budget.admit_or_hold()` on that budget (the gate's pure rules of `deps.gate`, as the
-fleet's shared row applies them), and a chunk it refuses is held as
-the worker holds it (`attempt.held_result`: back to pending after the hold delay, attempt given
-back, no call). The budget's limits are the policy's `[stress]` table, as in the worker.
+first place in the fair order (the claim query's order: a chunk's seq, and a chunk back to
+pending after an attempt goes to the end of the line, its tenant's next place), a call takes the
+time the stream says, and what an attempt comes to is decided by the worker's own code,
+chunksync.runtime.attempt: the real exception of each kind of outcome from `make_exception()`,
+analyzed (`attempt.analyze`), decided on a real `RetryBudget` (`attempt.decide`,
+`attempt.completed`), and the `FinishResult` applied to the simulated chunk as finish_chunk
+applies it; for a worker death the lease, then `recovery.stuck_verdict()`. Before each call, the
+worker's step 3 pre-condition runs too: `deps.budget.admit_or_hold()` on that budget (the gate's
+pure rules of `deps.gate`, as the fleet's shared row applies them), and a chunk it refuses is
+held as the worker holds it (`attempt.held_result`: back to pending after the hold delay,
+attempt given back, no call). The budget's limits are the policy's `[stress]` table, as in the
+worker.
 Nothing the worker decides is copied here.
 
 What is simplified: a worker death kills one slot (as a worker with concurrency 1), restarted
@@ -211,6 +212,7 @@ class _Chunk:
     calls_reached: int = 0  # calls that reached the healthy dependency (the script's index)
     permanent_seen: bool = False
     probe: bool = False  # its current call is the gate's probe
+    place: int = 0  # its place in the fair order (fair_key): its seq, then the line's end
     dead_reason: str | None = None
     stuck: int = 0
     ended_s: float | None = None
@@ -221,7 +223,8 @@ class _Dep:
     stream: DependencyStream
     budget: RetryBudget
     waiting: list[tuple[float, int]] = field(default_factory=list)  # (run_after, seq)
-    due: list[int] = field(default_factory=list)  # seqs, lowest first: the claim order
+    due: list[tuple[int, int]] = field(default_factory=list)  # (place, seq): the claim order
+    last_place: int = 0
     idle: int = 0
     wake_at: float | None = None
 
@@ -243,9 +246,10 @@ class _Simulation:
         self.deps = [_Dep(d, budgets.get(d.name, self.policy.stress)) for d in stream.dependencies]
         self.chunks: list[dict[int, _Chunk]] = []
         for i, d in enumerate(stream.dependencies):
-            table = {c.seq: _Chunk(i, c, self.policy.max_attempts) for c in d.chunks}
+            table = {c.seq: _Chunk(i, c, self.policy.max_attempts, place=c.seq) for c in d.chunks}
             self.chunks.append(table)
-            self.deps[i].due = sorted(table)
+            self.deps[i].due = sorted((seq, seq) for seq in table)
+            self.deps[i].last_place = max(table, default=0)
         self.events: list[tuple[float, int, str, int, int]] = []  # (t, n, kind, dep, seq)
         self.counter = 0
         self.now = 0.0
@@ -299,14 +303,15 @@ class _Simulation:
             self.now,
         )
 
-    # --- claiming: the lowest seq among the due chunks, as the claim query orders them
+    # --- claiming: the first place among the due chunks, as the claim query orders them
 
     def _claim(self, i: int) -> None:
         """The slot claims until a chunk's call starts (a held chunk frees it at once)."""
         d = self.deps[i]
         while True:
             while d.waiting and d.waiting[0][0] <= self.now:
-                heapq.heappush(d.due, heapq.heappop(d.waiting)[1])
+                seq = heapq.heappop(d.waiting)[1]
+                heapq.heappush(d.due, (self.chunks[i][seq].place, seq))
             if not d.due:
                 d.idle += 1
                 if d.waiting:
@@ -318,7 +323,7 @@ class _Simulation:
                 if probe_at is not None:
                     self._wake_at(i, probe_at)
                 return
-            if self._start(i, self.chunks[i][heapq.heappop(d.due)]):
+            if self._start(i, self.chunks[i][heapq.heappop(d.due)[1]]):
                 return
 
     def _wake_at(self, i: int, t: float) -> None:
@@ -437,7 +442,10 @@ class _Simulation:
         c.deferrals += result.deferrals_delta
         c.stress_retries += result.stress_delta
         c.crash_count = 0
-        if result.status is ChunkStatus.PENDING:
+        if result.status is ChunkStatus.PENDING:  # to the end of the line (tenants.places)
+            d = self.deps[c.dep]
+            d.last_place += 1
+            c.place = d.last_place
             self._pending(c, result.delay_s)
         else:
             c.status = result.status

@@ -105,6 +105,27 @@ def wait_for(browser: Any, css: str) -> Any:
     )
 
 
+def wait_text(browser: Any, css: str, expected: str) -> None:
+    """Wait until an element reads `expected`: after a form's submit the old page's element may
+    be found first and go stale as the new page replaces it."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    seen: list[str] = []
+
+    def reads(driver: Any) -> bool:
+        try:
+            seen.append(driver.find_element("css selector", css).text)
+        except (StaleElementReferenceException, NoSuchElementException):
+            return False
+        return seen[-1] == expected
+
+    try:
+        WebDriverWait(browser, WAIT_SECONDS).until(reads)
+    except Exception as exc:
+        raise AssertionError(f"{css} read {seen[-3:]!r}, not {expected!r}") from exc
+
+
 def click(browser: Any, css: str) -> None:
     """Click an element of a live fragment, which may be replaced between finding and clicking."""
     from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
@@ -246,7 +267,7 @@ def test_an_operator_searches_chunks_and_sees_the_payload(
     box = wait_for(browser, "#chunk-search")
     box.send_keys("ONERROR")  # in the dead chunk's error, in any case
     browser.find_element("css selector", "#chunk-filters button[type=submit]").click()
-    assert wait_for(browser, "#chunk-count").text == "1–1 of 1 chunk(s)"
+    wait_text(browser, "#chunk-count", "1–1 of 1 chunk(s)")
     assert wait_for(browser, f'tr[data-chunk="{dead.id}"]')
     assert browser.execute_script("return window.__xss") is None
     browser.get(f"{base}/chunks/{dead.id}")
@@ -267,7 +288,7 @@ def test_an_operator_cancels_a_selection_after_confirming(
         click(browser, f'tr[data-chunk="{chunk.id}"] input[type=checkbox]')
     Select(wait_for(browser, "#bulk-action")).select_by_value("cancel")
     browser.find_element("css selector", "#bulk-selected").click()
-    assert wait_for(browser, "#bulk-count").text == "2"
+    wait_text(browser, "#bulk-count", "2")
     assert all(app.manager.get_chunk(c.id).status is ChunkStatus.PENDING for c in pending)
     shoot(browser, "bulk-confirm")
     browser.find_element("css selector", "#bulk-confirm").click()
@@ -280,7 +301,7 @@ def test_an_operator_cancels_a_selection_after_confirming(
     browser.get(base + "/chunks?status=dead")  # everything matching a filter
     Select(wait_for(browser, "#bulk-action")).select_by_value("retry")
     browser.find_element("css selector", "#bulk-matching").click()
-    assert wait_for(browser, "#bulk-count").text == "1"
+    wait_text(browser, "#bulk-count", "1")
     browser.find_element("css selector", "#bulk-confirm").click()
     assert "retry: 1 of 1 chunk(s) done" in wait_for(browser, "#notice").text
     assert app.manager.list_chunks(status=ChunkStatus.DEAD) == []

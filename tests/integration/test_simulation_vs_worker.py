@@ -6,8 +6,9 @@ compared decision by decision: (chunk, attempt, category, action, policy delay).
 
 The worker runs with time_scale 1e-12: every wait rounds to nothing on the database clock (a
 delay of at most 3600 s adds less than half a unit in the last place of the epoch), and the
-simulation with time_scale 0 likewise, so with one slot both take the chunks in seq order, each
-to its end, and the shared retry budget sees the same sequence of failures and successes. The
+simulation with time_scale 0 likewise, so with one slot both take the chunks in the fair order
+(seq, and a chunk back to pending goes to the end of the line) and the shared retry budget sees
+the same sequence of failures and successes. The
 gate's probe interval shrinks alike (5e-12 s and 0 s): with stress on, both claim only the gate's
 probes while it is shut (the worker through the dependency's shared row), so with one slot
 neither holds a chunk, and the probes' deferrals are compared too.

@@ -163,21 +163,23 @@ def test_stress_stretches_then_defers_and_a_deferral_gives_the_attempt_back() ->
         ChunkScript(1, ("timeout", "timeout", "timeout", "ok")),
         ChunkScript(2, ("network", "network", "network", "network", "ok")),
     )
-    # time_scale 0: every wait elapses at once, so the one slot takes chunk 1 to its end first,
-    # and a shut gate's probe is due at once. Budget 10, stressed below 5; a timeout costs 2, a
-    # network failure 1, a success 0.1 back. The gate shuts one failure's worth below the line
-    # (the hysteresis); a successful probe reopens it with the tokens at the line.
+    # time_scale 0: every wait elapses at once, and a chunk back to pending goes to the end of
+    # the line, so the one slot takes the two in turns; a shut gate's probe is due at once.
+    # Budget 10, stressed below 5; a timeout costs 2, a network failure 1, a success 0.1 back.
+    # The gate shuts one failure's worth below the line (the hysteresis); a successful probe
+    # reopens it with the tokens at the line.
     result = simulate(stream, PolicySpec(DEFAULT_STRESS, DEFAULT_POLICY), time_scale=0.0)
     assert result.decisions() == [
         (1, 1, "timeout", "retry", 3.0),  # 8 tokens
-        (1, 2, "timeout", "retry", 6.0),  # 6
-        (1, 3, "timeout", "retry", 18.0),  # 4: stressed, one more retry at double the delay
-        (1, 4, "", "completed", 0.0),  # 4.1: below the line, not by the hysteresis: flowing
-        (2, 1, "network", "retry", 4.0),  # 3.1: the gate shuts; its stressed retry, doubled
-        (2, 2, "network", "defer", 30.0),  # the probe fails: deferred, attempt 2 given back
-        (2, 2, "network", "defer", 60.0),  # and again, the deferral doubling
-        (2, 2, "network", "defer", 120.0),
-        (2, 2, "", "completed", 0.0),  # the next probe reopens it
+        (2, 1, "network", "retry", 2.0),  # 7
+        (1, 2, "timeout", "retry", 6.0),  # 5
+        (2, 2, "network", "retry", 8.0),  # 4: stressed, one more retry at double the delay;
+        # the gate shuts (a failure's worth below the line)
+        (1, 3, "timeout", "retry", 18.0),  # 2: chunk 1's stressed retry, doubled
+        (2, 3, "network", "defer", 30.0),  # the probe fails: deferred, attempt 3 given back
+        (1, 4, "", "completed", 0.0),  # the probe succeeds: reopened at the line (5)
+        (2, 3, "network", "defer", 60.0),  # 4: stressed, its stressed retry spent: deferred
+        (2, 3, "", "completed", 0.0),
     ]
     m = measure(result)
     assert (m.attempts, m.held, m.failed) == (9, 0, 7)
