@@ -219,6 +219,13 @@ class Manager(Interventions, StallAbsolution):
             raise NotFound(f"no queue with id or name '{id_or_name}'")
         return Queue.from_row(row)
 
+    def queue_row(self, queue_id: str) -> Queue:
+        """A queue by id without its totals (`totals` empty): what a worker needs of it."""
+        row = self.backend.fetch_one("get_queue_row", {"id": queue_id})
+        if row is None:
+            raise NotFound(f"no queue with id '{queue_id}'")
+        return Queue.from_row(row)
+
     def list_queues(
         self, status: QueueStatus | None = None, tenant: str | None = None
     ) -> list[Queue]:

@@ -56,6 +56,10 @@ def test_create_queue_with_tenant_priority_and_totals(jobs: App) -> None:
     assert all(c.tenant == "acme" and c.priority == 3 for c in chunks)
     assert chunks[2].payload == {"n": 2}
     assert jobs.manager.get_queue(q.name, tenant="acme").id == q.id
+    row = jobs.manager.queue_row(q.id)  # a worker's look: the row without counting chunks
+    assert (row.id, row.tenant, row.status, row.totals) == (q.id, "acme", QueueStatus.ACTIVE, {})
+    with pytest.raises(NotFound):
+        jobs.manager.queue_row(q.name)  # by id only
 
 
 def test_chunks_get_their_policys_attempts_unless_told(jobs: App) -> None:

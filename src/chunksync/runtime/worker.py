@@ -77,7 +77,7 @@ MAX_CLAIM_BATCH = 512
 
 def queues_finished(manager: Manager, queue_ids: Sequence[str]) -> bool:
     """Whether every named queue is terminal (completed, failed or cancelled)."""
-    return all(manager.get_queue(q).status in FINISHED_QUEUE for q in queue_ids)
+    return all(manager.queue_row(q).status in FINISHED_QUEUE for q in queue_ids)
 
 
 class Worker:
@@ -540,7 +540,7 @@ class Worker:
     def _queue(self, queue_id: str) -> Queue:
         queue = self._queues.get(queue_id)
         if queue is None:
-            queue = self._queues[queue_id] = self.manager.get_queue(queue_id)
+            queue = self._queues[queue_id] = self.manager.queue_row(queue_id)
         return queue
 
     def _policy_for_queue(self, queue_id: str) -> RetryPolicy:

@@ -36,6 +36,11 @@ CROSS JOIN LATERAL (
     FROM chunks c WHERE c.queue_id = q.id) t
 WHERE q.id = chunksync_try_uuid(:id::text) OR (q.name = :id::text AND q.tenant = :tenant::text);
 
+-- get_queue_row --
+-- One queue's row by id, without its chunk totals (a worker's look at a queue: counting a large queue's chunks took 0.1 s).
+SELECT q.* FROM queues q
+WHERE q.id = chunksync_try_uuid(:id::text);
+
 -- list_queues --
 -- Every queue (optionally only one status) with its chunk totals, newest first.
 SELECT q.*, t.n_pending, t.n_processing, t.n_completed, t.n_dead, t.n_cancelled
