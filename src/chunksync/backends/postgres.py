@@ -170,6 +170,10 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
     conn.adapters.register_loader("jsonb", TextLoader)
     conn.adapters.register_loader("json", TextLoader)
     conn.adapters.register_loader("uuid", _UUIDText)
+    # No JIT compilation: every statement here is short, and the fair claim's plan is estimated
+    # dear enough to be compiled at each call (measured mid-drain: 56 of a claim's 79 ms were
+    # JIT, for a plan that runs in 20). A SET, not a startup option, which poolers may refuse.
+    conn.execute(b"SET jit = off")
 
 
 class PostgresSession(Session):

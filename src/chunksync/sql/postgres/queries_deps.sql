@@ -106,7 +106,7 @@ picked AS (
       AND c.queue_id = ANY(ARRAY(SELECT q.id FROM queues q
                                  WHERE q.status = 'active' AND q.kind = ANY(:kinds::text[])
                                    AND q.id = ANY(:queues::uuid[])))
-      AND NOT (c.tenant = ANY(ARRAY(SELECT tenant FROM room WHERE n <= 0)))
+      AND NOT ((c.tenant || '') = ANY(ARRAY(SELECT tenant FROM room WHERE n <= 0)))
     ORDER BY c.priority DESC, c.fair_key
     LIMIT :limit
     FOR UPDATE OF c SKIP LOCKED
