@@ -96,7 +96,10 @@ def test_a_repeated_fold_counts_nothing_twice(busy: App, db_url: str) -> None:
         assert rollups.fold(busy.manager) == 0  # the lagged fold: nothing new past the mark
     assert figures(busy) == expected
     assert _scalar(db_url, "SELECT SUM(n) FROM attempt_rollups WHERE width_s = 60") == 10
-    assert _scalar(db_url, "SELECT SUM(n) FROM attempt_latency_rollups") == 10
+    for width in (3600, 86400):
+        assert _scalar(db_url, f"SELECT SUM(n) FROM attempt_rollups WHERE width_s = {width}") == 10
+        latency = f"SELECT SUM(n) FROM attempt_latency_rollups WHERE width_s = {width}"
+        assert _scalar(db_url, latency) == 10
 
 
 def test_a_lagged_fold_waits_for_the_ids_it_saw(busy: App) -> None:
@@ -135,8 +138,11 @@ def test_folders_racing_count_each_attempt_once(busy: App, db_url: str) -> None:
     expected_n = 20
     assert figures(busy)["attempts"] == expected_n
     rollups.fold(busy.manager, lag_s=0)
-    assert _scalar(db_url, "SELECT SUM(n) FROM attempt_rollups WHERE width_s = 3600") == expected_n
-    assert _scalar(db_url, "SELECT SUM(n) FROM attempt_latency_rollups") == expected_n
+    for width in (3600, 86400):
+        rows = f"SELECT SUM(n) FROM attempt_rollups WHERE width_s = {width}"
+        assert _scalar(db_url, rows) == expected_n
+        latency = f"SELECT SUM(n) FROM attempt_latency_rollups WHERE width_s = {width}"
+        assert _scalar(db_url, latency) == expected_n
     after = figures(busy)
     assert rollups.rebuild(busy.manager) is not None
     assert figures(busy) == after

@@ -91,7 +91,7 @@ def test_rollups_outlive_raw_attempts(history: App, db_url: str) -> None:
     assert rollups.rebuild(history.manager) is None  # nothing raw to recompute from
     assert health.queue_summary(history.manager, q).attempts == 6
     done = rollups.trim(history.manager, hour_keep_s=30 * 86400, minute_keep_s=3600)
-    assert done.hours > 0 and done.minutes > 0 and done.latency > 0
+    assert done.hours > 0 and done.days > 0 and done.minutes > 0 and done.latency > 0
     assert health.queue_summary(history.manager, q).attempts == 0
 
 

@@ -108,3 +108,44 @@ def test_concurrent_first_starts_migrate_once(pg_empty_url: str) -> None:
     assert not errors
     versions = catalog(pg_empty_url)["versions"]
     assert [v for v, _ in versions] == [m.version for m in sql.migrations("postgres")]
+
+
+def test_day_rollups_are_built_from_the_hours_already_kept(pg_empty_url: str) -> None:
+    """Migration 0016 on a database with history: each day row is the sum of its hours, and the
+    hourly latency histograms stay, with their days beside them."""
+    backend = PostgresBackend(pg_empty_url, migrate=False)
+    backend.apply_migrations_only(upto=15)
+    day = 20_000 * 86400
+    queue = "00000000-0000-0000-0000-000000000001"
+    with psycopg.connect(pg_empty_url, autocommit=True) as conn:
+        for hour, n in ((day, 2), (day + 3600, 3), (day + 86400, 5)):
+            conn.execute(
+                "INSERT INTO attempt_rollups (width_s, queue_id, bucket, tenant, outcome,"
+                " category, n, processing_s, items, retry_delay_s, efficiency_sum, efficiency_n,"
+                " first_started_at) VALUES (3600, %s, %s, 't', 'completed', '', %s, %s, 0, 0, 0,"
+                " 0, %s)",
+                (queue, hour, n, n * 1.5, hour + 7),
+            )
+            conn.execute(
+                "INSERT INTO attempt_latency_rollups (queue_id, bucket, bin, n)"
+                " VALUES (%s, %s, 4, %s)",
+                (queue, hour, n),
+            )
+    assert backend.migrate() == sql.latest_version("postgres")
+    backend.close()
+    with psycopg.connect(pg_empty_url, autocommit=True) as conn:
+        days = conn.execute(
+            "SELECT bucket, n, processing_s, first_started_at FROM attempt_rollups"
+            " WHERE width_s = 86400 ORDER BY bucket"
+        ).fetchall()
+        latency = conn.execute(
+            "SELECT width_s, bucket, n FROM attempt_latency_rollups ORDER BY width_s, bucket"
+        ).fetchall()
+    assert days == [(day, 5, 7.5, day + 7), (day + 86400, 5, 7.5, day + 86400 + 7)]
+    assert latency == [
+        (3600, day, 2),
+        (3600, day + 3600, 3),
+        (3600, day + 86400, 5),
+        (86400, day, 5),
+        (86400, day + 86400, 5),
+    ]

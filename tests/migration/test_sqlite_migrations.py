@@ -83,3 +83,48 @@ def test_tables_without_a_version_are_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(SchemaError, match="no schema version"):
         SQLiteBackend(f"sqlite:///{tmp_path / 'db.sqlite'}")
+
+
+def test_day_rollups_are_built_from_the_hours_already_kept(tmp_path: Path) -> None:
+    """Migration 0012 on a database with history: each day row is the sum of its hours, and the
+    hourly latency histograms stay, with their days beside them."""
+    path = tmp_path / "db.sqlite"
+    backend = SQLiteBackend(f"sqlite:///{path}", migrate=False)
+    backend.apply_migrations_only(upto=11)
+    backend.close()
+    day = 20_000 * 86400
+    conn = sqlite3.connect(path)
+    with conn:
+        for hour, n in ((day, 2), (day + 3600, 3), (day + 86400, 5)):
+            conn.execute(
+                "INSERT INTO attempt_rollups (width_s, queue_id, bucket, tenant, outcome,"
+                " category, n, processing_s, items, retry_delay_s, efficiency_sum, efficiency_n,"
+                " first_started_at) VALUES (3600, 'q', ?, 't', 'completed', '', ?, ?, 0, 0, 0,"
+                " 0, ?)",
+                (hour, n, n * 1.5, hour + 7),
+            )
+            conn.execute(
+                "INSERT INTO attempt_latency_rollups (queue_id, bucket, bin, n)"
+                " VALUES ('q', ?, 4, ?)",
+                (hour, n),
+            )
+    conn.close()
+    backend = SQLiteBackend(f"sqlite:///{path}")
+    backend.close()
+    conn = sqlite3.connect(path)
+    days = conn.execute(
+        "SELECT bucket, n, processing_s, first_started_at FROM attempt_rollups"
+        " WHERE width_s = 86400 ORDER BY bucket"
+    ).fetchall()
+    assert days == [(day, 5, 7.5, day + 7), (day + 86400, 5, 7.5, day + 86400 + 7)]
+    latency = conn.execute(
+        "SELECT width_s, bucket, n FROM attempt_latency_rollups ORDER BY width_s, bucket"
+    ).fetchall()
+    assert latency == [
+        (3600, day, 2),
+        (3600, day + 3600, 3),
+        (3600, day + 86400, 5),
+        (86400, day, 5),
+        (86400, day + 86400, 5),
+    ]
+    conn.close()

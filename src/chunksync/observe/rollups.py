@@ -1,23 +1,30 @@
 """Attempt rollups: the health questions answered at any size.
 
-Every attempt row is added to a per-minute and a per-hour rollup row (queue, tenant, outcome,
-category: counts and sums) and to its queue's hourly processing-time histogram, but not when it
-is written: a worker's finish stays a plain insert. The maintenance leader `fold`s the attempts
-past a watermark into the rollups every ROLLUP_FOLD_EVERY_SECONDS, one transaction of grouped
-upserts, and readers read the rollups plus the attempts past the watermark (the database's
-*_live views: a short tail read through the primary key), so no figure is ever stale or counted
-twice. An attempt is folded only once every transaction that could have written an older id has
-ended: a fold goes up to the newest id the previous fold saw, at least ROLLUP_FOLD_LAG_SECONDS
-ago, and attempts are written in short transactions (docs/scaling.md gives the argument;
-`rebuild` is the exact fallback). Counts, sums, averages and rates read from them are exact; a
-window (the last 5 or 60 minutes) is the minute rows from the window's first whole
-minute on plus the raw attempts of its first partial minute, so it is exact too. A percentile is
-exact (from the raw rows) up to EXACT_PERCENTILE_MAX_ATTEMPTS timed attempts and beyond that read
-from the histogram, whose logarithmic bins (LATENCY_RATIO wide) keep it within that ratio.
+Every attempt row is added to a per-minute, a per-hour and a per-day rollup row (queue, tenant,
+outcome, category: counts and sums) and to its queue's hourly and daily processing-time
+histograms, but not when it is written: a worker's finish stays a plain insert. The maintenance
+leader `fold`s the attempts past a watermark into the rollups every ROLLUP_FOLD_EVERY_SECONDS,
+one transaction of grouped upserts, and readers read the rollups plus the attempts past the
+watermark (the database's *_live views: a short tail read through the primary key), so no figure
+is ever stale or counted twice. An attempt is folded only once every transaction that could have
+written an older id has ended: a fold goes up to the newest id the previous fold saw, at least
+ROLLUP_FOLD_LAG_SECONDS ago, and attempts are written in short transactions (docs/scaling.md
+gives the argument; `rebuild` is the exact fallback). Counts, sums, averages and rates read from
+them are exact; a window (the last 5 or 60 minutes) is the minute rows from the window's first
+whole minute on plus the raw attempts of its first partial minute, so it is exact too. A
+percentile is exact (from the raw rows) up to EXACT_PERCENTILE_MAX_ATTEMPTS timed attempts and
+beyond that read from the histogram, whose logarithmic bins (LATENCY_RATIO wide) keep it within
+that ratio.
 
-Retention deletes raw attempts but not their rollups: hourly rollups are kept
+A queue's all-time figures read the day rows (a month of history is 30 rows per outcome and
+category, not 720), the hourly trend the hour rows, the windows the minute rows.
+
+Retention deletes raw attempts but not their rollups: hour and day rollups are kept
 ROLLUP_RETENTION_DAYS, minute rollups MINUTE_ROLLUP_KEEP_SECONDS (the burn-rate and trend
-windows need no more). `rebuild` recomputes the rollups that raw attempts still cover, exactly.
+windows need no more). `rebuild` recomputes the rollups that raw attempts still cover, exactly:
+the minute and hour rows from the hour of the oldest raw attempt on, then the day rows from
+that day on as the sums of their hours (the day's earlier hours keep what the folds made of
+attempts retention has deleted since).
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from chunksync.manager import Manager
 LATENCY_FLOOR_S = 0.001  # bin 0 holds every processing time up to this
 LATENCY_RATIO = 1.15  # each bin past 0 is this much wider than the one before (as in the SQL)
 EXACT_PERCENTILE_MAX_ATTEMPTS = 20_000  # up to this many, a percentile reads the raw rows
-ROLLUP_RETENTION_DAYS = 400.0  # hourly rollups: longer than raw attempts (30 days)
+ROLLUP_RETENTION_DAYS = 400.0  # hour and day rollups: longer than raw attempts (30 days)
 MINUTE_ROLLUP_KEEP_SECONDS = 2 * 86400.0  # minute rollups: the slow burn-rate window and then some
 ROLLUP_TRIM_BATCH_ROWS = 2000
 ROLLUP_TRIM_MAX_BATCHES = 100  # per width per run: the leader comes back for the rest
@@ -76,6 +83,7 @@ def percentile_from_bins(bins: Iterable[tuple[int, int]], fraction: float) -> fl
 class RollupTrim:
     minutes: int = 0
     hours: int = 0
+    days: int = 0
     latency: int = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -83,7 +91,7 @@ class RollupTrim:
 
     @property
     def total(self) -> int:
-        return self.minutes + self.hours + self.latency
+        return self.minutes + self.hours + self.days + self.latency
 
 
 def trim(
@@ -108,6 +116,7 @@ def trim(
     return RollupTrim(
         minutes=run("rollups_trim", {"width_s": 60, "older_than_s": minute_keep_s}),
         hours=run("rollups_trim", {"width_s": 3600, "older_than_s": hour_keep_s}),
+        days=run("rollups_trim", {"width_s": 86400, "older_than_s": hour_keep_s}),
         latency=run("rollups_trim_latency", {"older_than_s": hour_keep_s}),
     )
 
@@ -154,13 +163,16 @@ def rebuild(manager: Manager) -> int | None:
         if row is None or row["since"] is None or mark is None:
             return None
         since = int(row["since"])
+        since_day = since // int(DAY_SECONDS) * int(DAY_SECONDS)
         s.execute("rollups_lock")
         for query in (
             "rollups_clear_since",
             "rollups_clear_latency_since",
             "rollups_recompute_since",
             "rollups_recompute_latency_since",
+            "rollups_days_since",
+            "rollups_latency_days_since",
         ):
-            s.execute(query, {"since": since})
+            s.execute(query, {"since": since, "since_day": since_day})
         s.execute("rollups_fold_advance", {"upto": int(mark["newest_id"])})
     return since

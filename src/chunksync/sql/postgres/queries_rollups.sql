@@ -1,21 +1,22 @@
 -- Health answered from the attempt rollups (migration 0009, chunksync.observe.rollups) through
 -- their live views (the rollups plus the attempts past the fold's watermark): all-time figures
--- from the hourly rows, windows through chunksync_window_attempts() (the minute rows
+-- from the day rows, windows through chunksync_window_attempts() (the minute rows
 -- plus the raw attempts of the window's first partial minute), so each answer stays exact.
 
 -- health_queue_attempts --
--- Attempts of one queue by outcome and category, with their sums (from the hourly rollups).
+-- Attempts of one queue by outcome and category, with their sums (from the day rollups).
 SELECT outcome, NULLIF(category, '') AS category, SUM(n)::bigint AS n,
        SUM(processing_s) AS processing_s, SUM(items)::bigint AS items,
        SUM(retry_delay_s) AS retry_delay_s, SUM(efficiency_sum) AS efficiency_sum,
        SUM(efficiency_n)::bigint AS efficiency_n, MIN(first_started_at) AS first_started_at
-FROM attempt_rollups_live WHERE width_s = 3600 AND queue_id = :queue_id::uuid
+FROM attempt_rollups_live WHERE width_s = 86400 AND queue_id = :queue_id::uuid
 GROUP BY outcome, category
 HAVING SUM(n) > 0;
 
 -- health_queue_latency --
--- One queue's processing-time histogram (bin, attempts), from the hourly latency rollups.
-SELECT bin, SUM(n)::bigint AS n FROM attempt_latency_rollups_live WHERE queue_id = :queue_id::uuid
+-- One queue's processing-time histogram (bin, attempts), from the day latency rollups.
+SELECT bin, SUM(n)::bigint AS n FROM attempt_latency_rollups_live
+WHERE width_s = 86400 AND queue_id = :queue_id::uuid
 GROUP BY bin HAVING SUM(n) > 0 ORDER BY bin;
 
 -- health_queue_chunks --
@@ -29,7 +30,7 @@ SELECT
         FROM chunksync_window_attempts(:window_s::float8, :queue_id::uuid)
         WHERE outcome = 'completed') AS recent_completed,
     (SELECT MIN(first_started_at) FROM attempt_rollups_live
-        WHERE width_s = 3600 AND queue_id = :queue_id::uuid) AS first_started_at,
+        WHERE width_s = 86400 AND queue_id = :queue_id::uuid) AS first_started_at,
     (SELECT COUNT(*) FROM audit_log WHERE queue_id = :queue_id::uuid
         AND action = 'recover_stuck') AS recoveries,
     NOW() AS now;
@@ -78,15 +79,19 @@ SELECT (floor(MIN(finished_at) / 3600) * 3600)::bigint AS since FROM attempts;
 LOCK TABLE attempt_rollups, attempt_latency_rollups IN EXCLUSIVE MODE;
 
 -- rollups_clear_since --
--- Delete the rollups from :since on (before recomputing them from the raw attempts).
-DELETE FROM attempt_rollups WHERE bucket >= :since::bigint;
+-- Delete the rollups from :since on, the day rows from :since_day on (the start of the day
+-- :since falls in), before recomputing them.
+DELETE FROM attempt_rollups
+WHERE bucket >= CASE WHEN width_s = 86400 THEN :since_day::bigint ELSE :since::bigint END;
 
 -- rollups_clear_latency_since --
--- Delete the latency rollups from :since on.
-DELETE FROM attempt_latency_rollups WHERE bucket >= :since::bigint;
+-- Delete the latency rollups from :since on, the day rows from :since_day on.
+DELETE FROM attempt_latency_rollups
+WHERE bucket >= CASE WHEN width_s = 86400 THEN :since_day::bigint ELSE :since::bigint END;
 
 -- rollups_recompute_since --
--- Recompute the rollups of the raw attempts finished from :since on (with today's objectives).
+-- Recompute the minute and hour rollups of the raw attempts finished from :since on (with
+-- today's objectives).
 INSERT INTO attempt_rollups (width_s, queue_id, bucket, tenant, outcome, category, n,
                              processing_s, items, retry_delay_s, efficiency_sum, efficiency_n,
                              first_started_at, first_attempts, slow_claims, late)
@@ -104,12 +109,30 @@ WHERE a.finished_at >= :since::bigint
 GROUP BY 1, 2, 3, 4, 5, 6;
 
 -- rollups_recompute_latency_since --
--- Recompute the latency rollups of the raw attempts finished from :since on.
-INSERT INTO attempt_latency_rollups (queue_id, bucket, bin, n)
-SELECT queue_id, (floor(finished_at / 3600) * 3600)::bigint, chunksync_latency_bin(processing_s),
-       count(*)
+-- Recompute the hour latency rollups of the raw attempts finished from :since on.
+INSERT INTO attempt_latency_rollups (width_s, queue_id, bucket, bin, n)
+SELECT 3600, queue_id, (floor(finished_at / 3600) * 3600)::bigint,
+       chunksync_latency_bin(processing_s), count(*)
 FROM attempts WHERE finished_at >= :since::bigint AND outcome NOT IN ('stuck', 'held')
-GROUP BY 1, 2, 3;
+GROUP BY 2, 3, 4;
+
+-- rollups_days_since --
+-- The day rollups from :since_day on, as the sums of their hours (exact: a day is its hours).
+INSERT INTO attempt_rollups (width_s, queue_id, bucket, tenant, outcome, category, n,
+                             processing_s, items, retry_delay_s, efficiency_sum, efficiency_n,
+                             first_started_at, first_attempts, slow_claims, late)
+SELECT 86400, queue_id, (floor(bucket / 86400.0) * 86400)::bigint, tenant, outcome, category,
+       sum(n), sum(processing_s), sum(items), sum(retry_delay_s), sum(efficiency_sum),
+       sum(efficiency_n), min(first_started_at), sum(first_attempts), sum(slow_claims), sum(late)
+FROM attempt_rollups WHERE width_s = 3600 AND bucket >= :since_day::bigint
+GROUP BY 2, 3, 4, 5, 6;
+
+-- rollups_latency_days_since --
+-- The day latency rollups from :since_day on, as the sums of their hours.
+INSERT INTO attempt_latency_rollups (width_s, queue_id, bucket, bin, n)
+SELECT 86400, queue_id, (floor(bucket / 86400.0) * 86400)::bigint, bin, sum(n)
+FROM attempt_latency_rollups WHERE width_s = 3600 AND bucket >= :since_day::bigint
+GROUP BY 2, 3, 4;
 
 -- rollups_fold_mark --
 -- The fold's watermark (locked: one fold at a time), the newest attempt id seen at the last fold
@@ -125,8 +148,8 @@ FROM attempt_rollup_marks WHERE id = 1 FOR UPDATE;
 LOCK TABLE attempts IN SHARE MODE;
 
 -- rollups_fold --
--- Add the attempts with :after < id <= :upto to the minute and hour rollups: one grouped upsert
--- in key order.
+-- Add the attempts with :after < id <= :upto to the minute, hour and day rollups: one grouped
+-- upsert in key order.
 INSERT INTO attempt_rollups AS t (width_s, queue_id, bucket, tenant, outcome, category, n,
                                   processing_s, items, retry_delay_s, efficiency_sum,
                                   efficiency_n, first_started_at, first_attempts, slow_claims,
@@ -138,7 +161,7 @@ SELECT w.width_s, a.queue_id, (floor(a.finished_at / w.width_s) * w.width_s)::bi
        count(*) FILTER (WHERE a.attempt = 1 AND a.started_at - c.created_at > q.wait_objective_s),
        count(*) FILTER (WHERE a.outcome = 'completed'
                           AND a.finished_at - c.created_at > q.deadline_s)
-FROM attempts a CROSS JOIN (VALUES (60), (3600)) AS w(width_s)
+FROM attempts a CROSS JOIN (VALUES (60), (3600), (86400)) AS w(width_s)
 LEFT JOIN chunks c ON c.id = a.chunk_id
 LEFT JOIN queues q ON q.id = a.queue_id
 WHERE a.id > :after::bigint AND a.id <= :upto::bigint
@@ -153,14 +176,14 @@ SET n = t.n + excluded.n, processing_s = t.processing_s + excluded.processing_s,
     slow_claims = t.slow_claims + excluded.slow_claims, late = t.late + excluded.late;
 
 -- rollups_fold_latency --
--- Add the timed attempts with :after < id <= :upto to the latency histograms.
-INSERT INTO attempt_latency_rollups AS t (queue_id, bucket, bin, n)
-SELECT queue_id, (floor(finished_at / 3600) * 3600)::bigint, chunksync_latency_bin(processing_s),
-       count(*)
-FROM attempts
-WHERE id > :after::bigint AND id <= :upto::bigint AND outcome NOT IN ('stuck', 'held')
-GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-ON CONFLICT (queue_id, bucket, bin) DO UPDATE SET n = t.n + excluded.n;
+-- Add the timed attempts with :after < id <= :upto to the hour and day latency histograms.
+INSERT INTO attempt_latency_rollups AS t (width_s, queue_id, bucket, bin, n)
+SELECT w.width_s, a.queue_id, (floor(a.finished_at / w.width_s) * w.width_s)::bigint,
+       chunksync_latency_bin(a.processing_s), count(*)
+FROM attempts a CROSS JOIN (VALUES (3600), (86400)) AS w(width_s)
+WHERE a.id > :after::bigint AND a.id <= :upto::bigint AND a.outcome NOT IN ('stuck', 'held')
+GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
+ON CONFLICT (width_s, queue_id, bucket, bin) DO UPDATE SET n = t.n + excluded.n;
 
 -- rollups_fold_advance --
 -- Move the watermark to :upto and remember the newest attempt id now (the next fold's bound).

@@ -328,7 +328,10 @@ ORDER BY processing_s
 LIMIT 2 OFFSET :offset;
 
 -- health_system --
--- Workers, queues and backlog right now.
+-- Workers, queues and backlog right now. The backlog is counted per active queue through
+-- (queue_id, status), an index that holds every column it reads; the oldest pending chunk is
+-- the first of each priority in chunks_runnable (created_at order) whose queue is active. Both
+-- were one join over every pending chunk, looking each up in the table (10 ms each at 10,000).
 SELECT
     (SELECT COUNT(*) FROM workers WHERE status IN ('running', 'stopping')
         AND last_heartbeat_at >= NOW() - :worker_timeout_s) AS workers_alive,
@@ -336,10 +339,20 @@ SELECT
         OR (status IN ('running', 'stopping') AND last_heartbeat_at < NOW() - :worker_timeout_s))
         AS workers_lost,
     (SELECT COUNT(*) FROM queues WHERE status = 'active') AS active_queues,
-    (SELECT COUNT(*) FROM chunks c JOIN queues q ON q.id = c.queue_id
-        WHERE c.status = 'pending' AND q.status = 'active') AS backlog,
-    NOW() - (SELECT MIN(c.created_at) FROM chunks c JOIN queues q ON q.id = c.queue_id
-        WHERE c.status = 'pending' AND q.status = 'active') AS oldest_pending_age_s,
+    (SELECT COALESCE(SUM((SELECT COUNT(*) FROM chunks c
+                          WHERE c.queue_id = q.id AND c.status = 'pending')), 0)
+        FROM queues q WHERE q.status = 'active') AS backlog,
+    NOW() - (WITH RECURSIVE levels(p) AS (
+                 SELECT MAX(priority) FROM chunks WHERE status = 'pending'
+                 UNION ALL
+                 SELECT (SELECT MAX(priority) FROM chunks
+                         WHERE status = 'pending' AND priority < levels.p)
+                 FROM levels WHERE levels.p IS NOT NULL)
+             SELECT MIN((SELECT c.created_at FROM chunks c
+                         WHERE c.status = 'pending' AND c.priority = l.p
+                           AND c.queue_id IN (SELECT id FROM queues WHERE status = 'active')
+                         ORDER BY c.created_at LIMIT 1))
+             FROM levels l WHERE l.p IS NOT NULL) AS oldest_pending_age_s,
     (SELECT COUNT(*) FROM chunks WHERE status = 'processing' AND lease_expires_at < NOW())
         AS stuck,
     (SELECT COUNT(*) FROM chunks WHERE status = 'dead') AS dead,

@@ -5,18 +5,19 @@
 -- :window_s windows start at NOW() - :window_s; the minute rows from the next whole minute on.
 
 -- health_queue_attempts --
--- Attempts of one queue by outcome and category, with their sums (from the hourly rollups).
+-- Attempts of one queue by outcome and category, with their sums (from the day rollups).
 SELECT outcome, NULLIF(category, '') AS category, SUM(n) AS n, SUM(processing_s) AS processing_s,
        SUM(items) AS items, SUM(retry_delay_s) AS retry_delay_s,
        SUM(efficiency_sum) AS efficiency_sum, SUM(efficiency_n) AS efficiency_n,
        MIN(first_started_at) AS first_started_at
-FROM attempt_rollups_live WHERE width_s = 3600 AND queue_id = :queue_id
+FROM attempt_rollups_live WHERE width_s = 86400 AND queue_id = :queue_id
 GROUP BY outcome, category
 HAVING SUM(n) > 0;
 
 -- health_queue_latency --
--- One queue's processing-time histogram (bin, attempts), from the hourly latency rollups.
-SELECT bin, SUM(n) AS n FROM attempt_latency_rollups_live WHERE queue_id = :queue_id
+-- One queue's processing-time histogram (bin, attempts), from the day latency rollups.
+SELECT bin, SUM(n) AS n FROM attempt_latency_rollups_live
+WHERE width_s = 86400 AND queue_id = :queue_id
 GROUP BY bin HAVING SUM(n) > 0 ORDER BY bin;
 
 -- health_queue_chunks --
@@ -33,7 +34,7 @@ SELECT
         AND finished_at >= NOW() - :window_s
         AND finished_at < CAST((NOW() - :window_s) / 60 AS INTEGER) * 60 + 60)
         AS recent_completed,
-    (SELECT MIN(first_started_at) FROM attempt_rollups_live WHERE width_s = 3600
+    (SELECT MIN(first_started_at) FROM attempt_rollups_live WHERE width_s = 86400
         AND queue_id = :queue_id) AS first_started_at,
     (SELECT COUNT(*) FROM audit_log WHERE queue_id = :queue_id AND action = 'recover_stuck')
         AS recoveries,
@@ -96,15 +97,19 @@ SELECT CAST(MIN(finished_at) / 3600 AS INTEGER) * 3600 AS since FROM attempts;
 SELECT 1;
 
 -- rollups_clear_since --
--- Delete the rollups from :since on (before recomputing them from the raw attempts).
-DELETE FROM attempt_rollups WHERE bucket >= :since;
+-- Delete the rollups from :since on, the day rows from :since_day on (the start of the day
+-- :since falls in), before recomputing them.
+DELETE FROM attempt_rollups
+WHERE bucket >= CASE WHEN width_s = 86400 THEN :since_day ELSE :since END;
 
 -- rollups_clear_latency_since --
--- Delete the latency rollups from :since on.
-DELETE FROM attempt_latency_rollups WHERE bucket >= :since;
+-- Delete the latency rollups from :since on, the day rows from :since_day on.
+DELETE FROM attempt_latency_rollups
+WHERE bucket >= CASE WHEN width_s = 86400 THEN :since_day ELSE :since END;
 
 -- rollups_recompute_since --
--- Recompute the rollups of the raw attempts finished from :since on (with today's objectives).
+-- Recompute the minute and hour rollups of the raw attempts finished from :since on (with
+-- today's objectives).
 INSERT INTO attempt_rollups (width_s, queue_id, bucket, tenant, outcome, category, n,
                              processing_s, items, retry_delay_s, efficiency_sum, efficiency_n,
                              first_started_at, first_attempts, slow_claims, late)
@@ -123,14 +128,33 @@ GROUP BY w.width_s, a.queue_id, CAST(a.finished_at / w.width_s AS INTEGER) * w.w
          a.tenant, a.outcome, COALESCE(a.category, '');
 
 -- rollups_recompute_latency_since --
--- Recompute the latency rollups of the raw attempts finished from :since on.
-INSERT INTO attempt_latency_rollups (queue_id, bucket, bin, n)
-SELECT queue_id, CAST(finished_at / 3600 AS INTEGER) * 3600 AS hour,
+-- Recompute the hour latency rollups of the raw attempts finished from :since on.
+INSERT INTO attempt_latency_rollups (width_s, queue_id, bucket, bin, n)
+SELECT 3600, queue_id, CAST(finished_at / 3600 AS INTEGER) * 3600 AS hour,
        CASE WHEN processing_s <= 0.001 THEN 0
             ELSE 1 + CAST(ln(processing_s / 0.001) / 0.13976194237515868 AS INTEGER) END AS b,
        COUNT(*)
 FROM attempts WHERE finished_at >= :since AND outcome NOT IN ('stuck', 'held')
 GROUP BY queue_id, hour, b;
+
+-- rollups_days_since --
+-- The day rollups from :since_day on, as the sums of their hours (exact: a day is its hours).
+INSERT INTO attempt_rollups (width_s, queue_id, bucket, tenant, outcome, category, n,
+                             processing_s, items, retry_delay_s, efficiency_sum, efficiency_n,
+                             first_started_at, first_attempts, slow_claims, late)
+SELECT 86400, queue_id, CAST(bucket / 86400 AS INTEGER) * 86400 AS day, tenant, outcome,
+       category, SUM(n), SUM(processing_s), SUM(items), SUM(retry_delay_s), SUM(efficiency_sum),
+       SUM(efficiency_n), MIN(first_started_at), SUM(first_attempts), SUM(slow_claims),
+       SUM(late)
+FROM attempt_rollups WHERE width_s = 3600 AND bucket >= :since_day
+GROUP BY queue_id, day, tenant, outcome, category;
+
+-- rollups_latency_days_since --
+-- The day latency rollups from :since_day on, as the sums of their hours.
+INSERT INTO attempt_latency_rollups (width_s, queue_id, bucket, bin, n)
+SELECT 86400, queue_id, CAST(bucket / 86400 AS INTEGER) * 86400 AS day, bin, SUM(n)
+FROM attempt_latency_rollups WHERE width_s = 3600 AND bucket >= :since_day
+GROUP BY queue_id, day, bin;
 
 -- rollups_fold_mark --
 -- The fold's watermark, the newest attempt id seen at the last fold and how long ago, and the
@@ -144,7 +168,8 @@ FROM attempt_rollup_marks WHERE id = 1;
 SELECT 1;
 
 -- rollups_fold --
--- Add the attempts with :after < id <= :upto to the minute and hour rollups (one grouped upsert).
+-- Add the attempts with :after < id <= :upto to the minute, hour and day rollups (one grouped
+-- upsert).
 INSERT INTO attempt_rollups (width_s, queue_id, bucket, tenant, outcome, category, n,
                              processing_s, items, retry_delay_s, efficiency_sum, efficiency_n,
                              first_started_at, first_attempts, slow_claims, late)
@@ -155,7 +180,8 @@ SELECT w.width_s, a.queue_id, CAST(a.finished_at / w.width_s AS INTEGER) * w.wid
        SUM(a.attempt = 1),
        SUM(COALESCE(a.attempt = 1 AND a.started_at - c.created_at > q.wait_objective_s, 0)),
        SUM(COALESCE(a.outcome = 'completed' AND a.finished_at - c.created_at > q.deadline_s, 0))
-FROM attempts a CROSS JOIN (SELECT 60 AS width_s UNION ALL SELECT 3600) AS w
+FROM attempts a
+CROSS JOIN (SELECT 60 AS width_s UNION ALL SELECT 3600 UNION ALL SELECT 86400) AS w
 LEFT JOIN chunks c ON c.id = a.chunk_id
 LEFT JOIN queues q ON q.id = a.queue_id
 WHERE a.id > :after AND a.id <= :upto
@@ -171,15 +197,16 @@ SET n = n + excluded.n, processing_s = processing_s + excluded.processing_s,
     slow_claims = slow_claims + excluded.slow_claims, late = late + excluded.late;
 
 -- rollups_fold_latency --
--- Add the timed attempts with :after < id <= :upto to the latency histograms.
-INSERT INTO attempt_latency_rollups (queue_id, bucket, bin, n)
-SELECT queue_id, CAST(finished_at / 3600 AS INTEGER) * 3600 AS hour,
-       CASE WHEN processing_s <= 0.001 THEN 0
-            ELSE 1 + CAST(ln(processing_s / 0.001) / 0.13976194237515868 AS INTEGER) END AS b,
+-- Add the timed attempts with :after < id <= :upto to the hour and day latency histograms.
+INSERT INTO attempt_latency_rollups (width_s, queue_id, bucket, bin, n)
+SELECT w.width_s, a.queue_id, CAST(a.finished_at / w.width_s AS INTEGER) * w.width_s AS slot,
+       CASE WHEN a.processing_s <= 0.001 THEN 0
+            ELSE 1 + CAST(ln(a.processing_s / 0.001) / 0.13976194237515868 AS INTEGER) END AS b,
        COUNT(*)
-FROM attempts WHERE id > :after AND id <= :upto AND outcome NOT IN ('stuck', 'held')
-GROUP BY queue_id, hour, b
-ON CONFLICT (queue_id, bucket, bin) DO UPDATE SET n = n + excluded.n;
+FROM attempts a CROSS JOIN (SELECT 3600 AS width_s UNION ALL SELECT 86400) AS w
+WHERE a.id > :after AND a.id <= :upto AND a.outcome NOT IN ('stuck', 'held')
+GROUP BY w.width_s, a.queue_id, slot, b
+ON CONFLICT (width_s, queue_id, bucket, bin) DO UPDATE SET n = n + excluded.n;
 
 -- rollups_fold_advance --
 -- Move the watermark to :upto and remember the newest attempt id now (the next fold's bound).
@@ -197,8 +224,8 @@ WHERE (width_s, queue_id, bucket, tenant, outcome, category) IN (
 
 -- rollups_trim_latency --
 -- Delete at most :limit latency rollup rows older than :older_than_s.
-DELETE FROM attempt_latency_rollups WHERE (queue_id, bucket, bin) IN (
-    SELECT queue_id, bucket, bin FROM attempt_latency_rollups
+DELETE FROM attempt_latency_rollups WHERE (width_s, queue_id, bucket, bin) IN (
+    SELECT width_s, queue_id, bucket, bin FROM attempt_latency_rollups
     WHERE bucket < NOW() - :older_than_s LIMIT :limit);
 
 -- slo_set --
