@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -114,3 +115,21 @@ def test_assess_thresholds(args: tuple[Any, ...], state: HealthState, reason: st
     got, reasons = assess(HealthThresholds(), *args)
     assert got is state
     assert (reason is None and reasons == []) or any(reason in r for r in reasons if reason)
+
+
+def test_backlog_and_oldest_pending_count_active_queues_of_every_priority(app: App) -> None:
+    """The backlog counts each active queue's pending chunks; the oldest pending chunk is the
+    oldest of any priority whose queue is active (a paused queue's older chunks do not count)."""
+    app.handler("job")(lambda ctx: None)
+    paused = app.create_queue("job://paused", [{}] * 3, priority=9)
+    app.manager.pause_queue(paused.id, actor="test")
+    time.sleep(0.5)
+    low = app.create_queue("job://low", [{}] * 2, priority=1)
+    time.sleep(0.5)
+    high = app.create_queue("job://high", [{}] * 4, priority=5)
+    s = health.system_summary(app.manager)
+    assert s.backlog == 6 and s.active_queues == 2
+    low_age = health.queue_summary(app.manager, low).oldest_pending_age_s
+    high_age = health.queue_summary(app.manager, high).oldest_pending_age_s
+    assert low_age is not None and high_age is not None and low_age > high_age
+    assert s.oldest_pending_age_s == pytest.approx(low_age, abs=0.25)

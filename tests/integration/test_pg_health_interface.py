@@ -241,8 +241,8 @@ def test_the_sql_interface_reader_agrees_with_the_named_query_reader(pg: App) ->
     assert readers.reader_for(pg.backend) is readers.SQL_INTERFACE
     for queue in pg.manager.list_queues():
         _agree(
-            readers.SQL_INTERFACE.queue_summary(pg.manager, queue),
-            readers.NAMED_QUERIES.queue_summary(pg.manager, queue),
+            readers.SQL_INTERFACE.queue_summary(pg.manager, queue.id),
+            readers.NAMED_QUERIES.queue_summary(pg.manager, queue.id),
         )
     for t in (HealthThresholds(), HealthThresholds(min_attempts=1, error_rate_degraded=0.2)):
         deps = trends.dependency_health(pg.manager, t)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from chunksync.deps.budget import RetryBudgets
-from chunksync.exceptions import ConfigurationError
+from chunksync.exceptions import ConfigurationError, NotFound
 from chunksync.manager import Manager
 from chunksync.models import Queue
 from chunksync.observe.model import (
@@ -32,9 +32,16 @@ THRESHOLDS_ENV = "CHUNKSYNC_HEALTH_CONFIG"  # a TOML file with a [health] table
 
 
 def queue_summary(manager: Manager, queue: Queue | str) -> QueueSummary:
-    """A queue's progress, attempts, failures by category, timings, throughput and ETA."""
-    q = manager.get_queue(queue) if isinstance(queue, str) else manager.get_queue(queue.id)
-    return reader_for(manager.backend).queue_summary(manager, q)
+    """A queue's progress, attempts, failures by category, timings, throughput and ETA, read
+    now (a Queue passed in gives its id). `queue` may be a queue's id or name."""
+    if isinstance(queue, Queue):
+        queue_id = queue.id
+    else:
+        try:
+            queue_id = manager.queue_row(queue).id  # by id: no count of its chunks
+        except NotFound:
+            queue_id = manager.get_queue(queue).id  # by name
+    return reader_for(manager.backend).queue_summary(manager, queue_id)
 
 
 def system_summary(

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from chunksync.backends.base import Backend
+from chunksync.exceptions import NotFound
 from chunksync.manager import Manager
-from chunksync.models import Outcome, Queue
+from chunksync.models import Outcome
 from chunksync.observe import rollups
 from chunksync.observe.model import (
     FAILED_OUTCOMES,
@@ -41,7 +42,7 @@ from chunksync.observe.model import (
 class HealthReader(Protocol):
     """Answers the two health questions; the dependencies' health is measured by the caller."""
 
-    def queue_summary(self, manager: Manager, queue: Queue) -> QueueSummary: ...
+    def queue_summary(self, manager: Manager, queue_id: str) -> QueueSummary: ...
 
     def system_summary(
         self, manager: Manager, t: HealthThresholds, dependencies: list[DependencyHealth]
@@ -79,12 +80,14 @@ def _fill(cls: type[Any], row: dict[str, Any], **overrides: Any) -> Any:
 class SqlInterfaceReader:
     """Health from the database's own functions: one implementation for every client."""
 
-    def queue_summary(self, manager: Manager, queue: Queue) -> QueueSummary:
+    def queue_summary(self, manager: Manager, queue_id: str) -> QueueSummary:
+        # The function counts the queue's chunks itself: no get_queue before it (a second count).
         row = manager.backend.fetch_one(
             "pg_queue_health_summary",
-            {"queue_id": queue.id, "window_s": THROUGHPUT_WINDOW_SECONDS},
+            {"queue_id": queue_id, "window_s": THROUGHPUT_WINDOW_SECONDS},
         )
-        assert row is not None
+        if row is None or row["queue_id"] is None:
+            raise NotFound(f"no queue with id '{queue_id}'")
         return _fill(  # type: ignore[no-any-return]
             QueueSummary,
             row,
@@ -209,7 +212,8 @@ def _window(manager: Manager, window_s: float) -> tuple[int, int, Counter[str]]:
 class NamedQueryReader:
     """Health computed in Python from the backend's named queries, alike on every dialect."""
 
-    def queue_summary(self, manager: Manager, queue: Queue) -> QueueSummary:
+    def queue_summary(self, manager: Manager, queue_id: str) -> QueueSummary:
+        queue = manager.get_queue(queue_id)
         tally = _AttemptTally()
         for r in manager.backend.fetch_all("health_queue_attempts", {"queue_id": queue.id}):
             tally.add(r)
