@@ -8,7 +8,8 @@ TAIL_ATTEMPTS more, finished in the last few seconds and not folded yet, which e
 from the raw rows (what a fleet finishing 100 attempts a second leaves between two folds; more
 with CHUNKSYNC_BENCH_TAIL). Each figure is the
 median, over RUNS runs, of one queue summary plus one system summary (the dashboard's
-overview); the hourly trend is printed beside them. Ends with
+overview); the hourly trend is printed beside them, and `queue_list_ms_100_queues=`, every
+queue's summary at once as the dashboard's queue table reads them. Ends with
 `health_summary_ms_1m_one_queue=<v>`, the worst of both backends for the queue that holds every
 attempt (PostgreSQL is skipped, and said so, when it is not installed).
 CHUNKSYNC_BENCH_ATTEMPTS changes the row count.
@@ -27,7 +28,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from chunksync.app import App
-from chunksync.observe import health, rollups, trends
+from chunksync.observe import health, listing, rollups, trends
 
 N_ATTEMPTS = int(os.environ.get("CHUNKSYNC_BENCH_ATTEMPTS", "1000000"))
 N_QUEUES = 100
@@ -180,6 +181,14 @@ def measure(url: str, queue_id: str, label: str) -> float:
     return q + s
 
 
+def measure_list(url: str) -> float:
+    """Every queue's summary at once, as the dashboard's queue table reads them (ms)."""
+    with App(url) as app:
+        ms = timed(lambda: listing.queue_summaries(app.manager, app.manager.list_queues()))
+    print(f"sqlite, {N_QUEUES} queues: the list of every queue's summary {ms:.1f} ms")
+    return ms
+
+
 def postgres_one_queue() -> float | None:
     try:
         from tests.servers.pgcluster import PgCluster, available
@@ -208,12 +217,14 @@ def main() -> None:
         spread_ms = measure(
             f"sqlite:///{spread}", queue_ids[0], f"sqlite, {N_QUEUES} queues (one's summary)"
         )
+        list_ms = measure_list(f"sqlite:///{spread}")
         one = Path(folder) / "one.db"
         [single] = populate_sqlite(one, 1)
         worst = [measure(f"sqlite:///{one}", single, f"sqlite, one queue holding all {N_ATTEMPTS}")]
     pg = postgres_one_queue()
     if pg is not None:
         worst.append(pg)
+    print(f"queue_list_ms_100_queues={list_ms:.1f}")
     print(f"health_summary_ms_1m={spread_ms:.1f}")
     print(f"health_summary_ms_1m_one_queue={max(worst):.1f}")
 

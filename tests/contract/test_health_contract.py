@@ -10,7 +10,7 @@ import pytest
 from chunksync.app import App
 from chunksync.manager import FinishResult
 from chunksync.models import Attempt, ChunkStatus, ErrorCategory, Outcome
-from chunksync.observe import health, trends
+from chunksync.observe import health, listing, rollups, trends
 from chunksync.observe.model import HealthState, HealthThresholds, assess
 
 C = ErrorCategory
@@ -133,3 +133,29 @@ def test_backlog_and_oldest_pending_count_active_queues_of_every_priority(app: A
     high_age = health.queue_summary(app.manager, high).oldest_pending_age_s
     assert low_age is not None and high_age is not None and low_age > high_age
     assert s.oldest_pending_age_s == pytest.approx(low_age, abs=0.25)
+
+
+def test_a_list_of_summaries_agrees_with_each_summary(measured: App) -> None:
+    """The dashboard's list reads every queue at once; its figures are each summary's, the p95
+    read from the histogram (within one bin) instead of the raw rows."""
+    measured.create_queue("job://waiting", [{}] * 2)  # a backlog and no attempt yet
+    queues = measured.manager.list_queues()
+    listed = listing.queue_summaries(measured.manager, queues)
+    assert [s.queue_id for s in listed] == [q.id for q in queues]
+    # Read at different moments: ages and rates over "now" differ by the time between.
+    close = {
+        "p95_processing_s": {"rel": rollups.LATENCY_RATIO - 1},
+        "oldest_pending_age_s": {"abs": 1.0},
+        "throughput_chunks_per_s": {"rel": 0.05},
+        "eta_s": {"rel": 0.05},
+    }
+    for q, s in zip(queues, listed, strict=True):
+        one = health.queue_summary(measured.manager, q).as_dict()
+        got = s.as_dict()
+        for key, tolerance in close.items():
+            mine, theirs = got.pop(key), one.pop(key)
+            assert (mine is None) == (theirs is None), key
+            if theirs is not None:
+                assert mine == pytest.approx(theirs, **tolerance), key
+        assert got == one
+    assert listing.queue_summaries(measured.manager, []) == []

@@ -85,9 +85,9 @@ def test_tables_without_a_version_are_refused(tmp_path: Path) -> None:
         SQLiteBackend(f"sqlite:///{tmp_path / 'db.sqlite'}")
 
 
-def test_day_rollups_are_built_from_the_hours_already_kept(tmp_path: Path) -> None:
-    """Migration 0012 on a database with history: each day row is the sum of its hours, and the
-    hourly latency histograms stay, with their days beside them."""
+def test_all_time_rollups_are_built_from_the_hours_already_kept(tmp_path: Path) -> None:
+    """Migration 0012 on a database with history: the all-time rows are the sums of the hours,
+    and the hourly latency histograms stay, with the all-time one beside them."""
     path = tmp_path / "db.sqlite"
     backend = SQLiteBackend(f"sqlite:///{path}", migrate=False)
     backend.apply_migrations_only(upto=11)
@@ -114,17 +114,16 @@ def test_day_rollups_are_built_from_the_hours_already_kept(tmp_path: Path) -> No
     conn = sqlite3.connect(path)
     days = conn.execute(
         "SELECT bucket, n, processing_s, first_started_at FROM attempt_rollups"
-        " WHERE width_s = 86400 ORDER BY bucket"
+        " WHERE width_s = 0 ORDER BY bucket"
     ).fetchall()
-    assert days == [(day, 5, 7.5, day + 7), (day + 86400, 5, 7.5, day + 86400 + 7)]
+    assert days == [(0, 10, 15.0, day + 7)]
     latency = conn.execute(
-        "SELECT width_s, bucket, n FROM attempt_latency_rollups ORDER BY width_s, bucket"
+        "SELECT width_s, bucket, n FROM attempt_latency_rollups ORDER BY width_s DESC, bucket"
     ).fetchall()
     assert latency == [
         (3600, day, 2),
         (3600, day + 3600, 3),
         (3600, day + 86400, 5),
-        (86400, day, 5),
-        (86400, day + 86400, 5),
+        (0, 0, 10),
     ]
     conn.close()

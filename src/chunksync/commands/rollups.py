@@ -41,7 +41,7 @@ def fold_cmd() -> None:
 @friendly
 def trim_cmd(
     keep: Annotated[
-        str, typer.Option(help="Age of hourly and daily rollups to keep: 400d, 52w.")
+        str, typer.Option(help="Age of hourly rollups to keep: 400d, 52w.")
     ] = f"{rollups.ROLLUP_RETENTION_DAYS:.0f}d",
     keep_minutes: Annotated[
         str, typer.Option(help="Age of minute rollups to keep: 2d, 12h.")
@@ -56,6 +56,5 @@ def trim_cmd(
             max_batches=None,
         )
     console.print(
-        f"removed {done.minutes} minute, {done.hours} hourly, {done.days} daily and "
-        f"{done.latency} latency rollup rows"
+        f"removed {done.minutes} minute, {done.hours} hourly and {done.latency} latency rollup rows"
     )

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from chunksync.backends.base import Backend
 from chunksync.exceptions import NotFound
 from chunksync.manager import Manager
-from chunksync.models import Outcome
+from chunksync.models import Outcome, Queue
 from chunksync.observe import rollups
 from chunksync.observe.model import (
     FAILED_OUTCOMES,
@@ -128,7 +128,7 @@ class SqlInterfaceReader:
 
 
 @dataclass(slots=True)
-class _AttemptTally:
+class AttemptTally:
     """A queue's attempt rows added up: counts by outcome and category, times, items."""
 
     by_outcome: Counter[str] = dataclasses.field(default_factory=Counter)
@@ -140,6 +140,11 @@ class _AttemptTally:
     eff_sum: float = 0.0
     eff_n: float = 0.0
     first_started_at: float | None = None
+
+    @property
+    def timed_n(self) -> int:
+        """Attempts with a processing time (every outcome but the untimed ones)."""
+        return sum(self.by_outcome.values()) - sum(self.by_outcome[o] for o in UNTIMED_OUTCOMES)
 
     def add(self, r: dict[str, Any]) -> None:
         n = int(r["n"])
@@ -195,6 +200,50 @@ def _throughput(chunks: dict[str, Any]) -> float | None:
     return recent / window if window and window > 0 and recent else None
 
 
+def summary_of(
+    queue: Queue, tally: AttemptTally, chunks: dict[str, Any], p95: float | None
+) -> QueueSummary:
+    """A queue's summary from its row (with totals), its attempts added up, its chunks' row
+    (oldest pending age, stuck, recent completions, first start, recoveries, now) and its p95."""
+    by_outcome = tally.by_outcome
+    attempts = sum(by_outcome.values())
+    completed = by_outcome[Outcome.COMPLETED]
+    timed_n = tally.timed_n
+    throughput = _throughput(chunks)
+    totals = {status.value: n for status, n in queue.totals.items()}
+    remaining = totals.get("pending", 0) + totals.get("processing", 0)
+    return QueueSummary(
+        queue_id=queue.id,
+        name=queue.name,
+        status=queue.status.value,
+        totals=totals,
+        progress=(queue.done / queue.total) if queue.total else 1.0,
+        attempts=attempts,
+        completed_attempts=completed,
+        failed_attempts=sum(by_outcome[o] for o in FAILED_OUTCOMES),
+        success_rate=(completed / attempts) if attempts else None,
+        retries=by_outcome[Outcome.RETRIED],
+        deferrals=by_outcome[Outcome.DEFERRED],
+        held=by_outcome[Outcome.HELD],
+        dead_attempts=by_outcome[Outcome.DEAD],
+        stuck_recovered=by_outcome[Outcome.STUCK],
+        failures_by_category=dict(tally.by_category.most_common()),
+        avg_processing_s=(tally.timed_s / timed_n) if timed_n else None,
+        p95_processing_s=p95,
+        items_per_s=(tally.completed_items / tally.completed_s) if tally.completed_s > 0 else None,
+        avg_efficiency=(tally.eff_sum / tally.eff_n) if tally.eff_n else None,
+        total_retry_delay_s=tally.delay_total,
+        throughput_chunks_per_s=throughput,
+        oldest_pending_age_s=_f(chunks["oldest_pending_age_s"]),
+        stuck=int(chunks["stuck"] or 0),
+        dead=totals.get("dead", 0),
+        recoveries=int(chunks["recoveries"] or 0),
+        eta_s=(remaining / throughput)
+        if throughput and remaining
+        else (0.0 if not remaining else None),
+    )
+
+
 def _window(manager: Manager, window_s: float) -> tuple[int, int, Counter[str]]:
     """Attempts, failures and failures by category over the last window_s seconds."""
     attempts = failures = 0
@@ -214,52 +263,15 @@ class NamedQueryReader:
 
     def queue_summary(self, manager: Manager, queue_id: str) -> QueueSummary:
         queue = manager.get_queue(queue_id)
-        tally = _AttemptTally()
+        tally = AttemptTally()
         for r in manager.backend.fetch_all("health_queue_attempts", {"queue_id": queue.id}):
             tally.add(r)
-        by_outcome = tally.by_outcome
-        attempts = sum(by_outcome.values())
-        completed = by_outcome[Outcome.COMPLETED]
-        timed_n = attempts - sum(by_outcome[o] for o in UNTIMED_OUTCOMES)
         chunks = manager.backend.fetch_one(
             "health_queue_chunks", {"queue_id": queue.id, "window_s": THROUGHPUT_WINDOW_SECONDS}
         )
         assert chunks is not None
-        throughput = _throughput(chunks)
-        totals = {status.value: n for status, n in queue.totals.items()}
-        remaining = totals.get("pending", 0) + totals.get("processing", 0)
-        return QueueSummary(
-            queue_id=queue.id,
-            name=queue.name,
-            status=queue.status.value,
-            totals=totals,
-            progress=(queue.done / queue.total) if queue.total else 1.0,
-            attempts=attempts,
-            completed_attempts=completed,
-            failed_attempts=sum(by_outcome[o] for o in FAILED_OUTCOMES),
-            success_rate=(completed / attempts) if attempts else None,
-            retries=by_outcome[Outcome.RETRIED],
-            deferrals=by_outcome[Outcome.DEFERRED],
-            held=by_outcome[Outcome.HELD],
-            dead_attempts=by_outcome[Outcome.DEAD],
-            stuck_recovered=by_outcome[Outcome.STUCK],
-            failures_by_category=dict(tally.by_category.most_common()),
-            avg_processing_s=(tally.timed_s / timed_n) if timed_n else None,
-            p95_processing_s=queue_percentile(manager, queue.id, timed_n, 0.95),
-            items_per_s=(tally.completed_items / tally.completed_s)
-            if tally.completed_s > 0
-            else None,
-            avg_efficiency=(tally.eff_sum / tally.eff_n) if tally.eff_n else None,
-            total_retry_delay_s=tally.delay_total,
-            throughput_chunks_per_s=throughput,
-            oldest_pending_age_s=_f(chunks["oldest_pending_age_s"]),
-            stuck=int(chunks["stuck"] or 0),
-            dead=totals.get("dead", 0),
-            recoveries=int(chunks["recoveries"] or 0),
-            eta_s=(remaining / throughput)
-            if throughput and remaining
-            else (0.0 if not remaining else None),
-        )
+        p95 = queue_percentile(manager, queue.id, tally.timed_n, 0.95)
+        return summary_of(queue, tally, chunks, p95)
 
     def system_summary(
         self, manager: Manager, t: HealthThresholds, dependencies: list[DependencyHealth]

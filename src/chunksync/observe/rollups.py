@@ -1,7 +1,7 @@
 """Attempt rollups: the health questions answered at any size.
 
-Every attempt row is added to a per-minute, a per-hour and a per-day rollup row (queue, tenant,
-outcome, category: counts and sums) and to its queue's hourly and daily processing-time
+Every attempt row is added to a per-minute, a per-hour and an all-time rollup row (queue,
+tenant, outcome, category: counts and sums) and to its queue's hourly and daily processing-time
 histograms, but not when it is written: a worker's finish stays a plain insert. The maintenance
 leader `fold`s the attempts past a watermark into the rollups every ROLLUP_FOLD_EVERY_SECONDS,
 one transaction of grouped upserts, and readers read the rollups plus the attempts past the
@@ -16,15 +16,16 @@ percentile is exact (from the raw rows) up to EXACT_PERCENTILE_MAX_ATTEMPTS time
 beyond that read from the histogram, whose logarithmic bins (LATENCY_RATIO wide) keep it within
 that ratio.
 
-A queue's all-time figures read the day rows (a month of history is 30 rows per outcome and
-category, not 720), the hourly trend the hour rows, the windows the minute rows.
+A queue's all-time figures read its all-time rows (width 0, bucket 0: one row per tenant,
+outcome and category, one histogram), so they cost the same after a day or a year; the hourly
+trend reads the hour rows, the windows the minute rows.
 
-Retention deletes raw attempts but not their rollups: hour and day rollups are kept
+Retention deletes raw attempts but not their rollups: hourly rollups are kept
 ROLLUP_RETENTION_DAYS, minute rollups MINUTE_ROLLUP_KEEP_SECONDS (the burn-rate and trend
-windows need no more). `rebuild` recomputes the rollups that raw attempts still cover, exactly:
-the minute and hour rows from the hour of the oldest raw attempt on, then the day rows from
-that day on as the sums of their hours (the day's earlier hours keep what the folds made of
-attempts retention has deleted since).
+windows need no more), the all-time rows as long as their queue. `rebuild` recomputes the
+rollups that raw attempts still cover, exactly: the minute and hour rows from the hour of the
+oldest raw attempt on, and the all-time rows by taking out the old hour rows it replaces and
+adding the new ones.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from chunksync.manager import Manager
 LATENCY_FLOOR_S = 0.001  # bin 0 holds every processing time up to this
 LATENCY_RATIO = 1.15  # each bin past 0 is this much wider than the one before (as in the SQL)
 EXACT_PERCENTILE_MAX_ATTEMPTS = 20_000  # up to this many, a percentile reads the raw rows
-ROLLUP_RETENTION_DAYS = 400.0  # hour and day rollups: longer than raw attempts (30 days)
+ROLLUP_RETENTION_DAYS = 400.0  # hourly rollups: longer than raw attempts (30 days)
 MINUTE_ROLLUP_KEEP_SECONDS = 2 * 86400.0  # minute rollups: the slow burn-rate window and then some
 ROLLUP_TRIM_BATCH_ROWS = 2000
 ROLLUP_TRIM_MAX_BATCHES = 100  # per width per run: the leader comes back for the rest
@@ -83,7 +84,6 @@ def percentile_from_bins(bins: Iterable[tuple[int, int]], fraction: float) -> fl
 class RollupTrim:
     minutes: int = 0
     hours: int = 0
-    days: int = 0
     latency: int = 0
 
     def as_dict(self) -> dict[str, int]:
@@ -91,7 +91,7 @@ class RollupTrim:
 
     @property
     def total(self) -> int:
-        return self.minutes + self.hours + self.days + self.latency
+        return self.minutes + self.hours + self.latency
 
 
 def trim(
@@ -116,7 +116,6 @@ def trim(
     return RollupTrim(
         minutes=run("rollups_trim", {"width_s": 60, "older_than_s": minute_keep_s}),
         hours=run("rollups_trim", {"width_s": 3600, "older_than_s": hour_keep_s}),
-        days=run("rollups_trim", {"width_s": 86400, "older_than_s": hour_keep_s}),
         latency=run("rollups_trim_latency", {"older_than_s": hour_keep_s}),
     )
 
@@ -162,17 +161,20 @@ def rebuild(manager: Manager) -> int | None:
         row = s.fetch_one("rollups_first_raw_hour")
         if row is None or row["since"] is None or mark is None:
             return None
-        since = int(row["since"])
-        since_day = since // int(DAY_SECONDS) * int(DAY_SECONDS)
+        since = {"since": int(row["since"])}
         s.execute("rollups_lock")
+        # The all-time rows lose what is about to be recomputed and gain what was: they keep
+        # the attempts retention deleted, which no raw row can give back.
+        s.execute("rollups_all_time_adjust", since | {"sign": -1})
+        s.execute("rollups_latency_all_time_adjust", since | {"sign": -1})
         for query in (
             "rollups_clear_since",
             "rollups_clear_latency_since",
             "rollups_recompute_since",
             "rollups_recompute_latency_since",
-            "rollups_days_since",
-            "rollups_latency_days_since",
         ):
-            s.execute(query, {"since": since, "since_day": since_day})
+            s.execute(query, since)
+        s.execute("rollups_all_time_adjust", since | {"sign": 1})
+        s.execute("rollups_latency_all_time_adjust", since | {"sign": 1})
         s.execute("rollups_fold_advance", {"upto": int(mark["newest_id"])})
-    return since
+    return since["since"]

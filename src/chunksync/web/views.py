@@ -9,7 +9,7 @@ from typing import Any
 from chunksync.app import App
 from chunksync.deps import view as deps_view
 from chunksync.models import Chunk
-from chunksync.observe import alerts, health, trends
+from chunksync.observe import alerts, health, listing, trends
 from chunksync.redact import MASK, redact
 
 CHART_WINDOW_SECONDS = 24 * 3600.0
@@ -37,12 +37,10 @@ def overview(app: App) -> dict[str, Any]:
 
 
 def queues_data(app: App) -> list[dict[str, Any]]:
-    out = []
-    for q in app.manager.list_queues():
-        data = health.queue_summary(app.manager, q).as_dict()
-        data["source"] = q.source
-        out.append(data)
-    return out
+    """Every queue's summary, read for the whole list at once (p95 from the histograms)."""
+    queues = app.manager.list_queues()
+    summaries = listing.queue_summaries(app.manager, queues)
+    return [s.as_dict() | {"source": q.source} for q, s in zip(queues, summaries, strict=True)]
 
 
 def dependencies(app: App) -> list[dict[str, Any]]:

@@ -1,22 +1,22 @@
 -- Health answered from the attempt rollups (migration 0009, chunksync.observe.rollups) through
 -- their live views (the rollups plus the attempts past the fold's watermark): all-time figures
--- from the day rows, windows through chunksync_window_attempts() (the minute rows
+-- from the all-time rows, windows through chunksync_window_attempts() (the minute rows
 -- plus the raw attempts of the window's first partial minute), so each answer stays exact.
 
 -- health_queue_attempts --
--- Attempts of one queue by outcome and category, with their sums (from the day rollups).
+-- Attempts of one queue by outcome and category, with their sums (from the all-time rollups).
 SELECT outcome, NULLIF(category, '') AS category, SUM(n)::bigint AS n,
        SUM(processing_s) AS processing_s, SUM(items)::bigint AS items,
        SUM(retry_delay_s) AS retry_delay_s, SUM(efficiency_sum) AS efficiency_sum,
        SUM(efficiency_n)::bigint AS efficiency_n, MIN(first_started_at) AS first_started_at
-FROM attempt_rollups_live WHERE width_s = 86400 AND queue_id = :queue_id::uuid
+FROM attempt_rollups_live WHERE width_s = 0 AND queue_id = :queue_id::uuid
 GROUP BY outcome, category
 HAVING SUM(n) > 0;
 
 -- health_queue_latency --
--- One queue's processing-time histogram (bin, attempts), from the day latency rollups.
+-- One queue's processing-time histogram (bin, attempts), from the all-time latency rollups.
 SELECT bin, SUM(n)::bigint AS n FROM attempt_latency_rollups_live
-WHERE width_s = 86400 AND queue_id = :queue_id::uuid
+WHERE width_s = 0 AND queue_id = :queue_id::uuid
 GROUP BY bin HAVING SUM(n) > 0 ORDER BY bin;
 
 -- health_queue_chunks --
@@ -30,10 +30,39 @@ SELECT
         FROM chunksync_window_attempts(:window_s::float8, :queue_id::uuid)
         WHERE outcome = 'completed') AS recent_completed,
     (SELECT MIN(first_started_at) FROM attempt_rollups_live
-        WHERE width_s = 86400 AND queue_id = :queue_id::uuid) AS first_started_at,
+        WHERE width_s = 0 AND queue_id = :queue_id::uuid) AS first_started_at,
     (SELECT COUNT(*) FROM audit_log WHERE queue_id = :queue_id::uuid
         AND action = 'recover_stuck') AS recoveries,
     NOW() AS now;
+
+-- health_queues_attempts --
+-- Attempts of each listed queue (:queue_ids) by outcome and category, with their sums (all-time rows).
+SELECT queue_id::text AS queue_id, outcome, NULLIF(category, '') AS category, SUM(n)::bigint AS n,
+       SUM(processing_s) AS processing_s, SUM(items)::bigint AS items,
+       SUM(retry_delay_s) AS retry_delay_s, SUM(efficiency_sum) AS efficiency_sum,
+       SUM(efficiency_n)::bigint AS efficiency_n, MIN(first_started_at) AS first_started_at
+FROM attempt_rollups_live
+WHERE width_s = 0 AND queue_id = ANY(:queue_ids::uuid[])
+GROUP BY queue_id, outcome, category
+HAVING SUM(n) > 0;
+
+-- health_queues_latency --
+-- Each listed queue's processing-time histogram (queue, bin, attempts), from the all-time rows.
+SELECT queue_id::text AS queue_id, bin, SUM(n)::bigint AS n FROM attempt_latency_rollups_live
+WHERE width_s = 0 AND queue_id = ANY(:queue_ids::uuid[])
+GROUP BY queue_id, bin HAVING SUM(n) > 0;
+
+-- health_queues_chunks --
+-- Each listed queue's oldest pending chunk, stuck chunks and recoveries, and the time now.
+SELECT j.id::text AS queue_id,
+    NOW() - (SELECT MIN(created_at) FROM chunks WHERE queue_id = j.id AND status = 'pending')
+        AS oldest_pending_age_s,
+    (SELECT COUNT(*) FROM chunks WHERE queue_id = j.id AND status = 'processing'
+        AND lease_expires_at < NOW()) AS stuck,
+    (SELECT COUNT(*) FROM audit_log WHERE queue_id = j.id AND action = 'recover_stuck')
+        AS recoveries,
+    NOW() AS now
+FROM unnest(:queue_ids::uuid[]) AS j(id);
 
 -- health_window --
 -- Attempts and failures finished in the last :window_s seconds, by category.
@@ -79,15 +108,12 @@ SELECT (floor(MIN(finished_at) / 3600) * 3600)::bigint AS since FROM attempts;
 LOCK TABLE attempt_rollups, attempt_latency_rollups IN EXCLUSIVE MODE;
 
 -- rollups_clear_since --
--- Delete the rollups from :since on, the day rows from :since_day on (the start of the day
--- :since falls in), before recomputing them.
-DELETE FROM attempt_rollups
-WHERE bucket >= CASE WHEN width_s = 86400 THEN :since_day::bigint ELSE :since::bigint END;
+-- Delete the minute and hour rollups from :since on (before recomputing them).
+DELETE FROM attempt_rollups WHERE width_s > 0 AND bucket >= :since::bigint;
 
 -- rollups_clear_latency_since --
--- Delete the latency rollups from :since on, the day rows from :since_day on.
-DELETE FROM attempt_latency_rollups
-WHERE bucket >= CASE WHEN width_s = 86400 THEN :since_day::bigint ELSE :since::bigint END;
+-- Delete the hour latency rollups from :since on.
+DELETE FROM attempt_latency_rollups WHERE width_s > 0 AND bucket >= :since::bigint;
 
 -- rollups_recompute_since --
 -- Recompute the minute and hour rollups of the raw attempts finished from :since on (with
@@ -95,8 +121,10 @@ WHERE bucket >= CASE WHEN width_s = 86400 THEN :since_day::bigint ELSE :since::b
 INSERT INTO attempt_rollups (width_s, queue_id, bucket, tenant, outcome, category, n,
                              processing_s, items, retry_delay_s, efficiency_sum, efficiency_n,
                              first_started_at, first_attempts, slow_claims, late)
-SELECT w.width_s, a.queue_id, (floor(a.finished_at / w.width_s) * w.width_s)::bigint, a.tenant,
-       a.outcome, COALESCE(a.category, ''), count(*), sum(a.processing_s), sum(a.items_processed),
+SELECT w.width_s, a.queue_id,
+       CASE w.width_s WHEN 0 THEN 0 ELSE (floor(a.finished_at / w.width_s) * w.width_s)::bigint END,
+       a.tenant, a.outcome, COALESCE(a.category, ''), count(*), sum(a.processing_s),
+       sum(a.items_processed),
        sum(COALESCE(a.retry_delay_s, 0)), sum(COALESCE(a.efficiency, 0)), count(a.efficiency),
        min(a.started_at), count(*) FILTER (WHERE a.attempt = 1),
        count(*) FILTER (WHERE a.attempt = 1 AND a.started_at - c.created_at > q.wait_objective_s),
@@ -116,23 +144,38 @@ SELECT 3600, queue_id, (floor(finished_at / 3600) * 3600)::bigint,
 FROM attempts WHERE finished_at >= :since::bigint AND outcome NOT IN ('stuck', 'held')
 GROUP BY 2, 3, 4;
 
--- rollups_days_since --
--- The day rollups from :since_day on, as the sums of their hours (exact: a day is its hours).
-INSERT INTO attempt_rollups (width_s, queue_id, bucket, tenant, outcome, category, n,
-                             processing_s, items, retry_delay_s, efficiency_sum, efficiency_n,
-                             first_started_at, first_attempts, slow_claims, late)
-SELECT 86400, queue_id, (floor(bucket / 86400.0) * 86400)::bigint, tenant, outcome, category,
-       sum(n), sum(processing_s), sum(items), sum(retry_delay_s), sum(efficiency_sum),
-       sum(efficiency_n), min(first_started_at), sum(first_attempts), sum(slow_claims), sum(late)
-FROM attempt_rollups WHERE width_s = 3600 AND bucket >= :since_day::bigint
-GROUP BY 2, 3, 4, 5, 6;
+-- rollups_all_time_adjust --
+-- Add (:sign 1) or take out (:sign -1) the hour rows from :since on to or from the all-time rows:
+-- a rebuild takes out what it is about to recompute, then adds what it recomputed.
+INSERT INTO attempt_rollups AS t (width_s, queue_id, bucket, tenant, outcome, category, n,
+                                  processing_s, items, retry_delay_s, efficiency_sum,
+                                  efficiency_n, first_started_at, first_attempts, slow_claims,
+                                  late)
+SELECT 0, queue_id, 0, tenant, outcome, category, :sign::integer * sum(n),
+       :sign::integer * sum(processing_s), :sign::integer * sum(items),
+       :sign::integer * sum(retry_delay_s), :sign::integer * sum(efficiency_sum),
+       :sign::integer * sum(efficiency_n),
+       CASE WHEN :sign::integer > 0 THEN min(first_started_at) END,
+       :sign::integer * sum(first_attempts), :sign::integer * sum(slow_claims),
+       :sign::integer * sum(late)
+FROM attempt_rollups WHERE width_s = 3600 AND bucket >= :since::bigint
+GROUP BY 2, 4, 5, 6 ORDER BY 2, 4, 5, 6
+ON CONFLICT (width_s, queue_id, bucket, tenant, outcome, category) DO UPDATE
+SET n = t.n + excluded.n, processing_s = t.processing_s + excluded.processing_s,
+    items = t.items + excluded.items, retry_delay_s = t.retry_delay_s + excluded.retry_delay_s,
+    efficiency_sum = t.efficiency_sum + excluded.efficiency_sum,
+    efficiency_n = t.efficiency_n + excluded.efficiency_n,
+    first_started_at = least(t.first_started_at, excluded.first_started_at),
+    first_attempts = t.first_attempts + excluded.first_attempts,
+    slow_claims = t.slow_claims + excluded.slow_claims, late = t.late + excluded.late;
 
--- rollups_latency_days_since --
--- The day latency rollups from :since_day on, as the sums of their hours.
-INSERT INTO attempt_latency_rollups (width_s, queue_id, bucket, bin, n)
-SELECT 86400, queue_id, (floor(bucket / 86400.0) * 86400)::bigint, bin, sum(n)
-FROM attempt_latency_rollups WHERE width_s = 3600 AND bucket >= :since_day::bigint
-GROUP BY 2, 3, 4;
+-- rollups_latency_all_time_adjust --
+-- Add (:sign 1) or take out (:sign -1) the hour histograms from :since on to or from all time.
+INSERT INTO attempt_latency_rollups AS t (width_s, queue_id, bucket, bin, n)
+SELECT 0, queue_id, 0, bin, :sign::integer * sum(n)
+FROM attempt_latency_rollups WHERE width_s = 3600 AND bucket >= :since::bigint
+GROUP BY 2, 4 ORDER BY 2, 4
+ON CONFLICT (width_s, queue_id, bucket, bin) DO UPDATE SET n = t.n + excluded.n;
 
 -- rollups_fold_mark --
 -- The fold's watermark (locked: one fold at a time), the newest attempt id seen at the last fold
@@ -148,20 +191,22 @@ FROM attempt_rollup_marks WHERE id = 1 FOR UPDATE;
 LOCK TABLE attempts IN SHARE MODE;
 
 -- rollups_fold --
--- Add the attempts with :after < id <= :upto to the minute, hour and day rollups: one grouped
--- upsert in key order.
+-- Add the attempts with :after < id <= :upto to the minute, hour and all-time rollups: one
+-- grouped upsert in key order.
 INSERT INTO attempt_rollups AS t (width_s, queue_id, bucket, tenant, outcome, category, n,
                                   processing_s, items, retry_delay_s, efficiency_sum,
                                   efficiency_n, first_started_at, first_attempts, slow_claims,
                                   late)
-SELECT w.width_s, a.queue_id, (floor(a.finished_at / w.width_s) * w.width_s)::bigint, a.tenant,
-       a.outcome, COALESCE(a.category, ''), count(*), sum(a.processing_s), sum(a.items_processed),
+SELECT w.width_s, a.queue_id,
+       CASE w.width_s WHEN 0 THEN 0 ELSE (floor(a.finished_at / w.width_s) * w.width_s)::bigint END,
+       a.tenant, a.outcome, COALESCE(a.category, ''), count(*), sum(a.processing_s),
+       sum(a.items_processed),
        sum(COALESCE(a.retry_delay_s, 0)), sum(COALESCE(a.efficiency, 0)), count(a.efficiency),
        min(a.started_at), count(*) FILTER (WHERE a.attempt = 1),
        count(*) FILTER (WHERE a.attempt = 1 AND a.started_at - c.created_at > q.wait_objective_s),
        count(*) FILTER (WHERE a.outcome = 'completed'
                           AND a.finished_at - c.created_at > q.deadline_s)
-FROM attempts a CROSS JOIN (VALUES (60), (3600), (86400)) AS w(width_s)
+FROM attempts a CROSS JOIN (VALUES (60), (3600), (0)) AS w(width_s)
 LEFT JOIN chunks c ON c.id = a.chunk_id
 LEFT JOIN queues q ON q.id = a.queue_id
 WHERE a.id > :after::bigint AND a.id <= :upto::bigint
@@ -176,11 +221,12 @@ SET n = t.n + excluded.n, processing_s = t.processing_s + excluded.processing_s,
     slow_claims = t.slow_claims + excluded.slow_claims, late = t.late + excluded.late;
 
 -- rollups_fold_latency --
--- Add the timed attempts with :after < id <= :upto to the hour and day latency histograms.
+-- Add the timed attempts with :after < id <= :upto to the hour and all-time latency histograms.
 INSERT INTO attempt_latency_rollups AS t (width_s, queue_id, bucket, bin, n)
-SELECT w.width_s, a.queue_id, (floor(a.finished_at / w.width_s) * w.width_s)::bigint,
+SELECT w.width_s, a.queue_id,
+       CASE w.width_s WHEN 0 THEN 0 ELSE (floor(a.finished_at / w.width_s) * w.width_s)::bigint END,
        chunksync_latency_bin(a.processing_s), count(*)
-FROM attempts a CROSS JOIN (VALUES (3600), (86400)) AS w(width_s)
+FROM attempts a CROSS JOIN (VALUES (3600), (0)) AS w(width_s)
 WHERE a.id > :after::bigint AND a.id <= :upto::bigint AND a.outcome NOT IN ('stuck', 'held')
 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
 ON CONFLICT (width_s, queue_id, bucket, bin) DO UPDATE SET n = t.n + excluded.n;
@@ -202,8 +248,8 @@ DELETE FROM attempt_rollups WHERE ctid IN (
 -- rollups_trim_latency --
 -- Delete at most :limit latency rollup rows older than :older_than_s.
 DELETE FROM attempt_latency_rollups WHERE ctid IN (
-    SELECT ctid FROM attempt_latency_rollups WHERE bucket < NOW() - :older_than_s::float8
-    LIMIT :limit);
+    SELECT ctid FROM attempt_latency_rollups
+    WHERE width_s > 0 AND bucket < NOW() - :older_than_s::float8 LIMIT :limit);
 
 -- slo_set --
 -- Set (or clear, with NULL) a queue's wait objective and completion deadline, in seconds.

@@ -1,6 +1,6 @@
 -- Attempt rollups (chunksync.observe.rollups) and the health interface read from them: the
 -- tables, trigger and functions of migrations 0009 and 0016, written once. 0009 replaces three
 -- objects of 0004 (get_queue_health_summary, get_system_health_metrics,
--- chunked_sync_health_summary); 0016 adds the day rollups.
+-- chunked_sync_health_summary); 0016 adds the all-time rollups.
 -- include migrations/0009_attempt_rollups.sql --
--- include migrations/0016_day_rollups.sql --
+-- include migrations/0016_all_time_rollups.sql --

@@ -5,19 +5,19 @@
 -- :window_s windows start at NOW() - :window_s; the minute rows from the next whole minute on.
 
 -- health_queue_attempts --
--- Attempts of one queue by outcome and category, with their sums (from the day rollups).
+-- Attempts of one queue by outcome and category, with their sums (from the all-time rollups).
 SELECT outcome, NULLIF(category, '') AS category, SUM(n) AS n, SUM(processing_s) AS processing_s,
        SUM(items) AS items, SUM(retry_delay_s) AS retry_delay_s,
        SUM(efficiency_sum) AS efficiency_sum, SUM(efficiency_n) AS efficiency_n,
        MIN(first_started_at) AS first_started_at
-FROM attempt_rollups_live WHERE width_s = 86400 AND queue_id = :queue_id
+FROM attempt_rollups_live WHERE width_s = 0 AND queue_id = :queue_id
 GROUP BY outcome, category
 HAVING SUM(n) > 0;
 
 -- health_queue_latency --
--- One queue's processing-time histogram (bin, attempts), from the day latency rollups.
+-- One queue's processing-time histogram (bin, attempts), from the all-time latency rollups.
 SELECT bin, SUM(n) AS n FROM attempt_latency_rollups_live
-WHERE width_s = 86400 AND queue_id = :queue_id
+WHERE width_s = 0 AND queue_id = :queue_id
 GROUP BY bin HAVING SUM(n) > 0 ORDER BY bin;
 
 -- health_queue_chunks --
@@ -34,11 +34,40 @@ SELECT
         AND finished_at >= NOW() - :window_s
         AND finished_at < CAST((NOW() - :window_s) / 60 AS INTEGER) * 60 + 60)
         AS recent_completed,
-    (SELECT MIN(first_started_at) FROM attempt_rollups_live WHERE width_s = 86400
+    (SELECT MIN(first_started_at) FROM attempt_rollups_live WHERE width_s = 0
         AND queue_id = :queue_id) AS first_started_at,
     (SELECT COUNT(*) FROM audit_log WHERE queue_id = :queue_id AND action = 'recover_stuck')
         AS recoveries,
     NOW() AS now;
+
+-- health_queues_attempts --
+-- Attempts of each listed queue (:queue_ids) by outcome and category, with their sums (all-time rows).
+SELECT queue_id, outcome, NULLIF(category, '') AS category, SUM(n) AS n,
+       SUM(processing_s) AS processing_s, SUM(items) AS items,
+       SUM(retry_delay_s) AS retry_delay_s, SUM(efficiency_sum) AS efficiency_sum,
+       SUM(efficiency_n) AS efficiency_n, MIN(first_started_at) AS first_started_at
+FROM attempt_rollups_live
+WHERE width_s = 0 AND queue_id IN (SELECT value FROM json_each(:queue_ids))
+GROUP BY queue_id, outcome, category
+HAVING SUM(n) > 0;
+
+-- health_queues_latency --
+-- Each listed queue's processing-time histogram (queue, bin, attempts), from the all-time rows.
+SELECT queue_id, bin, SUM(n) AS n FROM attempt_latency_rollups_live
+WHERE width_s = 0 AND queue_id IN (SELECT value FROM json_each(:queue_ids))
+GROUP BY queue_id, bin HAVING SUM(n) > 0;
+
+-- health_queues_chunks --
+-- Each listed queue's oldest pending chunk, stuck chunks and recoveries, and the time now.
+SELECT j.value AS queue_id,
+    NOW() - (SELECT MIN(created_at) FROM chunks WHERE queue_id = j.value AND status = 'pending')
+        AS oldest_pending_age_s,
+    (SELECT COUNT(*) FROM chunks WHERE queue_id = j.value AND status = 'processing'
+        AND lease_expires_at < NOW()) AS stuck,
+    (SELECT COUNT(*) FROM audit_log WHERE queue_id = j.value AND action = 'recover_stuck')
+        AS recoveries,
+    NOW() AS now
+FROM json_each(:queue_ids) j;
 
 -- health_window --
 -- Attempts and failures finished in the last :window_s seconds, by category.
@@ -97,15 +126,12 @@ SELECT CAST(MIN(finished_at) / 3600 AS INTEGER) * 3600 AS since FROM attempts;
 SELECT 1;
 
 -- rollups_clear_since --
--- Delete the rollups from :since on, the day rows from :since_day on (the start of the day
--- :since falls in), before recomputing them.
-DELETE FROM attempt_rollups
-WHERE bucket >= CASE WHEN width_s = 86400 THEN :since_day ELSE :since END;
+-- Delete the minute and hour rollups from :since on (before recomputing them).
+DELETE FROM attempt_rollups WHERE width_s > 0 AND bucket >= :since;
 
 -- rollups_clear_latency_since --
--- Delete the latency rollups from :since on, the day rows from :since_day on.
-DELETE FROM attempt_latency_rollups
-WHERE bucket >= CASE WHEN width_s = 86400 THEN :since_day ELSE :since END;
+-- Delete the hour latency rollups from :since on.
+DELETE FROM attempt_latency_rollups WHERE width_s > 0 AND bucket >= :since;
 
 -- rollups_recompute_since --
 -- Recompute the minute and hour rollups of the raw attempts finished from :since on (with
@@ -137,24 +163,35 @@ SELECT 3600, queue_id, CAST(finished_at / 3600 AS INTEGER) * 3600 AS hour,
 FROM attempts WHERE finished_at >= :since AND outcome NOT IN ('stuck', 'held')
 GROUP BY queue_id, hour, b;
 
--- rollups_days_since --
--- The day rollups from :since_day on, as the sums of their hours (exact: a day is its hours).
+-- rollups_all_time_adjust --
+-- Add (:sign 1) or take out (:sign -1) the hour rows from :since on to or from the all-time rows:
+-- a rebuild takes out what it is about to recompute, then adds what it recomputed.
 INSERT INTO attempt_rollups (width_s, queue_id, bucket, tenant, outcome, category, n,
                              processing_s, items, retry_delay_s, efficiency_sum, efficiency_n,
                              first_started_at, first_attempts, slow_claims, late)
-SELECT 86400, queue_id, CAST(bucket / 86400 AS INTEGER) * 86400 AS day, tenant, outcome,
-       category, SUM(n), SUM(processing_s), SUM(items), SUM(retry_delay_s), SUM(efficiency_sum),
-       SUM(efficiency_n), MIN(first_started_at), SUM(first_attempts), SUM(slow_claims),
-       SUM(late)
-FROM attempt_rollups WHERE width_s = 3600 AND bucket >= :since_day
-GROUP BY queue_id, day, tenant, outcome, category;
+SELECT 0, queue_id, 0, tenant, outcome, category, :sign * SUM(n), :sign * SUM(processing_s),
+       :sign * SUM(items), :sign * SUM(retry_delay_s), :sign * SUM(efficiency_sum),
+       :sign * SUM(efficiency_n), CASE WHEN :sign > 0 THEN MIN(first_started_at) END,
+       :sign * SUM(first_attempts), :sign * SUM(slow_claims), :sign * SUM(late)
+FROM attempt_rollups WHERE width_s = 3600 AND bucket >= :since
+GROUP BY queue_id, tenant, outcome, category
+ON CONFLICT (width_s, queue_id, bucket, tenant, outcome, category) DO UPDATE
+SET n = n + excluded.n, processing_s = processing_s + excluded.processing_s,
+    items = items + excluded.items, retry_delay_s = retry_delay_s + excluded.retry_delay_s,
+    efficiency_sum = efficiency_sum + excluded.efficiency_sum,
+    efficiency_n = efficiency_n + excluded.efficiency_n,
+    first_started_at = COALESCE(MIN(first_started_at, excluded.first_started_at),
+                                first_started_at, excluded.first_started_at),
+    first_attempts = first_attempts + excluded.first_attempts,
+    slow_claims = slow_claims + excluded.slow_claims, late = late + excluded.late;
 
--- rollups_latency_days_since --
--- The day latency rollups from :since_day on, as the sums of their hours.
+-- rollups_latency_all_time_adjust --
+-- Add (:sign 1) or take out (:sign -1) the hour histograms from :since on to or from all time.
 INSERT INTO attempt_latency_rollups (width_s, queue_id, bucket, bin, n)
-SELECT 86400, queue_id, CAST(bucket / 86400 AS INTEGER) * 86400 AS day, bin, SUM(n)
-FROM attempt_latency_rollups WHERE width_s = 3600 AND bucket >= :since_day
-GROUP BY queue_id, day, bin;
+SELECT 0, queue_id, 0, bin, :sign * SUM(n)
+FROM attempt_latency_rollups WHERE width_s = 3600 AND bucket >= :since
+GROUP BY queue_id, bin
+ON CONFLICT (width_s, queue_id, bucket, bin) DO UPDATE SET n = n + excluded.n;
 
 -- rollups_fold_mark --
 -- The fold's watermark, the newest attempt id seen at the last fold and how long ago, and the
@@ -168,42 +205,46 @@ FROM attempt_rollup_marks WHERE id = 1;
 SELECT 1;
 
 -- rollups_fold --
--- Add the attempts with :after < id <= :upto to the minute, hour and day rollups (one grouped
--- upsert).
+-- Add the attempts with :after < id <= :upto to the minute, hour and all-time rollups (one
+-- grouped upsert).
 INSERT INTO attempt_rollups (width_s, queue_id, bucket, tenant, outcome, category, n,
                              processing_s, items, retry_delay_s, efficiency_sum, efficiency_n,
                              first_started_at, first_attempts, slow_claims, late)
-SELECT w.width_s, a.queue_id, CAST(a.finished_at / w.width_s AS INTEGER) * w.width_s, a.tenant,
-       a.outcome, COALESCE(a.category, ''), COUNT(*), SUM(a.processing_s),
+SELECT w.width_s, a.queue_id,
+       CASE w.width_s WHEN 0 THEN 0 ELSE CAST(a.finished_at / w.width_s AS INTEGER) * w.width_s END
+           AS slot,
+       a.tenant, a.outcome, COALESCE(a.category, ''), COUNT(*), SUM(a.processing_s),
        SUM(a.items_processed), SUM(COALESCE(a.retry_delay_s, 0)),
        SUM(COALESCE(a.efficiency, 0)), SUM(a.efficiency IS NOT NULL), MIN(a.started_at),
        SUM(a.attempt = 1),
        SUM(COALESCE(a.attempt = 1 AND a.started_at - c.created_at > q.wait_objective_s, 0)),
        SUM(COALESCE(a.outcome = 'completed' AND a.finished_at - c.created_at > q.deadline_s, 0))
 FROM attempts a
-CROSS JOIN (SELECT 60 AS width_s UNION ALL SELECT 3600 UNION ALL SELECT 86400) AS w
+CROSS JOIN (SELECT 60 AS width_s UNION ALL SELECT 3600 UNION ALL SELECT 0) AS w
 LEFT JOIN chunks c ON c.id = a.chunk_id
 LEFT JOIN queues q ON q.id = a.queue_id
 WHERE a.id > :after AND a.id <= :upto
-GROUP BY w.width_s, a.queue_id, CAST(a.finished_at / w.width_s AS INTEGER) * w.width_s,
-         a.tenant, a.outcome, COALESCE(a.category, '')
+GROUP BY w.width_s, a.queue_id, slot, a.tenant, a.outcome, COALESCE(a.category, '')
 ON CONFLICT (width_s, queue_id, bucket, tenant, outcome, category) DO UPDATE
 SET n = n + excluded.n, processing_s = processing_s + excluded.processing_s,
     items = items + excluded.items, retry_delay_s = retry_delay_s + excluded.retry_delay_s,
     efficiency_sum = efficiency_sum + excluded.efficiency_sum,
     efficiency_n = efficiency_n + excluded.efficiency_n,
-    first_started_at = MIN(first_started_at, excluded.first_started_at),
+    first_started_at = COALESCE(MIN(first_started_at, excluded.first_started_at),
+                                first_started_at, excluded.first_started_at),
     first_attempts = first_attempts + excluded.first_attempts,
     slow_claims = slow_claims + excluded.slow_claims, late = late + excluded.late;
 
 -- rollups_fold_latency --
--- Add the timed attempts with :after < id <= :upto to the hour and day latency histograms.
+-- Add the timed attempts with :after < id <= :upto to the hour and all-time latency histograms.
 INSERT INTO attempt_latency_rollups (width_s, queue_id, bucket, bin, n)
-SELECT w.width_s, a.queue_id, CAST(a.finished_at / w.width_s AS INTEGER) * w.width_s AS slot,
+SELECT w.width_s, a.queue_id,
+       CASE w.width_s WHEN 0 THEN 0 ELSE CAST(a.finished_at / w.width_s AS INTEGER) * w.width_s END
+           AS slot,
        CASE WHEN a.processing_s <= 0.001 THEN 0
             ELSE 1 + CAST(ln(a.processing_s / 0.001) / 0.13976194237515868 AS INTEGER) END AS b,
        COUNT(*)
-FROM attempts a CROSS JOIN (SELECT 3600 AS width_s UNION ALL SELECT 86400) AS w
+FROM attempts a CROSS JOIN (SELECT 3600 AS width_s UNION ALL SELECT 0) AS w
 WHERE a.id > :after AND a.id <= :upto AND a.outcome NOT IN ('stuck', 'held')
 GROUP BY w.width_s, a.queue_id, slot, b
 ON CONFLICT (width_s, queue_id, bucket, bin) DO UPDATE SET n = n + excluded.n;
@@ -226,7 +267,7 @@ WHERE (width_s, queue_id, bucket, tenant, outcome, category) IN (
 -- Delete at most :limit latency rollup rows older than :older_than_s.
 DELETE FROM attempt_latency_rollups WHERE (width_s, queue_id, bucket, bin) IN (
     SELECT width_s, queue_id, bucket, bin FROM attempt_latency_rollups
-    WHERE bucket < NOW() - :older_than_s LIMIT :limit);
+    WHERE width_s > 0 AND bucket < NOW() - :older_than_s LIMIT :limit);
 
 -- slo_set --
 -- Set (or clear, with NULL) a queue's wait objective and completion deadline, in seconds.

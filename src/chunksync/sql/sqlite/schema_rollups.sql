@@ -1,4 +1,4 @@
 -- Attempt rollups (chunksync.observe.rollups): the tables and triggers of migrations 0005 and
 -- 0012, written once.
 -- include migrations/0005_attempt_rollups.sql --
--- include migrations/0012_day_rollups.sql --
+-- include migrations/0012_all_time_rollups.sql --

@@ -1,21 +1,22 @@
--- 0016_day_rollups --
--- Day rollups: the attempt rollups gain a third width, 86400 (a day), and the latency
--- histograms a width column (3600 or 86400). A queue's all-time figures (get_queue_health_summary's
--- counts, sums and p95) read the day rows: 30 rows a month per outcome and category instead of
--- 720 hourly ones, so a summary's cost stays flat however long the history. The hour rows stay
--- for chunked_sync_health_summary and its per-hour percentiles. The day rows are built here from
--- the hour rows (exactly: a day is the sum of its hours); from now on the fold, a correction and
--- a rebuild write every width. get_queue_health_summary also counts a queue's chunks by status
--- through the (queue_id, status) index instead of one pass with seven filtered aggregates.
+-- 0016_all_time_rollups --
+-- All-time rollups: a queue's figures over its whole life in one row per tenant, outcome and
+-- category (attempt_rollups width 0, bucket 0), and its whole processing-time histogram (the
+-- latency histograms gain a width column: 3600 for an hour, 0 for all time).
+-- get_queue_health_summary (counts, sums, p95) reads them: ~11 rows and ~60 bins however long
+-- the queue's history, where it summed ~8,000 hourly rows for a month. Unlike the hour and
+-- minute rows they are never trimmed: the all-time figures count every attempt the queue ever
+-- had. Built here from the hour rows kept so far; from now on the fold, a correction and a
+-- rebuild keep them. get_queue_health_summary also counts a queue's chunks by status through
+-- the (queue_id, status) index instead of one pass with seven filtered aggregates.
 
 INSERT INTO attempt_rollups (width_s, queue_id, bucket, tenant, outcome, category, n,
                              processing_s, items, retry_delay_s, efficiency_sum, efficiency_n,
                              first_started_at, first_attempts, slow_claims, late)
-SELECT 86400, queue_id, (floor(bucket / 86400.0) * 86400)::bigint, tenant, outcome, category,
-       sum(n), sum(processing_s), sum(items), sum(retry_delay_s), sum(efficiency_sum),
-       sum(efficiency_n), min(first_started_at), sum(first_attempts), sum(slow_claims), sum(late)
+SELECT 0, queue_id, 0, tenant, outcome, category, sum(n), sum(processing_s), sum(items),
+       sum(retry_delay_s), sum(efficiency_sum), sum(efficiency_n), min(first_started_at),
+       sum(first_attempts), sum(slow_claims), sum(late)
 FROM attempt_rollups WHERE width_s = 3600
-GROUP BY 2, 3, 4, 5, 6;
+GROUP BY 2, 4, 5, 6;
 
 ALTER TABLE attempt_latency_rollups ADD COLUMN width_s integer NOT NULL DEFAULT 3600;
 ALTER TABLE attempt_latency_rollups ALTER COLUMN width_s DROP DEFAULT;
@@ -24,9 +25,8 @@ ALTER TABLE attempt_latency_rollups ADD PRIMARY KEY (width_s, queue_id, bucket, 
 DROP INDEX attempt_latency_rollups_hour;
 CREATE INDEX attempt_latency_rollups_hour ON attempt_latency_rollups (width_s, bucket);
 INSERT INTO attempt_latency_rollups (width_s, queue_id, bucket, bin, n)
-SELECT 86400, queue_id, (floor(bucket / 86400.0) * 86400)::bigint, bin, sum(n)
-FROM attempt_latency_rollups WHERE width_s = 3600
-GROUP BY 2, 3, 4;
+SELECT 0, queue_id, 0, bin, sum(n) FROM attempt_latency_rollups WHERE width_s = 3600
+GROUP BY 2, 4;
 
 -- A corrected attempt already folded moves its figures (as 0009's trigger, at every width).
 CREATE OR REPLACE FUNCTION chunksync_rollup_attempts() RETURNS trigger
@@ -48,7 +48,9 @@ BEGIN
         INSERT INTO attempt_rollups AS t (width_s, queue_id, bucket, tenant, outcome, category,
             n, processing_s, items, retry_delay_s, efficiency_sum, efficiency_n, first_started_at,
             first_attempts, slow_claims, late)
-        SELECT w.width_s, r.queue_id, (floor(r.finished_at / w.width_s) * w.width_s)::bigint,
+        SELECT w.width_s, r.queue_id,
+               CASE w.width_s WHEN 0 THEN 0
+                    ELSE (floor(r.finished_at / w.width_s) * w.width_s)::bigint END,
                r.tenant, r.outcome, COALESCE(r.category, ''), sum(r.sign),
                sum(r.sign * r.processing_s), sum(r.sign * r.items_processed),
                sum(r.sign * COALESCE(r.retry_delay_s, 0)), sum(r.sign * COALESCE(r.efficiency, 0)),
@@ -59,7 +61,7 @@ BEGIN
                         THEN r.sign ELSE 0 END),
                sum(CASE WHEN r.outcome = 'completed'
                          AND r.finished_at - c.created_at > q.deadline_s THEN r.sign ELSE 0 END)
-        FROM r CROSS JOIN (VALUES (60), (3600), (86400)) AS w(width_s)
+        FROM r CROSS JOIN (VALUES (60), (3600), (0)) AS w(width_s)
         LEFT JOIN chunks c ON c.id = r.chunk_id
         LEFT JOIN queues q ON q.id = r.queue_id
         GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
@@ -76,9 +78,11 @@ BEGIN
     EXECUTE format($q$
         WITH r AS (%s)
         INSERT INTO attempt_latency_rollups AS t (width_s, queue_id, bucket, bin, n)
-        SELECT w.width_s, r.queue_id, (floor(r.finished_at / w.width_s) * w.width_s)::bigint,
+        SELECT w.width_s, r.queue_id,
+               CASE w.width_s WHEN 0 THEN 0
+                    ELSE (floor(r.finished_at / w.width_s) * w.width_s)::bigint END,
                chunksync_latency_bin(r.processing_s), sum(r.sign)
-        FROM r CROSS JOIN (VALUES (3600), (86400)) AS w(width_s)
+        FROM r CROSS JOIN (VALUES (3600), (0)) AS w(width_s)
         WHERE r.outcome NOT IN ('stuck', 'held')
         GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
         ON CONFLICT (width_s, queue_id, bucket, bin) DO UPDATE SET n = t.n + excluded.n
@@ -92,9 +96,10 @@ DROP VIEW attempt_latency_rollups_live;
 CREATE VIEW attempt_latency_rollups_live AS
 SELECT width_s, queue_id, bucket, bin, n FROM attempt_latency_rollups
 UNION ALL
-SELECT w.width_s, a.queue_id, (floor(a.finished_at / w.width_s) * w.width_s)::bigint,
+SELECT w.width_s, a.queue_id,
+       CASE w.width_s WHEN 0 THEN 0 ELSE (floor(a.finished_at / w.width_s) * w.width_s)::bigint END,
        chunksync_latency_bin(a.processing_s), 1::bigint
-FROM attempts a CROSS JOIN (VALUES (3600), (86400)) AS w(width_s)
+FROM attempts a CROSS JOIN (VALUES (3600), (0)) AS w(width_s)
 WHERE a.id > (SELECT folded_id FROM attempt_rollup_marks WHERE id = 1)
   AND a.outcome NOT IN ('stuck', 'held');
 
@@ -104,7 +109,9 @@ SELECT width_s, queue_id, bucket, tenant, outcome, category, n, processing_s, it
        slow_claims, late
 FROM attempt_rollups
 UNION ALL
-SELECT w.width_s, a.queue_id, (floor(a.finished_at / w.width_s) * w.width_s)::bigint, a.tenant,
+SELECT w.width_s, a.queue_id,
+       CASE w.width_s WHEN 0 THEN 0 ELSE (floor(a.finished_at / w.width_s) * w.width_s)::bigint END,
+       a.tenant,
        a.outcome, COALESCE(a.category, ''), 1::bigint, a.processing_s,
        a.items_processed::bigint, COALESCE(a.retry_delay_s, 0), COALESCE(a.efficiency, 0),
        (a.efficiency IS NOT NULL)::integer::bigint, a.started_at, (a.attempt = 1)::integer::bigint,
@@ -112,12 +119,12 @@ SELECT w.width_s, a.queue_id, (floor(a.finished_at / w.width_s) * w.width_s)::bi
                 false)::integer::bigint,
        COALESCE(a.outcome = 'completed' AND a.finished_at - c.created_at > q.deadline_s,
                 false)::integer::bigint
-FROM attempts a CROSS JOIN (VALUES (60), (3600), (86400)) AS w(width_s)
+FROM attempts a CROSS JOIN (VALUES (60), (3600), (0)) AS w(width_s)
 LEFT JOIN chunks c ON c.id = a.chunk_id
 LEFT JOIN queues q ON q.id = a.queue_id
 WHERE a.id > (SELECT folded_id FROM attempt_rollup_marks WHERE id = 1);
 
--- A percentile of one queue's attempts reads the day histograms, of one hour's the hour ones.
+-- A percentile of one queue's attempts reads its all-time histogram, of one hour's the hour's.
 CREATE OR REPLACE FUNCTION chunksync_latency_percentile(
     p_fraction double precision, p_count bigint, p_queue_id uuid DEFAULT NULL,
     p_hour bigint DEFAULT NULL, p_exact_max bigint DEFAULT 20000
@@ -149,7 +156,7 @@ BEGIN
             SELECT l.bin, sum(l.n) AS n FROM attempt_latency_rollups_live l
             WHERE (p_queue_id IS NULL OR l.queue_id = p_queue_id)
               AND (p_hour IS NULL OR l.bucket = p_hour)
-              AND l.width_s = CASE WHEN p_hour IS NULL THEN 86400 ELSE 3600 END
+              AND l.width_s = CASE WHEN p_hour IS NULL THEN 0 ELSE 3600 END
             GROUP BY l.bin HAVING sum(l.n) > 0
         )
         SELECT h.bin, h.n, sum(h.n) OVER (ORDER BY h.bin) AS cum, sum(h.n) OVER () AS total
@@ -164,7 +171,7 @@ BEGIN
 END
 $$;
 
--- get_queue_health_summary(), its all-time figures from the day rollups.
+-- get_queue_health_summary(), its all-time figures from the all-time rollups.
 CREATE OR REPLACE FUNCTION get_queue_health_summary(p_queue_id uuid,
                                                     p_window_s double precision DEFAULT 300)
 RETURNS TABLE (
@@ -199,7 +206,7 @@ ro AS (
            sum(r.items)::bigint AS items, sum(r.retry_delay_s) AS delay,
            sum(r.efficiency_sum) AS eff_sum, sum(r.efficiency_n)::bigint AS eff_n,
            min(r.first_started_at) AS first_started
-    FROM attempt_rollups_live r WHERE r.width_s = 86400 AND r.queue_id = p_queue_id
+    FROM attempt_rollups_live r WHERE r.width_s = 0 AND r.queue_id = p_queue_id
     GROUP BY r.outcome, r.category HAVING sum(r.n) > 0
 ),
 a AS (
