@@ -32,7 +32,7 @@ log = logging.getLogger("chunksync.runtime.claims")
 
 SPECIAL_REFRESH_SECONDS = 0.2
 # A rate-limited dependency's claim asks for at least this many chunks: the claim reserves
-# their rate units at their own moments, at most half a second of the rate ahead (store.AHEAD_S),
+# their rate units at their own moments, at most a second of the rate ahead (permits.AHEAD_S),
 # so the batch is bounded by the limit's pace, and one claim (and one commit) serves them all.
 RATE_BATCH = 64
 # A slot thread that found a cap full looks again after this long: permits are held while their
