@@ -47,6 +47,12 @@ class Registry:
     def kinds(self) -> list[str]:
         return sorted(self._sources)
 
+    def permits_held(self, dependency: str, permits: int) -> None:
+        """A worker now holds `permits` connection permits of `dependency`: every source closes
+        the connections it keeps open beyond them (Source.permits_held)."""
+        for source in self.sources():
+            source.permits_held(dependency, permits)
+
     def has_kind(self, kind: str) -> bool:
         return kind in self._sources
 

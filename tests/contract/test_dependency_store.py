@@ -15,7 +15,9 @@ from chunksync.deps.gate import Flow
 from chunksync.deps.model import Limits, parse_rate
 from chunksync.deps.store import DependencyStore
 from chunksync.exceptions import NotFound
+from chunksync.models import ChunkStatus
 from chunksync.retry import StressConfig
+from chunksync.sources.base import FunctionSource
 
 KINDS = ["job"]
 API = "job://api"
@@ -241,3 +243,32 @@ def test_a_dependencys_claims_keep_to_tenant_quotas_and_the_fair_order(
     in_flight = [one.manager.get_chunk(c).tenant for c in first + more]
     assert in_flight.count("big") == 2  # the quota, across both processes' claims
     assert in_flight.count("small") == 2
+
+
+class Keeping(FunctionSource):
+    """A source that keeps a connection open between chunks, as the IMAP pool does: it is told
+    how many permits of each dependency its worker still holds when one goes back."""
+
+    def __init__(self) -> None:
+        super().__init__("job", lambda ctx: 1)
+        self.told: list[tuple[str, int]] = []
+
+    def permits_held(self, dependency: str, permits: int) -> None:
+        self.told.append((dependency, permits))
+
+
+def test_a_permit_given_back_tells_the_sources_how_many_are_still_held(db_url: str) -> None:
+    """A slot that finds no more work gives its permit back, and the worker's sources hear how
+    many permits of the dependency it still holds: the IMAP pool closes idle connections beyond
+    them, so another process's new connections do not find the account's cap taken by idle
+    ones."""
+    with App(db_url) as app:
+        source = Keeping()
+        app.register_source(source)
+        store_of(app).declare(API, Limits(connections=2))
+        [queue] = queue_of(app, "api", 6)
+        app.worker(concurrency=2, poll_s=0.02).run_until_done([queue], timeout_s=30)
+        assert app.manager.get_queue(queue).totals.get(ChunkStatus.COMPLETED) == 6
+        told = [held for dependency, held in source.told if dependency == API]
+        assert told and told[-1] == 0 and all(0 <= held < 2 for held in told)
+        assert store_of(app).free_slots(API, 2) == 2

@@ -277,3 +277,34 @@ def test_compressed_sync_is_byte_exact(sqlite_app: App, mailbox: Mailbox) -> Non
         assert conn.compressed
     run_sync(sqlite_app, uri, chunk_size=20, source=source)
     assert_mirrors_server(sqlite_app, mailbox)
+
+
+def test_idle_connections_close_when_their_permits_go_back(
+    sqlite_app: App, mailbox: Mailbox
+) -> None:
+    """The account's cap is the fleet's (a dependency limit): a worker that keeps running after
+    its folder is synced holds no idle connection once its slots give their permits back, so
+    another process's new connections do not find the server's per-user limit taken by idle
+    ones."""
+    fill(mailbox, 80)
+    uri = mailbox.uri(connections=2)
+    source = imap_source(sqlite_app, uri)
+    sqlite_app.dependency(source.dependency(uri), connections=2)
+    planned = plan_sync(sqlite_app, source, [uri], chunk_size=10)
+    queue_id = planned[0].queue_id
+    assert queue_id is not None
+    worker = sqlite_app.worker(concurrency=2, poll_s=0.02, time_scale=0.01)
+    worker.start()
+    try:
+        target, deadline = parse_imap_uri(uri), time.monotonic() + 60
+        while time.monotonic() < deadline and not (
+            sqlite_app.manager.queue_row(queue_id).status.value == "completed"
+            and source.pool.opened(target) == 0
+        ):
+            time.sleep(0.05)
+        assert sqlite_app.manager.queue_row(queue_id).status.value == "completed"
+        assert source.pool.peak(target) >= 1
+        assert source.pool.opened(target) == 0, "idle connections kept past their permits"
+    finally:
+        worker.stop()
+    assert_mirrors_server(sqlite_app, mailbox)

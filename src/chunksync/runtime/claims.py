@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from chunksync.deps import gate
 from chunksync.deps.budget import RetryBudget, RetryBudgets
@@ -45,9 +45,19 @@ class Claims:
     """Step 2's claims for one worker, and step 7's reports of its dependencies' budgets."""
 
     def __init__(
-        self, manager: Manager, budgets: RetryBudgets, *, worker_id: str, lease_s: float
+        self,
+        manager: Manager,
+        budgets: RetryBudgets,
+        *,
+        worker_id: str,
+        lease_s: float,
+        on_permit_back: Callable[[str, int], None] | None = None,
     ) -> None:
+        """`on_permit_back(dependency, still_held)` is told when a slot thread gives a
+        dependency's permit back (its claim found no work), with the permits this worker still
+        holds of it: the sources close the connections kept open beyond them."""
         self.manager = manager
+        self._on_permit_back = on_permit_back
         self.budgets = budgets
         self.store = DependencyStore(manager.backend)
         self.worker_id = worker_id
@@ -161,10 +171,15 @@ class Claims:
             waits=waits,
         )
         with self._lock:
-            if got.permit is None:
-                self._permits.pop(key, None)
-            else:
+            gave_back = got.permit is None and self._permits.pop(key, None) is not None
+            if got.permit is not None:
                 self._permits[key] = got.permit
+            held = sum(1 for _, held_name in self._permits if held_name == name)
+        if gave_back and self._on_permit_back is not None:
+            try:
+                self._on_permit_back(name, held)
+            except Exception as exc:  # a connection that will not close must not stop the slot
+                log.warning("closing %s's idle connections failed: %s", name, redact(str(exc)))
         if got.waiting_for in ("gate", "rate") and got.wait_s > 0:
             self._not_before[name] = time.monotonic() + got.wait_s
         return got

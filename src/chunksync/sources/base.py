@@ -66,6 +66,13 @@ class Source(abc.ABC):
                 return size
         return 1
 
+    def permits_held(self, dependency: str, permits: int) -> None:
+        """This worker now holds `permits` connection permits of `dependency` (one went back:
+        its slot found no more work). A source that keeps connections open between chunks
+        closes the idle ones beyond that, so the fleet's open connections stay within the
+        dependency's cap, not only the ones in use."""
+        return None
+
     def close(self) -> None:
         """Release connections the source holds (called when a worker stops)."""
         return None

@@ -399,6 +399,12 @@ class Pool:
         """The most connections this account had open at once (for tests and reports)."""
         return self._account(target).peak
 
+    def opened(self, target: ImapTarget) -> int:
+        """The connections of this account open now, in use or idle (for tests and reports)."""
+        account = self._account(target)
+        with account.cond:
+            return account.open
+
     @contextmanager
     def connection(self, target: ImapTarget, credentials: Credentials) -> Iterator[Connection]:
         account = self._account(target)
@@ -455,6 +461,21 @@ class Pool:
         with account.cond:
             account.open -= 1
             account.cond.notify()
+
+    def trim(self, account_name: str, keep: int) -> None:
+        """Close idle connections of this account while more than `keep` are open (the
+        connection permits this worker still holds for it), oldest first."""
+        with self._lock:
+            account = self._accounts.get(account_name)
+        if account is None:
+            return
+        closing = []
+        with account.cond:
+            while account.idle and account.open > keep:
+                closing.append(account.idle.pop(0))
+                account.open -= 1
+        for conn in closing:
+            conn.close()
 
     def close(self) -> None:
         with self._lock:

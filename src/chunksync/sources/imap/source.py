@@ -82,6 +82,10 @@ class ImapSource(MailSource):
         with self.pool.connection(target, self.credentials(target)) as conn:
             yield conn
 
+    def permits_held(self, dependency: str, permits: int) -> None:
+        if dependency.startswith("imap://"):
+            self.pool.trim(dependency.removeprefix("imap://"), permits)
+
     def close(self) -> None:
         self.pool.close()
 
