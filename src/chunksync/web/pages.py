@@ -39,7 +39,7 @@ def _queues(request: Request) -> dict[str, Any]:
 def _chunks(request: Request) -> dict[str, Any]:
     filters = params.chunk_filters(request)
     found = params.chunk_page(request, filters)
-    queues = views.queues_data(dashboard(request).app)
+    queues = views.queue_choices(dashboard(request).app)
     here = {k: v for k, v in filters.items() if v}
     return {**found, "filters": filters, "queues": queues, "filter_query": urlencode(here)}
 

@@ -43,6 +43,11 @@ def queues_data(app: App) -> list[dict[str, Any]]:
     return [s.as_dict() | {"source": q.source} for q, s in zip(queues, summaries, strict=True)]
 
 
+def queue_choices(app: App) -> list[dict[str, str]]:
+    """Every queue's id and name, for a filter's choices (no summaries: a list is enough)."""
+    return [{"queue_id": q.id, "name": q.name} for q in app.manager.list_queues()]
+
+
 def dependencies(app: App) -> list[dict[str, Any]]:
     """Every dependency in the shape of `chunksync deps --json` (names redacted), by name."""
     found = app.deps.all()
