@@ -234,6 +234,12 @@ class Manager(Interventions, StallAbsolution):
         rows = self.backend.fetch_all(name, {"status": status, "tenant": tenant})
         return [Queue.from_row(r) for r in rows]
 
+    def queue_page(self, limit: int, offset: int = 0) -> tuple[list[Queue], int]:
+        """A page of the queues (newest first, with totals) and how many there are in all."""
+        rows = self.backend.fetch_all("list_queues_page", {"limit": limit, "offset": offset})
+        counted = rows or self.backend.fetch_all("count_queues")
+        return [Queue.from_row(r) for r in rows], int(counted[0]["n_queues"]) if counted else 0
+
     def get_chunk(self, chunk_id: str) -> Chunk:
         row = self.backend.fetch_one("get_chunk", {"id": chunk_id})
         if row is None:

@@ -62,3 +62,27 @@ def test_reads_are_open_and_actions_need_the_token(base_url: str) -> None:
     ok = httpx.post(target, headers={"Authorization": f"Bearer {TOKEN}"})
     assert ok.status_code in (200, 409)  # 409 when schemathesis paused it already
     assert httpx.get(f"{base_url}/api/chunks", params={"status": "nope"}).status_code == 400
+
+
+def test_queues_come_a_page_at_a_time(tmp_path: Any) -> None:
+    """Past a page of queues, the API pages them (X-Total-Count says how many), the overview
+    lists the newest page and says how many more there are, and /queues pages the rest."""
+    with App(f"sqlite:///{tmp_path / 'many.db'}") as app:
+        app.handler("job")(lambda ctx: None)
+        for n in range(105):
+            app.create_queue(f"job://api.example.com/{n}", [{"n": n}], name=f"q{n:03d}")
+        with serve(app) as base:
+            page = httpx.get(f"{base}/api/queues", params={"limit": 10, "offset": 100})
+            assert page.headers["X-Total-Count"] == "105" and len(page.json()) == 5
+            assert all(q["totals"]["pending"] == 1 for q in page.json())
+            whole = httpx.get(f"{base}/api/queues").json()  # the default page holds them all
+            assert sorted(q["name"] for q in whole) == [f"q{n:03d}" for n in range(105)]
+            assert [q["name"] for q in whole[100:]] == [q["name"] for q in page.json()]
+            overview = httpx.get(f"{base}/api/overview").json()
+            assert len(overview["queues"]) == 100 and overview["queues_total"] == 105
+            assert [q["name"] for q in overview["queues"]] == [q["name"] for q in whole[:100]]
+            html = httpx.get(f"{base}/").text
+            assert 'id="queues-more"' in html and "100 newest of 105 queues" in html
+            second = httpx.get(f"{base}/queues", params={"page": 2}).text
+            assert "101–105 of 105 queue(s)" in second
+            assert all(q["name"] in second for q in page.json())

@@ -28,7 +28,9 @@ def overview(request: Request) -> Response:
 
 
 def queues(request: Request) -> Response:
-    return JSONResponse(views.queues_data(dashboard(request).app))
+    """A page of the queues (`limit`, `offset`), newest first; X-Total-Count says how many."""
+    found, total = params.queue_list(request)
+    return JSONResponse(found, headers={"X-Total-Count": str(total)})
 
 
 def charts(request: Request) -> Response:

@@ -7,7 +7,7 @@ from typing import Any
 from chunksync.deps.gate import Flow
 from chunksync.models import ChunkStatus, ErrorCategory
 from chunksync.web.actions import CHUNK_ACTIONS, QUEUE_ACTIONS
-from chunksync.web.params import MAX_CHUNK_LIST_LIMIT, MAX_OFFSET
+from chunksync.web.params import MAX_CHUNK_LIST_LIMIT, MAX_OFFSET, MAX_QUEUE_LIST_LIMIT
 
 NUMBER_OR_NULL = {"type": "number", "nullable": True}
 STRING_OR_NULL = {"type": "string", "nullable": True}
@@ -214,6 +214,7 @@ SCHEMAS: dict[str, Any] = {
             "alerts": {"type": "array", "items": _ref("Alert")},
             "workers": {"type": "array", "items": {"type": "object"}},
             "queues": {"type": "array", "items": _ref("QueueSummary")},
+            "queues_total": {"type": "integer"},
         },
     },
     "Dependency": {
@@ -389,6 +390,33 @@ def _chunk_list() -> dict[str, Any]:
     return chunks
 
 
+def _queue_list() -> dict[str, Any]:
+    queues = _get(
+        "The queues with their summaries, newest first, a page at a time (limit, offset).",
+        {"type": "array", "items": _ref("QueueSummary")},
+        ("400", ERROR),
+    )
+    queues["get"]["responses"]["200"]["headers"] = {
+        "X-Total-Count": {
+            "description": "How many queues there are.",
+            "schema": {"type": "integer"},
+        }
+    }
+    queues["get"]["parameters"] = [
+        {
+            "name": "limit",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_QUEUE_LIST_LIMIT},
+        },
+        {
+            "name": "offset",
+            "in": "query",
+            "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
+        },
+    ]
+    return queues
+
+
 def _chunks_bulk() -> dict[str, Any]:
     return {
         "post": {
@@ -466,9 +494,7 @@ def openapi_document() -> dict[str, Any]:
             "/api/overview": _get(
                 "Health state with its reasons, alerts, workers, queues.", _ref("Overview")
             ),
-            "/api/queues": _get(
-                "Every queue with its summary.", {"type": "array", "items": _ref("QueueSummary")}
-            ),
+            "/api/queues": _queue_list(),
             "/api/charts": _get("Hourly trend and failures over time.", _ref("Charts")),
             "/api/chunks": _chunk_list(),
             "/api/chunks/bulk/{action}": _chunks_bulk(),

@@ -33,7 +33,7 @@ def _overview(request: Request) -> dict[str, Any]:
 
 
 def _queues(request: Request) -> dict[str, Any]:
-    return {"queues": views.queues_data(dashboard(request).app)}
+    return params.queue_page(request)
 
 
 def _chunks(request: Request) -> dict[str, Any]:

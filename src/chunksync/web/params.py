@@ -20,6 +20,7 @@ from chunksync.web import views
 from chunksync.web.state import dashboard
 
 MAX_CHUNK_LIST_LIMIT = 1000
+MAX_QUEUE_LIST_LIMIT = 1000
 MAX_OFFSET = 10_000_000
 PAGE_SIZE = 50
 FILTER_NAMES = ("q", "status", "category", "queue", "tenant")
@@ -73,6 +74,24 @@ def chunk_page(request: Request, filters: dict[str, str]) -> dict[str, Any]:
         "pages": pages,
         "first": query.offset + 1,
     }
+
+
+def queue_page(request: Request) -> dict[str, Any]:
+    """One page of the queue table (`?page=N`), with what the pager shows."""
+    size = views.QUEUE_PAGE_SIZE
+    number = _int(request, "page", 1, 1, MAX_OFFSET // size)
+    queues, total = views.queue_page(dashboard(request).app, size, (number - 1) * size)
+    pages = max(1, -(-total // size))
+    first = (number - 1) * size + 1
+    return {"queues": queues, "total": total, "page": number, "pages": pages, "first": first}
+
+
+def queue_list(request: Request) -> tuple[list[dict[str, Any]], int]:
+    """The queues `?limit=` (default and most: MAX_QUEUE_LIST_LIMIT) and `?offset=` select (the
+    API's list), and how many there are in all."""
+    limit = _int(request, "limit", MAX_QUEUE_LIST_LIMIT, 1, MAX_QUEUE_LIST_LIMIT)
+    offset = _int(request, "offset", 0, 0, MAX_OFFSET)
+    return views.queue_page(dashboard(request).app, limit, offset)
 
 
 def _enum(kind: type[ChunkStatus] | type[ErrorCategory], value: str | None) -> Any:

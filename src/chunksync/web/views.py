@@ -16,6 +16,7 @@ CHART_WINDOW_SECONDS = 24 * 3600.0
 CHART_BUCKET_SECONDS = 3600.0
 FAILURE_BUCKET_SECONDS = 900.0
 CHUNK_LIST_LIMIT = 200
+QUEUE_PAGE_SIZE = 100  # queues in the overview's table and on each page of /queues
 
 
 def overview(app: App) -> dict[str, Any]:
@@ -25,22 +26,25 @@ def overview(app: App) -> dict[str, Any]:
         budgets=app.registry.budgets,
         dependency_of=app.registry.dependency_of,
     )
-    queues = queues_data(app)
+    queues, total = queue_page(app, QUEUE_PAGE_SIZE)
     throughput = sum(q["throughput_chunks_per_s"] or 0.0 for q in queues)
     return {
         "system": system.as_dict(),
-        "throughput_chunks_per_s": throughput,
+        "throughput_chunks_per_s": throughput,  # of the queues listed
         "alerts": [alert_data(a) for a in alerts.firing(app.manager)],
         "workers": [w.as_dict() for w in trends.worker_trends(app.manager)],
         "queues": queues,
+        "queues_total": total,
     }
 
 
-def queues_data(app: App) -> list[dict[str, Any]]:
-    """Every queue's summary, read for the whole list at once (p95 from the histograms)."""
-    queues = app.manager.list_queues()
+def queue_page(app: App, limit: int, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """A page of the queues' summaries, newest first, read at once (p95 from the histograms),
+    and how many queues there are in all."""
+    queues, total = app.manager.queue_page(limit, offset)
     summaries = listing.queue_summaries(app.manager, queues)
-    return [s.as_dict() | {"source": q.source} for q, s in zip(queues, summaries, strict=True)]
+    rows = [s.as_dict() | {"source": q.source} for q, s in zip(queues, summaries, strict=True)]
+    return rows, total
 
 
 def queue_choices(app: App) -> list[dict[str, str]]:

@@ -55,6 +55,25 @@ CROSS JOIN LATERAL (
 WHERE (:status::text IS NULL OR q.status = :status::text)
 ORDER BY q.created_at DESC, q.name;
 
+-- list_queues_page --
+-- A page of the queues, newest first, with their chunk totals (counted for the page's queues
+-- only), and how many queues there are in all.
+SELECT q.*, t.n_pending, t.n_processing, t.n_completed, t.n_dead, t.n_cancelled,
+       (SELECT COUNT(*) FROM queues) AS n_queues
+FROM (SELECT * FROM queues ORDER BY created_at DESC, name LIMIT :limit OFFSET :offset) q
+CROSS JOIN LATERAL (
+    SELECT COUNT(*) FILTER (WHERE c.status = 'pending') AS n_pending,
+           COUNT(*) FILTER (WHERE c.status = 'processing') AS n_processing,
+           COUNT(*) FILTER (WHERE c.status = 'completed') AS n_completed,
+           COUNT(*) FILTER (WHERE c.status = 'dead') AS n_dead,
+           COUNT(*) FILTER (WHERE c.status = 'cancelled') AS n_cancelled
+    FROM chunks c WHERE c.queue_id = q.id) t
+ORDER BY q.created_at DESC, q.name;
+
+-- count_queues --
+-- How many queues there are.
+SELECT COUNT(*) AS n_queues FROM queues;
+
 -- set_queue_status --
 -- Move a queue from one of the allowed statuses (an array) to a new one.
 UPDATE queues SET status = :status, updated_at = NOW()

@@ -49,6 +49,23 @@ FROM queues q
 WHERE (:status IS NULL OR q.status = :status)
 ORDER BY q.created_at DESC, q.name;
 
+-- list_queues_page --
+-- A page of the queues, newest first, with their chunk totals (counted for the page's queues
+-- only), and how many queues there are in all.
+SELECT q.*,
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'pending') AS n_pending,
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'processing') AS n_processing,
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'completed') AS n_completed,
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'dead') AS n_dead,
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'cancelled') AS n_cancelled,
+       (SELECT COUNT(*) FROM queues) AS n_queues
+FROM (SELECT * FROM queues ORDER BY created_at DESC, name LIMIT :limit OFFSET :offset) q
+ORDER BY q.created_at DESC, q.name;
+
+-- count_queues --
+-- How many queues there are.
+SELECT COUNT(*) AS n_queues FROM queues;
+
 -- set_queue_status --
 -- Move a queue from one of the allowed statuses (JSON list) to a new one.
 UPDATE queues SET status = :status, updated_at = NOW()
