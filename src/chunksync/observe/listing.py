@@ -3,10 +3,10 @@
 One summary per queue (chunksync.observe.health.queue_summary) runs five or six statements, and
 its exact percentile reads the queue's raw attempts: 100 queues took 0.3 s, a page that
 refreshes every few seconds. A list is four statements whatever the number of queues: the
-listed queues' attempts and histograms from the day rollups, their chunks' figures, and the
+listed queues' attempts and histograms from the all-time rollups, their chunks' figures, and the
 throughput window's completions, each grouped by queue. The figures are the single summary's,
-with one difference, stated where the list is shown: its p95 is always read from the day
-histograms (within one bin, 15%, of the exact value), where a single summary gives the exact
+with one difference, stated where the list is shown: its p95 is always read from the all-time
+histogram (within one bin, 15%, of the exact value), where a single summary gives the exact
 value up to rollups.EXACT_PERCENTILE_MAX_ATTEMPTS timed attempts.
 """
 

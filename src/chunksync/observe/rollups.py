@@ -1,7 +1,7 @@
 """Attempt rollups: the health questions answered at any size.
 
 Every attempt row is added to a per-minute, a per-hour and an all-time rollup row (queue,
-tenant, outcome, category: counts and sums) and to its queue's hourly and daily processing-time
+tenant, outcome, category: counts and sums) and to its queue's hourly and all-time processing-time
 histograms, but not when it is written: a worker's finish stays a plain insert. The maintenance
 leader `fold`s the attempts past a watermark into the rollups every ROLLUP_FOLD_EVERY_SECONDS,
 one transaction of grouped upserts, and readers read the rollups plus the attempts past the
