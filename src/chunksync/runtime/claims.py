@@ -45,19 +45,12 @@ class Claims:
     """Step 2's claims for one worker, and step 7's reports of its dependencies' budgets."""
 
     def __init__(
-        self,
-        manager: Manager,
-        budgets: RetryBudgets,
-        *,
-        worker_id: str,
-        lease_s: float,
-        on_permit_back: Callable[[str, int], None] | None = None,
+        self, manager: Manager, budgets: RetryBudgets, *, worker_id: str, lease_s: float
     ) -> None:
-        """`on_permit_back(dependency, still_held)` is told when a slot thread gives a
-        dependency's permit back (its claim found no work), with the permits this worker still
-        holds of it: the sources close the connections kept open beyond them."""
         self.manager = manager
-        self._on_permit_back = on_permit_back
+        # Told (dependency, permits still held) when a slot thread gives a dependency's permit
+        # back (its claim found no work): the sources close the connections kept open beyond.
+        self.on_permit_back: Callable[[str, int], None] | None = None
         self.budgets = budgets
         self.store = DependencyStore(manager.backend)
         self.worker_id = worker_id
@@ -175,9 +168,9 @@ class Claims:
             if got.permit is not None:
                 self._permits[key] = got.permit
             held = sum(1 for _, held_name in self._permits if held_name == name)
-        if gave_back and self._on_permit_back is not None:
+        if gave_back and self.on_permit_back is not None:
             try:
-                self._on_permit_back(name, held)
+                self.on_permit_back(name, held)
             except Exception as exc:  # a connection that will not close must not stop the slot
                 log.warning("closing %s's idle connections failed: %s", name, redact(str(exc)))
         if got.waiting_for in ("gate", "rate") and got.wait_s > 0:

@@ -134,13 +134,8 @@ class Worker:
         # The budgets are this process's mirrors of the dependencies' shared rows; a worker on
         # a faster clock (tests, the demo) keeps its own, its gate's intervals scaled.
         budgets = registry.budgets if time_scale == 1.0 else RetryBudgets(time_scale=time_scale)
-        self._claims = Claims(
-            manager,
-            budgets,
-            worker_id=self.id,
-            lease_s=lease_s,
-            on_permit_back=registry.permits_held,
-        )
+        self._claims = Claims(manager, budgets, worker_id=self.id, lease_s=lease_s)
+        self._claims.on_permit_back = registry.permits_held  # sources close idle connections
         self._efficiency = Efficiency()
         self._queues: dict[str, Queue] = {}
         self._budget_of_queue: dict[str, RetryBudget] = {}  # for the claim's gate check
