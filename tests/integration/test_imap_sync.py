@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from imapclient import IMAPClient
 
 from chunksync.app import App
 from chunksync.exceptions import SourceError
@@ -241,7 +242,21 @@ def test_server_connection_limit_is_rate_limit(
         fill(box, 200)
         uri = box.uri(connections=4)
         source = imap_source(sqlite_app, uri)
-        planned = run_sync(sqlite_app, uri, chunk_size=10, concurrency=4, source=source)
+        planned = plan_sync(sqlite_app, source, [uri], chunk_size=10)
+        source.pool.close()  # the planner's idle connection
+        # Two sessions of another client hold the user's two connections for the sync's first
+        # half second, so its first connections are surely refused (left to the slots' timing, the
+        # sync could run on two connections and meet no refusal at all).
+        others = [IMAPClient("127.0.0.1", port=server.port, ssl=False) for _ in range(2)]
+        for other in others:
+            other.login(box.user, box.password)
+        release = threading.Timer(0.5, lambda: [other.logout() for other in others])
+        release.start()
+        try:
+            worker = sqlite_app.worker(concurrency=4, poll_s=0.02, time_scale=0.01)
+            worker.run_until_done([p.queue_id for p in planned if p.queue_id], timeout_s=90)
+        finally:
+            release.join()
         assert_mirrors_server(sqlite_app, box)
         queue_id = planned[0].queue_id
         assert queue_id is not None
