@@ -30,13 +30,8 @@ def queue_summaries(manager: Manager, queues: Sequence[Queue]) -> list[QueueSumm
     backend = manager.backend
     ids = {"queue_ids": backend.list_param([q.id for q in queues])}
     tallies: dict[str, AttemptTally] = defaultdict(AttemptTally)
-    first: dict[str, float] = {}
     for r in backend.fetch_all("health_queues_attempts", ids):
-        queue_id = str(r["queue_id"])
-        tallies[queue_id].add(r)
-        if r["first_started_at"] is not None:
-            started = float(r["first_started_at"])
-            first[queue_id] = min(first.get(queue_id, started), started)
+        tallies[str(r["queue_id"])].add(r)
     bins: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for r in backend.fetch_all("health_queues_latency", ids):
         bins[str(r["queue_id"])].append((int(r["bin"]), int(r["n"])))
@@ -51,7 +46,8 @@ def queue_summaries(manager: Manager, queues: Sequence[Queue]) -> list[QueueSumm
     out = []
     for q in queues:
         tally = tallies[q.id]
-        row = chunks[q.id] | {"first_started_at": first.get(q.id), "recent_completed": recent[q.id]}
+        started = {"first_started_at": tally.first_started_at, "recent_completed": recent[q.id]}
+        row = chunks[q.id] | started
         p95 = rollups.percentile_from_bins(bins[q.id], 0.95) if tally.timed_n else None
         out.append(summary_of(q, tally, row, p95))
     return out

@@ -159,6 +159,10 @@ class AttemptTally:
             self.completed_items += float(r["items"] or 0)
             self.eff_sum += float(r["efficiency_sum"] or 0.0)
             self.eff_n += float(r["efficiency_n"] or 0)
+        started = r.get("first_started_at")
+        if started is not None:
+            first = self.first_started_at
+            self.first_started_at = float(started) if first is None else min(first, float(started))
 
 
 def percentile_cont(manager: Manager, queue_id: str, fraction: float) -> float | None:
