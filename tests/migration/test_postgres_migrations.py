@@ -32,6 +32,12 @@ CATALOG = {
         WHERE n.nspname = 'public' ORDER BY 1, 2""",  # overloads in their text's order, not oid's
     "views": """
         SELECT viewname, definition FROM pg_views WHERE schemaname = 'public' ORDER BY 1""",
+    "policies": """
+        SELECT tablename, policyname, roles::text[], cmd, qual, with_check
+        FROM pg_policies WHERE schemaname = 'public' ORDER BY 1, 2""",
+    "row_security": """
+        SELECT relname, relrowsecurity, relforcerowsecurity FROM pg_class
+        WHERE relnamespace = 'public'::regnamespace AND relkind = 'r' ORDER BY 1""",
     "versions": "SELECT version, name FROM schema_version ORDER BY 1",
 }
 

@@ -46,6 +46,17 @@ _RULES: tuple[tuple[re.Pattern[str], tuple[str, bool], tuple[str, bool]], ...] =
             ("the write lock for a moment", True),
         ),
         (
+            rf"^ALTER\s+TABLE\s+{_NAME}\s+(?:ENABLE|FORCE|DISABLE|NO\s+FORCE)\s+ROW\s+LEVEL"
+            r"\s+SECURITY$",
+            ("ACCESS EXCLUSIVE on {0} for a moment (catalog only)", True),
+            ("the write lock for a moment (catalog only)", True),
+        ),
+        (
+            rf"^(?:CREATE|ALTER|DROP)\s+POLICY\s+{_NAME}\s+ON\s+(\w+)",
+            ("ACCESS EXCLUSIVE on {1} for a moment (catalog only)", True),
+            ("the write lock for a moment (catalog only)", True),
+        ),
+        (
             rf"^ALTER\s+TABLE\s+{_NAME}\s+ADD\s+(?:COLUMN\s+)?\w+\s+[\w ()]*?"
             r"(?:DEFAULT\s+[^,;()]+)?$",
             ("ACCESS EXCLUSIVE on {0} for a moment (catalog only)", True),

@@ -21,6 +21,7 @@ goes to the caller (the worker pauses and tries again).
 
 from __future__ import annotations
 
+import copy
 import random
 import re
 import threading
@@ -81,8 +82,11 @@ _CONNECT_STATES = (
 _SCHEMA_STATES = frozenset({"42P01", "42703"})
 _T = TypeVar("_T")
 _OPTIONS = frozenset(
-    {"pool_size", "pool_timeout_s", "connect_timeout", "notify", "application_name"}
+    {"pool_size", "pool_timeout_s", "connect_timeout", "notify", "application_name", "tenant"}
 )
+# The setting row-level security reads (migration 0017): the tenant a session sees, '*' for all.
+TENANT_SETTING = "chunksync.tenant"
+ALL_TENANTS = "*"
 
 
 def convert_error(exc: psycopg.Error, url: str = "") -> BackendError:
@@ -164,7 +168,7 @@ class _UUIDText(Loader):
         return bytes(data).decode("ascii")
 
 
-def _configure(conn: psycopg.Connection[Any]) -> None:
+def _configure(conn: psycopg.Connection[Any], tenant: str = ALL_TENANTS) -> None:
     # JSON columns come back as their text, so that the models read both backends alike
     # (a payload that is a JSON string stays distinguishable from the text of an object).
     conn.adapters.register_loader("jsonb", TextLoader)
@@ -174,6 +178,20 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
     # dear enough to be compiled at each call (measured mid-drain: 56 of a claim's 79 ms were
     # JIT, for a plan that runs in 20). A SET, not a startup option, which poolers may refuse.
     conn.execute(b"SET jit = off")
+    # The tenants this connection's statements see under row-level security (0017): every
+    # tenant for a worker or an operator, one for a process opened with `tenant=`. A request
+    # for one tenant narrows it for its own transaction only (`PostgresBackend.for_tenant`).
+    conn.execute(b"SELECT set_config(%s, %s, false)", [TENANT_SETTING, tenant])
+
+
+_SET_LOCAL_TENANT = b"SELECT set_config(%s, %s, true)"
+
+
+def _tenant_option(value: object) -> str:
+    tenant = str(value).strip()
+    if not tenant:
+        raise ConfigurationError("a tenant must be named: use '*' for every tenant")
+    return tenant
 
 
 class PostgresSession(Session):
@@ -217,7 +235,9 @@ class PostgresBackend(Backend):
     """PostgreSQL from a `postgresql://user:password@host:port/dbname` URL.
 
     Options: `pool_size` (connections for queries, default 1), `pool_timeout_s`,
-    `connect_timeout`, `notify` (LISTEN for wake-ups, default True), `application_name`.
+    `connect_timeout`, `notify` (LISTEN for wake-ups, default True), `application_name`,
+    `tenant` (the tenant every connection sees under row-level security; '*', the default,
+    is every tenant).
     """
 
     dialect = DIALECT
@@ -230,6 +250,9 @@ class PostgresBackend(Backend):
         if unknown:
             raise ConfigurationError(f"unknown PostgreSQL option(s): {', '.join(sorted(unknown))}")
         self.url = url
+        self._tenant = _tenant_option(options.get("tenant", ALL_TENANTS))
+        self._scope: str | None = None  # one tenant per transaction (for_tenant), or none
+        self._view = False
         self._errors = PsycopgErrors(url)
         self._notify = bool(options.get("notify", True))
         self._conninfo = self._make_conninfo(url, options)
@@ -246,7 +269,7 @@ class PostgresBackend(Backend):
             min_size=1,
             max_size=int(options.get("pool_size", POOL_SIZE)),
             kwargs={"autocommit": True},
-            configure=_configure,
+            configure=self._configure,
             timeout=float(options.get("pool_timeout_s", POOL_TIMEOUT_SECONDS)),
             name="chunksync",
             open=False,
@@ -285,8 +308,22 @@ class PostgresBackend(Backend):
     def _connect(self, conninfo: str | None = None) -> psycopg.Connection[Any]:
         with self._errors:
             conn = psycopg.Connection.connect(conninfo or self._conninfo, autocommit=True)
-        _configure(conn)
+            self._configure(conn)
         return conn
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        _configure(conn, self._tenant)
+
+    def for_tenant(self, tenant: str) -> PostgresBackend:
+        """This backend as one tenant sees it under row-level security, on the same pool: each
+        transaction and statement narrows the setting for itself alone (`set_config(..., true)`
+        ends with the transaction), so the next user of a pooled connection gets none of it.
+        Closing the view closes nothing."""
+        view = copy.copy(self)
+        view._scope = _tenant_option(tenant)
+        view._local = threading.local()  # never joins a transaction of another scope
+        view._view = True
+        return view
 
     def _connect_first(self, create: bool) -> None:
         """Connect once to give a clear error now; create the database if it is missing."""
@@ -318,6 +355,8 @@ class PostgresBackend(Backend):
             self._local.conn = conn
             try:
                 with self._errors, conn.transaction():  # BEGIN or COMMIT may fail
+                    if self._scope is not None:
+                        conn.execute(_SET_LOCAL_TENANT, [TENANT_SETTING, self._scope])
                     yield PostgresSession(conn, self._queries, self._errors)
             finally:
                 self._local.conn = None
@@ -342,6 +381,9 @@ class PostgresBackend(Backend):
             return run(PostgresSession(self._local.conn, self._queries, self._errors))
         for attempt in range(BUSY_RETRIES):
             try:
+                if self._scope is not None:  # the setting needs a transaction to end with
+                    with self._transaction(True) as session:
+                        return run(session)
                 with self._connection() as conn:
                     return run(PostgresSession(conn, self._queries, self._errors))
             except BackendBusy:
@@ -409,6 +451,8 @@ class PostgresBackend(Backend):
         return control.leader
 
     def close(self) -> None:
+        if self._view:
+            return
         with self._control_lock:
             self._closed = True
             control, self._control = self._control, None

@@ -55,3 +55,7 @@ SELECT ids.id, t.weight, t.max_in_flight, t.max_queued,
 FROM (SELECT id FROM tenants UNION SELECT tenant FROM queues) ids
 LEFT JOIN tenants t ON t.id = ids.id
 ORDER BY ids.id;
+
+-- pg_tenant_role_grant --
+-- Bind a role to a tenant and grant it the tenant's rows (row-level security, 0017); the role must exist.
+SELECT chunksync_grant_tenant_role(:role::name, :tenant::text) AS tenant;

@@ -1,0 +1,3 @@
+-- Row-level security on the tenants' tables (migration 0017), written once. Named to come
+-- last: it secures tables that the other schema files create.
+-- include migrations/0017_row_level_security.sql --
