@@ -264,3 +264,32 @@ class Tenants:
         if self.caps is not None:
             self.caps.forget()
         return after
+
+    def grant_role(self, role: str, tenant: str, *, actor: str, reason: str) -> None:
+        """Bind a PostgreSQL role to one tenant and grant it that tenant's rows (row-level
+        security, migration 0017): under it every other tenant's row reads as absent."""
+        if self.backend.dialect != "postgres":
+            raise ConfigurationError(
+                "tenant roles are PostgreSQL's row-level security: on SQLite one database file "
+                "is one trust domain (docs/tenants.md)"
+            )
+        if not role.strip() or not tenant.strip():
+            raise ConfigurationError("a role and a tenant must both be named")
+        if tenant.strip() == "*":
+            raise ConfigurationError(
+                "a tenant's role sees one tenant: '*' (every tenant) is not one"
+            )
+        details = json.dumps({"role": role, "tenant": tenant}, separators=(",", ":"))
+        with self.backend.transaction() as s:
+            s.execute("pg_tenant_role_grant", {"role": role, "tenant": tenant})
+            s.execute(
+                "insert_audit",
+                {
+                    "action": "tenant_role_grant",
+                    "actor": actor,
+                    "reason": reason,
+                    "chunk_id": None,
+                    "queue_id": None,
+                    "details": details,
+                },
+            )

@@ -38,6 +38,8 @@ def test_mistakes_end_in_one_sentence(sqlite_url: str) -> None:
     run("init", db=sqlite_url)
     bad = run("tenants", "set", "acme", "--max-in-flight", "many", db=sqlite_url, expect=1)
     assert "whole number" in one_error(bad)
+    bad = run("tenants", "grant", "tenant_b", "--tenant", "acme", db=sqlite_url, expect=1)
+    assert "one database file is one trust domain" in one_error(bad)
     bad = run("tenants", "set", "acme", "--weight", "0", db=sqlite_url, expect=1)
     assert "above 0" in one_error(bad)
 

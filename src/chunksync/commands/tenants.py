@@ -2,8 +2,9 @@
 
 `chunksync tenants` lists every tenant declared or owning a queue, with its weight, quotas and
 chunks waiting and in flight; `tenants set ID --weight W --max-in-flight N --max-queued M`
-declares one or changes it while workers run (`--max-in-flight none` removes a quota). Every
-change is audited.
+declares one or changes it while workers run (`--max-in-flight none` removes a quota);
+`tenants grant ROLE --tenant ID` binds a PostgreSQL role to one tenant under row-level
+security. Every change is audited.
 """
 
 from __future__ import annotations
@@ -77,6 +78,20 @@ def tenants_set(
             max_queued=_quota("max-queued", max_queued),
         )
     say(f"tenant {tenant}: {_described(before)} -> {_described(after)}")
+
+
+@tenants_cli.command("grant")
+@friendly
+def tenants_grant(
+    role: Annotated[str, typer.Argument(help="An existing PostgreSQL role.")],
+    tenant: Annotated[str, typer.Option("--tenant", help="The one tenant it may see.")],
+    reason: Annotated[str, typer.Option(help="Why, for the audit log.")] = "manual change",
+) -> None:
+    """Bind a PostgreSQL role to one tenant: under row-level security it reads that tenant's
+    queues, chunks and attempts and may update or delete them; every other row is absent."""
+    with open_app(create=False) as app:
+        app.manager.tenants.grant_role(role, tenant, actor=OPERATOR, reason=reason)
+    say(f"role {role} sees tenant {tenant} only")
 
 
 def _quota(option: str, text: str | None) -> int | Keep | None:
