@@ -12,7 +12,9 @@ release (priority, then age: benchmarks/plain_claim.py). Printed per backend:
   is the share), Jain's index per window, the mean printed;
 - claim_ms_<N>_<T>_tenants: the median time of one claim of 100 chunks with N pending across T
   tenants (the issue's shape is 1,000,000 and 1,000: set the env vars).
-rls_claim_cost_ratio is not printed: row-level security is not built yet.
+- rls_claim_cost_ratio: the same claim on PostgreSQL under a role that is not a superuser
+  (the tables' owner, as in production), with row-level security forced (migration 0017) over
+  without it (NO FORCE), in alternating rounds; the median of each.
 
 The defaults are a small run; the issue's sizes: CHUNKSYNC_BENCH_FAIR_BIG=1000000 (SQLite:
 CHUNKSYNC_BENCH_FAIR_BIG_SQLITE=200000), CHUNKSYNC_BENCH_FAIR_CLAIM_PENDING=1000000,
@@ -215,13 +217,54 @@ def claim_ms(url: str, pending: int, tenants: int) -> float:
             "bench_fair_seed", {"queue_id": queue.id, "n": pending, "tenants": tenants}
         )
         app.backend.execute("refresh_chunk_statistics")
-        times = []
-        for _ in range(21):
-            t0 = time.perf_counter()
-            _, chunks = app.manager.claim(f"w-{uuid.uuid4()}", ["fair"], limit=100)
-            times.append(time.perf_counter() - t0)
-            assert len(chunks) == 100
+        times = _claim_times(app, 21)
     return statistics.median(times) * 1000
+
+
+def _claim_times(app: Any, n: int) -> list[float]:
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        _, chunks = app.manager.claim(f"w-{uuid.uuid4()}", ["fair"], limit=100)
+        times.append(time.perf_counter() - t0)
+        assert len(chunks) == 100
+    return times
+
+
+def rls_claim_ratio(cluster: PgCluster, pending: int, tenants: int) -> tuple[float, float]:
+    """Median claim ms with row-level security forced and without, under the tables' owner."""
+    import psycopg
+    from psycopg import sql as pgsql
+
+    from chunksync.app import App
+
+    with psycopg.connect(cluster.url(), autocommit=True) as admin:
+        admin.execute("CREATE ROLE fair_owner LOGIN NOSUPERUSER NOBYPASSRLS")
+        admin.execute("CREATE DATABASE fair_rls OWNER fair_owner")
+    with psycopg.connect(cluster.url("fair_rls"), autocommit=True) as admin:
+        admin.execute("GRANT ALL ON SCHEMA public TO fair_owner")
+    url = cluster.url("fair_rls", user="fair_owner")
+    secured = ("queues", "chunks", "attempts", "attempt_rollups", "tenant_passes", "tenants")
+    on: list[float] = []
+    off: list[float] = []
+    with App(url) as app, psycopg.connect(url, autocommit=True) as owner:
+        app.handler("fair")(lambda ctx: None)
+        queue = app.manager.create_queue("bulk", "fair://bulk", "fair", [], tenant="t0")
+        app.backend.execute(
+            "bench_fair_seed", {"queue_id": queue.id, "n": pending, "tenants": tenants}
+        )
+        app.backend.execute("refresh_chunk_statistics")
+        _claim_times(app, 3)  # warm both plans' caches
+        for _ in range(4):
+            for force, into in (("FORCE", on), ("NO FORCE", off)):
+                for table in secured:
+                    owner.execute(
+                        pgsql.SQL("ALTER TABLE {} " + force + " ROW LEVEL SECURITY").format(
+                            pgsql.Identifier(table)
+                        )
+                    )
+                into.extend(_claim_times(app, 7))
+    return statistics.median(on) * 1000, statistics.median(off) * 1000
 
 
 # --- the run ------------------------------------------------------------------------------------
@@ -297,6 +340,9 @@ def main() -> int:
         cluster = PgCluster(durable=True, max_connections=100).start()
         try:
             lines += run_backend("postgres", lambda tag: cluster.create_database(f"fair_{tag}"))
+            on_ms, off_ms = rls_claim_ratio(cluster, CLAIM_PENDING, CLAIM_TENANTS)
+            print(f"rls_claim_ms_forced={on_ms:.2f} (without: {off_ms:.2f})", flush=True)
+            print(f"rls_claim_cost_ratio={on_ms / off_ms:.3f}", flush=True)
         finally:
             cluster.stop()
     elif "postgres" in BACKENDS:
@@ -304,7 +350,6 @@ def main() -> int:
     if "sqlite" in BACKENDS:
         with tempfile.TemporaryDirectory() as tmp:
             lines += run_backend("sqlite", lambda tag: f"sqlite:///{Path(tmp) / tag}.db")
-    print("rls_claim_cost_ratio: not measured (row-level security is not built yet)")
     last = [ln for ln in lines if "_small_tenant_wait_p99_s=" in ln]
     print(last[0] if last else "small_tenant_wait_p99_s=nan")
     return 0
