@@ -7,6 +7,7 @@ below this module imports App.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +52,7 @@ class App:
         **backend_options: Any,
     ) -> None:
         self.url = url
+        self._view = False
         self.backend: Backend = open_backend(url, **backend_options)
         self.manager = Manager(self.backend)
         self.registry = Registry()
@@ -203,7 +205,18 @@ class App:
 
         return Worker(self.manager, self.registry, self.settings, **options)
 
+    def for_tenant(self, tenant: str) -> App:
+        """This app as one tenant sees it: the same registry and settings over the backend's
+        view of that tenant (`Backend.for_tenant`). Closing it closes nothing."""
+        view = copy.copy(self)
+        view.backend = self.backend.for_tenant(tenant)
+        view.manager = Manager(view.backend)
+        view._view = True
+        return view
+
     def close(self) -> None:
+        if self._view:
+            return
         self.registry.close()
         self.backend.close()
 

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
+from chunksync.exceptions import ConfigurationError
+
 Row = dict[str, Any]
 Params = Mapping[str, Any]
 
@@ -51,6 +53,9 @@ class Backend(abc.ABC):
     # whether the database answers health questions through its SQL interface (the functions
     # get_queue_health_summary() and get_system_health_metrics()).
     sql_health_interface: bool = False
+    # whether the database itself keeps one tenant from another's rows (row-level security,
+    # tenant roles and tokens, `for_tenant`).
+    tenant_scoping: bool = False
 
     @abc.abstractmethod
     def transaction(self, *, write: bool = True) -> AbstractContextManager[Session]:
@@ -82,6 +87,15 @@ class Backend(abc.ABC):
         """Whether this worker runs maintenance (stuck-chunk recovery, retention) now.
         With one machine every worker may; PostgreSQL elects one with an advisory lock."""
         return True
+
+    def for_tenant(self, tenant: str) -> Backend:
+        """This backend as one tenant sees it, enforced by the database (row-level security on
+        PostgreSQL). A backend that cannot enforce it refuses: SQLite's one file is one trust
+        domain (docs/tenants.md)."""
+        raise ConfigurationError(
+            "one tenant's view needs PostgreSQL's row-level security: on SQLite one database "
+            "file is one trust domain (docs/tenants.md)"
+        )
 
     def fetch_one(self, name: str, params: Params | None = None) -> Row | None:
         with self.transaction(write=False) as s:

@@ -242,6 +242,7 @@ class PostgresBackend(Backend):
 
     dialect = DIALECT
     sql_health_interface = True
+    tenant_scoping = True
 
     def __init__(
         self, url: str, *, create: bool = True, migrate: bool = True, **options: Any
