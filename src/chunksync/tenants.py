@@ -18,7 +18,9 @@ the defaults: weight 1, no quota.
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
+import secrets
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -250,17 +252,7 @@ class Tenants:
                 },
             )
             details = {"tenant": tenant, "before": shown(before), "after": shown(after)}
-            s.execute(
-                "insert_audit",
-                {
-                    "action": "tenant_set",
-                    "actor": actor,
-                    "reason": reason,
-                    "chunk_id": None,
-                    "queue_id": None,
-                    "details": json.dumps(details, separators=(",", ":")),
-                },
-            )
+            _audit(s, "tenant_set", actor, reason, details)
         if self.caps is not None:
             self.caps.forget()
         return after
@@ -268,28 +260,75 @@ class Tenants:
     def grant_role(self, role: str, tenant: str, *, actor: str, reason: str) -> None:
         """Bind a PostgreSQL role to one tenant and grant it that tenant's rows (row-level
         security, migration 0017): under it every other tenant's row reads as absent."""
-        if self.backend.dialect != "postgres":
-            raise ConfigurationError(
-                "tenant roles are PostgreSQL's row-level security: on SQLite one database file "
-                "is one trust domain (docs/tenants.md)"
-            )
+        _require_scoping(self.backend, "tenant roles")
         if not role.strip() or not tenant.strip():
             raise ConfigurationError("a role and a tenant must both be named")
-        if tenant.strip() == "*":
-            raise ConfigurationError(
-                "a tenant's role sees one tenant: '*' (every tenant) is not one"
-            )
-        details = json.dumps({"role": role, "tenant": tenant}, separators=(",", ":"))
+        _one_tenant(tenant)
         with self.backend.transaction() as s:
             s.execute("pg_tenant_role_grant", {"role": role, "tenant": tenant})
-            s.execute(
-                "insert_audit",
-                {
-                    "action": "tenant_role_grant",
-                    "actor": actor,
-                    "reason": reason,
-                    "chunk_id": None,
-                    "queue_id": None,
-                    "details": details,
-                },
-            )
+            _audit(s, "tenant_role_grant", actor, reason, {"role": role, "tenant": tenant})
+
+    def new_token(self, tenant: str, *, actor: str, reason: str) -> str:
+        """A new token that opens the dashboard and its API to `tenant` alone; only its
+        SHA-256 is stored, so it is shown once."""
+        _require_scoping(self.backend, "tenant tokens")
+        _one_tenant(tenant)
+        token = "cst_" + secrets.token_urlsafe(32)
+        with self.backend.transaction() as s:
+            s.execute("pg_tenant_token_add", {"digest": token_digest(token), "tenant": tenant})
+            _audit(s, "tenant_token_add", actor, reason, {"tenant": tenant})
+        return token
+
+    def revoke_tokens(self, tenant: str, *, actor: str, reason: str) -> int:
+        """Revoke every token of `tenant`; how many there were."""
+        _require_scoping(self.backend, "tenant tokens")
+        with self.backend.transaction() as s:
+            n = s.execute("pg_tenant_tokens_revoke", {"tenant": tenant})
+            _audit(s, "tenant_tokens_revoke", actor, reason, {"tenant": tenant, "revoked": n})
+        return n
+
+    def token_tenant(self, token: str) -> str | None:
+        """The tenant a token opens, or None (always None where tenants cannot be scoped)."""
+        if not self.backend.tenant_scoping or not token.startswith("cst_"):
+            return None
+        row = self.backend.fetch_one("pg_tenant_token_find", {"digest": token_digest(token)})
+        return None if row is None else str(row["tenant"])
+
+    def tokens_exist(self) -> bool:
+        if not self.backend.tenant_scoping:
+            return False
+        row = self.backend.fetch_one("pg_tenant_tokens_count")
+        return bool(row and int(row["n"]))
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _require_scoping(backend: Backend, what: str) -> None:
+    if not backend.tenant_scoping:
+        raise ConfigurationError(
+            f"{what} need PostgreSQL's row-level security: on SQLite one database file is one "
+            "trust domain (docs/tenants.md)"
+        )
+
+
+def _one_tenant(tenant: str) -> None:
+    if not tenant.strip():
+        raise ConfigurationError("a tenant must be named")
+    if tenant.strip() == "*":
+        raise ConfigurationError("'*' is every tenant, not one: name one tenant")
+
+
+def _audit(s: Session, action: str, actor: str, reason: str, details: dict[str, Any]) -> None:
+    s.execute(
+        "insert_audit",
+        {
+            "action": action,
+            "actor": actor,
+            "reason": reason,
+            "chunk_id": None,
+            "queue_id": None,
+            "details": json.dumps(details, separators=(",", ":")),
+        },
+    )

@@ -40,6 +40,8 @@ def test_mistakes_end_in_one_sentence(sqlite_url: str) -> None:
     assert "whole number" in one_error(bad)
     bad = run("tenants", "grant", "tenant_b", "--tenant", "acme", db=sqlite_url, expect=1)
     assert "one database file is one trust domain" in one_error(bad)
+    bad = run("tenants", "token", "acme", db=sqlite_url, expect=1)
+    assert "one database file is one trust domain" in one_error(bad)
     bad = run("tenants", "set", "acme", "--weight", "0", db=sqlite_url, expect=1)
     assert "above 0" in one_error(bad)
 

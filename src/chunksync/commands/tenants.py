@@ -4,7 +4,8 @@
 chunks waiting and in flight; `tenants set ID --weight W --max-in-flight N --max-queued M`
 declares one or changes it while workers run (`--max-in-flight none` removes a quota);
 `tenants grant ROLE --tenant ID` binds a PostgreSQL role to one tenant under row-level
-security. Every change is audited.
+security, and `tenants token ID` makes a token that opens the dashboard and its API to that
+tenant alone. Every change is audited.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from chunksync.cli import cli, console, friendly, open_app
+from chunksync.cli import cli, console, err, friendly, open_app
 from chunksync.exceptions import ConfigurationError
 from chunksync.interventions import OPERATOR
 from chunksync.redact import redact
@@ -94,6 +95,28 @@ def tenants_grant(
     say(f"role {role} sees tenant {tenant} only")
 
 
+@tenants_cli.command("token")
+@friendly
+def tenants_token(
+    tenant: Annotated[str, typer.Argument(help="The tenant the token opens.")],
+    revoke: Annotated[
+        bool, typer.Option("--revoke", help="Revoke every token of the tenant instead.")
+    ] = False,
+    reason: Annotated[str, typer.Option(help="Why, for the audit log.")] = "manual change",
+) -> None:
+    """A new token that opens the dashboard and its API to one tenant (PostgreSQL), printed
+    once: only its SHA-256 is kept. `--revoke` ends every token of the tenant."""
+    with open_app(create=False) as app:
+        tenants = app.manager.tenants
+        if revoke:
+            n = tenants.revoke_tokens(tenant, actor=OPERATOR, reason=reason)
+            say(f"tenant {tenant}: {n} token(s) revoked")
+            return
+        token = tenants.new_token(tenant, actor=OPERATOR, reason=reason)
+    err_say(f"a token for tenant {tenant} (shown once: keep it as you keep a password)")
+    print(token, flush=True)
+
+
 def _quota(option: str, text: str | None) -> int | Keep | None:
     """An option's value: not given keeps the quota, 'none' removes it, else a count."""
     if text is None:
@@ -135,3 +158,7 @@ def _table(found: list[TenantLoad]) -> Table:
 
 def say(text: str) -> None:
     console.print(redact(text), markup=False, highlight=False, soft_wrap=True)
+
+
+def err_say(text: str) -> None:
+    err.print(redact(text), markup=False, highlight=False, soft_wrap=True)

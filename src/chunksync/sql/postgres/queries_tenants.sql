@@ -59,3 +59,19 @@ ORDER BY ids.id;
 -- pg_tenant_role_grant --
 -- Bind a role to a tenant and grant it the tenant's rows (row-level security, 0017); the role must exist.
 SELECT chunksync_grant_tenant_role(:role::name, :tenant::text) AS tenant;
+
+-- pg_tenant_token_add --
+-- A token for one tenant's dashboard and API, stored as its SHA-256.
+INSERT INTO tenant_tokens (digest, tenant, created_at) VALUES (:digest, :tenant, NOW());
+
+-- pg_tenant_token_find --
+-- The tenant a token opens, by its SHA-256.
+SELECT tenant FROM tenant_tokens WHERE digest = :digest;
+
+-- pg_tenant_tokens_revoke --
+-- Every token of one tenant, revoked.
+DELETE FROM tenant_tokens WHERE tenant = :tenant;
+
+-- pg_tenant_tokens_count --
+-- How many tenant tokens exist (the dashboard warns when reads without a token are open).
+SELECT COUNT(*) AS n FROM tenant_tokens;

@@ -35,6 +35,15 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path FROM CURRENT AS $$
     FROM (SELECT current_setting('chunksync.tenant', true) AS v) s
 $$;
 
+-- Tokens that open the dashboard and its API to one tenant (`chunksync tenants token T`): the
+-- SHA-256 of each, never the token itself.
+CREATE TABLE tenant_tokens (
+    digest     text PRIMARY KEY,
+    tenant     text NOT NULL CHECK (tenant <> '*'),
+    created_at double precision NOT NULL
+);
+CREATE INDEX tenant_tokens_tenant ON tenant_tokens (tenant);
+
 -- Bind a role to a tenant and grant it what a tenant's role may do: read its tenant's rows,
 -- and update or delete its own chunks and queues (row security keeps every other tenant's
 -- rows out of reach: such a statement affects 0 rows).
