@@ -25,11 +25,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(app: App, *, token: str | None = TOKEN, poll_ms: int = 300) -> Iterator[str]:
+def serve(
+    app: App, *, token: str | None = TOKEN, poll_ms: int = 300, private: bool = False
+) -> Iterator[str]:
     """Yield the base URL of the dashboard, serving until the block ends."""
     port = free_port()
     config = uvicorn.Config(
-        create_app(app, token=token, poll_ms=poll_ms),
+        create_app(app, token=token, poll_ms=poll_ms, private=private),
         host="127.0.0.1",
         port=port,
         log_level="warning",

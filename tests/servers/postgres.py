@@ -63,3 +63,27 @@ def pg_empty_url(pg_cluster: PgCluster) -> Iterator[str]:
     url = pg_cluster.create_database(name, "template0")
     yield url
     pg_cluster.drop_database(name)
+
+
+@pytest.fixture
+def pg_owned(pg_cluster: PgCluster) -> Iterator[tuple[str, str]]:
+    """A database owned by a plain role, as in production (a superuser bypasses row-level
+    security): (its URL as that role, the name of another plain role, for a tenant's)."""
+    from psycopg import sql
+
+    n = f"{os.getpid()}_{next(_numbers)}"
+    owner, tenant_role, name = f"owner_{n}", f"tenant_role_{n}", f"rls_{n}"
+
+    def admin(text: str, *names: str, dbname: str = "postgres") -> None:
+        pg_cluster.admin(sql.SQL(text).format(*map(sql.Identifier, names)), dbname=dbname)
+
+    admin("CREATE ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS", owner)
+    admin("CREATE ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS", tenant_role)
+    admin("CREATE DATABASE {} OWNER {}", name, owner)
+    admin("GRANT ALL ON SCHEMA public TO {}", owner, dbname=name)
+    try:
+        yield pg_cluster.url(name, user=owner), tenant_role
+    finally:
+        pg_cluster.drop_database(name)
+        for role in (tenant_role, owner):
+            admin("DROP ROLE IF EXISTS {}", role)

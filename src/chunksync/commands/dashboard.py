@@ -39,6 +39,12 @@ def dashboard(
     session_max: Annotated[
         str, typer.Option("--session-max", help="A sign-in ends this long after it began.")
     ] = "12h",
+    private: Annotated[
+        bool,
+        typer.Option(
+            "--private", help="Show nothing without a token (the operator's or a tenant's)."
+        ),
+    ] = False,
 ) -> None:
     """Serve the dashboard: health, queues, chunks, charts, actions, JSON API, /metrics."""
     import uvicorn
@@ -60,14 +66,23 @@ def dashboard(
     if idle <= 0 or longest <= 0:
         raise fail("--session-idle and --session-max must be longer than 0 s")
     sessions = SessionPolicy(idle_s=idle, max_s=longest)
+    if private and token is None:
+        raise fail(
+            f"--private needs the operator token (sessions are signed with it): set {token_env}"
+        )
     loopback = host in LOOPBACK_HOSTS
-    if not loopback:
+    if not loopback and not private:
         err.print(f"[yellow]warning:[/] serving on {host}: anyone who can reach it can read it")
     with open_app(create=False) as app:
         if health_config is not None:
             app.configure(health=health.load_thresholds(health_config))
+        if not private and app.manager.tenants.tokens_exist():
+            err.print(
+                "[yellow]warning:[/] tenants have tokens, but without --private a request "
+                "with no token reads every tenant"
+            )
         hosts = None if loopback else ["*"]
-        web = create_app(app, token=token, allowed_hosts=hosts, sessions=sessions)
+        web = create_app(app, token=token, allowed_hosts=hosts, sessions=sessions, private=private)
         mode = "actions need the token" if token else f"read-only (set {token_env} to act)"
         console.print(f"dashboard on http://{host}:{port}/ ({mode}); Ctrl-C stops it")
         uvicorn.run(web, host=host, port=port, log_level="warning")

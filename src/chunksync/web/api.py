@@ -20,6 +20,8 @@ from chunksync.web import bulk, params, views
 from chunksync.web.actions import act
 from chunksync.web.errors import error_json
 from chunksync.web.openapi import openapi_document
+from chunksync.web.security import bearer
+from chunksync.web.state import board as board_of
 from chunksync.web.state import dashboard
 
 
@@ -116,10 +118,12 @@ async def chunks_bulk(request: Request) -> Response:
 
 def _refused(request: Request) -> Response | None:
     """Why an action is refused (read-only, no or a wrong bearer token), or None."""
-    board = dashboard(request)
+    board = board_of(request)  # who asks is read from the header here, never refused early
     if not board.guard.enabled:
         return error_json("this dashboard is read-only", 403)
     if not board.guard.bearer_ok(request):
+        if board.guard.tenant_of(bearer(request)) is not None:
+            return error_json("a tenant's token reads only: actions are the operator's", 403)
         given = request.headers.get("authorization", "").strip()
         said = "the bearer token is wrong" if given else "a bearer token is required"
         return error_json(said, 401, {"www-authenticate": "Bearer"})

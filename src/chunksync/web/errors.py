@@ -2,6 +2,7 @@
 
     NotFound                      404
     StateError                    409   the chunk's or queue's state does not allow it
+    SignInRequired                401   a wrong token, or none on a private dashboard
     any other ChunksyncError      400   bad input: an unknown status, a limit out of range...
     Starlette's 404 and 405       as they are
 
@@ -21,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from chunksync.exceptions import ChunksyncError, NotFound, StateError
 from chunksync.redact import redact
 from chunksync.web.rendering import page
+from chunksync.web.security import SignInRequired
 
 API_PREFIX = "/api/"
 METRICS_PATH = "/metrics"
@@ -32,6 +34,8 @@ def status_for(exc: ChunksyncError) -> int:
         return 404
     if isinstance(exc, StateError):
         return 409
+    if isinstance(exc, SignInRequired):
+        return 401
     return 400
 
 
@@ -46,7 +50,10 @@ async def chunksync_error(request: Request, exc: Exception) -> Response:
     status, message = status_for(exc), redact(str(exc))  # a dependency's name may hold one
     path = request.url.path
     if path.startswith(API_PREFIX) or path == METRICS_PATH:
-        return error_json(message, status)
+        challenge = {"www-authenticate": "Bearer"} if status == 401 else None
+        return error_json(message, status, challenge)
+    if status == 401:
+        return page(request, "login.html", status, error=message)
     return page(request, "error.html", status, message=message)
 
 

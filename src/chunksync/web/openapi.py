@@ -487,8 +487,9 @@ def openapi_document() -> dict[str, Any]:
             "title": "chunksync dashboard API",
             "version": "1",
             "description": "Health, queues, chunks, dependencies and operator actions of one "
-            "chunksync database. Reads need nothing; actions need the operator token as a "
-            "bearer token.",
+            "chunksync database. Actions need the operator token as a bearer token. Reads "
+            "need nothing, unless the dashboard is private (401 without a token); a tenant's "
+            "token (PostgreSQL) reads that tenant's rows alone and may not act (403).",
         },
         "paths": {
             "/api/overview": _get(

@@ -22,9 +22,11 @@ from chunksync.web import bulk, params, views
 from chunksync.web.actions import act, form_limits
 from chunksync.web.rendering import page
 from chunksync.web.security import SESSION_COOKIE, same_origin
+from chunksync.web.state import board as board_of
 from chunksync.web.state import dashboard
 
 _Context = Callable[[Request], dict[str, Any]]
+TENANTS_READ = "a tenant's sign-in reads only: actions are the operator's"
 
 
 def _overview(request: Request) -> dict[str, Any]:
@@ -69,7 +71,7 @@ async def login(request: Request) -> Response:
     """Trade the operator token for a session cookie; the token itself is never stored. An
     address with too many wrong tokens in a while is refused (429) before its token is read."""
     form = await request.form()
-    guard = dashboard(request).guard
+    guard = board_of(request).guard
     if not guard.enabled:
         return page(request, "login.html", 403, error="this dashboard is read-only")
     if not same_origin(request):
@@ -79,18 +81,21 @@ async def login(request: Request) -> Response:
         answer = page(request, "login.html", 429, error=f"too many wrong tokens: wait {wait} s")
         answer.headers["Retry-After"] = str(wait)
         return answer
-    if not guard.check_token(str(form.get("token", ""))):
+    given = str(form.get("token", ""))
+    tenant = None if guard.check_token(given) else await run_in_threadpool(guard.tenant_of, given)
+    if tenant is None and not guard.check_token(given):
         await run_in_threadpool(guard.failed_sign_in, request)
         return page(request, "login.html", 403, error="wrong token")
     response = RedirectResponse("/", status_code=303)
-    guard.set_cookie(request, response, await run_in_threadpool(guard.new_session, request))
+    cookie = await run_in_threadpool(guard.new_session, request, tenant)
+    guard.set_cookie(request, response, cookie)
     return response
 
 
 async def logout(request: Request) -> Response:
     """Sign out: the session's row is deleted, so its cookie opens nothing any more."""
     form = await request.form()
-    guard = dashboard(request).guard
+    guard = board_of(request).guard
     if await run_in_threadpool(guard.form_ok, request, str(form.get("csrf", ""))):
         await run_in_threadpool(guard.end_session, request)
     response = RedirectResponse("/", status_code=303)
@@ -101,11 +106,13 @@ async def logout(request: Request) -> Response:
 async def form_action(request: Request) -> Response:
     """An action from a signed-in browser's form; the outcome comes back as a notice."""
     form = await request.form()
-    board = dashboard(request)
+    board = board_of(request)
     if not board.guard.enabled:
         return page(request, "error.html", 403, message="this dashboard is read-only")
     if not await run_in_threadpool(board.guard.form_ok, request, str(form.get("csrf", ""))):
         return page(request, "error.html", 403, message="sign in with the token first")
+    if await run_in_threadpool(board.guard.viewer_tenant, request) is not None:
+        return page(request, "error.html", 403, message=TENANTS_READ)
     back = str(form.get("next", "/"))
     if not back.startswith("/") or back.startswith("//"):
         back = "/"  # only a path of ours: never an open redirect
@@ -125,11 +132,13 @@ async def bulk_action(request: Request) -> Response:
     """A bulk action from the chunk list: the first POST answers with a confirmation page
     (how many chunks it would touch), the second (confirm=1) does it, each chunk audited."""
     form = await request.form()
-    board = dashboard(request)
+    board = board_of(request)
     if not board.guard.enabled:
         return page(request, "error.html", 403, message="this dashboard is read-only")
     if not await run_in_threadpool(board.guard.form_ok, request, str(form.get("csrf", ""))):
         return page(request, "error.html", 403, message="sign in with the token first")
+    if await run_in_threadpool(board.guard.viewer_tenant, request) is not None:
+        return page(request, "error.html", 403, message=TENANTS_READ)
     action = bulk.check_action(str(form.get("action", "")))
     scope = "matching" if form.get("scope") == "matching" else "selected"
     filters = params.chunk_filters(form)

@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from chunksync import sql
 from chunksync.exceptions import BackendError
-from chunksync.web.state import dashboard
+from chunksync.web.state import board
 
 
 async def healthz(request: Request) -> Response:
@@ -23,7 +23,7 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    backend = dashboard(request).app.backend
+    backend = board(request).app.backend
     try:
         version = await run_in_threadpool(backend.schema_version)
     except BackendError:

@@ -12,7 +12,8 @@ from starlette.responses import HTMLResponse
 
 from chunksync.models import ChunkStatus, ErrorCategory
 from chunksync.web import charts
-from chunksync.web.state import dashboard
+from chunksync.web.sessions import TENANT_SCOPE
+from chunksync.web.state import board as the_board
 
 
 def environment() -> Environment:
@@ -32,9 +33,18 @@ def environment() -> Environment:
 
 def page(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
     """Render `template` with what every page shows: the sign-in state, its CSRF token, notices."""
-    board = dashboard(request)
+    board = the_board(request)
     session = board.guard.session(request)
+    # The one tenant shown, when the route's reads were narrowed to it (or the sign-in is one
+    # tenant's, on a page that read nothing): such a viewer reads, never acts.
+    viewer = getattr(request.state, "chunksync_tenant", None)
+    scope = str(getattr(request.state, "chunksync_scope", ""))
+    if not isinstance(viewer, str) and scope.startswith(TENANT_SCOPE):
+        viewer = scope.removeprefix(TENANT_SCOPE)
+    tenant = viewer if isinstance(viewer, str) else None
     context.update(
+        viewer_tenant=tenant,
+        can_act=session is not None and tenant is None,
         request_path=request.url.path,
         query=request.url.query,
         read_only=not board.guard.enabled,

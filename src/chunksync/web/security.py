@@ -13,6 +13,13 @@ The cookie's signing key and the CSRF key are derived from the operator token, n
 process: a restarted dashboard (or another one on the same database, with the same token)
 accepts the cookies and forms of the last, and a new operator token ends every session.
 
+Tenants (PostgreSQL): a tenant's token (`chunksync tenants token T`) opens the dashboard and
+its API to that tenant alone, as a bearer token or through sign-in (a session scoped
+`tenant:T`); its reads go through the database's view of the tenant (row-level security), and
+it may not act. A `private` dashboard refuses anyone without a token (401); otherwise reads
+without a token see every tenant, as before tenants. A bearer token that opens nothing is
+refused on reads too, never read as no token.
+
 Every HTTP answer carries SECURITY_HEADERS: a strict Content-Security-Policy (no inline
 script), no framing, no sniffing, no caching.
 """
@@ -22,13 +29,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from chunksync.web.sessions import SessionStore
+from chunksync.exceptions import ChunksyncError
+from chunksync.web.sessions import OPERATOR_SCOPE, TENANT_SCOPE, SessionStore
 
 SESSION_COOKIE = "chunksync_session"
 _UNSET = object()  # a request whose session was not looked up yet
@@ -45,12 +54,27 @@ SECURITY_HEADERS = [
 ]
 
 
-class Guard:
-    """The operator token and what it opens: sessions (in `store`), their cookies, CSRF."""
+class SignInRequired(ChunksyncError):
+    """A request whose token is wrong, or that has none where the dashboard is private."""
 
-    def __init__(self, token: str | None, store: SessionStore | None = None) -> None:
+
+class Guard:
+    """The operator token and what it opens: sessions (in `store`), their cookies, CSRF; and
+    who a request is: the operator, one tenant (a token `tenant_of_token` knows), or anyone.
+    A `private` dashboard shows nothing to anyone."""
+
+    def __init__(
+        self,
+        token: str | None,
+        store: SessionStore | None = None,
+        *,
+        tenant_of_token: Callable[[str], str | None] | None = None,
+        private: bool = False,
+    ) -> None:
         self._token = token or None
         self._store = store
+        self._tenant_of_token = tenant_of_token
+        self.private = private
         secret = (token or "").encode()
         self._cookie_key = hmac.new(secret, b"chunksync dashboard cookie", hashlib.sha256).digest()
         self._key = hmac.new(secret, b"chunksync dashboard csrf", hashlib.sha256).digest()
@@ -75,10 +99,44 @@ class Guard:
             return None
         return self._store.record_failure(client_address(request))
 
-    def new_session(self, request: Request) -> str:
-        """A session for a signed-in browser: the signed cookie value that carries it."""
+    def tenant_of(self, token: str) -> str | None:
+        """The tenant a tenant's token opens, or None (not one)."""
+        if not token or self._tenant_of_token is None:
+            return None
+        return self._tenant_of_token(token)
+
+    def viewer_tenant(self, request: Request) -> str | None:
+        """The one tenant this request may see, or None for every tenant (the operator, or
+        anyone on a dashboard that is not private). A bearer token that opens nothing is
+        refused, never read as no token; looked up once per request."""
+        found = getattr(request.state, "chunksync_tenant", _UNSET)
+        if found is _UNSET:
+            found = self._viewer_tenant(request)
+            request.state.chunksync_tenant = found
+        return found if isinstance(found, str) else None
+
+    def _viewer_tenant(self, request: Request) -> str | None:
+        given = bearer(request)
+        if given:
+            if self.check_token(given):
+                return None
+            tenant = self.tenant_of(given)
+            if tenant is None:
+                raise SignInRequired("the token is wrong")
+            return tenant
+        if self.session(request) is not None:
+            scope = str(getattr(request.state, "chunksync_scope", OPERATOR_SCOPE))
+            return scope.removeprefix(TENANT_SCOPE) if scope.startswith(TENANT_SCOPE) else None
+        if self.private:
+            raise SignInRequired("this dashboard is private: sign in, or send a token")
+        return None
+
+    def new_session(self, request: Request, tenant: str | None = None) -> str:
+        """A session for a signed-in browser (the operator's, or one tenant's): the signed
+        cookie value that carries it."""
         assert self._store is not None, "sessions need the token and a database"
-        token = self._store.create(client_address(request))
+        scope = OPERATOR_SCOPE if tenant is None else TENANT_SCOPE + tenant
+        token = self._store.create(client_address(request), scope)
         return f"{token}.{self._sign(token)}"
 
     def set_cookie(self, request: Request, response: Response, value: str) -> None:
@@ -105,17 +163,21 @@ class Guard:
         """The live session token this request's cookie carries, looked up once per request."""
         found = getattr(request.state, "chunksync_session", _UNSET)
         if found is _UNSET:
-            found = self._live(request.cookies.get(SESSION_COOKIE, ""))
+            found = self._live(request)
             request.state.chunksync_session = found
         return found if isinstance(found, str) else None
 
-    def _live(self, cookie: str) -> str | None:
-        token, _, signature = cookie.rpartition(".")
+    def _live(self, request: Request) -> str | None:
+        token, _, signature = request.cookies.get(SESSION_COOKIE, "").rpartition(".")
         if not token or self._store is None or self._token is None:
             return None
         if not hmac.compare_digest(signature.encode(), self._sign(token).encode()):
             return None  # forged or from another operator token: no database read
-        return token if self._store.find(token) is not None else None
+        live = self._store.find(token)
+        if live is None:
+            return None
+        request.state.chunksync_scope = live.scope
+        return token
 
     def _sign(self, token: str) -> str:
         digest = hmac.new(self._cookie_key, token.encode(), hashlib.sha256).digest()
@@ -125,8 +187,8 @@ class Guard:
         return hmac.new(self._key, session.encode(), hashlib.sha256).hexdigest()
 
     def bearer_ok(self, request: Request) -> bool:
-        scheme, _, given = request.headers.get("authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and self.check_token(given.strip())
+        """The operator's bearer token (a tenant's opens reads only)."""
+        return self.check_token(bearer(request))
 
     def form_ok(self, request: Request, csrf: str) -> bool:
         """A signed-in browser's POST: a live session, its CSRF token, and our own origin."""
@@ -134,6 +196,12 @@ class Guard:
         if session is None or not same_origin(request):
             return False
         return hmac.compare_digest(csrf.encode(), self.csrf_for(session).encode())
+
+
+def bearer(request: Request) -> str:
+    """The bearer token a request carries, or ''."""
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    return given.strip() if scheme.lower() == "bearer" else ""
 
 
 def client_address(request: Request) -> str:

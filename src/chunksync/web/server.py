@@ -37,10 +37,12 @@ def create_app(
     allowed_hosts: list[str] | None = None,
     poll_ms: int = POLL_MILLISECONDS,
     sessions: SessionPolicy | None = None,
+    private: bool = False,
 ) -> Starlette:
     """The dashboard for `app`. Without `token` it is read-only. `allowed_hosts` are the Host
     headers it answers (loopback names by default, against DNS rebinding). `sessions` sets the
-    sign-in sessions' limits and the sign-in rate limit (SessionPolicy's defaults otherwise)."""
+    sign-in sessions' limits and the sign-in rate limit (SessionPolicy's defaults otherwise).
+    `private`: nothing is shown without a token (the operator's or a tenant's)."""
     static = Mount("/static", StaticFiles(packages=[("chunksync.web", "static")]), name="static")
     web = Starlette(
         routes=[*pages.ROUTES, *api.ROUTES, *probes.ROUTES, *capacity.ROUTES, static],
@@ -50,6 +52,10 @@ def create_app(
         ],
         exception_handlers=dict(EXCEPTION_HANDLERS),
     )
-    guard = Guard(token, SessionStore(app.backend, sessions))
+    tenants = app.manager.tenants
+    lookup = tenants.token_tenant if app.backend.tenant_scoping else None
+    guard = Guard(
+        token, SessionStore(app.backend, sessions), tenant_of_token=lookup, private=private
+    )
     web.state.dashboard = Dashboard(app, guard, environment(), poll_ms)
     return web

@@ -29,6 +29,7 @@ from chunksync.backends.base import Backend, Session
 from chunksync.manager import dump_json
 
 OPERATOR_SCOPE = "operator"
+TENANT_SCOPE = "tenant:"  # + the tenant's id: a tenant's sign-in, which reads that tenant only
 ACTOR = "dashboard"
 # A request less than this after the last one does not write the session's row again: pages
 # refresh their fragments every few seconds, and the idle limit is minutes, not seconds.
