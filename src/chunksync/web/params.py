@@ -35,15 +35,18 @@ def chunk_filters(source: Request | Mapping[str, Any]) -> dict[str, str]:
 def chunk_query(
     request: Request, filters: Mapping[str, str], *, limit: int = PAGE_SIZE, offset: int = 0
 ) -> search.ChunkQuery:
-    """The search the filters ask for (the queue named by id or name)."""
-    app = dashboard(request).app
+    """The search the filters ask for (the queue named by id or name). A tenant's view
+    searches its tenant's chunks by name as well: row-level security alone would filter every
+    chunk of the table, where the tenant's index reads its own."""
+    board = dashboard(request)
+    app = board.app
     queue = filters.get("queue") or ""
     return search.ChunkQuery(
         text=filters.get("q") or "",
         status=_enum(ChunkStatus, filters.get("status")),
         category=_enum(ErrorCategory, filters.get("category")),
         queue_id=app.manager.get_queue(queue).id if queue else None,
-        tenant=filters.get("tenant") or None,
+        tenant=filters.get("tenant") or board.tenant,
         limit=limit,
         offset=offset,
     )
