@@ -10,8 +10,10 @@
 - a `lost_lease` attempt is never the one that completed its chunk;
 - every `stuck` attempt row has its `recover_stuck` audit entry (same chunk, worker, attempt);
 - every dead chunk is dead for a reason its category allows under the queue's policy;
-- with a connection cap on the chaos queue's dependency, never more calls at once than the cap
-  (the calls file: each call's start and end). Calls of an interrupted attempt (`stuck`,
+- with a connection cap on the chaos queue's dependency or an in-flight quota on its tenant,
+  never more calls at once than the lower of the two (the calls file: each call's start and
+  end); and the tenant's chunks in flight, sampled from the database while the run drives,
+  never above its quota. Calls of an interrupted attempt (`stuck`,
   `lost_lease`) are left out: a frozen process wakes inside a call whose lease is gone, which
   no lease can fence; a killed worker's last call writes no line, and its permit is held until
   its lease is recovered.
@@ -49,7 +51,8 @@ class Verdict:
     stale_finalizes: int = 0
     dead_wrong_reason: int = 0
     dead_reasons: Counter[str] = field(default_factory=Counter)  # "category / reason"
-    cap_violations: int = 0  # times the calls at once went from the cap to above it
+    cap_violations: int = 0  # times the calls at once went from the limit to above it
+    quota_violations: int = 0  # samples of the tenant's chunks in flight above its quota
     most_at_once: int = 0
     takeover_s: list[float] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
@@ -63,6 +66,7 @@ class Verdict:
             or self.stale_finalizes
             or self.dead_wrong_reason
             or self.cap_violations
+            or self.quota_violations
         )
 
     def problem(self, text: str) -> None:
@@ -238,12 +242,18 @@ def check(
         if "stuck" in outcomes and not recovered.get(key):
             v.recoveries_unaudited += 1
             v.problem(f"stuck attempt {key} has no recover_stuck audit entry")
-    if ledger and result.config.connections is not None:
+    limits = [n for n in (result.config.connections, result.config.tenant_quota) if n]
+    if ledger and limits:
         calls = result.effects.parent / "calls.log"
         lines = calls.read_text(encoding="utf-8").splitlines() if calls.exists() else []
-        v.most_at_once, v.cap_violations = at_once(lines, outcomes_of, result.config.connections)
+        v.most_at_once, v.cap_violations = at_once(lines, outcomes_of, min(limits))
         if v.cap_violations:
-            v.problem(f"{v.cap_violations} time(s) above the cap of {result.config.connections}")
+            v.problem(f"{v.cap_violations} time(s) above the limit of {min(limits)}")
+    quota = result.config.tenant_quota
+    if ledger and quota is not None:
+        v.quota_violations = sum(n > quota for n in result.tenant_in_flight)
+        if v.quota_violations:
+            v.problem(f"the tenant's chunks in flight went above its quota of {quota}")
     return v
 
 

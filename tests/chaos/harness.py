@@ -8,6 +8,9 @@ Faults (each logged with its wall-clock time, which both databases' clocks share
 - `pg_restart`: stop PostgreSQL (immediate mode, like a crash) for a moment, then start it;
 - the handler itself fails at a configured rate with every category (tests/chaos/app.py).
 
+The chaos queue belongs to a tenant with an in-flight quota below the fleet's slots: the quota
+is full while the faults strike, and the harness samples the tenant's chunks in flight.
+
 A worker that exits on its own is not a fault we injected: it is counted (`worker_exits`), its
 log kept, and a replacement started, so that the run still ends and the checks can say why.
 """
@@ -26,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from chunksync.exceptions import ChunksyncError
-from chunksync.models import QueueStatus
+from chunksync.models import DEFAULT_TENANT, QueueStatus
 from chunksync.sources.mail import mail_source, plan_sync
 from chunksync.store import MessageStore
 from tests.chaos import app as chaos_app
@@ -39,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FINISHED = frozenset({QueueStatus.COMPLETED, QueueStatus.FAILED, QueueStatus.CANCELLED})
 STOP_TIMEOUT_SECONDS = 60.0
 CHECK_EVERY_SECONDS = 0.2
+CHAOS_TENANT = "chaos-tenant"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +71,10 @@ class ChaosConfig:
     mail_time_scale: float = 1.0  # the mail queue's (default) policy delays x this, in workers
     connections: int | None = 4  # the chaos queue's dependency capped so (None: no cap)
     watch_appends: int = 0  # > 0 (with imap_messages): then watch while appending this many
+    # The chaos queue belongs to a tenant held to this many chunks in flight across the fleet
+    # (None: the default tenant, no quota): below the slots, so the quota is full while workers
+    # are killed and frozen.
+    tenant_quota: int | None = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +102,8 @@ class RunResult:
     mail: MailVerdict | None = None
     proxy_counts: dict[str, int] = field(default_factory=dict)
     watch: WatchVerdict | None = None
+    tenant_in_flight: list[int] = field(default_factory=list)  # sampled while the run drives
+    kills_at_full_quota: int = 0  # workers killed while the tenant's quota was full
 
     @property
     def killed_pids(self) -> set[int]:
@@ -277,8 +287,13 @@ class ChaosRun:
                 mail_queue_id = planned.queue_id
             sleep_s = self.config.work_ms / 1000.0
             payloads = ({"n": n, "sleep_s": sleep_s} for n in range(self.config.chunks))
+            tenant = DEFAULT_TENANT
+            if self.config.tenant_quota is not None:
+                tenant = CHAOS_TENANT
+                quota = self.config.tenant_quota
+                app.manager.tenants.set(tenant, actor="chaos", reason="run", max_in_flight=quota)
             queue = app.create_queue(
-                chaos_app.SOURCE, payloads, name="chaos", policy=chaos_app.POLICY
+                chaos_app.SOURCE, payloads, name="chaos", policy=chaos_app.POLICY, tenant=tenant
             )
             result = RunResult(self.config, self.url, queue.id, self.effects)
             result.mail_queue_id = mail_queue_id
@@ -314,14 +329,34 @@ class ChaosRun:
                 result.timed_out = True
                 return
             self._replace_exited(result)
-            if time.monotonic() >= next_fault:
+            full = self._sample_tenant(app, result)
+            if full and not result.kills_at_full_quota:  # once at least: a kill at full quota
+                self.inject("kill_worker", result)
+                result.kills_at_full_quota += 1
+                next_fault = time.monotonic() + self.rng.uniform(*c.fault_gap_s)
+            elif time.monotonic() >= next_fault:
                 mail_active = result.mail_queue_id is not None and not self._finished(
                     app, result.mail_queue_id
                 )
                 done = {f.kind for f in result.faults}
-                self.inject(self._next_kind(first, done, mail_active), result)
+                kind = self._next_kind(first, done, mail_active)
+                self.inject(kind, result)
+                result.kills_at_full_quota += kind == "kill_worker" and full
                 next_fault = time.monotonic() + self.rng.uniform(*c.fault_gap_s)
             time.sleep(CHECK_EVERY_SECONDS)  # the harness's own pace, between two looks
+
+    def _sample_tenant(self, app: Any, result: RunResult) -> bool:
+        """Sample the chaos tenant's chunks in flight, as its quota counts them (the
+        database's); whether its quota is full now."""
+        if self.config.tenant_quota is None:
+            return False
+        try:
+            loads = app.manager.tenants.all()
+        except ChunksyncError:  # the database is down for a moment
+            return False
+        now = [t.in_flight for t in loads if t.policy.id == CHAOS_TENANT]
+        result.tenant_in_flight += now
+        return now == [self.config.tenant_quota]
 
     @staticmethod
     def _finished(app: Any, queue_id: str) -> bool:

@@ -91,6 +91,15 @@ class Outcome:
             "connections": r.config.connections,
             "most_at_once": v.most_at_once,
             "cap_violations": v.cap_violations,
+            "tenant_quota": r.config.tenant_quota,
+            "tenant_in_flight_max": max(r.tenant_in_flight, default=0),
+            "tenant_quota_full_share": round(
+                sum(n == r.config.tenant_quota for n in r.tenant_in_flight)
+                / max(1, len(r.tenant_in_flight)),
+                2,
+            ),
+            "kills_at_full_quota": r.kills_at_full_quota,
+            "quota_violations": v.quota_violations,
             "mail_messages_on_server": mail.server if mail else None,
             "mail_messages_stored": mail.stored if mail else None,
             "mail_lost": mail.lost if mail else None,
@@ -208,6 +217,14 @@ def lines(outcomes: list[Outcome]) -> list[str]:
                 f"chaos_{b}_connections={s['connections']} "
                 f"chaos_{b}_most_at_once={s['most_at_once']} "
                 f"chaos_{b}_cap_violations={s['cap_violations']}"
+            )
+        if s["tenant_quota"] is not None:
+            out.append(
+                f"chaos_{b}_tenant_quota={s['tenant_quota']} "
+                f"chaos_{b}_tenant_in_flight_max={s['tenant_in_flight_max']} "
+                f"chaos_{b}_tenant_quota_full_share={s['tenant_quota_full_share']} "
+                f"chaos_{b}_kills_at_full_quota={s['kills_at_full_quota']} "
+                f"chaos_{b}_quota_violations={s['quota_violations']}"
             )
         out.extend(f"  problem: {p}" for p in s["problems"])
     faults = sum(len(o.result.faults) for o in outcomes)

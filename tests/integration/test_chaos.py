@@ -3,7 +3,9 @@ workers killed and frozen, PostgreSQL restarted, the handler failing with every 
 (when Dovecot is there) a thousand messages synced through the faulty proxy while it resets,
 stalls and slows, and Dovecot kicks, limits and restarts, then watched while more are appended
 and the connections reset and Dovecot restarts. Nothing may be lost or run twice
-unexplained; every invariant of tests/chaos/checks.py holds; the store equals the server."""
+unexplained; every invariant of tests/chaos/checks.py holds; the store equals the server; the
+chaos queue's tenant, held to 3 chunks in flight of the fleet's 6 slots, never goes above it
+while its workers are killed."""
 
 from __future__ import annotations
 
@@ -57,6 +59,9 @@ def assert_healed(backend: str, tmp_path: Path) -> None:
     # The chaos queue's dependency is capped (4 connections, 6 slots in the fleet): the cap held
     # while workers were killed and frozen and the server restarted (v.ok counts violations).
     assert v.cap_violations == 0 and 0 < v.most_at_once <= 4, report
+    # Its tenant is held to 3 in flight: full while workers were killed, never above it.
+    assert v.quota_violations == 0 and max(r.tenant_in_flight) == 3, report
+    assert v.most_at_once <= 3 and r.kills_at_full_quota > 0, report
     expected = {"kill_worker", "pause_worker"} | (
         {"pg_restart"} if backend == "postgres" else set()
     )
