@@ -151,3 +151,27 @@ def test_granting_names_an_existing_role_in_one_sentence(pg_owned: tuple[str, st
         assert actions.count("tenant_role_grant") == 0  # nothing half-written
     finally:
         app.close()
+
+
+def test_an_alert_about_a_queue_is_its_tenants(pg_owned: tuple[str, str]) -> None:
+    url, _ = pg_owned
+    backend = PostgresBackend(url)
+    app = App(url)
+    try:
+        queues = _two_tenants(app)
+        for key, subject in (
+            ("dead_chunks:a", queues["A"]),
+            ("slo_burn:b", f"{queues['B']}:wait:1h"),
+            ("no_workers", None),
+        ):
+            fired = {"key": key, "rule": key.split(":")[0], "subject": subject}
+            backend.execute("alert_fire", {**fired, "severity": "warning", "message": "test"})
+        seen = {
+            who: sorted(str(r["key"]) for r in view.fetch_all("alerts_firing"))
+            for who, view in (("*", backend), ("B", backend.for_tenant("B")))
+        }
+        assert seen["*"] == ["dead_chunks:a", "no_workers", "slo_burn:b"]
+        assert seen["B"] == ["slo_burn:b"]
+    finally:
+        backend.close()
+        app.close()

@@ -105,15 +105,21 @@ CREATE POLICY tenant_scope ON audit_log
     USING ((SELECT chunksync_scope(current_user) = '*')
            OR EXISTS (SELECT 1 FROM queues q WHERE q.id = audit_log.queue_id));
 
--- Not yet kept per tenant (no tenant column): alerts, the latency histograms and the message
--- store are seen under '*' only; one tenant's view shows none of them rather than all.
+-- An alert about a queue (its subject starts with the queue's id) is the queue's tenant's;
+-- the others (the system's, a dependency's) are seen under '*' only.
+ALTER TABLE alerts ENABLE ROW LEVEL SECURITY;
+ALTER TABLE alerts FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_scope ON alerts
+    USING ((SELECT chunksync_scope(current_user) = '*')
+           OR EXISTS (SELECT 1 FROM queues q
+                      WHERE q.id = chunksync_try_uuid(split_part(alerts.subject, ':', 1))));
+
+-- Not yet kept per tenant (no tenant column): the latency histograms and the message store
+-- are seen under '*' only; one tenant's view shows none of them rather than all.
 ALTER TABLE attempt_latency_rollups ENABLE ROW LEVEL SECURITY;
 ALTER TABLE attempt_latency_rollups FORCE ROW LEVEL SECURITY;
 CREATE POLICY all_tenants ON attempt_latency_rollups USING ((SELECT chunksync_scope(current_user) = '*'));
 
-ALTER TABLE alerts ENABLE ROW LEVEL SECURITY;
-ALTER TABLE alerts FORCE ROW LEVEL SECURITY;
-CREATE POLICY all_tenants ON alerts USING ((SELECT chunksync_scope(current_user) = '*'));
 
 ALTER TABLE mail_messages ENABLE ROW LEVEL SECURITY;
 ALTER TABLE mail_messages FORCE ROW LEVEL SECURITY;
