@@ -54,6 +54,8 @@ def test_a_tenants_token_reads_its_own_and_nothing_else(
     a_chunk = app.manager.list_chunks(ids["A"])[0].id
     assert _get(base, f"/api/chunks/{a_chunk}", token).status_code == 404
     assert _get(base, f"/chunks/{a_chunk}", token).status_code == 404
+    deps = [d["name"] for d in _get(base, "/api/dependencies", token).json()]
+    assert deps and all("//b" in name for name in deps), deps  # not A's account
     metrics = _get(base, "/metrics", token).text
     assert ids["B"] in metrics and ids["A"] not in metrics and "mail-a" not in metrics
     page = _get(base, "/queues", token).text

@@ -114,6 +114,13 @@ CREATE POLICY tenant_scope ON alerts
            OR EXISTS (SELECT 1 FROM queues q
                       WHERE q.id = chunksync_try_uuid(split_part(alerts.subject, ':', 1))));
 
+-- A dependency is seen by the tenants whose queues lean on it: its name may hold an account.
+ALTER TABLE dependencies ENABLE ROW LEVEL SECURITY;
+ALTER TABLE dependencies FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_scope ON dependencies
+    USING ((SELECT chunksync_scope(current_user) = '*')
+           OR EXISTS (SELECT 1 FROM queues q WHERE q.dependency = dependencies.name));
+
 -- Not yet kept per tenant (no tenant column): the latency histograms and the message store
 -- are seen under '*' only; one tenant's view shows none of them rather than all.
 ALTER TABLE attempt_latency_rollups ENABLE ROW LEVEL SECURITY;
