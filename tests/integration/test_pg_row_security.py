@@ -9,6 +9,7 @@ makes no setting sees nothing.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -20,7 +21,10 @@ from chunksync.backends.postgres import PostgresBackend
 from chunksync.exceptions import BackendError, ConfigurationError, NotFound
 from chunksync.manager import Manager
 from chunksync.models import ChunkStatus
+from chunksync.sources.mail import SyncOptions, mail_source
+from chunksync.store import MessageStore
 from tests.acceptance.test_cli import one_error, run
+from tests.integration.mail_helpers import run_sync
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
 
@@ -32,6 +36,11 @@ def _two_tenants(app: App) -> dict[str, str]:
     a = m.create_queue("mail-a", "job://a", "job", [{"n": i} for i in range(5)], tenant="A")
     b = m.create_queue("mail-b", "job://b", "job", [{"n": i} for i in range(3)], tenant="B")
     return {"A": a.id, "B": b.id}
+
+
+def _as(url: str, role: str) -> str:
+    """The same database's URL as another role."""
+    return url.replace(url.split("//")[1].split("@")[0], role)
 
 
 def _names(m: Manager) -> list[str]:
@@ -96,8 +105,7 @@ def test_a_tenants_role_reaches_only_its_own_rows(pg_owned: tuple[str, str]) -> 
         queues = _two_tenants(app)
         said = run("tenants", "grant", tenant_b, "--tenant", "B", db=url).stdout
         assert f"role {tenant_b} sees tenant B only" in said
-        as_b = url.replace(url.split("//")[1].split("@")[0], tenant_b)
-        with psycopg.connect(as_b, autocommit=True) as conn:
+        with psycopg.connect(_as(url, tenant_b), autocommit=True) as conn:
             assert _count(conn, "chunks") == 0, "no setting: fails closed"
             for setting in ("A", "*"):  # a tenant's role cannot widen its own view
                 conn.execute("SELECT set_config('chunksync.tenant', %s, false)", [setting])
@@ -175,3 +183,41 @@ def test_an_alert_about_a_queue_is_its_tenants(pg_owned: tuple[str, str]) -> Non
     finally:
         backend.close()
         app.close()
+
+
+def _mbox(path: Path, n: int, tag: str) -> str:
+    path.write_bytes(
+        b"".join(
+            b"From a@example.com Mon Jan  1 00:00:%02d 2024\nSubject: %s %d\n\n%s body %d\n\n"
+            % (i, tag.encode(), i, tag.encode(), i)
+            for i in range(n)
+        )
+    )
+    return f"mbox://{path}"
+
+
+def test_each_tenants_mail_is_its_own_and_an_account_is_never_shared(
+    pg_owned: tuple[str, str], tmp_path: Path
+) -> None:
+    url, tenant_role = pg_owned
+    with App(url) as app:
+        mine = {t: _mbox(tmp_path / f"{t}.mbox", n, t) for t, n in (("A", 5), ("B", 3))}
+        for tenant, uri in mine.items():
+            run_sync(app, uri, options=SyncOptions(tenant=tenant), chunk_size=2)
+            assert mail_source(app, uri, tenant).reconcile(uri).difference == 0
+        everyone = list(MessageStore(app.backend).iter_messages())
+        assert len(everyone) == 8  # the operator's view
+        as_b = list(MessageStore(app.backend.for_tenant("B")).iter_messages())
+        assert sorted(r["subject"] for r in as_b) == ["B 0", "B 1", "B 2"]
+        app.manager.tenants.grant_role(tenant_role, "B", actor="test", reason="mail")
+        with psycopg.connect(_as(url, tenant_role), autocommit=True) as conn, conn.transaction():
+            conn.execute("SELECT set_config('chunksync.tenant', 'B', true)")
+            assert _count(conn, "mail_messages") == 3 and _count(conn, "mail_folders") == 1
+
+        # B syncing A's mailbox: A's rows are out of B's sight, and B's planning may not write
+        # over A's folder: refused in one sentence before any chunk is queued.
+        with pytest.raises(BackendError, match="row-level security: the row is another tenant"):
+            run_sync(app, mine["A"], options=SyncOptions(tenant="B"), chunk_size=5)
+        assert [q.name for q in app.manager.list_queues(tenant="B")] == [mine["B"]]
+        assert len(list(MessageStore(app.backend.for_tenant("A")).iter_messages())) == 5
+        assert len(list(MessageStore(app.backend.for_tenant("B")).iter_messages())) == 3

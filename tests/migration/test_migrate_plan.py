@@ -38,6 +38,7 @@ LATEST = sql.latest_version("sqlite")
         ("DROP INDEX IF EXISTS chunks_old", True, "ACCESS EXCLUSIVE on chunks_old"),
         ("ALTER TABLE chunks FORCE ROW LEVEL SECURITY", True, "for a moment (catalog only)"),
         ("CREATE POLICY p ON chunks TO CURRENT_USER USING (true)", True, "EXCLUSIVE on chunks"),
+        ("ALTER TABLE chunks ALTER COLUMN note SET DEFAULT f()", True, "catalog only"),
         ("VACUUM FULL chunks", False, "unknown"),
     ],
 )

@@ -52,6 +52,11 @@ _RULES: tuple[tuple[re.Pattern[str], tuple[str, bool], tuple[str, bool]], ...] =
             ("the write lock for a moment (catalog only)", True),
         ),
         (
+            rf"^ALTER\s+TABLE\s+{_NAME}\s+ALTER\s+(?:COLUMN\s+)?\w+\s+(?:SET|DROP)\s+DEFAULT\b",
+            ("ACCESS EXCLUSIVE on {0} for a moment (catalog only)", True),
+            ("the write lock for a moment (catalog only)", True),
+        ),
+        (
             rf"^(?:CREATE|ALTER|DROP)\s+POLICY\s+{_NAME}\s+ON\s+(\w+)",
             ("ACCESS EXCLUSIVE on {1} for a moment (catalog only)", True),
             ("the write lock for a moment (catalog only)", True),

@@ -101,6 +101,12 @@ def convert_error(exc: psycopg.Error, url: str = "") -> BackendError:
         return BackendUnavailable(_cannot_connect(text, url), sqlstate=state)
     if state is None and isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
         return BackendUnavailable(_cannot_connect(text, url), sqlstate=_connect_state(text))
+    if state == "42501" and "row-level security" in text:
+        return BackendError(
+            "refused by row-level security: the row is another tenant's (an account already "
+            f"stored for one tenant is not another's), or no tenant is set: {text}",
+            sqlstate=state,
+        )
     if state in _SCHEMA_STATES:
         return SchemaError(f"not a chunksync database (or an older one): {text}", sqlstate=state)
     return BackendError(f"PostgreSQL error: {text}", sqlstate=state)

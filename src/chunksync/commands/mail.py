@@ -34,7 +34,7 @@ from chunksync.cli import cli, console, fail, open_app
 from chunksync.commands import watching
 from chunksync.errors import categorize
 from chunksync.exceptions import ChunksyncError
-from chunksync.models import ChunkStatus, ErrorCategory
+from chunksync.models import DEFAULT_TENANT, ChunkStatus, ErrorCategory
 from chunksync.processes import Helpers, Work
 from chunksync.redact import redact, redact_url
 from chunksync.runtime.worker import queues_finished
@@ -166,14 +166,20 @@ def sync(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the reconciliation as JSON (docs/cli.md).")
     ] = False,
+    tenant: Annotated[
+        str,
+        typer.Option(
+            help="The tenant whose mailbox it is (its queues and, on PostgreSQL, its store)."
+        ),
+    ] = DEFAULT_TENANT,
 ) -> None:
     """Sync a mailbox into the store: plan, run workers until synced, then reconcile
     (with --watch: then keep it synced, see docs/webhooks.md)."""
-    options = SyncOptions(deletions.value, repair, account_origin(uri))
+    options = SyncOptions(deletions.value, repair, account_origin(uri), tenant)
     target = watching.check(uri, watch, webhook, webhook_secret_env)
     with open_app() as app:
         credentials = _credentials(uri, password_env, password_file, password_cmd, oauth2_cmd)
-        source = RunSetup(uri, 1, credentials)(app)
+        source = RunSetup(uri, 1, credentials, tenant)(app)
         cap = _connection_cap(source, uri)
         # Helpers start now, so that their start-up overlaps planning; dismissed if not needed.
         helpers = Helpers(app.url, max_processes(processes, cap) - 1)
@@ -184,7 +190,7 @@ def sync(
             planned = plan_sync(app, source, uris, chunk_size=chunk_size, options=options)
             count = min(process_count(processes, planned, cap), len(helpers.procs) + 1)
             count = min(count, concurrency or count)  # at least one slot per process
-            setup = RunSetup(uri, count, credentials)
+            setup = RunSetup(uri, count, credentials, tenant)
             setup(app)
             slots = min(concurrency or cap or LOCAL_CONCURRENCY * count, cap or sys.maxsize)
             dead = run_until_synced(app, source, planned, slots, setup, helpers, quiet=as_json)
@@ -198,7 +204,7 @@ def sync(
         if target is not None:
             watching.watch(
                 app,
-                RunSetup(uri, 1, credentials)(app),
+                RunSetup(uri, 1, credentials, tenant)(app),
                 uris,
                 target,
                 chunk_size,

@@ -19,7 +19,7 @@ from urllib.parse import unquote, urlsplit
 from chunksync.backends.base import Backend
 from chunksync.context import ChunkContext
 from chunksync.exceptions import ConfigurationError, InvalidPayload
-from chunksync.models import ErrorCategory
+from chunksync.models import DEFAULT_TENANT, ErrorCategory
 from chunksync.redact import redact_url
 from chunksync.retry import DEFAULT_POLICY, CategoryRule, RetryPolicy, Schedule, ScheduleKind
 from chunksync.sources.base import Source
@@ -33,12 +33,14 @@ T = TypeVar("T")
 class SyncOptions:
     """What a sync does beyond downloading: the deletion policy (`keep`: a message deleted on
     the server stays in the store, marked with the time it went; `mirror`: it goes), `repair`
-    (re-list every folder and fix the store even when it looks unchanged), and `origin`, the URI
-    the user synced (never holding a password), which names the account in the store."""
+    (re-list every folder and fix the store even when it looks unchanged), `origin`, the URI
+    the user synced (never holding a password), which names the account in the store, and
+    `tenant`, whose mailbox it is (its queues; on PostgreSQL, its rows of the store)."""
 
     deletions: str = "keep"
     repair: bool = False
     origin: str | None = None
+    tenant: str = DEFAULT_TENANT
 
     def __post_init__(self) -> None:
         if self.deletions not in DELETIONS:
@@ -157,11 +159,15 @@ class MailSource(Source):
         return None
 
     def store(self, ctx: ChunkContext | None = None) -> MessageStore:
+        """The message store: a chunk's own tenant's where the database keeps tenants apart
+        (its rows are written as that tenant's, and another tenant's are out of reach)."""
         backend = ctx.backend if ctx is not None else self._backend
         if backend is None:
             raise ConfigurationError(
                 f"the {self.kind} source has no message store: attach it to an App first"
             )
+        if ctx is not None and backend.tenant_scoping:
+            backend = backend.for_tenant(ctx.chunk.tenant)
         return MessageStore(backend)
 
     def has_store(self) -> bool:
@@ -195,6 +201,13 @@ class MailSource(Source):
         return 1
 
 
+def store_backend(app: Any, tenant: str) -> Backend:
+    """The database as one tenant's sync reads and writes the store: the tenant's view where
+    the database keeps tenants apart (PostgreSQL), else the database itself."""
+    backend: Backend = app.backend
+    return backend.for_tenant(tenant) if backend.tenant_scoping else backend
+
+
 # --- a whole sync: plan every folder, run workers until done, reconcile ----------------------
 
 
@@ -223,21 +236,23 @@ class RunSetup:
     uri: str
     processes: int = 1
     credentials: Any = None
+    tenant: str = DEFAULT_TENANT
 
     def __call__(self, app: Any) -> MailSource:
-        source = mail_source(app, self.uri)
+        source = mail_source(app, self.uri, self.tenant)
         source.configure(self.uri, processes=self.processes, credentials=self.credentials)
         return source
 
 
-def mail_source(app: Any, uri: str) -> MailSource:
-    """The App's mail source for this URI's scheme, attached to the App's database."""
+def mail_source(app: Any, uri: str, tenant: str = DEFAULT_TENANT) -> MailSource:
+    """The App's mail source for this URI's scheme, attached to the App's database (to the
+    tenant's view of it, where the database keeps tenants apart)."""
     from chunksync.sources.base import kind_of
 
     kind = kind_of(uri)
     for source in app.sources():
         if isinstance(source, MailSource) and source.kind == kind:
-            source.attach(app.backend)
+            source.attach(store_backend(app, tenant))
             return source
     if kind == "imap":
         raise ConfigurationError("IMAP needs IMAPClient: pip install 'chunksync[imap]'")
@@ -304,8 +319,11 @@ def plan_sync(
     chunk_size: int,
     options: SyncOptions = DEFAULT_OPTIONS,
 ) -> list[PlannedFolder]:
-    """Plan each folder into a queue of its own (no queue when nothing changed)."""
+    """Plan each folder into a queue of its own (no queue when nothing changed), for the
+    options' tenant: where the database keeps tenants apart, the source then reads, plans and
+    reconciles that tenant's rows of the store only."""
     planned: list[PlannedFolder] = []
+    source.attach(store_backend(app, options.tenant))
     store = source.store()
     for uri in uris:
         payloads = list(source.plan(uri, chunk_size=chunk_size, options=options))
@@ -320,6 +338,7 @@ def plan_sync(
             payloads=payloads,
             chunk_size=chunk_size,
             policy=(source.policy or DEFAULT_POLICY).name,
+            tenant=options.tenant,
         )
         planned.append(PlannedFolder(uri, queue.id, key, messages, baseline, baseline_bytes))
     return planned

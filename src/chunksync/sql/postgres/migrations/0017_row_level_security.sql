@@ -121,17 +121,31 @@ CREATE POLICY tenant_scope ON dependencies
     USING ((SELECT chunksync_scope(current_user) = '*')
            OR EXISTS (SELECT 1 FROM queues q WHERE q.dependency = dependencies.name));
 
--- Not yet kept per tenant (no tenant column): the latency histograms and the message store
--- are seen under '*' only; one tenant's view shows none of them rather than all.
+-- The message store gains its tenant: the tenant the writing transaction names (a worker
+-- writes a chunk's messages as the chunk's tenant); rows stored before are the default
+-- tenant's. Keys stay (account, folder, ...): an account already stored by one tenant is
+-- refused to another by these policies, never shared.
+CREATE FUNCTION chunksync_writing_tenant() RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT COALESCE(NULLIF(current_setting('chunksync.tenant', true), '*'), 'default')
+$$;
+ALTER TABLE mail_messages ADD COLUMN tenant text NOT NULL DEFAULT 'default';
+ALTER TABLE mail_messages ALTER COLUMN tenant SET DEFAULT chunksync_writing_tenant();
+ALTER TABLE mail_folders ADD COLUMN tenant text NOT NULL DEFAULT 'default';
+ALTER TABLE mail_folders ALTER COLUMN tenant SET DEFAULT chunksync_writing_tenant();
+ALTER TABLE mail_messages ENABLE ROW LEVEL SECURITY;
+ALTER TABLE mail_messages FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_scope ON mail_messages
+    USING ((SELECT chunksync_scope(current_user) = '*')
+           OR tenant = (SELECT chunksync_scope(current_user)));
+ALTER TABLE mail_folders ENABLE ROW LEVEL SECURITY;
+ALTER TABLE mail_folders FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_scope ON mail_folders
+    USING ((SELECT chunksync_scope(current_user) = '*')
+           OR tenant = (SELECT chunksync_scope(current_user)));
+
+-- Not yet kept per tenant (no tenant column): the latency histograms are seen under '*' only;
+-- one tenant's view shows none of them rather than all.
 ALTER TABLE attempt_latency_rollups ENABLE ROW LEVEL SECURITY;
 ALTER TABLE attempt_latency_rollups FORCE ROW LEVEL SECURITY;
 CREATE POLICY all_tenants ON attempt_latency_rollups USING ((SELECT chunksync_scope(current_user) = '*'));
-
-
-ALTER TABLE mail_messages ENABLE ROW LEVEL SECURITY;
-ALTER TABLE mail_messages FORCE ROW LEVEL SECURITY;
-CREATE POLICY all_tenants ON mail_messages USING ((SELECT chunksync_scope(current_user) = '*'));
-
-ALTER TABLE mail_folders ENABLE ROW LEVEL SECURITY;
-ALTER TABLE mail_folders FORCE ROW LEVEL SECURITY;
-CREATE POLICY all_tenants ON mail_folders USING ((SELECT chunksync_scope(current_user) = '*'));
