@@ -11,6 +11,7 @@ import pytest
 from chunksync import sql
 from chunksync.backends.postgres import PostgresBackend
 from chunksync.exceptions import SchemaError
+from chunksync.manager import Manager
 
 pytestmark = [pytest.mark.postgres, pytest.mark.timeout(60)]
 
@@ -154,3 +155,29 @@ def test_all_time_rollups_are_built_from_the_hours_already_kept(pg_empty_url: st
         (3600, day + 86400, 5),
         (0, 0, 10),
     ]
+
+
+def test_row_security_keeps_a_databases_history_in_sight(pg_owned: tuple[str, str]) -> None:
+    """Migration 0017 on a database with history, owned by a plain role: everything stored
+    before is still there for chunksync (the default tenant's messages), and nothing for a
+    session without the setting."""
+    url, _ = pg_owned
+    backend = PostgresBackend(url, migrate=False)
+    backend.apply_migrations_only(upto=16)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO queues (id, tenant, name, source, kind, created_at, updated_at)"
+            " VALUES ('00000000-0000-0000-0000-000000000001', 'acme', 'q', 'x://', 'x', 0, 0)"
+        )
+        conn.execute(
+            "INSERT INTO mail_messages (account, folder, uidvalidity, uid, size, sha256, raw,"
+            " stored_at, updated_at) VALUES ('a@b', 'INBOX', 1, 1, 1, 'h', 'x', 0, 0)"
+        )
+    assert backend.migrate() == sql.latest_version("postgres")
+    assert [q.tenant for q in Manager(backend).list_queues()] == ["acme"]
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM queues").fetchone() == (0,)  # no setting
+        conn.execute("SELECT set_config('chunksync.tenant', '*', false)")
+        assert conn.execute("SELECT tenant FROM mail_messages").fetchall() == [("default",)]
+        assert conn.execute("SELECT tenant FROM mail_folders").fetchall() == []
+    backend.close()
