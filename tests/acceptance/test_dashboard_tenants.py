@@ -110,3 +110,85 @@ def test_chromium_signed_in_as_a_tenant_sees_its_queues_only(
     browser.get(base + "/chunks")
     wait_for(browser, "#viewer-tenant")
     assert ids["A"] not in browser.page_source and token not in browser.page_source
+
+
+READS = [
+    "/api/overview",
+    "/api/queues",
+    "/api/charts",
+    "/api/chunks",
+    "/api/chunks/{chunk}",
+    "/api/dependencies",
+    "/api/capacity",
+    "/metrics",
+    "/",
+    "/queues",
+    "/chunks",
+    "/chunks/{chunk}",
+    "/dependencies",
+    "/capacity",
+    "/fragments/overview",
+    "/fragments/chunks",
+]
+ACTIONS = ["/api/chunks/{chunk}/{verb}", "/api/queues/{queue}/{verb}", "/api/chunks/bulk/{verb}"]
+
+
+def test_generated_requests_with_bs_token_never_see_or_touch_as_rows(
+    two_tenants: tuple[App, dict[str, str], str],
+) -> None:
+    """Hypothesis draws reads (any path, with filters, ids and names of either tenant or
+    neither) and actions, sent with B's token: no answer holds any of A's ids or names, and
+    A's chunks stay as they were."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    app, ids, token = two_tenants
+    base = ids["base"]
+    a_chunks = [c.id for c in app.manager.list_chunks(ids["A"])]
+    b_chunks = [c.id for c in app.manager.list_chunks(ids["B"])]
+    secrets = [ids["A"], *a_chunks, "mail-a", "job://a"]  # A's name and source: never asked
+    names = st.sampled_from([*a_chunks, *b_chunks, ids["A"], ids["B"], "mail-b", "A", "B"])
+    anything = st.one_of(names, st.text(max_size=12))
+    params = st.dictionaries(
+        st.sampled_from(["q", "status", "queue", "tenant", "limit", "offset", "page", "category"]),
+        anything,
+        max_size=4,
+    )
+
+    @given(
+        path=st.sampled_from(READS),
+        chunk=names,
+        params=params,
+        verb=st.sampled_from(["retry", "cancel", "release", "pause", "resume"]),
+        action=st.sampled_from(ACTIONS),
+        queue=names,
+    )
+    @settings(
+        max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
+    def check(
+        path: str, chunk: str, params: dict[str, str], verb: str, action: str, queue: str
+    ) -> None:
+        headers = {"authorization": f"Bearer {token}"}
+        read = httpx.get(
+            base + path.format(chunk=chunk), params=params, headers=headers, timeout=30
+        )
+        assert read.status_code in (200, 400, 404), (path, params, read.status_code)
+        asked = str(read.request.url)
+        # A page may show back what it was asked (a filter, "no chunk with id ..."): a leak is
+        # what B did not send, or any of A's ids in a JSON answer that succeeded.
+        leaked = [s for s in secrets if s in read.text and s not in asked]
+        if read.status_code == 200 and "json" in read.headers.get("content-type", ""):
+            leaked += [s for s in secrets if s in read.text]
+        assert not leaked, (path, params, leaked)
+        acted = httpx.post(
+            base + action.format(chunk=chunk, queue=queue, verb=verb),
+            headers=headers,
+            json={"ids": [chunk], "confirm": True},
+            timeout=30,
+        )
+        assert acted.status_code in (403, 404), (action, acted.status_code, acted.text)
+        assert not [s for s in secrets if s in acted.text and s not in str(acted.request.url)]
+
+    check()
+    assert {c.status.value for c in app.manager.list_chunks(ids["A"])} == {"pending"}
