@@ -14,8 +14,15 @@ The machine is shared and noisy (10-20% from one run to the next), so chunksync 
 and pgqueuer run in turns, REPEATS times each, and their medians are compared; chunksync with 1
 process and procrastinate (20x behind) run once.
 
+The ceiling: chunksync's own claim, finish and attempt SQL driven by pgbench with 4 clients and
+batches of 512 (benchmarks/pg_ceiling.py), on a fresh database of the same N chunks, in the
+same turns.
+
 Env: CHUNKSYNC_BENCH_PG_CHUNKS (default 20000), CHUNKSYNC_BENCH_PG_REPEATS (default 5). Last
-lines: pg_drain_chunks_per_s (4 processes, median), ratio_vs_pgqueuer, ratio_vs_procrastinate.
+lines: pg_drain_chunks_per_s (4 processes, median), ratio_vs_pgqueuer, ratio_vs_procrastinate,
+worker_cpu_us_per_chunk (the 4 processes' CPU from the start signal to their stop, over the
+chunks: time.process_time in each, every thread), pg_sql_ceiling_chunks_per_s,
+ratio_vs_sql_ceiling.
 """
 
 from __future__ import annotations
@@ -25,14 +32,18 @@ import multiprocessing
 import os
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import timedelta
 from multiprocessing.synchronize import Event
+from pathlib import Path
 from typing import Any
 
 import psycopg
 from tests.servers.pgcluster import PgCluster, available
+
+from benchmarks.pg_ceiling import ceiling
 
 N_CHUNKS = int(os.environ.get("CHUNKSYNC_BENCH_PG_CHUNKS", "20000"))
 REPEATS = max(1, int(os.environ.get("CHUNKSYNC_BENCH_PG_REPEATS", "5")))
@@ -42,6 +53,7 @@ BATCH = 16  # pgqueuer batch_size
 POLL_SECONDS = 0.05
 DONE_POLL_SECONDS = 0.02
 TIMEOUT_SECONDS = 600.0
+CPU_DIR_ENV = "CHUNKSYNC_BENCH_CPU_DIR"  # where each chunksync worker process writes its CPU
 
 
 # --- chunksync --------------------------------------------------------------------------------
@@ -55,22 +67,56 @@ def _chunksync_process(url: str, ready: Event, go: Event, stop: Event) -> None:
         worker = app.worker(concurrency=CONCURRENCY, poll_s=POLL_SECONDS)
         ready.set()
         go.wait()
+        cpu = time.process_time()  # this process's CPU (every thread), from the start signal
         worker.start()
         stop.wait()
         worker.stop()
+        cpu = time.process_time() - cpu
+    out = os.environ.get(CPU_DIR_ENV)
+    if out:
+        Path(out, str(os.getpid())).write_text(repr(cpu), encoding="utf-8")
+
+
+def _noop_queue(cluster: PgCluster, name: str) -> tuple[str, str]:
+    """A fresh database holding one queue of N_CHUNKS no-op chunks: (its URL, the queue's id)."""
+    from chunksync.app import App
+
+    url = cluster.create_database(name)
+    with App(url) as app:
+        app.handler("noop")(lambda ctx: None)
+        queue = app.create_queue("noop", payloads=[{"n": i} for i in range(N_CHUNKS)])
+    return url, queue.id
 
 
 def drain_chunksync(cluster: PgCluster, processes: int, run: int = 0) -> float:
-    from chunksync.app import App
+    return drain_chunksync_cpu(cluster, processes, run)[0]
 
-    url = cluster.create_database(f"bench_chunksync_{processes}_{run}")
-    with App(url) as app:
-        app.handler("noop")(lambda ctx: None)
-        app.create_queue("noop", payloads=[{"n": i} for i in range(N_CHUNKS)])
+
+def drain_chunksync_cpu(cluster: PgCluster, processes: int, run: int = 0) -> tuple[float, float]:
+    """Chunks per second, and the worker processes' CPU per chunk in microseconds (from the
+    start signal to their stop, all threads; a no-op handler, so all of it is chunksync's)."""
+    with tempfile.TemporaryDirectory() as cpu_dir:
+        os.environ[CPU_DIR_ENV] = cpu_dir
+        try:
+            rate = _drain_chunksync(cluster, processes, run)
+        finally:
+            del os.environ[CPU_DIR_ENV]
+        cpu = sum(float(f.read_text()) for f in Path(cpu_dir).iterdir())
+    return rate, cpu / N_CHUNKS * 1e6
+
+
+def _drain_chunksync(cluster: PgCluster, processes: int, run: int) -> float:
+    url, _ = _noop_queue(cluster, f"bench_chunksync_{processes}_{run}")
     # The queue turns completed in the statement after its last chunk's commit; counting
     # 20,000 chunks every 20 ms would itself take a fifth of a core from the drain.
     done = "SELECT 1 FROM queues WHERE status = 'completed'"
     return _timed(url, _chunksync_process, processes, done)
+
+
+def sql_ceiling(cluster: PgCluster, run: int) -> float:
+    """The worker's own SQL through pgbench, PEER_PROCESSES clients (benchmarks/pg_ceiling.py)."""
+    url, queue_id = _noop_queue(cluster, f"bench_ceiling_{run}")
+    return ceiling(cluster, url, queue_id, N_CHUNKS, PEER_PROCESSES)
 
 
 # --- pgqueuer ---------------------------------------------------------------------------------
@@ -214,13 +260,19 @@ def main() -> int:
     pro_name = f"procrastinate {getattr(procrastinate, '__version__', '?')}, {peers}"
     runs: dict[str, list[float]] = {"chunksync, 1 process": [], "chunksync, 4 processes": []}
     runs[pgq_name] = []
+    ceiling_name = f"worker SQL via pgbench, {PEER_PROCESSES} clients"
+    runs[ceiling_name] = []
+    cpu_per_chunk: list[float] = []
     cluster = PgCluster(durable=True).start()
     try:
         print(f"{N_CHUNKS} no-op jobs each, PostgreSQL 15 durable, {os.cpu_count()} CPUs")
         runs["chunksync, 1 process"].append(drain_chunksync(cluster, 1))
         for run in range(REPEATS):  # in turns, so that a slow spell of the machine hits both
-            runs["chunksync, 4 processes"].append(drain_chunksync(cluster, 4, run))
+            rate, cpu_us = drain_chunksync_cpu(cluster, 4, run)
+            runs["chunksync, 4 processes"].append(rate)
+            cpu_per_chunk.append(cpu_us)
             runs[pgq_name].append(drain_pgqueuer(cluster, PEER_PROCESSES, run))
+            runs[ceiling_name].append(sql_ceiling(cluster, run))
         runs[pro_name] = [drain_procrastinate(cluster, PEER_PROCESSES)]
     finally:
         cluster.stop()
@@ -233,6 +285,9 @@ def main() -> int:
     print(f"pg_drain_chunks_per_s={ours:.0f}")
     print(f"ratio_vs_pgqueuer={ours / rates[pgq_name]:.2f}")
     print(f"ratio_vs_procrastinate={ours / rates[pro_name]:.2f}")
+    print(f"worker_cpu_us_per_chunk={statistics.median(cpu_per_chunk):.1f}")
+    print(f"pg_sql_ceiling_chunks_per_s={rates[ceiling_name]:.0f}")
+    print(f"ratio_vs_sql_ceiling={ours / rates[ceiling_name]:.2f}")
     return 0
 
 
