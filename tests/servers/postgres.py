@@ -1,4 +1,5 @@
-"""PostgreSQL for the tests: one throwaway cluster per session, a fresh database per test.
+"""PostgreSQL for the tests: one throwaway cluster per session, a fresh database per test,
+owned by a plain role (not a superuser: row-level security applies, as in production).
 
 The cluster runs with fsync off (tests only). A template database holds the migrated schema, so
 each test's database is a cheap `CREATE DATABASE ... TEMPLATE` copy, dropped afterwards.
@@ -16,6 +17,7 @@ from tests.servers import missing_server
 from tests.servers.pgcluster import PASSWORD_USER, PG_BIN, PgCluster, available
 
 TEMPLATE = "chunksync_template"
+OWNER = "chunksync_app"  # the plain role that owns the tests' databases
 _numbers = itertools.count(1)
 
 
@@ -37,7 +39,17 @@ def pg_cluster() -> Iterator[PgCluster]:
                 sql.Identifier(PASSWORD_USER)
             )
         )
-        PostgresBackend(cluster.create_database(TEMPLATE)).close()
+        # chunksync runs as a plain role that owns its tables, as in production: row-level
+        # security (forced, migration 0017) applies to every test. The role's default scope
+        # '*' serves the tests' own raw SQL; chunksync makes the setting itself on each
+        # connection (the fail-closed tests use roles without a default: `pg_owned`).
+        for statement, names in (
+            ("CREATE ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS", [OWNER]),
+            ("ALTER ROLE {} SET chunksync.tenant = '*'", [OWNER]),
+            ("CREATE DATABASE {} OWNER {}", [TEMPLATE, OWNER]),
+        ):
+            cluster.admin(sql.SQL(statement).format(*map(sql.Identifier, names)))
+        PostgresBackend(cluster.url(TEMPLATE, user=OWNER)).close()
         yield cluster
     finally:
         cluster.stop()
@@ -50,9 +62,15 @@ def _new_name(prefix: str) -> str:
 @pytest.fixture
 def pg_url(pg_cluster: PgCluster) -> Iterator[str]:
     """A fresh database with the chunksync schema, for this test only."""
+    from psycopg import sql
+
     name = _new_name("t")
-    url = pg_cluster.create_database(name, TEMPLATE)
-    yield url
+    pg_cluster.admin(
+        sql.SQL("CREATE DATABASE {} TEMPLATE {} OWNER {}").format(
+            *map(sql.Identifier, (name, TEMPLATE, OWNER))
+        )
+    )
+    yield pg_cluster.url(name, user=OWNER)
     pg_cluster.drop_database(name)
 
 
