@@ -54,8 +54,9 @@ BEGIN
     VALUES (p_role, p_tenant, NOW())
     ON CONFLICT (role_name) DO UPDATE SET tenant = excluded.tenant;
     EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', current_schema(), p_role);
-    EXECUTE format('GRANT SELECT ON queues, chunks, attempts, attempt_rollups, audit_log, '
-                   'tenants, alerts, mail_messages, mail_folders TO %I', p_role);
+    EXECUTE format('GRANT SELECT ON queues, chunks, attempts, attempt_rollups, '
+                   'attempt_latency_rollups, audit_log, tenants, alerts, mail_messages, '
+                   'mail_folders, dependencies TO %I', p_role);
     EXECUTE format('GRANT UPDATE, DELETE ON queues, chunks TO %I', p_role);
     RETURN p_tenant;
 END
@@ -144,8 +145,9 @@ CREATE POLICY tenant_scope ON mail_folders
     USING ((SELECT chunksync_scope(current_user) = '*')
            OR tenant = (SELECT chunksync_scope(current_user)));
 
--- Not yet kept per tenant (no tenant column): the latency histograms are seen under '*' only;
--- one tenant's view shows none of them rather than all.
+-- A queue's latency histograms are its tenant's: seen where the queue is.
 ALTER TABLE attempt_latency_rollups ENABLE ROW LEVEL SECURITY;
 ALTER TABLE attempt_latency_rollups FORCE ROW LEVEL SECURITY;
-CREATE POLICY all_tenants ON attempt_latency_rollups USING ((SELECT chunksync_scope(current_user) = '*'));
+CREATE POLICY tenant_scope ON attempt_latency_rollups
+    USING ((SELECT chunksync_scope(current_user) = '*')
+           OR EXISTS (SELECT 1 FROM queues q WHERE q.id = attempt_latency_rollups.queue_id));
