@@ -221,3 +221,12 @@ def test_each_tenants_mail_is_its_own_and_an_account_is_never_shared(
         assert [q.name for q in app.manager.list_queues(tenant="B")] == [mine["B"]]
         assert len(list(MessageStore(app.backend.for_tenant("A")).iter_messages())) == 5
         assert len(list(MessageStore(app.backend.for_tenant("B")).iter_messages())) == 3
+
+
+def test_a_role_that_would_see_nothing_is_told_so_at_once(pg_owned: tuple[str, str]) -> None:
+    """A role that neither owns the tables nor is bound to a tenant would see an empty
+    database under row security: opening it says why in one sentence instead."""
+    url, other = pg_owned
+    App(url).close()  # the schema, made by the owner
+    with pytest.raises(ConfigurationError, match=f"the role {other} may not see every tenant"):
+        PostgresBackend(_as(url, other), migrate=False)

@@ -191,6 +191,11 @@ def _configure(conn: psycopg.Connection[Any], tenant: str = ALL_TENANTS) -> None
 
 
 _SET_LOCAL_TENANT = b"SELECT set_config(%s, %s, true)"
+_SCOPE_CHECK = (
+    b"SELECT chunksync_scope(current_user), current_user,"
+    b" (SELECT tableowner FROM pg_tables WHERE tablename = 'chunks'"
+    b" AND schemaname = current_schema())"
+)
 
 
 def _tenant_option(value: object) -> str:
@@ -284,9 +289,29 @@ class PostgresBackend(Backend):
         try:
             with self._errors:
                 self._pool.open(wait=True, timeout=CONNECT_TIMEOUT_SECONDS)
+            self._check_scope()
         except BackendError:
             self._pool.close()
             raise
+
+    def _check_scope(self) -> None:
+        """Say so now if row-level security (0017) would show this role nothing of what it is
+        to see: a role that neither owns the tables nor is a member of their owner's role sees
+        nothing under '*', which a worker would take for an empty database."""
+        with self._connection() as conn:
+            try:
+                row = conn.execute(_SCOPE_CHECK).fetchone()
+            except psycopg.errors.UndefinedFunction:
+                return  # a database from before 0017: nothing to check
+        if row is None or row[0] == self._tenant:
+            return
+        role, owner = row[1], row[2]
+        wanted = "every tenant" if self._tenant == ALL_TENANTS else f"tenant {self._tenant}"
+        raise ConfigurationError(
+            f"the role {role} may not see {wanted} under row-level security: run chunksync as "
+            f"the role that owns its tables or a member of it (GRANT {owner} TO {role}), or "
+            "bind the role to its one tenant (chunksync tenants grant)"
+        )
 
     @staticmethod
     def _make_conninfo(url: str, options: dict[str, Any]) -> str:

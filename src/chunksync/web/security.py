@@ -109,11 +109,7 @@ class Guard:
         """The one tenant this request may see, or None for every tenant (the operator, or
         anyone on a dashboard that is not private). A bearer token that opens nothing is
         refused, never read as no token; looked up once per request."""
-        found = getattr(request.state, "chunksync_tenant", _UNSET)
-        if found is _UNSET:
-            found = self._viewer_tenant(request)
-            request.state.chunksync_tenant = found
-        return found if isinstance(found, str) else None
+        return _once(request, "chunksync_tenant", self._viewer_tenant)
 
     def _viewer_tenant(self, request: Request) -> str | None:
         given = bearer(request)
@@ -161,11 +157,7 @@ class Guard:
 
     def session(self, request: Request) -> str | None:
         """The live session token this request's cookie carries, looked up once per request."""
-        found = getattr(request.state, "chunksync_session", _UNSET)
-        if found is _UNSET:
-            found = self._live(request)
-            request.state.chunksync_session = found
-        return found if isinstance(found, str) else None
+        return _once(request, "chunksync_session", self._live)
 
     def _live(self, request: Request) -> str | None:
         token, _, signature = request.cookies.get(SESSION_COOKIE, "").rpartition(".")
@@ -196,6 +188,15 @@ class Guard:
         if session is None or not same_origin(request):
             return False
         return hmac.compare_digest(csrf.encode(), self.csrf_for(session).encode())
+
+
+def _once(request: Request, name: str, find: Callable[[Request], str | None]) -> str | None:
+    """`find(request)`, worked out once per request and kept on its state as `name`."""
+    found = getattr(request.state, name, _UNSET)
+    if found is _UNSET:
+        found = find(request)
+        setattr(request.state, name, found)
+    return found if isinstance(found, str) else None
 
 
 def bearer(request: Request) -> str:
