@@ -11,7 +11,7 @@
 --     (`chunksync tenants grant ROLE --tenant B`), and only while its setting names that
 --     tenant: a tenant's role cannot widen its view by changing the setting.
 -- Each policy reads the scope once per statement (an InitPlan: `(SELECT ...)`), so a row costs
--- a comparison with a parameter, not a lookup of the setting (a claim: 1.02x the time without
+-- a comparison with a parameter, not a lookup of the setting (a claim: ~1.1x the time without
 -- row security at 1,000,000 pending chunks; a queue's counts 3x before this form).
 -- Not an expand migration: code older than it makes no setting, so under a role that is not a
 -- superuser (superusers bypass row security) it would see nothing.
