@@ -82,8 +82,9 @@ async def login(request: Request) -> Response:
         answer.headers["Retry-After"] = str(wait)
         return answer
     given = str(form.get("token", ""))
-    tenant = None if guard.check_token(given) else await run_in_threadpool(guard.tenant_of, given)
-    if tenant is None and not guard.check_token(given):
+    operator = guard.check_token(given)
+    tenant = None if operator else await run_in_threadpool(guard.tenant_of, given)
+    if not operator and tenant is None:
         await run_in_threadpool(guard.failed_sign_in, request)
         return page(request, "login.html", 403, error="wrong token")
     response = RedirectResponse("/", status_code=303)
