@@ -36,6 +36,7 @@ LATEST = sql.latest_version("sqlite")
         ("CREATE TABLE IF NOT EXISTS notes (id int)", True, "none on existing tables"),
         ("UPDATE chunks SET note = ''", False, "small batches"),
         ("DROP INDEX IF EXISTS chunks_old", True, "ACCESS EXCLUSIVE on chunks_old"),
+        ("DROP INDEX CONCURRENTLY IF EXISTS chunks_old", True, "SHARE UPDATE EXCLUSIVE"),
         ("ALTER TABLE chunks FORCE ROW LEVEL SECURITY", True, "for a moment (catalog only)"),
         ("CREATE POLICY p ON chunks TO CURRENT_USER USING (true)", True, "EXCLUSIVE on chunks"),
         ("ALTER TABLE chunks ALTER COLUMN note SET DEFAULT f()", True, "catalog only"),
@@ -127,10 +128,10 @@ def test_the_plan_on_postgresql(pg_empty_url: str) -> None:
     latest = sql.latest_version("postgres")
     backend = PostgresBackend(pg_empty_url, migrate=False)
     try:
-        backend.apply_migrations_only(upto=latest - 1)
-        [step] = plan(backend).steps
-        assert step.version == latest and step.effects
-        assert all(e.lock for e in step.effects)
+        backend.apply_migrations_only(upto=17)
+        step = plan(backend).steps[0]  # the first online migration: built concurrently
+        assert (step.version, step.expand, step.outside, step.online) == (18, True, True, True)
+        assert [e.lock.split(" on ")[0] for e in step.effects] == ["SHARE UPDATE EXCLUSIVE"] * 3
         assert backend.migrate() == latest and plan(backend).steps == ()
     finally:
         backend.close()

@@ -181,3 +181,75 @@ def test_row_security_keeps_a_databases_history_in_sight(pg_owned: tuple[str, st
         assert conn.execute("SELECT tenant FROM mail_messages").fetchall() == [("default",)]
         assert conn.execute("SELECT tenant FROM mail_folders").fetchall() == []
     backend.close()
+
+
+def _index(url: str, name: str) -> tuple[Any, ...] | None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT i.indisvalid, pg_get_indexdef(i.indexrelid) FROM pg_index i"
+            " WHERE i.indexrelid = to_regclass(%s)",
+            [name],
+        ).fetchone()
+
+
+def test_an_interrupted_online_migration_runs_again_from_its_start(pg_empty_url: str) -> None:
+    """0018 builds its index concurrently, outside a transaction: a build that fails leaves an
+    invalid index behind and records nothing; the next `migrate` drops it and builds it again."""
+    backend = PostgresBackend(pg_empty_url, migrate=False)
+    backend.apply_migrations_only(upto=17)
+    with psycopg.connect(pg_empty_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO queues (id, name, source, kind, created_at, updated_at)"
+            " VALUES ('00000000-0000-0000-0000-000000000001', 'q', 'x://', 'x', 0, 0)"
+        )
+        for seq in (0, 1):
+            conn.execute(
+                "INSERT INTO chunks (id, queue_id, seq, payload, run_after, created_at, updated_at)"
+                " VALUES (gen_random_uuid(), '00000000-0000-0000-0000-000000000001', %s, '{}',"
+                " 0, 0, 0)",
+                [seq],
+            )
+        with pytest.raises(psycopg.errors.UniqueViolation):  # an interrupted build's leftover
+            conn.execute(
+                "CREATE UNIQUE INDEX CONCURRENTLY chunks_queue_status_tenant ON chunks (queue_id)"
+            )
+    assert _index(pg_empty_url, "chunks_queue_status_tenant")[0] is False  # type: ignore[index]
+    assert backend.migrate() == sql.latest_version("postgres")
+    valid, definition = _index(pg_empty_url, "chunks_queue_status_tenant")  # type: ignore[misc]
+    assert valid is True and "(queue_id, status, tenant)" in definition
+    assert _index(pg_empty_url, "chunks_queue_status") is None  # the index it replaces
+    assert (
+        dict(catalog(pg_empty_url)["versions"])[18]
+        == "status_index_with_tenant (works with 17)"
+    )
+    backend.close()
+
+
+def test_a_process_waiting_for_the_migration_lock_holds_no_snapshot(pg_empty_url: str) -> None:
+    """CREATE INDEX CONCURRENTLY waits for every transaction with an older snapshot: a
+    process waiting for the migration lock inside a statement would hold one, and each would
+    wait for the other. Waiters poll instead, between transactions."""
+    import threading
+
+    from chunksync.backends.postgres import MIGRATION_LOCK_KEY
+
+    backend = PostgresBackend(pg_empty_url, migrate=False)
+    backend.apply_migrations_only(upto=17)
+    with psycopg.connect(pg_empty_url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", [MIGRATION_LOCK_KEY])
+        done: list[int] = []
+        waiter = threading.Thread(target=lambda: done.append(backend.migrate()))
+        waiter.start()
+        seen = []
+        for _ in range(20):
+            seen += holder.execute(
+                "SELECT backend_xmin IS NOT NULL OR state = 'active' AND wait_event_type = 'Lock'"
+                " FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+            ).fetchall()
+            waiter.join(0.05)
+        assert seen and not any(held for (held,) in seen) and not done  # waiting, no snapshot
+        holder.execute("SELECT pg_advisory_unlock(%s)", [MIGRATION_LOCK_KEY])
+        waiter.join(30)
+    assert done == [sql.latest_version("postgres")]
+    backend.close()

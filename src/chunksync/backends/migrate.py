@@ -13,12 +13,19 @@ oldest version whose code still works with it ("0010_name (works with 9)"). So a
 a newer database only when its newest migration needs newer code (a contract), and in
 production mode (`CHUNKSYNC_MIGRATE=never`) nothing but `chunksync migrate` changes the schema:
 a worker only checks that it can work with what it finds (`require_schema`).
+
+Online migrations: a migration marked `-- outside a transaction --` (PostgreSQL's
+`CREATE INDEX CONCURRENTLY`, which cannot run in one) runs statement by statement, each
+committing on its own, on a connection that holds the migration lock for the session
+(`outside`, supplied by the backend); it is recorded only after its last statement, so it must
+be safe to run again from its first (`DROP INDEX CONCURRENTLY IF EXISTS` before each build: an
+interrupted build leaves an invalid index behind).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
@@ -31,6 +38,9 @@ from chunksync.redact import redact_url
 # Tables that only chunksync creates: a database holding them but no version is refused.
 CHUNKSYNC_TABLES = ("queues", "chunks")
 _WORKS_WITH = re.compile(r"\(works with (\d+)\)$")
+OUTSIDE_MARK = re.compile(r"^-- outside a transaction --$", re.MULTILINE)
+
+Locked = Callable[[], AbstractContextManager[Session]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +51,7 @@ class Step:
     name: str
     expand: bool
     effects: tuple[Effect, ...]
+    outside: bool = False  # statement by statement, each committing on its own
 
     @property
     def online(self) -> bool:
@@ -63,41 +74,75 @@ def recorded_version(backend: Backend, session: Session) -> int:
     return int(row["version"] or 0) if row else 0
 
 
-def migrate_database(backend: Backend, locked: AbstractContextManager[Session], where: str) -> int:
-    """Bring the database up to date inside `locked`; return the version it is at.
-    `where` names the database in messages (a file path, or "at postgresql://...")."""
+def migrate_database(
+    backend: Backend, locked: Locked, where: str, outside: Locked | None = None
+) -> int:
+    """Bring the database up to date; return the version it is at. `locked()` opens a
+    transaction holding the migration lock; `outside()` a session holding it with each statement
+    committing on its own (for migrations marked to run outside a transaction). `where` names
+    the database in messages (a file path, or "at postgresql://...")."""
     latest = sql.latest_version(backend.dialect)
-    with locked as session:
-        current = recorded_version(backend, session)
-        if current > latest:
-            _refuse_newer(session, where, current, latest)
-            return current  # newer, but only expanded: this code works with it as it is
-        if current == 0:
-            if _tables(backend, session, CHUNKSYNC_TABLES):
-                raise SchemaError(
-                    f"the database {where} has chunksync tables but no schema version"
-                )
-            session.script(sql.schema(backend.dialect))
-            _record(session, sql.migrations(backend.dialect), backend.dialect)
+    while True:
+        with locked() as session:
+            current = recorded_version(backend, session)
+            if current > latest:
+                _refuse_newer(session, where, current, latest)
+                return current  # newer, but only expanded: this code works with it as it is
+            if current == 0:
+                if _tables(backend, session, CHUNKSYNC_TABLES):
+                    raise SchemaError(
+                        f"the database {where} has chunksync tables but no schema version"
+                    )
+                session.script(sql.schema(backend.dialect))
+                _record(session, sql.migrations(backend.dialect), backend.dialect)
+                return latest
+            online = _apply_until_outside(session, backend.dialect, current)
+        if online is None:
             return latest
-        for migration in sql.migrations(backend.dialect):
-            if migration.version > current:
-                session.script(migration.sql)
-                _record(session, [migration], backend.dialect)
-    return latest
+        _apply_one(backend, online, outside)
+
+
+def _apply_until_outside(session: Session, dialect: str, current: int) -> sql.Migration | None:
+    """Apply the pending migrations in this transaction, up to the first that must run outside
+    one; return that one (None: none is left)."""
+    for migration in sql.migrations(dialect):
+        if migration.version <= current:
+            continue
+        if runs_outside(migration.sql):
+            return migration
+        session.script(migration.sql)
+        _record(session, [migration], dialect)
+    return None
+
+
+def runs_outside(migration_sql: str) -> bool:
+    return bool(OUTSIDE_MARK.search(migration_sql))
 
 
 def apply_migrations(
-    backend: Backend, locked: AbstractContextManager[Session], upto: int | None = None
+    backend: Backend, locked: Locked, upto: int | None = None, outside: Locked | None = None
 ) -> None:
     """Build a database from the numbered migrations alone, up to version `upto` (all by
     default): the path the migration tests compare with schema.sql's."""
-    with locked as session:
+    with locked() as session:
         session.script(sql.version_table(backend.dialect))
-        for migration in sql.migrations(backend.dialect):
-            if upto is None or migration.version <= upto:
-                session.script(migration.sql)
-                _record(session, [migration], backend.dialect)
+    for migration in sql.migrations(backend.dialect):
+        if upto is not None and migration.version > upto:
+            break
+        _apply_one(backend, migration, outside if runs_outside(migration.sql) else locked)
+
+
+def _apply_one(backend: Backend, migration: sql.Migration, opener: Locked | None) -> None:
+    """One migration in its own transaction, or statement by statement outside one."""
+    if opener is None:
+        raise SchemaError(f"migration {migration.name} cannot run outside a transaction here")
+    with opener() as session:
+        if recorded_version(backend, session) >= migration.version:
+            return  # another process applied it while we waited for the lock
+        pieces = statements(migration.sql) if runs_outside(migration.sql) else [migration.sql]
+        for piece in pieces:
+            session.script(piece)
+        _record(session, [migration], backend.dialect)
 
 
 def require_schema(backend: Backend) -> int:
@@ -128,7 +173,13 @@ def plan(backend: Backend) -> Plan:
     else:
         pending = [m for m in sql.migrations(backend.dialect) if m.version > current]
     steps = tuple(
-        Step(m.version, m.name, is_expand(m.sql), _effects(backend.dialect, m.sql, current))
+        Step(
+            m.version,
+            m.name,
+            is_expand(m.sql),
+            _effects(backend.dialect, m.sql, current),
+            runs_outside(m.sql),
+        )
         for m in pending
     )
     return Plan(current, latest, works_with, steps)

@@ -73,6 +73,11 @@ _RULES: tuple[tuple[re.Pattern[str], tuple[str, bool], tuple[str, bool]], ...] =
             ("the write lock while the table is rewritten: writers wait", False),
         ),
         (
+            rf"^DROP\s+INDEX\s+CONCURRENTLY\s+{_NAME}",
+            ("SHARE UPDATE EXCLUSIVE on its table: reads and writes go on", True),
+            ("the write lock for a moment", True),
+        ),
+        (
             rf"^DROP\s+(?:TABLE|INDEX|VIEW|FUNCTION|TRIGGER)\s+{_NAME}",
             ("ACCESS EXCLUSIVE on {0} for a moment", True),
             ("the write lock for a moment", True),

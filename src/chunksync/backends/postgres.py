@@ -66,6 +66,7 @@ LEADER_FIRST_TRY_SECONDS = 2.0
 NOTIFY_CHANNEL = "chunksync_work"
 MIGRATION_LOCK_KEY = 0x6368756E6B730001  # "chunks" + 1
 MAINTENANCE_LOCK_KEY = 0x6368756E6B730002
+TRY_ADVISORY_LOCK = b"SELECT pg_try_advisory_lock(%s)"
 _COLON_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _LONE_PERCENT = re.compile(r"%(?!\(\w+\)s)")
 
@@ -196,6 +197,11 @@ _SCOPE_CHECK = (
     b" (SELECT tableowner FROM pg_tables WHERE tablename = 'chunks'"
     b" AND schemaname = current_schema())"
 )
+
+
+def _fetch_flag(conn: psycopg.Connection[Any], statement: bytes, key: int) -> bool:
+    row = conn.execute(statement, [key]).fetchone()
+    return bool(row and row[0])
 
 
 def _tenant_option(value: object) -> str:
@@ -443,19 +449,37 @@ class PostgresBackend(Backend):
 
     def migrate(self) -> int:
         where = f"at {redact_url(self.url)}"
-        return migrate_database(self, self._migration(), where)
+        return migrate_database(self, self._migration, where, self._migration_outside)
 
     def apply_migrations_only(self, upto: int | None = None) -> None:
         """Build the schema from the numbered migrations alone (the migration tests' path)."""
-        apply_migrations(self, self._migration(), upto)
+        apply_migrations(self, self._migration, upto, self._migration_outside)
 
     @contextmanager
     def _migration(self) -> Iterator[PostgresSession]:
         """One transaction on a connection of its own, holding the migration lock: concurrent
         starts apply nothing twice. (The pool may not exist yet: migrate runs before it.)"""
-        with self._connect() as conn, self._errors, conn.transaction():
-            conn.execute(b"SELECT pg_advisory_xact_lock(%s)", [MIGRATION_LOCK_KEY])
+        with self._migration_lock() as conn, conn.transaction():
             yield PostgresSession(conn, self._queries, self._errors)
+
+    @contextmanager
+    def _migration_outside(self) -> Iterator[PostgresSession]:
+        """The same lock, each statement committing on its own (`CREATE INDEX CONCURRENTLY`)."""
+        with self._migration_lock() as conn:
+            yield PostgresSession(conn, self._queries, self._errors)
+
+    @contextmanager
+    def _migration_lock(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection of its own holding the migration lock for its session (released when it
+        closes). The lock is polled, not waited for: a process waiting in a statement holds a
+        snapshot, and `CREATE INDEX CONCURRENTLY` waits for every older snapshot, so the two
+        would wait for each other."""
+        with self._connect() as conn, self._errors:
+            pause = 0.05
+            while not _fetch_flag(conn, TRY_ADVISORY_LOCK, MIGRATION_LOCK_KEY):
+                time.sleep(pause)
+                pause = min(pause * 2, 0.5)
+            yield conn
 
     # --- wake-ups and the maintenance election ----------------------------------------
 
@@ -544,10 +568,7 @@ class _Control(threading.Thread):
             self._fire()  # wake-ups may have been missed while disconnected
         while not self._halt.is_set():
             if self.want_leader and not self.leader:
-                row = conn.execute(
-                    b"SELECT pg_try_advisory_lock(%s)", [MAINTENANCE_LOCK_KEY]
-                ).fetchone()
-                self.leader = bool(row and row[0])
+                self.leader = _fetch_flag(conn, TRY_ADVISORY_LOCK, MAINTENANCE_LOCK_KEY)
                 self.tried.set()
             if self._listen:
                 for _ in conn.notifies(timeout=CONTROL_TICK_SECONDS):

@@ -269,11 +269,14 @@ class SQLiteBackend(Backend):
             return recorded_version(self, session)
 
     def migrate(self) -> int:
-        return migrate_database(self, self._transaction(write=True), where=self.path)
+        return migrate_database(self, self._migrating, where=self.path)
 
     def apply_migrations_only(self, upto: int | None = None) -> None:
         """Build the schema from the numbered migrations alone (the migration tests' path)."""
-        apply_migrations(self, self._transaction(write=True), upto)
+        apply_migrations(self, self._migrating, upto)
+
+    def _migrating(self) -> AbstractContextManager[SQLiteSession]:
+        return self._transaction(write=True)
 
     def close(self) -> None:
         """Close this thread's connection and those of threads that have ended. A live thread's

@@ -62,17 +62,19 @@ def _print_plan(found: object) -> None:
     for step in found.steps:
         how = "online" if step.online else "OFFLINE: work waits"
         phase = "expand" if step.expand else "contract (older workers refuse the result)"
+        runs = (
+            "statement by statement, each committing on its own"
+            if step.outside
+            else "in one transaction: its locks last until it commits"
+        )
         console.print(
-            f"{step.version:04d} {step.name}: {how}; {phase}", markup=False, soft_wrap=True
+            f"{step.version:04d} {step.name}: {how}; {phase}; {runs}",
+            markup=False,
+            soft_wrap=True,
         )
         for e in step.effects:
             mark = "online " if e.online else "offline"
             console.print(
                 f"  {mark} {e.statement[:70]}  -- lock: {e.lock}", markup=False, soft_wrap=True
             )
-    console.print(
-        "each step runs in one transaction, under the migration lock; its locks last until "
-        "it commits",
-        markup=False,
-        soft_wrap=True,
-    )
+    console.print("every step runs under the migration lock", markup=False, soft_wrap=True)

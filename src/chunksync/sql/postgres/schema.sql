@@ -67,7 +67,7 @@ CREATE TABLE chunks (
 CREATE INDEX chunks_runnable ON chunks (priority DESC, created_at, seq) WHERE status = 'pending';
 CREATE INDEX chunks_processing ON chunks (lease_expires_at) WHERE status = 'processing';
 CREATE INDEX chunks_worker ON chunks (worker_id) WHERE status = 'processing';
-CREATE INDEX chunks_queue_status ON chunks (queue_id, status);
+CREATE INDEX chunks_queue_status_tenant ON chunks (queue_id, status, tenant);
 CREATE INDEX chunks_finished ON chunks (finished_at) WHERE finished_at IS NOT NULL;
 
 CREATE TABLE attempts (
