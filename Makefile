@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench chaos clean setup
+.PHONY: demo test lint bench chaos clean setup previous-release
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ bench: $(STAMP)
 chaos: $(STAMP)
 	bash scripts/test-servers.sh
 	$(BIN)/python -m tests.chaos
+
+## previous-release: keep a release's code for the rolling-upgrade test (make previous-release TAG=v0.1.0)
+previous-release:
+	git archive --format=tar --prefix=chunksync-$(TAG:v%=%)/ $(TAG) src/chunksync \
+		| gzip -n -9 > tests/upgrade/chunksync-$(TAG:v%=%).tar.gz
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .mypy_cache .ruff_cache

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from chunksync.runtime.worker import Worker
     from chunksync.sources.base import Source
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 # Where each public name lives.
 _EXPORTS = {

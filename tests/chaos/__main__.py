@@ -1,5 +1,6 @@
 """`python -m tests.chaos`: the chaos run of `make chaos`. Exits non-zero on any loss,
-duplicate or broken invariant. Options: --chunks, --seed, --failure-rate, --backends, --json."""
+duplicate or broken invariant. Options: --chunks, --seed, --failure-rate, --backends, --json,
+--rolling (the rolling upgrade's chunks, tests/chaos/upgrade.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import json
 import logging
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 from tests.chaos.harness import ChaosConfig
 from tests.chaos.run import lines, run_backend
+from tests.chaos.upgrade import run_standalone
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,13 +28,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--watch-appends", type=int, default=50, help="0: no watching sync")
     parser.add_argument("--workdir", type=Path, default=None, help="keep logs and databases here")
     parser.add_argument("--json", type=Path, default=None, help="write the summary here")
+    parser.add_argument(
+        "--rolling", type=int, default=20_000,
+        help="chunks of the rolling upgrade run on PostgreSQL (0: none)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     # SIGTERM (kill, pkill) unwinds like Ctrl-C: the harness's finally blocks stop its workers,
     # its PostgreSQL cluster and its Dovecot instead of leaving them running.
     signal.signal(signal.SIGTERM, _terminate)
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)  # restarts are on purpose here
     outcomes = []
-    for backend in args.backends.split(","):
+    for backend in filter(None, args.backends.split(",")):
         config = ChaosConfig(
             backend=backend,
             chunks=args.chunks,
@@ -47,7 +54,15 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     if args.json is not None:
         args.json.write_text(json.dumps([o.summary() for o in outcomes], indent=2) + "\n")
-    return 0 if all(o.ok for o in outcomes) else 1
+    rolled = True
+    if args.rolling:
+        with tempfile.TemporaryDirectory(prefix="rolling-") as tmp:
+            up = run_standalone(
+                args.workdir / "rolling" if args.workdir else Path(tmp), args.rolling
+            )
+        print(up.figures())
+        rolled = up.ok
+    return 0 if all(o.ok for o in outcomes) and rolled else 1
 
 
 def _terminate(signum: int, _frame: object) -> None:

@@ -158,7 +158,11 @@ class ChaosRun:
 
     # --- workers -----------------------------------------------------------------
 
-    def start_worker(self, result: RunResult) -> subprocess.Popen[bytes]:
+    def start_worker(
+        self, result: RunResult, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """One worker process; `env`: its environment instead of the run's (another release's
+        code first on its path)."""
         self._spawned += 1
         log_path = self.workdir / f"worker-{self._spawned:03d}.log"
         result.worker_logs.append(log_path)
@@ -171,7 +175,7 @@ class ChaosRun:
         ]
         with log_path.open("wb") as log:
             proc = subprocess.Popen(
-                command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
+                command, cwd=ROOT, env=env or self.env, stdout=log, stderr=subprocess.STDOUT
             )
         self.procs.append(proc)
         return proc

@@ -218,10 +218,7 @@ def test_an_interrupted_online_migration_runs_again_from_its_start(pg_empty_url:
     valid, definition = _index(pg_empty_url, "chunks_queue_status_tenant")  # type: ignore[misc]
     assert valid is True and "(queue_id, status, tenant)" in definition
     assert _index(pg_empty_url, "chunks_queue_status") is None  # the index it replaces
-    assert (
-        dict(catalog(pg_empty_url)["versions"])[18]
-        == "status_index_with_tenant (works with 17)"
-    )
+    assert dict(catalog(pg_empty_url)["versions"])[18] == "status_index_with_tenant (works with 17)"
     backend.close()
 
 
