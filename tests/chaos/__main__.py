@@ -1,6 +1,7 @@
 """`python -m tests.chaos`: the chaos run of `make chaos`. Exits non-zero on any loss,
 duplicate or broken invariant. Options: --chunks, --seed, --failure-rate, --backends, --json,
---rolling (the rolling upgrade's chunks, tests/chaos/upgrade.py)."""
+--rolling (the rolling upgrade's chunks, tests/chaos/upgrade.py), --power (the power-loss
+loop's kills, tests/chaos/power.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from tests.chaos.harness import ChaosConfig
+from tests.chaos.power import kill_loop
 from tests.chaos.run import lines, run_backend
 from tests.chaos.upgrade import run_standalone
 
@@ -31,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rolling", type=int, default=20_000,
         help="chunks of the rolling upgrade run on PostgreSQL (0: none)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--power", type=int, default=2_000,
+        help="SIGKILLs of the power-loss loop on SQLite, tests/chaos/power.py (0: none)",
     )  # fmt: skip
     args = parser.parse_args(argv)
     # SIGTERM (kill, pkill) unwinds like Ctrl-C: the harness's finally blocks stop its workers,
@@ -62,7 +68,13 @@ def main(argv: list[str] | None = None) -> int:
             )
         print(up.figures())
         rolled = up.ok
-    return 0 if all(o.ok for o in outcomes) and rolled else 1
+    powered = True
+    if args.power:
+        with tempfile.TemporaryDirectory(prefix="power-") as tmp:
+            loss = kill_loop(f"sqlite:///{Path(tmp) / 'power.db'}", args.power, 20_000)
+        print(loss.figures())
+        powered = not loss.violations and set(loss.by_status) <= {"completed", "dead"}
+    return 0 if all(o.ok for o in outcomes) and rolled and powered else 1
 
 
 def _terminate(signum: int, _frame: object) -> None:
