@@ -9,8 +9,12 @@ RSS is the larger of wait4()'s figure and the peak of its whole process tree's s
 (sampled every 20 ms: chunksync's helper processes count). A tool that is not installed is
 reported and skipped.
 
+Beside them, the ceiling of the path (benchmarks/imap_ceiling.py): a raw FETCH of the same
+messages into the same SQLite store, no parsing, as many connections as chunksync's processes.
+
 The last lines are `imap_sync_msgs_per_s=<v>` (chunksync at the largest size),
-`ratio_vs_mbsync=<v>` and `peak_rss_mb_100k=<v>` (chunksync's peak RSS at the largest size).
+`ratio_vs_mbsync=<v>`, `imap_ceiling_msgs_per_s=<v>`, `imap_ratio_vs_ceiling=<v>` and
+`peak_rss_mb_100k=<v>` (chunksync's peak RSS at the largest size).
 """
 
 from __future__ import annotations
@@ -134,6 +138,19 @@ def count_files(path: Path) -> int:
     return sum(len(files) for d, _, files in os.walk(path) if d.endswith(("/cur", "/new")))
 
 
+def ceiling_run(server: object, box: object, count: int, work: Path) -> Run:
+    """The raw FETCH into the same store (benchmarks/imap_ceiling.py), on a store chunksync
+    made beforehand (not timed)."""
+    from chunksync.app import App
+
+    db = work / f"ceiling-{count}.db"
+    App(f"sqlite:///{db}").close()
+    argv = [sys.executable, "-m", "benchmarks.imap_ceiling", "--port", str(server.port)]  # type: ignore[attr-defined]
+    argv += ["--user", box.user, "--db", str(db)]  # type: ignore[attr-defined]
+    env = {"BENCH_PW": box.password, "PYTHONPATH": str(ROOT)}  # type: ignore[attr-defined]
+    return measure("raw FETCH", count, argv, env)
+
+
 def run_size(server: object, count: int, work: Path) -> list[Run]:
     from tests.servers.dovecot import DovecotServer
 
@@ -170,6 +187,7 @@ def run_size(server: object, count: int, work: Path) -> list[Run]:
             {"BENCH_PW": box.password},
         )
     )
+    runs.append(ceiling_run(server, box, count, work))
     mbsync_dir = work / f"mbsync-{count}"
     mbsync_dir.mkdir()
     conf = work / f"mbsyncrc-{count}"
@@ -200,7 +218,7 @@ def run_size(server: object, count: int, work: Path) -> list[Run]:
     runs.append(
         measure("offlineimap", count, ["offlineimap", "-c", str(off_conf), "-o", "-u", "quiet"])
     )
-    for run, where in ((runs[1], mbsync_dir), (runs[2], off_dir)):
+    for run, where in ((runs[2], mbsync_dir), (runs[3], off_dir)):
         if run.ok and count_files(where) != count:
             runs[runs.index(run)] = Run(
                 run.tool,
@@ -243,10 +261,12 @@ def main() -> int:
         server.close()
         shutil.rmtree(work, ignore_errors=True)
     last = results[-1]
-    mbsync = last[1]
+    top, mbsync = last[1], last[2]
     ratio = last[0].rate / mbsync.rate if mbsync.ok and mbsync.rate else 0.0
     print(f"imap_sync_msgs_per_s={last[0].rate:.0f}")
     print(f"ratio_vs_mbsync={ratio:.2f}")
+    print(f"imap_ceiling_msgs_per_s={top.rate:.0f}")
+    print(f"imap_ratio_vs_ceiling={last[0].rate / top.rate if top.rate else 0.0:.2f}")
     print(f"peak_rss_mb_100k={last[0].peak_rss_mb:.1f}")
     return 0 if all(r.ok for r in last[:1]) else 1
 
