@@ -86,7 +86,10 @@ class UpgradeRun:
 def previous_release(into: Path) -> Path:
     """Unpack the previous release; the directory to put first on PYTHONPATH."""
     with tarfile.open(ARCHIVE) as archive:
-        archive.extractall(into, filter="data")
+        if hasattr(tarfile, "data_filter"):  # Python 3.11.4 and later
+            archive.extractall(into, filter="data")
+        else:  # our own archive, made by `make previous-release`
+            archive.extractall(into)
     return into / f"chunksync-{PREVIOUS}" / "src"
 
 
