@@ -138,17 +138,16 @@ def count_files(path: Path) -> int:
     return sum(len(files) for d, _, files in os.walk(path) if d.endswith(("/cur", "/new")))
 
 
-def ceiling_run(server: object, box: object, count: int, work: Path) -> Run:
+def ceiling_run(port: int, user: str, password: str, count: int, work: Path) -> Run:
     """The raw FETCH into the same store (benchmarks/imap_ceiling.py), on a store chunksync
     made beforehand (not timed)."""
     from chunksync.app import App
 
     db = work / f"ceiling-{count}.db"
     App(f"sqlite:///{db}").close()
-    argv = [sys.executable, "-m", "benchmarks.imap_ceiling", "--port", str(server.port)]  # type: ignore[attr-defined]
-    argv += ["--user", box.user, "--db", str(db)]  # type: ignore[attr-defined]
-    env = {"BENCH_PW": box.password, "PYTHONPATH": str(ROOT)}  # type: ignore[attr-defined]
-    return measure("raw FETCH", count, argv, env)
+    argv = [sys.executable, "-m", "benchmarks.imap_ceiling", "--port", str(port)]
+    argv += ["--user", user, "--db", str(db)]
+    return measure("raw FETCH", count, argv, {"BENCH_PW": password, "PYTHONPATH": str(ROOT)})
 
 
 def run_size(server: object, count: int, work: Path) -> list[Run]:
@@ -187,7 +186,7 @@ def run_size(server: object, count: int, work: Path) -> list[Run]:
             {"BENCH_PW": box.password},
         )
     )
-    runs.append(ceiling_run(server, box, count, work))
+    runs.append(ceiling_run(server.port, box.user, box.password, count, work))
     mbsync_dir = work / f"mbsync-{count}"
     mbsync_dir.mkdir()
     conf = work / f"mbsyncrc-{count}"

@@ -13,23 +13,18 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.sqlite_ceiling import noop_queue
 from chunksync.app import App
-from chunksync.context import ChunkContext
 
 N_CHUNKS = int(os.environ.get("CHUNKSYNC_BENCH_CHUNKS", "2000"))
 ISOLATION_TIMEOUT_SECONDS = 30.0
-
-
-def noop(ctx: ChunkContext) -> int:
-    return 1
 
 
 def drain(folder: Path, isolated: bool) -> float:
     """Seconds to drain the queue with one slot."""
     url = f"sqlite:///{folder / f'isolation-{isolated}.db'}"
     with App(url) as app:
-        app.handler("noop")(noop)
-        queue = app.create_queue("noop://bench", ({"n": n} for n in range(N_CHUNKS)))
+        queue = noop_queue(app, N_CHUNKS)
         isolate = {"noop": ISOLATION_TIMEOUT_SECONDS} if isolated else {}
         worker = app.worker(concurrency=1, poll_s=0.01, isolate=isolate)
         started = time.perf_counter()

@@ -16,9 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.sqlite_ceiling import ceiling
+from benchmarks.sqlite_ceiling import ceiling, noop_queue
 from chunksync.app import App
-from chunksync.context import ChunkContext
 from chunksync.runtime.worker import MAX_CLAIM_BATCH
 
 N_CHUNKS = int(os.environ.get("CHUNKSYNC_BENCH_CHUNKS", "20000"))
@@ -26,15 +25,10 @@ SLOTS = (1, 4)
 PAIRS = 5
 
 
-def noop(ctx: ChunkContext) -> int:
-    return 1
-
-
 def drain(folder: Path, slots: int, batch: int) -> float:
     url = f"sqlite:///{folder / f'drain-{slots}-{batch}.db'}"
     with App(url) as app:
-        app.handler("noop")(noop)
-        queue = app.create_queue("noop://bench", ({"n": n} for n in range(N_CHUNKS)))
+        queue = noop_queue(app, N_CHUNKS)
         worker = app.worker(concurrency=slots, poll_s=0.01, batch=batch)
         started = time.perf_counter()
         worker.run_until_done([queue.id])

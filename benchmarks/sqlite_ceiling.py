@@ -20,20 +20,26 @@ from pathlib import Path
 
 from chunksync.app import App
 from chunksync.context import ChunkContext
+from chunksync.models import Queue
 
 BATCH = 512  # the worker's largest adaptive claim batch
 
 
-def _noop(ctx: ChunkContext) -> int:
+def noop(ctx: ChunkContext) -> int:
     return 1
+
+
+def noop_queue(app: App, chunks: int) -> Queue:
+    """The queue of `chunks` no-op chunks the SQLite benchmarks drain (and this ceiling)."""
+    app.handler("noop")(noop)
+    return app.create_queue("noop://bench", ({"n": n} for n in range(chunks)))
 
 
 def ceiling(folder: Path, chunks: int) -> float:
     """Chunks per second through the worker's SQL alone, on a fresh database."""
     url = f"sqlite:///{folder / f'ceiling-{uuid.uuid4().hex[:8]}.db'}"
     with App(url) as app:
-        app.handler("noop")(_noop)
-        queue = app.create_queue("noop://bench", ({"n": n} for n in range(chunks)))
+        queue = noop_queue(app, chunks)
         backend = app.backend
         claim = {
             "lease_s": 30.0,

@@ -14,9 +14,12 @@ from chunksync.app import App
 from chunksync.models import ChunkStatus
 
 
-def run(*args: str, db: str | None = None, expect: int = 0) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, db: str | None = None, expect: int = 0, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The real CLI in a subprocess (`env`: its whole environment, else this one's)."""
     cmd = [sys.executable, "-m", "chunksync", *(["--db", db] if db else []), *args]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False, env=env)
     assert proc.returncode == expect, (proc.returncode, proc.stdout, proc.stderr)
     assert "Traceback" not in proc.stdout + proc.stderr
     return proc

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import psycopg
 
+from tests.acceptance.test_cli import run
 from tests.chaos import app as chaos_app
 from tests.chaos.checks import Verdict, _pid, check, fetch
 from tests.chaos.harness import ROOT, ChaosConfig, ChaosRun, RunResult
@@ -143,7 +144,7 @@ def run_upgrade(url: str, workdir: Path, chunks: int) -> UpgradeRun:
     old_path = os.pathsep.join([str(previous_release(workdir / "previous")), str(ROOT)])
     old_env = {**new_env, "PYTHONPATH": old_path}
     versions = {"previous": _schema_of(old_env), "current": _schema_of(new_env)}
-    _cli(old_env, url, "migrate")  # the previous release makes its schema
+    run("migrate", db=url, env=old_env)  # the previous release makes its schema
     queue_id = _make_queue(old_env, url, chunks, config.work_ms / 1000.0)
     up = UpgradeRun(RunResult(config, url, queue_id, chaos.effects), versions=versions)
     probe = ClaimProbe(url)
@@ -167,9 +168,9 @@ def _drive(chaos: ChaosRun, up: UpgradeRun, url: str, old_env: dict[str, str]) -
     up.old_pids = {p.pid for p in old}
     _wait(lambda: _completed(url, r.queue_id) >= r.config.chunks // 5, deadline, "old drain")
     up.phases.append(f"previous release drained {_completed(url, r.queue_id)}; migrating")
-    up.plan = _cli(chaos.env, url, "migrate", "--plan")
+    up.plan = run("migrate", "--plan", db=url, env=chaos.env).stdout
     began = time.monotonic()
-    _cli(chaos.env, url, "migrate")
+    run("migrate", db=url, env=chaos.env)
     up.migrated_in_s = time.monotonic() - began
     new = [chaos.start_worker(r, env={**chaos.env, "CHUNKSYNC_MIGRATE": "never"}) for _ in "ab"]
     up.new_pids = {p.pid for p in new}
@@ -228,15 +229,6 @@ def _schema_of(env: dict[str, str]) -> int:
         cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
     return int(found.stdout)
-
-
-def _cli(env: dict[str, str], url: str, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "chunksync", "--db", url, *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert done.returncode == 0, f"chunksync {' '.join(args)}: {done.stdout}{done.stderr}"
-    return done.stdout
 
 
 _MAKE_QUEUE = """
