@@ -30,6 +30,8 @@ _local = threading.local()
 def call(handler: Callable[[ChunkContext], Any], ctx: ChunkContext) -> int | None:
     """The handler's result: awaited on this thread's loop when it is a coroutine."""
     result = handler(ctx)
+    if result is None or type(result) is int:  # a plain handler's usual answers, checked first
+        return result
     if inspect.isawaitable(result):
         return run(result, ctx)
     return result  # type: ignore[no-any-return]

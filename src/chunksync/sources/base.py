@@ -17,6 +17,9 @@ from chunksync.exceptions import ConfigurationError
 from chunksync.retry import RetryPolicy
 from chunksync.runtime import asyncrun
 
+# dict first in a tuple: a plain dict payload is told apart without the abstract class check
+_MAPPINGS = (dict, Mapping)
+
 # A plain function or an `async def` one (run on its slot thread's event loop).
 Handler = Callable[[ChunkContext], "int | Awaitable[int | None] | None"]
 
@@ -60,7 +63,7 @@ class Source(abc.ABC):
         return default_dependency(uri, self.kind)
 
     def chunk_size(self, payload: Any) -> int:
-        if isinstance(payload, Mapping):
+        if isinstance(payload, _MAPPINGS):
             size = payload.get("size") or payload.get("count")
             if isinstance(size, int) and size >= 0:
                 return size
