@@ -17,7 +17,7 @@ from chunksync.observe.retention import RETENTION_DAYS
 from chunksync.observe.rollups import MINUTE_ROLLUP_KEEP_SECONDS, ROLLUP_RETENTION_DAYS
 
 UPKEEP_TICK_SECONDS = 1.0  # how often the upkeep loop looks for a duty that is due
-RECOVERY_EVERY_SECONDS = 1.0  # the stuck-chunk sweep (the worker's poll interval by default)
+RECOVERY_EVERY_SECONDS = 1.0  # the stuck-chunk sweep's longest interval (runtime/upkeep.py)
 ALERT_EVERY_SECONDS = 15.0
 RETENTION_EVERY_SECONDS = 600.0
 STRESS_FEED_EVERY_SECONDS = 5.0

@@ -1,6 +1,7 @@
 """Upkeep: the duties of a worker process besides chunks, on one thread with a timer each.
 
-- the stuck-chunk sweep (recovery), every poll interval, by the maintenance leader;
+- the stuck-chunk sweep (recovery), every poll interval but no oftener than a tenth of the lease
+  (`recovery_every_s`), by the maintenance leader;
 - the stress feed, every `Settings.stress_feed_every_s`, in every process, when the health
   thresholds ask for it (`feed_retry_budgets`): each process's retry budgets learn the failures
   its peers saw;
@@ -33,11 +34,20 @@ from chunksync.observe.model import HealthThresholds
 from chunksync.redact import redact
 from chunksync.registry import Registry
 from chunksync.retry import RetryPolicy
-from chunksync.settings import UPKEEP_TICK_SECONDS, Settings
+from chunksync.settings import RECOVERY_EVERY_SECONDS, UPKEEP_TICK_SECONDS, Settings
 
 log = logging.getLogger("chunksync.upkeep")
 
 NAME_DEPENDENCIES_EVERY_SECONDS = 10.0
+
+
+def recovery_every_s(poll_s: float, lease_s: float) -> float:
+    """How often the leader sweeps for stuck chunks: every poll interval, but no oftener than a
+    tenth of the lease, nor than RECOVERY_EVERY_SECONDS. A chunk is stuck only once its lease
+    expired: a sweep every 50 ms under a 30 s lease finds nothing sooner, and it cost every
+    process a leader check, and the leader a durable commit, twenty times a second (an idle
+    PostgreSQL worker polling every 50 ms: 136 -> 88 ms of CPU in 2.5 s)."""
+    return max(poll_s, min(RECOVERY_EVERY_SECONDS, lease_s / 10))
 
 
 def feed_retry_budgets(

@@ -58,7 +58,7 @@ from chunksync.runtime.measure import Efficiency, rss_bytes
 from chunksync.runtime.progress import FINISHED_QUEUE
 from chunksync.runtime.recovery import StallClock
 from chunksync.runtime.slot import InFlight, Reports, Running, Slot, in_flight_key
-from chunksync.runtime.upkeep import Upkeep
+from chunksync.runtime.upkeep import Upkeep, recovery_every_s
 from chunksync.runtime.watchdog import ABANDONED, Watchdog
 from chunksync.settings import Settings
 
@@ -151,7 +151,7 @@ class Worker:
             self.registry,
             self.settings,
             worker_id=self.id,
-            recovery_every_s=self.poll_s,
+            recovery_every_s=recovery_every_s(self.poll_s, self.lease_s),
             worker_timeout_s=self.worker_timeout_s,
             policy_for_queue=self._policy_for_queue,
             on_recovered=self._count_recoveries,
