@@ -82,9 +82,9 @@ def script(queue_id: str) -> str:
         " NULL, NULL, NULL, 1, NULL)), '[]') AS reports,"
         " COALESCE(jsonb_agg(jsonb_build_array(id, queue_id, tenant, worker_id, attempts,"
         " 0.0001, 'completed', 1, 1, 10000.0, 1.0, NULL, NULL, NULL, NULL, 50000000)), '[]')"
-        " AS attempts FROM claimed"
+        " AS batch FROM claimed"
     )
-    keep = frozenset({"reports", "attempts"})
+    keep = frozenset({"reports", "batch"})
     finish = _written(q["finish_chunks"], {}, keep)
     attempts = _written(q["insert_attempts"], {}, keep)
     complete = _written(q["complete_queue_if_done"], {"id": queue_id})

@@ -65,7 +65,7 @@ def ceiling(folder: Path, chunks: int) -> float:
             ]  # fmt: skip
             with backend.transaction() as s:
                 s.fetch_all("finish_chunks", {"reports": json.dumps(reports)})
-                s.execute("insert_attempts", {"attempts": json.dumps(attempts)})
+                s.execute_rows("insert_attempts", attempts)
             backend.execute("complete_queue_if_done", {"id": queue.id})
         elapsed = time.perf_counter() - started
         done = app.manager.get_queue(queue.id)

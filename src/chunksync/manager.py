@@ -373,7 +373,7 @@ class Manager(Interventions, StallAbsolution):
                     lost = Outcome.CANCELLED if cancelled else Outcome.LOST_LEASE
                     attempt = _with_outcome(attempt, lost, None)
                 attempts.append(_attempt_params(attempt))
-            s.execute("insert_attempts", {"attempts": dump_json(attempts, "attempt")})
+            s.execute_rows("insert_attempts", attempts)
             finished = {
                 r.chunk.queue_id
                 for r in reports

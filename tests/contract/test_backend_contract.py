@@ -83,13 +83,51 @@ def test_every_dialect_has_the_same_query_names() -> None:
     assert postgres == set(sql.queries("sqlite"))
 
 
+_POSITIONAL = re.compile(r"\?(\d+)")
+
+
 @pytest.mark.parametrize("name", sorted(sql.queries("sqlite")))
 def test_every_query_takes_the_same_parameters(name: str) -> None:
-    def params(dialect: str) -> set[str]:
-        text = re.sub(r"--[^\n]*", "", sql.queries(dialect)[name])
-        return {a or b for a, b in _PARAM.findall(re.sub(r"'[^']*'", "''", text))}
+    def text(dialect: str) -> str:
+        return re.sub(r"'[^']*'", "''", re.sub(r"--[^\n]*", "", sql.queries(dialect)[name]))
 
-    assert params("postgres") == params("sqlite")
+    def params(dialect: str) -> set[str]:
+        return {a or b for a, b in _PARAM.findall(text(dialect))}
+
+    positions = {int(n) for n in _POSITIONAL.findall(text("sqlite"))}
+    if positions:  # a statement for Session.execute_rows: a row's values by position
+        assert positions == set(range(1, max(positions) + 1)), positions
+        assert params("sqlite") == set() and params("postgres") == {"batch"}
+    else:
+        assert params("postgres") == params("sqlite")
+
+
+def test_a_batch_of_rows_is_written_whole_or_not_at_all(app: App) -> None:
+    m = app.manager
+    app.handler("noop")(lambda ctx: None)
+    queue = app.create_queue("noop", payloads=[{"n": 1}, {"n": 2}])
+    first, second = m.list_chunks(queue_id=queue.id)
+    rows = [
+        [c.id, queue.id, "default", "wörker", 1, 0.25, "retried", 3, 2, 8.0, None,
+         "timeout", "rule ✓", "said «no»", 1.5, None]
+        for c in (first, second)
+    ]  # fmt: skip
+    with pytest.raises(RuntimeError), app.backend.transaction() as s:
+        s.execute_rows("insert_attempts", rows)
+        raise RuntimeError("rolled back")
+    assert m.list_attempts(first.id) == []
+    with app.backend.transaction() as s:
+        s.execute_rows("insert_attempts", rows)
+        s.execute_rows("insert_attempts", [])
+    for chunk in (first, second):
+        (row,) = m.list_attempts(chunk.id)
+        assert (row["worker_id"], row["outcome"], row["chunk_size"], row["items_processed"]) == (
+            "wörker", "retried", 3, 2,
+        )  # fmt: skip
+        assert (row["category"], row["rule"], row["message"]) == ("timeout", "rule ✓", "said «no»")
+        assert row["processing_s"] == 0.25 and row["retry_delay_s"] == 1.5
+        assert row["items_per_s"] == 8.0 and row["efficiency"] is None and row["rss_bytes"] is None
+        assert abs(row["finished_at"] - row["started_at"] - 0.25) < 1e-6
 
 
 def test_results_have_the_same_columns_and_kinds(sqlite_url: str, pg_url: str) -> None:

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from chunksync import sql
@@ -137,6 +138,10 @@ class SQLiteSession(Session):
     def execute_many(self, name: str, params: Iterable[Params]) -> None:
         with SQLITE_ERRORS:
             self._conn.executemany(self._sql(name), (dict(p) for p in params))
+
+    def execute_rows(self, name: str, rows: Sequence[Sequence[Any]]) -> None:
+        with SQLITE_ERRORS:
+            self._conn.executemany(self._sql(name), rows)
 
     def fetch_all(self, name: str, params: Params | None = None) -> list[Row]:
         with SQLITE_ERRORS:

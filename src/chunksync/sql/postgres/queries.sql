@@ -244,8 +244,8 @@ WHERE c.id = r.id AND c.lease_token = r.token AND c.status = 'processing'
 RETURNING c.id AS id, c.queue_id AS queue_id;
 
 -- insert_attempts --
--- Attempt health metrics of a batch (a JSON array of rows in its compact form), through log_chunk_health_metrics(jsonb).
-SELECT log_chunk_health_metrics(:attempts::jsonb) AS id;
+-- Attempt health metrics of a batch (Session.execute_rows: a JSON array of rows in its compact form), through log_chunk_health_metrics(jsonb).
+SELECT log_chunk_health_metrics(:batch::jsonb) AS id;
 
 -- insert_attempt --
 -- One row of attempt health metrics; it ends now, by the database clock.

@@ -211,18 +211,11 @@ WHERE chunks.id = r.id AND chunks.lease_token = r.token AND chunks.status = 'pro
 RETURNING chunks.id AS id, chunks.queue_id AS queue_id;
 
 -- insert_attempts --
--- Attempt health metrics of a batch (a JSON array of rows, in the order of PostgreSQL's compact form of log_chunk_health_metrics); each ends now, by the database clock.
+-- Attempt health metrics of a batch, run once per row (Session.execute_rows), its values in the order of PostgreSQL's compact form of log_chunk_health_metrics; each ends now, by the database clock.
 INSERT INTO attempts (chunk_id, queue_id, tenant, worker_id, attempt, started_at, finished_at,
                       processing_s, chunk_size, items_processed, items_per_s, efficiency, outcome,
                       category, rule, message, retry_delay_s, rss_bytes)
-SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'),
-       json_extract(value, '$[3]'), json_extract(value, '$[4]'),
-       NOW() - json_extract(value, '$[5]'), NOW(), json_extract(value, '$[5]'),
-       json_extract(value, '$[7]'), json_extract(value, '$[8]'), json_extract(value, '$[9]'),
-       json_extract(value, '$[10]'), json_extract(value, '$[6]'), json_extract(value, '$[11]'),
-       json_extract(value, '$[12]'), json_extract(value, '$[13]'), json_extract(value, '$[14]'),
-       json_extract(value, '$[15]')
-FROM json_each(:attempts);
+VALUES (?1, ?2, ?3, ?4, ?5, NOW() - ?6, NOW(), ?6, ?8, ?9, ?10, ?11, ?7, ?12, ?13, ?14, ?15, ?16);
 
 -- insert_attempt --
 -- One row of attempt health metrics; it ends now, by the database clock.
