@@ -4,9 +4,10 @@ This module is the contract alone: it imports no driver and no backend. Which ba
 names is decided in `chunksync.backends.open_backend`.
 
 A backend knows nothing about chunks. It runs the named queries of its dialect's queries.sql
-(`execute`, `execute_many`, `fetch_one`, `fetch_all`) inside `transaction()`, returns dict rows,
-applies migrations, and converts its driver's errors into chunksync's (`BackendError` and
-subclasses, raised `from` the driver error). All chunk logic lives once, in `manager.py`.
+(`execute`, `execute_many`, `execute_rows`, `fetch_one`, `fetch_all`) inside `transaction()`,
+returns dict rows, applies migrations, and converts its driver's errors into chunksync's
+(`BackendError` and subclasses, raised `from` the driver error). All chunk logic lives once,
+in `manager.py`.
 """
 
 from __future__ import annotations
