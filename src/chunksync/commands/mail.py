@@ -54,7 +54,8 @@ from chunksync.sources.mail import (
 DEFAULT_CHUNK_MESSAGES = 500
 LOCAL_CONCURRENCY = 2  # slots per process for Maildir and mbox
 MESSAGES_PER_PROCESS = 2000  # a helper process costs ~0.3 s to start: worth it past this
-TICK_SECONDS = 0.2  # progress bar refresh
+TICK_SECONDS = 0.2  # progress bar refresh, at the most often
+PROGRESS_CPU_SHARE = 0.1  # counting the store for the bar takes at most this share of the time
 DONE_CHECK_SECONDS = 0.05
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -303,11 +304,15 @@ def run_until_synced(
     with Progress(*columns, console=console, disable=quiet) as bar:
         task = bar.add_task("syncing", total=total, mb=0.0, rate=0.0)
 
-        shown = [0.0]
+        shown, every = [0.0], [TICK_SECONDS]
 
         def show() -> None:
+            began = time.monotonic()
             now = progress(source, planned)
             shown[0] = time.monotonic()
+            # A count reads each stored message's row (23 ms at 30,000 messages, every 0.2 s:
+            # a tenth of a core): refreshed less often as the store grows.
+            every[0] = max(TICK_SECONDS, (shown[0] - began) / PROGRESS_CPU_SHARE)
             bar.update(
                 task,
                 completed=now.downloaded,
@@ -316,12 +321,13 @@ def run_until_synced(
             )
 
         def done() -> bool:  # looked at often, so that the run ends soon after its last chunk
-            if time.monotonic() - shown[0] >= TICK_SECONDS:
-                show()
+            if not quiet and time.monotonic() - shown[0] >= every[0]:
+                show()  # no bar, no count
             return queues_finished(app.manager, queue_ids)
 
         worker.run(until=done, check_s=DONE_CHECK_SECONDS)
-        show()
+        if not quiet:
+            show()
     return sum(app.manager.get_queue(q).totals.get(ChunkStatus.DEAD, 0) for q in queue_ids)
 
 
