@@ -321,8 +321,8 @@ def run_until_synced(
             )
 
         def done() -> bool:  # looked at often, so that the run ends soon after its last chunk
-            if not quiet and time.monotonic() - shown[0] >= every[0]:
-                show()  # no bar, no count
+            if not quiet and time.monotonic() - shown[0] >= every[0]:  # no bar, no count
+                show()
             return queues_finished(app.manager, queue_ids)
 
         worker.run(until=done, check_s=DONE_CHECK_SECONDS)
