@@ -9,14 +9,13 @@ Backends stay thin; nothing here knows the dialect (a list parameter is the back
 
 from __future__ import annotations
 
-import json
 import math
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chunksync.backends.base import Backend, Params, Session
+from chunksync.backends.base import Backend, Params, Session, strict_json
 from chunksync.exceptions import InvalidPayload, NotFound, StateError
 from chunksync.interventions import WORKER_TIMEOUT_SECONDS, Interventions
 from chunksync.models import (
@@ -45,9 +44,9 @@ UNIQUE_INSERT_TRIES = 3  # a key freed and taken again between two statements, t
 
 
 def dump_json(value: Any, what: str = "payload") -> str:
-    """Strict JSON (no NaN or Infinity, which PostgreSQL's jsonb refuses)."""
+    """`strict_json`, its refusal worded for the chunk's `what`."""
     try:
-        return json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+        return strict_json(value)
     except (TypeError, ValueError) as exc:
         raise InvalidPayload(f"the chunk {what} is not JSON-serialisable: {exc}") from None
 

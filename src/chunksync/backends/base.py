@@ -13,6 +13,7 @@ in `manager.py`.
 from __future__ import annotations
 
 import abc
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
@@ -21,6 +22,12 @@ from chunksync.exceptions import ConfigurationError
 
 Row = dict[str, Any]
 Params = Mapping[str, Any]
+
+
+def strict_json(value: Any) -> str:
+    """JSON as every dialect stores it: compact, no NaN or Infinity (PostgreSQL's jsonb refuses
+    them); raises TypeError or ValueError for what JSON cannot hold."""
+    return json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
 
 
 class Session(abc.ABC):

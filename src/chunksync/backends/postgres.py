@@ -22,7 +22,6 @@ goes to the caller (the worker pauses and tries again).
 from __future__ import annotations
 
 import copy
-import json
 import random
 import re
 import threading
@@ -40,7 +39,7 @@ from psycopg.rows import dict_row
 from psycopg.types.string import TextLoader
 
 from chunksync import sql
-from chunksync.backends.base import Backend, Params, Row, Session
+from chunksync.backends.base import Backend, Params, Row, Session, strict_json
 from chunksync.backends.migrate import apply_migrations, migrate_database, recorded_version
 from chunksync.exceptions import (
     BackendBusy,
@@ -229,8 +228,7 @@ class PostgresSession(Session):
             cur.executemany(self._sql(name), [dict(p) for p in params])
 
     def execute_rows(self, name: str, rows: Sequence[Sequence[Any]]) -> None:
-        text = json.dumps(rows, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
-        self.execute(name, {"batch": text})
+        self.execute(name, {"batch": strict_json(rows)})
 
     def fetch_all(self, name: str, params: Params | None = None) -> list[Row]:
         with self._errors, self._conn.cursor(row_factory=dict_row) as cur:
