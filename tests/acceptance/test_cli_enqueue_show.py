@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from chunksync.app import App
 from chunksync.models import ChunkStatus
+from chunksync.retry import DEFAULT_POLICY
 from tests.acceptance.test_cli_everyday import ISO_UTC, one_error, run
 
 
@@ -85,10 +87,17 @@ def test_show_explains_a_backoff(tmp_path: Path) -> None:
         def flaky(ctx: object) -> int:
             raise ConnectionResetError("the peer hung up")
 
-        queue = app.create_queue("flaky://x", [{}])
-        app.worker(concurrency=1, poll_s=0.05).run_until_done([queue.id], timeout_s=3)
+        # Backoffs of half an hour and more: however slow this machine, `show` is not late.
+        app.add_policy(replace(DEFAULT_POLICY.scaled(1000.0), name="patient"))
+        queue = app.create_queue("flaky://x", [{}], policy="patient")
         [chunk] = app.manager.list_chunks(queue.id)
-    assert chunk.status is ChunkStatus.PENDING and chunk.attempts >= 1
+
+        def tried() -> bool:
+            return bool(app.manager.list_attempts(chunk.id))
+
+        app.worker(concurrency=1, poll_s=0.05).run(until=tried)
+        chunk = app.manager.get_chunk(chunk.id)
+    assert chunk.status is ChunkStatus.PENDING and chunk.attempts == 1
     shown = json.loads(run("--db", url, "show", chunk.id, "--json").stdout)
     assert shown["waits_for"].startswith("backoff after a network failure, until ")
     assert shown["attempt_log"][-1]["outcome"] == "retried"

@@ -11,7 +11,9 @@ code's `chunksync migrate` runs (an expand migration, built concurrently) while 
 code's workers join, and one more worker of the previous release starts against the migrated
 database; the previous release's workers are stopped (SIGTERM); this code's finish the queue.
 Meanwhile a probe takes, every 50 ms, the locks a claim takes (ROW EXCLUSIVE on queues,
-chunks and attempts) and times the wait, and samples every session waiting on a lock.
+chunks and attempts) under a lock timeout of CLAIM_WAIT_LIMIT_S, counting the claims it held up
+(the server's clock decides, not a starved thread's), and samples every session waiting on a
+table's lock, for how long by the server's clock.
 """
 
 from __future__ import annotations
@@ -57,8 +59,9 @@ class UpgradeRun:
     new_pids: set[int] = field(default_factory=set)
     done_by_pid: Counter[int] = field(default_factory=Counter)  # effects per worker process
     old_stop_codes: list[int | None] = field(default_factory=list)
-    longest_claim_wait_s: float = 0.0  # the probe's
-    longest_lock_wait_s: float = 0.0  # any session's but the migration's, sampled
+    claims_held_up: int = 0  # the probe's claims that waited CLAIM_WAIT_LIMIT_S for a lock
+    longest_claim_wait_s: float = 0.0  # the probe's, by its own clock (a figure)
+    longest_lock_wait_s: float = 0.0  # a table lock's, any session's but the migration's
     phases: list[str] = field(default_factory=list)
 
     @property
@@ -66,7 +69,7 @@ class UpgradeRun:
         v = self.verdict
         return bool(
             v is not None and v.ok and v.chunks == self.result.config.chunks
-            and self.longest_claim_wait_s < CLAIM_WAIT_LIMIT_S
+            and self.claims_held_up == 0
             and all(code == 0 for code in self.old_stop_codes)
         )  # fmt: skip
 
@@ -77,6 +80,7 @@ class UpgradeRun:
             f"rolling_chunks={self.result.config.chunks} rolling_lost={v.lost if v else '?'}"
             f" rolling_duplicated={v.duplicated if v else '?'}"
             f" rolling_migrate_s={self.migrated_in_s:.2f}"
+            f" rolling_claims_held_up={self.claims_held_up}"
             f" rolling_longest_claim_wait_s={self.longest_claim_wait_s:.3f}"
             f" rolling_longest_lock_wait_s={self.longest_lock_wait_s:.3f}"
             f" rolling_by_previous={sum(self.done_by_pid[p] for p in self.old_pids)}"
@@ -95,28 +99,36 @@ def previous_release(into: Path) -> Path:
 
 
 class ClaimProbe(threading.Thread):
-    """Takes a claim's locks every 50 ms and times how long it waited for them."""
+    """Takes a claim's locks every 50 ms, gives up (held up) after CLAIM_WAIT_LIMIT_S, and
+    samples the longest wait for a table's lock."""
 
     def __init__(self, url: str) -> None:
         super().__init__(daemon=True)
         self.url = url
         self.halt = threading.Event()
+        self.claims_held_up = 0
         self.longest_claim_wait_s = 0.0
         self.longest_lock_wait_s = 0.0
 
     def run(self) -> None:
         with psycopg.connect(self.url, autocommit=True, application_name="probe") as conn:
+            conn.execute(f"SET lock_timeout = '{int(CLAIM_WAIT_LIMIT_S * 1000)}ms'")
             while not self.halt.wait(PROBE_EVERY_S):
                 began = time.monotonic()
-                with conn.transaction():
-                    conn.execute("LOCK TABLE queues, chunks, attempts IN ROW EXCLUSIVE MODE")
+                try:
+                    with conn.transaction():
+                        conn.execute("LOCK TABLE queues, chunks, attempts IN ROW EXCLUSIVE MODE")
+                except psycopg.errors.LockNotAvailable:
+                    self.claims_held_up += 1
                 waited = time.monotonic() - began
                 self.longest_claim_wait_s = max(self.longest_claim_wait_s, waited)
+                # Waits for a table's lock (not workers' turns on a row), by the server's clock.
                 row = conn.execute(
-                    "SELECT coalesce(max(extract(epoch FROM clock_timestamp() - query_start)), 0)"
-                    " FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                    " AND datname = current_database() AND pid <> pg_backend_pid()"
-                    " AND query NOT ILIKE '%INDEX CONCURRENTLY%'"
+                    "SELECT coalesce(max(extract(epoch FROM clock_timestamp() - l.waitstart)), 0)"
+                    " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                    " WHERE NOT l.granted AND l.locktype = 'relation'"
+                    " AND a.datname = current_database() AND l.pid <> pg_backend_pid()"
+                    " AND a.query NOT ILIKE '%INDEX CONCURRENTLY%'"
                 ).fetchone()
                 self.longest_lock_wait_s = max(self.longest_lock_wait_s, float(row[0]))  # type: ignore[index]
 
@@ -155,6 +167,7 @@ def run_upgrade(url: str, workdir: Path, chunks: int) -> UpgradeRun:
         probe.halt.set()
         probe.join(10)
         chaos.stop_all(up.result)
+    up.claims_held_up = probe.claims_held_up
     up.longest_claim_wait_s = probe.longest_claim_wait_s
     up.longest_lock_wait_s = probe.longest_lock_wait_s
     up.done_by_pid = _done_by_pid(chaos.effects)

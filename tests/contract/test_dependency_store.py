@@ -169,28 +169,55 @@ def test_rate_units_are_shared_by_the_fleet(fleet: tuple[App, App]) -> None:
     assert store_of(one).get(API).rate_waits >= 1
 
 
+def probe_due(app: App, name: str) -> None:
+    """Make the gate's next probe due, as the clock would: written, not waited for."""
+    state = store_of(app).get(name).state
+    app.backend.execute(
+        "deps_save",
+        {
+            "name": name,
+            "tokens": state.tokens,
+            "capacity": SLOW.capacity,
+            "flow": state.flow.value,
+            "next_probe_at": app.manager.now() - 1.0,
+            "probe_interval_s": state.probe_interval_s,
+            "gated_since": state.gated_since,
+            "tat": state.tat,
+            "probes": 0,
+            "cap_waits": 0,
+            "rate_waits": 0,
+            "gate_waits": 0,
+        },
+    )
+
+
+# Probes an hour apart: however slow this machine is, none falls due during a test by itself.
+SLOW = StressConfig(capacity=10.0, probe_min_interval_s=3600.0, probe_interval_s=3600.0)
+
+
 def test_the_gate_is_shared_one_probe_for_the_fleet(fleet: tuple[App, App]) -> None:
     one, two = fleet
     queues = queue_of(one, "api", 10)
     for _ in range(4):  # four timeouts' worth of faults, reported by process one
-        store_of(one).record(API, CONFIG, cost=2.0, successes=0, probe_succeeded=False)
+        store_of(one).record(API, SLOW, cost=2.0, successes=0, probe_succeeded=False)
     assert store_of(two).get(API).state.flow is Flow.PROBING
-    # Until the first probe is due, nobody gets a chunk; then exactly one process gets one.
-    assert claim(two, API, queues, 5, worker="w2") == []
-    deadline = time.monotonic() + 5.0
-    probes: list[str] = []
-    while not probes and time.monotonic() < deadline:
-        for app, worker in ((one, "w1"), (two, "w2")):
+
+    def probes() -> list[str]:
+        granted = []
+        for app, worker in ((one, "w1"), (two, "w2"), (one, "w3"), (two, "w4")):
             got = store_of(app).claim(
-                API, queues, worker_id=worker, kinds=KINDS, limit=5, lease_s=30, config=CONFIG
+                API, queues, worker_id=worker, kinds=KINDS, limit=5, lease_s=30, config=SLOW
             )
-            assert len(got.chunks) <= 1
-            if got.chunks:
-                assert got.probe
-                probes.append(worker)
-        time.sleep(0.02)
-    assert len(probes) == 1
-    state, _ = store_of(one).record(API, CONFIG, cost=0.0, successes=1, probe_succeeded=True)
+            assert len(got.chunks) <= 1 and got.probe is bool(got.chunks)
+            granted += [worker] * len(got.chunks)
+        return granted
+
+    # Until the first probe is due, nobody gets a chunk; then exactly one process gets one.
+    assert probes() == []
+    probe_due(one, API)
+    assert len(probes()) == 1
+    assert probes() == []  # the next one is due an interval later
+    state, _ = store_of(one).record(API, SLOW, cost=0.0, successes=1, probe_succeeded=True)
     assert state.flow is Flow.OK
     assert len(claim(two, API, queues, 5, worker="w2")) == 5
 

@@ -311,19 +311,23 @@ def test_a_dependency_in_outage_gets_probes_and_its_chunks_wait_not_fail(app: Ap
 
 
 def test_graceful_stop_finishes_running_chunks(app: App) -> None:
-    started = threading.Event()
+    started, release = threading.Event(), threading.Event()
 
     @app.handler("finishing")
     def finishing(ctx: ChunkContext) -> int:
         started.set()
-        time.sleep(0.3)
+        release.wait(30)  # until the worker is stopping: no second chunk is claimed before
         return 1
 
     q = app.create_queue("finishing://x", [{}] * 3)
     w = app.worker(concurrency=1, **FAST)
     w.start()
     assert started.wait(10)
-    w.stop(grace_s=10)
+    stopper = threading.Thread(target=w.stop, kwargs={"grace_s": 30})
+    stopper.start()
+    wait_until(lambda: app.manager.get_worker(w.id).status.value == "stopping", 30)  # heartbeat
+    release.set()
+    stopper.join(30)
     chunks = app.manager.list_chunks(q.id)
     assert Counter(c.status for c in chunks) == {ChunkStatus.COMPLETED: 1, ChunkStatus.PENDING: 2}
     assert app.manager.get_worker(w.id).status.value == "stopped"

@@ -154,7 +154,8 @@ def test_wake_ups_arrive_through_notify(pg_url: str) -> None:
     woken = threading.Event()
     with PostgresBackend(pg_url) as listener, App(pg_url) as app:
         unsubscribe = listener.subscribe_work(woken.set)
-        time.sleep(0.3)  # let the LISTEN connection come up: it fires once when it does
+        # The LISTEN connection fires once when it comes up: wait for that, not for a while.
+        assert woken.wait(30), "the LISTEN connection never came up"
         woken.clear()
         app.handler("noop")(lambda ctx: None)
         queue = app.create_queue("noop", payloads=[1])
@@ -175,10 +176,10 @@ def test_one_maintenance_leader_with_takeover(pg_url: str) -> None:
     first = PostgresBackend(pg_url)
     second = PostgresBackend(pg_url)
     try:
-        assert first.is_maintenance_leader("a")
+        wait_for(lambda: first.is_maintenance_leader("a"), 30, "the first leader")
         assert not second.is_maintenance_leader("b")
         first.close()  # its connection closes: the server frees the lock
-        wait_for(lambda: second.is_maintenance_leader("b"), 5, "the takeover")
+        wait_for(lambda: second.is_maintenance_leader("b"), 30, "the takeover")
     finally:
         first.close()
         second.close()
