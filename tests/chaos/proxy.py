@@ -78,6 +78,10 @@ class FaultyProxy:
         self._cut_until = time.monotonic() + seconds
         return self.reset()
 
+    def heal(self) -> None:
+        """End a cut now: new connections are let through again."""
+        self._cut_until = 0.0
+
     def slow(self, bytes_per_s: float, seconds: float) -> None:
         self.counts.slows += 1
         self._rate = bytes_per_s

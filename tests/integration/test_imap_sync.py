@@ -265,13 +265,31 @@ def test_server_connection_limit_is_rate_limit(
         source = imap_source(sqlite_app, uri)
         planned = plan_sync(sqlite_app, source, [uri], chunk_size=10)
         source.pool.close()  # the planner's idle connection
-        # Two sessions of another client hold the user's two connections for the sync's first
-        # half second, so its first connections are surely refused (left to the slots' timing, the
-        # sync could run on two connections and meet no refusal at all).
+        queue_id = planned[0].queue_id
+        assert queue_id is not None
+
+        def categories() -> set[str | None]:
+            return {
+                a["category"]
+                for c in sqlite_app.manager.list_chunks(queue_id, limit=100)
+                for a in sqlite_app.manager.list_attempts(c.id)
+            }
+
+        # Two sessions of another client hold the user's two connections until the sync has
+        # been refused one (left to the slots' timing, the sync could run on two connections and
+        # meet no refusal at all; released after a fixed time, a slow start could miss them).
         others = [IMAPClient("127.0.0.1", port=server.port, ssl=False) for _ in range(2)]
         for other in others:
             other.login(box.user, box.password)
-        release = threading.Timer(0.5, lambda: [other.logout() for other in others])
+
+        def release_after_a_refusal() -> None:
+            deadline = time.monotonic() + 60
+            while "rate_limit" not in categories() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            for other in others:
+                other.logout()
+
+        release = threading.Thread(target=release_after_a_refusal)
         release.start()
         try:
             worker = sqlite_app.worker(concurrency=4, poll_s=0.02, time_scale=0.01)
@@ -279,14 +297,7 @@ def test_server_connection_limit_is_rate_limit(
         finally:
             release.join()
         assert_mirrors_server(sqlite_app, box)
-        queue_id = planned[0].queue_id
-        assert queue_id is not None
-        categories = {
-            a["category"]
-            for c in sqlite_app.manager.list_chunks(queue_id, limit=100)
-            for a in sqlite_app.manager.list_attempts(c.id)
-        }
-        assert "rate_limit" in categories  # the refusals were seen and backed off
+        assert "rate_limit" in categories()  # the refusals were seen and backed off
         assert source.pool.peak(parse_imap_uri(uri)) <= 4
     finally:
         server.close()
