@@ -77,7 +77,7 @@ def _chunksync_process(url: str, ready: Event, go: Event, stop: Event) -> None:
         Path(out, str(os.getpid())).write_text(repr(cpu), encoding="utf-8")
 
 
-def _noop_queue(cluster: PgCluster, name: str) -> tuple[str, str]:
+def noop_queue(cluster: PgCluster, name: str) -> tuple[str, str]:
     """A fresh database holding one queue of N_CHUNKS no-op chunks: (its URL, the queue's id)."""
     from chunksync.app import App
 
@@ -106,7 +106,7 @@ def drain_chunksync_cpu(cluster: PgCluster, processes: int, run: int = 0) -> tup
 
 
 def _drain_chunksync(cluster: PgCluster, processes: int, run: int) -> float:
-    url, _ = _noop_queue(cluster, f"bench_chunksync_{processes}_{run}")
+    url, _ = noop_queue(cluster, f"bench_chunksync_{processes}_{run}")
     # The queue turns completed in the statement after its last chunk's commit; counting
     # 20,000 chunks every 20 ms would itself take a fifth of a core from the drain.
     done = "SELECT 1 FROM queues WHERE status = 'completed'"
@@ -115,7 +115,7 @@ def _drain_chunksync(cluster: PgCluster, processes: int, run: int) -> float:
 
 def sql_ceiling(cluster: PgCluster, run: int) -> float:
     """The worker's own SQL through pgbench, PEER_PROCESSES clients (benchmarks/pg_ceiling.py)."""
-    url, queue_id = _noop_queue(cluster, f"bench_ceiling_{run}")
+    url, queue_id = noop_queue(cluster, f"bench_ceiling_{run}")
     return ceiling(cluster, url, queue_id, N_CHUNKS, PEER_PROCESSES)
 
 

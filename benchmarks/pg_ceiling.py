@@ -43,7 +43,7 @@ def _literal(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def _written(text: str, values: dict[str, object], keep: frozenset[str] = frozenset()) -> str:
+def written(text: str, values: dict[str, object], keep: frozenset[str] = frozenset()) -> str:
     """A named query with its parameters written in as literals (those in `keep` stay pgbench
     variables), on one line: pgbench reads a statement per line unless it ends in a `\\`."""
 
@@ -60,7 +60,7 @@ def script(queue_id: str) -> str:
     from chunksync import sql
 
     q = sql.queries("postgres")
-    claim = _written(
+    claim = written(
         q["claim_chunks"],
         {
             "kinds": "{noop}",
@@ -85,9 +85,9 @@ def script(queue_id: str) -> str:
         " AS batch FROM claimed"
     )
     keep = frozenset({"reports", "batch"})
-    finish = _written(q["finish_chunks"], {}, keep)
-    attempts = _written(q["insert_attempts"], {}, keep)
-    complete = _written(q["complete_queue_if_done"], {"id": queue_id})
+    finish = written(q["finish_chunks"], {}, keep)
+    attempts = written(q["insert_attempts"], {}, keep)
+    complete = written(q["complete_queue_if_done"], {"id": queue_id})
     return "\n".join(
         [batch, "\\gset", "BEGIN;", finish + ";", attempts + ";", "COMMIT;", complete + ";", ""]
     )
@@ -95,10 +95,23 @@ def script(queue_id: str) -> str:
 
 def ceiling(cluster: PgCluster, url: str, queue_id: str, chunks: int, clients: int) -> float:
     """Chunks per second through the worker's SQL alone, until `chunks` are completed."""
-    per_client = math.ceil(chunks / BATCH / clients) + 2  # the last ones find nothing left
+    elapsed = run_batches(cluster, url, script(queue_id), chunks, clients)
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM chunks WHERE status = 'completed'").fetchone()
+        attempts = conn.execute("SELECT count(*) FROM attempts").fetchone()
+    if not row or row[0] != chunks or not attempts or attempts[0] != chunks:
+        raise RuntimeError(f"pgbench left {row} of {chunks} chunks completed, {attempts} attempts")
+    return chunks / elapsed
+
+
+def run_batches(cluster: PgCluster, url: str, text: str, chunks: int, clients: int) -> float:
+    """Seconds pgbench takes to run a batch script (BATCH chunks a turn) until `chunks` are
+    done: `clients` connections, prepared statements, a couple of turns more than needed (the
+    last ones find nothing left)."""
+    per_client = math.ceil(chunks / BATCH / clients) + 2
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "batch.sql"
-        path.write_text(script(queue_id), encoding="utf-8")
+        path.write_text(text, encoding="utf-8")
         dbname = url.rsplit("/", 1)[1]
         command = [
             str(PG_BIN / "pgbench"),
@@ -111,9 +124,4 @@ def ceiling(cluster: PgCluster, url: str, queue_id: str, chunks: int, clients: i
         elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"pgbench failed: {done.stderr.strip()[-500:]}")
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute("SELECT count(*) FROM chunks WHERE status = 'completed'").fetchone()
-        attempts = conn.execute("SELECT count(*) FROM attempts").fetchone()
-    if not row or row[0] != chunks or not attempts or attempts[0] != chunks:
-        raise RuntimeError(f"pgbench left {row} of {chunks} chunks completed, {attempts} attempts")
-    return chunks / elapsed
+    return elapsed
