@@ -12,8 +12,9 @@ The design measured here ("split"):
 - `leases`: one row per leased chunk (id, tenant, expiry, worker), indexed by expiry (the
   recovery's sweep), worker (a heartbeat's) and tenant (the in-flight quota the claim's `room`
   counts).
-- `chunks` keeps its primary key and its (queue_id, seq) key only, at fillfactor 45: the claim's
-  and the finish's updates change no indexed column, so they are HOT while the page has room.
+- `chunks` keeps its primary key and its (queue_id, seq) key only, at fillfactor 45 (or
+  CHUNKSYNC_BENCH_SPLIT_FILLFACTOR): the claim's and the finish's updates change no indexed
+  column, so they are HOT while the page has room.
 - The attempt rows as today (`insert_attempts`).
 
 "split_lean" is the same tables under a claim of one lane (the fair order at the top priority,
@@ -32,7 +33,8 @@ durable cluster; medians of the rounds, and each design's ratio to today's SQL t
 its rounds' ratios (the machine drifts from one round to the next). Not part of `make bench`
 (it measures a design, not a path of the code):
 `.venv/bin/python -m benchmarks.pg_split_ceiling`. Env: CHUNKSYNC_BENCH_SPLIT_ROUNDS (default
-5). Last line: split_ceiling_ratio (split over today).
+5), CHUNKSYNC_BENCH_SPLIT_FILLFACTOR (default 45). Last line: split_ceiling_ratio (split over
+today).
 """
 
 from __future__ import annotations
@@ -48,10 +50,11 @@ from benchmarks.bench_pg_drain import N_CHUNKS, noop_queue
 from benchmarks.pg_ceiling import BATCH, Raw, ceiling, run_batches, written
 
 ROUNDS = max(1, int(os.environ.get("CHUNKSYNC_BENCH_SPLIT_ROUNDS", "5")))
+FILLFACTOR = int(os.environ.get("CHUNKSYNC_BENCH_SPLIT_FILLFACTOR", "45"))
 CLIENTS = 4
 
 TABLES = """
-CREATE TABLE split_chunks (LIKE chunks INCLUDING DEFAULTS) WITH (fillfactor = 45);
+CREATE TABLE split_chunks (LIKE chunks INCLUDING DEFAULTS) WITH (fillfactor = {fillfactor});
 INSERT INTO split_chunks SELECT * FROM chunks;
 ALTER TABLE split_chunks ADD PRIMARY KEY (id), ADD UNIQUE (queue_id, seq);
 CREATE TABLE ready (
@@ -146,7 +149,7 @@ def today_lean_ceiling(cluster: PgCluster, url: str) -> float:
 def split_ceiling(cluster: PgCluster, url: str, design: str) -> tuple[float, float]:
     """Chunks per second through the split design's SQL, and the share of HOT updates."""
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(TABLES)
+        conn.execute(TABLES.format(fillfactor=FILLFACTOR).encode())
         conn.execute("VACUUM ANALYZE split_chunks")
         conn.execute("VACUUM ANALYZE ready")
     elapsed = run_batches(cluster, url, script(design), N_CHUNKS, CLIENTS)
@@ -192,7 +195,8 @@ def main() -> int:
         name: statistics.median(d / t for d, t in zip(runs[name], runs["today"], strict=True))
         for name in DESIGNS
     }
-    print(f"{N_CHUNKS} no-op chunks, {CLIENTS} pgbench clients, batches of {BATCH}, durable")
+    print(f"{N_CHUNKS} no-op chunks, {CLIENTS} clients, batches of {BATCH}, durable")
+    print(f"split_fillfactor={FILLFACTOR}")
     print(f"hot_update_share={statistics.median(hot):.2f}")
     print(f"pg_sql_ceiling_chunks_per_s={rates['today']:.0f}")
     print(f"today_lean_ceiling_ratio={ratios['today_lean']:.2f}")
