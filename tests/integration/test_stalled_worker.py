@@ -56,6 +56,9 @@ def test_a_stalled_worker_spends_no_attempt(pg_url: str) -> None:
             runner.start()
             processing = lambda: fleet.manager.list_chunks(queue.id, ChunkStatus.PROCESSING)  # noqa: E731
             wait_for(lambda: len(processing()) == CHUNKS, "the worker to hold every chunk")
+            # Each handler running, not only claimed: a slot between its claim and its handler
+            # may still read the database (its queue's row), which the cut would fail.
+            wait_for(lambda: sum(runs.values()) == CHUNKS, "every handler to start")
             proxy.cut(CUT_SECONDS)
             recovered: list[object] = []
             policy = fleet.policy(queue.policy)
