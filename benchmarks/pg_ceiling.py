@@ -55,35 +55,36 @@ def written(text: str, values: dict[str, object], keep: frozenset[str] = frozens
     return " ".join(ln.strip() for ln in lines if ln.strip())
 
 
+# The worker's claim parameters, written into the claim (a lease token per claim, as a worker's).
+CLAIM_VALUES: dict[str, object] = {
+    "kinds": "{noop}",
+    "exclude": "{}",
+    "queue_id": None,
+    "aging_s": 300.0,
+    "limit": BATCH,
+    "token": Raw("gen_random_uuid()"),
+    "lease_s": 30.0,
+    "worker_id": "pgbench",
+}
+# The claimed rows (the CTE `claimed`) as the batch's JSON, in the shapes
+# Manager._finish_params and Manager._attempt_params build.
+BATCH_JSON = (
+    "SELECT COALESCE(jsonb_agg(jsonb_build_array(id, lease_token, 'completed', 0, 0, 0, 0,"
+    " NULL, NULL, NULL, 1, NULL)), '[]') AS reports,"
+    " COALESCE(jsonb_agg(jsonb_build_array(id, queue_id, tenant, worker_id, attempts,"
+    " 0.0001, 'completed', 1, 1, 10000.0, 1.0, NULL, NULL, NULL, NULL, 50000000)), '[]')"
+    " AS batch FROM claimed"
+)
+
+
 def script(queue_id: str) -> str:
     """The pgbench script of one worker batch (see the module's docstring)."""
     from chunksync import sql
 
     q = sql.queries("postgres")
-    claim = written(
-        q["claim_chunks"],
-        {
-            "kinds": "{noop}",
-            "exclude": "{}",
-            "queue_id": None,
-            "aging_s": 300.0,
-            "limit": BATCH,
-            "token": Raw("gen_random_uuid()"),  # a lease token per claim, as a worker's
-            "lease_s": 30.0,
-            "worker_id": "pgbench",
-        },
-    )
-    # The claim's UPDATE ... RETURNING becomes the last CTE, and its rows the batch's JSON, in
-    # the shapes Manager._finish_params and Manager._attempt_params build.
-    head, update = claim.rsplit(" UPDATE chunks c ", 1)
-    batch = (
-        f"{head}, claimed AS (UPDATE chunks c {update}) "
-        "SELECT COALESCE(jsonb_agg(jsonb_build_array(id, lease_token, 'completed', 0, 0, 0, 0,"
-        " NULL, NULL, NULL, 1, NULL)), '[]') AS reports,"
-        " COALESCE(jsonb_agg(jsonb_build_array(id, queue_id, tenant, worker_id, attempts,"
-        " 0.0001, 'completed', 1, 1, 10000.0, 1.0, NULL, NULL, NULL, NULL, 50000000)), '[]')"
-        " AS batch FROM claimed"
-    )
+    # The claim's UPDATE ... RETURNING becomes the last CTE, and its rows the batch's JSON.
+    head, update = written(q["claim_chunks"], CLAIM_VALUES).rsplit(" UPDATE chunks c ", 1)
+    batch = f"{head}, claimed AS (UPDATE chunks c {update}) {BATCH_JSON}"
     keep = frozenset({"reports", "batch"})
     finish = written(q["finish_chunks"], {}, keep)
     attempts = written(q["insert_attempts"], {}, keep)

@@ -50,7 +50,7 @@ import psycopg
 from tests.servers.pgcluster import PgCluster, available
 
 from benchmarks.bench_pg_drain import N_CHUNKS, noop_queue
-from benchmarks.pg_ceiling import BATCH, Raw, ceiling, run_batches, written
+from benchmarks.pg_ceiling import BATCH, BATCH_JSON, CLAIM_VALUES, ceiling, run_batches, written
 
 ROUNDS = max(1, int(os.environ.get("CHUNKSYNC_BENCH_SPLIT_ROUNDS", "5")))
 FILLFACTOR = int(os.environ.get("CHUNKSYNC_BENCH_SPLIT_FILLFACTOR", "45"))
@@ -94,14 +94,6 @@ LEAN_PICK = (
 )
 DESIGNS = ("split", "split_lean", "narrow", "today_lean")
 SPLIT_DESIGNS = ("split", "split_lean", "narrow")
-# The claim's rows become the batch's JSON, as benchmarks/pg_ceiling.py builds it.
-BATCH_JSON = (
-    "SELECT COALESCE(jsonb_agg(jsonb_build_array(id, lease_token, 'completed', 0, 0, 0, 0,"
-    " NULL, NULL, NULL, 1, NULL)), '[]') AS reports,"
-    " COALESCE(jsonb_agg(jsonb_build_array(id, queue_id, tenant, worker_id, attempts,"
-    " 0.0001, 'completed', 1, 1, 10000.0, 1.0, NULL, NULL, NULL, NULL, 50000000)), '[]')"
-    " AS batch FROM claimed"
-)
 
 
 def script(design: str) -> str:
@@ -109,11 +101,7 @@ def script(design: str) -> str:
     from chunksync import sql
 
     q = sql.queries("postgres")
-    values = {
-        "kinds": "{noop}", "exclude": "{}", "queue_id": None, "aging_s": 300.0, "limit": BATCH,
-        "token": Raw("gen_random_uuid()"), "lease_s": 30.0, "worker_id": "pgbench",
-    }  # fmt: skip
-    head, update = written(q["claim_chunks"], values).rsplit(" UPDATE chunks c ", 1)
+    head, update = written(q["claim_chunks"], CLAIM_VALUES).rsplit(" UPDATE chunks c ", 1)
     head = (
         head.replace("FROM chunks c", "FROM ready c")
         .replace("FROM chunks WHERE", "FROM ready WHERE")
@@ -152,7 +140,10 @@ def script(design: str) -> str:
     )
     with_r, finish = finish.split(" UPDATE chunks c ", 1)
     if design == "narrow":  # the last error is the cold row's, written when there is one
-        finish = finish.replace("last_error = COALESCE(r.message, c.last_error),", "")
+        last_error = "last_error = COALESCE(r.message, c.last_error),"
+        if last_error not in finish:
+            raise RuntimeError("finish_chunks no longer writes the last error as expected")
+        finish = finish.replace(last_error, "")
     finish = (
         f"{with_r}, finished AS (UPDATE {table} c {finish.rstrip().rstrip(';')})"
         " DELETE FROM leases WHERE chunk_id = ANY(ARRAY(SELECT id FROM finished))"
@@ -231,13 +222,9 @@ def main() -> int:
     for name in SPLIT_DESIGNS:
         print(f"{name}_hot_update_share={statistics.median(hot[name]):.2f}")
     print(f"pg_sql_ceiling_chunks_per_s={rates['today']:.0f}")
-    print(f"today_lean_ceiling_ratio={ratios['today_lean']:.2f}")
-    print(f"split_lean_ceiling_chunks_per_s={rates['split_lean']:.0f}")
-    print(f"split_lean_ceiling_ratio={ratios['split_lean']:.2f}")
-    print(f"narrow_ceiling_chunks_per_s={rates['narrow']:.0f}")
-    print(f"narrow_ceiling_ratio={ratios['narrow']:.2f}")
-    print(f"split_ceiling_chunks_per_s={rates['split']:.0f}")
-    print(f"split_ceiling_ratio={ratios['split']:.2f}")
+    for name in ("today_lean", "split_lean", "narrow", "split"):  # the split's ratio last
+        print(f"{name}_ceiling_chunks_per_s={rates[name]:.0f}")
+        print(f"{name}_ceiling_ratio={ratios[name]:.2f}")
     return 0
 
 
