@@ -12,7 +12,8 @@ reported and skipped.
 Beside them, the ceiling of the path (benchmarks/imap_ceiling.py): a raw FETCH of the same
 messages into the same SQLite store, no parsing, as many connections as chunksync's processes.
 
-The last lines are `imap_sync_msgs_per_s=<v>` (chunksync at the largest size),
+Then `ratio_vs_mbsync_<messages>=<v>` for each size, and the last lines are
+`imap_sync_msgs_per_s=<v>` (chunksync at the largest size),
 `ratio_vs_mbsync=<v>`, `imap_ceiling_msgs_per_s=<v>`, `imap_ratio_vs_ceiling=<v>` and
 `peak_rss_mb_100k=<v>` (chunksync's peak RSS at the largest size).
 """
@@ -259,6 +260,10 @@ def main() -> int:
     finally:
         server.close()
         shutil.rmtree(work, ignore_errors=True)
+    for runs in results:  # each size's own, against its target (#18: >= 5 at 10,000)
+        ours, mbsync = runs[0], runs[2]
+        if mbsync.rate:
+            print(f"ratio_vs_mbsync_{ours.messages}={ours.rate / mbsync.rate:.2f}")
     last = results[-1]
     top, mbsync = last[1], last[2]
     ratio = last[0].rate / mbsync.rate if mbsync.ok and mbsync.rate else 0.0
