@@ -18,6 +18,7 @@ from chunksync.exceptions import Abort, RetryLater
 from chunksync.models import ChunkStatus, ErrorCategory, QueueStatus
 from chunksync.observe import health
 from chunksync.retry import RetryPolicy, StressConfig
+from chunksync.runtime.worker import Worker
 from chunksync.sources.demo import make_failure
 
 FAST = {"poll_s": 0.05, "time_scale": 0.001, "lease_s": 5.0}
@@ -171,13 +172,18 @@ def test_a_batch_that_failed_fast_does_not_grow(app: App) -> None:
     stay at one chunk, so that a worker that dies does not take a pile of them down with it
     (each found stuck, a step towards its crash loop). Quick successes do grow the batch."""
     limits: list[int] = []
-    claim = app.manager.claim
 
-    def recorded(*args: Any, **kwargs: Any) -> Any:
-        limits.append(kwargs["limit"])
-        return claim(*args, **kwargs)  # the real claim, its batch size noted
+    def recording(worker: Worker) -> Worker:
+        """The worker, each claim's batch size noted (step 2, whichever way it claims: a gated
+        dependency's chunks are claimed under its row, not by Manager.claim)."""
+        claim = worker._step2_claim
 
-    app.manager.claim = recorded  # type: ignore[method-assign]
+        def recorded(batch: int, special: Any) -> Any:
+            limits.append(batch)
+            return claim(batch, special)  # the real claim
+
+        worker._step2_claim = recorded  # type: ignore[method-assign]
+        return worker
 
     @app.handler("down")
     def down(ctx: ChunkContext) -> int:
@@ -188,13 +194,13 @@ def test_a_batch_that_failed_fast_does_not_grow(app: App) -> None:
         return 1
 
     failing = app.create_queue("down://x", [{"n": n} for n in range(30)])
-    app.worker(concurrency=1, **FAST).run_until_done([failing.id], timeout_s=60)
+    recording(app.worker(concurrency=1, **FAST)).run_until_done([failing.id], timeout_s=60)
     statuses = {c.status for c in app.manager.list_chunks(failing.id)}
     assert statuses == {ChunkStatus.DEAD} and len(limits) >= 30
     assert max(limits) == 1, limits
     limits.clear()
     quick = app.create_queue("up://x", [{"n": n} for n in range(200)])
-    app.worker(concurrency=1, **FAST).run_until_done([quick.id], timeout_s=60)
+    recording(app.worker(concurrency=1, **FAST)).run_until_done([quick.id], timeout_s=60)
     assert app.manager.get_queue(quick.id).status is QueueStatus.COMPLETED
     assert max(limits) > 1, limits
 
