@@ -43,7 +43,7 @@ from typing import Any
 import psycopg
 from tests.servers.pgcluster import PgCluster, available
 
-from benchmarks.pg_ceiling import ceiling
+from benchmarks.pg_ceiling import ceiling, settle
 
 N_CHUNKS = int(os.environ.get("CHUNKSYNC_BENCH_PG_CHUNKS", "20000"))
 REPEATS = max(1, int(os.environ.get("CHUNKSYNC_BENCH_PG_REPEATS", "5")))
@@ -110,7 +110,7 @@ def _drain_chunksync(cluster: PgCluster, processes: int, run: int) -> float:
     # The queue turns completed in the statement after its last chunk's commit; counting
     # 20,000 chunks every 20 ms would itself take a fifth of a core from the drain.
     done = "SELECT 1 FROM queues WHERE status = 'completed'"
-    return _timed(url, _chunksync_process, processes, done)
+    return _timed(cluster, url, _chunksync_process, processes, done)
 
 
 def sql_ceiling(cluster: PgCluster, run: int) -> float:
@@ -164,7 +164,7 @@ def drain_pgqueuer(cluster: PgCluster, processes: int, run: int = 0) -> float:
 
     asyncio.run(setup())
     done = "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM pgqueuer)"
-    return _timed(url, _pgqueuer_process, processes, done)
+    return _timed(cluster, url, _pgqueuer_process, processes, done)
 
 
 # --- procrastinate ----------------------------------------------------------------------------
@@ -208,16 +208,22 @@ def drain_procrastinate(cluster: PgCluster, processes: int) -> float:
         "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM procrastinate_jobs "
         "WHERE status IN ('todo', 'doing'))"
     )
-    return _timed(url, _procrastinate_process, processes, done)
+    return _timed(cluster, url, _procrastinate_process, processes, done)
 
 
 # --- the clock --------------------------------------------------------------------------------
 
 
 def _timed(
-    url: str, target: Callable[[str, Event, Event, Event], None], processes: int, done: str
+    cluster: PgCluster,
+    url: str,
+    target: Callable[[str, Event, Event, Event], None],
+    processes: int,
+    done: str,
 ) -> float:
-    """Start the processes, wait until every one is ready, then time the drain."""
+    """Settle the server (pg_ceiling.settle), start the processes, wait until every one is
+    ready, then time the drain."""
+    settle(cluster, url)
     ctx = multiprocessing.get_context("spawn")
     go, stop = ctx.Event(), ctx.Event()
     readies = [ctx.Event() for _ in range(processes)]

@@ -26,6 +26,7 @@ import psycopg
 from tests.servers.pgcluster import PG_BIN, PgCluster
 
 BATCH = 512  # the worker's largest adaptive claim batch
+SETTLE_WAIT_SECONDS = 60.0  # the longest wait for autovacuum workers to finish before a run
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
@@ -105,11 +106,36 @@ def ceiling(cluster: PgCluster, url: str, queue_id: str, chunks: int, clients: i
     return chunks / elapsed
 
 
+def settle(cluster: PgCluster, url: str) -> None:
+    """Before a timed run, the same quiet server for every contestant: the databases of earlier
+    runs dropped (their autovacuum and the checkpoint their writes brought on ran into the next
+    run's window, whichever contestant that was), this run's database vacuumed and analyzed
+    (as autovacuum would soon after its queue was loaded, only now rather than mid-run), a
+    checkpoint, and no autovacuum worker left running."""
+    dbname = url.rsplit("/", 1)[1]
+    with psycopg.connect(cluster.url(), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT datname FROM pg_database WHERE NOT datistemplate"
+            " AND datname NOT IN ('postgres', %s)",
+            [dbname],
+        ).fetchall()
+    for (name,) in rows:
+        cluster.drop_database(str(name))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE)")
+        conn.execute("CHECKPOINT")
+        deadline = time.monotonic() + SETTLE_WAIT_SECONDS
+        busy = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
+        while (row := conn.execute(busy).fetchone()) and row[0] and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+
 def run_batches(cluster: PgCluster, url: str, text: str, chunks: int, clients: int) -> float:
     """Seconds pgbench takes to run a batch script (BATCH chunks a turn) until `chunks` are
     done: `clients` connections, prepared statements, a couple of turns more than needed (the
     last ones find nothing left)."""
     per_client = math.ceil(chunks / BATCH / clients) + 2
+    settle(cluster, url)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "batch.sql"
         path.write_text(text, encoding="utf-8")
