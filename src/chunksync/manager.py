@@ -359,10 +359,8 @@ class Manager(Interventions, StallAbsolution):
             places = requeue_places(s, [(r.chunk.tenant, r.chunk.priority) for r in back])
             keys = {r.chunk.id: key for r, key in zip(back, places, strict=True)}
             batch = dump_json([_finish_params(r, keys.get(r.chunk.id)) for r in reports], "report")
-            written = {
-                str(row["id"]): str(row["queue_id"])
-                for row in s.fetch_all("finish_chunks", {"reports": batch})
-            }
+            # The written chunks' ids (each report knows its chunk's queue).
+            written = {str(row["id"]) for row in s.fetch_all("finish_chunks", {"reports": batch})}
             attempts = []
             for report in reports:
                 attempt = report.attempt

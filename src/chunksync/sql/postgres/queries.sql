@@ -241,7 +241,7 @@ SET status = r.status,
     updated_at = NOW()
 FROM r
 WHERE c.id = r.id AND c.lease_token = r.token AND c.status = 'processing'
-RETURNING c.id AS id, c.queue_id AS queue_id;
+RETURNING c.id AS id;
 
 -- insert_attempts --
 -- Attempt health metrics of a batch (Session.execute_rows: a JSON array of rows in its compact form), through log_chunk_health_metrics(jsonb).

@@ -208,7 +208,7 @@ FROM (
     FROM json_each(:reports)
 ) AS r
 WHERE chunks.id = r.id AND chunks.lease_token = r.token AND chunks.status = 'processing'
-RETURNING chunks.id AS id, chunks.queue_id AS queue_id;
+RETURNING chunks.id AS id;
 
 -- insert_attempts --
 -- Attempt health metrics of a batch, run once per row (Session.execute_rows), its values in the order of PostgreSQL's compact form of log_chunk_health_metrics; each ends now, by the database clock.
