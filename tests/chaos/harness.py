@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from chunksync.exceptions import ChunksyncError
-from chunksync.models import DEFAULT_TENANT, QueueStatus
+from chunksync.models import DEFAULT_TENANT, ChunkStatus, QueueStatus
 from chunksync.sources.mail import mail_source, plan_sync
 from chunksync.store import MessageStore
 from tests.chaos import app as chaos_app
@@ -155,6 +155,7 @@ class ChaosRun:
         }
         self._spawned = 0
         self.mail: MailSide | None = None
+        self._app: Any = None  # the run's App, once _drive has it: whose workers hold chunks
 
     # --- workers -----------------------------------------------------------------
 
@@ -223,12 +224,28 @@ class ChaosRun:
             return "pg_restart"
         return "pause_worker" if self.rng.random() < self.config.pause_weight else "kill_worker"
 
+    def _victim(self, live: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+        """A worker to kill or freeze, at random among those holding a chunk now (else among all):
+        a victim holding nothing leaves nothing to heal, and whether one did hung on which
+        worker's batch the tenant's quota had let in, so the run's recoveries were down to luck."""
+        holding: set[int] = set()
+        if self._app is not None:
+            try:
+                chunks = self._app.manager.list_chunks(status=ChunkStatus.PROCESSING, limit=1000)
+            except ChunksyncError:  # the database is down for a moment
+                chunks = []
+            # A worker's id is host:pid:suffix (chunksync.runtime.worker).
+            ids = [(c.worker_id or "").split(":") for c in chunks]
+            holding = {int(p[-2]) for p in ids if len(p) >= 3 and p[-2].isdigit()}
+        holders = [p for p in live if p.pid in holding]
+        return self.rng.choice(holders or live)
+
     def inject(self, kind: str, result: RunResult) -> None:
         if kind == "kill_worker":
             live = [p for p in self.procs if p.poll() is None]
             if not live:
                 return
-            victim = self.rng.choice(live)
+            victim = self._victim(live)
             at = time.time()
             victim.send_signal(signal.SIGKILL)
             victim.wait(10)
@@ -239,7 +256,7 @@ class ChaosRun:
             live = [p for p in self.procs if p.poll() is None]
             if not live:
                 return
-            victim = self.rng.choice(live)
+            victim = self._victim(live)
             pause = 2 * self.config.lease_s + self.config.poll_s
             at = time.time()
             victim.send_signal(signal.SIGSTOP)
@@ -319,6 +336,7 @@ class ChaosRun:
 
     def _drive(self, app: Any, result: RunResult) -> None:
         c = self.config
+        self._app = app
         for _ in range(c.workers):
             self.start_worker(result)
         first = self._kinds()
