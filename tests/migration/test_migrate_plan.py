@@ -17,7 +17,7 @@ import pytest
 from chunksync import sql
 from chunksync.backends import MIGRATE_ENV, open_backend
 from chunksync.backends.migrate import plan, statements
-from chunksync.backends.plan import effect
+from chunksync.backends.plan import effect, is_expand
 from chunksync.backends.sqlite import SQLiteBackend
 from chunksync.exceptions import SchemaError
 from tests.acceptance.test_cli import one_error, run
@@ -69,7 +69,8 @@ def test_the_plan_names_what_will_run_then_migrate_runs_it(older: str) -> None:
         found = plan(backend)
     assert (found.current, found.latest) == (LATEST - 1, LATEST)
     [step] = found.steps
-    assert step.version == LATEST and step.effects and not step.expand
+    assert step.version == LATEST and step.effects
+    assert step.expand == is_expand(sql.migrations("sqlite")[-1].sql)
     out = run("migrate", "--plan", db=older).stdout
     assert f"{LATEST:04d} {step.name}" in out and "lock:" in out
     shown = json.loads(run("migrate", "--plan", "--json", db=older).stdout)

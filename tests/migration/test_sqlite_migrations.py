@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from chunksync import sql
+from chunksync.backends.migrate import _recorded_name
 from chunksync.backends.sqlite import SQLiteBackend
 from chunksync.exceptions import SchemaError
 
@@ -72,9 +73,10 @@ def test_a_partly_migrated_database_is_brought_up_to_date(tmp_path: Path) -> Non
     assert backend.schema_version() == first.version
     assert backend.migrate() == backend.migrate() == sql.latest_version("sqlite")
     backend.close()
-    assert catalog(tmp_path / "db.sqlite")["versions"] == [
-        (m.version, m.name) for m in sql.migrations("sqlite")
-    ]
+    versions = catalog(tmp_path / "db.sqlite")["versions"]
+    assert versions == [(m.version, _recorded_name(m, "sqlite")) for m in sql.migrations("sqlite")]
+    # 0013 only dropped indexes: recorded as an expand, the code before it works with it.
+    assert (13, "fewer_attempt_indexes (works with 12)") in versions  # type: ignore[operator]
 
 
 def test_tables_without_a_version_are_refused(tmp_path: Path) -> None:

@@ -81,7 +81,6 @@ CREATE TABLE attempts (
     retry_delay_s   REAL,
     rss_bytes       INTEGER
 );
-CREATE INDEX attempts_queue_finished ON attempts (queue_id, finished_at);
 CREATE INDEX attempts_chunk ON attempts (chunk_id);
 CREATE INDEX attempts_finished ON attempts (finished_at);
 

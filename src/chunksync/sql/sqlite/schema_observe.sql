@@ -17,6 +17,5 @@ CREATE INDEX alerts_state ON alerts (state, updated_at);
 CREATE INDEX attempts_queue_outcome ON attempts
     (queue_id, outcome, finished_at, category, processing_s, items_processed, retry_delay_s,
      efficiency);
-CREATE INDEX attempts_queue_started ON attempts (queue_id, started_at);
 CREATE INDEX attempts_worker ON attempts (worker_id, finished_at);
 CREATE INDEX chunks_dead ON chunks (queue_id) WHERE status = 'dead';

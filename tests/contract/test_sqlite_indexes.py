@@ -1,0 +1,58 @@
+"""Every index of `attempts` on SQLite is read by some statement: each attempt row writes every
+index of the table, so one that no plan reads costs every attempt and serves nothing (migration
+0013 dropped two such). The plans are SQLite's own (EXPLAIN QUERY PLAN) of every named query,
+on a database a worker has written attempts to."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+
+from chunksync import sql
+from chunksync.app import App
+
+_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+def indexes_read(path: Path) -> dict[str, set[str]]:
+    """Each index SQLite's plans read, with the named queries whose plans read it."""
+    read: dict[str, set[str]] = {}
+    conn = sqlite3.connect(path)
+    try:
+        for name, text in sql.queries("sqlite").items():
+            if "?1" in text:  # positional (Session.execute_rows): an INSERT, which reads none
+                continue
+            params = dict.fromkeys(_PARAM.findall(text))
+            for row in conn.execute("EXPLAIN QUERY PLAN " + text, params):
+                for index in re.findall(r"\bINDEX (\w+)", row[3]):
+                    read.setdefault(index, set()).add(name)
+    finally:
+        conn.close()
+    return read
+
+
+def test_every_index_of_attempts_is_read_by_a_statement(tmp_path: Path) -> None:
+    path = tmp_path / "plans.db"
+    with App(f"sqlite:///{path}") as app:
+        app.handler("noop")(lambda ctx: None)
+        queue = app.create_queue("noop://plans", ({"n": n} for n in range(50)))
+        app.worker(concurrency=1).run_until_done([queue.id])
+    conn = sqlite3.connect(path)
+    try:
+        indexes = {
+            str(row[0])
+            for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index'"
+                " AND tbl_name = 'attempts' AND sql IS NOT NULL"
+            )
+        }
+        assert conn.execute("SELECT count(*) FROM attempts").fetchone() == (50,)
+    finally:
+        conn.close()
+    read = indexes_read(path)
+    assert indexes, "attempts has no index at all"
+    unread = sorted(indexes - set(read))
+    assert not unread, f"indexes of attempts no statement reads: {unread}"
+    # The queue summaries read the covering index that replaced the two dropped ones.
+    assert {"health_queue_timed_count", "metrics_attempts"} <= read["attempts_queue_outcome"]
