@@ -307,12 +307,16 @@ class Manager(Interventions, StallAbsolution):
             # in a statement before, the count sees every claim committed before this one.
             with self.backend.transaction() as s:
                 s.fetch_all("tenants_lock_capped")
-                rows = s.fetch_all("claim_chunks", params)
+                columns, rows = s.fetch_table("claim_chunks", params)
         else:
             # One statement: atomic alone, so PostgreSQL runs it without BEGIN/COMMIT round trips.
-            rows = self.backend.fetch_all("claim_chunks", params, write=True)
-        rows.sort(key=_claim_order)
-        return token, [Chunk.from_row(r) for r in rows]
+            columns, rows = self.backend.fetch_table("claim_chunks", params, write=True)
+        if not rows:
+            return token, []
+        # In the claim's order: the highest priority first, then the fair order.
+        priority, fair_key = columns.index("priority"), columns.index("fair_key")
+        rows.sort(key=lambda r: (-int(r[priority]), float(r[fair_key])))
+        return token, Chunk.from_table(columns, rows)
 
     def heartbeat_chunk(
         self,
@@ -530,10 +534,6 @@ class Manager(Interventions, StallAbsolution):
                 "details": None if details is None else dump_json(details, "detail"),
             },
         )
-
-
-def _claim_order(row: Params) -> tuple[int, float]:
-    return (-int(row["priority"]), float(row["fair_key"]))
 
 
 def _insert_batch(s: Session, placement: Placement, batch: list[dict[str, Any]]) -> int:

@@ -365,6 +365,21 @@ def test_claims_follow_priority_and_skip_paused_queues(app: App) -> None:
     assert app.manager.claim("w", ["other"], limit=10)[1] == []
 
 
+@pytest.mark.parametrize("payload", [{"a": [1, 2]}, "a string", 42, 1.5, None, [1, "é"], True])
+def test_a_claimed_chunk_loads_as_the_chunk_read_back(app: App, payload: Any) -> None:
+    """The claim loads its rows as tuples (`Backend.fetch_table`, `Chunk.from_table`); every
+    other read of a chunk as a dict (`Chunk.from_row`): both give the same chunk."""
+    app.handler("noop")(lambda ctx: None)
+    queue = app.create_queue("noop", payloads=[payload, {"n": 2}], priority=3)
+    token, claimed = app.manager.claim("w", ["noop"], limit=10)
+    assert len(claimed) == 2 and [c.seq for c in claimed] == [1, 2]
+    for chunk in claimed:
+        assert chunk == app.manager.get_chunk(chunk.id)
+        assert chunk.status is ChunkStatus.PROCESSING and chunk.lease_token == token
+        assert chunk.queue_id == queue.id and chunk.attempts == 1 and chunk.priority == 3
+    assert type(claimed[0].payload) is type(payload) and claimed[0].payload == payload
+
+
 def test_operator_interventions_are_audited(app: App) -> None:
     app.handler("noop")(lambda ctx: None)
     queue = app.create_queue("noop", payloads=[1, 2])

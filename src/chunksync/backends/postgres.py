@@ -39,7 +39,7 @@ from psycopg.rows import dict_row
 from psycopg.types.string import TextLoader
 
 from chunksync import sql
-from chunksync.backends.base import Backend, Params, Row, Session, strict_json
+from chunksync.backends.base import Backend, Params, Row, Session, Table, strict_json
 from chunksync.backends.migrate import apply_migrations, migrate_database, recorded_version
 from chunksync.exceptions import (
     BackendBusy,
@@ -239,6 +239,13 @@ class PostgresSession(Session):
         rows = self.fetch_all(name, params)
         return rows[0] if rows else None
 
+    def fetch_table(self, name: str, params: Params | None = None) -> Table:
+        with self._errors, self._conn.cursor() as cur:  # psycopg's own tuple rows
+            cur.execute(self._sql(name), dict(params or {}))
+            if cur.description is None:
+                return (), []
+            return tuple(d.name for d in cur.description), cur.fetchall()
+
     def script(self, text: str) -> None:
         with self._errors:
             self._conn.execute(text.encode())
@@ -433,6 +440,9 @@ class PostgresBackend(Backend):
         self, name: str, params: Params | None = None, *, write: bool = False
     ) -> list[Row]:
         return self._single(lambda s: s.fetch_all(name, params))
+
+    def fetch_table(self, name: str, params: Params | None = None, *, write: bool = False) -> Table:
+        return self._single(lambda s: s.fetch_table(name, params))
 
     def execute(self, name: str, params: Params | None = None) -> int:
         return self._single(lambda s: s.execute(name, params))

@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from chunksync import sql
-from chunksync.backends.base import Backend, Params, Row, Session
+from chunksync.backends.base import Backend, Params, Row, Session, Table
 from chunksync.backends.migrate import apply_migrations, migrate_database, recorded_version
 from chunksync.exceptions import (
     BackendBusy,
@@ -152,6 +152,11 @@ class SQLiteSession(Session):
     def fetch_one(self, name: str, params: Params | None = None) -> Row | None:
         rows = self.fetch_all(name, params)
         return rows[0] if rows else None
+
+    def fetch_table(self, name: str, params: Params | None = None) -> Table:
+        with SQLITE_ERRORS:
+            cursor = self._conn.execute(self._sql(name), dict(params or {}))
+            return tuple(d[0] for d in cursor.description or ()), cursor.fetchall()
 
     def script(self, text: str) -> None:
         with SQLITE_ERRORS:
