@@ -157,3 +157,77 @@ def test_a_folded_attempt_corrected_moves_its_figures(busy: App, db_url: str) ->
     assert dict(s.top_failure_categories) == {"network": 1, "rate_limit": 1}
     assert [h["attempts"] for h in trends.hourly(busy.manager)] == [1, 4]
     assert _scalar(db_url, "SELECT SUM(n) FROM attempt_rollups WHERE width_s = 3600") == 5
+
+
+def _rows(db_url: str, query: str) -> list[tuple[object, ...]]:
+    """Rows read straight from the tables."""
+    if db_url.startswith("sqlite:"):
+        conn = sqlite3.connect(db_url.removeprefix("sqlite:///"))
+        try:
+            return list(conn.execute(query).fetchall())
+        finally:
+            conn.close()
+    import psycopg
+
+    with psycopg.connect(db_url, autocommit=True) as pg:
+        return list(pg.execute(query.encode()).fetchall())
+
+
+def test_a_fold_holds_each_widths_groups_of_the_raw_attempts(busy: App, db_url: str) -> None:
+    """Every rollup row a fold writes (minute, hour, all time) holds exactly the figures of its
+    group of raw attempts, grouped here in Python: attempts spread over minutes and hours, with
+    and without an efficiency, slow claims and late completions among them."""
+    burst(busy, 6)  # 30 attempts of every outcome
+    # Spread them over minutes and hours (by id), give every other one an efficiency, and make
+    # the shifted ones slow claims and late completions against the queue's objectives.
+    _sql(
+        db_url,
+        "UPDATE attempts SET finished_at = finished_at + (id % 4) * 1900 + (id % 3) * 61,"
+        " started_at = started_at + (id % 4) * 1900 + (id % 3) * 61,"
+        " efficiency = CASE WHEN id % 2 = 1 THEN 0.25 * (id % 5) END",
+    )
+    _sql(db_url, "UPDATE queues SET wait_objective_s = 1000, deadline_s = 1000")
+    rollups.fold(busy.manager, lag_s=0)
+    raw = _rows(
+        db_url,
+        "SELECT a.queue_id, a.tenant, a.outcome, COALESCE(a.category, ''), a.finished_at,"
+        " a.started_at, a.processing_s, a.items_processed, COALESCE(a.retry_delay_s, 0),"
+        " a.efficiency, a.attempt, a.started_at - c.created_at, a.finished_at - c.created_at"
+        " FROM attempts a JOIN chunks c ON c.id = a.chunk_id",
+    )
+    assert len(raw) == 30
+    expected: dict[tuple[object, ...], list[float]] = {}
+    for q, tenant, outcome, category, fin, start, secs, items, delay, eff, nth, waited, took in raw:
+        for width in (60, 3600, 0):
+            bucket = int(float(fin) // width) * width if width else 0
+            key = (width, str(q), bucket, tenant, outcome, category)
+            figures = [
+                1,
+                float(secs),
+                int(items),
+                float(delay),
+                float(eff or 0),
+                int(eff is not None),
+                int(nth == 1),
+                int(nth == 1 and float(waited) > 1000),
+                int(outcome == "completed" and float(took) > 1000),
+            ]
+            found = expected.setdefault(key, [0] * len(figures) + [float(start)])
+            for i, value in enumerate(figures):
+                found[i] += value
+            found[-1] = min(found[-1], float(start))
+    written = _rows(
+        db_url,
+        "SELECT width_s, queue_id, bucket, tenant, outcome, category, n, processing_s, items,"
+        " retry_delay_s, efficiency_sum, efficiency_n, first_attempts, slow_claims, late,"
+        " first_started_at FROM attempt_rollups WHERE width_s IN (0, 60, 3600)",
+    )
+    got = {
+        (int(r[0]), str(r[1]), int(r[2]), r[3], r[4], r[5]): [float(v) for v in r[6:]]
+        for r in written
+    }
+    assert set(got) == set(expected)
+    assert len({k[2] for k in expected if k[0] == 3600}) > 1  # the spread crossed hours
+    assert any(v[7] for v in expected.values()) and any(v[8] for v in expected.values())
+    for key, values in expected.items():
+        assert got[key] == pytest.approx(values), key

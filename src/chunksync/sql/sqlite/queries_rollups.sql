@@ -206,25 +206,39 @@ SELECT 1;
 
 -- rollups_fold --
 -- Add the attempts with :after < id <= :upto to the minute, hour and all-time rollups (one
--- grouped upsert).
+-- grouped upsert). The attempts are grouped once, by minute, and each width's rows summed from
+-- those groups (an hour and all time are whole minutes): grouping every attempt once per width
+-- took three times as long (a fold of 50,000 attempts: 360 -> 130 ms), holding the write lock.
+WITH t AS MATERIALIZED (
+    SELECT a.queue_id, CAST(a.finished_at / 60 AS INTEGER) * 60 AS minute, a.tenant, a.outcome,
+           COALESCE(a.category, '') AS category, COUNT(*) AS n,
+           SUM(a.processing_s) AS processing_s, SUM(a.items_processed) AS items,
+           SUM(COALESCE(a.retry_delay_s, 0)) AS retry_delay_s,
+           SUM(COALESCE(a.efficiency, 0)) AS efficiency_sum,
+           SUM(a.efficiency IS NOT NULL) AS efficiency_n, MIN(a.started_at) AS first_started_at,
+           SUM(a.attempt = 1) AS first_attempts,
+           SUM(COALESCE(a.attempt = 1 AND a.started_at - c.created_at > q.wait_objective_s, 0))
+               AS slow_claims,
+           SUM(COALESCE(a.outcome = 'completed' AND a.finished_at - c.created_at > q.deadline_s, 0))
+               AS late
+    FROM attempts a
+    LEFT JOIN chunks c ON c.id = a.chunk_id
+    LEFT JOIN queues q ON q.id = a.queue_id
+    WHERE a.id > :after AND a.id <= :upto
+    GROUP BY a.queue_id, minute, a.tenant, a.outcome, COALESCE(a.category, '')
+)
 INSERT INTO attempt_rollups (width_s, queue_id, bucket, tenant, outcome, category, n,
                              processing_s, items, retry_delay_s, efficiency_sum, efficiency_n,
                              first_started_at, first_attempts, slow_claims, late)
-SELECT w.width_s, a.queue_id,
-       CASE w.width_s WHEN 0 THEN 0 ELSE CAST(a.finished_at / w.width_s AS INTEGER) * w.width_s END
+SELECT w.width_s, t.queue_id,
+       CASE w.width_s WHEN 0 THEN 0 ELSE CAST(t.minute / w.width_s AS INTEGER) * w.width_s END
            AS slot,
-       a.tenant, a.outcome, COALESCE(a.category, ''), COUNT(*), SUM(a.processing_s),
-       SUM(a.items_processed), SUM(COALESCE(a.retry_delay_s, 0)),
-       SUM(COALESCE(a.efficiency, 0)), SUM(a.efficiency IS NOT NULL), MIN(a.started_at),
-       SUM(a.attempt = 1),
-       SUM(COALESCE(a.attempt = 1 AND a.started_at - c.created_at > q.wait_objective_s, 0)),
-       SUM(COALESCE(a.outcome = 'completed' AND a.finished_at - c.created_at > q.deadline_s, 0))
-FROM attempts a
-CROSS JOIN (SELECT 60 AS width_s UNION ALL SELECT 3600 UNION ALL SELECT 0) AS w
-LEFT JOIN chunks c ON c.id = a.chunk_id
-LEFT JOIN queues q ON q.id = a.queue_id
-WHERE a.id > :after AND a.id <= :upto
-GROUP BY w.width_s, a.queue_id, slot, a.tenant, a.outcome, COALESCE(a.category, '')
+       t.tenant, t.outcome, t.category, SUM(t.n), SUM(t.processing_s), SUM(t.items),
+       SUM(t.retry_delay_s), SUM(t.efficiency_sum), SUM(t.efficiency_n), MIN(t.first_started_at),
+       SUM(t.first_attempts), SUM(t.slow_claims), SUM(t.late)
+FROM t CROSS JOIN (SELECT 60 AS width_s UNION ALL SELECT 3600 UNION ALL SELECT 0) AS w
+WHERE true
+GROUP BY w.width_s, t.queue_id, slot, t.tenant, t.outcome, t.category
 ON CONFLICT (width_s, queue_id, bucket, tenant, outcome, category) DO UPDATE
 SET n = n + excluded.n, processing_s = processing_s + excluded.processing_s,
     items = items + excluded.items, retry_delay_s = retry_delay_s + excluded.retry_delay_s,
