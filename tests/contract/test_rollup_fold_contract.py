@@ -231,3 +231,17 @@ def test_a_fold_holds_each_widths_groups_of_the_raw_attempts(busy: App, db_url: 
     assert any(v[7] for v in expected.values()) and any(v[8] for v in expected.values())
     for key, values in expected.items():
         assert got[key] == pytest.approx(values), key
+    # The latency histograms (hour and all time) likewise, one count per bin.
+    bins: dict[tuple[int, str, int, int], int] = {}
+    for q, _, outcome, _, fin, _, secs, *_ in raw:
+        if outcome in ("stuck", "held"):
+            continue
+        for width in (3600, 0):
+            bucket = int(float(fin) // width) * width if width else 0
+            key4 = (width, str(q), bucket, rollups.latency_bin(float(secs)))
+            bins[key4] = bins.get(key4, 0) + 1
+    histogram = _rows(
+        db_url, "SELECT width_s, queue_id, bucket, bin, n FROM attempt_latency_rollups"
+    )
+    assert {(int(w), str(q), int(b), int(n)): int(c) for w, q, b, n, c in histogram} == bins
+    assert len({k[3] for k in bins}) > 1  # several bins

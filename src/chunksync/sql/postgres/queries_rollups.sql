@@ -234,13 +234,18 @@ SET n = t.n + excluded.n, processing_s = t.processing_s + excluded.processing_s,
     slow_claims = t.slow_claims + excluded.slow_claims, late = t.late + excluded.late;
 
 -- rollups_fold_latency --
--- Add the timed attempts with :after < id <= :upto to the hour and all-time latency histograms.
+-- Add the timed attempts with :after < id <= :upto to the hour and all-time latency histograms:
+-- grouped once by hour and bin, the all-time rows summed from those groups (as rollups_fold).
+WITH h AS MATERIALIZED (
+    SELECT a.queue_id, (floor(a.finished_at / 3600) * 3600)::bigint AS hour,
+           chunksync_latency_bin(a.processing_s) AS b, count(*) AS n
+    FROM attempts a
+    WHERE a.id > :after::bigint AND a.id <= :upto::bigint AND a.outcome NOT IN ('stuck', 'held')
+    GROUP BY 1, 2, 3
+)
 INSERT INTO attempt_latency_rollups AS t (width_s, queue_id, bucket, bin, n)
-SELECT w.width_s, a.queue_id,
-       CASE w.width_s WHEN 0 THEN 0 ELSE (floor(a.finished_at / w.width_s) * w.width_s)::bigint END,
-       chunksync_latency_bin(a.processing_s), count(*)
-FROM attempts a CROSS JOIN (VALUES (3600), (0)) AS w(width_s)
-WHERE a.id > :after::bigint AND a.id <= :upto::bigint AND a.outcome NOT IN ('stuck', 'held')
+SELECT w.width_s, h.queue_id, CASE w.width_s WHEN 0 THEN 0 ELSE h.hour END, h.b, sum(h.n)
+FROM h CROSS JOIN (VALUES (3600), (0)) AS w(width_s)
 GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
 ON CONFLICT (width_s, queue_id, bucket, bin) DO UPDATE SET n = t.n + excluded.n;
 

@@ -250,17 +250,24 @@ SET n = n + excluded.n, processing_s = processing_s + excluded.processing_s,
     slow_claims = slow_claims + excluded.slow_claims, late = late + excluded.late;
 
 -- rollups_fold_latency --
--- Add the timed attempts with :after < id <= :upto to the hour and all-time latency histograms.
+-- Add the timed attempts with :after < id <= :upto to the hour and all-time latency histograms:
+-- grouped once by hour and bin, the all-time rows summed from those groups (as rollups_fold).
+WITH h AS MATERIALIZED (
+    SELECT a.queue_id, CAST(a.finished_at / 3600 AS INTEGER) * 3600 AS hour,
+           CASE WHEN a.processing_s <= 0.001 THEN 0
+                ELSE 1 + CAST(ln(a.processing_s / 0.001) / 0.13976194237515868 AS INTEGER) END
+               AS b,
+           COUNT(*) AS n
+    FROM attempts a
+    WHERE a.id > :after AND a.id <= :upto AND a.outcome NOT IN ('stuck', 'held')
+    GROUP BY a.queue_id, hour, b
+)
 INSERT INTO attempt_latency_rollups (width_s, queue_id, bucket, bin, n)
-SELECT w.width_s, a.queue_id,
-       CASE w.width_s WHEN 0 THEN 0 ELSE CAST(a.finished_at / w.width_s AS INTEGER) * w.width_s END
-           AS slot,
-       CASE WHEN a.processing_s <= 0.001 THEN 0
-            ELSE 1 + CAST(ln(a.processing_s / 0.001) / 0.13976194237515868 AS INTEGER) END AS b,
-       COUNT(*)
-FROM attempts a CROSS JOIN (SELECT 3600 AS width_s UNION ALL SELECT 0) AS w
-WHERE a.id > :after AND a.id <= :upto AND a.outcome NOT IN ('stuck', 'held')
-GROUP BY w.width_s, a.queue_id, slot, b
+SELECT w.width_s, h.queue_id, CASE w.width_s WHEN 0 THEN 0 ELSE h.hour END AS slot, h.b,
+       SUM(h.n)
+FROM h CROSS JOIN (SELECT 3600 AS width_s UNION ALL SELECT 0) AS w
+WHERE true
+GROUP BY w.width_s, h.queue_id, slot, h.b
 ON CONFLICT (width_s, queue_id, bucket, bin) DO UPDATE SET n = n + excluded.n;
 
 -- rollups_fold_advance --
