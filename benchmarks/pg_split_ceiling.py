@@ -170,9 +170,6 @@ def split_ceiling(cluster: PgCluster, url: str, design: str) -> tuple[float, flo
     """Chunks per second through the split design's SQL, and the share of HOT updates."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(TABLES.format(fillfactor=FILLFACTOR).encode())
-        conn.execute("VACUUM ANALYZE split_chunks")
-        conn.execute("VACUUM ANALYZE chunk_state")
-        conn.execute("VACUUM ANALYZE ready")
     elapsed = run_batches(cluster, url, script(design), N_CHUNKS, CLIENTS)
     table = _updated(design)
     with psycopg.connect(url, autocommit=True) as conn:

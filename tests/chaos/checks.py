@@ -31,7 +31,7 @@ from typing import Any
 from chunksync.backends.sqlite import path_from_url
 from chunksync.models import ErrorCategory
 from chunksync.retry import RetryPolicy
-from tests.chaos.harness import RunResult
+from tests.chaos.harness import RunResult, worker_pid
 
 INTERRUPTED = frozenset({"stuck", "lost_lease"})
 
@@ -89,11 +89,6 @@ def fetch(url: str, statement: str, *params: Any) -> list[dict[str, Any]]:
 
     with psycopg.connect(url, autocommit=True, row_factory=dict_row) as pg:
         return list(pg.execute(statement.encode(), params or None).fetchall())
-
-
-def _pid(worker_id: str) -> int | None:
-    parts = worker_id.split(":")
-    return int(parts[-2]) if len(parts) >= 3 and parts[-2].isdigit() else None
 
 
 def _details(value: Any) -> dict[str, Any]:
@@ -214,7 +209,7 @@ def check(
     for key, n in effects.items():
         if completing.get(key[0]) == key:
             continue
-        if outcomes_of.get(key, set()) & INTERRUPTED or _pid(key[1]) in killed:
+        if outcomes_of.get(key, set()) & INTERRUPTED or worker_pid(key[1]) in killed:
             v.reexecuted += n
         else:
             v.duplicated += n
@@ -234,7 +229,7 @@ def check(
             continue
         d = _details(entry["details"])
         recovered[(str(entry["chunk_id"]), str(d.get("previous_worker")), int(d["attempts"]))] += 1
-        killed_at = kills.get(_pid(str(d.get("previous_worker"))) or -1)
+        killed_at = kills.get(worker_pid(str(d.get("previous_worker"))) or -1)
         if killed_at is not None and float(entry["at"]) >= killed_at:  # not from a pause before
             v.takeover_s.append(float(entry["at"]) - killed_at)
     v.recoveries = sum(recovered.values())

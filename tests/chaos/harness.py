@@ -124,6 +124,12 @@ class RestartablePg(PgCluster):
         self._run("pg_ctl", "-D", str(self.data), "-l", log, "-w", "-t", "60", "start")
 
 
+def worker_pid(worker_id: str) -> int | None:
+    """The pid in a worker's id (host:pid:suffix, chunksync.runtime.worker), if it has one."""
+    parts = worker_id.split(":")
+    return int(parts[-2]) if len(parts) >= 3 and parts[-2].isdigit() else None
+
+
 class ChaosRun:
     def __init__(
         self,
@@ -234,9 +240,7 @@ class ChaosRun:
                 chunks = self._app.manager.list_chunks(status=ChunkStatus.PROCESSING, limit=1000)
             except ChunksyncError:  # the database is down for a moment
                 chunks = []
-            # A worker's id is host:pid:suffix (chunksync.runtime.worker).
-            ids = [(c.worker_id or "").split(":") for c in chunks]
-            holding = {int(p[-2]) for p in ids if len(p) >= 3 and p[-2].isdigit()}
+            holding = {pid for c in chunks if (pid := worker_pid(c.worker_id or "")) is not None}
         holders = [p for p in live if p.pid in holding]
         return self.rng.choice(holders or live)
 

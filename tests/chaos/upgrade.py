@@ -34,8 +34,8 @@ import psycopg
 
 from tests.acceptance.test_cli import run
 from tests.chaos import app as chaos_app
-from tests.chaos.checks import Verdict, _pid, check, fetch
-from tests.chaos.harness import ROOT, ChaosConfig, ChaosRun, RunResult
+from tests.chaos.checks import Verdict, check, fetch
+from tests.chaos.harness import ROOT, ChaosConfig, ChaosRun, RunResult, worker_pid
 from tests.servers.pgcluster import PgCluster
 
 PREVIOUS = "0.1.0"
@@ -212,7 +212,7 @@ def _done_by_pid(effects: Path) -> Counter[int]:
     if not effects.exists():
         return Counter()
     lines = effects.read_text(encoding="utf-8").splitlines()
-    return Counter(pid for line in lines if (pid := _pid(line.split()[1])) is not None)
+    return Counter(pid for line in lines if (pid := worker_pid(line.split()[1])) is not None)
 
 
 def _completed(url: str, queue_id: str) -> int:
