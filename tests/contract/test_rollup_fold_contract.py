@@ -102,15 +102,24 @@ def test_a_repeated_fold_counts_nothing_twice(busy: App, db_url: str) -> None:
         assert _scalar(db_url, latency) == 10
 
 
-def test_a_lagged_fold_waits_for_the_ids_it_saw(busy: App) -> None:
+def _age_the_mark(db_url: str) -> None:
+    """Make the previous fold a minute older: the lag is measured on the database's clock, whose
+    'now' on SQLite moves in whole milliseconds (and a machine's clock may step back), so a
+    test waiting for it to pass a tiny lag fails now and then."""
+    _sql(db_url, "UPDATE attempt_rollup_marks SET seen_at = seen_at - 60")
+
+
+def test_a_lagged_fold_waits_for_the_ids_it_saw(busy: App, db_url: str) -> None:
     burst(busy, 1)
     assert rollups.fold(busy.manager, lag_s=0) == 5
     burst(busy, 1)
     expected = figures(busy)
-    assert rollups.fold(busy.manager, lag_s=0.0001) == 0  # saw none of these yet: it notes them
-    assert rollups.fold(busy.manager, lag_s=3600.0) == 0  # not long enough since
+    _age_the_mark(db_url)
+    assert rollups.fold(busy.manager, lag_s=30.0) == 0  # saw none of these yet: it notes them
+    assert rollups.fold(busy.manager, lag_s=30.0) == 0  # not long enough since
     assert figures(busy) == expected
-    assert rollups.fold(busy.manager, lag_s=0.0001) == 5  # now they are folded
+    _age_the_mark(db_url)
+    assert rollups.fold(busy.manager, lag_s=30.0) == 5  # now they are folded
     assert figures(busy) == expected
 
 
