@@ -179,14 +179,20 @@ class Chunk:
 
     @classmethod
     def from_table(cls, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[Chunk]:
-        """`from_row` for rows as tuples with their column names (`Backend.fetch_table`), each
+        """Chunks from rows as tuples with their column names (`Backend.fetch_table`), each
         column's place looked up once for the batch rather than a dict built per row: a claim
-        loads hundreds. Every field's column must be among `columns`."""
+        loads hundreds. A column a query leaves out (the lease, the last error, the counters)
+        loads as None or 0; the identity, payload, status and times must be there."""
         at = {name: i for i, name in enumerate(columns)}
+        missing = [name for name in _CHUNK_FIELDS if name not in at]
+        if missing:  # read as the None each row gains at its end
+            if required := [name for name in missing if name not in _OPTIONAL_COLUMNS]:
+                raise KeyError(required[0])
+            rows = [(*r, None) for r in rows]
         (i_id, i_queue, i_tenant, i_seq, i_payload, i_status, i_priority, i_attempts, i_max,
          i_run_after, i_token, i_expires, i_worker, i_category, i_error, i_dead, i_items,
          i_checkpoint, i_crashes, i_stress, i_deferrals, i_created, i_updated,
-         ) = (at[name] for name in _CHUNK_FIELDS)  # fmt: skip
+         ) = (at.get(name, len(columns)) for name in _CHUNK_FIELDS)  # fmt: skip
         chunks = []
         for r in rows:
             category, token, expires = r[i_category], r[i_token], r[i_expires]
@@ -221,38 +227,17 @@ class Chunk:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Chunk:
-        # Positional, in field order: a claim builds hundreds of these per batch, and keyword
-        # arguments cost a third more here.
-        get = row.get
-        category, token, expires = get("last_category"), get("lease_token"), get("lease_expires_at")
-        return cls(
-            str(row["id"]),
-            str(row["queue_id"]),
-            row["tenant"],
-            int(row["seq"]),
-            _json(row["payload"]),
-            _STATUS[row["status"]],
-            int(row["priority"]),
-            int(row["attempts"]),
-            int(row["max_attempts"]),
-            float(row["run_after"]),
-            None if token is None else str(token),
-            None if expires is None else float(expires),
-            get("worker_id"),
-            None if category is None else _CATEGORY[category],
-            get("last_error"),
-            get("dead_reason"),
-            int(get("items_processed") or 0),
-            _json(get("checkpoint")),
-            int(get("crash_count") or 0),
-            int(get("stress_retries") or 0),
-            int(get("deferrals") or 0),
-            float(row["created_at"]),
-            float(row["updated_at"]),
-        )
+        """One chunk from a row as a mapping of its columns (`from_table`'s rules)."""
+        return cls.from_table(tuple(row), [tuple(row.values())])[0]
 
 
 _CHUNK_FIELDS = tuple(f.name for f in fields(Chunk))  # each a column of chunks, in field order
+# The columns a query of chunks may leave out (`Chunk.from_table`).
+_OPTIONAL_COLUMNS = frozenset(
+    ("lease_token", "lease_expires_at", "worker_id", "last_category", "last_error",
+     "dead_reason", "items_processed", "checkpoint", "crash_count", "stress_retries",
+     "deferrals")
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -310,8 +310,10 @@ class DependencyStore:
             "queues": self._list(queue_ids),
         }
         s.fetch_all("tenants_lock_capped")  # the quotas' count sees every claim before this
-        rows = s.fetch_all("claim_chunks_of", params)
-        return sorted((Chunk.from_row(r) for r in rows), key=lambda c: (-c.priority, c.seq))
+        columns, rows = s.fetch_table("claim_chunks_of", params)
+        chunks = Chunk.from_table(columns, rows)
+        chunks.sort(key=lambda c: (-c.priority, c.seq))
+        return chunks
 
     def record(
         self,
