@@ -2,9 +2,13 @@
 
 For each size (10,000 and 100,000 messages of about 4 KiB by default; BENCH_IMAP_SIZES=2000,20000
 for a quick run), a fresh Dovecot user gets its Maildir written straight to disk, Dovecot indexes
-it once (not timed), then each tool syncs INBOX into its own target: chunksync into a durable
-SQLite store (WAL, synchronous=NORMAL), mbsync (isync) and offlineimap into Maildirs, all with
-their default settings. Each tool runs as a child process; its time is wall clock and its peak
+it once (not timed), then each tool syncs INBOX into a fresh target of its own: chunksync into a
+durable SQLite store (WAL, synchronous=NORMAL), mbsync (isync) and offlineimap into Maildirs,
+all with their default settings. chunksync, the ceiling below and mbsync run in turns, three
+of each (BENCH_IMAP_TURNS), and each is its median turn (its peak RSS the highest): this
+machine swings by 1.5-2x within minutes, and a single run of each compared moments, not tools.
+offlineimap runs once, after them (a run takes minutes at 100,000 messages). Each tool runs as
+a child process; its time is wall clock and its peak
 RSS is the larger of wait4()'s figure and the peak of its whole process tree's summed RSS
 (sampled every 20 ms: chunksync's helper processes count). A tool that is not installed is
 reported and skipped.
@@ -23,13 +27,15 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -37,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 DEFAULT_SIZES = (10_000, 100_000)
 MESSAGE_BYTES = 4096
 TOOL_TIMEOUT_SECONDS = 3600
+TURNS = int(os.environ.get("BENCH_IMAP_TURNS", "3"))  # of chunksync, the ceiling and mbsync
 
 
 @dataclass(frozen=True)
@@ -139,19 +146,19 @@ def count_files(path: Path) -> int:
     return sum(len(files) for d, _, files in os.walk(path) if d.endswith(("/cur", "/new")))
 
 
-def ceiling_run(port: int, user: str, password: str, count: int, work: Path) -> Run:
+def ceiling_run(port: int, user: str, password: str, count: int, db: Path) -> Run:
     """The raw FETCH into the same store (benchmarks/imap_ceiling.py), on a store chunksync
     made beforehand (not timed)."""
     from chunksync.app import App
 
-    db = work / f"ceiling-{count}.db"
     App(f"sqlite:///{db}").close()
     argv = [sys.executable, "-m", "benchmarks.imap_ceiling", "--port", str(port)]
     argv += ["--user", user, "--db", str(db)]
     return measure("raw FETCH", count, argv, {"BENCH_PW": password, "PYTHONPATH": str(ROOT)})
 
 
-def run_size(server: object, count: int, work: Path) -> list[Run]:
+def prepare(server: object, count: int) -> Any:
+    """A fresh Dovecot user holding `count` messages, indexed and in the page cache."""
     from tests.servers.dovecot import DovecotServer
 
     assert isinstance(server, DovecotServer)
@@ -161,74 +168,88 @@ def run_size(server: object, count: int, work: Path) -> list[Run]:
     # Untimed warm-up: Dovecot builds its index and cache and the files enter the page cache,
     # so that no tool pays for that and none profits from another's run.
     server.doveadm("mailbox", "status", "-u", box.user, "messages", "INBOX")
-    subprocess.run(
-        [
-            "doveadm",
-            "-c",
-            str(server.conf),
-            "fetch",
-            "-u",
-            box.user,
-            "uid flags date.received size.virtual body",
-            "mailbox",
-            "INBOX",
-        ],
-        stdout=subprocess.DEVNULL,
-        check=True,
-    )
-    runs: list[Run] = []
-    db = work / f"chunksync-{count}.db"
-    chunksync = str(Path(sys.executable).parent / "chunksync")
-    runs.append(
-        measure(
-            "chunksync",
-            count,
-            [chunksync, "--db", f"sqlite:///{db}", "sync", box.uri(), "--password-env", "BENCH_PW"],
-            {"BENCH_PW": box.password},
-        )
-    )
-    runs.append(ceiling_run(server.port, box.user, box.password, count, work))
-    mbsync_dir = work / f"mbsync-{count}"
-    mbsync_dir.mkdir()
-    conf = work / f"mbsyncrc-{count}"
+    fetch = ["doveadm", "-c", str(server.conf), "fetch", "-u", box.user]
+    fetch += ["uid flags date.received size.virtual body", "mailbox", "INBOX"]
+    subprocess.run(fetch, stdout=subprocess.DEVNULL, check=True)
+    return box
+
+
+def mbsync_run(port: int, box: Any, count: int, target: Path) -> Run:
+    """mbsync into a new Maildir, with a state of its own (~/.mbsync/ would carry the state of
+    an earlier run into this one): only that differs from its defaults."""
+    (target / "mail").mkdir(parents=True)
+    conf = target / "mbsyncrc"
     conf.write_text(
-        f"IMAPAccount bench\nHost 127.0.0.1\nPort {server.port}\nUser {box.user}\n"
+        f"IMAPAccount bench\nHost 127.0.0.1\nPort {port}\nUser {box.user}\n"
         f"Pass {box.password}\nSSLType None\nAuthMechs LOGIN\n\n"
         "IMAPStore remote\nAccount bench\n\n"
-        f"MaildirStore local\nPath {mbsync_dir}/\nInbox {mbsync_dir}/INBOX\n\n"
+        f"MaildirStore local\nPath {target}/mail/\nInbox {target}/mail/INBOX\n\n"
         "Channel bench\nFar :remote:\nNear :local:\nPatterns INBOX\nCreate Near\nSync Pull\n"
-        # Only where its state lives differs from the defaults (~/.mbsync/ would carry the
-        # state of an earlier run into this one).
-        f"SyncState {work}/mbsync-state-{count}/\n",
+        f"SyncState {target}/state/\n",
         encoding="utf-8",
     )
-    runs.append(measure("mbsync", count, ["mbsync", "-c", str(conf), "-a"]))
-    off_dir = work / f"offlineimap-{count}"
-    off_dir.mkdir()
-    off_conf = work / f"offlineimaprc-{count}"
-    off_conf.write_text(
-        f"[general]\naccounts = bench\nmetadata = {work}/offlineimap-meta-{count}\n\n"
+    return checked(measure("mbsync", count, ["mbsync", "-c", str(conf), "-a"]), target / "mail")
+
+
+def offlineimap_run(port: int, box: Any, count: int, work: Path) -> Run:
+    target = Path(tempfile.mkdtemp(prefix="offlineimap-", dir=work))
+    conf = target / "offlineimaprc"
+    conf.write_text(
+        f"[general]\naccounts = bench\nmetadata = {target}/meta\n\n"
         "[Account bench]\nlocalrepository = local\nremoterepository = remote\n\n"
-        f"[Repository local]\ntype = Maildir\nlocalfolders = {off_dir}\n\n"
-        f"[Repository remote]\ntype = IMAP\nremotehost = 127.0.0.1\nremoteport = {server.port}\n"
+        f"[Repository local]\ntype = Maildir\nlocalfolders = {target}/mail\n\n"
+        f"[Repository remote]\ntype = IMAP\nremotehost = 127.0.0.1\nremoteport = {port}\n"
         f"remoteuser = {box.user}\nremotepass = {box.password}\nssl = no\nstarttls = no\n"
         "folderfilter = lambda folder: folder == 'INBOX'\n",
         encoding="utf-8",
     )
-    runs.append(
-        measure("offlineimap", count, ["offlineimap", "-c", str(off_conf), "-o", "-u", "quiet"])
-    )
-    for run, where in ((runs[2], mbsync_dir), (runs[3], off_dir)):
-        if run.ok and count_files(where) != count:
-            runs[runs.index(run)] = Run(
-                run.tool,
-                count,
-                run.seconds,
-                run.peak_rss_mb,
-                False,
-                f"synced {count_files(where)} of {count}",
-            )
-    return runs
+    (target / "mail").mkdir()
+    argv = ["offlineimap", "-c", str(conf), "-o", "-u", "quiet"]
+    return checked(measure("offlineimap", count, argv), target / "mail")
+
+
+def checked(run: Run, maildir: Path) -> Run:
+    """A peer's run, failed if its Maildir does not hold every message."""
+    found = count_files(maildir)
+    if run.ok and found != run.messages:
+        return replace(run, ok=False, note=f"synced {found} of {run.messages}")
+    return run
+
+
+def median_run(runs: list[Run]) -> Run:
+    """One tool's turns as one: the median time, the highest peak RSS, failed if any turn was."""
+    failed = [r for r in runs if not r.ok]
+    if failed:
+        return failed[0]
+    seconds = statistics.median(r.seconds for r in runs)
+    return replace(runs[0], seconds=seconds, peak_rss_mb=max(r.peak_rss_mb for r in runs))
+
+
+def run_size(server: Any, count: int, work: Path) -> list[Run]:
+    """chunksync, the raw FETCH and mbsync in turns (TURNS of each, fresh targets every turn),
+    then offlineimap once (a turn of it takes minutes at 100,000); medians."""
+    box = prepare(server, count)
+    chunksync = str(Path(sys.executable).parent / "chunksync")
+    turns: dict[str, list[Run]] = {"chunksync": [], "raw FETCH": [], "mbsync": []}
+    for turn in range(TURNS):
+        here = work / f"{count}-turn-{turn}"  # this turn's targets, removed after it
+        here.mkdir()
+        db = here / "chunksync.db"
+        argv = [chunksync, "--db", f"sqlite:///{db}", "sync", box.uri(), "--password-env"]
+        ours = measure("chunksync", count, [*argv, "BENCH_PW"], {"BENCH_PW": box.password})
+        turns["chunksync"].append(ours)
+        turns["raw FETCH"].append(
+            ceiling_run(server.port, box.user, box.password, count, here / "ceiling.db")
+        )
+        turns["mbsync"].append(mbsync_run(server.port, box, count, here / "mbsync"))
+        shutil.rmtree(here, ignore_errors=True)
+        print(
+            f"   turn {turn + 1}: "
+            + ", ".join(f"{tool} {runs[-1].seconds:.2f} s" for tool, runs in turns.items()),
+            flush=True,
+        )
+    runs = [median_run(r) for r in turns.values()]
+    return [*runs, offlineimap_run(server.port, box, count, work)]
 
 
 def main() -> int:
