@@ -4,14 +4,15 @@ For each size (10,000 and 100,000 messages of about 4 KiB by default; BENCH_IMAP
 for a quick run), a fresh Dovecot user gets its Maildir written straight to disk, Dovecot indexes
 it once (not timed), then each tool syncs INBOX into a fresh target of its own: chunksync into a
 durable SQLite store (WAL, synchronous=NORMAL), mbsync (isync) and offlineimap into Maildirs,
-all with their default settings. chunksync, the ceiling below and mbsync run in turns, three
-of each (BENCH_IMAP_TURNS), and each is its median turn (its peak RSS the highest): this
-machine swings by 1.5-2x within minutes, and a single run of each compared moments, not tools.
+all with their default settings. chunksync, the ceiling below and mbsync run in turns, five of
+each (BENCH_IMAP_TURNS), and each is its median turn (its peak RSS the highest): this machine
+swings by 1.5-2x within minutes, and a single run of each compared moments, not tools (mbsync,
+which fsyncs every message, took 3.7 to 7.9 s for the same 10,000 in six runs in a row).
 offlineimap runs once, after them (a run takes minutes at 100,000 messages). Each tool runs as
-a child process; its time is wall clock and its peak
-RSS is the larger of wait4()'s figure and the peak of its whole process tree's summed RSS
-(sampled every 20 ms: chunksync's helper processes count). A tool that is not installed is
-reported and skipped.
+a child process, after an untimed sync() of what the runs before wrote; its time is wall clock
+and its peak RSS is the larger of wait4()'s figure and the peak of its whole process tree's
+summed RSS (sampled every 20 ms: chunksync's helper processes count). A tool that is not
+installed is reported and skipped.
 
 Beside them, the ceiling of the path (benchmarks/imap_ceiling.py): a raw FETCH of the same
 messages into the same SQLite store, no parsing, as many connections as chunksync's processes.
@@ -43,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 DEFAULT_SIZES = (10_000, 100_000)
 MESSAGE_BYTES = 4096
 TOOL_TIMEOUT_SECONDS = 3600
-TURNS = int(os.environ.get("BENCH_IMAP_TURNS", "3"))  # of chunksync, the ceiling and mbsync
+TURNS = int(os.environ.get("BENCH_IMAP_TURNS", "5"))  # of chunksync, the ceiling and mbsync
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,9 @@ class TreeSampler(threading.Thread):
 def measure(tool: str, messages: int, argv: list[str], env: dict[str, str] | None = None) -> Run:
     if shutil.which(argv[0]) is None:
         return Run(tool, messages, 0.0, 0.0, False, f"{argv[0]} is not installed")
+    # Untimed: the writes of the runs before (and the removal of their targets) reach the disk
+    # now, not during this run (mbsync fsyncs every message it writes).
+    os.sync()
     started = time.monotonic()
     proc = subprocess.Popen(
         argv,
