@@ -239,7 +239,7 @@ class SQLiteBackend(Backend):
         """`BEGIN IMMEDIATE`, the write lock asked for every WRITE_POLL_MAX_SECONDS at most
         until the busy timeout. SQLite's busy handler sleeps 1, 2, 5, 10, 15, 20, 25... ms
         between tries: two processes writing in turns (a sync and its helper) each slept up to
-        25 ms past the other's commit, half of a 30,000-message sync's time spent waiting."""
+        25 ms past the other's commit, and spent a third of a 30,000-message sync waiting."""
         deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
         pause = WRITE_POLL_MIN_SECONDS
         with SQLITE_ERRORS:
