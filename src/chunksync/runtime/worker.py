@@ -314,7 +314,8 @@ class Worker:
             self._start_slot()
 
     def _release(self, items: list[InFlight]) -> None:
-        """Give claimed chunks back, unrun or cancelled, their attempts refunded."""
+        """Give claimed chunks back, unrun or cancelled, their attempts refunded; one log line."""
+        released = []
         for item in items:
             with self._lock:
                 self._in_flight.pop(in_flight_key(item), None)
@@ -322,9 +323,13 @@ class Worker:
                 item.ctx._cancel()
             try:
                 if self.manager.release(item.chunk, item.token, refund=True):
-                    log.warning("released chunk %s (attempt given back)", item.chunk.id)
+                    released.append(item.chunk.id)
+                    log.debug("released chunk %s (attempt given back)", item.chunk.id)
             except BackendError as exc:  # its lease will expire and recovery takes over
                 log.error("chunk %s: database error: %s", item.chunk.id, redact(str(exc)))
+        if released:
+            shown = ", ".join(released[:3]) + (", ..." if len(released) > 3 else "")
+            log.warning("released %d chunk(s), attempts given back: %s", len(released), shown)
 
     # --- the seven steps --------------------------------------------------------------
 
