@@ -20,7 +20,8 @@ which steps 4 to 6 call and the worker only applies:
    other. Chunks stay in flight (leases extended) until written, at most 0.1 s after they end.
    Then what the batch charged to its dependencies goes to their shared rows.
 
-A heartbeat thread keeps the worker's row alive and extends the leases of the chunks in flight.
+A heartbeat thread (chunksync.runtime.heartbeat) keeps the worker's row alive and extends the
+leases of the chunks in flight.
 The upkeep thread (chunksync.runtime.upkeep) sweeps stuck chunks and runs alerts, retention and
 the stress feed, each on its own timer: the slots only claim and run chunks.
 On stop (SIGTERM, Ctrl-C, `stop()`), slots finish their chunk within a grace period; a chunk
@@ -53,10 +54,10 @@ from chunksync.retry import Gate, RandomSource, RetryPolicy
 from chunksync.runtime import asyncrun, attempt, progress, slot
 from chunksync.runtime.attempt import Failure
 from chunksync.runtime.claims import Claims
+from chunksync.runtime.heartbeat import Heartbeat
 from chunksync.runtime.isolation import run_isolated
 from chunksync.runtime.measure import Efficiency, rss_bytes
 from chunksync.runtime.progress import FINISHED_QUEUE
-from chunksync.runtime.recovery import StallClock
 from chunksync.runtime.slot import InFlight, Reports, Running, Slot, in_flight_key
 from chunksync.runtime.upkeep import Upkeep, recovery_every_s
 from chunksync.runtime.watchdog import ABANDONED, Watchdog
@@ -162,9 +163,15 @@ class Worker:
     def start(self) -> None:
         self._register()
         log.info("worker %s started with %d slot(s)", self.id, self.concurrency)
-        beat = threading.Thread(
-            target=self._heartbeat_loop, name=f"{self.id}-heartbeat", daemon=True
+        heartbeat = Heartbeat(
+            self.manager,
+            self.id,
+            self.lease_s,
+            self._tokens_in_flight,
+            self._stopping,
+            self._stopped,
         )
+        beat = threading.Thread(target=heartbeat.run, name=f"{self.id}-heartbeat", daemon=True)
         self._unsubscribe = self.manager.backend.subscribe_work(self._wake.set)
         self._threads = [beat]
         if self.handler_timeout_s is not None:
@@ -568,37 +575,6 @@ class Worker:
             return self.poll_s
         return max(0.0, min(self.poll_s, min(due) - now))
 
-    def _heartbeat_loop(self) -> None:
-        interval = max(0.05, min(self.lease_s / 3.0, 5.0))
-        clock = StallClock(self.lease_s, time.monotonic())
-        while not self._stopped.wait(interval):
-            started = time.monotonic()
-            try:
-                status = "stopping" if self._stopping.is_set() else "running"
-                self.manager.worker_heartbeat(self.id, status)
-                with self._lock:
-                    tokens = sorted({i.token for i in self._in_flight.values()})
-                self.manager.extend_leases(self.id, tokens, self.lease_s)
-            except BackendError as exc:
-                clock.failed()
-                log.error("heartbeat failed: %s", redact(str(exc)))
-                continue
-            outage = clock.answered(started, time.monotonic())
-            if outage is not None:
-                self._absolve_stall(outage + interval)
-
-    def _absolve_stall(self, window_s: float) -> None:
-        """Back after an outage longer than the lease: recovery took this worker's chunks as
-        if it had died; give back what that charged (runtime/recovery.py says why)."""
-        try:
-            n = self.manager.absolve_stall(self.id, window_s)
-        except BackendError as exc:
-            log.error("could not give back the attempts of a stall: %s", redact(str(exc)))
-            return
-        log.warning(
-            "worker %s was cut off from the database for %.1f s: %d chunk(s) recovered "
-            "meanwhile get their attempt back",
-            self.id,
-            window_s,
-            n,
-        )
+    def _tokens_in_flight(self) -> list[str]:
+        with self._lock:
+            return sorted({i.token for i in self._in_flight.values()})
