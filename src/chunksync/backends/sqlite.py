@@ -119,12 +119,6 @@ class _SQLiteErrors:
 SQLITE_ERRORS = _SQLiteErrors()
 
 
-def _busy(exc: sqlite3.Error) -> bool:
-    """Whether SQLite refused because another connection holds the lock (SQLITE_BUSY)."""
-    name = getattr(exc, "sqlite_errorname", "") or ""
-    return name.startswith("SQLITE_BUSY") or "database is locked" in str(exc)
-
-
 class SQLiteSession(Session):
     def __init__(self, conn: sqlite3.Connection, queries: dict[str, str]) -> None:
         self._conn = conn
@@ -152,10 +146,8 @@ class SQLiteSession(Session):
             self._conn.executemany(self._sql(name), rows)
 
     def fetch_all(self, name: str, params: Params | None = None) -> list[Row]:
-        with SQLITE_ERRORS:
-            cursor = self._conn.execute(self._sql(name), dict(params or {}))
-            columns = [d[0] for d in cursor.description or ()]
-            return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+        columns, rows = self.fetch_table(name, params)
+        return [dict(zip(columns, row, strict=True)) for row in rows]
 
     def fetch_one(self, name: str, params: Params | None = None) -> Row | None:
         rows = self.fetch_all(name, params)
@@ -249,9 +241,10 @@ class SQLiteBackend(Backend):
                 try:
                     conn.execute("BEGIN IMMEDIATE")
                     return
-                except sqlite3.OperationalError as exc:
-                    if not _busy(exc) or time.monotonic() >= deadline:
-                        raise convert_error(exc) from exc
+                except sqlite3.Error as exc:
+                    error = convert_error(exc)  # the one reading of what SQLite refused
+                    if not isinstance(error, BackendBusy) or time.monotonic() >= deadline:
+                        raise error from exc
                 time.sleep(pause)
                 pause = min(pause * 2, WRITE_POLL_MAX_SECONDS)
         finally:
