@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -40,6 +41,7 @@ DIALECT = "sqlite"
 BUSY_TIMEOUT_MS = 30_000
 BEGIN_RETRIES = 5
 BEGIN_RETRY_PAUSE_SECONDS = 0.05
+ROWS_PER_INSERT = 64  # rows of a many-row INSERT (a power of two; x ~25 parameters: < 32,766)
 WRITE_POLL_MIN_SECONDS = 0.0005  # a writer waiting for the write lock asks again after this,
 WRITE_POLL_MAX_SECONDS = 0.004  # doubling up to this
 
@@ -119,6 +121,106 @@ class _SQLiteErrors:
 SQLITE_ERRORS = _SQLiteErrors()
 
 
+class MultiRowInsert:
+    """An `INSERT ... VALUES (one row) [ON CONFLICT ...]` sent for many rows as statements of up
+    to `ROWS_PER_INSERT` rows each. `sqlite3` lets go of the GIL at every step of a statement,
+    and `executemany` steps once a row: with a second thread of the process wanting the GIL,
+    each row of a batch handed it over and waited to get it back while holding SQLite's write
+    lock. Rows are bound by position from the names of the one-row statement."""
+
+    __slots__ = ("_texts", "head", "names", "tail", "values")
+
+    def __init__(self, head: str, values: str, tail: str, names: tuple[str, ...]) -> None:
+        self.head, self.values, self.tail, self.names = head, values, tail, names
+        self._texts: dict[int, str] = {}
+
+    def text(self, count: int) -> str:
+        found = self._texts.get(count)
+        if found is None:
+            found = self._texts[count] = self.head + ", ".join([self.values] * count) + self.tail
+        return found
+
+    def send(self, conn: sqlite3.Connection, rows: Sequence[Params]) -> bool:
+        """Insert `rows`; False (nothing sent) when a row lacks one of the parameters, so that
+        `executemany` reports it as it would."""
+        names = self.names
+        try:
+            flat = [row[name] for row in rows for name in names]
+        except KeyError:
+            return False
+        width, start = len(names), 0
+        for count in statement_sizes(len(rows)):
+            conn.execute(self.text(count), flat[start * width : (start + count) * width])
+            start += count
+        return True
+
+
+def statement_sizes(rows: int) -> Iterator[int]:
+    """`ROWS_PER_INSERT` rows a statement, then the rest in powers of two: a few statement
+    texts per query, so that they do not crowd the connection's statement cache."""
+    full, rest = divmod(rows, ROWS_PER_INSERT)
+    yield from [ROWS_PER_INSERT] * full
+    size = ROWS_PER_INSERT
+    while rest:
+        size //= 2
+        if rest >= size:
+            yield size
+            rest -= size
+
+
+_INSERT_VALUES = re.compile(r"(?is)^\s*INSERT\s.*?\bVALUES\s*\(")
+_PARAM = re.compile(r":([A-Za-z_]\w*)")
+_QUOTED = re.compile(r"""('(?:[^']|'')*'|"(?:[^"]|"")*")""")
+_MULTI_ROW: dict[str, MultiRowInsert | None] = {}
+
+
+def multi_row_insert(sql: str) -> MultiRowInsert | None:
+    """The many-row form of a one-row INSERT, or None for any other statement (one with a
+    parameter outside its VALUES row, or with a second row)."""
+    if sql in _MULTI_ROW:
+        return _MULTI_ROW[sql]
+    found: MultiRowInsert | None = None
+    match = _INSERT_VALUES.match(sql)
+    end = -1 if match is None else _closing(sql, match.end() - 1)
+    if match is not None and end > 0:
+        head, row, tail = sql[: match.end() - 1], sql[match.end() - 1 : end], sql[end:]
+        values, names = _positional(row)
+        plain = not _positional(head + tail)[1] and not re.search(r"(?i)\bRETURNING\b", tail)
+        if names and plain and not tail.lstrip().startswith(","):
+            found = MultiRowInsert(head, values, tail, names)
+    _MULTI_ROW[sql] = found
+    return found
+
+
+def _positional(text: str) -> tuple[str, tuple[str, ...]]:
+    """`text` with each `:name` outside quotes turned into `?`, and the names in order."""
+    names: list[str] = []
+    parts = _QUOTED.split(text)  # quoted spans at the odd places
+    for at in range(0, len(parts), 2):
+        names += _PARAM.findall(parts[at])
+        parts[at] = _PARAM.sub("?", parts[at])
+    return "".join(parts), tuple(names)
+
+
+def _closing(sql: str, start: int) -> int:
+    """The offset just past the parenthesis that closes the one at `start` (quoted text
+    skipped), or -1."""
+    depth, quote = 0, ""
+    for at in range(start, len(sql)):
+        char = sql[at]
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'\"":
+            quote = char
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                return at + 1
+    return -1
+
+
 class SQLiteSession(Session):
     def __init__(self, conn: sqlite3.Connection, queries: dict[str, str]) -> None:
         self._conn = conn
@@ -138,8 +240,12 @@ class SQLiteSession(Session):
             return cursor.rowcount
 
     def execute_many(self, name: str, params: Iterable[Params]) -> None:
+        sql = self._sql(name)
+        rows = params if isinstance(params, Sequence) else list(params)
+        insert = multi_row_insert(sql) if len(rows) > 1 else None
         with SQLITE_ERRORS:
-            self._conn.executemany(self._sql(name), (dict(p) for p in params))
+            if insert is None or not insert.send(self._conn, rows):
+                self._conn.executemany(sql, (dict(p) for p in rows))
 
     def execute_rows(self, name: str, rows: Sequence[Sequence[Any]]) -> None:
         with SQLITE_ERRORS:
