@@ -60,6 +60,24 @@ def test_a_move_is_stored_once_in_either_order(store: MessageStore) -> None:
     assert uids(store, INBOX, include_deleted=True) == [2, 3]
 
 
+def test_a_move_in_a_large_batch_is_seen_and_another_accounts_copy_is_kept(
+    store: MessageStore,
+) -> None:
+    """A kept copy is looked for only in the account of the batch (and only when the account
+    keeps any): a batch of 100 holding the moved message forgets its old copy; the same bytes
+    stored under another account leave that account's kept copy alone."""
+    store.put(INBOX, [MailMessage(u, mail(u)) for u in (1, 2)])
+    store.gone(INBOX, [1, 2], mirror=False)
+    store.put(ARCHIVE, [MailMessage(100 + n, mail(n)) for n in range(3, 102)] + [
+        MailMessage(500, mail(1))
+    ])  # fmt: skip
+    assert uids(store, INBOX, include_deleted=True) == [2]
+    other = FolderKey("bob@mail.example.com", "INBOX", 1700000002)
+    store.put(other, [MailMessage(7, mail(2))])
+    assert uids(store, INBOX, include_deleted=True) == [2]
+    assert uids(store, ARCHIVE) == [*range(103, 202), 500]
+
+
 def test_renumber_rename_and_summaries(store: MessageStore) -> None:
     store.put(INBOX, [MailMessage(u, mail(u)) for u in (1, 2, 3)])
     store.save_folder(INBOX, uidnext=4, highestmodseq=None, messages=3, origin="imap://a@h")

@@ -128,12 +128,17 @@ class MessageStore:
     def put_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
         """Upsert rows; a kept, deleted-on-server copy of one of them elsewhere in the account
         (same Message-ID, size and bytes) moved here, and is forgotten (a probe of a small
-        partial index per message: no cost to the server, little to the database)."""
+        partial index per message, in an account that keeps any such copy at all)."""
         session.execute_many("store_upsert_message", rows)
+        keeping = {
+            account
+            for account in {r["account"] for r in rows}
+            if session.fetch_one("store_any_kept", {"account": account}) is not None
+        }
         copies = [
             {k: r[k] for k in ("account", "message_id", "size", "sha256")}
             for r in rows
-            if r.get("message_id")
+            if r.get("message_id") and r["account"] in keeping
         ]
         if copies:
             session.execute_many("store_delete_moved_copies", copies)

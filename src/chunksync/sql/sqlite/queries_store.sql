@@ -124,6 +124,13 @@ WHERE account = :account AND folder = :folder AND uidvalidity = :uidvalidity AND
                 AND o.size = mail_messages.size AND o.sha256 = mail_messages.sha256
                 AND o.folder <> mail_messages.folder AND o.deleted_at IS NULL);
 
+-- store_any_kept --
+-- Whether an account keeps any message the server deleted (one probe of the small partial
+-- index): a sync's batch looks for moved copies of its messages only then.
+SELECT 1 AS kept FROM mail_messages
+WHERE account = :account AND deleted_at IS NOT NULL
+LIMIT 1;
+
 -- store_delete_moved_copies --
 -- A message just stored that is a kept, deleted-on-server copy elsewhere in the account (same
 -- Message-ID, size and bytes): the copy moved here, so the kept one is forgotten.
