@@ -389,8 +389,18 @@ class Manager(Interventions, StallAbsolution):
 
     def release(self, chunk: Chunk, token: str, *, refund: bool) -> bool:
         """Give a chunk back to pending (a graceful stop gives the attempt back)."""
-        params = {"id": chunk.id, "token": token, "refund": 1 if refund else 0}
-        return self.backend.execute("release_chunk", params) == 1
+        return chunk.id in self.release_many([(chunk, token)], refund=refund)
+
+    def release_many(self, held: Sequence[tuple[Chunk, str]], *, refund: bool) -> set[str]:
+        """Give chunks back to pending in one statement, each fenced by its lease token (a
+        stopping worker's unrun chunks); returns the ids of those given back."""
+        if not held:
+            return set()
+        ids = self.backend.list_param([chunk.id for chunk, _ in held])
+        tokens = self.backend.list_param(sorted({token for _, token in held}))
+        params = {"ids": ids, "tokens": tokens, "refund": 1 if refund else 0}
+        with self.backend.transaction() as s:
+            return {str(row["id"]) for row in s.fetch_all("release_chunks", params)}
 
     # --- workers -----------------------------------------------------------------
 

@@ -353,6 +353,29 @@ def test_heartbeats_and_releases_are_fenced(app: App) -> None:
     assert m.get_chunk(chunk.id).attempts == 0
 
 
+def test_a_batch_is_released_in_one_statement_each_chunk_fenced(app: App) -> None:
+    """A stopping worker gives its unrun chunks back at once; one whose lease another worker
+    took meanwhile stays with that worker."""
+    app.handler("noop")(lambda ctx: None)
+    app.create_queue("noop", payloads=[1, 2, 3])
+    m = app.manager
+    token, chunks = m.claim("w", ["noop"], limit=3, lease_s=30)
+    assert len(chunks) == 3
+    assert m.heartbeat_chunk(chunks[1].id, token, 0.2)  # this one's lease alone runs out
+    _expire(app.backend, chunks[1].id)
+    m.recover_stuck("leader", lambda q: app.policy("default"))
+    _, (taken,) = m.claim("other", ["noop"], lease_s=30)
+    assert taken.id == chunks[1].id
+    given = m.release_many([(c, token) for c in chunks], refund=True)
+    assert given == {chunks[0].id, chunks[2].id}
+    for chunk in (chunks[0], chunks[2]):
+        row = m.get_chunk(chunk.id)
+        assert (row.status, row.attempts, row.lease_token) == (ChunkStatus.PENDING, 0, None)
+    kept = m.get_chunk(taken.id)
+    assert (kept.status, kept.worker_id) == (ChunkStatus.PROCESSING, "other")
+    assert m.release_many([], refund=True) == set()
+
+
 def test_claims_follow_priority_and_skip_paused_queues(app: App) -> None:
     app.handler("noop")(lambda ctx: None)
     low = app.create_queue("noop", payloads=[1, 2], name="low")

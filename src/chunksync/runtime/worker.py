@@ -322,18 +322,20 @@ class Worker:
 
     def _release(self, items: list[InFlight]) -> None:
         """Give claimed chunks back, unrun or cancelled, their attempts refunded; one log line."""
-        released = []
         for item in items:
             with self._lock:
                 self._in_flight.pop(in_flight_key(item), None)
             if item.ctx is not None:
                 item.ctx._cancel()
-            try:
-                if self.manager.release(item.chunk, item.token, refund=True):
-                    released.append(item.chunk.id)
-                    log.debug("released chunk %s (attempt given back)", item.chunk.id)
-            except BackendError as exc:  # its lease will expire and recovery takes over
-                log.error("chunk %s: database error: %s", item.chunk.id, redact(str(exc)))
+        try:  # one statement for the lot (a full batch is hundreds of chunks)
+            given = self.manager.release_many([(i.chunk, i.token) for i in items], refund=True)
+        except BackendError as exc:  # their leases will expire and recovery takes over
+            error = redact(str(exc))
+            log.error("%d chunk(s) not given back: database error: %s", len(items), error)
+            return
+        released = [item.chunk.id for item in items if item.chunk.id in given]
+        for chunk_id in released:
+            log.debug("released chunk %s (attempt given back)", chunk_id)
         if released:
             shown = ", ".join(released[:3]) + (", ..." if len(released) > 3 else "")
             log.warning("released %d chunk(s), attempts given back: %s", len(released), shown)

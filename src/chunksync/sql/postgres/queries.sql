@@ -327,6 +327,17 @@ SET status = 'pending', attempts = GREATEST(0, attempts - :refund::integer), run
 WHERE id = :id::uuid AND status = 'processing'
   AND (:token::uuid IS NULL OR lease_token = :token::uuid);
 
+-- release_chunks --
+-- Put processing chunks back to pending now, each while it is still under one of the given
+-- lease tokens (a stopping worker's unrun chunks, in one statement); :refund gives the attempt
+-- back (1) or not (0). Returns the ids of those released.
+UPDATE chunks
+SET status = 'pending', attempts = GREATEST(0, attempts - :refund::integer), run_after = NOW(),
+    lease_token = NULL, lease_expires_at = NULL, worker_id = NULL, updated_at = NOW()
+WHERE id = ANY(:ids::uuid[]) AND status = 'processing'
+  AND lease_token = ANY(:tokens::uuid[])
+RETURNING id;
+
 -- chunks_of_worker --
 -- The chunks a worker holds.
 SELECT * FROM chunks WHERE status = 'processing' AND worker_id = :worker_id::text ORDER BY seq;

@@ -295,6 +295,17 @@ SET status = 'pending', attempts = MAX(0, attempts - :refund), run_after = NOW()
     lease_token = NULL, lease_expires_at = NULL, worker_id = NULL, updated_at = NOW()
 WHERE id = :id AND status = 'processing' AND (:token IS NULL OR lease_token = :token);
 
+-- release_chunks --
+-- Put processing chunks back to pending now, each while it is still under one of the given
+-- lease tokens (a stopping worker's unrun chunks, in one statement); :refund gives the attempt
+-- back (1) or not (0). Returns the ids of those released.
+UPDATE chunks
+SET status = 'pending', attempts = MAX(0, attempts - :refund), run_after = NOW(),
+    lease_token = NULL, lease_expires_at = NULL, worker_id = NULL, updated_at = NOW()
+WHERE id IN (SELECT value FROM json_each(:ids)) AND status = 'processing'
+  AND lease_token IN (SELECT value FROM json_each(:tokens))
+RETURNING id;
+
 -- chunks_of_worker --
 -- The chunks a worker holds.
 SELECT * FROM chunks WHERE status = 'processing' AND worker_id = :worker_id ORDER BY seq;
