@@ -11,6 +11,7 @@ from chunksync import processes
 
 def main() -> None:
     argv = sys.argv[1:]
+    processes.tune_interpreter()
     if processes.command_of(argv)[0] == "worker":
         # Until the worker installs its graceful handler, a SIGTERM (a supervisor, or a deploy,
         # stopping it while it starts) finds nothing to finish: exit 0, as the graceful stop does,
