@@ -20,6 +20,11 @@ from chunksync.models import ChunkStatus, Queue, QueueStatus
 if TYPE_CHECKING:
     from rich.console import Console
 
+# How often run_until_done looks: a read of each queue's row, so that it returns within 20 ms of
+# the last chunk (at 0.2 s, a 20,000-chunk SQLite drain of ~1 s measured up to a fifth longer);
+# with a listener each look counts the queues' chunks, so less often.
+CHECK_SECONDS = 0.02
+COUNTING_CHECK_SECONDS = 0.2
 FINISHED_QUEUE = frozenset({QueueStatus.COMPLETED, QueueStatus.FAILED, QueueStatus.CANCELLED})
 
 Listener = Callable[[int, int], None]  # (chunks terminal, chunks in all)
@@ -95,6 +100,7 @@ class Tracker:
         self.queue_ids = list(queue_ids)
         self.listener = listener
         self.last: list[Queue] = []
+        self.check_s = CHECK_SECONDS if listener is None else COUNTING_CHECK_SECONDS
 
     def finished(self) -> bool:
         # The totals only for a listener: counting a large queue's chunks at every check costs

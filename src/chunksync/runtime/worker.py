@@ -268,7 +268,7 @@ class Worker:
             finished = tracker.finished()
             return finished or (deadline is not None and time.monotonic() > deadline)
 
-        self.run(until=done)
+        self.run(until=done, check_s=tracker.check_s)
         elapsed, outcomes = time.monotonic() - began, tracker.outcomes()
         return progress.RunSummary(
             self.id, finished, elapsed, self.processed, self.recoveries, outcomes
