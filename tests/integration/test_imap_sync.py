@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import signal
 import threading
 import time
@@ -138,19 +139,32 @@ def test_uidvalidity_change_rekeys_without_duplicates(
 
 
 def test_kicked_sessions_mid_sync_lose_nothing(
-    sqlite_app: App, mailbox: Mailbox, dovecot: DovecotServer
+    sqlite_app: App, mailbox: Mailbox, dovecot: DovecotServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fill(mailbox, 600)
     stop = threading.Event()
     kicks = []
 
     def kick() -> None:
-        while not stop.wait(0.15):
-            out = dovecot.doveadm("kick", mailbox.user, check=False).stdout
-            if mailbox.user in out:
-                kicks.append(out)
+        out = dovecot.doveadm("kick", mailbox.user, check=False).stdout
+        if mailbox.user in out:
+            kicks.append(out)
 
-    kicker = threading.Thread(target=kick, daemon=True)
+    def kick_now_and_then() -> None:  # at moments of its own: in the middle of a FETCH too
+        while not stop.wait(0.15):
+            kick()
+
+    # And at every fifth fetch chunk's start, so that the sessions are kicked mid-sync however
+    # quickly the sync goes (600 messages can be stored before the first timed kick).
+    fetch, started = ImapSource._fetch_chunk, itertools.count()
+
+    def kicking_fetch(self: ImapSource, ctx: Any, target: Any, key: Any) -> int:
+        if next(started) % 5 == 2:
+            kick()
+        return fetch(self, ctx, target, key)
+
+    monkeypatch.setattr(ImapSource, "_fetch_chunk", kicking_fetch)
+    kicker = threading.Thread(target=kick_now_and_then, daemon=True)
     kicker.start()
     try:
         run_sync(sqlite_app, mailbox.uri(), chunk_size=20, concurrency=2, time_scale=0.05)
