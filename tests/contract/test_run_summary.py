@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from chunksync.app import App
 from chunksync.context import ChunkContext
+from chunksync.exceptions import BackendBusy, BackendUnavailable
 from chunksync.models import ChunkStatus
+from chunksync.runtime import progress
 
 FAST = {"poll_s": 0.05, "time_scale": 0.001, "lease_s": 5.0}
 
@@ -37,3 +43,35 @@ def test_a_run_that_times_out_says_so(app: App) -> None:
     summary = app.worker(queue_id="elsewhere", **FAST).run_until_done([q.id], timeout_s=0.3)
     assert not summary.finished and summary.total(ChunkStatus.PENDING) == 1
     assert summary.text().startswith("stopped before the queues finished")
+
+
+def test_a_database_away_at_a_check_is_ridden_out(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workers go on through a database restart; so does the wait for the end: a check
+    that finds the database away (or busy) is not an answer, the next one is."""
+    app.handler("sum")(lambda ctx: 1)
+    q = app.create_queue("sum://x", [{"n": n} for n in range(5)])
+    refusals = [BackendUnavailable("restarting"), BackendBusy("busy")]
+
+    class Away:  # the run's manager, its checks refused twice (the workers' reads are not)
+        def __init__(self, manager: Any) -> None:
+            self.manager = manager
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.manager, name)
+
+        def queue_row(self, queue_id: str) -> Any:
+            if refusals:
+                raise refusals.pop(0)
+            return self.manager.queue_row(queue_id)
+
+    tracker_init = progress.Tracker.__init__
+
+    def init(tracker: progress.Tracker, manager: Any, *args: Any) -> None:
+        tracker_init(tracker, Away(manager), *args)
+
+    monkeypatch.setattr(progress.Tracker, "__init__", init)
+    summary = app.worker(**FAST).run_until_done([q.id], timeout_s=60)
+    assert summary.finished and summary.total(ChunkStatus.COMPLETED) == 5
+    assert refusals == []

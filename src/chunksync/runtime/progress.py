@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from chunksync.exceptions import BackendError
+from chunksync.exceptions import BackendBusy, BackendError, BackendUnavailable
 from chunksync.manager import Manager
 from chunksync.models import ChunkStatus, Queue, QueueStatus
 
@@ -106,7 +106,10 @@ class Tracker:
         # The totals only for a listener: counting a large queue's chunks at every check costs
         # the drain a tenth of a second each time.
         read = self.manager.get_queue if self.listener is not None else self.manager.queue_row
-        self.last = [read(q) for q in self.queue_ids]
+        try:
+            self.last = [read(q) for q in self.queue_ids]
+        except (BackendUnavailable, BackendBusy):  # the workers ride it out; so does the wait
+            return False
         if self.listener is not None:
             self.listener(sum(q.done for q in self.last), sum(q.total for q in self.last))
         return all(q.status in FINISHED_QUEUE for q in self.last)
