@@ -11,6 +11,7 @@ from chunksync.context import ChunkContext
 from chunksync.exceptions import BackendBusy, BackendUnavailable
 from chunksync.models import ChunkStatus
 from chunksync.runtime import progress
+from chunksync.runtime.worker import queues_finished
 
 FAST = {"poll_s": 0.05, "time_scale": 0.001, "lease_s": 5.0}
 
@@ -75,3 +76,23 @@ def test_a_database_away_at_a_check_is_ridden_out(
     summary = app.worker(**FAST).run_until_done([q.id], timeout_s=60)
     assert summary.finished and summary.total(ChunkStatus.COMPLETED) == 5
     assert refusals == []
+
+
+def test_a_sync_waiting_for_its_queues_rides_out_the_database_away(app: App) -> None:
+    """`queues_finished` (a sync's processes ask it every few ms): no answer while the database
+    is away or busy, then the truth."""
+    app.handler("sum")(lambda ctx: 1)
+    q = app.create_queue("sum://x", [{"n": 1}])
+    refusals = [BackendUnavailable("restarting"), BackendBusy("busy")]
+
+    class Away:
+        def queue_row(self, queue_id: str) -> Any:
+            if refusals:
+                raise refusals.pop(0)
+            return app.manager.queue_row(queue_id)
+
+    away: Any = Away()
+    assert not queues_finished(away, [q.id]) and not queues_finished(away, [q.id])
+    assert not queues_finished(away, [q.id])  # answered: not finished yet
+    app.worker(**FAST).run_until_done([q.id], timeout_s=60)
+    assert queues_finished(away, [q.id])

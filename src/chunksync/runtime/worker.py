@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 from chunksync.context import ChunkContext
 from chunksync.deps.budget import RetryBudget, RetryBudgets, hold_delay
 from chunksync.deps.store import Special
-from chunksync.exceptions import BackendError, ChunksyncError
+from chunksync.exceptions import BackendBusy, BackendError, BackendUnavailable, ChunksyncError
 from chunksync.manager import Manager, Recovery, Report
 from chunksync.models import Attempt, ChunkStatus, Queue
 from chunksync.redact import redact
@@ -77,8 +77,12 @@ MAX_CLAIM_BATCH = 512
 
 
 def queues_finished(manager: Manager, queue_ids: Sequence[str]) -> bool:
-    """Whether every named queue is terminal (completed, failed or cancelled)."""
-    return all(manager.queue_row(q).status in FINISHED_QUEUE for q in queue_ids)
+    """Whether every named queue is terminal (completed, failed or cancelled); not while the
+    database is away or busy (a sync's processes wait through a restart, as their workers do)."""
+    try:
+        return all(manager.queue_row(q).status in FINISHED_QUEUE for q in queue_ids)
+    except (BackendUnavailable, BackendBusy):
+        return False
 
 
 class Worker:
