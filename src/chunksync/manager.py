@@ -564,20 +564,9 @@ def _finish_params(report: Report, fair_key: float | None) -> list[Any]:
     deferrals_delta, stress_delta, category, message, dead_reason, items, fair_key): without
     the keys the JSON is half as long to write here and to parse in the database."""
     r = report.result
-    return [
-        report.chunk.id,
-        report.token,
-        r.status,
-        r.delay_s,
-        r.attempts_delta,
-        r.deferrals_delta,
-        r.stress_delta,
-        r.category,
-        r.message,
-        r.dead_reason,
-        r.items,
-        fair_key,
-    ]
+    return [report.chunk.id, report.token, r.status, r.delay_s, r.attempts_delta,
+            r.deferrals_delta, r.stress_delta, r.category, r.message, r.dead_reason, r.items,
+            fair_key]  # fmt: skip
 
 
 def _attempt_params(a: Attempt) -> list[Any]:
