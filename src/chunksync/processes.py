@@ -199,7 +199,7 @@ def helper_main() -> int:
     """A helper's life: import the engine, read the database URL, open it, wait for orders,
     work until the queues finish. Both come pickled through standard input."""
     from chunksync.app import App  # before the URL: a prestarted helper imports meanwhile
-    from chunksync.runtime.worker import queues_finished
+    from chunksync.runtime.progress import queues_finished
 
     tune_interpreter()
     logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)

@@ -11,7 +11,7 @@ from chunksync.context import ChunkContext
 from chunksync.exceptions import BackendBusy, BackendUnavailable
 from chunksync.models import ChunkStatus
 from chunksync.runtime import progress
-from chunksync.runtime.worker import queues_finished
+from chunksync.runtime.progress import queues_finished
 
 FAST = {"poll_s": 0.05, "time_scale": 0.001, "lease_s": 5.0}
 

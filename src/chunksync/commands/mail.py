@@ -37,7 +37,7 @@ from chunksync.exceptions import ChunksyncError
 from chunksync.models import DEFAULT_TENANT, ChunkStatus, ErrorCategory
 from chunksync.processes import Helpers, Work
 from chunksync.redact import redact, redact_url
-from chunksync.runtime.worker import queues_finished
+from chunksync.runtime.progress import queues_finished
 from chunksync.sources.base import kind_of
 from chunksync.sources.mail import (
     MailSource,

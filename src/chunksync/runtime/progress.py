@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 CHECK_SECONDS = 0.02
 COUNTING_CHECK_SECONDS = 0.2
 FINISHED_QUEUE = frozenset({QueueStatus.COMPLETED, QueueStatus.FAILED, QueueStatus.CANCELLED})
+# A check that finds the database so is no answer: the workers ride it out; so does the wait.
+AWAY = (BackendUnavailable, BackendBusy)
 
 Listener = Callable[[int, int], None]  # (chunks terminal, chunks in all)
 
@@ -89,6 +91,15 @@ class RunSummary:
         return "\n".join(lines)
 
 
+def queues_finished(manager: Manager, queue_ids: Sequence[str]) -> bool:
+    """Whether every named queue is terminal, reading up to the first that is not (a sync's
+    processes ask every few ms); not while the database is away or busy."""
+    try:
+        return all(manager.queue_row(q).status in FINISHED_QUEUE for q in queue_ids)
+    except AWAY:
+        return False
+
+
 class Tracker:
     """Reads the queues once per check; says whether all are terminal and tells the listener
     how many of their chunks are."""
@@ -108,7 +119,7 @@ class Tracker:
         read = self.manager.get_queue if self.listener is not None else self.manager.queue_row
         try:
             self.last = [read(q) for q in self.queue_ids]
-        except (BackendUnavailable, BackendBusy):  # the workers ride it out; so does the wait
+        except AWAY:
             return False
         if self.listener is not None:
             self.listener(sum(q.done for q in self.last), sum(q.total for q in self.last))

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 from chunksync.context import ChunkContext
 from chunksync.deps.budget import RetryBudget, RetryBudgets, hold_delay
 from chunksync.deps.store import Special
-from chunksync.exceptions import BackendBusy, BackendError, BackendUnavailable, ChunksyncError
+from chunksync.exceptions import BackendError, ChunksyncError
 from chunksync.manager import Manager, Recovery, Report
 from chunksync.models import Attempt, ChunkStatus, Queue
 from chunksync.redact import redact
@@ -57,7 +57,6 @@ from chunksync.runtime.claims import Claims
 from chunksync.runtime.heartbeat import Heartbeat
 from chunksync.runtime.isolation import run_isolated
 from chunksync.runtime.measure import Efficiency, rss_bytes
-from chunksync.runtime.progress import FINISHED_QUEUE
 from chunksync.runtime.slot import InFlight, Reports, Running, Slot, in_flight_key
 from chunksync.runtime.upkeep import Upkeep, recovery_every_s
 from chunksync.runtime.watchdog import ABANDONED, Watchdog
@@ -74,15 +73,6 @@ POLL_SECONDS = 1.0
 HANDLER_TIMEOUT_SECONDS = 300.0
 SHUTDOWN_GRACE_SECONDS = 30.0
 MAX_CLAIM_BATCH = 512
-
-
-def queues_finished(manager: Manager, queue_ids: Sequence[str]) -> bool:
-    """Whether every named queue is terminal (completed, failed or cancelled); not while the
-    database is away or busy (a sync's processes wait through a restart, as their workers do)."""
-    try:
-        return all(manager.queue_row(q).status in FINISHED_QUEUE for q in queue_ids)
-    except (BackendUnavailable, BackendBusy):
-        return False
 
 
 class Worker:

@@ -32,7 +32,7 @@ from chunksync.errors import categorize
 from chunksync.exceptions import ConfigurationError
 from chunksync.models import ChunkStatus
 from chunksync.redact import redact
-from chunksync.runtime.worker import queues_finished
+from chunksync.runtime.progress import queues_finished
 from chunksync.sources.imap.listen import Listener, Mode, choose_mode, connections_of
 from chunksync.sources.imap.source import ImapSource
 from chunksync.sources.imap.uri import ImapTarget, parse_imap_uri
