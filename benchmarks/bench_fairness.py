@@ -324,7 +324,7 @@ def run_backend(name: str, new_url: Any) -> list[str]:
     lines = [
         f"{name}_small_tenant_wait_p99_s={fair_p99:.3f}",
         f"{name}_small_tenant_wait_p99_s_plain={plain_p99:.3f}",
-        f"{name}_drain_chunks_per_s={fair_rate:.0f} (plain {plain_rate:.0f})",
+        f"{name}_fairness_drain_chunks_per_s={fair_rate:.0f} (plain {plain_rate:.0f})",
         f"{name}_fairness_throughput_cost={1 - fair_rate / plain_rate:.3f}",
         f"{name}_jain_index={jain(new_url('jain')):.4f}",
         f"{name}_claim_ms_{pending}_{CLAIM_TENANTS}_tenants="
