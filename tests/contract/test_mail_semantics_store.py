@@ -9,6 +9,7 @@ import pytest
 
 from chunksync.app import App
 from chunksync.store import FolderKey, MailMessage, MessageStore
+from chunksync.store import store as store_module
 from chunksync.store.accounts import account_summaries, folder_summaries
 
 INBOX = FolderKey("alice@mail.example.com", "INBOX", 1700000000)
@@ -109,3 +110,25 @@ def test_other_uidvalidities_are_retired(store: MessageStore) -> None:
     assert uids(store, old) == [] and uids(store, old, include_deleted=True) == [1]
     store.retire_other_uidvalidities(INBOX, mirror=True)
     assert uids(store, old, include_deleted=True) == [] and uids(store, INBOX) == [1]
+
+
+def test_a_move_is_seen_through_merged_keys_a_rename_and_a_renumbering(
+    store: MessageStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The copies a move leaves are found whether their Message-ID keys were merged already
+    (MERGE_ROWS: every two stored here) or still wait to be, after their folder was renamed and
+    their UIDs renumbered; a message re-stored under another Message-ID is nobody's copy."""
+    monkeypatch.setattr(store_module, "MERGE_ROWS", 2)
+    store.put(ARCHIVE, [MailMessage(10 + n, mail(n)) for n in (1, 2, 3)])  # merged
+    store.put(ARCHIVE, [MailMessage(14, mail(4))])  # waits
+    store.put(ARCHIVE, [MailMessage(15, mail(5))])  # 2 waiting: both merged
+    store.put(ARCHIVE, [MailMessage(16, mail(6))])  # waits
+    store.rename_folder(ARCHIVE.account, "Archive", "Archive 2024")
+    moved = FolderKey(ARCHIVE.account, "Archive 2024", ARCHIVE.uidvalidity)
+    store.renumber(moved, [(12, 112)])
+    store.put(moved, [MailMessage(13, mail(99))])  # 13 now holds another message
+    store.put(INBOX, [MailMessage(n, mail(n)) for n in range(1, 8)])
+    store.gone(INBOX, range(1, 8), mirror=False)
+    # 1, 2 (renumbered), 4, 5, 6 moved and are forgotten; 3's copy was replaced; 7 has none.
+    assert uids(store, INBOX, include_deleted=True) == [3, 7]
+    assert uids(store, moved) == [11, 13, 14, 15, 16, 112]

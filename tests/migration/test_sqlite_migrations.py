@@ -129,3 +129,52 @@ def test_all_time_rollups_are_built_from_the_hours_already_kept(tmp_path: Path) 
         (0, 0, 10),
     ]
     conn.close()
+
+
+def test_the_message_id_index_becomes_sorted_keys_and_a_log(tmp_path: Path) -> None:
+    """Migration 0014 on a store with messages: their Message-ID keys fill the sorted table,
+    the index is gone, and from then on the triggers keep the keys: a new message's waits in
+    the log, a deleted or renamed message's leaves the sorted table (a renamed one's comes
+    anew), and a merge takes the log's live keys in."""
+    from chunksync.store import FolderKey, MailMessage, MessageStore
+    from chunksync.store.store import merge_message_ids
+
+    path = tmp_path / "db.sqlite"
+    backend = SQLiteBackend(f"sqlite:///{path}", migrate=False)
+    backend.apply_migrations_only(upto=13)
+    backend.close()
+    conn = sqlite3.connect(path)
+    with conn:  # as the code before 0014 stored them
+        for uid, message_id in ((1, "<1@x>"), (2, "<2@x>"), (3, "<3@x>"), (4, None)):
+            conn.execute(
+                "INSERT INTO mail_messages (account, folder, uidvalidity, uid, size, sha256, raw,"
+                " message_id, stored_at, updated_at) VALUES ('a@example.com', 'INBOX', 7, ?,"
+                " 4, 'x', x'00', ?, 0, 0)",
+                (uid, message_id),
+            )
+    conn.close()
+    inbox = FolderKey("a@example.com", "INBOX", 7)
+    backend = SQLiteBackend(f"sqlite:///{path}")
+    store = MessageStore(backend)
+    conn = sqlite3.connect(path)
+    keys = "SELECT message_id, folder, uid FROM mail_message_ids ORDER BY uid"
+    logged = "SELECT message_id, folder, uid FROM mail_message_ids_new ORDER BY rowid"
+    try:
+        assert conn.execute(keys).fetchall() == [(f"<{u}@x>", "INBOX", u) for u in (1, 2, 3)]
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        assert "mail_messages_message_id" not in names
+        store.put(inbox, [MailMessage(5, b"Message-ID: <5@x>\r\n\r\nbody\r\n")])
+        store.delete(inbox, [1])
+        store.rename_folder(inbox.account, "INBOX", "Old")
+        assert conn.execute(keys).fetchall() == []  # 1 deleted, 2 and 3 renamed
+        assert conn.execute(logged).fetchall() == [
+            ("<5@x>", "INBOX", 5), ("<2@x>", "Old", 2), ("<3@x>", "Old", 3), ("<5@x>", "Old", 5)
+        ]  # fmt: skip
+        with backend.transaction() as session:
+            merge_message_ids(session)
+        # The stale key (5 in INBOX, renamed since) is left out; the log is empty.
+        assert conn.execute(keys).fetchall() == [(f"<{u}@x>", "Old", u) for u in (2, 3, 5)]
+        assert conn.execute(logged).fetchall() == []
+    finally:
+        conn.close()
+        backend.close()

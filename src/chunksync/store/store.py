@@ -24,6 +24,9 @@ from chunksync.store.parse import parse_message
 PAGE_ROWS = 200
 REKEY_WINDOW_SECONDS = 86_400.0
 DELETIONS = ("keep", "mirror")  # what a message deleted on the server becomes in the store
+# Stored messages' Message-ID keys wait in a log (SQLite: mail_message_ids_new) until this many,
+# or until a lookup needs them, then go into their sorted table together (schema_store.sql).
+MERGE_ROWS = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,13 @@ def flags_text(flags: Iterable[str | bytes]) -> str:
     return " ".join(sorted(w for w in words if w))
 
 
+def merge_message_ids(session: Session) -> None:
+    """The Message-ID keys of the messages stored since the last merge, into their sorted table
+    in one pass (SQLite; nothing on PostgreSQL, whose index keeps up as it goes)."""
+    session.execute("store_merge_message_ids")
+    session.execute("store_clear_message_ids")
+
+
 def message_row(key: FolderKey, message: MailMessage) -> dict[str, Any]:
     """The upsert parameters of one message: raw bytes, digest, parsed headers, defects."""
     parsed = parse_message(message.raw)
@@ -128,7 +138,8 @@ class MessageStore:
     def put_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
         """Upsert rows; a kept, deleted-on-server copy of one of them elsewhere in the account
         (same Message-ID, size and bytes) moved here, and is forgotten (a probe of a small
-        partial index per message, in an account that keeps any such copy at all)."""
+        partial index per message, in an account that keeps any such copy at all). The rows'
+        Message-ID keys are logged as they are stored, merged once MERGE_ROWS wait."""
         session.execute_many("store_upsert_message", rows)
         keeping = {
             account
@@ -142,6 +153,9 @@ class MessageStore:
         ]
         if copies:
             session.execute_many("store_delete_moved_copies", copies)
+        waiting = session.fetch_one("store_message_ids_waiting")
+        if waiting is not None and int(waiting["n"]) >= MERGE_ROWS:
+            merge_message_ids(session)
 
     def gone(self, key: FolderKey, uids: Iterable[int], *, mirror: bool) -> int:
         """Messages the server no longer has in this folder. One with a live copy in another
@@ -153,6 +167,7 @@ class MessageStore:
                 if mirror:
                     s.execute_many("store_delete_message", rows)
                 else:
+                    merge_message_ids(s)  # the lookup reads the sorted keys alone
                     s.execute_many("store_delete_moved", rows)
                     s.execute_many("store_mark_deleted", rows)
         return len(rows)
