@@ -293,30 +293,33 @@ def main() -> int:
     finally:
         cluster.stop()
     print(f"{'chunksync, 1 process':<44} {one:>10.0f} jobs/s")
-    for name, runs in (
-        ("chunksync", ours),
-        (f"pgqueuer {pgq_version}", pgq),
-        ("worker SQL via pgbench", sql),
+    # Each system's median at each count, taken once: the table, the best counts and the ratios.
+    mid = {
+        key: {n: statistics.median(values) for n, values in runs.items()}
+        for key, runs in (("ours", ours), ("pgq", pgq), ("sql", sql))
+    }
+    for key, runs, name, unit in (
+        ("ours", ours, "chunksync", "processes"),
+        ("pgq", pgq, f"pgqueuer {pgq_version}", "processes"),
+        ("sql", sql, "worker SQL via pgbench", "clients"),
     ):
         for n, values in runs.items():
             each = " ".join(f"{v:.0f}" for v in values)
-            unit = "clients" if runs is sql else "processes"
-            label = f"{name}, {n} {unit}"
-            print(f"{label:<44} {statistics.median(values):>10.0f} jobs/s  {each}")
+            print(f"{f'{name}, {n} {unit}':<44} {mid[key][n]:>10.0f} jobs/s  {each}")
     print(f"{f'procrastinate {pro_version}, {PEER_PROCESSES} processes':<44} "
           f"{procrastinate_rate:>10.0f} jobs/s")  # fmt: skip
-    best = max(PROCESS_COUNTS, key=lambda n: statistics.median(ours[n]))
-    best_pgq = max(PROCESS_COUNTS, key=lambda n: statistics.median(pgq[n]))
-    rate = statistics.median(ours[best])
+    best = max(PROCESS_COUNTS, key=mid["ours"].__getitem__)
+    best_pgq = max(PROCESS_COUNTS, key=mid["pgq"].__getitem__)
+    rate, ceiling_rate = mid["ours"][best], mid["sql"][best]
     print(f"pg_drain_1proc_chunks_per_s={one:.0f}")
     print(f"pg_drain_processes={best}")
     print(f"pgqueuer_processes={best_pgq}")
     print(f"pg_drain_chunks_per_s={rate:.0f}")
-    print(f"ratio_vs_pgqueuer={rate / statistics.median(pgq[best_pgq]):.2f}")
+    print(f"ratio_vs_pgqueuer={rate / mid['pgq'][best_pgq]:.2f}")
     print(f"ratio_vs_procrastinate={rate / procrastinate_rate:.2f}")
     print(f"worker_cpu_us_per_chunk={statistics.median(cpu[best]):.1f}")
-    print(f"pg_sql_ceiling_chunks_per_s={statistics.median(sql[best]):.0f}")
-    print(f"ratio_vs_sql_ceiling={rate / statistics.median(sql[best]):.2f}")
+    print(f"pg_sql_ceiling_chunks_per_s={ceiling_rate:.0f}")
+    print(f"ratio_vs_sql_ceiling={rate / ceiling_rate:.2f}")
     return 0
 
 
