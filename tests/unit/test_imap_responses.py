@@ -73,3 +73,26 @@ def test_fetch_data_is_in_the_shape_the_parser_takes() -> None:
     assert got["fetched"][0] == (b"1 (UID 7 FLAGS (\\Seen) BODY[] {%d}" % len(BODY), BODY)
     assert got["fetched"][1] == b")"
     assert got["stored"]["EXISTS"] == [b"3"] and got["stored"]["THROTTLED"] == [b"", b""]
+
+
+def test_parts_are_handed_over_whole_once_their_bodies_reach_the_size() -> None:
+    """With `on_part`, FETCH responses go out in parts as their literals add up, each response
+    whole (a literal and the rest of its line together); other responses are stored as ever."""
+    parts: list[list[Any]] = []
+    with scripted_server(SCRIPTS["fetch-with-untagged-between"]) as port:
+        imap = imaplib.IMAP4("127.0.0.1", port)
+        try:
+            imap.state = "SELECTED"
+            imap.untagged_responses.clear()
+            tag = imap._command("UID", "FETCH", "1:*", "(UID BODY[])")
+            typ, _, rest = read_responses(imap, tag, "FETCH", part_bytes=5, on_part=parts.append)
+            stored = dict(imap.untagged_responses)
+        finally:
+            imap.shutdown()
+    assert typ == "OK"
+    # The first body reaches 5 bytes: a part; the size-only response waits for the next body.
+    assert parts == [
+        [(b"1 (UID 7 FLAGS (\\Seen) BODY[] {%d}" % len(BODY), BODY), b")"],
+        [b"2 (UID 9 RFC822.SIZE 4096)", (b"3 (UID 10 BODY[] {5}", b"abcde"), b" FLAGS ())"],
+    ]
+    assert rest == [] and stored["EXISTS"] == [b"3"]

@@ -18,7 +18,7 @@ import ssl
 import threading
 import time
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -182,17 +182,32 @@ class FetchResult:
     throttled: bool
 
 
+FetchedPart = Callable[[dict[int, dict[bytes, Any]]], None]
+
+
 def uid_fetch(
-    conn: Connection, uids: str, items: Sequence[str], modifiers: Sequence[str] = ()
+    conn: Connection,
+    uids: str,
+    items: Sequence[str],
+    modifiers: Sequence[str] = (),
+    *,
+    part_bytes: int = 0,
+    on_part: FetchedPart | None = None,
 ) -> FetchResult:
     """`UID FETCH uids (items) [(modifiers)]`, keyed by UID, and whether the server said
-    [THROTTLED] on the way (Gmail's "slow down" on an OK response)."""
+    [THROTTLED] on the way (Gmail's "slow down" on an OK response).
+
+    With `on_part`, the messages are handed over in parts as they arrive, each once its
+    literals (bodies) add up to `part_bytes`, while the server goes on sending: memory holds
+    one part, and a large FETCH needs no look at its sizes first. The result holds the last
+    part. Should `on_part` raise, the connection is mid-response: the caller discards it."""
     imap = conn.client._imap
     args = ["UID", "FETCH", uids, "(" + " ".join(items) + ")"]
     if modifiers:
         args.append("(" + " ".join(modifiers) + ")")
     tag = imap._command(*args)
-    typ, data, raw = read_responses(imap, tag, "FETCH")
+    flush = None if on_part is None else (lambda raw: on_part(_parsed(conn, raw)))
+    typ, data, raw = read_responses(imap, tag, "FETCH", part_bytes=part_bytes, on_part=flush)
     if typ != "OK":
         raise conn.client.Error(f"UID FETCH failed: {_text(data)}")
     throttled = b"THROTTLED" in b" ".join(d for d in data if isinstance(d, bytes))
@@ -200,13 +215,17 @@ def uid_fetch(
         if isinstance(text, bytes) and b"THROTTLED" in text:
             throttled = True
     conn.last_used = time.monotonic()
+    return FetchResult(_parsed(conn, raw), throttled)
+
+
+def _parsed(conn: Connection, raw: list[Any]) -> dict[int, dict[bytes, Any]]:
     if not raw:
-        return FetchResult({}, throttled)
+        return {}
     parsed = parse_fetch(raw)
     if parsed is None:  # something the fast path does not know: IMAPClient's full parser
         slow = parse_fetch_response(raw, conn.client.normalise_times, True)
         parsed = {int(k): v for k, v in slow.items()}
-    return FetchResult(parsed, throttled)
+    return parsed
 
 
 # imaplib's own patterns (not part of its typed interface), for `read_responses`.
@@ -215,18 +234,28 @@ _UNTAGGED = re.compile(rb"\* (?P<type>[A-Z-]+)( (?P<data>.*))?")
 _RESPONSE_CODE = re.compile(rb"\[(?P<type>[A-Z-]+)( (?P<data>.*))?\]")
 
 
-def read_responses(imap: Any, tag: bytes, name: str) -> tuple[str, list[Any], list[Any]]:
+def read_responses(
+    imap: Any,
+    tag: bytes,
+    name: str,
+    *,
+    part_bytes: int = 0,
+    on_part: Callable[[list[Any]], None] | None = None,
+) -> tuple[str, list[Any], list[Any]]:
     """Read what the server sends up to the tagged reply to `tag`, as imaplib's
     `_command_complete(name, tag)` would, but hand back the untagged `name` responses (in
     imaplib's shape: a literal as a (text, bytes) tuple, then the line's rest) instead of
     storing them: a FETCH of 500 messages is a thousand lines and 500 literals, and imaplib's
     reading (a regular expression per line tried in turn, a debug log entry per line) cost a
     third of a chunk's CPU. Other untagged responses are stored as imaplib stores them; BYE, EOF
-    and a BAD reply raise what imaplib raises. Returns (status, [text], responses)."""
+    and a BAD reply raise what imaplib raises. Returns (status, [text], responses). With
+    `on_part`, the `name` responses read so far go to it, whole, each time their literals reach
+    `part_bytes`; the rest are returned."""
     readline, read = imap.file.readline, imap.file.read
     literal, status_line = imap.Literal, imap.Untagged_status
     prefix = tag + b" "
     found: list[Any] = []
+    held = 0  # bytes of the literals in `found`
     imap._check_bye()
 
     def line() -> bytes:
@@ -266,9 +295,14 @@ def read_responses(imap: Any, tag: bytes, name: str) -> tuple[str, list[Any], li
             if len(data) != want:
                 raise imap.abort(f"command: {name} => socket error: EOF in a literal")
             keep((dat, data))
+            if typ == name:
+                held += want
             dat = line()
         keep(dat)
         _store_code(imap, typ, dat)
+        if on_part is not None and held >= part_bytes and found:
+            on_part(found)
+            found, held = [], 0
 
 
 def _store_code(imap: Any, typ: str, dat: bytes) -> None:

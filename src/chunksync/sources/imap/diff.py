@@ -16,6 +16,7 @@ the download then replaces the kept copy of the same bytes (`supersede`).
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,6 +76,37 @@ def uid_set(uids: Iterable[int]) -> str:
     if start is not None:
         parts.append(f"{start}" if start == prev else f"{start}:{prev}")
     return ",".join(parts)
+
+
+def uid_set_minus(spec: str, done: Iterable[int], *, after: int = 0) -> str:
+    """The UID set `spec` ("1:500,600:700"; "*" is the largest UID) without the UIDs `done`
+    and those up to `after`, as a UID set ("" when nothing is left): what a chunk still has to
+    fetch. Works on ranges, so a wide sparse range costs no more than a narrow one."""
+    ranges: list[tuple[int, int]] = []
+    for part in filter(None, spec.split(",")):
+        lo_text, _, hi_text = part.partition(":")
+        lo = MAX_UID if lo_text == "*" else int(lo_text)
+        hi = lo if not hi_text else MAX_UID if hi_text == "*" else int(hi_text)
+        lo, hi = min(lo, hi), max(lo, hi)
+        if hi > after:
+            ranges.append((max(lo, after + 1), hi))
+    merged: list[tuple[int, int]] = []
+    for lo, hi in sorted(ranges):
+        if merged and lo <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
+        else:
+            merged.append((lo, hi))
+    cut = sorted(set(done))
+    left: list[str] = []
+    for lo, hi in merged:
+        at = lo
+        for uid in cut[bisect.bisect_left(cut, lo) : bisect.bisect_right(cut, hi)]:
+            if uid > at:
+                left.append(f"{at}" if uid - 1 == at else f"{at}:{uid - 1}")
+            at = max(at, uid + 1)
+        if at <= hi:
+            left.append(f"{at}" if at == hi else f"{at}:{hi}")
+    return ",".join(left)
 
 
 def search_windows(conn: Connection, first: int, last: int) -> Iterator[tuple[int, int, list[int]]]:

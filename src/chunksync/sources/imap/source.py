@@ -2,10 +2,12 @@
 
 A `fetch` chunk is one `UID FETCH` of its UID range with BODY.PEEK[] (nothing is marked read),
 FLAGS, INTERNALDATE, RFC822.SIZE (MODSEQ with CONDSTORE, X-GM-MSGID and X-GM-LABELS on Gmail),
-written in one transaction. A chunk whose messages are large is cut by bytes, each part written
-and checkpointed (the last UID stored), so memory is bounded and a retry resumes. A connection
-lost mid-chunk (BYE, `doveadm kick`, a reset) is reopened once and the chunk goes on from its
-checkpoint; a second loss goes to the worker, categorized, to be retried with backoff.
+written in one transaction. A chunk whose messages are large is written in parts of
+MAX_PART_BYTES as they arrive, while the server goes on sending, each part checkpointed (the UIDs
+left), so memory is bounded and a retry resumes; no FETCH of the sizes first (a round trip a
+chunk). A connection lost mid-chunk (BYE, `doveadm kick`, a reset) is reopened once and the
+chunk goes on from what is left; a second loss goes to the worker, categorized, to be retried
+with backoff.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from chunksync.context import ChunkContext
 from chunksync.exceptions import Abort, InvalidPayload
 from chunksync.sources.imap.auth import Credentials
 from chunksync.sources.imap.connection import Connection, Pool, uid_fetch
-from chunksync.sources.imap.diff import search_windows, uid_difference, uid_set
+from chunksync.sources.imap.diff import search_windows, uid_difference, uid_set, uid_set_minus
 from chunksync.sources.imap.planner import FolderPlanner, folder_status
 from chunksync.sources.imap.uri import ImapTarget, parse_imap_uri
 from chunksync.sources.mail import (
@@ -40,7 +42,7 @@ from chunksync.store.store import flags_text, message_row
 log = logging.getLogger("chunksync.imap")
 
 KIND = "imap"
-MAX_BATCH_BYTES = 32 * 1024 * 1024  # a chunk's messages past this are fetched in several parts
+MAX_PART_BYTES = 32 * 1024 * 1024  # a chunk's messages are written in parts of this many bytes
 FLAG_WINDOW_UIDS = 50_000
 _LOST = (IMAPClientAbortError, OSError, EOFError)
 
@@ -167,34 +169,32 @@ class ImapSource(MailSource):
             raise InvalidPayload("an IMAP fetch chunk needs 'uids'")
         store = self.store(ctx)
         replaces = Supersede.of(store, key, ctx.payload.get("supersede"))
-        stored = [0]
-        resume = ctx.checkpoint.get("done_through", 0) if isinstance(ctx.checkpoint, dict) else 0
-        done_through = [int(resume)]
-        if resume:
+        left, stored = [resume_set(spec, ctx.checkpoint)], [0]
+        if left[0] != spec:
             stored[0] = ctx.items_processed
+
+        def put(messages: dict[int, dict[bytes, Any]], *, last: bool = False) -> None:
+            rows = [
+                message_row(key, to_message(uid, data))
+                for uid, data in sorted(messages.items())
+                if _body(data) is not None
+            ]
+            with store.backend.transaction() as s:
+                MessageStore.put_rows(s, rows)
+                replaces.apply(s, rows)
+            stored[0] += len(rows)
+            left[0] = uid_set_minus(left[0], (int(r["uid"]) for r in rows))
+            if not last:  # a part: what is still to fetch, should this attempt stop here
+                ctx.save_checkpoint({"left": left[0]}, stored[0])
 
         def work(conn: Connection) -> int:
             self._select(conn, key)
-            sizes = uid_fetch(conn, spec, ["UID", "RFC822.SIZE"]).messages
-            todo = sorted(u for u in sizes if u > done_through[0])
-            batches = list(_by_bytes(todo, sizes))
-            items = fetch_items(conn)
-            for n, batch in enumerate(batches):
-                result = uid_fetch(conn, uid_set(batch), items)
+            if left[0]:
+                items = fetch_items(conn)
+                result = uid_fetch(conn, left[0], items, part_bytes=MAX_PART_BYTES, on_part=put)
                 if result.throttled:
                     ctx.signal_stress()
-                rows = [
-                    message_row(key, to_message(uid, data))
-                    for uid, data in sorted(result.messages.items())
-                    if _body(data) is not None
-                ]
-                with store.backend.transaction() as s:
-                    MessageStore.put_rows(s, rows)
-                    replaces.apply(s, rows)
-                stored[0] += len(rows)
-                done_through[0] = batch[-1]
-                if n < len(batches) - 1:
-                    ctx.save_checkpoint({"done_through": batch[-1]}, stored[0])
+                put(result.messages, last=True)
             return stored[0]
 
         return self._with_reconnect(target, work)
@@ -368,17 +368,13 @@ def _flag_rows(
     return rows
 
 
-def _by_bytes(uids: list[int], sizes: dict[int, dict[bytes, Any]]) -> Iterator[list[int]]:
-    """Consecutive groups of UIDs whose messages add up to at most MAX_BATCH_BYTES (a message
-    bigger than that is a group of its own)."""
-    group: list[int] = []
-    total = 0
-    for uid in uids:
-        size = int(sizes[uid].get(b"RFC822.SIZE", 0))
-        if group and total + size > MAX_BATCH_BYTES:
-            yield group
-            group, total = [], 0
-        group.append(uid)
-        total += size
-    if group:
-        yield group
+def resume_set(spec: str, checkpoint: Any) -> str:
+    """The UIDs a fetch chunk still has to fetch: all of `spec`, or what its checkpoint says is
+    left (`left`, a UID set; or `done_through`, the last UID stored, as 0.1 wrote it)."""
+    if isinstance(checkpoint, dict):
+        if isinstance(checkpoint.get("left"), str):
+            return str(checkpoint["left"])
+        through = checkpoint.get("done_through")
+        if isinstance(through, int) and through > 0:
+            return uid_set_minus(spec, (), after=through)
+    return spec
