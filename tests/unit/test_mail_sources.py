@@ -135,3 +135,33 @@ def test_the_fast_fetch_parser_agrees_with_imapclient() -> None:
             if item != b"SEQ":
                 assert fast[uid][item] == value, item
     assert parse_fetch([(b"1 (UID 1 X-GM-LABELS (a) BODY[] {1}", b"x"), b")"]) is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b" 1-Jan-2024 10:00:00 +0100",
+        b"05-Dec-2026 02:59:38 -0730",
+        b"05-Dec-2026 02:59:38 +0000",
+        b"29-Feb-2024 23:59:59 -1200",
+        b"05-Dec-2026 02:59:38 +1400",
+    ],
+)
+def test_internaldate_reads_as_imapclient_reads(text: bytes) -> None:
+    from imapclient.datetime_util import parse_to_datetime
+
+    from chunksync.sources.imap.connection import internaldate
+
+    for _ in range(2):  # the second time with its offset's timezone made already
+        ours, theirs = internaldate(text), parse_to_datetime(text, normalise=False)
+        assert ours == theirs
+        assert ours is not None and ours.utcoffset() == theirs.utcoffset()
+
+
+def test_an_internaldate_that_is_no_date_is_none() -> None:
+    from chunksync.sources.imap.connection import internaldate
+
+    assert internaldate(b"31-Feb-2026 02:59:38 +0000") is None  # no such day
+    assert internaldate(b"05-Xyz-2026 02:59:38 +0000") is None  # no such month
+    assert internaldate(b"05-Dec-2026 02:59:38 +2500") is None  # no such offset, twice
+    assert internaldate(b"05-Dec-2026 02:59:38 +2500") is None

@@ -544,17 +544,26 @@ def internaldate(text: bytes) -> datetime | None:
     match = _DATE.match(text)
     if match is None or match.group(2) not in _MONTHS:
         return None
-    day, _, year, hour, minute, second, sign, zh, zm = match.groups()
-    offset = timedelta(hours=int(zh), minutes=int(zm)) * (-1 if sign == b"-" else 1)
+    day, month, year, hour, minute, second, sign, zh, zm = match.groups()
+    zone = _ZONES.get(sign + zh + zm) or _zone(sign, zh, zm)
+    if zone is None:
+        return None
     try:
         return datetime(
-            int(year),
-            _MONTHS[match.group(2)],
-            int(day),
-            int(hour),
-            int(minute),
-            int(second),
-            tzinfo=timezone(offset),
+            int(year), _MONTHS[month], int(day), int(hour), int(minute), int(second), tzinfo=zone
         )
     except ValueError:
         return None
+
+
+# A mailbox's dates come in a few offsets: each one's timezone is made once (making it cost as
+# much as the rest of a date). At most 2 x 100 x 100 of them, so the cache stays bounded.
+_ZONES: dict[bytes, timezone] = {}
+
+
+def _zone(sign: bytes, zh: bytes, zm: bytes) -> timezone | None:
+    offset = timedelta(hours=int(zh), minutes=int(zm)) * (-1 if sign == b"-" else 1)
+    if abs(offset) >= timedelta(hours=24):
+        return None  # not an offset (+2400 and beyond)
+    zone = _ZONES[sign + zh + zm] = timezone(offset)
+    return zone
