@@ -406,3 +406,29 @@ def test_a_worker_registers_once_the_database_is_back(app: App) -> None:
     worker.run_until_done([q.id], timeout_s=30)
     assert not failures and app.manager.get_queue(q.id).status is QueueStatus.COMPLETED
     assert app.manager.get_worker(worker.id).status == "stopped"
+
+
+def test_the_heap_is_frozen_while_a_worker_runs_and_given_back_when_the_last_stops(
+    sqlite_app: App,
+) -> None:
+    """What the process holds when its first worker starts is kept out of the collector's
+    passes (runtime.heap) until its last worker stops; then a cycle that died meanwhile is
+    collected, not kept for the life of the process."""
+    import gc
+
+    assert gc.get_freeze_count() == 0  # no worker of an earlier test still runs
+    sqlite_app.handler("noop")(lambda ctx: None)
+    first, second, third, never_started = (sqlite_app.worker(**FAST) for _ in range(4))
+    first.start()
+    assert gc.get_freeze_count() > 1000  # modules, the app: most of the process
+    second.start()
+    first.stop()
+    assert gc.get_freeze_count() > 1000  # the second still runs
+    second.stop()
+    second.stop()  # a second stop gives nothing back twice
+    assert gc.get_freeze_count() == 0
+    third.start()
+    never_started.stop()  # took no part: the running worker's heap stays frozen
+    assert gc.get_freeze_count() > 1000
+    third.stop()
+    assert gc.get_freeze_count() == 0

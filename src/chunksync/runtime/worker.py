@@ -51,7 +51,7 @@ from chunksync.models import Attempt, ChunkStatus, Queue
 from chunksync.redact import redact
 from chunksync.registry import Registry
 from chunksync.retry import Gate, RandomSource, RetryPolicy
-from chunksync.runtime import asyncrun, attempt, progress, slot
+from chunksync.runtime import asyncrun, attempt, heap, progress, slot
 from chunksync.runtime.attempt import Failure
 from chunksync.runtime.claims import Claims
 from chunksync.runtime.heartbeat import Heartbeat
@@ -139,6 +139,7 @@ class Worker:
         self._unsubscribe: Callable[[], None] = lambda: None
         self.recoveries = 0
         self.processed = 0
+        self._holds_heap = False  # this worker's part in freezing the heap (runtime.heap)
 
     def _upkeep(self) -> Upkeep:
         return Upkeep(
@@ -175,6 +176,8 @@ class Worker:
         for t in self._threads:
             t.start()
         self.upkeep.start()
+        heap.hold()
+        self._holds_heap = True
         for _ in range(self.concurrency):
             self._start_slot()
 
@@ -226,6 +229,9 @@ class Worker:
             t.join(5.0)
         self.manager.worker_stopped(self.id)
         self.registry.close()
+        if self._holds_heap:
+            self._holds_heap = False
+            heap.release()
         log.info("worker %s stopped after %d chunk(s)", self.id, self.processed)
 
     def run(self, *, until: Callable[[], bool] | None = None, check_s: float = 0.2) -> None:
