@@ -43,3 +43,18 @@ def test_the_sniffed_global_options_are_the_clis() -> None:
     group = typer.main.get_command(cli.cli)
     with_values = {o for p in group.params if not getattr(p, "is_flag", False) for o in p.opts}
     assert set(GLOBAL_OPTIONS_WITH_VALUES) == with_values
+
+
+def test_chunksync_s_own_processes_are_tuned_and_no_other() -> None:
+    """`tune_interpreter` (the `chunksync` command runs it first, a sync's helpers too) hands
+    the GIL over every 0.5 ms and collects the youngest objects less often; importing the
+    package changes neither (a program using the library keeps its interpreter as it set it)."""
+    import subprocess
+    import sys
+
+    show = "import gc, sys; print(sys.getswitchinterval(), gc.get_threshold()[0])"
+    tuned = "from chunksync.processes import tune_interpreter; tune_interpreter(); " + show
+    plain = "import chunksync.app, chunksync.processes; " + show
+    run = [sys.executable, "-c"]
+    assert subprocess.check_output([*run, tuned], text=True).split() == ["0.0005", "10000"]
+    assert subprocess.check_output([*run, plain], text=True).split() == ["0.005", "700"]
