@@ -72,7 +72,9 @@ CPU_DIR_ENV = "CHUNKSYNC_BENCH_CPU_DIR"  # where each chunksync worker process w
 
 def _chunksync_process(url: str, ready: Event, go: Event, stop: Event) -> None:
     from chunksync.app import App
+    from chunksync.processes import tune_interpreter
 
+    tune_interpreter()  # as `chunksync worker` sets up its process
     with App(url) as app:
         app.handler("noop")(lambda ctx: None)
         worker = app.worker(concurrency=CONCURRENCY, poll_s=POLL_SECONDS)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from benchmarks.sqlite_ceiling import ceiling, noop_queue
 from chunksync.app import App
+from chunksync.processes import tune_interpreter
 from chunksync.runtime.worker import MAX_CLAIM_BATCH
 
 N_CHUNKS = int(os.environ.get("CHUNKSYNC_BENCH_CHUNKS", "20000"))
@@ -27,6 +28,7 @@ PAIRS = 5
 
 
 def drain(folder: Path, slots: int, batch: int) -> float:
+    tune_interpreter()  # this process runs the worker as `chunksync worker` runs its own
     url = f"sqlite:///{folder / f'drain-{slots}-{batch}.db'}"
     with App(url) as app:
         queue = noop_queue(app, N_CHUNKS)
