@@ -61,7 +61,7 @@ def test_every_row_lands_once_and_byte_exact(tmp_path: Path, count: int) -> None
     try:
         rows = _rows(count)
         with backend.transaction() as s:
-            MessageStore.put_rows(s, rows)
+            MessageStore(backend).put_rows(s, rows)
         stored = _stored(backend)
         assert sorted(stored) == [r["uid"] for r in rows]
         for row in rows:
@@ -78,7 +78,7 @@ def test_an_upserts_later_row_of_one_key_wins(tmp_path: Path) -> None:
     try:
         first, again = _rows(70), _rows(70, mark=b"again")
         with backend.transaction() as s:
-            MessageStore.put_rows(s, first[:40] + again[30:40] + first[40:])
+            MessageStore(backend).put_rows(s, first[:40] + again[30:40] + first[40:])
         stored = _stored(backend)
         assert len(stored) == 70
         assert stored[35][0] == again[34]["raw"]

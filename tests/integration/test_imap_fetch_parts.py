@@ -73,14 +73,14 @@ def test_a_part_that_cannot_be_written_fails_the_chunk_and_its_retry_resumes(
     assert parts[:4] == [3, 3, 3, 3]
     put_rows, calls, fetched = MessageStore.put_rows, [0], list[int]()
 
-    def failing_once(session: Any, rows: Any) -> None:
+    def failing_once(store: MessageStore, session: Any, rows: Any) -> None:
         calls[0] += 1
         fetched.extend(int(r["uid"]) for r in rows)
         if calls[0] == 4:
             raise BackendUnavailable("the store went away for a moment")
-        put_rows(session, rows)
+        put_rows(store, session, rows)
 
-    monkeypatch.setattr(MessageStore, "put_rows", staticmethod(failing_once))
+    monkeypatch.setattr(MessageStore, "put_rows", failing_once)
     planned = run_sync(sqlite_app, mailbox.uri(), chunk_size=30, concurrency=1)
     assert sorted(stored(sqlite_app).values()) == sorted(raws)
     assert_mirrors_server(sqlite_app, mailbox)

@@ -77,6 +77,9 @@ class Backend(abc.ABC):
     # whether the database itself keeps one tenant from another's rows (row-level security,
     # tenant roles and tokens, `for_tenant`).
     tenant_scoping: bool = False
+    # whether the message store logs stored messages' Message-ID keys and merges them into a
+    # sorted table (the sqlite_*_message_ids queries) rather than keeping an index as it goes.
+    message_id_log: bool = False
 
     @abc.abstractmethod
     def transaction(self, *, write: bool = True) -> AbstractContextManager[Session]:

@@ -279,6 +279,7 @@ class SQLiteSession(Session):
 
 class SQLiteBackend(Backend):
     dialect = DIALECT
+    message_id_log = True
 
     def __init__(self, url: str, *, create: bool = True, migrate: bool = True) -> None:
         self.url = url

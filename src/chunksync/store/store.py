@@ -91,9 +91,10 @@ def flags_text(flags: Iterable[str | bytes]) -> str:
 
 def merge_message_ids(session: Session) -> None:
     """The Message-ID keys of the messages stored since the last merge, into their sorted table
-    in one pass (SQLite; nothing on PostgreSQL, whose index keeps up as it goes)."""
-    session.execute("store_merge_message_ids")
-    session.execute("store_clear_message_ids")
+    in one pass (a backend with `message_id_log`: SQLite; PostgreSQL's index keeps up as it
+    goes)."""
+    session.execute("sqlite_merge_message_ids")
+    session.execute("sqlite_clear_message_ids")
 
 
 def message_row(key: FolderKey, message: MailMessage) -> dict[str, Any]:
@@ -134,8 +135,7 @@ class MessageStore:
                 self.put_rows(s, rows)
         return len(rows)
 
-    @staticmethod
-    def put_rows(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    def put_rows(self, session: Session, rows: Sequence[dict[str, Any]]) -> None:
         """Upsert rows; a kept, deleted-on-server copy of one of them elsewhere in the account
         (same Message-ID, size and bytes) moved here, and is forgotten (a probe of a small
         partial index per message, in an account that keeps any such copy at all). The rows'
@@ -153,7 +153,9 @@ class MessageStore:
         ]
         if copies:
             session.execute_many("store_delete_moved_copies", copies)
-        waiting = session.fetch_one("store_message_ids_waiting")
+        if not self.backend.message_id_log:
+            return
+        waiting = session.fetch_one("sqlite_message_ids_waiting")
         if waiting is not None and int(waiting["n"]) >= MERGE_ROWS:
             merge_message_ids(session)
 
@@ -167,7 +169,8 @@ class MessageStore:
                 if mirror:
                     s.execute_many("store_delete_message", rows)
                 else:
-                    merge_message_ids(s)  # the lookup reads the sorted keys alone
+                    if self.backend.message_id_log:
+                        merge_message_ids(s)  # the lookup reads the sorted keys alone
                     s.execute_many("store_delete_moved", rows)
                     s.execute_many("store_mark_deleted", rows)
         return len(rows)

@@ -180,7 +180,7 @@ class ImapSource(MailSource):
                 if _body(data) is not None
             ]
             with store.backend.transaction() as s:
-                MessageStore.put_rows(s, rows)
+                store.put_rows(s, rows)
                 replaces.apply(s, rows)
             stored[0] += len(rows)
             left[0] = uid_set_minus(left[0], (int(r["uid"]) for r in rows))
@@ -246,7 +246,7 @@ class ImapSource(MailSource):
                     if _body(d) is not None
                 ]
                 with store.backend.transaction() as s:
-                    MessageStore.put_rows(s, rows)
+                    store.put_rows(s, rows)
                 fetched += len(rows)
             return fetched
 

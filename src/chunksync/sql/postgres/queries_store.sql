@@ -125,19 +125,6 @@ WHERE account = :account AND folder = :folder AND uidvalidity = :uidvalidity AND
                 AND o.size = mail_messages.size AND o.sha256 = mail_messages.sha256
                 AND o.folder <> mail_messages.folder AND o.deleted_at IS NULL);
 
--- store_message_ids_waiting --
--- PostgreSQL keeps its Message-ID index as it goes (the B-tree's pages stay in shared buffers):
--- no key waits to be merged (SQLite's log: its queries_store.sql).
-SELECT 0 AS n;
-
--- store_merge_message_ids --
--- Nothing to merge on PostgreSQL (store_message_ids_waiting).
-SELECT 0 AS n;
-
--- store_clear_message_ids --
--- Nothing to clear on PostgreSQL (store_message_ids_waiting).
-SELECT 0 AS n;
-
 -- store_any_kept --
 -- Whether an account keeps any message the server deleted (one probe of the small partial
 -- index): a sync's batch looks for moved copies of its messages only then.

@@ -116,7 +116,7 @@ WHERE account = :account AND folder = :folder AND uidvalidity = :uidvalidity AND
 -- store_delete_moved --
 -- Forget one message gone from its folder when a live copy (same Message-ID, size and bytes)
 -- sits in another folder of the account: it moved, it was not deleted.
--- The copies are found through mail_message_ids (merged first: store_merge_message_ids), each
+-- The copies are found through mail_message_ids (merged first: sqlite_merge_message_ids), each
 -- key checked against its message.
 DELETE FROM mail_messages
 WHERE account = :account AND folder = :folder AND uidvalidity = :uidvalidity AND uid = :uid
@@ -130,16 +130,17 @@ WHERE account = :account AND folder = :folder AND uidvalidity = :uidvalidity AND
                 AND o.message_id = k.message_id AND o.size = k.size
                 AND o.sha256 = mail_messages.sha256 AND o.deleted_at IS NULL);
 
--- store_message_ids_waiting --
--- About how many stored messages' keys wait in mail_message_ids_new (two probes of its rowid).
+-- sqlite_message_ids_waiting --
+-- SQLite alone (its backend's `message_id_log`: PostgreSQL keeps its Message-ID index as it
+-- goes, its B-tree's pages staying in shared buffers). About how many stored messages' keys wait in mail_message_ids_new (two probes of its rowid).
 SELECT COALESCE((SELECT MAX(rowid) FROM mail_message_ids_new)
                 - (SELECT MIN(rowid) FROM mail_message_ids_new) + 1, 0) AS n;
 
--- store_merge_message_ids --
+-- sqlite_merge_message_ids --
 -- The keys waiting in mail_message_ids_new, in sorted order, into mail_message_ids (each leaf of
 -- its B-tree written once for all of them); a key whose message has gone since is left out (its
 -- key columns alone: the primary key's index covers them, no message row is read). Then
--- store_clear_message_ids, in the same transaction.
+-- sqlite_clear_message_ids, in the same transaction.
 INSERT OR IGNORE INTO mail_message_ids
 SELECT n.account, n.message_id, n.size, n.folder, n.uidvalidity, n.uid
 FROM mail_message_ids_new AS n
@@ -148,8 +149,8 @@ WHERE EXISTS (SELECT 1 FROM mail_messages AS m
                 AND m.uidvalidity = n.uidvalidity AND m.uid = n.uid)
 ORDER BY n.account, n.message_id, n.size, n.folder, n.uidvalidity, n.uid;
 
--- store_clear_message_ids --
--- Empty the log of keys, once merged (store_merge_message_ids).
+-- sqlite_clear_message_ids --
+-- Empty the log of keys, once merged (sqlite_merge_message_ids).
 DELETE FROM mail_message_ids_new;
 
 -- store_any_kept --
