@@ -50,9 +50,10 @@ def test_uid_set_minus_agrees_with_sets() -> None:
 
 
 def test_a_retry_resumes_from_what_its_checkpoint_says_is_left() -> None:
-    assert resume_set("1:500", None) == "1:500"
-    assert resume_set("1:500", {"left": "301:500"}) == "301:500"
-    assert resume_set("1:500", {"left": ""}) == ""  # all stored: the retry fetches nothing
-    assert resume_set("1:500", {"done_through": 200}) == "201:500"  # as 0.1 checkpointed
-    assert resume_set("1:500", {"done_through": 0}) == "1:500"
-    assert resume_set("1:500", {"unrelated": 1}) == "1:500"
+    assert resume_set("1:500", None) == ("1:500", False)
+    assert resume_set("1:500", {"left": "301:500"}) == ("301:500", True)
+    assert resume_set("1:500", {"left": "1:500"}) == ("1:500", True)  # a part of no body
+    assert resume_set("1:500", {"left": ""}) == ("", True)  # all stored: nothing to fetch
+    assert resume_set("1:500", {"done_through": 200}) == ("201:500", True)  # as 0.1 wrote it
+    assert resume_set("1:500", {"done_through": 0}) == ("1:500", False)
+    assert resume_set("1:500", {"unrelated": 1}) == ("1:500", False)

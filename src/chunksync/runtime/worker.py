@@ -220,6 +220,9 @@ class Worker:
         with self._lock:
             leftovers = list(self._in_flight.values())
             self._in_flight.clear()
+        if self._holds_heap:  # its slots are done: before anything below can fail
+            self._holds_heap = False
+            heap.release()
         self._release(leftovers)
         self._claims.release_permits()
         self._stopped.set()
@@ -229,9 +232,6 @@ class Worker:
             t.join(5.0)
         self.manager.worker_stopped(self.id)
         self.registry.close()
-        if self._holds_heap:
-            self._holds_heap = False
-            heap.release()
         log.info("worker %s stopped after %d chunk(s)", self.id, self.processed)
 
     def run(self, *, until: Callable[[], bool] | None = None, check_s: float = 0.2) -> None:

@@ -169,9 +169,8 @@ class ImapSource(MailSource):
             raise InvalidPayload("an IMAP fetch chunk needs 'uids'")
         store = self.store(ctx)
         replaces = Supersede.of(store, key, ctx.payload.get("supersede"))
-        left, stored = [resume_set(spec, ctx.checkpoint)], [0]
-        if left[0] != spec:
-            stored[0] = ctx.items_processed
+        resume, resumed = resume_set(spec, ctx.checkpoint)
+        left, stored = [resume], [ctx.items_processed if resumed else 0]
 
         def put(messages: dict[int, dict[bytes, Any]], *, last: bool = False) -> None:
             rows = [
@@ -368,13 +367,14 @@ def _flag_rows(
     return rows
 
 
-def resume_set(spec: str, checkpoint: Any) -> str:
-    """The UIDs a fetch chunk still has to fetch: all of `spec`, or what its checkpoint says is
-    left (`left`, a UID set; or `done_through`, the last UID stored, as 0.1 wrote it)."""
+def resume_set(spec: str, checkpoint: Any) -> tuple[str, bool]:
+    """The UIDs a fetch chunk still has to fetch, and whether an earlier attempt stored some:
+    all of `spec`, or what its checkpoint says is left (`left`, a UID set; or `done_through`,
+    the last UID stored, as 0.1 wrote it)."""
     if isinstance(checkpoint, dict):
         if isinstance(checkpoint.get("left"), str):
-            return str(checkpoint["left"])
+            return str(checkpoint["left"]), True
         through = checkpoint.get("done_through")
         if isinstance(through, int) and through > 0:
-            return uid_set_minus(spec, (), after=through)
-    return spec
+            return uid_set_minus(spec, (), after=through), True
+    return spec, False
