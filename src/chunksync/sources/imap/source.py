@@ -178,6 +178,8 @@ class ImapSource(MailSource):
                 for uid, data in sorted(messages.items())
                 if _body(data) is not None
             ]
+            if not rows:  # the last part, when the one before ended with the FETCH
+                return
             with store.backend.transaction() as s:
                 store.put_rows(s, rows)
                 replaces.apply(s, rows)
