@@ -137,7 +137,6 @@ def test_the_message_id_index_becomes_sorted_keys_and_a_log(tmp_path: Path) -> N
     the log, a deleted or renamed message's leaves the sorted table (a renamed one's comes
     anew), and a merge takes the log's live keys in."""
     from chunksync.store import FolderKey, MailMessage, MessageStore
-    from chunksync.store.store import merge_message_ids
 
     path = tmp_path / "db.sqlite"
     backend = SQLiteBackend(f"sqlite:///{path}", migrate=False)
@@ -171,7 +170,7 @@ def test_the_message_id_index_becomes_sorted_keys_and_a_log(tmp_path: Path) -> N
             ("<5@x>", "INBOX", 5), ("<2@x>", "Old", 2), ("<3@x>", "Old", 3), ("<5@x>", "Old", 5)
         ]  # fmt: skip
         with backend.transaction() as session:
-            merge_message_ids(session)
+            store.merge_message_ids(session)
         # The stale key (5 in INBOX, renamed since) is left out; the log is empty.
         assert conn.execute(keys).fetchall() == [(f"<{u}@x>", "Old", u) for u in (2, 3, 5)]
         assert conn.execute(logged).fetchall() == []

@@ -89,14 +89,6 @@ def flags_text(flags: Iterable[str | bytes]) -> str:
     return " ".join(sorted(w for w in words if w))
 
 
-def merge_message_ids(session: Session) -> None:
-    """The Message-ID keys of the messages stored since the last merge, into their sorted table
-    in one pass (a backend with `message_id_log`: SQLite; PostgreSQL's index keeps up as it
-    goes)."""
-    session.execute("sqlite_merge_message_ids")
-    session.execute("sqlite_clear_message_ids")
-
-
 def message_row(key: FolderKey, message: MailMessage) -> dict[str, Any]:
     """The upsert parameters of one message: raw bytes, digest, parsed headers, defects."""
     parsed = parse_message(message.raw)
@@ -157,7 +149,15 @@ class MessageStore:
             return
         waiting = session.fetch_one("sqlite_message_ids_waiting")
         if waiting is not None and int(waiting["n"]) >= MERGE_ROWS:
-            merge_message_ids(session)
+            self.merge_message_ids(session)
+
+    def merge_message_ids(self, session: Session) -> None:
+        """The Message-ID keys of the messages stored since the last merge, into their sorted
+        table in one pass; nothing on a backend without `message_id_log` (PostgreSQL, whose
+        index keeps up as it goes)."""
+        if self.backend.message_id_log:
+            session.execute("sqlite_merge_message_ids")
+            session.execute("sqlite_clear_message_ids")
 
     def gone(self, key: FolderKey, uids: Iterable[int], *, mirror: bool) -> int:
         """Messages the server no longer has in this folder. One with a live copy in another
@@ -169,8 +169,7 @@ class MessageStore:
                 if mirror:
                     s.execute_many("store_delete_message", rows)
                 else:
-                    if self.backend.message_id_log:
-                        merge_message_ids(s)  # the lookup reads the sorted keys alone
+                    self.merge_message_ids(s)  # the lookup reads the sorted keys alone
                     s.execute_many("store_delete_moved", rows)
                     s.execute_many("store_mark_deleted", rows)
         return len(rows)
