@@ -26,7 +26,11 @@ REKEY_WINDOW_SECONDS = 86_400.0
 DELETIONS = ("keep", "mirror")  # what a message deleted on the server becomes in the store
 # Stored messages' Message-ID keys wait in a log (SQLite: mail_message_ids_new) until this many,
 # or until a lookup needs them, then go into their sorted table together (schema_store.sql).
-MERGE_ROWS = 50_000
+# A merge costs less a key the more keys it takes (one sort, each leaf of the table written once
+# for all of them): 100,000 keys into an empty table 0.23 s, two merges of 50,000 ~0.4 s. The
+# bound is a lookup's wait for the merge before it, and a writer's for the lock a merge holds:
+# 250,000 keys take ~0.6 s (measured; memory stays SQLite's cache, not the keys').
+MERGE_ROWS = 250_000
 
 
 @dataclass(frozen=True, slots=True)
