@@ -30,8 +30,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from croniter import CroniterBadCronError, CroniterBadDateError, croniter
-
 from chunksync.backends.base import Backend, Row, Session
 from chunksync.exceptions import ConfigurationError, NotFound
 from chunksync.manager import dump_json
@@ -98,6 +96,9 @@ def iso(epoch_s: float) -> str:
 
 def next_tick(cron: str, after: float) -> float:
     """The first tick of `cron` (UTC) strictly after `after` (epoch seconds)."""
+    # Imported when a schedule is read (10 ms): every CLI command's worker imports this module.
+    from croniter import CroniterBadCronError, CroniterBadDateError, croniter
+
     try:
         return float(croniter(cron, datetime.fromtimestamp(after, UTC)).get_next(float))
     except (CroniterBadCronError, CroniterBadDateError, ValueError, KeyError) as exc:
@@ -211,6 +212,8 @@ def claim_due(backend: Backend) -> list[Schedule]:
 
 def _ticks_between(cron: str, start: float, end: float, most: int = 1000) -> int:
     """How many ticks fell in [start, end] (counted up to `most`): for the audit entry."""
+    from croniter import croniter
+
     it, n = croniter(cron, datetime.fromtimestamp(start - 1e-3, UTC)), 0
     while n < most and float(it.get_next(float)) <= end:
         n += 1

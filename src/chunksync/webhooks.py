@@ -24,7 +24,6 @@ import queue
 import random
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -117,6 +116,8 @@ def post(
     """POST `payload` as JSON, signed when there is a secret; a failure is categorized and
     retried on the policy's backoff for its category (never for one it does not retry).
     True once delivered (any 2xx)."""
+    import urllib.request  # when a webhook is sent (17 ms): every CLI command imports this module
+
     pause = wait or threading.Event().wait
     rng = random.Random()
     for attempt in range(1, attempts + 1):

@@ -13,14 +13,16 @@ shared by them would let one handler's blocking call stall the others' chunks.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chunksync.context import ChunkContext
 from chunksync.exceptions import LeaseLost
+
+if TYPE_CHECKING:  # asyncio itself is imported when an `async def` handler first runs (9 ms)
+    import asyncio
 
 CANCEL_CHECK_SECONDS = 0.05  # how often a running coroutine's context is asked if cancelled
 
@@ -41,6 +43,8 @@ def run(awaitable: Awaitable[Any], ctx: ChunkContext) -> int | None:
     """Run `awaitable` on this thread's loop until it ends, or until `ctx` is cancelled (then
     the task is cancelled and LeaseLost raised here, as a plain handler's next heartbeat would:
     the worker voids the result)."""
+    import asyncio
+
     loop = _loop()
     try:
         return loop.run_until_complete(_watched(awaitable, ctx))  # type: ignore[no-any-return]
@@ -49,6 +53,8 @@ def run(awaitable: Awaitable[Any], ctx: ChunkContext) -> int | None:
 
 
 async def _watched(awaitable: Awaitable[Any], ctx: ChunkContext) -> Any:
+    import asyncio
+
     task = asyncio.ensure_future(awaitable)
     while True:
         done, _ = await asyncio.wait({task}, timeout=CANCEL_CHECK_SECONDS)
@@ -64,6 +70,8 @@ async def _watched(awaitable: Awaitable[Any], ctx: ChunkContext) -> Any:
 
 
 def _loop() -> asyncio.AbstractEventLoop:
+    import asyncio
+
     loop: asyncio.AbstractEventLoop | None = getattr(_local, "loop", None)
     if loop is None or loop.is_closed():
         loop = _local.loop = asyncio.new_event_loop()
