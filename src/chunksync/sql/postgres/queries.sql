@@ -79,6 +79,13 @@ SELECT COUNT(*) AS n_queues FROM queues;
 UPDATE queues SET status = :status, updated_at = NOW()
 WHERE id = :id::uuid AND status = ANY(:allowed::text[]);
 
+-- queue_open_chunk --
+-- Whether a queue still has a chunk pending or processing: read before complete_queue_if_done,
+-- which only a queue without one needs (on SQLite it takes the write lock, even to change nothing).
+SELECT 1 AS open FROM chunks
+WHERE queue_id = :id::uuid AND status IN ('pending', 'processing')
+LIMIT 1;
+
 -- complete_queue_if_done --
 -- An active queue whose chunks are all terminal becomes completed, or failed if any chunk is dead.
 UPDATE queues
