@@ -53,6 +53,7 @@ def dump_json(value: Any, what: str = "payload") -> str:
 
 # FinishResult and Report are built for every chunk and never changed after: plain slots
 # classes, because a frozen dataclass's __init__ costs ~2 us more (object.__setattr__ per field).
+# A success's FinishResult is even shared (runtime.attempt.completed): never change one.
 @dataclass(slots=True)
 class FinishResult:
     """How a claimed chunk leaves `processing` after an attempt."""

@@ -111,9 +111,20 @@ def measured(
 
 def completed(budget: RetryBudget, items: int, *, probe: bool = False) -> FinishResult:
     """Step 6 for a success: the dependency's budget is refilled (a probe's success reopens
-    its gate), the chunk completed."""
+    its gate), the chunk completed. The result is shared by the successes of a given count
+    of items (a FinishResult is never changed once made): making one was ~0.4 us of a
+    no-op chunk's ~24."""
     budget.on_success(probe=probe)
-    return FinishResult(ChunkStatus.COMPLETED, Outcome.COMPLETED, items=items)
+    found = _COMPLETED.get(items)
+    if found is None:
+        found = FinishResult(ChunkStatus.COMPLETED, Outcome.COMPLETED, items=items)
+        if len(_COMPLETED) < COMPLETED_SHARED:
+            _COMPLETED[items] = found
+    return found
+
+
+COMPLETED_SHARED = 1024  # item counts whose completed result is kept (chunk sizes: a few)
+_COMPLETED: dict[int, FinishResult] = {}
 
 
 def decide(
