@@ -92,20 +92,25 @@ def measured(
     elapsed = max(elapsed_s, 1e-9)
     items = size if items < 0 else items
     ips = items / elapsed
+    # By position, in Attempt's field order: one per chunk, and its 13 keywords cost ~0.4 us.
     return Attempt(
-        chunk_id=chunk.id,
-        queue_id=chunk.queue_id,
-        tenant=chunk.tenant,
-        worker_id=worker_id,
-        attempt=chunk.attempts,
-        started_at=0.0,
-        finished_at=elapsed,
-        outcome=Outcome.COMPLETED,
-        chunk_size=size,
-        items_processed=items,
-        items_per_s=ips,
-        efficiency=ips / median_items_per_s if median_items_per_s else None,
-        rss_bytes=rss_bytes,
+        chunk.id,  # chunk_id
+        chunk.queue_id,  # queue_id
+        chunk.tenant,  # tenant
+        worker_id,  # worker_id
+        chunk.attempts,  # attempt
+        0.0,  # started_at
+        elapsed,  # finished_at
+        Outcome.COMPLETED,  # outcome
+        None,  # category
+        None,  # rule
+        None,  # message
+        None,  # retry_delay_s
+        size,  # chunk_size
+        items,  # items_processed
+        ips,  # items_per_s
+        ips / median_items_per_s if median_items_per_s else None,  # efficiency
+        rss_bytes,  # rss_bytes
     )
 
 
