@@ -29,6 +29,8 @@ from chunksync.retry import Action, RandomSource, RetryPolicy, decide_failure
 
 MESSAGE_MAX_CHARS = 2000
 HELD_MESSAGE = "not attempted: its dependency is stressed"
+COMPLETED_SHARED = 1024  # item counts whose completed result is kept (chunk sizes: a few)
+_COMPLETED: dict[int, FinishResult] = {}  # a success's result, by its count of items
 
 
 class Counts(Protocol):
@@ -127,9 +129,6 @@ def completed(budget: RetryBudget, items: int, *, probe: bool = False) -> Finish
             _COMPLETED[items] = found
     return found
 
-
-COMPLETED_SHARED = 1024  # item counts whose completed result is kept (chunk sizes: a few)
-_COMPLETED: dict[int, FinishResult] = {}
 
 
 def decide(
