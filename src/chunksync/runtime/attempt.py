@@ -130,7 +130,6 @@ def completed(budget: RetryBudget, items: int, *, probe: bool = False) -> Finish
     return found
 
 
-
 def decide(
     chunk: Counts,
     failure: Failure,
