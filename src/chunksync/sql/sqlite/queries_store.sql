@@ -132,7 +132,8 @@ WHERE account = :account AND folder = :folder AND uidvalidity = :uidvalidity AND
 
 -- sqlite_message_ids_waiting --
 -- SQLite alone (its backend's `message_id_log`: PostgreSQL keeps its Message-ID index as it
--- goes, its B-tree's pages staying in shared buffers). About how many stored messages' keys wait in mail_message_ids_new (two probes of its rowid).
+-- goes, its B-tree's pages staying in shared buffers). About how many stored messages' keys
+-- wait in mail_message_ids_new (two probes of its rowid).
 SELECT COALESCE((SELECT MAX(rowid) FROM mail_message_ids_new)
                 - (SELECT MIN(rowid) FROM mail_message_ids_new) + 1, 0) AS n;
 
