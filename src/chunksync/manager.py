@@ -10,6 +10,7 @@ Backends stay thin; nothing here knows the dialect (a list parameter is the back
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -43,12 +44,28 @@ RECOVER_BATCH = 100
 UNIQUE_INSERT_TRIES = 3  # a key freed and taken again between two statements, twice: give up
 
 
+# JSON's escape of a NUL character, not itself escaped (`\\u0000` is a backslash and "u0000").
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
 def dump_json(value: Any, what: str = "payload") -> str:
-    """`strict_json`, its refusal worded for the chunk's `what`."""
+    """`strict_json`, its refusal worded for the chunk's `what`; text that one dialect could
+    not store is refused in both, before it reaches either."""
     try:
-        return strict_json(value)
+        text = strict_json(value)
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidPayload(
+            f"the chunk {what} holds a lone surrogate (such as \\udcff), which is not text "
+            "that UTF-8 can store"
+        ) from None
     except (TypeError, ValueError) as exc:
         raise InvalidPayload(f"the chunk {what} is not JSON-serialisable: {exc}") from None
+    if "\\u0000" in text and _NUL_ESCAPE.search(text):
+        raise InvalidPayload(
+            f"the chunk {what} holds a NUL character (\\u0000), which PostgreSQL cannot store"
+        )
+    return text
 
 
 # FinishResult and Report are built for every chunk and never changed after: plain slots

@@ -86,6 +86,17 @@ def test_bad_payloads_and_names_are_refused_clearly(jobs: App) -> None:
     assert jobs.manager.list_queues() == []  # nothing half-created
 
 
+def test_text_one_dialect_cannot_store_is_refused_in_both(jobs: App) -> None:
+    with pytest.raises(InvalidPayload, match=r"NUL character \(\\u0000\), which PostgreSQL"):
+        jobs.create_queue("job://x", [{"name": "a\x00b"}])
+    with pytest.raises(InvalidPayload, match="lone surrogate"):
+        jobs.create_queue("job://x", [{"name": "a\udcffb"}])
+    assert jobs.manager.list_queues() == []
+    # A backslash followed by "u0000" is text like any other.
+    q = jobs.create_queue("job://x", [{"path": "C:\\u0000", "k\\": "\\\\u0000"}])
+    assert jobs.manager.list_chunks(q.id)[0].payload == {"path": "C:\\u0000", "k\\": "\\\\u0000"}
+
+
 def test_claim_takes_highest_priority_then_oldest(jobs: App) -> None:
     low = jobs.create_queue("job://low", [{"q": "low"}] * 2, priority=0)
     high = jobs.create_queue("job://high", [{"q": "high"}] * 2, priority=5)

@@ -244,6 +244,27 @@ def test_control_exceptions_steer_the_decision(app: App) -> None:
     assert second["started_at"] - first["finished_at"] >= 0.29
 
 
+def test_a_failure_worded_with_a_nul_or_a_lone_surrogate_is_recorded(app: App) -> None:
+    # An OSError names an undecodable file as a lone surrogate; PostgreSQL refuses a NUL. Left
+    # in the stored message, either made the result unwritable and the chunk ran again.
+    @app.handler("odd")
+    def odd(ctx: ChunkContext) -> None:
+        if ctx.payload["do"] == "abort":
+            raise Abort("bad name \udcff\x00")
+        raise OSError("cannot open \udcff\x00.eml")
+
+    q = app.create_queue("odd://x", [{"do": "abort"}, {"do": "fail"}])
+    app.worker(**FAST).run_until_done([q.id], timeout_s=30)
+    aborted, failed = app.manager.list_chunks(q.id)
+    assert aborted.status is ChunkStatus.DEAD
+    assert aborted.dead_reason == "aborted: bad name \\udcff\\x00"
+    assert failed.status is ChunkStatus.DEAD and failed.attempts == failed.max_attempts
+    assert failed.last_error == "OSError: cannot open \\udcff\\x00.eml"
+    rows = attempts_of(app, failed.id)
+    assert len(rows) == failed.max_attempts
+    assert {r["message"] for r in rows} == {failed.last_error}
+
+
 def test_stress_defers_without_spending_attempts(app: App) -> None:
     # The budget's limits are the queue's policy's [stress] table.
     # Its own probe interval (5 s x time_scale): the default 1.5 s would be 1.5 ms here, probes

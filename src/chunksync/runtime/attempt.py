@@ -61,13 +61,23 @@ class Failure:
 def error_message(error: BaseException) -> str:
     """The redacted, bounded text stored for a failure."""
     text = f"{type(error).__name__}: {error}"
-    return redact(text)[:MESSAGE_MAX_CHARS]
+    return storable(redact(text)[:MESSAGE_MAX_CHARS])
+
+
+def storable(text: str) -> str:
+    """`text` as both dialects store it: a NUL (PostgreSQL refuses it) and a lone surrogate
+    (an OSError's undecodable file name; no UTF-8 holds it) written as their escapes. Either
+    left in a failure's message made the attempt's result unwritable, so lease recovery took
+    the chunk over, attempt after attempt."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def analyze(error: BaseException) -> Failure:
     """Step 4: categorize a failure and word it as it will be stored."""
     found = categorize(error)
-    aborted = redact(f"aborted: {error.reason}") if isinstance(error, Abort) else None
+    aborted = storable(redact(f"aborted: {error.reason}")) if isinstance(error, Abort) else None
     return Failure(found.category, found.rule, found.retry_after_s, error_message(error), aborted)
 
 
@@ -237,6 +247,7 @@ def held_result(hold_s: float, *, items: int = 0, time_scale: float = 1.0) -> Fi
 def setup_failure(chunk: Chunk, worker_id: str, message: str) -> tuple[FinishResult, Attempt]:
     """No handler can run this chunk here (unknown kind, bad payload): it goes dead, clearly,
     with the (redacted) `message` as its reason."""
+    message = storable(message)
     result = FinishResult(
         ChunkStatus.DEAD,
         Outcome.DEAD,
