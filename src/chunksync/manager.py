@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chunksync.backends.base import Backend, Params, Session, strict_json
+from chunksync.backends.base import Backend, Params, Session, finite, rows_json, strict_json
 from chunksync.exceptions import InvalidPayload, NotFound, StateError
 from chunksync.interventions import WORKER_TIMEOUT_SECONDS, Interventions
 from chunksync.models import (
@@ -380,7 +380,7 @@ class Manager(Interventions, StallAbsolution):
             back = [r for r in reports if r.result.status is ChunkStatus.PENDING]
             places = requeue_places(s, [(r.chunk.tenant, r.chunk.priority) for r in back])
             keys = {r.chunk.id: key for r, key in zip(back, places, strict=True)}
-            batch = dump_json([_finish_params(r, keys.get(r.chunk.id)) for r in reports], "report")
+            batch = rows_json([_finish_params(r, keys.get(r.chunk.id)) for r in reports])
             # The written chunks' ids (each report knows its chunk's queue).
             written = {str(row["id"]) for row in s.fetch_all("finish_chunks", {"reports": batch})}
             attempts = []
@@ -586,9 +586,9 @@ def _finish_params(report: Report, fair_key: float | None) -> list[Any]:
     deferrals_delta, stress_delta, category, message, dead_reason, items, fair_key): without
     the keys the JSON is half as long to write here and to parse in the database."""
     r = report.result
-    return [report.chunk.id, report.token, r.status, r.delay_s, r.attempts_delta,
+    return [report.chunk.id, report.token, r.status, finite(r.delay_s), r.attempts_delta,
             r.deferrals_delta, r.stress_delta, r.category, r.message, r.dead_reason, r.items,
-            fair_key]  # fmt: skip
+            finite(fair_key)]  # fmt: skip
 
 
 def _attempt_params(a: Attempt) -> list[Any]:
@@ -601,7 +601,7 @@ def _attempt_params(a: Attempt) -> list[Any]:
         a.tenant,
         a.worker_id,
         a.attempt,
-        a.processing_s,
+        finite(a.processing_s),
         a.outcome,
         a.chunk_size,
         a.items_processed,
@@ -610,6 +610,6 @@ def _attempt_params(a: Attempt) -> list[Any]:
         a.category,
         a.rule,
         a.message,
-        a.retry_delay_s,
+        finite(a.retry_delay_s),
         a.rss_bytes,
     ]

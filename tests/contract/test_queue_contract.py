@@ -145,6 +145,22 @@ def test_complete_finishes_the_queue(jobs: App) -> None:
     assert [a["outcome"] for a in attempts] == ["completed"]
 
 
+def test_a_result_or_attempt_with_a_float_json_cannot_hold_writes_nothing(jobs: App) -> None:
+    # The engine's batches are written by orjson, which would write NaN as null.
+    jobs.create_queue("job://x", [{}])
+    token, [chunk] = jobs.manager.claim("w1", KINDS)
+    pending = FinishResult(ChunkStatus.PENDING, Outcome.RETRIED, delay_s=float("nan"))
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        jobs.manager.finish(chunk, token, pending, attempt_of(chunk))
+    slow = replace(attempt_of(chunk), finished_at=float("inf"))
+    done = FinishResult(ChunkStatus.COMPLETED, Outcome.COMPLETED, items=1)
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        jobs.manager.finish(chunk, token, done, slow)
+    assert jobs.manager.list_attempts(chunk.id) == []
+    assert jobs.manager.list_chunks(chunk.queue_id)[0].status is ChunkStatus.PROCESSING
+    assert complete(jobs, chunk, token)
+
+
 def test_a_dead_chunk_fails_the_queue_with_its_reason(jobs: App) -> None:
     q = jobs.create_queue("job://x", [{}])
     token, [chunk] = jobs.manager.claim("w1", KINDS)

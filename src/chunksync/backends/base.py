@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import abc
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
+
+import orjson
 
 from chunksync.exceptions import ConfigurationError
 
@@ -29,6 +32,22 @@ def strict_json(value: Any) -> str:
     """JSON as every dialect stores it: compact, no NaN or Infinity (PostgreSQL's jsonb refuses
     them); raises TypeError or ValueError for what JSON cannot hold."""
     return json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+
+
+def rows_json(rows: Sequence[Sequence[Any]]) -> str:
+    """A batch of rows the engine built itself (a finish's results, the attempts' metrics) as
+    the same compact JSON, by orjson: ~0.2 us a chunk where `json` took ~2.9 (a float's
+    shortest repr is most of it), of a no-op chunk's ~23 us of worker CPU. orjson writes NaN
+    and Infinity as null where `strict_json` refuses them, so a batch's builder checks its
+    floats (`finite`); user data (payloads, checkpoints, details) goes through `strict_json`."""
+    return orjson.dumps(rows).decode()
+
+
+def finite(value: float | None) -> float | None:
+    """`value`, refused as `strict_json` would refuse it if it is NaN or infinite."""
+    if value is not None and not math.isfinite(value):
+        raise ValueError(f"Out of range float values are not JSON compliant: {value!r}")
+    return value
 
 
 class Session(abc.ABC):

@@ -39,7 +39,7 @@ from psycopg.rows import dict_row
 from psycopg.types.string import TextLoader
 
 from chunksync import sql
-from chunksync.backends.base import Backend, Params, Row, Session, Table, strict_json
+from chunksync.backends.base import Backend, Params, Row, Session, Table, rows_json
 from chunksync.backends.migrate import apply_migrations, migrate_database, recorded_version
 from chunksync.exceptions import (
     BackendBusy,
@@ -228,7 +228,7 @@ class PostgresSession(Session):
             cur.executemany(self._sql(name), [dict(p) for p in params])
 
     def execute_rows(self, name: str, rows: Sequence[Sequence[Any]]) -> None:
-        self.execute(name, {"batch": strict_json(rows)})
+        self.execute(name, {"batch": rows_json(rows)})
 
     def fetch_all(self, name: str, params: Params | None = None) -> list[Row]:
         with self._errors, self._conn.cursor(row_factory=dict_row) as cur:
