@@ -14,6 +14,7 @@ import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from chunksync.backends.base import Backend, Params, Session, finite, rows_json, strict_json
@@ -331,9 +332,11 @@ class Manager(Interventions, StallAbsolution):
             columns, rows = self.backend.fetch_table("claim_chunks", params, write=True)
         if not rows:
             return token, []
-        # In the claim's order: the highest priority first, then the fair order.
-        priority, fair_key = columns.index("priority"), columns.index("fair_key")
-        rows.sort(key=lambda r: (-int(r[priority]), float(r[fair_key])))
+        # In the claim's order: the highest priority first, then the fair order. Two stable
+        # sorts by C key functions (a reversed sort keeps equal rows in order): a tuple built
+        # per row by a lambda cost ~0.2 us a chunk more.
+        rows.sort(key=itemgetter(columns.index("fair_key")))
+        rows.sort(key=itemgetter(columns.index("priority")), reverse=True)
         return token, Chunk.from_table(columns, rows)
 
     def heartbeat_chunk(
@@ -381,8 +384,9 @@ class Manager(Interventions, StallAbsolution):
             places = requeue_places(s, [(r.chunk.tenant, r.chunk.priority) for r in back])
             keys = {r.chunk.id: key for r, key in zip(back, places, strict=True)}
             batch = rows_json([_finish_params(r, keys.get(r.chunk.id)) for r in reports])
-            # The written chunks' ids (each report knows its chunk's queue).
-            written = {str(row["id"]) for row in s.fetch_all("finish_chunks", {"reports": batch})}
+            # The written chunks' ids (each report knows its chunk's queue), as tuples: a dict a row
+            # cost more than its one value.
+            written = {str(row[0]) for row in s.fetch_table("finish_chunks", {"reports": batch})[1]}
             attempts = []
             for report in reports:
                 attempt = report.attempt
