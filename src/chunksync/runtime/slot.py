@@ -167,17 +167,20 @@ def _run_batch(
         if item.spacing:
             slot.paced_at = time.monotonic()
         report = steps._run_one(item, slot)
+        now = time.monotonic()
         with slot.lock:
             if slot.abandoned:
                 return None  # the watchdog recorded this chunk's timeout: this result is void
             if report is not None:
-                first_unwritten = first_unwritten or time.monotonic()
+                first_unwritten = first_unwritten or now
                 slot.reports.append((item, report))
-                held = held or report.result.outcome is Outcome.HELD
-                failed += report.result.outcome in FAILED_OUTCOMES
-            due = time.monotonic() - first_unwritten >= REPORT_FLUSH_SECONDS
-            reports, slot.reports = (slot.reports, []) if due else ([], slot.reports)
-        if reports:
+                outcome = report.result.outcome
+                held = held or outcome is Outcome.HELD
+                failed += outcome in FAILED_OUTCOMES
+            due = now - first_unwritten >= REPORT_FLUSH_SECONDS
+            if due:
+                reports, slot.reports = slot.reports, []
+        if due and reports:
             steps._step7_report(reports)
             first_unwritten = 0.0
     with slot.lock:

@@ -353,17 +353,16 @@ class Worker:
             self.registry.kinds(), batch, queue_id=self.queue_id, special=special
         )
         now = time.monotonic()  # a chunk's reserved rate unit falls due its delay from now
-        items = [
-            InFlight(
-                c,
-                lease.token,
-                probe=lease.probe,
-                not_before=now + lease.delay(i),
-                spacing=lease.spacing,
-            )
-            for lease in leases
-            for i, c in enumerate(lease.chunks)
-        ]
+        items: list[InFlight] = []
+        for lease in leases:
+            token, probe, spacing, delays = lease.token, lease.probe, lease.spacing, lease.delays
+            if delays:
+                items += [
+                    InFlight(c, token, None, probe, now + lease.delay(i), spacing)
+                    for i, c in enumerate(lease.chunks)
+                ]
+            else:  # by position, without a delay looked up per chunk: most claims are not paced
+                items += [InFlight(c, token, None, probe, now, spacing) for c in lease.chunks]
         with self._lock:
             for item in items:
                 self._in_flight[in_flight_key(item)] = item
