@@ -25,8 +25,9 @@ CHUNKSYNC_BENCH_PG_PROCESSES (default "2,4"). Last lines: pg_drain_processes and
 pgqueuer_processes (each one's best count), pg_drain_chunks_per_s (chunksync at its best,
 median), ratio_vs_pgqueuer (each at its best), ratio_vs_procrastinate, worker_cpu_us_per_chunk
 (chunksync's processes' CPU from the start signal to their stop, over the chunks:
-time.process_time in each, every thread; at its best count), pg_sql_ceiling_chunks_per_s (as many
-clients), ratio_vs_sql_ceiling.
+time.process_time in each, every thread; at its best count, and each count's as
+worker_cpu_us_per_chunk_<n>_processes), pg_sql_ceiling_chunks_per_s (as many clients),
+ratio_vs_sql_ceiling.
 """
 
 from __future__ import annotations
@@ -319,6 +320,8 @@ def main() -> int:
     print(f"pg_drain_chunks_per_s={rate:.0f}")
     print(f"ratio_vs_pgqueuer={rate / mid['pgq'][best_pgq]:.2f}")
     print(f"ratio_vs_procrastinate={rate / procrastinate_rate:.2f}")
+    for n, values in cpu.items():  # each count: with 4, the workers and the server share 2 cores
+        print(f"worker_cpu_us_per_chunk_{n}_processes={statistics.median(values):.1f}")
     print(f"worker_cpu_us_per_chunk={statistics.median(cpu[best]):.1f}")
     print(f"pg_sql_ceiling_chunks_per_s={ceiling_rate:.0f}")
     print(f"ratio_vs_sql_ceiling={rate / ceiling_rate:.2f}")
