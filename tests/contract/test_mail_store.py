@@ -96,6 +96,22 @@ def test_flags_and_deletions(store: MessageStore) -> None:
     assert store.window(KEY, 2, 2)[0]["flags"] == "\\Answered"
 
 
+def test_a_plans_count_leaves_out_what_went_and_other_keys(store: MessageStore) -> None:
+    # count_messages counts the key's messages in its primary key, less those marked gone
+    # (through their own index, which holds every folder's): count's figure, without bytes.
+    other = FolderKey(KEY.account, "Archive", KEY.uidvalidity)
+    older = FolderKey(KEY.account, KEY.folder, KEY.uidvalidity - 1)
+    for key, n in ((KEY, 6), (other, 3), (older, 2)):
+        store.put(key, [MailMessage(u, f"Message-ID: <{key.folder}{u}@x>\r\n\r\nB".encode())
+                        for u in range(1, n + 1)])  # fmt: skip
+    store.gone(KEY, [2, 5], mirror=False)  # kept, marked gone
+    store.gone(other, [1], mirror=False)
+    store.gone(older, [1], mirror=True)  # forgotten
+    for key, left in ((KEY, 4), (other, 2), (older, 1)):
+        assert store.count_messages(key) == store.count(key)[0] == left
+    assert store.count_messages(FolderKey(KEY.account, "Nowhere", 1)) == 0
+
+
 def test_rekey_moves_matched_messages_and_audits(app: App, store: MessageStore) -> None:
     a = b"Message-ID: <a@x>\r\n\r\nA"
     b = b"Message-ID: <b@x>\r\n\r\nB"

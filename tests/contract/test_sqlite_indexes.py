@@ -1,7 +1,8 @@
 """Every index of `attempts` on SQLite is read by some statement: each attempt row writes every
 index of the table, so one that no plan reads costs every attempt and serves nothing (migration
 0013 dropped two such). The plans are SQLite's own (EXPLAIN QUERY PLAN) of every named query,
-on a database a worker has written attempts to."""
+on a database a worker has written attempts to. And a sync plan's count of stored messages
+reads indexes only, never a message's row."""
 
 from __future__ import annotations
 
@@ -56,3 +57,23 @@ def test_every_index_of_attempts_is_read_by_a_statement(tmp_path: Path) -> None:
     assert not unread, f"indexes of attempts no statement reads: {unread}"
     # The queue summaries read the covering index that replaced the two dropped ones.
     assert {"health_queue_timed_count", "metrics_attempts"} <= read["attempts_queue_outcome"]
+
+
+def test_a_plans_count_of_stored_messages_reads_no_message_row(tmp_path: Path) -> None:
+    # A message's deleted_at comes after its raw bytes: a count that reads it walks every
+    # message's overflow pages. The plan's count reads the primary key and the gone messages'
+    # partial index only.
+    path = tmp_path / "store.db"
+    with App(f"sqlite:///{path}"):
+        pass
+    conn = sqlite3.connect(path)
+    try:
+        text = sql.queries("sqlite")["store_count_messages"]
+        params = dict.fromkeys(_PARAM.findall(text))
+        plan = [str(row[3]) for row in conn.execute("EXPLAIN QUERY PLAN " + text, params)]
+    finally:
+        conn.close()
+    searches = [step for step in plan if step.startswith("SEARCH")]
+    assert len(searches) == 2, plan
+    assert "COVERING INDEX sqlite_autoindex_mail_messages_1" in searches[0], plan
+    assert "INDEX mail_messages_deleted" in searches[1], plan

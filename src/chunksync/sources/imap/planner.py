@@ -123,7 +123,7 @@ class FolderPlanner:
         status = folder_status(self.conn, folder)
         key = FolderKey(self.target.account, folder, status.uidvalidity)
         state = self.store.folder(key.account, folder) if self.store else None
-        stored = self.store.count(key)[0] if self.store else 0
+        stored = self.store.count_messages(key) if self.store else 0
         if (
             not self.options.repair
             and state is not None

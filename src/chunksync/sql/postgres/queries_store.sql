@@ -61,6 +61,12 @@ SELECT COUNT(*) AS messages, COALESCE(SUM(size), 0) AS bytes FROM mail_messages
 WHERE account = :account AND folder = :folder AND uidvalidity = :uidvalidity
   AND deleted_at IS NULL;
 
+-- store_count_messages --
+-- Messages stored for a folder under one UIDVALIDITY (those still on the server), without their bytes (a sync's plan; SQLite counts them its own way).
+SELECT COUNT(*) AS messages FROM mail_messages
+WHERE account = :account AND folder = :folder AND uidvalidity = :uidvalidity
+  AND deleted_at IS NULL;
+
 -- store_get_message --
 -- One stored message, raw bytes included.
 SELECT * FROM mail_messages

@@ -60,6 +60,14 @@ SELECT COUNT(*) AS messages, COALESCE(SUM(size), 0) AS bytes FROM mail_messages
 WHERE account = :account AND folder = :folder AND uidvalidity = :uidvalidity
   AND deleted_at IS NULL;
 
+-- store_count_messages --
+-- Messages stored for a folder under one UIDVALIDITY (those still on the server), without their bytes: every message of the key, counted in the primary key alone, less the deleted ones, found through their own partial index. A row's deleted_at comes after its raw bytes, so `deleted_at IS NULL` read every message's overflow pages: a sync's plan counted 100,000 messages in 34-45 ms from the page cache and 0.9-1.1 s after it was dropped, against 6-7 and ~110 ms so.
+SELECT (SELECT COUNT(*) FROM mail_messages
+        WHERE account = :account AND folder = :folder AND uidvalidity = :uidvalidity)
+     - (SELECT COUNT(*) FROM mail_messages INDEXED BY mail_messages_deleted
+        WHERE account = :account AND deleted_at IS NOT NULL
+          AND folder = :folder AND uidvalidity = :uidvalidity) AS messages;
+
 -- store_get_message --
 -- One stored message, raw bytes included.
 SELECT * FROM mail_messages
