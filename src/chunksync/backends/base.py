@@ -66,7 +66,8 @@ class Session(abc.ABC):
         """Write a batch of rows (each its values in the statement's order), each dialect its
         quickest way: PostgreSQL takes the batch as one JSON array (`:batch`), one statement;
         SQLite runs the statement once per row (`?1`, `?2`...): a batch of 512 attempt rows took
-        it 18 us a row so, 29 through JSON (`json_extract` parses a row's array per value)."""
+        it 18 us a row so, 29 through JSON (`json_extract` parses a row's array per value).
+        The rows are the engine's own, their floats finite (`rows_json`)."""
 
     @abc.abstractmethod
     def fetch_one(self, name: str, params: Params | None = None) -> Row | None:

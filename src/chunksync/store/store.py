@@ -239,8 +239,8 @@ class MessageStore:
         return (0, 0) if row is None else (int(row["messages"]), int(row["bytes"]))
 
     def count_messages(self, key: FolderKey) -> int:
-        """The messages stored under this key, without their bytes: on SQLite, `count`'s bytes
-        read every message's row."""
+        """The messages stored under this key, without their bytes (a sync's plan): on SQLite,
+        `count` reads every message's row, past its raw bytes."""
         row = self.backend.fetch_one("store_count_messages", key.params())
         return 0 if row is None else int(row["messages"])
 
