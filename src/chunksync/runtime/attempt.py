@@ -61,7 +61,7 @@ class Failure:
 def error_message(error: BaseException) -> str:
     """The redacted, bounded text stored for a failure."""
     text = f"{type(error).__name__}: {error}"
-    return storable(redact(text)[:MESSAGE_MAX_CHARS])
+    return storable(redact(text))[:MESSAGE_MAX_CHARS]  # escapes lengthen it: cut after them
 
 
 def storable(text: str) -> str:
