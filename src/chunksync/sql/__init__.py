@@ -73,7 +73,12 @@ def queries(dialect: str) -> dict[str, str]:
     for filename in _files(dialect, "queries"):
         parts = _HEADER.split(_read(dialect, filename))
         for name, body in zip(parts[1::2], parts[2::2], strict=True):
-            lines = body.strip().splitlines()[1:]  # the first line is the description
+            # The first line is the description. A comment line within a statement explains it
+            # to its reader, not to the database: sent, it made the claim longer than psycopg's
+            # cache of converted queries takes (4,096 bytes), so each claim was parsed again.
+            lines = [
+                line for line in body.strip().splitlines()[1:] if not line.lstrip().startswith("--")
+            ]
             while lines and (not lines[-1].strip() or lines[-1].lstrip().startswith("--")):
                 lines.pop()  # comments after the statement belong to nothing
             if name in found:
