@@ -79,8 +79,8 @@ def queries(dialect: str) -> dict[str, str]:
             lines = [
                 line for line in body.strip().splitlines()[1:] if not line.lstrip().startswith("--")
             ]
-            while lines and (not lines[-1].strip() or lines[-1].lstrip().startswith("--")):
-                lines.pop()  # comments after the statement belong to nothing
+            while lines and not lines[-1].strip():
+                lines.pop()
             if name in found:
                 raise ValueError(f"query '{name}' is defined twice for {dialect}")
             found[name] = expand(dialect, "\n".join(lines).strip().rstrip(";"))
