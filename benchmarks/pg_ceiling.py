@@ -68,7 +68,7 @@ CLAIM_VALUES: dict[str, object] = {
     "worker_id": "pgbench",
 }
 # The claimed rows (the CTE `claimed`) as the batch's JSON, in the shapes
-# Manager._finish_params and Manager._attempt_params build.
+# results.finish_row and results.attempt_row build.
 BATCH_JSON = (
     "SELECT COALESCE(jsonb_agg(jsonb_build_array(id, lease_token, 'completed', 0, 0, 0, 0,"
     " NULL, NULL, NULL, 1, NULL)), '[]') AS reports,"

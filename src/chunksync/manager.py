@@ -9,7 +9,6 @@ Backends stay thin; nothing here knows the dialect (a list parameter is the back
 
 from __future__ import annotations
 
-import math
 import re
 import uuid
 from collections.abc import Iterable, Sequence
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-from chunksync.backends.base import Backend, Params, Session, finite, rows_json, strict_json
+from chunksync.backends.base import Backend, Params, Session, rows_json, strict_json
 from chunksync.exceptions import InvalidPayload, NotFound, StateError
 from chunksync.interventions import WORKER_TIMEOUT_SECONDS, Interventions
 from chunksync.models import (
@@ -34,6 +33,7 @@ from chunksync.models import (
     QueueStatus,
     WorkerInfo,
 )
+from chunksync.results import FinishResult, Report, attempt_row, finish_row, with_outcome
 from chunksync.retry import RetryPolicy
 from chunksync.runtime.recovery import stuck_verdict
 from chunksync.stalls import StallAbsolution
@@ -67,35 +67,6 @@ def dump_json(value: Any, what: str = "payload") -> str:
             f"the chunk {what} holds a NUL character (\\u0000), which PostgreSQL cannot store"
         )
     return text
-
-
-# FinishResult and Report are built for every chunk and never changed after: plain slots
-# classes, because a frozen dataclass's __init__ costs ~2 us more (object.__setattr__ per field).
-# A success's FinishResult is even shared (runtime.attempt.completed): never change one.
-@dataclass(slots=True)
-class FinishResult:
-    """How a claimed chunk leaves `processing` after an attempt."""
-
-    status: ChunkStatus
-    outcome: Outcome
-    delay_s: float = 0.0
-    attempts_delta: int = 0  # -1 gives the attempt back (a deferral)
-    deferrals_delta: int = 0
-    stress_delta: int = 0
-    category: ErrorCategory | None = None
-    message: str | None = None
-    dead_reason: str | None = None
-    items: int = 0
-
-
-@dataclass(slots=True)
-class Report:
-    """One attempt's result, ready to be written (step 7 of the loop)."""
-
-    chunk: Chunk
-    token: str
-    result: FinishResult
-    attempt: Attempt
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,7 +354,7 @@ class Manager(Interventions, StallAbsolution):
             back = [r for r in reports if r.result.status is ChunkStatus.PENDING]
             places = requeue_places(s, [(r.chunk.tenant, r.chunk.priority) for r in back])
             keys = {r.chunk.id: key for r, key in zip(back, places, strict=True)}
-            batch = rows_json([_finish_params(r, keys.get(r.chunk.id)) for r in reports])
+            batch = rows_json([finish_row(r, keys.get(r.chunk.id)) for r in reports])
             # The written chunks' ids (each report knows its chunk's queue), as tuples: a dict a row
             # cost more than its one value.
             written = {str(row[0]) for row in s.fetch_table("finish_chunks", {"reports": batch})[1]}
@@ -394,8 +365,8 @@ class Manager(Interventions, StallAbsolution):
                     row = s.fetch_one("get_chunk", {"id": report.chunk.id})
                     cancelled = row is not None and row["status"] == ChunkStatus.CANCELLED
                     lost = Outcome.CANCELLED if cancelled else Outcome.LOST_LEASE
-                    attempt = _with_outcome(attempt, lost, None)
-                attempts.append(_attempt_params(attempt))
+                    attempt = with_outcome(attempt, lost, None)
+                attempts.append(attempt_row(attempt))
             s.execute_rows("insert_attempts", attempts)
             finished = {
                 r.chunk.queue_id
@@ -577,43 +548,3 @@ def _insert_batch(s: Session, placement: Placement, batch: list[dict[str, Any]])
         row["fair_key"] = key
     s.execute_many("insert_chunk", batch)
     return len(batch)
-
-
-def _with_outcome(attempt: Attempt, outcome: Outcome, delay: float | None) -> Attempt:
-    from dataclasses import replace
-
-    return replace(attempt, outcome=outcome, retry_delay_s=delay)
-
-
-def _finish_params(report: Report, fair_key: float | None) -> list[Any]:
-    """One row of finish_chunks' batch, by position (id, token, status, delay_s, attempts_delta,
-    deferrals_delta, stress_delta, category, message, dead_reason, items, fair_key): without
-    the keys the JSON is half as long to write here and to parse in the database."""
-    r = report.result
-    return [report.chunk.id, report.token, r.status, finite(r.delay_s), r.attempts_delta,
-            r.deferrals_delta, r.stress_delta, r.category, r.message, r.dead_reason, r.items,
-            finite(fair_key)]  # fmt: skip
-
-
-def _attempt_params(a: Attempt) -> list[Any]:
-    """One attempt in the compact form of log_chunk_health_metrics(jsonb): the one-attempt
-    form's 16 values, in its order."""
-    ips, efficiency = a.items_per_s, a.efficiency
-    return [
-        a.chunk_id,
-        a.queue_id,
-        a.tenant,
-        a.worker_id,
-        a.attempt,
-        finite(a.processing_s),
-        a.outcome,
-        a.chunk_size,
-        a.items_processed,
-        ips if ips is not None and math.isfinite(ips) else None,
-        efficiency if efficiency is not None and math.isfinite(efficiency) else None,
-        a.category,
-        a.rule,
-        a.message,
-        finite(a.retry_delay_s),
-        a.rss_bytes,
-    ]

@@ -48,8 +48,8 @@ from chunksync.faults import (
     call_seconds,
     make_exception,
 )
-from chunksync.manager import FinishResult
 from chunksync.models import ChunkStatus, ErrorCategory, Outcome
+from chunksync.results import FinishResult
 from chunksync.retry import (
     DEFAULT_POLICY,
     CategoryRule,

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from chunksync.app import App
-from chunksync.manager import FinishResult
 from chunksync.models import Attempt, ChunkStatus, ErrorCategory, Outcome
+from chunksync.results import FinishResult
 from tests.acceptance.web_server import TOKEN, serve
 from tests.servers import missing_server
 

@@ -24,8 +24,8 @@ from chunksync.exceptions import (
     NotFound,
     SchemaError,
 )
-from chunksync.manager import FinishResult
 from chunksync.models import Attempt, ChunkStatus, Outcome
+from chunksync.results import FinishResult
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 
 from chunksync.app import App
-from chunksync.manager import FinishResult
 from chunksync.models import Attempt, ChunkStatus, ErrorCategory, Outcome
 from chunksync.observe import health, listing, rollups, trends
 from chunksync.observe.model import HealthState, HealthThresholds, assess
+from chunksync.results import FinishResult
 
 C = ErrorCategory
 

@@ -11,10 +11,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from chunksync.app import App
 from chunksync.exceptions import ConfigurationError
-from chunksync.manager import FinishResult
 from chunksync.models import Attempt, ChunkStatus, ErrorCategory, Outcome
 from chunksync.observe import alerts, health, metrics, retention, trends
 from chunksync.observe.model import HealthThresholds
+from chunksync.results import FinishResult
 from chunksync.runtime.upkeep import feed_retry_budgets
 
 pytestmark = pytest.mark.timeout(60)

@@ -8,7 +8,6 @@ import pytest
 
 from chunksync.app import App
 from chunksync.exceptions import ConfigurationError, InvalidPayload, NotFound, StateError
-from chunksync.manager import FinishResult
 from chunksync.models import (
     Attempt,
     Chunk,
@@ -17,6 +16,7 @@ from chunksync.models import (
     Outcome,
     QueueStatus,
 )
+from chunksync.results import FinishResult
 from chunksync.retry import DEFAULT_POLICY
 
 KINDS = ["job"]

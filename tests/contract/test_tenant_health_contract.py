@@ -9,7 +9,7 @@ import pytest
 
 from chunksync.app import App
 from chunksync.exceptions import NotFound
-from chunksync.manager import FinishResult, Manager
+from chunksync.manager import Manager
 from chunksync.models import Attempt, ChunkStatus, ErrorCategory, Outcome
 from chunksync.observe import health, metrics
 from chunksync.observe.tenant_health import (
@@ -19,6 +19,7 @@ from chunksync.observe.tenant_health import (
     top_tenants,
     totals,
 )
+from chunksync.results import FinishResult
 
 
 def finish(m: Manager, outcome: Outcome, category: ErrorCategory | None = None) -> str:

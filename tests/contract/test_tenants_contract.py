@@ -10,8 +10,9 @@ import pytest
 
 from chunksync.app import App
 from chunksync.exceptions import QuotaExceeded
-from chunksync.manager import FinishResult, Manager
+from chunksync.manager import Manager
 from chunksync.models import Attempt, ChunkStatus, ErrorCategory, Outcome
+from chunksync.results import FinishResult
 
 KINDS = ["job"]
 

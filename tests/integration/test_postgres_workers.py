@@ -19,8 +19,8 @@ import psycopg
 import pytest
 
 from chunksync.app import App
-from chunksync.manager import FinishResult
 from chunksync.models import Attempt, ChunkStatus, Outcome
+from chunksync.results import FinishResult
 from tests.integration.pg_app import SIDE_EFFECTS_TABLE
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]

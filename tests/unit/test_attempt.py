@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 from chunksync.deps.budget import RetryBudget
 from chunksync.exceptions import Abort, RetryLater
-from chunksync.manager import FinishResult
 from chunksync.models import Attempt, Chunk, ChunkStatus, ErrorCategory, Outcome
+from chunksync.results import FinishResult
 from chunksync.retry import DEFAULT_POLICY, DEPENDENCY_FAULTS, RetryPolicy
 from chunksync.runtime import attempt
 from chunksync.runtime.attempt import Failure

@@ -22,9 +22,9 @@ from typing import Any, Protocol
 from chunksync.deps.budget import RetryBudget
 from chunksync.errors import categorize
 from chunksync.exceptions import Abort
-from chunksync.manager import FinishResult
 from chunksync.models import Attempt, Chunk, ChunkStatus, ErrorCategory, Outcome
 from chunksync.redact import redact
+from chunksync.results import FinishResult
 from chunksync.retry import Action, RandomSource, RetryPolicy, decide_failure
 
 MESSAGE_MAX_CHARS = 2000

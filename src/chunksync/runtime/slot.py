@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Protocol
 
 from chunksync.deps.store import Special
 from chunksync.exceptions import BackendError
-from chunksync.manager import Report
 from chunksync.models import Chunk, Outcome
 from chunksync.observe.model import FAILED_OUTCOMES
 from chunksync.redact import redact
+from chunksync.results import Report
 
 if TYPE_CHECKING:
     from chunksync.context import ChunkContext

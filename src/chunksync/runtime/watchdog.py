@@ -16,8 +16,8 @@ from collections import deque
 from typing import Protocol
 
 from chunksync.exceptions import BackendError
-from chunksync.manager import Report
 from chunksync.redact import redact
+from chunksync.results import Report
 from chunksync.runtime.slot import InFlight, Reports, Running, Slot
 
 log = logging.getLogger("chunksync.runtime.worker")

@@ -46,10 +46,11 @@ from chunksync.context import ChunkContext
 from chunksync.deps.budget import RetryBudget, RetryBudgets, hold_delay
 from chunksync.deps.store import Special
 from chunksync.exceptions import BackendError, ChunksyncError
-from chunksync.manager import Manager, Recovery, Report
+from chunksync.manager import Manager, Recovery
 from chunksync.models import Attempt, ChunkStatus, Queue
 from chunksync.redact import redact
 from chunksync.registry import Registry
+from chunksync.results import Report
 from chunksync.retry import Gate, RandomSource, RetryPolicy
 from chunksync.runtime import asyncrun, attempt, heap, progress, slot
 from chunksync.runtime.attempt import Failure
