@@ -2,7 +2,8 @@
 index of the table, so one that no plan reads costs every attempt and serves nothing (migration
 0013 dropped two such). The plans are SQLite's own (EXPLAIN QUERY PLAN) of every named query,
 on a database a worker has written attempts to. And a sync plan's count of stored messages
-reads indexes only, never a message's row."""
+reads indexes only, never a message's row. A tenant's reads find its chunks without an index of
+them by every status (migration 0015)."""
 
 from __future__ import annotations
 
@@ -77,3 +78,38 @@ def test_a_plans_count_of_stored_messages_reads_no_message_row(tmp_path: Path) -
     assert len(searches) == 2, plan
     assert "COVERING INDEX sqlite_autoindex_mail_messages_1" in searches[0], plan
     assert "INDEX mail_messages_deleted" in searches[1], plan
+
+
+def test_a_tenants_reads_find_its_chunks_without_an_index_of_every_status(tmp_path: Path) -> None:
+    # Migration 0015: chunks_tenant_status changed at every claim and finish. A tenant's chunks
+    # in flight are counted through a partial index of them alone, covering; its waiting and
+    # dead chunks through its queues. None of its reads walks the chunks table.
+    path = tmp_path / "tenants.db"
+    with App(f"sqlite:///{path}"):
+        pass
+    conn = sqlite3.connect(path)
+    try:
+        chunk_indexes = {
+            str(row[0])
+            for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'chunks'"
+            )
+        }
+        plans: dict[str, list[str]] = {}
+        for name in ("tenant_queued", "tenants_list", "tenant_health", "list_chunks_tenant",
+                     "claim_chunks", "claim_chunks_of"):  # fmt: skip
+            text = sql.queries("sqlite")[name]
+            params = dict.fromkeys(_PARAM.findall(text))
+            plans[name] = [str(r[3]) for r in conn.execute("EXPLAIN QUERY PLAN " + text, params)]
+    finally:
+        conn.close()
+    assert "chunks_tenant_status" not in chunk_indexes
+    assert "chunks_tenant_in_flight" in chunk_indexes
+    for name in ("tenant_queued", "tenants_list", "tenant_health", "list_chunks_tenant"):
+        scans = [step for step in plans[name] if re.match(r"SCAN (chunks|c|p)\b", step)]
+        assert not scans, (name, plans[name])
+    for name in ("tenant_health", "claim_chunks", "claim_chunks_of"):
+        counted = [step for step in plans[name] if "COVERING INDEX chunks_tenant_in_flight" in step]
+        assert counted, (name, plans[name])
+    # A tenant's list of chunks reads its queues' chunks in queue order, with no sort of them.
+    assert not any("TEMP B-TREE" in step for step in plans["list_chunks_tenant"])

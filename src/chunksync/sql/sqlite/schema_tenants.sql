@@ -1,2 +1,3 @@
 -- Tenants: weights, quotas and the fair order of chunks (migration 0010), written once.
 -- include migrations/0009_tenants.sql --
+-- include migrations/0015_tenant_in_flight_index.sql --
