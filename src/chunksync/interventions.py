@@ -18,6 +18,7 @@ from typing import Any
 
 from chunksync.backends.base import Backend, Session
 from chunksync.exceptions import NotFound, StateError
+from chunksync.ids import UUID_HEX_DIGITS, uuid_text
 from chunksync.models import (
     DEFAULT_TENANT,
     Chunk,
@@ -29,7 +30,6 @@ from chunksync.models import (
 )
 
 OPERATOR = "operator"
-UUID_HEX_DIGITS = 32
 HEX = frozenset("0123456789abcdef")
 WORKER_TIMEOUT_SECONDS = 60.0  # a worker silent this long is lost
 
@@ -86,7 +86,7 @@ class Interventions(abc.ABC):
         digits = prefix.replace("-", "").lower()
         if not digits or len(digits) > UUID_HEX_DIGITS or not all(c in HEX for c in digits):
             return []
-        lo, hi = (_uuid_text(digits.ljust(UUID_HEX_DIGITS, pad)) for pad in "0f")
+        lo, hi = (uuid_text(digits.ljust(UUID_HEX_DIGITS, pad)) for pad in "0f")
         rows = self.backend.fetch_all("chunk_ids_in_range", {"lo": lo, "hi": hi, "limit": limit})
         return [str(r["id"]) for r in rows]
 
@@ -285,9 +285,3 @@ class Interventions(abc.ABC):
                 f"{subject} is alive (last heartbeat {silent_s:.0f} s ago): "
                 "stop it first, or pass --force"
             )
-
-
-def _uuid_text(digits: str) -> str:
-    """32 hex digits in the 8-4-4-4-12 form ids are stored in."""
-    d = digits
-    return f"{d[:8]}-{d[8:12]}-{d[12:16]}-{d[16:20]}-{d[20:]}"

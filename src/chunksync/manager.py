@@ -18,6 +18,7 @@ from typing import Any
 
 from chunksync.backends.base import Backend, Params, Session, rows_json, strict_json
 from chunksync.exceptions import InvalidPayload, NotFound, StateError
+from chunksync.ids import ordered_id
 from chunksync.interventions import WORKER_TIMEOUT_SECONDS, Interventions
 from chunksync.models import (
     DEFAULT_MAX_ATTEMPTS,
@@ -185,7 +186,7 @@ class Manager(Interventions, StallAbsolution):
         for payload in payloads:
             batch.append(
                 {
-                    "id": str(uuid.uuid4()),
+                    "id": ordered_id(),
                     "queue_id": str(queue["id"]),
                     "tenant": queue["tenant"],
                     "seq": seq,

@@ -131,7 +131,12 @@ def test_ids_as_status_prints_them(tmp_path: Path) -> None:
     short = queue["id"][:8]
     assert short in run("--db", url, "status").stdout
     dead = json.loads(run("--db", url, "chunks", "--status", "dead", "--json").stdout)
-    assert "again" in run("--db", url, "retry", dead[0]["id"][:8]).stdout
+    # A chunk's id starts with the time it was made (chunksync.ids): the shortest prefix that
+    # no other chunk's id shares.
+    others = [c["id"] for c in json.loads(run("--db", url, "chunks", "--json").stdout)]
+    others.remove(dead[0]["id"])
+    size = next(n for n in range(8, 37) if not any(o.startswith(dead[0]["id"][:n]) for o in others))
+    assert "again" in run("--db", url, "retry", dead[0]["id"][:size]).stdout
     with App(url) as app:
         assert app.manager.get_chunk(dead[0]["id"]).status is ChunkStatus.PENDING
     assert "is paused" in run("--db", url, "pause", short).stdout
@@ -142,6 +147,7 @@ def test_ids_as_status_prints_them(tmp_path: Path) -> None:
     assert n > 1
     said = one_error(run("--db", url, "cancel", common, expect=1))
     assert f"'{common}' is the start of" in said and "type more of one" in said
+    assert "more than 20 chunk ids" in said  # all 60 share it: read up to 21, not counted
     hint = one_error(run("--db", url, "cancel", queue["name"], expect=1))
     assert "did you mean --queue?" in hint
 

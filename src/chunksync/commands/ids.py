@@ -1,7 +1,9 @@
 """Ids as a person types them: the 8-character prefix `status` prints, or any unique prefix.
 
 An exact id or name wins; otherwise the prefix must match exactly one id, and an ambiguous one
-lists the matches so the user can type one more character.
+lists the matches so the user can type one more character. A chunk's id starts with the time
+it was made (chunksync.ids), so the chunks of one enqueue share a long prefix: a short one
+matches many, found by a range over the primary key and counted up to CHUNK_MATCHES.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from chunksync.exceptions import NotFound
 from chunksync.manager import Manager
 
 SHOWN_MATCHES = 5
+CHUNK_MATCHES = 20  # a chunk prefix's matches read, at most
 
 
 def queue_id(manager: Manager, text: str) -> str:
@@ -29,7 +32,7 @@ def chunk_id(manager: Manager, text: str) -> str:
         return manager.get_chunk(text).id
     except NotFound:
         pass
-    matches = manager.chunk_ids_with_prefix(text)
+    matches = manager.chunk_ids_with_prefix(text, limit=CHUNK_MATCHES + 1)
     if not matches:
         try:
             queue = manager.get_queue(text)
@@ -39,16 +42,19 @@ def chunk_id(manager: Manager, text: str) -> str:
             raise NotFound(
                 f"no chunk with id '{text}': {queue.name} is a queue; did you mean --queue?"
             )
-    return _one(matches, text, "chunk", f"no chunk with id '{text}'")
+    return _one(matches, text, "chunk", f"no chunk with id '{text}'", cap=CHUNK_MATCHES)
 
 
-def _one(matches: list[str], text: str, what: str, missing: str) -> str:
+def _one(matches: list[str], text: str, what: str, missing: str, *, cap: int | None = None) -> str:
+    """The one match; else one sentence: none, or how many (more than `cap` when the matches
+    were read up to cap + 1) with the first few."""
     if len(matches) == 1:
         return matches[0]
     if not matches:
         raise NotFound(missing)
+    capped = cap is not None and len(matches) > cap
+    count = f"more than {cap}" if capped else str(len(matches))
     shown = ", ".join(sorted(matches)[:SHOWN_MATCHES])
-    more = f" and {len(matches) - SHOWN_MATCHES} more" if len(matches) > SHOWN_MATCHES else ""
-    raise NotFound(
-        f"'{text}' is the start of {len(matches)} {what} ids ({shown}{more}): type more of one"
-    )
+    rest = len(matches) - SHOWN_MATCHES
+    more = " and more" if capped else (f" and {rest} more" if rest > 0 else "")
+    raise NotFound(f"'{text}' is the start of {count} {what} ids ({shown}{more}): type more of one")
