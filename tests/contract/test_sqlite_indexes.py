@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from chunksync import sql
@@ -32,6 +33,23 @@ def indexes_read(path: Path) -> dict[str, set[str]]:
     finally:
         conn.close()
     return read
+
+
+def plans_of(path: Path, names: tuple[str, ...]) -> dict[str, list[str]]:
+    """SQLite's plan (EXPLAIN QUERY PLAN, each step's text) of each named query, on a new
+    database at `path`."""
+    with App(f"sqlite:///{path}"):
+        pass
+    conn = sqlite3.connect(path)
+    try:
+        plans = {}
+        for name in names:
+            text = sql.queries("sqlite")[name]
+            params = dict.fromkeys(_PARAM.findall(text))
+            plans[name] = [str(r[3]) for r in conn.execute("EXPLAIN QUERY PLAN " + text, params)]
+        return plans
+    finally:
+        conn.close()
 
 
 def test_every_index_of_attempts_is_read_by_a_statement(tmp_path: Path) -> None:
@@ -64,16 +82,7 @@ def test_a_plans_count_of_stored_messages_reads_no_message_row(tmp_path: Path) -
     # A message's deleted_at comes after its raw bytes: a count that reads it walks every
     # message's overflow pages. The plan's count reads the primary key and the gone messages'
     # partial index only.
-    path = tmp_path / "store.db"
-    with App(f"sqlite:///{path}"):
-        pass
-    conn = sqlite3.connect(path)
-    try:
-        text = sql.queries("sqlite")["store_count_messages"]
-        params = dict.fromkeys(_PARAM.findall(text))
-        plan = [str(row[3]) for row in conn.execute("EXPLAIN QUERY PLAN " + text, params)]
-    finally:
-        conn.close()
+    plan = plans_of(tmp_path / "store.db", ("store_count_messages",))["store_count_messages"]
     searches = [step for step in plan if step.startswith("SEARCH")]
     assert len(searches) == 2, plan
     assert "COVERING INDEX sqlite_autoindex_mail_messages_1" in searches[0], plan
@@ -85,24 +94,16 @@ def test_a_tenants_reads_find_its_chunks_without_an_index_of_every_status(tmp_pa
     # in flight are counted through a partial index of them alone, covering; its waiting and
     # dead chunks through its queues. None of its reads walks the chunks table.
     path = tmp_path / "tenants.db"
-    with App(f"sqlite:///{path}"):
-        pass
-    conn = sqlite3.connect(path)
-    try:
+    names = ("tenant_queued", "tenants_list", "tenant_health", "list_chunks_tenant",
+             "claim_chunks", "claim_chunks_of")  # fmt: skip
+    plans = plans_of(path, names)
+    with closing(sqlite3.connect(path)) as conn:
         chunk_indexes = {
             str(row[0])
             for row in conn.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'chunks'"
             )
         }
-        plans: dict[str, list[str]] = {}
-        for name in ("tenant_queued", "tenants_list", "tenant_health", "list_chunks_tenant",
-                     "claim_chunks", "claim_chunks_of"):  # fmt: skip
-            text = sql.queries("sqlite")[name]
-            params = dict.fromkeys(_PARAM.findall(text))
-            plans[name] = [str(r[3]) for r in conn.execute("EXPLAIN QUERY PLAN " + text, params)]
-    finally:
-        conn.close()
     assert "chunks_tenant_status" not in chunk_indexes
     assert "chunks_tenant_in_flight" in chunk_indexes
     for name in ("tenant_queued", "tenants_list", "tenant_health", "list_chunks_tenant"):
