@@ -36,5 +36,5 @@ def ordered_id() -> str:
     version and variant, then 62 random bits."""
     ms, ns = divmod(time.time_ns(), 1_000_000)
     fraction = ns * 4096 // 1_000_000
-    random = int.from_bytes(os.urandom(8), "big") & _RANDOM_BITS
-    return uuid_text(f"{(ms << 80) | (0x7 << 76) | (fraction << 64) | (0b10 << 62) | random:032x}")
+    rand = int.from_bytes(os.urandom(8), "big") & _RANDOM_BITS
+    return uuid_text(f"{(ms << 80) | (0x7 << 76) | (fraction << 64) | (0b10 << 62) | rand:032x}")
