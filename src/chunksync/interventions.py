@@ -80,9 +80,9 @@ class Interventions(abc.ABC):
     ) -> None:
         """Write one audit entry inside the transaction of the change it records."""
 
-    def chunk_ids_with_prefix(self, prefix: str, limit: int = 20) -> list[str]:
-        """Ids of chunks that start with `prefix` (hex digits, hyphens optional), found by a
-        range over the primary key rather than a scan."""
+    def chunk_ids_with_prefix(self, prefix: str, limit: int) -> list[str]:
+        """Up to `limit` ids of chunks that start with `prefix` (hex digits, hyphens optional),
+        found by a range over the primary key rather than a scan."""
         digits = prefix.replace("-", "").lower()
         if not digits or len(digits) > UUID_HEX_DIGITS or not all(c in HEX for c in digits):
             return []
