@@ -1,21 +1,24 @@
 -- Named queries of one tenant's health and of the per-tenant metrics (docs/tenants.md).
--- Tenant-scoped reads go through indexes that start with the tenant (queues_tenant_status,
--- chunks_tenant_status); `NOW()` is the database clock in seconds since the epoch.
+-- Tenant-scoped reads go through indexes that start with the tenant: its queues
+-- (queues_tenant_status), then each queue's chunks (chunks_queue_status_tenant, chunks_dead),
+-- and its chunks in flight (chunks_tenant_in_flight, migration 0019); a chunk's tenant is its
+-- queue's. `NOW()` is the database clock in seconds since the epoch.
 
 -- tenant_health --
 -- One tenant right now: its active queues, backlog, oldest pending chunk, in flight, quotas.
 SELECT
     (SELECT COUNT(*) FROM queues WHERE tenant = :tenant::text) AS queues,
     (SELECT COUNT(*) FROM queues WHERE tenant = :tenant::text AND status = 'active') AS active_queues,
-    (SELECT COUNT(*) FROM chunks c JOIN queues q ON q.id = c.queue_id
-        WHERE c.tenant = :tenant::text AND c.status = 'pending' AND q.status = 'active') AS backlog,
-    NOW() - (SELECT MIN(c.created_at) FROM chunks c JOIN queues q ON q.id = c.queue_id
-        WHERE c.tenant = :tenant::text AND c.status = 'pending' AND q.status = 'active')
+    (SELECT COUNT(*) FROM queues q JOIN chunks c ON c.queue_id = q.id
+        WHERE q.tenant = :tenant::text AND q.status = 'active' AND c.status = 'pending') AS backlog,
+    NOW() - (SELECT MIN(c.created_at) FROM queues q JOIN chunks c ON c.queue_id = q.id
+        WHERE q.tenant = :tenant::text AND q.status = 'active' AND c.status = 'pending')
         AS oldest_pending_age_s,
     (SELECT COUNT(*) FROM chunks WHERE tenant = :tenant::text AND status = 'processing') AS in_flight,
     (SELECT COUNT(*) FROM chunks WHERE tenant = :tenant::text AND status = 'processing'
         AND lease_expires_at < NOW()) AS stuck,
-    (SELECT COUNT(*) FROM chunks WHERE tenant = :tenant::text AND status = 'dead') AS dead,
+    (SELECT COUNT(*) FROM queues q JOIN chunks c ON c.queue_id = q.id
+        WHERE q.tenant = :tenant::text AND c.status = 'dead') AS dead,
     (SELECT COUNT(*) FROM tenants WHERE id = :tenant::text) AS declared,
     (SELECT max_in_flight FROM tenants WHERE id = :tenant::text) AS max_in_flight,
     (SELECT max_queued FROM tenants WHERE id = :tenant::text) AS max_queued,
@@ -31,11 +34,16 @@ GROUP BY category, outcome
 HAVING SUM(n) > 0;
 
 -- metrics_tenants --
--- Every tenant's chunks by status, with the age of its oldest pending chunk.
-SELECT tenant, status, COUNT(*) AS n,
-       NOW() - MIN(CASE WHEN status = 'pending' THEN created_at END) AS oldest_pending_age_s
-FROM chunks
-GROUP BY tenant, status;
+-- Every tenant's chunks by status, with the age of its oldest pending chunk: each queue's counts from chunks_queue_status_tenant alone, the pending chunks' rows for their age, summed by the queues' tenant.
+SELECT q.tenant AS tenant, s.status AS status, SUM(s.n)::bigint AS n,
+       NOW() - MIN(s.oldest) AS oldest_pending_age_s
+FROM (SELECT queue_id, status, COUNT(*) AS n, NULL::float8 AS oldest FROM chunks
+      GROUP BY queue_id, status
+      UNION ALL
+      SELECT queue_id, 'pending', 0, MIN(created_at) FROM chunks WHERE status = 'pending'
+      GROUP BY queue_id) s
+JOIN queues q ON q.id = s.queue_id
+GROUP BY q.tenant, s.status;
 
 -- metrics_tenant_quotas --
 -- The tenants that have an in-flight quota, with it.
@@ -58,7 +66,7 @@ ORDER BY q.created_at DESC, q.name;
 -- list_chunks_tenant --
 -- One tenant's chunks filtered by queue, status and last error category, in queue order.
 SELECT * FROM chunks
-WHERE tenant = :tenant::text
+WHERE queue_id IN (SELECT id FROM queues WHERE tenant = :tenant::text) AND tenant = :tenant::text
   AND (:queue_id::text IS NULL OR queue_id = chunksync_try_uuid(:queue_id::text))
   AND (:status::text IS NULL OR status = :status::text)
   AND (:category::text IS NULL OR last_category = :category::text)

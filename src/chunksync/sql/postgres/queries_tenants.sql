@@ -18,8 +18,9 @@ SELECT COUNT(*) AS n FROM tenants WHERE max_in_flight IS NOT NULL;
 SELECT id FROM tenants WHERE max_in_flight IS NOT NULL ORDER BY id FOR UPDATE;
 
 -- tenant_queued --
--- How many chunks of a tenant wait (pending), through chunks_tenant_status.
-SELECT COUNT(*) AS n FROM chunks WHERE tenant = :tenant::text AND status = 'pending';
+-- How many chunks of a tenant wait (pending), through its queues (queues_tenant_status) and each one's pending chunks (chunks_queue_status_tenant): a chunk's tenant is its queue's.
+SELECT COUNT(*) AS n FROM queues q JOIN chunks c ON c.queue_id = q.id
+WHERE q.tenant = :tenant::text AND c.status = 'pending';
 
 -- tenant_reserve --
 -- Reserve :span of virtual time for a tenant's next chunks at one priority, from its pass or the virtual time (the first pending chunk's place at that priority; without one, the furthest pass), whichever is later; returns where the span starts.
@@ -48,8 +49,8 @@ RETURNING *;
 -- tenants_list --
 -- Every tenant declared or owning a queue, with its chunks waiting and in flight.
 SELECT ids.id, t.weight, t.max_in_flight, t.max_queued,
-       (SELECT COUNT(*) FROM chunks c WHERE c.tenant = ids.id AND c.status = 'pending')
-           AS pending,
+       (SELECT COUNT(*) FROM queues q JOIN chunks c ON c.queue_id = q.id
+        WHERE q.tenant = ids.id AND c.status = 'pending') AS pending,
        (SELECT COUNT(*) FROM chunks c WHERE c.tenant = ids.id AND c.status = 'processing')
            AS in_flight
 FROM (SELECT id FROM tenants UNION SELECT tenant FROM queues) ids

@@ -65,8 +65,8 @@ CREATE TABLE chunks (
 );
 -- Claiming only ever looks at pending chunks: the index stays small however long the history.
 CREATE INDEX chunks_runnable ON chunks (priority DESC, created_at, seq) WHERE status = 'pending';
-CREATE INDEX chunks_processing ON chunks (lease_expires_at) WHERE status = 'processing';
-CREATE INDEX chunks_worker ON chunks (worker_id) WHERE status = 'processing';
+-- The chunks in flight, by worker (its heartbeat) and lease expiry (the sweep): migration 0019.
+CREATE INDEX chunks_leases ON chunks (worker_id, lease_expires_at) WHERE status = 'processing';
 CREATE INDEX chunks_queue_status_tenant ON chunks (queue_id, status, tenant);
 CREATE INDEX chunks_finished ON chunks (finished_at) WHERE finished_at IS NOT NULL;
 

@@ -13,6 +13,5 @@ CREATE TABLE alerts (
     resolved_at double precision
 );
 CREATE INDEX alerts_state ON alerts (state, updated_at);
-CREATE INDEX attempts_queue_started ON attempts (queue_id, started_at);
 CREATE INDEX attempts_worker ON attempts (worker_id, finished_at);
 CREATE INDEX chunks_dead ON chunks (queue_id) WHERE status = 'dead';

@@ -1,0 +1,87 @@
+"""PostgreSQL keeps no index that a chunk's transitions write for nothing (migration 0019): a
+claim and a finish are not HOT updates (a chunk's status is indexed), so each writes an entry
+in every index of `chunks` whose predicate the new row meets. A tenant's reads find its chunks
+without an index of them by every status, and a worker's lease reads without an index of
+their own: each has a plan through an index (sequential scans turned off, the way to ask the
+planner whether one exists), on a history as a fleet leaves it. A worker's reads of its own
+chunks in flight use chunks_leases, a tenant's count of them chunks_tenant_in_flight."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+
+from chunksync import sql
+from chunksync.backends.postgres import to_psycopg
+
+pytestmark = pytest.mark.postgres
+
+TENANT = {"tenant": "tenant2", "window_s": 60.0}
+READS: dict[str, tuple[dict[str, Any], str | None]] = {
+    # name: (its parameters, the index of chunks in flight its plan must read, if any)
+    "tenant_queued": (TENANT, None),
+    "tenants_list": ({}, "chunks_tenant_in_flight"),
+    "tenant_health": (TENANT, "chunks_tenant_in_flight"),
+    "metrics_tenants": ({}, None),
+    "list_chunks_tenant": (
+        {**TENANT, "queue_id": None, "status": None, "category": None, "limit": 10},
+        None,
+    ),
+    "extend_worker_leases": (
+        {"lease_s": 30.0, "worker_id": "w3", "tokens": ["00000000-0000-0000-0000-000000000001"]},
+        "chunks_leases",
+    ),
+    "chunks_of_worker": ({"worker_id": "w3"}, "chunks_leases"),
+    "find_stuck": ({"limit": 10}, None),  # all the chunks in flight: either partial index
+}
+
+
+# A history as a fleet leaves it, for plans that say what the planner would do on one: five
+# tenants' queues, most chunks finished, some waiting, a few hundred in flight across 20 workers.
+HISTORY = """
+INSERT INTO queues (id, name, source, kind, tenant, status, created_at, updated_at)
+SELECT gen_random_uuid(), 'q' || t, 'x://', 'x', 'tenant' || t, 'active', 0, 0
+FROM generate_series(1, 5) AS t;
+INSERT INTO chunks (id, queue_id, tenant, seq, payload, status, run_after, lease_token,
+                    lease_expires_at, worker_id, created_at, updated_at, finished_at)
+SELECT gen_random_uuid(), q.id, q.tenant, n, '{}',
+       CASE WHEN n % 100 = 0 THEN 'processing' WHEN n % 10 = 0 THEN 'pending' ELSE 'completed' END,
+       0, CASE WHEN n % 100 = 0 THEN gen_random_uuid() END, CASE WHEN n % 100 = 0 THEN 100 END,
+       CASE WHEN n % 100 = 0 THEN 'w' || (n / 100) % 20 END, n, n,
+       CASE WHEN n % 10 <> 0 THEN n END
+FROM queues q CROSS JOIN generate_series(1, 20000) AS n;
+ANALYZE queues;
+ANALYZE chunks;
+"""
+
+
+def _plan(conn: psycopg.Connection[Any], name: str, params: dict[str, Any]) -> str:
+    text = to_psycopg(sql.queries("postgres")[name])
+    with conn.transaction(force_rollback=True):  # EXPLAIN of an UPDATE plans it, runs nothing
+        rows = conn.execute(b"EXPLAIN " + text, params).fetchall()
+    return "\n".join(str(r[0]) for r in rows)
+
+
+def test_no_index_of_chunks_by_tenant_and_every_status(pg_url: str) -> None:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename IN ('chunks', 'attempts')"
+        ).fetchall()
+    indexes = {str(name): str(definition) for name, definition in rows}
+    gone = {"chunks_tenant_status", "chunks_processing", "chunks_worker", "attempts_queue_started"}
+    assert not gone & indexes.keys()
+    assert "WHERE (status = 'processing'::text)" in indexes["chunks_tenant_in_flight"]
+    assert "(worker_id, lease_expires_at)" in indexes["chunks_leases"]
+
+
+def test_tenant_and_lease_reads_have_an_index_path(pg_url: str) -> None:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(HISTORY.encode())
+        conn.execute("SET enable_seqscan = off")
+        plans = {name: _plan(conn, name, params) for name, (params, _) in READS.items()}
+    for name, (_, index) in READS.items():
+        assert "Seq Scan on chunks" not in plans[name], f"{name}:\n{plans[name]}"
+        if index is not None:
+            assert index in plans[name], f"{name}:\n{plans[name]}"
