@@ -26,8 +26,10 @@ pgqueuer_processes (each one's best count), pg_drain_chunks_per_s (chunksync at 
 median), ratio_vs_pgqueuer (each at its best), ratio_vs_procrastinate, worker_cpu_us_per_chunk
 (chunksync's processes' CPU from the start signal to their stop, over the chunks:
 time.process_time in each, every thread; at its best count, and each count's as
-worker_cpu_us_per_chunk_<n>_processes), pg_sql_ceiling_chunks_per_s (as many clients),
-ratio_vs_sql_ceiling.
+worker_cpu_us_per_chunk_<n>_processes), pg_server_cpu_us_per_chunk and
+pgqueuer_server_cpu_us_per_job (PostgreSQL's processes' CPU over the drain, from the start
+signal until the database says it is done, over the jobs; each at its best count),
+pg_sql_ceiling_chunks_per_s (as many clients), ratio_vs_sql_ceiling.
 """
 
 from __future__ import annotations
@@ -102,24 +104,48 @@ def noop_queue(cluster: PgCluster, name: str) -> tuple[str, str]:
     return url, queue.id
 
 
+def postgres_cpu_ticks() -> int:
+    """PostgreSQL's CPU ticks so far: its live processes' own plus, on the postmaster, those of
+    the backends it has reaped (a backend whose connection closes ends before a later reading)."""
+    procs: dict[str, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone since the listing
+            continue
+        if stat[stat.index("(") + 1 : stat.rindex(")")].startswith("postgres"):
+            procs[entry.name] = stat[stat.rindex(")") + 2 :].split()
+    pg = 0
+    for fields in procs.values():
+        pg += int(fields[11]) + int(fields[12])  # utime, stime
+        if fields[1] not in procs:  # the postmaster: its reaped children's too
+            pg += int(fields[13]) + int(fields[14])  # cutime, cstime
+    return pg
+
+
 def drain_chunksync(cluster: PgCluster, processes: int, run: int = 0) -> float:
     return drain_chunksync_cpu(cluster, processes, run)[0]
 
 
-def drain_chunksync_cpu(cluster: PgCluster, processes: int, run: int = 0) -> tuple[float, float]:
-    """Chunks per second, and the worker processes' CPU per chunk in microseconds (from the
-    start signal to their stop, all threads; a no-op handler, so all of it is chunksync's)."""
+def drain_chunksync_cpu(
+    cluster: PgCluster, processes: int, run: int = 0
+) -> tuple[float, float, float]:
+    """Chunks per second, the worker processes' CPU per chunk in microseconds (from the start
+    signal to their stop, all threads; a no-op handler, so all of it is chunksync's), and
+    PostgreSQL's over the drain (`_timed`)."""
     with tempfile.TemporaryDirectory() as cpu_dir:
         os.environ[CPU_DIR_ENV] = cpu_dir
         try:
-            rate = _drain_chunksync(cluster, processes, run)
+            rate, server_us = _drain_chunksync(cluster, processes, run)
         finally:
             del os.environ[CPU_DIR_ENV]
         cpu = sum(float(f.read_text()) for f in Path(cpu_dir).iterdir())
-    return rate, cpu / N_CHUNKS * 1e6
+    return rate, cpu / N_CHUNKS * 1e6, server_us
 
 
-def _drain_chunksync(cluster: PgCluster, processes: int, run: int) -> float:
+def _drain_chunksync(cluster: PgCluster, processes: int, run: int) -> tuple[float, float]:
     url, _ = noop_queue(cluster, f"bench_chunksync_{processes}_{run}")
     # The queue turns completed in the statement after its last chunk's commit; counting
     # 20,000 chunks every 20 ms would itself take a fifth of a core from the drain.
@@ -163,7 +189,7 @@ def _pgqueuer_process(url: str, ready: Event, go: Event, stop: Event) -> None:
     asyncio.run(run())
 
 
-def drain_pgqueuer(cluster: PgCluster, processes: int, run: int = 0) -> float:
+def drain_pgqueuer(cluster: PgCluster, processes: int, run: int = 0) -> tuple[float, float]:
     from pgqueuer.adapters.drivers.psycopg import PsycopgDriver
     from pgqueuer.queries import Queries
 
@@ -222,7 +248,7 @@ def drain_procrastinate(cluster: PgCluster, processes: int) -> float:
         "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM procrastinate_jobs "
         "WHERE status IN ('todo', 'doing'))"
     )
-    return _timed(cluster, url, _procrastinate_process, processes, done)
+    return _timed(cluster, url, _procrastinate_process, processes, done)[0]
 
 
 # --- the clock --------------------------------------------------------------------------------
@@ -234,9 +260,11 @@ def _timed(
     target: Callable[[str, Event, Event, Event], None],
     processes: int,
     done: str,
-) -> float:
+) -> tuple[float, float]:
     """Settle the server (pg_ceiling.settle), start the processes, wait until every one is
-    ready, then time the drain."""
+    ready, then time the drain: jobs per second, and PostgreSQL's CPU per job in microseconds
+    over the same window (every backend's: the workers', their other connections', this
+    wait's; and the server's own processes)."""
     settle(cluster, url)
     ctx = multiprocessing.get_context("spawn")
     go, stop = ctx.Event(), ctx.Event()
@@ -251,7 +279,7 @@ def _timed(
         # One connection for the whole wait: a connection per check would fork a backend 50
         # times a second, a few per cent of the machine taken from whichever queue drains.
         with psycopg.connect(url, autocommit=True) as conn:
-            started = time.perf_counter()
+            ticks, started = postgres_cpu_ticks(), time.perf_counter()
             go.set()
             deadline = time.monotonic() + TIMEOUT_SECONDS
             while not conn.execute(done.encode()).fetchone():
@@ -259,13 +287,14 @@ def _timed(
                     raise RuntimeError(f"the drain did not finish within {TIMEOUT_SECONDS} s")
                 time.sleep(DONE_POLL_SECONDS)
             elapsed = time.perf_counter() - started
+            ticks = postgres_cpu_ticks() - ticks
     finally:
         stop.set()
         for p in procs:
             p.join(30)
             if p.is_alive():
                 p.kill()
-    return N_CHUNKS / elapsed
+    return N_CHUNKS / elapsed, ticks / os.sysconf("SC_CLK_TCK") / N_CHUNKS * 1e6
 
 
 def main() -> int:
@@ -279,7 +308,9 @@ def main() -> int:
     pro_version = getattr(procrastinate, "__version__", "?")
     ours: dict[int, list[float]] = {n: [] for n in PROCESS_COUNTS}
     cpu: dict[int, list[float]] = {n: [] for n in PROCESS_COUNTS}
+    server: dict[int, list[float]] = {n: [] for n in PROCESS_COUNTS}
     pgq: dict[int, list[float]] = {n: [] for n in PROCESS_COUNTS}
+    pgq_server: dict[int, list[float]] = {n: [] for n in PROCESS_COUNTS}
     sql: dict[int, list[float]] = {n: [] for n in PROCESS_COUNTS}
     cluster = PgCluster(durable=True).start()
     try:
@@ -287,10 +318,13 @@ def main() -> int:
         one = drain_chunksync(cluster, 1)
         for run in range(REPEATS):  # in turns, so that a slow spell of the machine hits all
             for n in PROCESS_COUNTS:
-                rate, cpu_us = drain_chunksync_cpu(cluster, n, run)
+                rate, cpu_us, server_us = drain_chunksync_cpu(cluster, n, run)
                 ours[n].append(rate)
                 cpu[n].append(cpu_us)
-                pgq[n].append(drain_pgqueuer(cluster, n, run))
+                server[n].append(server_us)
+                rate, server_us = drain_pgqueuer(cluster, n, run)
+                pgq[n].append(rate)
+                pgq_server[n].append(server_us)
                 sql[n].append(sql_ceiling(cluster, n, run))
         procrastinate_rate = drain_procrastinate(cluster, PEER_PROCESSES)
     finally:
@@ -323,6 +357,8 @@ def main() -> int:
     for n, values in cpu.items():  # each count: with 4, the workers and the server share 2 cores
         print(f"worker_cpu_us_per_chunk_{n}_processes={statistics.median(values):.1f}")
     print(f"worker_cpu_us_per_chunk={statistics.median(cpu[best]):.1f}")
+    print(f"pg_server_cpu_us_per_chunk={statistics.median(server[best]):.1f}")
+    print(f"pgqueuer_server_cpu_us_per_job={statistics.median(pgq_server[best_pgq]):.1f}")
     print(f"pg_sql_ceiling_chunks_per_s={ceiling_rate:.0f}")
     print(f"ratio_vs_sql_ceiling={rate / ceiling_rate:.2f}")
     return 0

@@ -4,8 +4,9 @@ The same drain as bench_pg_drain (N no-op chunks, one durable cluster, each proc
 with the adaptive claim batch, health metrics on), with 1, 2, 4, 8 and 16 worker processes. The
 counts run in turns, ROUNDS times (1, 2, 4, 8, 16, 1, 2, ...), so that a slow spell of the
 machine does not land on one count; each count's median is printed with the CPU cores that
-PostgreSQL (from /proc) and the worker processes (their rusage) kept busy on average over the
-run, which says whether the database or the workers bind.
+PostgreSQL (from /proc, over the drain) and the worker processes (their own CPU clocks, from
+the start signal to their stop) kept busy on average while it ran, which says whether the
+database or the workers bind, and how much of the machine is left idle.
 
 Env: CHUNKSYNC_BENCH_SCALING_CHUNKS (default 20000), CHUNKSYNC_BENCH_SCALING_ROUNDS (default 2),
 CHUNKSYNC_BENCH_SCALING_PROCESSES (default "1,2,4,8,16"). Last lines: pg_scaling_best_processes,
@@ -15,11 +16,8 @@ pg_scaling_peak_chunks_per_s.
 from __future__ import annotations
 
 import os
-import resource
 import statistics
 import sys
-import time
-from pathlib import Path
 
 from tests.servers.pgcluster import PgCluster, available
 
@@ -32,39 +30,11 @@ PROCESSES = [
 ]
 
 
-def _cpu_ticks() -> int:
-    """PostgreSQL's CPU ticks so far: its live processes' own plus, on the postmaster, those of
-    the backends it has reaped (a drain's backends end with their connections, before the
-    second reading)."""
-    procs: dict[str, list[str]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:  # gone since the listing
-            continue
-        if stat[stat.index("(") + 1 : stat.rindex(")")].startswith("postgres"):
-            procs[entry.name] = stat[stat.rindex(")") + 2 :].split()
-    pg = 0
-    for fields in procs.values():
-        pg += int(fields[11]) + int(fields[12])  # utime, stime
-        if fields[1] not in procs:  # the postmaster: its reaped children's too
-            pg += int(fields[13]) + int(fields[14])  # cutime, cstime
-    return pg
-
-
 def drain(cluster: PgCluster, processes: int, run: int) -> tuple[float, float, float]:
     """One drain: chunks per second, and the CPU cores PostgreSQL and the worker processes kept
-    busy on average over the whole call (its set-up included: database, enqueue, start)."""
-    hz = os.sysconf("SC_CLK_TCK")
-    started, pg0 = time.monotonic(), _cpu_ticks()
-    workers0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    rate = bench_pg_drain.drain_chunksync(cluster, processes, run)
-    workers1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    wall, pg1 = time.monotonic() - started, _cpu_ticks()
-    worker_s = sum(getattr(workers1, f) - getattr(workers0, f) for f in ("ru_utime", "ru_stime"))
-    return rate, (pg1 - pg0) / hz / wall, worker_s / wall
+    busy on average while it ran (each one's CPU per chunk, at the drain's rate)."""
+    rate, workers_us, server_us = bench_pg_drain.drain_chunksync_cpu(cluster, processes, run)
+    return rate, server_us * rate / 1e6, workers_us * rate / 1e6
 
 
 def main() -> int:

@@ -6,9 +6,9 @@ on this noisy machine, where single runs of the same code swing by 20%. Not in `
 
 Each turn is a child process that imports chunksync from its tree (and these benchmarks from
 this one). SQLite: one slot, 20,000 no-op chunks (`bench_sqlite_drain.drain`), then the SQL alone
-(`sqlite_ceiling.ceiling`). `--pg`: four worker processes on a fresh, settled PostgreSQL cluster
-(`bench_pg_drain.drain_chunksync_cpu`): chunks/s and the workers' CPU per chunk. Prints every
-turn, then the medians.
+(`sqlite_ceiling.ceiling`). `--pg`: two worker processes (bench_pg_drain's best count) on a
+fresh, settled PostgreSQL cluster (`bench_pg_drain.drain_chunksync_cpu`): chunks/s, and the
+workers' and PostgreSQL's CPU per chunk. Prints every turn, then the medians.
 """
 
 from __future__ import annotations
@@ -39,10 +39,11 @@ def main():
         from tests.servers.pgcluster import PgCluster
         cluster = PgCluster(durable=True).start()
         try:
-            rate, cpu = drain_chunksync_cpu(cluster, 4)
+            rate, cpu, server = drain_chunksync_cpu(cluster, 2)
         finally:
             cluster.stop()
-        print(json.dumps({{"chunks_per_s": rate, "cpu_us_per_chunk": cpu}}))
+        print(json.dumps({{"chunks_per_s": rate, "cpu_us_per_chunk": cpu,
+                          "server_cpu_us_per_chunk": server}}))
     else:
         from benchmarks.bench_sqlite_drain import drain
         from benchmarks.sqlite_ceiling import ceiling
@@ -71,7 +72,7 @@ def main() -> None:
     parser.add_argument("before", type=Path)
     parser.add_argument("after", type=Path)
     parser.add_argument("--pairs", type=int, default=5)
-    parser.add_argument("--pg", action="store_true", help="4-process PostgreSQL drains")
+    parser.add_argument("--pg", action="store_true", help="2-process PostgreSQL drains")
     args = parser.parse_args()
     trees = {"before": args.before.resolve(), "after": args.after.resolve()}
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}

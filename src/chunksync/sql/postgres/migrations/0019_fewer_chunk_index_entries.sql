@@ -16,8 +16,8 @@
 --   chunks in flight).
 -- - attempts_queue_started (queue_id, started_at): no statement reads an attempt by the time it
 --   started; a queue's attempts are read through attempts_queue_finished.
--- A drain of 20,000 no-op chunks at 2 processes: the server's CPU 51.2 -> 47.8 us a chunk,
--- 23,964 -> 25,636 chunks/s (four rounds of two, in turns; docs/benchmarks.md).
+-- A drain of 20,000 no-op chunks at 2 processes, five rounds of two in turns: PostgreSQL's
+-- CPU 55.0 -> 49.0 us a chunk, 22,971 -> 25,009 chunks/s (docs/benchmarks.md).
 -- The code before this works with the database as it is: no statement names these indexes, and
 -- its tenant reads still find their rows (through the queues' index).
 -- Safe to run again from its first statement: an interrupted build leaves an invalid index,
