@@ -125,6 +125,8 @@ def script(design: str) -> str:
     table = _updated(design)
     tail = f" claimed AS (UPDATE split_chunks c {update}) {BATCH_JSON}"
     if design == "narrow":  # the states apart, the cold row read for its payload
+        # chunk_state holds none of the cold columns the claim returns: its own row instead.
+        update = update.split(" RETURNING ", 1)[0] + " RETURNING c.*"
         tail = (
             f" claimed AS (UPDATE chunk_state c {update}), joined AS (SELECT claimed.*,"
             " k.payload FROM claimed JOIN split_chunks k USING (id))"
@@ -146,7 +148,7 @@ def script(design: str) -> str:
         finish = finish.replace(last_error, "")
     finish = (
         f"{with_r}, finished AS (UPDATE {table} c {finish.rstrip().rstrip(';')})"
-        " DELETE FROM leases WHERE chunk_id = ANY(ARRAY(SELECT id FROM finished))"
+        " DELETE FROM leases WHERE chunk_id = ANY(ARRAY(SELECT id::uuid FROM finished))"
     )
     return "\n".join([claim, "\\gset", "BEGIN;", finish + ";", attempts + ";", "COMMIT;", ""])
 

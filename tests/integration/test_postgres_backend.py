@@ -1,5 +1,6 @@
 """The PostgreSQL backend's own duties: every psycopg error converted, clear connection failures,
-two connections per process, LISTEN/NOTIFY wake-ups and the maintenance election."""
+two connections per process, LISTEN/NOTIFY wake-ups and the maintenance election, and values
+read alike in text and in binary form."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import psycopg_pool
 import pytest
 
 from chunksync.app import App
-from chunksync.backends.postgres import PostgresBackend, PsycopgErrors, convert_error
+from chunksync.backends.postgres import PostgresBackend, PsycopgErrors, _configure, convert_error
 from chunksync.exceptions import (
     BackendBusy,
     BackendError,
@@ -202,3 +203,26 @@ def test_a_single_statement_is_retried_when_busy(
         monkeypatch.setattr(postgres.PostgresSession, "fetch_all", flaky)
         row = backend.fetch_one("now")
         assert row is not None and isinstance(row["now"], float)
+
+
+def test_uuids_and_json_read_as_their_text_in_either_form(pg_url: str) -> None:
+    """`Session.fetch_table` reads in binary form, every other read in text: a uuid and a JSON
+    value come back as the same text either way (the models parse JSON themselves)."""
+    query = (
+        "SELECT '0192f0c4-1b2a-7c3d-8e4f-a5b6c7d8e9f0'::uuid, '{\"a\": [1, \"é\"]}'::jsonb,"
+        " '\"text\"'::jsonb, '{\"b\":  2}'::json, NULL::uuid"
+    )
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        _configure(conn)
+        read = [conn.cursor(binary=binary).execute(query).fetchone() for binary in (False, True)]
+    assert (
+        read[0]
+        == read[1]
+        == (
+            "0192f0c4-1b2a-7c3d-8e4f-a5b6c7d8e9f0",
+            '{"a": [1, "é"]}',
+            '"text"',
+            '{"b":  2}',
+            None,
+        )
+    )

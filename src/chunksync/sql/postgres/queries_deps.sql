@@ -120,7 +120,15 @@ UPDATE chunks c
 SET status = 'processing', attempts = c.attempts + 1, lease_token = :token::uuid,
     lease_expires_at = NOW() + :lease_s::float8, worker_id = :worker_id, updated_at = NOW()
 WHERE c.id = ANY(ARRAY(SELECT id FROM ranked WHERE room IS NULL OR nth <= room))
-RETURNING c.*;
+-- Each column of a Chunk and its place in the fair order, read in binary form
+-- (Session.fetch_table): the uuids and JSON as text, which psycopg reads in C (a uuid's 16
+-- bytes would take a Python loader).
+RETURNING c.id::text AS id, c.queue_id::text AS queue_id, c.tenant, c.seq,
+          c.payload::text AS payload, c.status, c.priority, c.attempts, c.max_attempts,
+          c.run_after, c.lease_token::text AS lease_token, c.lease_expires_at, c.worker_id,
+          c.last_category, c.last_error, c.dead_reason, c.items_processed,
+          c.checkpoint::text AS checkpoint, c.crash_count, c.stress_retries, c.deferrals,
+          c.created_at, c.updated_at, c.fair_key;
 
 -- deps_relaxed_commit --
 -- This transaction's commit need not wait for the disk (it only counts a wait).
