@@ -18,38 +18,31 @@ from chunksync.app import App
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
+def _plan(conn: sqlite3.Connection, text: str) -> list[str]:
+    """SQLite's plan of a query (EXPLAIN QUERY PLAN, each step's text), its parameters null."""
+    params = dict.fromkeys(_PARAM.findall(text))
+    return [str(r[3]) for r in conn.execute("EXPLAIN QUERY PLAN " + text, params)]
+
+
 def indexes_read(path: Path) -> dict[str, set[str]]:
     """Each index SQLite's plans read, with the named queries whose plans read it."""
     read: dict[str, set[str]] = {}
-    conn = sqlite3.connect(path)
-    try:
+    with closing(sqlite3.connect(path)) as conn:
         for name, text in sql.queries("sqlite").items():
             if "?1" in text:  # positional (Session.execute_rows): an INSERT, which reads none
                 continue
-            params = dict.fromkeys(_PARAM.findall(text))
-            for row in conn.execute("EXPLAIN QUERY PLAN " + text, params):
-                for index in re.findall(r"\bINDEX (\w+)", row[3]):
+            for step in _plan(conn, text):
+                for index in re.findall(r"\bINDEX (\w+)", step):
                     read.setdefault(index, set()).add(name)
-    finally:
-        conn.close()
     return read
 
 
 def plans_of(path: Path, names: tuple[str, ...]) -> dict[str, list[str]]:
-    """SQLite's plan (EXPLAIN QUERY PLAN, each step's text) of each named query, on a new
-    database at `path`."""
+    """SQLite's plan of each named query, on a new database at `path`."""
     with App(f"sqlite:///{path}"):
         pass
-    conn = sqlite3.connect(path)
-    try:
-        plans = {}
-        for name in names:
-            text = sql.queries("sqlite")[name]
-            params = dict.fromkeys(_PARAM.findall(text))
-            plans[name] = [str(r[3]) for r in conn.execute("EXPLAIN QUERY PLAN " + text, params)]
-        return plans
-    finally:
-        conn.close()
+    with closing(sqlite3.connect(path)) as conn:
+        return {name: _plan(conn, sql.queries("sqlite")[name]) for name in names}
 
 
 def test_every_index_of_attempts_is_read_by_a_statement(tmp_path: Path) -> None:

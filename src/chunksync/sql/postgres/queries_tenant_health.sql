@@ -5,15 +5,12 @@
 -- queue's. `NOW()` is the database clock in seconds since the epoch.
 
 -- tenant_health --
--- One tenant right now: its active queues, backlog, oldest pending chunk, in flight, quotas.
+-- One tenant right now: its active queues, backlog and oldest pending chunk (one read of its active queues' pending chunks), in flight, quotas.
 SELECT
     (SELECT COUNT(*) FROM queues WHERE tenant = :tenant::text) AS queues,
     (SELECT COUNT(*) FROM queues WHERE tenant = :tenant::text AND status = 'active') AS active_queues,
-    (SELECT COUNT(*) FROM queues q JOIN chunks c ON c.queue_id = q.id
-        WHERE q.tenant = :tenant::text AND q.status = 'active' AND c.status = 'pending') AS backlog,
-    NOW() - (SELECT MIN(c.created_at) FROM queues q JOIN chunks c ON c.queue_id = q.id
-        WHERE q.tenant = :tenant::text AND q.status = 'active' AND c.status = 'pending')
-        AS oldest_pending_age_s,
+    b.backlog AS backlog,
+    NOW() - b.oldest AS oldest_pending_age_s,
     (SELECT COUNT(*) FROM chunks WHERE tenant = :tenant::text AND status = 'processing') AS in_flight,
     (SELECT COUNT(*) FROM chunks WHERE tenant = :tenant::text AND status = 'processing'
         AND lease_expires_at < NOW()) AS stuck,
@@ -23,7 +20,10 @@ SELECT
     (SELECT max_in_flight FROM tenants WHERE id = :tenant::text) AS max_in_flight,
     (SELECT max_queued FROM tenants WHERE id = :tenant::text) AS max_queued,
     (SELECT COUNT(*) FROM audit_log WHERE action = 'recover_stuck' AND at >= NOW() - :window_s::float8
-        AND queue_id IN (SELECT id FROM queues WHERE tenant = :tenant::text)) AS recoveries;
+        AND queue_id IN (SELECT id FROM queues WHERE tenant = :tenant::text)) AS recoveries
+FROM (SELECT COUNT(*) AS backlog, MIN(c.created_at) AS oldest
+      FROM queues q JOIN chunks c ON c.queue_id = q.id
+      WHERE q.tenant = :tenant::text AND q.status = 'active' AND c.status = 'pending') b;
 
 -- tenant_health_window --
 -- One tenant's attempts and failures finished in the last :window_s seconds, by category.
