@@ -193,8 +193,8 @@ def _configure(conn: psycopg.Connection[Any], tenant: str = ALL_TENANTS) -> None
     # (a payload that is a JSON string stays distinguishable from the text of an object).
     conn.adapters.register_loader("jsonb", TextLoader)
     conn.adapters.register_loader("json", TextLoader)
-    # uuids come back as strings, as on SQLite: psycopg's own text loader (its C one, five
-    # times per claimed chunk) rather than a Python one.
+    # uuids come back as strings, as on SQLite: psycopg's own text loader (its C one) rather
+    # than a Python one.
     conn.adapters.register_loader("uuid", TextLoader)
     # The same in binary form (Session.fetch_table's): the statements it runs hot send their
     # uuids and JSON as text, where psycopg's C loader reads them; these keep any other's alike.
