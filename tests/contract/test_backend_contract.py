@@ -8,6 +8,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Callable
+from dataclasses import fields
 from typing import Any
 
 import pytest
@@ -24,7 +25,7 @@ from chunksync.exceptions import (
     NotFound,
     SchemaError,
 )
-from chunksync.models import Attempt, ChunkStatus, Outcome
+from chunksync.models import Attempt, Chunk, ChunkStatus, Outcome
 from chunksync.results import FinishResult
 
 pytestmark = pytest.mark.timeout(60)
@@ -82,6 +83,19 @@ def test_every_dialect_has_the_same_query_names() -> None:
     # logs Message-ID keys (its backend's `message_id_log`); those queries are named sqlite_*.
     postgres = {name for name in sql.queries("postgres") if not name.startswith("pg_")}
     assert postgres == {name for name in sql.queries("sqlite") if not name.startswith("sqlite_")}
+
+
+@pytest.mark.parametrize("name", ["claim_chunks", "claim_chunks_of"])
+def test_each_claim_returns_every_field_of_a_chunk(name: str) -> None:
+    """A claim that names its columns (PostgreSQL's, read in binary) names every field of a
+    Chunk and the fair order's place: one it left out would load as None (`Chunk.from_table`
+    takes a lease or a checkpoint as optional), and the chunk would lose it silently."""
+    for dialect in ("postgres", "sqlite"):
+        returning = sql.queries(dialect)[name].rsplit("RETURNING", 1)[1].strip()
+        if returning in ("*", "c.*"):
+            continue
+        named = {item.split(" AS ")[-1].strip().removeprefix("c.") for item in returning.split(",")}
+        assert named == {f.name for f in fields(Chunk)} | {"fair_key"}, (dialect, name)
 
 
 _POSITIONAL = re.compile(r"\?(\d+)")
