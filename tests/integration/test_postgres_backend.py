@@ -16,7 +16,8 @@ import psycopg_pool
 import pytest
 
 from chunksync.app import App
-from chunksync.backends.postgres import PostgresBackend, PsycopgErrors, _configure, convert_error
+from chunksync.backends.pgerrors import PsycopgErrors, convert_error
+from chunksync.backends.postgres import PostgresBackend, _configure
 from chunksync.exceptions import (
     BackendBusy,
     BackendError,

@@ -11,7 +11,8 @@ Connections, whatever the worker's concurrency:
    it, the server frees the lock, and the next process to try takes over.
 
 Every psycopg call whose error can reach a caller runs inside `with self._errors:` (a
-`PsycopgErrors`), the one place psycopg's exceptions are converted into chunksync's.
+`PsycopgErrors`, chunksync.backends.pgerrors), the one place psycopg's exceptions are converted
+into chunksync's.
 Migrations are run by `backends/migrate.py`; this module supplies their lock: one transaction
 holding a transaction advisory lock. Single statements run outside an explicit transaction
 (autocommit) and are retried here on a serialization failure or a deadlock, which rolled them
@@ -28,7 +29,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -44,16 +44,10 @@ from psycopg.types.string import TextBinaryLoader, TextLoader
 from chunksync import sql
 from chunksync.backends.base import Backend, Params, Row, Session, Table, rows_json
 from chunksync.backends.migrate import apply_migrations, migrate_database, recorded_version
-from chunksync.exceptions import (
-    BackendBusy,
-    BackendError,
-    BackendUnavailable,
-    ConfigurationError,
-    IntegrityConflict,
-    SchemaError,
-)
+from chunksync.backends.pgerrors import PsycopgErrors
+from chunksync.exceptions import BackendBusy, BackendError, BackendUnavailable, ConfigurationError
 from chunksync.ids import uuid_text
-from chunksync.redact import redact, redact_url
+from chunksync.redact import redact_url
 
 DIALECT = "postgres"
 POOL_SIZE = 1  # plus the control connection: two per process
@@ -72,17 +66,6 @@ TRY_ADVISORY_LOCK = b"SELECT pg_try_advisory_lock(%s)"
 _COLON_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _LONE_PERCENT = re.compile(r"%(?!\(\w+\)s)")
 
-_BUSY_STATES = frozenset({"40001", "40P01", "55P03"})
-_UNAVAILABLE_STATES = frozenset({"3D000", "53300", "57P01", "57P02", "57P03"})
-_UNAVAILABLE_CLASSES = frozenset({"08", "28"})
-_CONNECT_STATES = (
-    (re.compile(r'^database ".*" does not exist'), "3D000"),
-    (re.compile(r"password authentication failed|no password supplied"), "28P01"),
-    (re.compile(r"no pg_hba\.conf entry|role .* does not exist"), "28000"),
-    (re.compile(r"too many clients"), "53300"),
-    (re.compile(r"the database system is (starting|shutting) "), "57P03"),
-)
-_SCHEMA_STATES = frozenset({"42P01", "42703"})
 _T = TypeVar("_T")
 _OPTIONS = frozenset(
     {"pool_size", "pool_timeout_s", "connect_timeout", "notify", "application_name", "tenant"}
@@ -90,77 +73,6 @@ _OPTIONS = frozenset(
 # The setting row-level security reads (migration 0017): the tenant a session sees, '*' for all.
 TENANT_SETTING = "chunksync.tenant"
 ALL_TENANTS = "*"
-
-
-def convert_error(exc: psycopg.Error, url: str = "") -> BackendError:
-    """Map every psycopg exception to chunksync's tree (tested over all of psycopg's classes)."""
-    state = exc.sqlstate
-    text = _one_line(str(exc), url)
-    if state in _BUSY_STATES:
-        return BackendBusy(f"PostgreSQL is busy, try again: {text}", sqlstate=state)
-    if state is not None and state[:2] == "23":
-        return IntegrityConflict(f"PostgreSQL refused the write: {text}", sqlstate=state)
-    if state in _UNAVAILABLE_STATES or (state is not None and state[:2] in _UNAVAILABLE_CLASSES):
-        return BackendUnavailable(_cannot_connect(text, url), sqlstate=state)
-    if state is None and isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
-        return BackendUnavailable(_cannot_connect(text, url), sqlstate=_connect_state(text))
-    if state == "42501" and "row-level security" in text:
-        return BackendError(
-            "refused by row-level security: the row is another tenant's (an account already "
-            f"stored for one tenant is not another's), or no tenant is set: {text}",
-            sqlstate=state,
-        )
-    if state in _SCHEMA_STATES:
-        return SchemaError(f"not a chunksync database (or an older one): {text}", sqlstate=state)
-    return BackendError(f"PostgreSQL error: {text}", sqlstate=state)
-
-
-class PsycopgErrors:
-    """Converts a psycopg error leaving the `with` block, raised `from` it (in the manner of
-    httpx's `map_httpcore_exceptions`). One instance per backend, made once: it carries the URL
-    whose password messages must not show, and entering it allocates nothing, as it wraps every
-    statement of the claim/finish path."""
-
-    __slots__ = ("url",)
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if isinstance(exc, psycopg.Error):
-            raise convert_error(exc, self.url) from exc
-
-
-def _one_line(text: str, url: str) -> str:
-    """The server's reason in one line: the last 'failed: ...' part, without the password."""
-    first = (text.strip().splitlines() or [""])[0]
-    reason = first.rsplit("failed: ", 1)[-1] if "connection" in first else first
-    reason = reason.removeprefix("FATAL:").strip().rstrip(".")
-    password = conninfo_to_dict(url).get("password") if "://" in url else None
-    if password:
-        reason = reason.replace(str(password), "***")
-    return redact(reason)
-
-
-def _connect_state(reason: str) -> str | None:
-    """libpq reports a refused connection without a SQLSTATE: recover the usual ones."""
-    for pattern, state in _CONNECT_STATES:
-        if pattern.search(reason):
-            return state
-    return None
-
-
-def _cannot_connect(reason: str, url: str) -> str:
-    where = f" at {redact_url(url)}" if url else ""
-    return f"cannot connect to PostgreSQL{where}: {reason}"
 
 
 def to_psycopg(text: str) -> bytes:
