@@ -260,11 +260,12 @@ def _timed(
     target: Callable[[str, Event, Event, Event], None],
     processes: int,
     done: str,
+    before: str | None = None,
 ) -> tuple[float, float]:
     """Settle the server (pg_ceiling.settle), start the processes, wait until every one is
     ready, then time the drain: jobs per second, and PostgreSQL's CPU per job in microseconds
     over the same window (every backend's: the workers', their other connections', this
-    wait's; and the server's own processes)."""
+    wait's; and the server's own processes). `before` runs just before the start signal."""
     settle(cluster, url)
     ctx = multiprocessing.get_context("spawn")
     go, stop = ctx.Event(), ctx.Event()
@@ -279,6 +280,8 @@ def _timed(
         # One connection for the whole wait: a connection per check would fork a backend 50
         # times a second, a few per cent of the machine taken from whichever queue drains.
         with psycopg.connect(url, autocommit=True) as conn:
+            if before is not None:
+                conn.execute(before.encode())
             ticks, started = postgres_cpu_ticks(), time.perf_counter()
             go.set()
             deadline = time.monotonic() + TIMEOUT_SECONDS

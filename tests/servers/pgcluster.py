@@ -39,10 +39,18 @@ def free_port() -> int:
 class PgCluster:
     """`start()` it, hand out `url(dbname)`, `stop()` it (which deletes everything)."""
 
-    def __init__(self, *, durable: bool, bin_dir: Path = PG_BIN, max_connections: int = 100):
+    def __init__(
+        self,
+        *,
+        durable: bool,
+        bin_dir: Path = PG_BIN,
+        max_connections: int = 100,
+        settings: dict[str, str] | None = None,
+    ):
         self.durable = durable
         self.bin_dir = bin_dir
         self.max_connections = max_connections
+        self.settings = dict(settings or {})  # more postgresql.conf lines (a benchmark's)
         self.port = 0
         self.root: Path | None = None
 
@@ -83,6 +91,7 @@ class PgCluster:
         }
         if not self.durable:  # tests only: a crash loses a disposable database
             settings |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+        settings |= self.settings
         with (self.data / "postgresql.conf").open("a", encoding="utf-8") as conf:
             conf.writelines(f"{k} = {v}\n" for k, v in settings.items())
         log = str(self.root / "server.log")
