@@ -35,13 +35,20 @@ SETTINGS = {
     "pg_stat_statements.track": "top",  # a function's own statements count in its call
     "pg_stat_statements.track_planning": "on",
 }
-# The worker's three statements a batch, told apart by their text (pg_stat_statements shows
-# each named query as sent, its values as $n); everything else is "other".
+# The worker's three statements a batch, told apart by how their text starts (pg_stat_statements
+# records a statement from its first word, leading comments left out, its values as $n): each
+# start is that of the named queries beside it alone (tests/unit/test_pg_statements_kinds.py).
+# Everything else is "other".
 KINDS = (
-    ("claim", "WITH RECURSIVE levels"),
-    ("finish", "WITH r AS ("),
-    ("attempts", "SELECT log_chunk_health_metrics("),
+    ("claim", ("WITH RECURSIVE levels", "WITH room AS MATERIALIZED (")),
+    ("finish", ("WITH r AS (",)),
+    ("attempts", ("SELECT log_chunk_health_metrics(",)),
 )
+NAMED = {
+    "claim": ("claim_chunks", "claim_chunks_of"),
+    "finish": ("finish_chunks",),
+    "attempts": ("insert_attempts",),
+}
 READ = """
 SELECT query, calls, total_exec_time, total_plan_time, wal_bytes, shared_blks_hit
 FROM pg_stat_statements
@@ -50,7 +57,8 @@ WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
 
 
 def kind(query: str) -> str:
-    return next((name for name, start in KINDS if query.lstrip().startswith(start)), "other")
+    text = query.lstrip()
+    return next((name for name, starts in KINDS if text.startswith(starts)), "other")
 
 
 def one_drain(cluster: PgCluster, run: int) -> tuple[float, float, list[tuple[Any, ...]]]:
