@@ -4,7 +4,7 @@ statements a worker sends, driven by pgbench (no Python in the loop).
 Each pgbench transaction is one worker batch, as `Manager.claim` and `Manager.finish_many` send
 it: the claim (`claim_chunks`, one statement in autocommit, BATCH chunks), then one transaction
 with `finish_chunks` (every claimed chunk completed, fenced by its lease token) and
-`insert_attempts` (one attempt row per chunk, through `log_chunk_health_metrics`), then
+`insert_attempts` (one attempt row per chunk, `log_chunk_health_metrics`' INSERT), then
 `complete_queue_if_done`. The statements are the named queries themselves, read from the
 package, with the worker's parameters written in; only the batch's reports and attempts, built
 from the claim's rows in SQL, travel as pgbench variables. Same database settings as the drain

@@ -42,12 +42,12 @@ SETTINGS = {
 KINDS = (
     ("claim", ("WITH RECURSIVE levels", "WITH room AS MATERIALIZED (")),
     ("finish", ("WITH r AS (",)),
-    ("attempts", ("SELECT log_chunk_health_metrics(",)),
+    ("attempts", ("INSERT INTO attempts (",)),
 )
 NAMED = {
     "claim": ("claim_chunks", "claim_chunks_of"),
     "finish": ("finish_chunks",),
-    "attempts": ("insert_attempts",),
+    "attempts": ("insert_attempts", "insert_attempt"),  # a batch's; a recovered chunk's
 }
 READ = """
 SELECT query, calls, total_exec_time, total_plan_time, wal_bytes, shared_blks_hit

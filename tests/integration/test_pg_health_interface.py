@@ -312,10 +312,11 @@ def test_health_state_rules_match_python_on_a_grid(pg: App) -> None:
 
 
 def test_log_chunk_health_metrics_batch_objects_and_compact_rows_agree(pg: App) -> None:
-    """A batch of objects (for people) and of arrays in the one-attempt form's order (what the
-    workers send) record the same rows; a bad outcome or category in either is refused."""
-    q = pg.create_queue("job://x", [{}, {}])
-    first, second = pg.manager.list_chunks(q.id)
+    """A batch of objects (for people) and of arrays in the one-attempt form's order record the
+    same rows, and so does the workers' own statement (`insert_attempts`: the function's INSERT
+    without its checks); a bad outcome or category is refused by the function."""
+    q = pg.create_queue("job://x", [{}, {}, {}])
+    first, second, third = pg.manager.list_chunks(q.id)
     values = {
         "tenant": "default",
         "worker_id": "w9",
@@ -343,11 +344,18 @@ def test_log_chunk_health_metrics_batch_objects_and_compact_rows_agree(pg: App) 
         wrong = [[*as_array[:11], "sunspots", *as_array[12:]]]
         with pytest.raises(psycopg.errors.InvalidParameterValue, match="category sunspots"):
             conn.execute("SELECT log_chunk_health_metrics(%s::jsonb)", (json.dumps(wrong),))
+    with pg.backend.transaction() as s:
+        s.execute_rows("insert_attempts", [[third.id, *as_array[1:]]])
     [a] = pg.manager.list_attempts(first.id)
     [b] = pg.manager.list_attempts(second.id)
+    [c] = pg.manager.list_attempts(third.id)
     skip = {"id", "chunk_id", "started_at", "finished_at"}
     assert {k: v for k, v in a.items() if k not in skip} == {
         k: v for k, v in b.items() if k not in skip
     }
+    assert {k: v for k, v in c.items() if k not in skip} == {
+        k: v for k, v in a.items() if k not in skip
+    }
+    assert c["finished_at"] - c["started_at"] == pytest.approx(0.5)
     assert a["outcome"] == "retried" and a["rule"] == "http:429" and a["rss_bytes"] == 12345
     assert a["finished_at"] - a["started_at"] == pytest.approx(0.5)
