@@ -40,6 +40,8 @@ LATEST = sql.latest_version("sqlite")
         ("ALTER TABLE chunks FORCE ROW LEVEL SECURITY", True, "for a moment (catalog only)"),
         ("CREATE POLICY p ON chunks TO CURRENT_USER USING (true)", True, "EXCLUSIVE on chunks"),
         ("ALTER TABLE chunks ALTER COLUMN note SET DEFAULT f()", True, "catalog only"),
+        ("ALTER TABLE chunks SET (fillfactor = 45)", True, "SHARE UPDATE EXCLUSIVE on chunks"),
+        ("ALTER TABLE chunks SET (user_catalog_table = true)", False, "everything waits"),
         ("VACUUM FULL chunks", False, "unknown"),
     ],
 )

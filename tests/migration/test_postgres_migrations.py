@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from chunksync import sql
+from chunksync.backends.plan import effect
 from chunksync.backends.postgres import PostgresBackend
 from chunksync.exceptions import SchemaError
 from chunksync.manager import Manager
@@ -254,3 +255,34 @@ def test_a_process_waiting_for_the_migration_lock_holds_no_snapshot(pg_empty_url
         waiter.join(30)
     assert done == [sql.latest_version("postgres")]
     backend.close()
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "SET (fillfactor = 45)",
+        "SET (autovacuum_vacuum_scale_factor = 0.02, toast.autovacuum_enabled = false)",
+        "SET (vacuum_truncate = false, vacuum_index_cleanup = 'on', parallel_workers = 2)",
+        "RESET (fillfactor)",
+        "SET (fillfactor = 90, user_catalog_table = true)",
+        "SET (toast_tuple_target = 256)",
+    ],
+)
+def test_a_storage_parameter_is_read_for_the_lock_postgresql_takes(
+    pg_empty_url: str, change: str
+) -> None:
+    """`migrate --plan` calls a storage parameter's change online exactly when PostgreSQL
+    takes no stronger lock than SHARE UPDATE EXCLUSIVE for it (a fillfactor for the chunks'
+    HOT updates, an autovacuum setting): read from pg_locks inside the change's transaction."""
+    with psycopg.connect(pg_empty_url) as conn:
+        conn.execute("CREATE TABLE t (id int)")
+        conn.commit()
+        conn.execute(f"ALTER TABLE t {change}")
+        rows = conn.execute(
+            "SELECT mode FROM pg_locks WHERE relation = 't'::regclass AND pid = pg_backend_pid()"
+        ).fetchall()
+        conn.rollback()
+    taken = {str(mode) for (mode,) in rows}
+    found = effect("postgres", f"ALTER TABLE t {change};")
+    assert found.online is (taken <= {"ShareUpdateExclusiveLock"}), (taken, found)
+    assert ("SHARE UPDATE EXCLUSIVE" in found.lock) is found.online

@@ -15,6 +15,11 @@ from dataclasses import dataclass
 
 EXPAND_MARK = re.compile(r"^-- expand --$", re.MULTILINE)
 _NAME = r"(?:IF (?:NOT )?EXISTS\s+)?\"?(\w+)\"?"
+_ONLINE_PARAMETER = (
+    r"(?:fillfactor|toast_tuple_target|(?:toast\.)?autovacuum_\w+|(?:toast\.)?vacuum_\w+"
+    r"|parallel_workers)"
+    r"(?:\s*=\s*[\w.']+)?"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +71,18 @@ _RULES: tuple[tuple[re.Pattern[str], tuple[str, bool], tuple[str, bool]], ...] =
             r"(?:DEFAULT\s+[^,;()]+)?$",
             ("ACCESS EXCLUSIVE on {0} for a moment (catalog only)", True),
             ("the write lock for a moment (catalog only)", True),
+        ),
+        (
+            # The storage parameters PostgreSQL changes under SHARE UPDATE EXCLUSIVE (its ALTER
+            # TABLE page; any other parameter in the list takes ACCESS EXCLUSIVE).
+            rf"^ALTER\s+TABLE\s+{_NAME}\s+(?:SET|RESET)\s*\(\s*{_ONLINE_PARAMETER}"
+            rf"(?:\s*,\s*{_ONLINE_PARAMETER})*\s*\)$",
+            (
+                "SHARE UPDATE EXCLUSIVE on {0}: reads and writes go on (a fillfactor applies"
+                " to the pages written from then on)",
+                True,
+            ),
+            ("the write lock while the table is rewritten: writers wait", False),
         ),
         (
             rf"^ALTER\s+TABLE\s+{_NAME}",
