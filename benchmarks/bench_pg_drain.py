@@ -29,7 +29,11 @@ time.process_time in each, every thread; at its best count, and each count's as
 worker_cpu_us_per_chunk_<n>_processes), pg_server_cpu_us_per_chunk and
 pgqueuer_server_cpu_us_per_job (PostgreSQL's processes' CPU over the drain, from the start
 signal until the database says it is done, over the jobs; each at its best count),
-pg_sql_ceiling_chunks_per_s (as many clients), ratio_vs_sql_ceiling.
+pg_sql_ceiling_chunks_per_s (as many clients), ratio_vs_sql_ceiling. Before them,
+machine_python_loop_ms: a fixed pure-Python loop (ten million additions) timed in the same run,
+in a function, the yardstick for the figures of CPU a chunk, which are absolute and move with
+the machine (the same code: 18.4 us a chunk on session 20's machine, 33.2 on session 21's,
+where this loop took 412 ms; docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -123,6 +127,18 @@ def postgres_cpu_ticks() -> int:
         if fields[1] not in procs:  # the postmaster: its reaped children's too
             pg += int(fields[13]) + int(fields[14])  # cutime, cstime
     return pg
+
+
+def python_loop_ms(rounds: int = 5) -> float:
+    """The machine's speed at plain Python: ten million additions, the median of `rounds`."""
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        total = 0
+        for i in range(10_000_000):
+            total += i
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
 
 
 def drain_chunksync(cluster: PgCluster, processes: int, run: int = 0) -> float:
@@ -351,6 +367,7 @@ def main() -> int:
     best = max(PROCESS_COUNTS, key=mid["ours"].__getitem__)
     best_pgq = max(PROCESS_COUNTS, key=mid["pgq"].__getitem__)
     rate, ceiling_rate = mid["ours"][best], mid["sql"][best]
+    print(f"machine_python_loop_ms={python_loop_ms():.0f}")
     print(f"pg_drain_1proc_chunks_per_s={one:.0f}")
     print(f"pg_drain_processes={best}")
     print(f"pgqueuer_processes={best_pgq}")
