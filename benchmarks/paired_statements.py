@@ -22,7 +22,6 @@ the setting). Prints each statement's median us a chunk for A and B, and B's ove
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ import psycopg
 from tests.servers.pgcluster import PgCluster, available
 
 from chunksync import sql
+from chunksync.backends.base import rows_json
 from chunksync.backends.postgres import to_psycopg
 
 HERE = Path(__file__).resolve().parent.parent
@@ -47,8 +47,7 @@ sys.path[:0] = [{src!r}]
 from chunksync.app import App
 with App({url!r}) as app:
     app.handler("noop")(lambda ctx: None)
-    queue = app.create_queue("noop", payloads=[{{"n": i}} for i in range({chunks})])
-print(queue.id)
+    app.create_queue("noop", payloads=[{{"n": i}} for i in range({chunks})])
 """
 
 
@@ -95,15 +94,18 @@ def batch(
     pid: int,
     queries: dict[str, bytes],
     times: dict[str, list[float]],
-) -> int:
-    """One worker batch; appends each statement's backend CPU a chunk (us). Claimed count."""
+) -> None:
+    """One worker batch; appends each statement's backend CPU a chunk (us). The rows are
+    built in this tree's shapes (results.finish_row, attempt_row): a tree that changed them
+    needs them here too."""
     params = {**CLAIM, "limit": 512, "token": str(uuid.uuid4()), "worker_id": "paired"}
     started = busy_ns(pid)
     cur = conn.execute(queries["claim_chunks"], params, prepare=True)
-    rows = [dict(zip([d.name for d in cur.description or ()], r, strict=True)) for r in cur]
+    names = [d.name for d in cur.description or ()]
+    rows = [dict(zip(names, r, strict=True)) for r in cur]
     claimed = busy_ns(pid)
     if not rows:
-        return 0
+        return
     reports = [[r["id"], r["lease_token"], "completed", 0, 0, 0, 0, None, None, None, 1, None]
                for r in rows]  # fmt: skip
     attempts = [[r["id"], r["queue_id"], r["tenant"], "paired", r["attempts"], 0.0001,
@@ -111,15 +113,14 @@ def batch(
                 for r in rows]  # fmt: skip
     with conn.transaction():
         before = busy_ns(pid)
-        conn.execute(queries["finish_chunks"], {"reports": json.dumps(reports)}, prepare=True)
+        conn.execute(queries["finish_chunks"], {"reports": rows_json(reports)}, prepare=True)
         finished = busy_ns(pid)
-        conn.execute(queries["insert_attempts"], {"batch": json.dumps(attempts)}, prepare=True)
+        conn.execute(queries["insert_attempts"], {"batch": rows_json(attempts)}, prepare=True)
         logged = busy_ns(pid)
     n = len(rows)
     times["claim"].append((claimed - started) / n / 1000)
     times["finish"].append((finished - before) / n / 1000)
     times["attempts"].append((logged - finished) / n / 1000)
-    return n
 
 
 def main() -> int:
@@ -154,11 +155,9 @@ def main() -> int:
                     batch(conn, pid, queries[key], times[key])
     finally:
         cluster.stop()
-    ratios = []
     for statement in STATEMENTS:
         med = {k: statistics.median(times[k][statement]) for k in trees}
         ratio = med["b"] / med["a"]
-        ratios.append(ratio)
         print(f"{statement:9} a {med['a']:6.2f}  b {med['b']:6.2f} us a chunk  b/a {ratio:.3f}")
         print(f"{statement}_ratio_b_over_a={ratio:.3f}")
     total = {k: sum(statistics.median(times[k][s]) for s in STATEMENTS) for k in trees}
