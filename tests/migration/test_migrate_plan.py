@@ -23,6 +23,9 @@ from chunksync.exceptions import SchemaError
 from tests.acceptance.test_cli import one_error, run
 
 LATEST = sql.latest_version("sqlite")
+BACKFILL = (
+    "UPDATE chunks SET note = '' WHERE id IN (SELECT id FROM chunks WHERE note IS NULL LIMIT 500)"
+)
 
 
 @pytest.mark.parametrize(
@@ -43,6 +46,9 @@ LATEST = sql.latest_version("sqlite")
         ("ALTER TABLE chunks SET (fillfactor = 45)", True, "SHARE UPDATE EXCLUSIVE on chunks"),
         ("ALTER TABLE chunks SET (user_catalog_table = true)", False, "everything waits"),
         ("VACUUM FULL chunks", False, "unknown"),
+        (f"-- in batches --\n{BACKFILL}", True, "one batch's row locks at a time"),
+        ("-- in batches --\nUPDATE chunks SET note = ''", False, "small batches"),  # no LIMIT
+        (BACKFILL, False, "small batches"),  # not marked: one statement over the whole table
     ],
 )
 def test_each_statement_is_read_for_its_lock(statement: str, pg_online: bool, pg_lock: str) -> None:
@@ -122,6 +128,21 @@ def test_a_newer_expanded_database_is_worked_with(sqlite_url: str) -> None:
     with pytest.raises(SchemaError, match="newer than this chunksync"):
         open_backend(sqlite_url)
     assert "upgrade chunksync" in one_error(run("worker", "--until-done", db=sqlite_url, expect=1))
+
+
+def test_a_backfill_in_batches_needs_a_migration_outside_a_transaction(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inside one transaction, every batch's row locks would last until the end: refused, in one
+    sentence, before anything runs."""
+    open_backend(sqlite_url).close()
+    shipped = sql.migrations("sqlite")
+    backfill = sql.Migration(LATEST + 1, "note_backfill", f"-- in batches --\n{BACKFILL};\n")
+    monkeypatch.setattr(sql, "migrations", lambda dialect: (*shipped, backfill))
+    with pytest.raises(SchemaError, match="only a migration marked '-- outside a transaction --'"):
+        open_backend(sqlite_url)
+    with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as conn:
+        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone() == (LATEST,)
 
 
 @pytest.mark.postgres

@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from chunksync import sql
+from chunksync.backends.migrate import plan
 from chunksync.backends.plan import effect
 from chunksync.backends.postgres import PostgresBackend
 from chunksync.exceptions import SchemaError
@@ -254,6 +255,38 @@ def test_a_process_waiting_for_the_migration_lock_holds_no_snapshot(pg_empty_url
         holder.execute("SELECT pg_advisory_unlock(%s)", [MIGRATION_LOCK_KEY])
         waiter.join(30)
     assert done == [sql.latest_version("postgres")]
+    backend.close()
+
+
+def test_a_backfill_runs_in_batches_each_committing_on_its_own(
+    pg_empty_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A statement after `-- in batches --`, in a migration outside a transaction, runs again
+    until it changes no row: 2,500 rows in batches of 1,000 are three transactions (three
+    xmins), the plan calls it online, and a rerun after an interruption finds nothing left."""
+    backend = PostgresBackend(pg_empty_url)
+    with psycopg.connect(pg_empty_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE probe (id int PRIMARY KEY, note text)")
+        conn.execute("INSERT INTO probe SELECT g, NULL FROM generate_series(1, 2500) g")
+    latest = sql.latest_version("postgres")
+    backfill = sql.Migration(
+        latest + 1,
+        "probe_note",
+        "-- expand --\n-- outside a transaction --\n-- in batches --\n"
+        "UPDATE probe SET note = 'done'\n"
+        "WHERE id IN (SELECT id FROM probe WHERE note IS NULL ORDER BY id LIMIT 1000);\n",
+    )
+    shipped = sql.migrations("postgres")
+    monkeypatch.setattr(sql, "migrations", lambda dialect: (*shipped, backfill))
+    step = plan(backend).steps[0]
+    assert (step.version, step.outside, step.online) == (latest + 1, True, True)
+    assert "one batch's row locks at a time" in step.effects[0].lock
+    assert backend.migrate() == latest + 1
+    with psycopg.connect(pg_empty_url, autocommit=True) as conn:
+        done = "SELECT note, COUNT(*), COUNT(DISTINCT xmin::text) FROM probe GROUP BY 1"
+        assert conn.execute(done).fetchall() == [("done", 2500, 3)]
+        name = conn.execute("SELECT name FROM schema_version WHERE version = %s", [latest + 1])
+        assert str(name.fetchone()[0]).startswith("probe_note (works with ")  # type: ignore[index]
     backend.close()
 
 

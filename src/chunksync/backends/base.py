@@ -83,8 +83,9 @@ class Session(abc.ABC):
         which loads hundreds of rows a batch: a dict per row cost more than the row's values."""
 
     @abc.abstractmethod
-    def script(self, text: str) -> None:
-        """Run a whole SQL script, statement by statement (a migration, the schema)."""
+    def script(self, text: str) -> int:
+        """Run a whole SQL script, statement by statement (a migration, the schema); return the
+        number of rows its last statement changed (a backfill's batch: -1 when not known)."""
 
 
 class Backend(abc.ABC):

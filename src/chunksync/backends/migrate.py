@@ -19,7 +19,10 @@ Online migrations: a migration marked `-- outside a transaction --` (PostgreSQL'
 committing on its own, on a connection that holds the migration lock for the session
 (`outside`, supplied by the backend); it is recorded only after its last statement, so it must
 be safe to run again from its first (`DROP INDEX CONCURRENTLY IF EXISTS` before each build: an
-interrupted build leaves an invalid index behind).
+interrupted build leaves an invalid index behind). In such a migration, a statement after a line
+`-- in batches --` is a backfill: it changes at most one batch of the rows not yet done (its
+LIMIT), and runs again, each run committing on its own, until it changes none; so the fleet's
+writes wait for one batch's row locks at most, and an interrupted backfill goes on where it was.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from dataclasses import dataclass
 
 from chunksync import sql
 from chunksync.backends.base import Backend, Session
-from chunksync.backends.plan import Effect, effect, is_expand
+from chunksync.backends.plan import Effect, effect, in_batches, is_expand
 from chunksync.exceptions import SchemaError
 from chunksync.redact import redact_url
 
@@ -110,6 +113,7 @@ def _apply_until_outside(session: Session, dialect: str, current: int) -> sql.Mi
             continue
         if runs_outside(migration.sql):
             return migration
+        _refuse_batches(migration)
         session.script(migration.sql)
         _record(session, [migration], dialect)
     return None
@@ -139,10 +143,30 @@ def _apply_one(backend: Backend, migration: sql.Migration, opener: Locked | None
     with opener() as session:
         if recorded_version(backend, session) >= migration.version:
             return  # another process applied it while we waited for the lock
-        pieces = statements(migration.sql) if runs_outside(migration.sql) else [migration.sql]
-        for piece in pieces:
-            session.script(piece)
+        if runs_outside(migration.sql):
+            for piece in statements(migration.sql):
+                _run_outside(session, piece)
+        else:
+            _refuse_batches(migration)
+            session.script(migration.sql)
         _record(session, [migration], backend.dialect)
+
+
+def _run_outside(session: Session, statement: str) -> None:
+    """One statement committing on its own; a backfill's, again until a run changes no row."""
+    changed = session.script(statement)
+    while changed > 0 and in_batches(statement):
+        changed = session.script(statement)
+
+
+def _refuse_batches(migration: sql.Migration) -> None:
+    """A backfill in batches inside one transaction would hold every batch's row locks until
+    the end: only a migration that runs outside a transaction may have one."""
+    if in_batches(migration.sql):
+        raise SchemaError(
+            f"migration {migration.name} backfills in batches, which only a migration marked"
+            " '-- outside a transaction --' can do"
+        )
 
 
 def require_schema(backend: Backend) -> int:

@@ -14,6 +14,10 @@ import re
 from dataclasses import dataclass
 
 EXPAND_MARK = re.compile(r"^-- expand --$", re.MULTILINE)
+# A backfill over a big table, in a migration that runs outside a transaction: the statement
+# after this line changes at most one batch (its LIMIT) of the rows not yet done, and the runner
+# runs it again, each run committing on its own, until it changes none.
+BATCH_MARK = re.compile(r"^-- in batches --$", re.MULTILINE)
 _NAME = r"(?:IF (?:NOT )?EXISTS\s+)?\"?(\w+)\"?"
 _ONLINE_PARAMETER = (
     r"(?:fillfactor|toast_tuple_target|(?:toast\.)?autovacuum_\w+|(?:toast\.)?vacuum_\w+"
@@ -113,11 +117,20 @@ _RULES: tuple[tuple[re.Pattern[str], tuple[str, bool], tuple[str, bool]], ...] =
 )
 
 
+_BATCH = re.compile(
+    rf"^(?:UPDATE|DELETE\s+FROM|INSERT\s+INTO)\s+{_NAME}.*\bLIMIT\b", re.IGNORECASE | re.DOTALL
+)
+
+
 def effect(dialect: str, statement: str) -> Effect:
     """The lock one statement takes on this dialect, and whether the fleet goes on meanwhile.
     A statement no rule knows is reported offline, to be read before it runs."""
     text = _code(statement)
     first = text.splitlines()[0] if text else ""
+    batch = _BATCH.match(text) if in_batches(statement) and dialect == "postgres" else None
+    if batch:
+        lock = f"ROW EXCLUSIVE on {batch.group(1)}, one batch's row locks at a time, each batch"
+        return Effect(first, lock + " committing on its own", True)
     for pattern, pg, lite in _RULES:
         match = pattern.match(text)
         if match:
@@ -128,6 +141,10 @@ def effect(dialect: str, statement: str) -> Effect:
 
 def is_expand(migration_sql: str) -> bool:
     return bool(EXPAND_MARK.search(migration_sql))
+
+
+def in_batches(sql: str) -> bool:
+    return bool(BATCH_MARK.search(sql))
 
 
 def _code(statement: str) -> str:

@@ -188,9 +188,9 @@ class PostgresSession(Session):
                 return (), []
             return tuple(d.name for d in cur.description), cur.fetchall()
 
-    def script(self, text: str) -> None:
+    def script(self, text: str) -> int:
         with self._errors:
-            self._conn.execute(text.encode())
+            return self._conn.execute(text.encode()).rowcount
 
 
 class PostgresBackend(Backend):

@@ -271,10 +271,12 @@ class SQLiteSession(Session):
             cursor = self._conn.execute(self._sql(name), dict(params or {}))
             return tuple(d[0] for d in cursor.description or ()), cursor.fetchall()
 
-    def script(self, text: str) -> None:
+    def script(self, text: str) -> int:
+        changed = -1
         with SQLITE_ERRORS:
             for statement in iter_statements(text):
-                self._conn.execute(statement)
+                changed = self._conn.execute(statement).rowcount
+        return changed
 
 
 class SQLiteBackend(Backend):
