@@ -4,7 +4,7 @@ backend's /proc/<pid>/schedstat (nanoseconds) around the statement. Not in `make
 
     git worktree add /tmp/before <commit>
     .venv/bin/python -m benchmarks.paired_statements /tmp/before . [--batches 90]
-        [--chunks 100000] [--setting-b plan_cache_mode=force_generic_plan]
+        [--chunks 100000] [--setting-b plan_cache_mode=force_generic_plan] [--limit-b 1024]
 
 On this noisy two-core machine a whole drain swings by a fifth from one run to the next, and
 paired drains cannot tell a change of a few per cent (docs/benchmarks.md, session 21). The
@@ -15,7 +15,8 @@ code, settled as bench_pg_drain's), and its named queries are read from its own 
 batches are the worker's: `claim_chunks` of up to 512 chunks, then one transaction with
 `finish_chunks` (each completed) and `insert_attempts` (one row each). `--setting-a/-b` set a
 session setting on one side's connection (the same tree twice, one with the setting, measures
-the setting). Prints each statement's median us a chunk for A and B, and B's over A's
+the setting), and `--limit-a/-b` a side's claim batch (default 512: the worker's largest).
+Prints each statement's median us a chunk for A and B, and B's over A's
 (`<statement>_ratio_b_over_a=`), the last line the three together.
 """
 
@@ -94,11 +95,12 @@ def batch(
     pid: int,
     queries: dict[str, bytes],
     times: dict[str, list[float]],
+    limit: int,
 ) -> None:
     """One worker batch; appends each statement's backend CPU a chunk (us). The rows are
     built in this tree's shapes (results.finish_row, attempt_row): a tree that changed them
     needs them here too."""
-    params = {**CLAIM, "limit": 512, "token": str(uuid.uuid4()), "worker_id": "paired"}
+    params = {**CLAIM, "limit": limit, "token": str(uuid.uuid4()), "worker_id": "paired"}
     started = busy_ns(pid)
     cur = conn.execute(queries["claim_chunks"], params, prepare=True)
     names = [d.name for d in cur.description or ()]
@@ -131,6 +133,8 @@ def main() -> int:
     parser.add_argument("--chunks", type=int, default=100_000, help="chunks a side's queue")
     parser.add_argument("--setting-a")
     parser.add_argument("--setting-b")
+    parser.add_argument("--limit-a", type=int, default=512, help="A's claim batch")
+    parser.add_argument("--limit-b", type=int, default=512, help="B's claim batch")
     args = parser.parse_args()
     if not available():
         print("PostgreSQL 15 is not installed: run 'bash scripts/test-servers.sh'", file=sys.stderr)
@@ -152,7 +156,8 @@ def main() -> int:
                 order = ("a", "b") if turn % 2 == 0 else ("b", "a")  # A B B A ...
                 for key in order:
                     conn, pid = sides[key]
-                    batch(conn, pid, queries[key], times[key])
+                    limit = args.limit_a if key == "a" else args.limit_b
+                    batch(conn, pid, queries[key], times[key], limit)
     finally:
         cluster.stop()
     for statement in STATEMENTS:

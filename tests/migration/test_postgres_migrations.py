@@ -293,12 +293,18 @@ def test_a_backfill_runs_in_batches_each_committing_on_its_own(
 @pytest.mark.parametrize(
     "change",
     [
-        "SET (fillfactor = 45)",
-        "SET (autovacuum_vacuum_scale_factor = 0.02, toast.autovacuum_enabled = false)",
-        "SET (vacuum_truncate = false, vacuum_index_cleanup = 'on', parallel_workers = 2)",
-        "RESET (fillfactor)",
-        "SET (fillfactor = 90, user_catalog_table = true)",
-        "SET (toast_tuple_target = 256)",
+        "ALTER TABLE t SET (fillfactor = 45)",
+        "ALTER TABLE t SET (autovacuum_vacuum_scale_factor = 0.02,"
+        " toast.autovacuum_enabled = false)",
+        "ALTER TABLE t SET (vacuum_truncate = false, vacuum_index_cleanup = 'on',"
+        " parallel_workers = 2)",
+        "ALTER TABLE t RESET (fillfactor)",
+        "ALTER TABLE t SET (fillfactor = 90, user_catalog_table = true)",
+        "ALTER TABLE t SET (toast_tuple_target = 256)",
+        "ALTER INDEX t_pkey SET (fillfactor = 50)",
+        "ALTER INDEX t_pkey SET (deduplicate_items = off, fillfactor = 70)",
+        "ALTER INDEX t_pkey RESET (fillfactor)",
+        "ALTER INDEX t_pkey SET TABLESPACE pg_default",
     ],
 )
 def test_a_storage_parameter_is_read_for_the_lock_postgresql_takes(
@@ -306,16 +312,18 @@ def test_a_storage_parameter_is_read_for_the_lock_postgresql_takes(
 ) -> None:
     """`migrate --plan` calls a storage parameter's change online exactly when PostgreSQL
     takes no stronger lock than SHARE UPDATE EXCLUSIVE for it (a fillfactor for the chunks'
-    HOT updates, an autovacuum setting): read from pg_locks inside the change's transaction."""
+    HOT updates or their keys' room, an autovacuum setting): read from pg_locks inside the
+    change's transaction, on the table and its index."""
     with psycopg.connect(pg_empty_url) as conn:
-        conn.execute("CREATE TABLE t (id int)")
+        conn.execute("CREATE TABLE t (id int PRIMARY KEY)")
         conn.commit()
-        conn.execute(f"ALTER TABLE t {change}")
+        conn.execute(change.encode())
         rows = conn.execute(
-            "SELECT mode FROM pg_locks WHERE relation = 't'::regclass AND pid = pg_backend_pid()"
+            "SELECT mode FROM pg_locks WHERE relation IN ('t'::regclass, 't_pkey'::regclass)"
+            " AND pid = pg_backend_pid()"
         ).fetchall()
         conn.rollback()
     taken = {str(mode) for (mode,) in rows}
-    found = effect("postgres", f"ALTER TABLE t {change};")
+    found = effect("postgres", f"{change};")
     assert found.online is (taken <= {"ShareUpdateExclusiveLock"}), (taken, found)
     assert ("SHARE UPDATE EXCLUSIVE" in found.lock) is found.online

@@ -24,6 +24,7 @@ _ONLINE_PARAMETER = (
     r"|parallel_workers)"
     r"(?:\s*=\s*[\w.']+)?"
 )
+_ONLINE_INDEX_PARAMETER = r"(?:fillfactor|deduplicate_items)(?:\s*=\s*[\w.']+)?"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +88,18 @@ _RULES: tuple[tuple[re.Pattern[str], tuple[str, bool], tuple[str, bool]], ...] =
                 True,
             ),
             ("the write lock while the table is rewritten: writers wait", False),
+        ),
+        (
+            # A B-tree's parameters: SHARE UPDATE EXCLUSIVE on the index alone. (SQLite has no
+            # ALTER INDEX.)
+            rf"^ALTER\s+INDEX\s+{_NAME}\s+(?:SET|RESET)\s*\(\s*{_ONLINE_INDEX_PARAMETER}"
+            rf"(?:\s*,\s*{_ONLINE_INDEX_PARAMETER})*\s*\)$",
+            (
+                "SHARE UPDATE EXCLUSIVE on {0}: reads and writes go on (a fillfactor applies"
+                " to the pages split from then on)",
+                True,
+            ),
+            ("none: SQLite has no ALTER INDEX (the statement fails)", False),
         ),
         (
             rf"^ALTER\s+TABLE\s+{_NAME}",

@@ -35,8 +35,10 @@ CREATE TABLE queues (
 CREATE INDEX queues_tenant_status ON queues (tenant, status);
 CREATE INDEX queues_name ON queues (name, tenant);
 
+-- Its two keys' leaf pages are half filled when written: room for a claim's entry of every
+-- chunk beside its first (migration 0020).
 CREATE TABLE chunks (
-    id               uuid PRIMARY KEY,
+    id               uuid PRIMARY KEY WITH (fillfactor = 50),
     queue_id         uuid NOT NULL REFERENCES queues (id) ON DELETE CASCADE,
     tenant           text NOT NULL DEFAULT 'default',
     seq              integer NOT NULL,
@@ -61,7 +63,7 @@ CREATE TABLE chunks (
     created_at       double precision NOT NULL,
     updated_at       double precision NOT NULL,
     finished_at      double precision,
-    UNIQUE (queue_id, seq)
+    UNIQUE (queue_id, seq) WITH (fillfactor = 50)
 );
 -- Claiming only ever looks at pending chunks: the index stays small however long the history.
 CREATE INDEX chunks_runnable ON chunks (priority DESC, created_at, seq) WHERE status = 'pending';
