@@ -330,12 +330,18 @@ class Manager(Interventions, StallAbsolution):
         }
         return self.backend.execute("heartbeat_chunk", params) == 1
 
-    def extend_leases(self, worker_id: str, tokens: Sequence[str], lease_s: float) -> int:
-        if not tokens:
+    def extend_leases(
+        self, worker_id: str, leases: Sequence[tuple[str, str]], lease_s: float
+    ) -> int:
+        """Extend the leases a live worker holds, each a (chunk id, lease token): the chunks are
+        found by id, and no index of the chunks in flight by worker is needed (migration 0021 on
+        PostgreSQL). Returns how many were extended."""
+        if not leases:
             return 0
         params = {
             "worker_id": worker_id,
-            "tokens": self.backend.list_param(tokens),
+            "ids": self.backend.list_param(sorted({chunk_id for chunk_id, _ in leases})),
+            "tokens": self.backend.list_param(sorted({token for _, token in leases})),
             "lease_s": lease_s,
         }
         return self.backend.execute("extend_worker_leases", params)

@@ -363,7 +363,9 @@ def test_heartbeats_and_releases_are_fenced(app: App) -> None:
     token, (chunk,) = m.claim("w", ["noop"], lease_s=5)
     assert m.heartbeat_chunk(chunk.id, token, 10, checkpoint={"at": 3}, items=3)
     assert not m.heartbeat_chunk(chunk.id, "00000000-0000-0000-0000-000000000000", 10)
-    assert m.extend_leases("w", [token], 10) == 1
+    assert m.extend_leases("w", [(chunk.id, token)], 10) == 1
+    assert m.extend_leases("w", [(chunk.id, "00000000-0000-0000-0000-000000000000")], 10) == 0
+    assert m.extend_leases("other", [(chunk.id, token)], 10) == 0
     assert m.get_chunk(chunk.id).checkpoint == {"at": 3}
     assert m.release(chunk, token, refund=True)
     assert not m.release(chunk, token, refund=True)

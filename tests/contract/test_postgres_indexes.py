@@ -1,10 +1,11 @@
-"""PostgreSQL keeps no index that a chunk's transitions write for nothing (migration 0019): a
+"""PostgreSQL keeps no index that a chunk's transitions write for nothing (0019, 0021): a
 claim and a finish are not HOT updates (a chunk's status is indexed), so each writes an entry
 in every index of `chunks` whose predicate the new row meets. A tenant's reads find its chunks
 without an index of them by every status, and a worker's lease reads without an index of
 their own: each has a plan through an index (sequential scans turned off, the way to ask the
 planner whether one exists), on a history as a fleet leaves it. A worker's reads of its own
-chunks in flight use chunks_leases, a tenant's count of them chunks_tenant_in_flight."""
+chunks in flight and a tenant's count of them use the one index of them, chunks_in_flight; its
+heartbeat finds the chunks it holds by their ids."""
 
 from __future__ import annotations
 
@@ -20,20 +21,25 @@ pytestmark = pytest.mark.postgres
 
 TENANT = {"tenant": "tenant2", "window_s": 60.0}
 READS: dict[str, tuple[dict[str, Any], str | None]] = {
-    # name: (its parameters, the index of chunks in flight its plan must read, if any)
+    # name: (its parameters, the index its plan must read, if any)
     "tenant_queued": (TENANT, None),
-    "tenants_list": ({}, "chunks_tenant_in_flight"),
-    "tenant_health": (TENANT, "chunks_tenant_in_flight"),
+    "tenants_list": ({}, "chunks_in_flight"),
+    "tenant_health": (TENANT, "chunks_in_flight"),
     "metrics_tenants": ({}, None),
     "list_chunks_tenant": (
         {**TENANT, "queue_id": None, "status": None, "category": None, "limit": 10},
         None,
     ),
     "extend_worker_leases": (
-        {"lease_s": 30.0, "worker_id": "w3", "tokens": ["00000000-0000-0000-0000-000000000001"]},
-        "chunks_leases",
+        {
+            "lease_s": 30.0,
+            "worker_id": "w3",
+            "ids": ["00000000-0000-0000-0000-000000000002"],
+            "tokens": ["00000000-0000-0000-0000-000000000001"],
+        },
+        "chunks_pkey",  # by the ids it holds: no index of the chunks in flight by worker
     ),
-    "chunks_of_worker": ({"worker_id": "w3"}, "chunks_leases"),
+    "chunks_of_worker": ({"worker_id": "w3"}, "chunks_in_flight"),
     "find_stuck": ({"limit": 10}, None),  # all the chunks in flight: either partial index
 }
 
@@ -71,9 +77,11 @@ def test_no_index_of_chunks_by_tenant_and_every_status(pg_url: str) -> None:
         ).fetchall()
     indexes = {str(name): str(definition) for name, definition in rows}
     gone = {"chunks_tenant_status", "chunks_processing", "chunks_worker", "attempts_queue_started"}
+    gone |= {"chunks_leases", "chunks_tenant_in_flight"}  # one index of the chunks in flight
     assert not gone & indexes.keys()
-    assert "WHERE (status = 'processing'::text)" in indexes["chunks_tenant_in_flight"]
-    assert "(worker_id, lease_expires_at)" in indexes["chunks_leases"]
+    in_flight = indexes["chunks_in_flight"]
+    assert "(tenant) INCLUDE (worker_id, lease_expires_at)" in in_flight
+    assert "WHERE (status = 'processing'::text)" in in_flight
 
 
 def test_tenant_and_lease_reads_have_an_index_path(pg_url: str) -> None:

@@ -279,7 +279,7 @@ def test_heartbeat_extends_the_lease_and_saves_a_checkpoint(jobs: App) -> None:
     assert jobs.manager.recover_stuck("w2", lambda q: DEFAULT_POLICY) == []
     chunk = jobs.manager.get_chunk(chunk.id)
     assert chunk.checkpoint == {"uid": 42} and chunk.items_processed == 7
-    assert jobs.manager.extend_leases("w1", [token], 3600.0) == 1
+    assert jobs.manager.extend_leases("w1", [(chunk.id, token)], 3600.0) == 1
 
 
 # --- operator interventions -------------------------------------------------------------------

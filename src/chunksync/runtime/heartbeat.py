@@ -19,19 +19,19 @@ log = logging.getLogger("chunksync.runtime.heartbeat")
 
 class Heartbeat:
     """Every third of the lease (at most 5 s, at least 50 ms) until `stopped`: the worker's
-    status ("stopping" once `stopping` is set) and the leases of the tokens `tokens()` lists."""
+    status ("stopping" once `stopping` is set) and the leases `leases()` lists (chunk id, token)."""
 
     def __init__(
         self,
         manager: Manager,
         worker_id: str,
         lease_s: float,
-        tokens: Callable[[], Sequence[str]],
+        leases: Callable[[], Sequence[tuple[str, str]]],
         stopping: threading.Event,
         stopped: threading.Event,
     ) -> None:
         self.manager, self.worker_id, self.lease_s = manager, worker_id, lease_s
-        self._tokens, self._stopping, self._stopped = tokens, stopping, stopped
+        self._leases, self._stopping, self._stopped = leases, stopping, stopped
 
     def run(self) -> None:
         interval = max(0.05, min(self.lease_s / 3.0, 5.0))
@@ -41,7 +41,7 @@ class Heartbeat:
             try:
                 status = "stopping" if self._stopping.is_set() else "running"
                 self.manager.worker_heartbeat(self.worker_id, status)
-                self.manager.extend_leases(self.worker_id, self._tokens(), self.lease_s)
+                self.manager.extend_leases(self.worker_id, self._leases(), self.lease_s)
             except BackendError as exc:
                 clock.failed()
                 log.error("heartbeat failed: %s", redact(str(exc)))

@@ -163,7 +163,7 @@ class Worker:
             self.manager,
             self.id,
             self.lease_s,
-            self._tokens_in_flight,
+            self._leases_in_flight,
             self._stopping,
             self._stopped,
         )
@@ -577,6 +577,6 @@ class Worker:
             return self.poll_s
         return max(0.0, min(self.poll_s, min(due) - now))
 
-    def _tokens_in_flight(self) -> list[str]:
+    def _leases_in_flight(self) -> list[tuple[str, str]]:
         with self._lock:
-            return sorted({i.token for i in self._in_flight.values()})
+            return [(i.chunk.id, i.token) for i in self._in_flight.values()]

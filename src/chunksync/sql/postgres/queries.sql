@@ -224,9 +224,9 @@ SET lease_expires_at = NOW() + :lease_s::float8, updated_at = NOW(),
 WHERE id = :id::uuid AND lease_token = :token::uuid AND status = 'processing';
 
 -- extend_worker_leases --
--- Extend the leases of every chunk a live worker holds (its heartbeat).
+-- Extend the leases of the chunks a live worker holds (its heartbeat), found by their ids.
 UPDATE chunks SET lease_expires_at = NOW() + :lease_s::float8
-WHERE status = 'processing' AND worker_id = :worker_id
+WHERE id = ANY(:ids::uuid[]) AND status = 'processing' AND worker_id = :worker_id
   AND lease_token = ANY(:tokens::uuid[]);
 
 -- finish_chunks --

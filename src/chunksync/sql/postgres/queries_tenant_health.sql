@@ -1,8 +1,8 @@
 -- Named queries of one tenant's health and of the per-tenant metrics (docs/tenants.md).
 -- Tenant-scoped reads go through indexes that start with the tenant: its queues
 -- (queues_tenant_status), then each queue's chunks (chunks_queue_status_tenant, chunks_dead),
--- and its chunks in flight (chunks_tenant_in_flight, migration 0019); a chunk's tenant is its
--- queue's. `NOW()` is the database clock in seconds since the epoch.
+-- and its chunks in flight (chunks_in_flight, migrations 0019 and 0021); a chunk's tenant is
+-- its queue's. `NOW()` is the database clock in seconds since the epoch.
 
 -- tenant_health --
 -- One tenant right now: its active queues, backlog and oldest pending chunk (one read of its active queues' pending chunks), in flight, quotas.

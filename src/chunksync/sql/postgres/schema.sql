@@ -67,8 +67,7 @@ CREATE TABLE chunks (
 );
 -- Claiming only ever looks at pending chunks: the index stays small however long the history.
 CREATE INDEX chunks_runnable ON chunks (priority DESC, created_at, seq) WHERE status = 'pending';
--- The chunks in flight, by worker (its heartbeat) and lease expiry (the sweep): migration 0019.
-CREATE INDEX chunks_leases ON chunks (worker_id, lease_expires_at) WHERE status = 'processing';
+-- The chunks in flight: chunks_in_flight, with the tenants (schema_tenants.sql).
 CREATE INDEX chunks_queue_status_tenant ON chunks (queue_id, status, tenant);
 CREATE INDEX chunks_finished ON chunks (finished_at) WHERE finished_at IS NOT NULL;
 

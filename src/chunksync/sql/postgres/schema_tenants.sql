@@ -1,7 +1,9 @@
 -- Tenants: weights, quotas and the fair order of chunks (migration 0014), written once.
 -- include migrations/0013_tenants.sql --
--- A tenant's chunks in flight, counted through a partial index of them alone (migration 0019):
--- its waiting and dead chunks are read through its queues, and 0013's index of every status is
--- gone.
+-- The chunks in flight, in a partial index of them alone (migrations 0019 and 0021): a tenant's
+-- counted by its key, a worker's (its heartbeat) and the expired leases (the sweep) read from
+-- it whole, through the columns it includes. A tenant's waiting and dead chunks are read through
+-- its queues, and 0013's index of every status is gone.
 DROP INDEX chunks_tenant_status;
-CREATE INDEX chunks_tenant_in_flight ON chunks (tenant, status) WHERE status = 'processing';
+CREATE INDEX chunks_in_flight ON chunks (tenant) INCLUDE (worker_id, lease_expires_at)
+    WHERE status = 'processing';

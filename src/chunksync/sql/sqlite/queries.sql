@@ -183,10 +183,10 @@ SET lease_expires_at = NOW() + :lease_s, updated_at = NOW(),
 WHERE id = :id AND lease_token = :token AND status = 'processing';
 
 -- extend_worker_leases --
--- Extend the leases of every chunk a live worker holds (its heartbeat).
+-- Extend the leases of the chunks a live worker holds (its heartbeat), found by their ids.
 UPDATE chunks SET lease_expires_at = NOW() + :lease_s
-WHERE status = 'processing' AND worker_id = :worker_id
-  AND lease_token IN (SELECT value FROM json_each(:tokens));
+WHERE id IN (SELECT value FROM json_each(:ids)) AND status = 'processing'
+  AND worker_id = :worker_id AND lease_token IN (SELECT value FROM json_each(:tokens));
 
 -- finish_chunks --
 -- Record the results of a batch of attempts (a JSON array of rows by position), each row fenced by its own lease token; returns the chunks whose result was written (the others lost their lease). A chunk back to pending comes with its new place in the fair order (chunksync.tenants.places).
