@@ -40,7 +40,7 @@ READS: dict[str, tuple[dict[str, Any], str | None]] = {
         "chunks_pkey",  # by the ids it holds: no index of the chunks in flight by worker
     ),
     "chunks_of_worker": ({"worker_id": "w3"}, "chunks_in_flight"),
-    "find_stuck": ({"limit": 10}, None),  # all the chunks in flight: either partial index
+    "find_stuck": ({"limit": 10}, None),  # all the chunks in flight
 }
 
 

@@ -263,7 +263,7 @@ def test_a_backfill_runs_in_batches_each_committing_on_its_own(
 ) -> None:
     """A statement after `-- in batches --`, in a migration outside a transaction, runs again
     until it changes no row: 2,500 rows in batches of 1,000 are three transactions (three
-    xmins), the plan calls it online, and a rerun after an interruption finds nothing left."""
+    xmins), and the plan calls it online."""
     backend = PostgresBackend(pg_empty_url)
     with psycopg.connect(pg_empty_url, autocommit=True) as conn:
         conn.execute("CREATE TABLE probe (id int PRIMARY KEY, note text)")
