@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-from chunksync.backends.base import Backend, Params, Session, rows_json, strict_json
+from chunksync.backends.base import Backend, Params, Session, finite, rows_json, strict_json
 from chunksync.exceptions import InvalidPayload, NotFound, StateError
 from chunksync.ids import ordered_id
 from chunksync.interventions import WORKER_TIMEOUT_SECONDS, Interventions
@@ -181,26 +181,22 @@ class Manager(Interventions, StallAbsolution):
         row = s.fetch_one("next_seq", {"queue_id": queue["id"]})
         seq = int(row["seq"]) if row else 1
         placement = Placement(s, str(queue["tenant"]), int(queue["priority"]))
-        batch: list[dict[str, Any]] = []
+        params = {
+            "queue_id": str(queue["id"]),
+            "tenant": queue["tenant"],
+            "priority": queue["priority"],
+            "max_attempts": queue["max_attempts"],
+        }
+        batch: list[list[Any]] = []
         added = 0
         for payload in payloads:
-            batch.append(
-                {
-                    "id": ordered_id(),
-                    "queue_id": str(queue["id"]),
-                    "tenant": queue["tenant"],
-                    "seq": seq,
-                    "payload": dump_json(payload),
-                    "priority": queue["priority"],
-                    "max_attempts": queue["max_attempts"],
-                }
-            )
+            batch.append([ordered_id(), seq, dump_json(payload)])
             seq += 1
             if len(batch) >= INSERT_BATCH:
-                added += _insert_batch(s, placement, batch)
+                added += _insert_batch(s, placement, params, batch)
                 batch = []
         if batch:
-            added += _insert_batch(s, placement, batch)
+            added += _insert_batch(s, placement, params, batch)
         return added
 
     def get_queue(self, id_or_name: str, tenant: str = DEFAULT_TENANT) -> Queue:
@@ -550,8 +546,9 @@ class Manager(Interventions, StallAbsolution):
         )
 
 
-def _insert_batch(s: Session, placement: Placement, batch: list[dict[str, Any]]) -> int:
+def _insert_batch(s: Session, placement: Placement, params: Params, batch: list[list[Any]]) -> int:
+    """One statement for the batch: [id, seq, payload's JSON, fair_key] a chunk."""
     for row, key in zip(batch, placement.keys(len(batch)), strict=True):
-        row["fair_key"] = key
-    s.execute_many("insert_chunk", batch)
+        row.append(finite(key))
+    s.execute("insert_chunks", {**params, "batch": rows_json(batch)})
     return len(batch)

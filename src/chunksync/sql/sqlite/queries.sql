@@ -10,12 +10,13 @@ VALUES (:id, :tenant, :name, :source, :kind, 'active', :priority, :policy, :max_
         NOW(), NOW())
 RETURNING *;
 
--- insert_chunk --
--- Add one chunk to a queue (run in batches with execute_many), at its place in the fair order.
+-- insert_chunks --
+-- Add a batch of a queue's chunks ([id, seq, payload's JSON text, fair_key] each), at their places in the fair order.
 INSERT INTO chunks (id, queue_id, tenant, seq, payload, priority, max_attempts, run_after,
                     created_at, updated_at, fair_key)
-VALUES (:id, :queue_id, :tenant, :seq, :payload, :priority, :max_attempts, NOW(), NOW(), NOW(),
-        :fair_key);
+SELECT e.value ->> 0, :queue_id, :tenant, e.value ->> 1, e.value ->> 2, :priority,
+       :max_attempts, NOW(), NOW(), NOW(), e.value ->> 3
+FROM json_each(:batch) AS e;
 
 -- next_seq --
 -- The next free sequence number in a queue.
