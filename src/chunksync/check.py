@@ -13,10 +13,11 @@ the chunk invariants, each one named query of `queries_check.sql`:
     check_counters      no negative attempt, crash, deferral or stress count
     check_orphans       every chunk has its queue
     check_attempt_rows  attempts counted <= attempt rows that spent one (+ releases, a running one)
+    check_queue_totals  each queue's count of its chunks is how many it holds (PostgreSQL)
 
-The last is a note, not damage: retention removes old attempt rows, and a worker killed between
-its claim and its report leaves an attempt counted that recovery then records. The rest are
-damage: `CheckReport.ok` is false and the command exits 1.
+`check_attempt_rows` is a note, not damage: retention removes old attempt rows, and a worker
+killed between its claim and its report leaves an attempt counted that recovery then records.
+The rest are damage: `CheckReport.ok` is false and the command exits 1.
 """
 
 from __future__ import annotations
@@ -87,6 +88,14 @@ INVARIANTS = (
         "{n} chunk(s) count more attempts than their attempt history records",
         "nothing to do if retention removed old attempt rows or a worker was killed mid-attempt "
         "(recovery counts that attempt); otherwise an attempt's history was lost",
+    ),
+    Invariant(
+        "check_queue_totals",
+        DAMAGE,
+        "{n} queue(s) keep a count of their chunks that is not how many they hold, so their "
+        "completed chunks are miscounted",
+        "recount each in psql (`UPDATE queues SET n_chunks = chunksync_count_queue_chunks(id) "
+        "WHERE id = 'ID'`), then find what added or removed chunks with the triggers disabled",
     ),
 )
 

@@ -144,6 +144,10 @@ def check(
             effects[(chunk_id, worker_id, int(attempt))] += 1
 
     v.chunks = len(chunks)
+    if not result.url.startswith("sqlite:"):  # PostgreSQL keeps a queue's count (0022)
+        kept = fetch(result.url, "SELECT n_chunks FROM queues WHERE id = %s", q)
+        if kept and kept[0]["n_chunks"] != v.chunks:
+            v.problem(f"the queue counts {kept[0]['n_chunks']} chunks and holds {v.chunks}")
     if ledger and v.chunks != result.config.chunks:
         v.lost += abs(result.config.chunks - v.chunks)
         v.problem(f"{v.chunks} chunks in the queue, {result.config.chunks} planned")

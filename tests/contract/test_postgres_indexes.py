@@ -25,7 +25,12 @@ READS: dict[str, tuple[dict[str, Any], str | None]] = {
     "tenant_queued": (TENANT, None),
     "tenants_list": ({}, "chunks_in_flight"),
     "tenant_health": (TENANT, "chunks_in_flight"),
-    "metrics_tenants": ({}, None),
+    "metrics_tenants": ({}, "chunks_queue_open"),
+    # A queue's counts: its chunks but the completed ones, which are its count less those (0023).
+    "get_queue": ({"id": "q2", "tenant": "tenant2"}, "chunks_queue_open"),
+    "list_queues": ({"status": None}, "chunks_queue_open"),
+    "list_queues_page": ({"limit": 10, "offset": 0}, "chunks_queue_open"),
+    "list_queues_tenant": ({**TENANT, "status": None}, "chunks_queue_open"),
     "list_chunks_tenant": (
         {**TENANT, "queue_id": None, "status": None, "category": None, "limit": 10},
         None,

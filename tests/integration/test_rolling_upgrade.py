@@ -38,13 +38,21 @@ def test_a_rolling_upgrade_loses_nothing_and_blocks_no_claim(
     v, r = up.verdict, up.result
     report = "\n".join([*up.phases, up.plan, str(v), str(dict(up.done_by_pid)), up.figures()])
     print(up.figures())
-    assert up.versions == {"previous": 17, "current": 21}, report  # two releases, truly
+    assert up.versions == {"previous": 17, "current": 24}, report  # two releases, truly
     # The plan said each would run online as an expand (outside a transaction where it builds or
     # drops an index concurrently).
     assert "0018 status_index_with_tenant: online; expand; statement by statement" in up.plan
     assert "0019 fewer_chunk_index_entries: online; expand; statement by statement" in up.plan
     assert "0020 room_for_versions_in_chunk_keys: online; expand; in one transaction" in up.plan
     assert "0021 one_index_of_chunks_in_flight: online; expand; statement by statement" in up.plan
+    assert "0022 queue_chunk_totals: online; expand; in one transaction" in up.plan
+    assert (
+        "0023 completed_chunks_counted_by_queue: online; expand; statement by statement" in up.plan
+    )
+    assert (
+        "0024 health_summary_counts_completed_by_queue: online; expand; in one transaction"
+        in up.plan
+    )
     assert up.ok and v is not None and v.lost == 0 and v.duplicated == 0, report
     assert v.chunks == CHUNKS and sum(v.by_status.values()) == CHUNKS, report
     assert not v.problems, report

@@ -54,3 +54,9 @@ WHERE c.attempts > (
       + (SELECT COUNT(*) FROM audit_log l WHERE l.chunk_id = c.id AND l.action = 'release_chunk')
       + (CASE WHEN c.status = 'processing' THEN 1 ELSE 0 END)
 ORDER BY c.id LIMIT :limit;
+
+-- check_queue_totals --
+-- Queues whose count of chunks (queues.n_chunks, migration 0022) is not how many chunks they hold.
+SELECT q.id, q.status, COUNT(*) OVER () AS n FROM queues q
+WHERE q.n_chunks IS DISTINCT FROM (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id)
+ORDER BY q.id LIMIT :limit;

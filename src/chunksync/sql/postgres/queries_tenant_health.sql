@@ -1,8 +1,9 @@
 -- Named queries of one tenant's health and of the per-tenant metrics (docs/tenants.md).
 -- Tenant-scoped reads go through indexes that start with the tenant: its queues
--- (queues_tenant_status), then each queue's chunks (chunks_queue_status_tenant, chunks_dead),
--- and its chunks in flight (chunks_in_flight, migrations 0019 and 0021); a chunk's tenant is
--- its queue's. `NOW()` is the database clock in seconds since the epoch.
+-- (queues_tenant_status), then each queue's chunks (chunks_queue_open, chunks_dead), and its
+-- chunks in flight (chunks_in_flight, migrations 0019 and 0021); a chunk's tenant is its
+-- queue's, and a queue's completed chunks are its count (queues.n_chunks) less the others.
+-- `NOW()` is the database clock in seconds since the epoch.
 
 -- tenant_health --
 -- One tenant right now: its active queues, backlog and oldest pending chunk (one read of its active queues' pending chunks), in flight, quotas.
@@ -34,11 +35,16 @@ GROUP BY category, outcome
 HAVING SUM(n) > 0;
 
 -- metrics_tenants --
--- Every tenant's chunks by status, with the age of its oldest pending chunk: each queue's counts from chunks_queue_status_tenant alone, the pending chunks' rows for their age, summed by the queues' tenant.
+-- Every tenant's chunks by status, with the age of its oldest pending chunk: each queue's counts but the completed from chunks_queue_open alone, its completed chunks its count less those, the pending chunks' rows for their age, summed by the queues' tenant.
+WITH o AS (SELECT queue_id, status, COUNT(*) AS n FROM chunks WHERE status <> 'completed'
+           GROUP BY queue_id, status)
 SELECT q.tenant AS tenant, s.status AS status, SUM(s.n)::bigint AS n,
        NOW() - MIN(s.oldest) AS oldest_pending_age_s
-FROM (SELECT queue_id, status, COUNT(*) AS n, NULL::float8 AS oldest FROM chunks
-      GROUP BY queue_id, status
+FROM (SELECT queue_id, status, n, NULL::float8 AS oldest FROM o
+      UNION ALL
+      SELECT q.id, 'completed', q.n_chunks - COALESCE(t.n, 0), NULL FROM queues q
+      LEFT JOIN (SELECT queue_id, SUM(n) AS n FROM o GROUP BY queue_id) t ON t.queue_id = q.id
+      WHERE q.n_chunks > COALESCE(t.n, 0)
       UNION ALL
       SELECT queue_id, 'pending', 0, MIN(created_at) FROM chunks WHERE status = 'pending'
       GROUP BY queue_id) s
@@ -51,15 +57,16 @@ SELECT id, max_in_flight FROM tenants WHERE max_in_flight IS NOT NULL;
 
 -- list_queues_tenant --
 -- One tenant's queues (optionally only one status) with their chunk totals, newest first.
-SELECT q.*, t.n_pending, t.n_processing, t.n_completed, t.n_dead, t.n_cancelled
+SELECT q.*, t.n_pending, t.n_processing, q.n_chunks - t.n_open AS n_completed, t.n_dead,
+       t.n_cancelled
 FROM queues q
 CROSS JOIN LATERAL (
     SELECT COUNT(*) FILTER (WHERE c.status = 'pending') AS n_pending,
            COUNT(*) FILTER (WHERE c.status = 'processing') AS n_processing,
-           COUNT(*) FILTER (WHERE c.status = 'completed') AS n_completed,
            COUNT(*) FILTER (WHERE c.status = 'dead') AS n_dead,
-           COUNT(*) FILTER (WHERE c.status = 'cancelled') AS n_cancelled
-    FROM chunks c WHERE c.queue_id = q.id) t
+           COUNT(*) FILTER (WHERE c.status = 'cancelled') AS n_cancelled,
+           COUNT(*) AS n_open
+    FROM chunks c WHERE c.queue_id = q.id AND c.status <> 'completed') t
 WHERE q.tenant = :tenant::text AND (:status::text IS NULL OR q.status = :status::text)
 ORDER BY q.created_at DESC, q.name;
 

@@ -18,7 +18,7 @@ SELECT COUNT(*) AS n FROM tenants WHERE max_in_flight IS NOT NULL;
 SELECT id FROM tenants WHERE max_in_flight IS NOT NULL ORDER BY id FOR UPDATE;
 
 -- tenant_queued --
--- How many chunks of a tenant wait (pending), through its queues (queues_tenant_status) and each one's pending chunks (chunks_queue_status_tenant): a chunk's tenant is its queue's.
+-- How many chunks of a tenant wait (pending), through its queues (queues_tenant_status) and each one's pending chunks (chunks_queue_open): a chunk's tenant is its queue's.
 SELECT COUNT(*) AS n FROM queues q JOIN chunks c ON c.queue_id = q.id
 WHERE q.tenant = :tenant::text AND c.status = 'pending';
 

@@ -68,7 +68,9 @@ CREATE TABLE chunks (
 -- Claiming only ever looks at pending chunks: the index stays small however long the history.
 CREATE INDEX chunks_runnable ON chunks (priority DESC, created_at, seq) WHERE status = 'pending';
 -- The chunks in flight: chunks_in_flight, with the tenants (schema_tenants.sql).
-CREATE INDEX chunks_queue_status_tenant ON chunks (queue_id, status, tenant);
+-- A queue's chunks by status, but the completed ones: a queue's completed chunks are its count
+-- (queues.n_chunks, schema_counts.sql) less the others, and a finish writes no entry here (0023).
+CREATE INDEX chunks_queue_open ON chunks (queue_id, status, tenant) WHERE status <> 'completed';
 CREATE INDEX chunks_finished ON chunks (finished_at) WHERE finished_at IS NOT NULL;
 
 CREATE TABLE attempts (

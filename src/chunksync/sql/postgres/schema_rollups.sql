@@ -1,6 +1,8 @@
 -- Attempt rollups (chunksync.observe.rollups) and the health interface read from them: the
 -- tables, trigger and functions of migrations 0009 and 0016, written once. 0009 replaces three
 -- objects of 0004 (get_queue_health_summary, get_system_health_metrics,
--- chunked_sync_health_summary); 0016 adds the all-time rollups.
+-- chunked_sync_health_summary); 0016 adds the all-time rollups; 0024 counts a queue's
+-- completed chunks from its count of chunks (schema_counts.sql).
 -- include migrations/0009_attempt_rollups.sql --
 -- include migrations/0016_all_time_rollups.sql --
+-- include migrations/0024_health_summary_counts_completed_by_queue.sql --

@@ -1,0 +1,4 @@
+-- Each queue's count of its chunks (queues.n_chunks), kept by the statements that add or remove
+-- chunks: migration 0022, written once. 0023 counts the queues older than it, which a new
+-- database has none of.
+-- include migrations/0022_queue_chunk_totals.sql --
