@@ -13,7 +13,7 @@ the chunk invariants, each one named query of `queries_check.sql`:
     check_counters      no negative attempt, crash, deferral or stress count
     check_orphans       every chunk has its queue
     check_attempt_rows  attempts counted <= attempt rows that spent one (+ releases, a running one)
-    check_queue_totals  each queue's count of its chunks is how many it holds (PostgreSQL)
+    check_queue_totals  each queue's count of its chunks is how many it holds
 
 `check_attempt_rows` is a note, not damage: retention removes old attempt rows, and a worker
 killed between its claim and its report leaves an attempt counted that recovery then records.
@@ -94,8 +94,10 @@ INVARIANTS = (
         DAMAGE,
         "{n} queue(s) keep a count of their chunks that is not how many they hold, so their "
         "completed chunks are miscounted",
-        "recount each in psql (`UPDATE queues SET n_chunks = chunksync_count_queue_chunks(id) "
-        "WHERE id = 'ID'`), then find what added or removed chunks with the triggers disabled",
+        "recount each (PostgreSQL: `UPDATE queues SET n_chunks = chunksync_count_queue_chunks(id) "
+        "WHERE id = 'ID'`; SQLite: `UPDATE queues SET n_chunks = (SELECT COUNT(*) FROM chunks "
+        "WHERE queue_id = queues.id) WHERE id = 'ID'`), then find what added or removed chunks "
+        "past the triggers",
     ),
 )
 

@@ -7,6 +7,7 @@ and `chunksync check` finds a count that drifted."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from typing import Any
@@ -18,7 +19,7 @@ from chunksync.app import App
 from chunksync.check import check_database
 from chunksync.observe.retention import cleanup
 
-pytestmark = [pytest.mark.postgres, pytest.mark.timeout(120)]
+pytestmark = pytest.mark.timeout(120)
 
 FAST: dict[str, Any] = {"poll_s": 0.05, "time_scale": 0.001, "lease_s": 5.0}
 BACKFILL = (
@@ -27,8 +28,9 @@ BACKFILL = (
 )
 ONE_CHUNK = (
     "INSERT INTO chunks (id, queue_id, seq, payload, run_after, created_at, updated_at)"
-    " VALUES (gen_random_uuid(), %s, %s, '{}', 0, 0, 0)"
+    " VALUES ({id}, %s, %s, '{{}}', 0, 0, 0)"
 )
+ID = {"postgresql": "gen_random_uuid()", "sqlite": "lower(hex(randomblob(16)))"}
 
 
 def connect(url: str) -> psycopg.Connection[Any]:
@@ -37,38 +39,60 @@ def connect(url: str) -> psycopg.Connection[Any]:
     return conn
 
 
-def kept_and_held(url: str, queue_id: str) -> tuple[int | None, int]:
-    with connect(url) as conn:
-        row = conn.execute(
-            "SELECT n_chunks, (SELECT count(*) FROM chunks WHERE queue_id = q.id)"
-            " FROM queues q WHERE id = %s",
-            [queue_id],
-        ).fetchone()
-    assert row is not None
-    return row[0], row[1]
+def run(url: str, statement: str, *params: Any) -> list[tuple[Any, ...]]:
+    """A statement past chunksync, on either backend (`%s` for each parameter)."""
+    if url.startswith("sqlite"):
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+        conn.execute("PRAGMA foreign_keys = ON")
+        try:
+            with conn:
+                return conn.execute(statement.replace("%s", "?"), params).fetchall()
+        finally:
+            conn.close()
+    with connect(url) as pg:
+        cursor = pg.execute(statement.encode(), params or None)
+        return cursor.fetchall() if cursor.description else []
 
 
-def test_every_writer_keeps_the_count(pg_url: str) -> None:
-    with App(pg_url) as app:
-        queue = app.create_queue("demo://faults?chunks=2500&seed=1&failure_rate=0")
-        assert kept_and_held(pg_url, queue.id) == (2500, 2500)  # three batches
-        app.manager.add_chunks(queue.id, [{"n": i} for i in range(7)])
-        with connect(pg_url) as conn:  # as the release before 0022 inserts: a chunk a statement
-            for seq in (10_001, 10_002):
-                conn.execute(ONE_CHUNK, [queue.id, seq])
-        assert kept_and_held(pg_url, queue.id) == (2509, 2509)
-        app.worker(concurrency=4, **FAST).run_until_done([queue.id], timeout_s=90)
-        totals = {k.value: v for k, v in app.manager.get_queue(queue.id).totals.items()}
-        # the demo's own 2,500 complete; the nine it does not know die (bad data)
-        assert (totals["completed"], totals["dead"], sum(totals.values())) == (2500, 9, 2509)
-        cleanup(app.manager, older_than_s=0, batch=1000)  # retention, in batches
-        assert kept_and_held(pg_url, queue.id) == (0, 0)
-        with connect(pg_url) as conn:  # a queue deleted whole: its chunks go with it
-            conn.execute(ONE_CHUNK, [queue.id, 1])
-            conn.execute("DELETE FROM queues WHERE id = %s", [queue.id])
-        assert check_database(app.backend).ok
+def kept_and_held(url: str, queue_id: str) -> tuple[Any, ...]:
+    [row] = run(
+        url,
+        "SELECT n_chunks, (SELECT count(*) FROM chunks WHERE queue_id = q.id)"
+        " FROM queues q WHERE id = %s",
+        queue_id,
+    )
+    return tuple(row)
 
 
+def test_every_writer_keeps_the_count(app: App, db_url: str) -> None:
+    queue = app.create_queue("demo://faults?chunks=2500&seed=1&failure_rate=0")
+    assert kept_and_held(db_url, queue.id) == (2500, 2500)  # three batches
+    app.manager.add_chunks(queue.id, [{"n": i} for i in range(7)])
+    for seq in (10_001, 10_002):  # as the code before the count inserts: a chunk a statement
+        run(db_url, ONE_CHUNK.format(id=ID[db_url.split(":")[0]]), queue.id, seq)
+    assert kept_and_held(db_url, queue.id) == (2509, 2509)
+    app.worker(concurrency=4, **FAST).run_until_done([queue.id], timeout_s=90)
+    totals = {k.value: v for k, v in app.manager.get_queue(queue.id).totals.items()}
+    # the demo's own 2,500 complete; the nine it does not know die (bad data)
+    assert (totals["completed"], totals["dead"], sum(totals.values())) == (2500, 9, 2509)
+    cleanup(app.manager, older_than_s=0, batch=1000)  # retention, in batches
+    assert kept_and_held(db_url, queue.id) == (0, 0)
+    run(db_url, ONE_CHUNK.format(id=ID[db_url.split(":")[0]]), queue.id, 1)
+    run(db_url, "DELETE FROM queues WHERE id = %s", queue.id)  # its chunks go with it
+    assert check_database(app.backend).ok
+
+
+def test_check_finds_a_count_that_drifted(app: App, db_url: str) -> None:
+    queue = app.create_queue("demo://faults?chunks=5&seed=5&failure_rate=0")
+    run(db_url, "UPDATE queues SET n_chunks = n_chunks + 1 WHERE id = %s", queue.id)
+    report = check_database(app.backend)
+    assert not report.ok and report.violations == 1
+    [finding] = report.findings
+    assert finding.check == "check_queue_totals" and queue.id in finding.line()
+    assert "UPDATE queues SET n_chunks" in finding.line()
+
+
+@pytest.mark.postgres
 def test_completed_is_the_count_less_the_others(pg_url: str) -> None:
     with App(pg_url) as app:
         queue = app.create_queue("demo://faults?chunks=40&seed=3&failure_rate=0.5")
@@ -89,6 +113,7 @@ def test_completed_is_the_count_less_the_others(pg_url: str) -> None:
         assert {k: v for k, v in summary[0].items() if v} == counted
 
 
+@pytest.mark.postgres
 @pytest.mark.parametrize("first", ["insert", "count"])
 def test_the_count_of_an_older_queue_is_exact_while_chunks_arrive(pg_url: str, first: str) -> None:
     """A queue from before 0022 (NULL), counted by 0023's statement while a transaction adds
@@ -99,7 +124,7 @@ def test_the_count_of_an_older_queue_is_exact_while_chunks_arrive(pg_url: str, f
         conn.execute("UPDATE queues SET n_chunks = NULL WHERE id = %s", [queue.id])
     adder, counter = connect(pg_url), connect(pg_url)
     try:
-        add: tuple[str, list[Any]] = (ONE_CHUNK, [queue.id, 100])
+        add: tuple[str, list[Any]] = (ONE_CHUNK.format(id=ID["postgresql"]), [queue.id, 100])
         count: tuple[str, list[Any]] = (BACKFILL, [])
         (holder, held), (waiter, waits) = (
             ((adder, add), (counter, count))
@@ -121,6 +146,7 @@ def test_the_count_of_an_older_queue_is_exact_while_chunks_arrive(pg_url: str, f
     assert kept_and_held(pg_url, queue.id) == (31, 31)
 
 
+@pytest.mark.postgres
 def test_no_index_holds_the_completed_chunks_by_queue(pg_url: str) -> None:
     with connect(pg_url) as conn:
         definition = conn.execute(
@@ -129,15 +155,3 @@ def test_no_index_holds_the_completed_chunks_by_queue(pg_url: str) -> None:
         gone = conn.execute("SELECT to_regclass('chunks_queue_status_tenant')").fetchone()
     assert definition is not None and "WHERE (status <> 'completed'::text)" in definition[0]
     assert gone == (None,)
-
-
-def test_check_finds_a_count_that_drifted(pg_url: str) -> None:
-    with App(pg_url) as app:
-        queue = app.create_queue("demo://faults?chunks=5&seed=5&failure_rate=0")
-        with connect(pg_url) as conn:
-            conn.execute("UPDATE queues SET n_chunks = n_chunks + 1 WHERE id = %s", [queue.id])
-        report = check_database(app.backend)
-    assert not report.ok and report.violations == 1
-    [finding] = report.findings
-    assert finding.check == "check_queue_totals" and queue.id in finding.line()
-    assert "chunksync_count_queue_chunks" in finding.line()

@@ -162,7 +162,7 @@ def test_all_time_rollups_are_built_from_the_hours_already_kept(pg_empty_url: st
 def test_row_security_keeps_a_databases_history_in_sight(pg_owned: tuple[str, str]) -> None:
     """Migration 0017 on a database with history, owned by a plain role: everything stored
     before is still there for chunksync (the default tenant's messages), and nothing for a
-    session without the setting."""
+    session without the setting. 0023 counts the queue's chunks under row security."""
     url, _ = pg_owned
     backend = PostgresBackend(url, migrate=False)
     backend.apply_migrations_only(upto=16)
@@ -171,6 +171,13 @@ def test_row_security_keeps_a_databases_history_in_sight(pg_owned: tuple[str, st
             "INSERT INTO queues (id, tenant, name, source, kind, created_at, updated_at)"
             " VALUES ('00000000-0000-0000-0000-000000000001', 'acme', 'q', 'x://', 'x', 0, 0)"
         )
+        for seq in (1, 2):  # counted by 0023, under row security as the owner
+            conn.execute(
+                "INSERT INTO chunks (id, queue_id, tenant, seq, payload, run_after, created_at,"
+                " updated_at) VALUES (gen_random_uuid(), '00000000-0000-0000-0000-000000000001',"
+                " 'acme', %s, '{}', 0, 0, 0)",
+                [seq],
+            )
         conn.execute(
             "INSERT INTO mail_messages (account, folder, uidvalidity, uid, size, sha256, raw,"
             " stored_at, updated_at) VALUES ('a@b', 'INBOX', 1, 1, 1, 'h', 'x', 0, 0)"
@@ -182,6 +189,7 @@ def test_row_security_keeps_a_databases_history_in_sight(pg_owned: tuple[str, st
         conn.execute("SELECT set_config('chunksync.tenant', '*', false)")
         assert conn.execute("SELECT tenant FROM mail_messages").fetchall() == [("default",)]
         assert conn.execute("SELECT tenant FROM mail_folders").fetchall() == []
+        assert conn.execute("SELECT n_chunks FROM queues").fetchall() == [(2,)]
     backend.close()
 
 

@@ -29,10 +29,11 @@ def catalog(path: Path) -> dict[str, object]:
             found[f"fks {table}"] = sorted(
                 conn.execute(f"PRAGMA foreign_key_list({table})").fetchall()
             )
-        for name, text in conn.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+        for kind, name, text in conn.execute(
+            "SELECT type, name, sql FROM sqlite_master"
+            " WHERE type IN ('index', 'trigger', 'view') AND sql IS NOT NULL"
         ):
-            found[f"index {name}"] = re.sub(r"\s+", " ", text).strip()
+            found[f"{kind} {name}"] = re.sub(r"\s+", " ", text).strip()
         found["versions"] = conn.execute("SELECT version, name FROM schema_version").fetchall()
         return found
     finally:
@@ -177,3 +178,33 @@ def test_the_message_id_index_becomes_sorted_keys_and_a_log(tmp_path: Path) -> N
     finally:
         conn.close()
         backend.close()
+
+
+def test_the_queues_of_before_are_counted(tmp_path: Path) -> None:
+    """0016 counts the chunks each queue already holds; from then on the triggers keep it."""
+    path = tmp_path / "db.sqlite"
+    backend = SQLiteBackend(f"sqlite:///{path}", migrate=False)
+    backend.apply_migrations_only(upto=15)
+    backend.close()
+    conn = sqlite3.connect(path)
+    with conn:
+        for queue, chunks in (("a", 3), ("b", 0), ("c", 2)):
+            conn.execute(
+                "INSERT INTO queues (id, name, source, kind, created_at, updated_at)"
+                " VALUES (?, ?, 'x://', 'x', 0, 0)",
+                [queue, queue],
+            )
+            for seq in range(chunks):
+                conn.execute(
+                    "INSERT INTO chunks (id, queue_id, seq, payload, run_after, created_at,"
+                    " updated_at) VALUES (?, ?, ?, '{}', 0, 0, 0)",
+                    [f"{queue}{seq}", queue, seq],
+                )
+    conn.close()
+    SQLiteBackend(f"sqlite:///{path}").close()  # migrates
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("DELETE FROM chunks WHERE id = 'a0'")
+        kept = dict(conn.execute("SELECT id, n_chunks FROM queues").fetchall())
+    conn.close()
+    assert kept == {"a": 2, "b": 0, "c": 2}

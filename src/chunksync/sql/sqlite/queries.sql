@@ -23,15 +23,15 @@ FROM json_each(:batch) AS e;
 SELECT COALESCE(MAX(seq), 0) + 1 AS seq FROM chunks WHERE queue_id = :queue_id;
 
 -- get_queue --
--- One queue with its chunk totals by status.
-SELECT q.*,
+-- One queue with its chunk totals by status: its completed chunks are its count of chunks (queues.n_chunks, migration 0016) less the others, not counted.
+SELECT t.*, t.n_chunks - t.n_pending - t.n_processing - t.n_dead - t.n_cancelled AS n_completed
+FROM (SELECT q.*,
        (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'pending') AS n_pending,
        (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'processing') AS n_processing,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'completed') AS n_completed,
        (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'dead') AS n_dead,
        (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'cancelled') AS n_cancelled
-FROM queues q
-WHERE q.id = :id OR (q.name = :id AND q.tenant = :tenant);
+      FROM queues q
+      WHERE q.id = :id OR (q.name = :id AND q.tenant = :tenant)) t;
 
 -- get_queue_row --
 -- One queue's row by id, without its chunk totals (a worker's look at a queue: counting a large queue's chunks took 0.1 s).
@@ -40,28 +40,28 @@ WHERE q.id = :id;
 
 -- list_queues --
 -- Every queue (optionally only one status) with its chunk totals, newest first.
-SELECT q.*,
+SELECT t.*, t.n_chunks - t.n_pending - t.n_processing - t.n_dead - t.n_cancelled AS n_completed
+FROM (SELECT q.*,
        (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'pending') AS n_pending,
        (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'processing') AS n_processing,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'completed') AS n_completed,
        (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'dead') AS n_dead,
        (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'cancelled') AS n_cancelled
-FROM queues q
-WHERE (:status IS NULL OR q.status = :status)
-ORDER BY q.created_at DESC, q.name;
+      FROM queues q
+      WHERE (:status IS NULL OR q.status = :status)) t
+ORDER BY t.created_at DESC, t.name;
 
 -- list_queues_page --
 -- A page of the queues, newest first, with their chunk totals (counted for the page's queues
 -- only), and how many queues there are in all.
-SELECT q.*,
+SELECT t.*, t.n_chunks - t.n_pending - t.n_processing - t.n_dead - t.n_cancelled AS n_completed
+FROM (SELECT q.*,
        (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'pending') AS n_pending,
        (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'processing') AS n_processing,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'completed') AS n_completed,
        (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'dead') AS n_dead,
        (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'cancelled') AS n_cancelled,
        (SELECT COUNT(*) FROM queues) AS n_queues
-FROM (SELECT * FROM queues ORDER BY created_at DESC, name LIMIT :limit OFFSET :offset) q
-ORDER BY q.created_at DESC, q.name;
+      FROM (SELECT * FROM queues ORDER BY created_at DESC, name LIMIT :limit OFFSET :offset) q) t
+ORDER BY t.created_at DESC, t.name;
 
 -- count_queues --
 -- How many queues there are.

@@ -53,5 +53,7 @@ WHERE c.attempts > (
 ORDER BY c.id LIMIT :limit;
 
 -- check_queue_totals --
--- SQLite counts a queue's chunks when it is read and keeps no count: nothing to find (the query exists for the same check on both dialects).
-SELECT NULL AS id, NULL AS status, 0 AS n WHERE 0;
+-- Queues whose count of chunks (queues.n_chunks, migration 0016) is not how many chunks they hold.
+SELECT q.id, q.status, COUNT(*) OVER () AS n FROM queues q
+WHERE q.n_chunks IS NOT (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id)
+ORDER BY q.id LIMIT :limit;

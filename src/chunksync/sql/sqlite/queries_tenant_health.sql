@@ -58,15 +58,15 @@ SELECT id, max_in_flight FROM tenants WHERE max_in_flight IS NOT NULL;
 
 -- list_queues_tenant --
 -- One tenant's queues (optionally only one status) with their chunk totals, newest first.
-SELECT q.*,
+SELECT t.*, t.n_chunks - t.n_pending - t.n_processing - t.n_dead - t.n_cancelled AS n_completed
+FROM (SELECT q.*,
        (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'pending') AS n_pending,
        (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'processing') AS n_processing,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'completed') AS n_completed,
        (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'dead') AS n_dead,
        (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'cancelled') AS n_cancelled
-FROM queues q
-WHERE q.tenant = :tenant AND (:status IS NULL OR q.status = :status)
-ORDER BY q.created_at DESC, q.name;
+      FROM queues q
+      WHERE q.tenant = :tenant AND (:status IS NULL OR q.status = :status)) t
+ORDER BY t.created_at DESC, t.name;
 
 -- list_chunks_tenant --
 -- One tenant's chunks filtered by queue, status and last error category, in queue order.

@@ -1,0 +1,4 @@
+-- Each queue's count of its chunks (queues.n_chunks), kept by triggers: migration 0016, written
+-- once. Last of the schema files, so that the column is the queues' last, as the migration
+-- adds it.
+-- include migrations/0016_queue_chunk_totals.sql --
