@@ -25,7 +25,7 @@ FROM jsonb_array_elements(:batch::jsonb) AS e;
 SELECT COALESCE(MAX(seq), 0) + 1 AS seq FROM chunks WHERE queue_id = :queue_id::uuid;
 
 -- get_queue --
--- One queue with its chunk totals by status.
+-- One queue with its chunk totals by status: its completed chunks are its count of chunks (queues.n_chunks, migration 0022) less the others, which chunks_queue_open holds.
 SELECT q.*, t.n_pending, t.n_processing, q.n_chunks - t.n_open AS n_completed, t.n_dead,
        t.n_cancelled
 FROM queues q
