@@ -113,6 +113,14 @@ def test_completed_is_the_count_less_the_others(pg_url: str) -> None:
         assert {k: v for k, v in summary[0].items() if v} == counted
 
 
+def waiting_for_a_lock(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    ).fetchone()
+    return row is not None and row[0] > 0
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("first", ["insert", "count"])
 def test_the_count_of_an_older_queue_is_exact_while_chunks_arrive(pg_url: str, first: str) -> None:
@@ -135,8 +143,10 @@ def test_the_count_of_an_older_queue_is_exact_while_chunks_arrive(pg_url: str, f
         holder.execute(*held)  # holds the queue's row: the trigger's lock, or the count's
         thread = threading.Thread(target=waiter.execute, args=waits)
         thread.start()
-        time.sleep(0.5)
-        assert thread.is_alive()  # waiting for the queue's row
+        deadline = time.monotonic() + 30
+        while not waiting_for_a_lock(holder) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert waiting_for_a_lock(holder) and thread.is_alive()  # for the queue's row
         holder.execute("COMMIT")
         thread.join(30)
         assert not thread.is_alive()
