@@ -33,7 +33,7 @@ READS: dict[str, tuple[dict[str, Any], str | None]] = {
     "list_queues_tenant": ({**TENANT, "status": None}, "chunks_queue_open"),
     "list_chunks_tenant": (
         {**TENANT, "queue_id": None, "status": None, "category": None, "limit": 10},
-        None,
+        "Index Cond: (queue_id = q.id)",  # each of its queues' chunks, none of another tenant's
     ),
     "extend_worker_leases": (
         {

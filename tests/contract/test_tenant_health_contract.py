@@ -121,6 +121,14 @@ def test_queues_and_chunks_filter_by_tenant(mixed: App) -> None:
     assert len(beta) == 5 and {c.tenant for c in beta} == {"beta"}
     done = m.list_chunks(tenant="acme", status=ChunkStatus.PENDING, limit=100)
     assert {c.tenant for c in done} <= {"acme"}
+    # Across its queues, in queue order, the limit over them all: the first page of a tenant
+    # with two queues is the whole listing's first chunks.
+    everything = m.list_chunks(tenant="acme", limit=1000)
+    assert len({c.queue_id for c in everything}) == 2
+    assert [(c.queue_id, c.seq) for c in everything] == sorted(
+        (c.queue_id, c.seq) for c in everything
+    )
+    assert m.list_chunks(tenant="acme", limit=3) == everything[:3]
 
 
 @pytest.mark.parametrize("top", [0, 1, 2, 3, 20])

@@ -71,11 +71,16 @@ WHERE q.tenant = :tenant::text AND (:status::text IS NULL OR q.status = :status:
 ORDER BY q.created_at DESC, q.name;
 
 -- list_chunks_tenant --
--- One tenant's chunks filtered by queue, status and last error category, in queue order.
-SELECT * FROM chunks
-WHERE queue_id IN (SELECT id FROM queues WHERE tenant = :tenant::text) AND tenant = :tenant::text
-  AND (:queue_id::text IS NULL OR queue_id = chunksync_try_uuid(:queue_id::text))
-  AND (:status::text IS NULL OR status = :status::text)
-  AND (:category::text IS NULL OR last_category = :category::text)
-ORDER BY queue_id, seq
+-- One tenant's chunks filtered by queue, status and last error category, in queue order: its queues in id order, each one's chunks read through (queue_id, seq) from the queue's first, so that no other tenant's chunk is read (as a filter over one scan of the whole key in its order, the planner read every chunk of the queues before this tenant's: 165 ms beside 800,000 of another's, once the index by queue and status held the tenant of no completed chunk).
+SELECT c.* FROM queues q
+CROSS JOIN LATERAL (
+    SELECT * FROM chunks c
+    WHERE c.queue_id = q.id AND c.tenant = :tenant::text
+      AND (:status::text IS NULL OR c.status = :status::text)
+      AND (:category::text IS NULL OR c.last_category = :category::text)
+    ORDER BY c.seq
+    LIMIT :limit) c
+WHERE q.tenant = :tenant::text
+  AND (:queue_id::text IS NULL OR q.id = chunksync_try_uuid(:queue_id::text))
+ORDER BY q.id, c.seq
 LIMIT :limit;
