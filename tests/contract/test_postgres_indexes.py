@@ -20,6 +20,7 @@ from chunksync.backends.postgres import to_psycopg
 pytestmark = pytest.mark.postgres
 
 TENANT = {"tenant": "tenant2", "window_s": 60.0}
+SEARCH = {"tenant": "tenant2", "queue_id": None, "status": None, "category": None, "pattern": None}
 READS: dict[str, tuple[dict[str, Any], str | None]] = {
     # name: (its parameters, the index its plan must read, if any)
     "tenant_queued": (TENANT, None),
@@ -35,6 +36,12 @@ READS: dict[str, tuple[dict[str, Any], str | None]] = {
         {**TENANT, "queue_id": None, "status": None, "category": None, "limit": 10},
         "Index Cond: (queue_id = q.id)",  # each of its queues' chunks, none of another tenant's
     ),
+    # The dashboard's search in a tenant's view: its queues' chunks, none of another tenant's.
+    "chunks_search": (
+        {**SEARCH, "limit": 50, "offset": 0},
+        "Index Cond: (queue_id = q.id)",
+    ),
+    "chunks_search_count": ({**SEARCH, "status": "completed"}, "chunks_queue_open"),
     "extend_worker_leases": (
         {
             "lease_s": 30.0,

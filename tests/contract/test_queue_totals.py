@@ -15,8 +15,10 @@ from typing import Any
 import psycopg
 import pytest
 
+from chunksync import search
 from chunksync.app import App
 from chunksync.check import check_database
+from chunksync.models import ChunkStatus
 from chunksync.observe.retention import cleanup
 
 pytestmark = pytest.mark.timeout(120)
@@ -165,3 +167,33 @@ def test_no_index_holds_the_completed_chunks_by_queue(pg_url: str) -> None:
         gone = conn.execute("SELECT to_regclass('chunks_queue_status_tenant')").fetchone()
     assert definition is not None and "WHERE (status <> 'completed'::text)" in definition[0]
     assert gone == (None,)
+
+
+def test_the_search_counts_what_it_lists(app: App) -> None:
+    """The dashboard's search: its count (on PostgreSQL from the queues' counts when no text or
+    category is given) is the number of chunks its pages list, for every filter, and its pages
+    are in queue order across queues and tenants, the offset counted over them all."""
+    for tenant, chunks in (("acme", 30), ("beta", 12), ("acme", 7)):
+        q = app.create_queue(
+            f"demo://faults?chunks={chunks}&seed=2&failure_rate=0.4", tenant=tenant
+        )
+        app.worker(concurrency=2, **FAST).run_until_done([q.id], timeout_s=90)
+    app.create_queue("demo://faults?chunks=5&seed=2&failure_rate=0", tenant="beta")  # waiting
+    every = search.search(app.backend, search.ChunkQuery(limit=1000))
+    assert len(every) == 54 and {c.status for c in every} >= {
+        ChunkStatus.COMPLETED,
+        ChunkStatus.PENDING,
+    }
+    assert [(c.queue_id, c.seq) for c in every] == sorted((c.queue_id, c.seq) for c in every)
+    queries = [
+        search.ChunkQuery(tenant=t, status=s, text=x, limit=1000)
+        for t in (None, "acme", "beta", "nobody")
+        for s in (None, ChunkStatus.COMPLETED, ChunkStatus.DEAD, ChunkStatus.PENDING)
+        for x in ("", "faults")
+    ]
+    for query in queries:
+        listed = search.search(app.backend, query)
+        assert search.count(app.backend, query) == len(listed), query
+        assert all(query.tenant in (None, c.tenant) for c in listed), query
+    page = search.search(app.backend, search.ChunkQuery(limit=10, offset=25))
+    assert page == every[25:35]
