@@ -16,7 +16,7 @@ import pytest
 from chunksync import sql
 from chunksync.app import App
 from chunksync.backends import Backend, open_backend
-from chunksync.backends.sqlite import SQLITE_ERRORS, path_from_url
+from chunksync.backends.sqlite import SQLITE_ERRORS
 from chunksync.exceptions import (
     BackendBusy,
     BackendError,
@@ -27,23 +27,12 @@ from chunksync.exceptions import (
 )
 from chunksync.models import Attempt, Chunk, ChunkStatus, Outcome
 from chunksync.results import FinishResult
+from tests.rawsql import run
 
 pytestmark = pytest.mark.timeout(60)
 
 DIALECTS = ["sqlite", "postgres"]
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)|%\((\w+)\)s")
-
-
-def raw_execute(url: str, statement: str) -> None:
-    """Run SQL behind chunksync's back (to fake a newer schema, say)."""
-    if url.startswith("sqlite"):
-        with sqlite3.connect(path_from_url(url)) as conn:
-            conn.execute(statement)
-        return
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(statement.encode())
 
 
 def wait_for(predicate: Callable[[], Any], timeout_s: float = 10.0, what: str = "state") -> Any:
@@ -312,7 +301,7 @@ def test_migrate_is_idempotent(db_url: str) -> None:
 def test_a_newer_schema_is_refused(db_url: str) -> None:
     with open_backend(db_url) as backend:
         latest = backend.schema_version()
-    raw_execute(
+    run(
         db_url,
         f"INSERT INTO schema_version (version, name, applied_at) VALUES ({latest + 1}, 'x', 0)",
     )

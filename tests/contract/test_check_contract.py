@@ -3,13 +3,13 @@ each chunk invariant broken by hand is found, named, and counted."""
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 import pytest
 
 from chunksync.app import App
 from chunksync.check import DAMAGE, check_database
+from tests.rawsql import run
 
 FAST: dict[str, Any] = {"poll_s": 0.05, "time_scale": 0.001, "lease_s": 5.0}
 
@@ -18,20 +18,6 @@ BREAKS = {
     "check_finished": "UPDATE chunks SET finished_at = NULL WHERE seq = 2",
     "check_counters": "UPDATE chunks SET attempts = -1 WHERE seq = 3",
 }
-
-
-def run_sql(url: str, statement: str) -> None:
-    """A hand edit, past chunksync (a test's way to damage what the code never would)."""
-    if url.startswith("sqlite"):
-        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
-        with conn:
-            conn.execute(statement)
-        conn.close()
-        return
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as pg:
-        pg.execute(statement.encode())
 
 
 def test_an_honest_run_has_no_violation(app: App) -> None:
@@ -46,7 +32,7 @@ def test_an_honest_run_has_no_violation(app: App) -> None:
 def test_a_broken_invariant_is_found(app: App, db_url: str, check: str) -> None:
     queue = app.create_queue("demo://faults?chunks=5&seed=5&failure_rate=0")
     app.worker(concurrency=1, **FAST).run_until_done([queue.id], timeout_s=60)
-    run_sql(db_url, BREAKS[check])
+    run(db_url, BREAKS[check])
     report = check_database(app.backend)
     assert not report.ok and report.violations == 1
     [finding] = report.findings

@@ -7,7 +7,6 @@ and `chunksync check` finds a count that drifted."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from typing import Any
@@ -20,6 +19,7 @@ from chunksync.app import App
 from chunksync.check import check_database
 from chunksync.models import ChunkStatus
 from chunksync.observe.retention import cleanup
+from tests.rawsql import connect, run
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -33,27 +33,6 @@ ONE_CHUNK = (
     " VALUES ({id}, %s, %s, '{{}}', 0, 0, 0)"
 )
 ID = {"postgresql": "gen_random_uuid()", "sqlite": "lower(hex(randomblob(16)))"}
-
-
-def connect(url: str) -> psycopg.Connection[Any]:
-    conn = psycopg.connect(url, autocommit=True)
-    conn.execute("SELECT set_config('chunksync.tenant', '*', false)")
-    return conn
-
-
-def run(url: str, statement: str, *params: Any) -> list[tuple[Any, ...]]:
-    """A statement past chunksync, on either backend (`%s` for each parameter)."""
-    if url.startswith("sqlite"):
-        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
-        conn.execute("PRAGMA foreign_keys = ON")
-        try:
-            with conn:
-                return conn.execute(statement.replace("%s", "?"), params).fetchall()
-        finally:
-            conn.close()
-    with connect(url) as pg:
-        cursor = pg.execute(statement.encode(), params or None)
-        return cursor.fetchall() if cursor.description else []
 
 
 def kept_and_held(url: str, queue_id: str) -> tuple[Any, ...]:

@@ -30,6 +30,8 @@ SELECT CASE
         SELECT COALESCE(SUM(CASE WHEN :status::text IS NULL THEN q.n_chunks
                                  ELSE q.n_chunks - o.n_open END), 0)
         FROM queues q
+        -- A queue's open chunks, counted only for the completed filter: with no status the
+        -- first line of this WHERE is false, the planner's one-time filter, and no chunk is read.
         CROSS JOIN LATERAL (
             SELECT COUNT(*) AS n_open FROM chunks c
             WHERE :status::text IS NOT NULL AND c.queue_id = q.id AND c.status <> 'completed') o
