@@ -3,7 +3,8 @@ index of the table, so one that no plan reads costs every attempt and serves not
 0013 dropped two such). The plans are SQLite's own (EXPLAIN QUERY PLAN) of every named query,
 on a database a worker has written attempts to. And a sync plan's count of stored messages
 reads indexes only, never a message's row. A tenant's reads find its chunks without an index of
-them by every status (migration 0015)."""
+them by every status (migration 0015), and a queue's chunks by status without its completed ones
+(migration 0017)."""
 
 from __future__ import annotations
 
@@ -107,3 +108,53 @@ def test_a_tenants_reads_find_its_chunks_without_an_index_of_every_status(tmp_pa
         assert counted, (name, plans[name])
     # A tenant's list of chunks reads its queues' chunks in queue order, with no sort of them.
     assert not any("TEMP B-TREE" in step for step in plans["list_chunks_tenant"])
+
+
+# Every read of a queue's chunks by status (migration 0017): each repeats the index's condition,
+# without which SQLite would read all of the queue's chunks through (queue_id, seq).
+QUEUE_OPEN_READERS = (
+    "get_queue", "list_queues", "list_queues_page", "list_queues_tenant", "queue_open_chunk",
+    "complete_queue_if_done", "cancel_queue_chunks", "health_system", "deps_list",
+    "claim_chunks_of", "health_queue_slas", "metrics_backlog", "health_queue_chunks",
+    "health_queues_chunks", "slo_queues", "scale_queues", "tenant_health", "metrics_tenants",
+    "tenant_queued", "tenants_list",
+)  # fmt: skip
+
+
+def test_a_queues_chunks_by_status_are_read_without_its_completed_ones(tmp_path: Path) -> None:
+    # chunks_queue_open leaves the completed chunks out: a finish writes no entry in it. A read
+    # that named only the status would find the queue's chunks through (queue_id, seq) instead,
+    # its whole history, completed chunks and all.
+    path = tmp_path / "open.db"
+    plans = plans_of(path, QUEUE_OPEN_READERS)
+    with closing(sqlite3.connect(path)) as conn:
+        indexes = dict(
+            conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index'"
+                         " AND tbl_name = 'chunks' AND sql IS NOT NULL").fetchall()
+        )  # fmt: skip
+    assert "chunks_queue_status" not in indexes
+    assert indexes["chunks_queue_open"].endswith("WHERE status <> 'completed'")
+    for name, plan in plans.items():
+        assert any("INDEX chunks_queue_open" in step for step in plan), (name, plan)
+    # A query written later that names a status but not the condition reads the queue's chunks
+    # by (queue_id, seq): only the reads of all of a queue's chunks may.
+    with closing(sqlite3.connect(path)) as conn:
+        by_queue = {
+            name
+            for name, text in sql.queries("sqlite").items()
+            if "?1" not in text
+            and any("sqlite_autoindex_chunks_2 (queue_id=?)" in s for s in _plan(conn, text))
+        }
+    assert by_queue == {"next_seq", "check_queue_totals", "list_chunks_tenant", "chunks_search"}
+
+
+def test_the_search_reads_a_tenants_queues_and_counts_from_the_queues(tmp_path: Path) -> None:
+    # A tenant's first page reads its queues' chunks in (queue_id, seq) order, not every chunk
+    # of the queues that sort before its own; with no text or category the count reads the
+    # queues' counts (and, for the completed, the open chunks of each), never a chunk's row.
+    plans = plans_of(tmp_path / "search.db", ("chunks_search", "chunks_search_count"))
+    page = plans["chunks_search"]
+    assert any("sqlite_autoindex_chunks_2 (queue_id=?)" in step for step in page), page
+    assert not any("TEMP B-TREE" in step for step in page), page
+    count = plans["chunks_search_count"]
+    assert any("COVERING INDEX chunks_queue_open (queue_id=?)" in step for step in count), count

@@ -1,6 +1,10 @@
 -- Named queries for the SQLite backend. Each block: `-- name --`, a one-line description, the SQL.
 -- `NOW()` stands for the database clock in seconds since the epoch; the loader expands it.
 -- Parameters are named (:name); list parameters arrive as JSON text and are read with json_each.
+-- A read of a queue's chunks by status also says `status <> 'completed'`, which its status
+-- already implies: SQLite reads a partial index only for a query that repeats the index's own
+-- condition, and chunks_queue_open (queue_id, status) holds no completed chunk (migration 0017).
+-- The same holds in every queries_*.sql of this dialect.
 
 -- insert_queue --
 -- Create one sync queue.
@@ -26,10 +30,14 @@ SELECT COALESCE(MAX(seq), 0) + 1 AS seq FROM chunks WHERE queue_id = :queue_id;
 -- One queue with its chunk totals by status: its completed chunks are its count of chunks (queues.n_chunks, migration 0016) less the others, not counted.
 SELECT t.*, t.n_chunks - t.n_pending - t.n_processing - t.n_dead - t.n_cancelled AS n_completed
 FROM (SELECT q.*,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'pending') AS n_pending,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'processing') AS n_processing,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'dead') AS n_dead,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'cancelled') AS n_cancelled
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'pending'
+                                                  AND c.status <> 'completed') AS n_pending,
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'processing'
+                                                  AND c.status <> 'completed') AS n_processing,
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'dead'
+                                                  AND c.status <> 'completed') AS n_dead,
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'cancelled'
+                                                  AND c.status <> 'completed') AS n_cancelled
       FROM queues q
       WHERE q.id = :id OR (q.name = :id AND q.tenant = :tenant)) t;
 
@@ -42,10 +50,14 @@ WHERE q.id = :id;
 -- Every queue (optionally only one status) with its chunk totals, newest first.
 SELECT t.*, t.n_chunks - t.n_pending - t.n_processing - t.n_dead - t.n_cancelled AS n_completed
 FROM (SELECT q.*,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'pending') AS n_pending,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'processing') AS n_processing,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'dead') AS n_dead,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'cancelled') AS n_cancelled
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'pending'
+                                                  AND c.status <> 'completed') AS n_pending,
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'processing'
+                                                  AND c.status <> 'completed') AS n_processing,
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'dead'
+                                                  AND c.status <> 'completed') AS n_dead,
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'cancelled'
+                                                  AND c.status <> 'completed') AS n_cancelled
       FROM queues q
       WHERE (:status IS NULL OR q.status = :status)) t
 ORDER BY t.created_at DESC, t.name;
@@ -55,10 +67,14 @@ ORDER BY t.created_at DESC, t.name;
 -- only), and how many queues there are in all.
 SELECT t.*, t.n_chunks - t.n_pending - t.n_processing - t.n_dead - t.n_cancelled AS n_completed
 FROM (SELECT q.*,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'pending') AS n_pending,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'processing') AS n_processing,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'dead') AS n_dead,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'cancelled') AS n_cancelled,
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'pending'
+                                                  AND c.status <> 'completed') AS n_pending,
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'processing'
+                                                  AND c.status <> 'completed') AS n_processing,
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'dead'
+                                                  AND c.status <> 'completed') AS n_dead,
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'cancelled'
+                                                  AND c.status <> 'completed') AS n_cancelled,
        (SELECT COUNT(*) FROM queues) AS n_queues
       FROM (SELECT * FROM queues ORDER BY created_at DESC, name LIMIT :limit OFFSET :offset) q) t
 ORDER BY t.created_at DESC, t.name;
@@ -76,17 +92,19 @@ WHERE id = :id AND status IN (SELECT value FROM json_each(:allowed));
 -- Whether a queue still has a chunk pending or processing: read before complete_queue_if_done,
 -- which only a queue without one needs (on SQLite it takes the write lock, even to change nothing).
 SELECT 1 AS open FROM chunks
-WHERE queue_id = :id AND status IN ('pending', 'processing')
+WHERE queue_id = :id AND status IN ('pending', 'processing') AND status <> 'completed'
 LIMIT 1;
 
 -- complete_queue_if_done --
 -- An active queue whose chunks are all terminal becomes completed, or failed if any chunk is dead.
 UPDATE queues
-SET status = CASE WHEN EXISTS (SELECT 1 FROM chunks WHERE queue_id = :id AND status = 'dead')
+SET status = CASE WHEN EXISTS (SELECT 1 FROM chunks WHERE queue_id = :id AND status = 'dead'
+                                AND status <> 'completed')
                   THEN 'failed' ELSE 'completed' END,
     updated_at = NOW()
 WHERE id = :id AND status = 'active'
-  AND NOT EXISTS (SELECT 1 FROM chunks WHERE queue_id = :id AND status IN ('pending', 'processing'));
+  AND NOT EXISTS (SELECT 1 FROM chunks WHERE queue_id = :id AND status IN ('pending', 'processing')
+                  AND status <> 'completed');
 
 -- refresh_chunk_statistics --
 -- After a bulk insert of chunks. SQLite claims through the partial index without statistics,
@@ -294,7 +312,7 @@ WHERE id = :id AND status IN ('pending', 'processing');
 UPDATE chunks
 SET status = 'cancelled', lease_token = NULL, lease_expires_at = NULL, worker_id = NULL,
     finished_at = NOW(), updated_at = NOW()
-WHERE queue_id = :queue_id AND status IN ('pending', 'processing');
+WHERE queue_id = :queue_id AND status IN ('pending', 'processing') AND status <> 'completed';
 
 -- release_chunk --
 -- Put a processing chunk back to pending now; :refund gives the attempt back (1) or not (0).
@@ -358,8 +376,9 @@ LIMIT 2 OFFSET :offset;
 
 -- health_system --
 -- Workers, queues and backlog right now. The backlog is counted per active queue through
--- (queue_id, status), an index that holds every column it reads; the oldest pending chunk is
--- the first of each priority in chunks_runnable (created_at order) whose queue is active. Both
+-- chunks_queue_open (queue_id, status), an index that holds every column it reads; the oldest
+-- pending chunk is the first of each priority in chunks_runnable (created_at order) whose queue
+-- is active. Both
 -- were one join over every pending chunk, looking each up in the table (10 ms each at 10,000).
 SELECT
     (SELECT COUNT(*) FROM workers WHERE status IN ('running', 'stopping')
@@ -369,7 +388,7 @@ SELECT
         AS workers_lost,
     (SELECT COUNT(*) FROM queues WHERE status = 'active') AS active_queues,
     (SELECT COALESCE(SUM((SELECT COUNT(*) FROM chunks c
-                          WHERE c.queue_id = q.id AND c.status = 'pending')), 0)
+                          WHERE c.queue_id = q.id AND c.status = 'pending' AND c.status <> 'completed')), 0)
         FROM queues q WHERE q.status = 'active') AS backlog,
     NOW() - (WITH RECURSIVE levels(p) AS (
                  SELECT MAX(priority) FROM chunks WHERE status = 'pending'

@@ -35,7 +35,7 @@ WHERE name = :name;
 -- Every dependency with its slots in use (chunks in flight plus extra slots) and queue counts.
 SELECT d.*,
        (SELECT COUNT(*) FROM chunks c
-        WHERE c.status = 'processing'
+        WHERE c.status = 'processing' AND c.status <> 'completed'
           AND c.queue_id IN (SELECT q.id FROM queues q WHERE q.dependency = d.name)) AS in_flight,
        (SELECT COUNT(*) FROM dependency_slots s JOIN chunks c
           ON c.id = s.chunk_id AND c.lease_token = s.lease_token AND c.status = 'processing'
@@ -105,7 +105,7 @@ WHERE id IN (
     ),
     picked AS (
         SELECT c.id, c.tenant, c.priority, c.fair_key FROM chunks c JOIN queues q ON q.id = c.queue_id
-        WHERE c.status = 'pending' AND c.run_after <= NOW() AND q.status = 'active'
+        WHERE c.status = 'pending' AND c.status <> 'completed' AND c.run_after <= NOW() AND q.status = 'active'
           AND q.kind IN (SELECT value FROM json_each(:kinds))
           AND c.queue_id IN (SELECT value FROM json_each(:queues))
           AND c.tenant NOT IN (SELECT tenant FROM room WHERE n <= 0)

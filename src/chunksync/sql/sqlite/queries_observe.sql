@@ -9,7 +9,8 @@ UPDATE queues SET sla_s = :sla_s, updated_at = NOW() WHERE id = :id;
 -- Active queues with an SLA, with the age of their oldest pending chunk.
 SELECT q.id, q.name, q.sla_s,
        NOW() - (SELECT MIN(c.created_at) FROM chunks c
-                WHERE c.queue_id = q.id AND c.status = 'pending') AS oldest_pending_age_s
+                WHERE c.queue_id = q.id AND c.status = 'pending' AND c.status <> 'completed')
+           AS oldest_pending_age_s
 FROM queues q
 WHERE q.sla_s IS NOT NULL AND q.status = 'active'
 ORDER BY q.name;
@@ -118,7 +119,8 @@ SELECT
 -- metrics_backlog --
 -- Pending chunks per queue that is not finished.
 SELECT q.id, q.name, q.status,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'pending') AS pending
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'pending'
+                                                  AND c.status <> 'completed') AS pending
 FROM queues q WHERE q.status IN ('active', 'paused');
 
 -- retention_attempts --

@@ -23,10 +23,11 @@ GROUP BY bin HAVING SUM(n) > 0 ORDER BY bin;
 -- health_queue_chunks --
 -- Oldest pending chunk, stuck chunks, and recent completions of one queue.
 SELECT
-    NOW() - (SELECT MIN(created_at) FROM chunks WHERE queue_id = :queue_id AND status = 'pending')
+    NOW() - (SELECT MIN(created_at) FROM chunks WHERE queue_id = :queue_id AND status = 'pending'
+                 AND status <> 'completed')
         AS oldest_pending_age_s,
     (SELECT COUNT(*) FROM chunks WHERE queue_id = :queue_id AND status = 'processing'
-        AND lease_expires_at < NOW()) AS stuck,
+        AND status <> 'completed' AND lease_expires_at < NOW()) AS stuck,
     (SELECT COALESCE(SUM(n), 0) FROM attempt_rollups_live
         WHERE width_s = 60 AND queue_id = :queue_id AND outcome = 'completed'
           AND bucket >= CAST((NOW() - :window_s) / 60 AS INTEGER) * 60 + 60)
@@ -60,10 +61,11 @@ GROUP BY queue_id, bin HAVING SUM(n) > 0;
 -- health_queues_chunks --
 -- Each listed queue's oldest pending chunk, stuck chunks and recoveries, and the time now.
 SELECT j.value AS queue_id,
-    NOW() - (SELECT MIN(created_at) FROM chunks WHERE queue_id = j.value AND status = 'pending')
+    NOW() - (SELECT MIN(created_at) FROM chunks WHERE queue_id = j.value AND status = 'pending'
+                 AND status <> 'completed')
         AS oldest_pending_age_s,
     (SELECT COUNT(*) FROM chunks WHERE queue_id = j.value AND status = 'processing'
-        AND lease_expires_at < NOW()) AS stuck,
+        AND status <> 'completed' AND lease_expires_at < NOW()) AS stuck,
     (SELECT COUNT(*) FROM audit_log WHERE queue_id = j.value AND action = 'recover_stuck')
         AS recoveries,
     NOW() AS now
@@ -299,7 +301,8 @@ WHERE id = :id;
 -- slo_queues --
 -- Queues with an objective, with their backlog.
 SELECT q.id, q.name, q.tenant, q.wait_objective_s, q.deadline_s,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'pending') AS backlog
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'pending'
+                                                  AND c.status <> 'completed') AS backlog
 FROM queues q
 WHERE q.wait_objective_s IS NOT NULL OR q.deadline_s IS NOT NULL
 ORDER BY q.name;
@@ -336,7 +339,8 @@ WHERE status IN ('running', 'stopping') AND last_heartbeat_at >= NOW() - :worker
 -- scale_queues --
 -- Active queues with their tenant, dependency and backlog (what scaling advice is about).
 SELECT q.id AS id, q.name, q.tenant, q.dependency, q.wait_objective_s, q.deadline_s,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'pending') AS backlog
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'pending'
+                                                  AND c.status <> 'completed') AS backlog
 FROM queues q WHERE q.status = 'active'
 ORDER BY q.name;
 

@@ -1,6 +1,6 @@
 -- Named queries of one tenant's health and of the per-tenant metrics (docs/tenants.md).
 -- Tenant-scoped reads go through indexes that start with the tenant: its queues
--- (queues_tenant_status), then each queue's chunks (chunks_queue_status, chunks_dead), and its
+-- (queues_tenant_status), then each queue's chunks (chunks_queue_open, chunks_dead), and its
 -- chunks in flight (chunks_tenant_in_flight, migration 0015); a chunk's tenant is its queue's.
 -- `NOW()` is the database clock in seconds since the epoch.
 
@@ -15,7 +15,7 @@ SELECT
     (SELECT COUNT(*) FROM chunks WHERE tenant = :tenant AND status = 'processing'
         AND lease_expires_at < NOW()) AS stuck,
     (SELECT COUNT(*) FROM queues q JOIN chunks c ON c.queue_id = q.id
-        WHERE q.tenant = :tenant AND c.status = 'dead') AS dead,
+        WHERE q.tenant = :tenant AND c.status = 'dead' AND c.status <> 'completed') AS dead,
     (SELECT COUNT(*) FROM tenants WHERE id = :tenant) AS declared,
     (SELECT max_in_flight FROM tenants WHERE id = :tenant) AS max_in_flight,
     (SELECT max_queued FROM tenants WHERE id = :tenant) AS max_queued,
@@ -23,7 +23,8 @@ SELECT
         AND queue_id IN (SELECT id FROM queues WHERE tenant = :tenant)) AS recoveries
 FROM (SELECT COUNT(*) AS backlog, MIN(c.created_at) AS oldest
       FROM queues q JOIN chunks c ON c.queue_id = q.id
-      WHERE q.tenant = :tenant AND q.status = 'active' AND c.status = 'pending') b;
+      WHERE q.tenant = :tenant AND q.status = 'active' AND c.status = 'pending'
+        AND c.status <> 'completed') b;
 
 -- tenant_health_window --
 -- One tenant's attempts and failures finished in the last :window_s seconds, by category.
@@ -41,13 +42,19 @@ GROUP BY category, outcome
 HAVING SUM(n) > 0;
 
 -- metrics_tenants --
--- Every tenant's chunks by status, with the age of its oldest pending chunk: each queue's counts from chunks_queue_status alone, the pending chunks' rows for their age, summed by the queues' tenant.
+-- Every tenant's chunks by status, with the age of its oldest pending chunk: each queue's counts but the completed from chunks_queue_open alone, its completed chunks its count less those, the pending chunks' rows for their age, summed by the queues' tenant.
+WITH o AS (SELECT queue_id, status, COUNT(*) AS n FROM chunks WHERE status <> 'completed'
+           GROUP BY queue_id, status)
 SELECT q.tenant AS tenant, s.status AS status, SUM(s.n) AS n,
        NOW() - MIN(s.oldest) AS oldest_pending_age_s
-FROM (SELECT queue_id, status, COUNT(*) AS n, NULL AS oldest FROM chunks
-      GROUP BY queue_id, status
+FROM (SELECT queue_id, status, n, NULL AS oldest FROM o
       UNION ALL
-      SELECT queue_id, 'pending', 0, MIN(created_at) FROM chunks WHERE status = 'pending'
+      SELECT q.id, 'completed', q.n_chunks - COALESCE(t.n, 0), NULL FROM queues q
+      LEFT JOIN (SELECT queue_id, SUM(n) AS n FROM o GROUP BY queue_id) t ON t.queue_id = q.id
+      WHERE q.n_chunks > COALESCE(t.n, 0)
+      UNION ALL
+      SELECT queue_id, 'pending', 0, MIN(created_at) FROM chunks
+      WHERE status = 'pending' AND status <> 'completed'
       GROUP BY queue_id) s
 JOIN queues q ON q.id = s.queue_id
 GROUP BY q.tenant, s.status;
@@ -60,10 +67,14 @@ SELECT id, max_in_flight FROM tenants WHERE max_in_flight IS NOT NULL;
 -- One tenant's queues (optionally only one status) with their chunk totals, newest first.
 SELECT t.*, t.n_chunks - t.n_pending - t.n_processing - t.n_dead - t.n_cancelled AS n_completed
 FROM (SELECT q.*,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'pending') AS n_pending,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'processing') AS n_processing,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'dead') AS n_dead,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'cancelled') AS n_cancelled
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'pending'
+                                                  AND c.status <> 'completed') AS n_pending,
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'processing'
+                                                  AND c.status <> 'completed') AS n_processing,
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'dead'
+                                                  AND c.status <> 'completed') AS n_dead,
+       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'cancelled'
+                                                  AND c.status <> 'completed') AS n_cancelled
       FROM queues q
       WHERE q.tenant = :tenant AND (:status IS NULL OR q.status = :status)) t
 ORDER BY t.created_at DESC, t.name;

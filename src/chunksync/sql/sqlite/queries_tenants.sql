@@ -19,9 +19,9 @@ SELECT COUNT(*) AS n FROM tenants WHERE max_in_flight IS NOT NULL;
 SELECT id FROM tenants WHERE max_in_flight IS NOT NULL ORDER BY id;
 
 -- tenant_queued --
--- How many chunks of a tenant wait (pending), through its queues (queues_tenant_status) and each one's pending chunks (chunks_queue_status): a chunk's tenant is its queue's.
+-- How many chunks of a tenant wait (pending), through its queues (queues_tenant_status) and each one's pending chunks (chunks_queue_open): a chunk's tenant is its queue's.
 SELECT COUNT(*) AS n FROM queues q JOIN chunks c ON c.queue_id = q.id
-WHERE q.tenant = :tenant AND c.status = 'pending';
+WHERE q.tenant = :tenant AND c.status = 'pending' AND c.status <> 'completed';
 
 -- tenant_reserve --
 -- Reserve :span of virtual time for a tenant's next chunks at one priority, from its pass or the virtual time (the first pending chunk's place at that priority; without one, the furthest pass), whichever is later; returns where the span starts.
@@ -51,7 +51,7 @@ RETURNING *;
 -- Every tenant declared or owning a queue, with its chunks waiting and in flight.
 SELECT ids.id, t.weight, t.max_in_flight, t.max_queued,
        (SELECT COUNT(*) FROM queues q JOIN chunks c ON c.queue_id = q.id
-        WHERE q.tenant = ids.id AND c.status = 'pending') AS pending,
+        WHERE q.tenant = ids.id AND c.status = 'pending' AND c.status <> 'completed') AS pending,
        (SELECT COUNT(*) FROM chunks c WHERE c.tenant = ids.id AND c.status = 'processing')
            AS in_flight
 FROM (SELECT id FROM tenants UNION SELECT tenant FROM queues) ids
