@@ -14,7 +14,10 @@ through chunksync's own calls (the manager's, `chunksync.search`'s):
 - `tenant_chunks`: a small tenant's first 100 chunks (`list_chunks` of one tenant);
 - `search_page`, `search_count`: the dashboard's chunk search for a small tenant, its page and
   its count; `search_count_all`, `search_count_completed`: the count of every chunk, and of the
-  completed ones, across tenants (the search with no filter).
+  completed ones, across tenants (the search with no filter);
+- `operator_dead`, `operator_processing`: `chunksync chunks --status` across every queue, the
+  first 100 dead chunks (one in 97) and the chunks in flight (none, the worst case: no page
+  fills before the end).
 
 Prints `readers_<read>_ms_<backend>=` for each, and last `readers_worst_ms=`, the slowest read on
 either backend. CHUNKSYNC_BENCH_READER_CHUNKS sets BIG_CHUNKS (default 300,000).
@@ -66,6 +69,10 @@ def reads(app: App, big: str, tenant: str) -> dict[str, Callable[[], object]]:
         "search_count": lambda: count(backend, ChunkQuery(tenant=tenant)),
         "search_count_all": lambda: count(backend, ChunkQuery()),
         "search_count_completed": lambda: count(backend, ChunkQuery(status=ChunkStatus.COMPLETED)),
+        "operator_dead": lambda: manager.list_chunks(status=ChunkStatus.DEAD, limit=100),
+        "operator_processing": lambda: manager.list_chunks(
+            status=ChunkStatus.PROCESSING, limit=100
+        ),
     }
 
 

@@ -1,4 +1,4 @@
-"""Two source trees' drains in turns (A B A B ...): a change measured against the code before it
+"""Two source trees' drains in turns (A B, B A, ...): a change measured against the code before it
 on this noisy machine, where single runs of the same code swing by 20%. Not in `make bench`.
 
     git worktree add /tmp/before <commit>
@@ -8,7 +8,8 @@ Each turn is a child process that imports chunksync from its tree (and these ben
 this one). SQLite: one slot, 20,000 no-op chunks (`bench_sqlite_drain.drain`), then the SQL alone
 (`sqlite_ceiling.ceiling`). `--pg`: two worker processes (bench_pg_drain's best count) on a
 fresh, settled PostgreSQL cluster (`bench_pg_drain.drain_chunksync_cpu`): chunks/s, and the
-workers' and PostgreSQL's CPU per chunk. Prints every turn, then the medians.
+workers' and PostgreSQL's CPU per chunk. The trees take turns first (A B, B A, ...). Prints every
+turn, then the medians, and in how many pairs "after" read higher on each figure.
 """
 
 from __future__ import annotations
@@ -76,14 +77,21 @@ def main() -> None:
     args = parser.parse_args()
     trees = {"before": args.before.resolve(), "after": args.after.resolve()}
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
+    wins: dict[str, int] = {}
     for pair in range(args.pairs):
-        for name, tree in trees.items():
+        # A B, then B A: a tree that always ran first (or second) would carry the machine's
+        # drift within a pair, a cache warmed by the turn before, into its figures.
+        order = list(trees.items()) if pair % 2 == 0 else list(trees.items())[::-1]
+        for name, tree in order:
             runs[name].append(turn(tree, args.pg))
             shown = " ".join(f"{k}={v:.1f}" for k, v in runs[name][-1].items())
             print(f"pair {pair + 1} {name}: {shown}", flush=True)
+        for k, after in runs["after"][-1].items():
+            wins[k] = wins.get(k, 0) + (after > runs["before"][-1][k])
     for name, found in runs.items():
         medians = {k: statistics.median(r[k] for r in found) for k in found[0]}
         print(f"{name}_" + f" {name}_".join(f"{k}={v:.1f}" for k, v in medians.items()))
+    print(" ".join(f"after_higher_{k}={n}/{args.pairs}" for k, n in wins.items()))
 
 
 if __name__ == "__main__":
