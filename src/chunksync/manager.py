@@ -296,7 +296,8 @@ class Manager(Interventions, StallAbsolution):
                 s.fetch_all("tenants_lock_capped")
                 columns, rows = s.fetch_table("claim_chunks", params)
         else:
-            # One statement: atomic alone, so PostgreSQL runs it without BEGIN/COMMIT round trips.
+            # One statement, atomic alone (PostgreSQL's backend gives it a transaction of its
+            # own only to plan it once a connection: postgres.GENERIC_PLAN_QUERIES).
             columns, rows = self.backend.fetch_table("claim_chunks", params, write=True)
         if not rows:
             return token, []

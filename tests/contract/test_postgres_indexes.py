@@ -5,16 +5,20 @@ without an index of them by every status, and a worker's lease reads without an 
 their own: each has a plan through an index (sequential scans turned off, the way to ask the
 planner whether one exists), on a history as a fleet leaves it. A worker's reads of its own
 chunks in flight and a tenant's count of them use the one index of them, chunks_in_flight; its
-heartbeat finds the chunks it holds by their ids."""
+heartbeat finds the chunks it holds by their ids. The claim, planned once a connection (a
+generic plan, blind to its parameters), still reads each lane's index in order and stops."""
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, cast
 
 import psycopg
 import pytest
+from psycopg.sql import Literal
 
 from chunksync import sql
+from chunksync.app import App
 from chunksync.backends.postgres import to_psycopg
 
 pytestmark = pytest.mark.postgres
@@ -105,3 +109,94 @@ def test_tenant_and_lease_reads_have_an_index_path(pg_url: str) -> None:
         assert "Seq Scan on chunks" not in plans[name], f"{name}:\n{plans[name]}"
         if index is not None:
             assert index in plans[name], f"{name}:\n{plans[name]}"
+
+
+CLAIM = {
+    "token": "00000000-0000-0000-0000-000000000001", "lease_s": 30.0, "worker_id": "w",
+    "limit": 512, "kinds": ["x"], "exclude": [], "queue_id": None, "aging_s": 300.0,
+}  # fmt: skip
+
+
+def _generic_plan(conn: psycopg.Connection[Any], params: dict[str, Any]) -> str:
+    """The claim's generic plan (backends.postgres.GENERIC_PLAN_QUERIES), as a worker's
+    connection makes it: prepared, planned blind to its parameters, without JIT."""
+    text = sql.queries("postgres")["claim_chunks"]
+    names: list[str] = []
+    for name in _NAMED.findall(text):
+        if name not in names:
+            names.append(name)
+    positional = _NAMED.sub(lambda m: f"${names.index(m.group(1)) + 1}", text)
+    types = ", ".join(_TYPES.get(n, "text") for n in names)
+    with conn.transaction(force_rollback=True):
+        conn.execute("SET LOCAL jit = off")
+        conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        conn.execute(f"PREPARE claim ({types}) AS ".encode() + positional.encode())
+        args = [f"{Literal(params[n]).as_string(conn)}::{_TYPES.get(n, 'text')}" for n in names]
+        rows = conn.execute(f"EXPLAIN EXECUTE claim({', '.join(args)})".encode()).fetchall()
+    return "\n".join(str(r[0]) for r in rows)
+
+
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+_TYPES = {"limit": "bigint", "kinds": "text[]", "exclude": "text[]"}  # the rest cast from text
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["every queue", "one queue", "one chunk", "the aged lane", "tenants at their quota"],
+)
+def test_the_claims_generic_plan_reads_the_runnable_chunks_in_order(pg_url: str, case: str) -> None:
+    # Planned blind to its parameters, the claim must still read each lane's index in order and
+    # stop after :limit, as its custom plan does: never scan or sort the chunks.
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(HISTORY.encode())
+        queue = conn.execute("SELECT id FROM queues ORDER BY name LIMIT 1").fetchone()
+        assert queue is not None
+        params = {
+            "every queue": CLAIM,
+            "one queue": {**CLAIM, "queue_id": queue[0]},
+            "one chunk": {**CLAIM, "limit": 1},
+            "the aged lane": {**CLAIM, "aging_s": 0.0},
+            "tenants at their quota": CLAIM,
+        }[case]
+        if case == "tenants at their quota":
+            conn.execute(
+                "INSERT INTO tenants (id, max_in_flight, created_at, updated_at)"
+                " SELECT 'tenant' || t, 10, 0, 0 FROM generate_series(1, 3) AS t"
+            )
+        plan = _generic_plan(conn, params)
+    assert "Seq Scan on chunks" not in plan, plan
+    lanes = re.findall(r"Index Scan using (chunks_\w+) on chunks", plan)
+    assert sorted(set(lanes)) == ["chunks_fair", "chunks_runnable"], plan
+    # Each lane reads its index in order under a LIMIT; what is sorted is what the lanes picked
+    # (at most :limit a priority level), never a scan of the chunks.
+    lines = plan.splitlines()
+    for i, line in enumerate(lines):
+        if re.search(r"Sort  \(", line):
+            child = next(below for below in lines[i + 1 :] if "->" in below)
+            assert not re.search(r"Scan .*on chunks", child), plan
+
+
+def test_the_claim_is_planned_once_a_connection(pg_url: str) -> None:
+    # psycopg prepares a statement at its sixth call; from then on the server keeps the claim's
+    # generic plan, made for its own transaction (or the caller's, set back after it).
+    with App(pg_url) as app:
+        app.handler("noop")(lambda ctx: None)
+        app.create_queue("noop://plans", ({"n": n} for n in range(200)))
+        for _ in range(4):
+            app.manager.claim("w", ["noop"], limit=5)
+        with app.backend.transaction() as s:
+            for _ in range(4):
+                app.manager.claim("w", ["noop"], limit=5)
+            conn = cast(Any, s)._conn
+            assert conn.execute("SELECT current_setting('plan_cache_mode')").fetchone() == ("auto",)
+        with app.backend._connection() as conn:  # the pool's one connection: the claims'
+            plans = conn.execute(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+                " WHERE statement LIKE '%%picked AS%%'"
+            ).fetchall()
+            setting = conn.execute(
+                "SELECT current_setting('plan_cache_mode'), current_setting('jit')"
+            ).fetchone()
+    assert plans and plans[0][0] >= 3 and plans[0][1] == 0, plans
+    # Its generic plan is estimated dear enough to be JIT-compiled (~90 ms a claim): never.
+    assert setting == ("auto", "off")

@@ -37,7 +37,7 @@ import psycopg_pool
 from psycopg.abc import Buffer
 from psycopg.adapt import Loader
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg.pq import Format
+from psycopg.pq import Format, TransactionStatus
 from psycopg.rows import dict_row
 from psycopg.types.string import TextBinaryLoader, TextLoader
 
@@ -124,6 +124,16 @@ def _configure(conn: psycopg.Connection[Any], tenant: str = ALL_TENANTS) -> None
 
 
 _SET_LOCAL_TENANT = b"SELECT set_config(%s, %s, true)"
+# The claim, planned once a connection (a generic plan) rather than at each call: its plan took
+# 1.6-1.8 ms a claim to make, 7-8% of its server CPU at 512 chunks, and on a fleet's history (a
+# million chunks, one queue or all, a tenant at its quota, the aged lane, a claim of one) the
+# generic plan has the custom plan's shape and runs in its time (docs/benchmarks.md, session
+# 24; tests/contract/test_postgres_indexes.py holds it). Only with JIT off, as every connection
+# here has it: the generic plan's estimate is dear enough to be compiled, ~90 ms a claim.
+# For its own transaction only: no other statement is planned blind to its parameters.
+GENERIC_PLAN_QUERIES = frozenset({"claim_chunks"})
+_GENERIC_PLAN = b"SET LOCAL plan_cache_mode = force_generic_plan"
+_GENERIC_PLAN_DONE = b"SET LOCAL plan_cache_mode TO DEFAULT"
 _SCOPE_CHECK = (
     b"SELECT chunksync_scope(current_user), current_user,"
     b" (SELECT tableowner FROM pg_tables WHERE tablename = 'chunks'"
@@ -182,11 +192,20 @@ class PostgresSession(Session):
         # psycopg's own tuple rows, in binary form: the claim's and the finish's. A number's is
         # cheaper to send and to read than its text (a claimed chunk's row: 4.2 -> 2.9 us of
         # client CPU with its uuids and JSON sent as text, which psycopg reads in C).
+        # A query of GENERIC_PLAN_QUERIES gets its generic plan within a transaction (a SET
+        # LOCAL outside one would end with its own statement), set back for what follows.
+        in_transaction = self._conn.info.transaction_status == TransactionStatus.INTRANS
+        generic = name in GENERIC_PLAN_QUERIES and in_transaction
         with self._errors, self._conn.cursor(binary=True) as cur:
+            if generic:
+                cur.execute(_GENERIC_PLAN)
             cur.execute(self._sql(name), dict(params or {}))
-            if cur.description is None:
-                return (), []
-            return tuple(d.name for d in cur.description), cur.fetchall()
+            table: Table = ((), [])
+            if cur.description is not None:
+                table = tuple(d.name for d in cur.description), cur.fetchall()
+            if generic:
+                cur.execute(_GENERIC_PLAN_DONE)
+            return table
 
     def script(self, text: str) -> int:
         with self._errors:
@@ -358,13 +377,14 @@ class PostgresBackend(Backend):
         """A Python list, sent as an array (the queries cast it: `:kinds::text[]`)."""
         return list(values)
 
-    def _single(self, run: Callable[[PostgresSession], _T]) -> _T:
-        """One statement in autocommit: atomic alone, so a lost race is retried here."""
+    def _single(self, run: Callable[[PostgresSession], _T], *, transaction: bool = False) -> _T:
+        """One statement in autocommit (or, with `transaction`, alone in a transaction of its
+        own): atomic alone, so a lost race is retried here."""
         if getattr(self._local, "conn", None) is not None:
             return run(PostgresSession(self._local.conn, self._queries, self._errors))
         for attempt in range(BUSY_RETRIES):
             try:
-                if self._scope is not None:  # the setting needs a transaction to end with
+                if transaction or self._scope is not None:  # a setting needs one to end with
                     with self._transaction(True) as session:
                         return run(session)
                 with self._connection() as conn:
@@ -384,7 +404,8 @@ class PostgresBackend(Backend):
         return self._single(lambda s: s.fetch_all(name, params))
 
     def fetch_table(self, name: str, params: Params | None = None, *, write: bool = False) -> Table:
-        return self._single(lambda s: s.fetch_table(name, params))
+        own = name in GENERIC_PLAN_QUERIES  # a transaction of its own, for its plan's setting
+        return self._single(lambda s: s.fetch_table(name, params), transaction=own)
 
     def execute(self, name: str, params: Params | None = None) -> int:
         return self._single(lambda s: s.execute(name, params))
