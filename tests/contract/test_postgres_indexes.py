@@ -200,3 +200,22 @@ def test_the_claim_is_planned_once_a_connection(pg_url: str) -> None:
     assert plans and plans[0][0] >= 3 and plans[0][1] == 0, plans
     # Its generic plan is estimated dear enough to be JIT-compiled (~90 ms a claim): never.
     assert setting == ("auto", "off")
+
+
+def test_a_claim_with_no_queue_to_claim_from_reads_no_chunk(pg_url: str) -> None:
+    # A worker whose kinds no active queue has (another fleet's work), or whose every queue is
+    # behind a limited dependency (claimed apart, by claim_chunks_of), claims from no queue: its
+    # lanes must not run, where they read the whole backlog in order for nothing (96-170 ms a
+    # claim at 100,000 pending chunks, at every poll).
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(HISTORY.encode())
+        text = to_psycopg(sql.queries("postgres")["claim_chunks"])
+        with conn.transaction(force_rollback=True):
+            rows = conn.execute(
+                b"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + text,
+                {**CLAIM, "kinds": ["another fleet's kind"]},
+            ).fetchall()
+    plan = "\n".join(str(r[0]) for r in rows)
+    for index in ("chunks_fair", "chunks_runnable"):
+        scans = [line for line in plan.splitlines() if f"Index Scan using {index} on" in line]
+        assert scans and all("(never executed)" in line for line in scans), plan

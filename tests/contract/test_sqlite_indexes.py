@@ -8,6 +8,7 @@ them by every status (migration 0015), and a queue's chunks by status without it
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from contextlib import closing
@@ -158,3 +159,36 @@ def test_the_search_reads_a_tenants_queues_and_counts_from_the_queues(tmp_path: 
     assert not any("TEMP B-TREE" in step for step in page), page
     count = plans["chunks_search_count"]
     assert any("COVERING INDEX chunks_queue_open (queue_id=?)" in step for step in count), count
+
+
+def test_a_claim_with_no_queue_to_claim_from_reads_no_chunk(tmp_path: Path) -> None:
+    # As on PostgreSQL: a claim of kinds no active queue has must not read the backlog in order
+    # for nothing. Its work (SQLite's virtual machine steps) does not grow with the backlog.
+    path = tmp_path / "claim.db"
+    with App(f"sqlite:///{path}") as app:
+        app.handler("noop")(lambda ctx: None)
+        app.create_queue("noop://small", ({"n": n} for n in range(100)))
+        small = _claim_steps(path, ["another fleet's kind"])
+        app.create_queue("noop://big", ({"n": n} for n in range(20_000)))
+    big = _claim_steps(path, ["another fleet's kind"])
+    assert big <= small * 2, (small, big)
+    assert _claim_steps(path, ["noop"]) > big  # the same claim with a queue to claim from
+
+
+def _claim_steps(path: Path, kinds: list[str]) -> int:
+    """SQLite's virtual machine steps (in hundreds) for one claim, rolled back."""
+    text = sql.queries("sqlite")["claim_chunks"]
+    params = {"lease_s": 30.0, "worker_id": "w", "limit": 512, "kinds": json.dumps(kinds),
+              "exclude": "[]", "queue_id": None, "aging_s": 300.0, "token": "t"}  # fmt: skip
+    steps = [0]
+
+    def count() -> int:
+        steps[0] += 1
+        return 0
+
+    with closing(sqlite3.connect(path)) as conn:
+        conn.set_progress_handler(count, 100)
+        conn.execute("BEGIN")
+        conn.execute(text, params).fetchall()
+        conn.rollback()
+    return steps[0]

@@ -135,6 +135,10 @@ LIMIT :limit;
 -- was fixed when the chunks were enqueued (fair_key, index chunks_fair), and the aged lane
 -- visits each lower priority level once (levels) through chunks_runnable. A tenant with room
 -- for fewer chunks than the candidates gets only its room (ranked.nth).
+-- A worker with no queue to claim from (no active queue of its kinds, or each one behind a
+-- limited dependency) runs neither lane: each read the whole backlog in order for nothing. A
+-- LIMIT of 0 ends a lane before its first row (a WHERE term, even a constant one, is tested
+-- on each row).
 UPDATE chunks
 SET status = 'processing', attempts = attempts + 1, lease_token = :token,
     lease_expires_at = NOW() + :lease_s, worker_id = :worker_id, updated_at = NOW()
@@ -169,7 +173,7 @@ WHERE id IN (
           AND c.queue_id IN runnable
           AND c.tenant NOT IN (SELECT tenant FROM room WHERE n <= 0)
         ORDER BY c.created_at
-        LIMIT :limit
+        LIMIT CASE WHEN EXISTS (SELECT 1 FROM runnable) THEN :limit ELSE 0 END
     ),
     fair AS (
         SELECT c.id, c.tenant, 1 AS lane, -c.priority AS k1, c.fair_key AS k2
@@ -178,7 +182,7 @@ WHERE id IN (
           AND c.queue_id IN runnable
           AND c.tenant NOT IN (SELECT tenant FROM room WHERE n <= 0)
         ORDER BY c.priority DESC, c.fair_key
-        LIMIT :limit
+        LIMIT CASE WHEN EXISTS (SELECT 1 FROM runnable) THEN :limit ELSE 0 END
     ),
     ranked AS (
         SELECT o.id, o.lane, o.k1, o.k2, r.n AS room,
