@@ -25,6 +25,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from chunksync.app import App
@@ -189,32 +190,44 @@ def measure_list(url: str) -> float:
     return ms
 
 
-def postgres_one_queue() -> float | None:
+@contextmanager
+def plain_owner_database(name: str) -> Iterator[tuple[str, str] | None]:
+    """A fresh cluster's database `name`, owned by a plain role as in production, so that row
+    security applies to its reads (a superuser would bypass it): (the owner's URL, a
+    superuser's, to fill it: COPY is refused under row security). None, said, without
+    PostgreSQL."""
     try:
         from tests.servers.pgcluster import PgCluster, available
     except ImportError:
-        return None
+        yield None
+        return
     if not available():
         print("PostgreSQL is not installed: its case is skipped (bash scripts/test-servers.sh)")
-        return None
+        yield None
+        return
     import psycopg
 
     cluster = PgCluster(durable=False).start()
     try:
-        # As in production: a plain role owns the tables, so row security applies (a superuser
-        # would bypass it). A superuser fills them: COPY is refused under row security.
         with psycopg.connect(cluster.url(), autocommit=True) as conn:
             conn.execute("CREATE ROLE fleet LOGIN NOSUPERUSER NOBYPASSRLS")
-            conn.execute("CREATE DATABASE bench_health OWNER fleet")
-        url = cluster.url("bench_health", user="fleet")
+            conn.execute(f"CREATE DATABASE {name} OWNER fleet".encode())
+        yield cluster.url(name, user="fleet"), cluster.url(name)
+    finally:
+        cluster.stop()
+
+
+def postgres_one_queue() -> float | None:
+    with plain_owner_database("bench_health") as urls:
+        if urls is None:
+            return None
+        url, superuser = urls
         App(url).close()  # the owner makes the schema
         started = time.monotonic()
-        [single] = populate_postgres(cluster.url("bench_health"), 1)
+        [single] = populate_postgres(superuser, 1)
         print(f"postgres: populated {N_ATTEMPTS} attempts in {time.monotonic() - started:.0f} s")
         label = f"postgres (plain owner), one queue holding all {N_ATTEMPTS} attempts"
         return measure(url, single, label)
-    finally:
-        cluster.stop()
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_health import timed
+from benchmarks.bench_health import plain_owner_database, timed
 from chunksync.app import App
 from chunksync.models import ChunkStatus
 from chunksync.search import ChunkQuery, count, search
@@ -99,29 +99,20 @@ def sqlite_case(folder: Path) -> dict[str, float]:
 
 
 def postgres_case() -> dict[str, float] | None:
-    from tests.servers.pgcluster import PgCluster, available
-
-    if not available():
-        print("PostgreSQL is not installed: its case is skipped (bash scripts/test-servers.sh)")
-        return None
     import psycopg
 
-    cluster = PgCluster(durable=False).start()
-    try:
-        with psycopg.connect(cluster.url(), autocommit=True) as conn:
-            conn.execute("CREATE ROLE fleet LOGIN NOSUPERUSER NOBYPASSRLS")
-            conn.execute("CREATE DATABASE bench_readers OWNER fleet")
-        url = cluster.url("bench_readers", user="fleet")
+    with plain_owner_database("bench_readers") as urls:
+        if urls is None:
+            return None
+        url, superuser = urls
         started = time.monotonic()
         with App(url) as app:
             big, tenant = populate(app)
-        with psycopg.connect(cluster.url("bench_readers"), autocommit=True) as conn:
+        with psycopg.connect(superuser, autocommit=True) as conn:
             for statement in (*STATUSES, "VACUUM ANALYZE"):
                 conn.execute(statement.encode())
         print(f"postgres: {chunks()} chunks in {time.monotonic() - started:.0f} s", flush=True)
         return measure(url, big, tenant, "postgres")
-    finally:
-        cluster.stop()
 
 
 def chunks() -> int:
