@@ -20,6 +20,7 @@ from psycopg.sql import Literal
 from chunksync import sql
 from chunksync.app import App
 from chunksync.backends.postgres import to_psycopg
+from tests.contract.test_sqlite_indexes import _PARAM
 
 pytestmark = pytest.mark.postgres
 
@@ -122,10 +123,10 @@ def _generic_plan(conn: psycopg.Connection[Any], params: dict[str, Any]) -> str:
     connection makes it: prepared, planned blind to its parameters, without JIT."""
     text = sql.queries("postgres")["claim_chunks"]
     names: list[str] = []
-    for name in _NAMED.findall(text):
+    for name in _PARAM.findall(text):
         if name not in names:
             names.append(name)
-    positional = _NAMED.sub(lambda m: f"${names.index(m.group(1)) + 1}", text)
+    positional = _PARAM.sub(lambda m: f"${names.index(m.group(1)) + 1}", text)
     types = ", ".join(_TYPES.get(n, "text") for n in names)
     with conn.transaction(force_rollback=True):
         conn.execute("SET LOCAL jit = off")
@@ -136,7 +137,6 @@ def _generic_plan(conn: psycopg.Connection[Any], params: dict[str, Any]) -> str:
     return "\n".join(str(r[0]) for r in rows)
 
 
-_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _TYPES = {"limit": "bigint", "kinds": "text[]", "exclude": "text[]"}  # the rest cast from text
 
 
