@@ -360,6 +360,46 @@ def test_graceful_stop_finishes_running_chunks(app: App) -> None:
     assert app.manager.get_worker(w.id).status.value == "stopped"
 
 
+def test_a_slow_stop_says_what_it_waits_for(
+    app: App, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop still going after STOP_REPORT_SECONDS logs the step it waits in, the chunk a
+    slot still runs and every thread's stack; a stop that ends sooner logs none of it."""
+    monkeypatch.setattr("chunksync.runtime.watchdog.STOP_REPORT_SECONDS", 0.1)
+    started, release = threading.Event(), threading.Event()
+
+    @app.handler("slowtoend")
+    def slow_to_end(ctx: ChunkContext) -> int:
+        started.set()
+        release.wait(30)
+        return 1
+
+    q = app.create_queue("slowtoend://x", [{}])
+    [chunk] = app.manager.list_chunks(q.id)
+    w = app.worker(concurrency=1, **FAST)
+    w.start()
+    assert started.wait(10)
+    with caplog.at_level(logging.WARNING, logger="chunksync"):
+        stopper = threading.Thread(target=w.stop, kwargs={"grace_s": 30})
+        stopper.start()
+        wait_until(lambda: "still stopping" in caplog.text, 10)
+        release.set()
+        stopper.join(30)
+    [line] = [r.getMessage() for r in caplog.records if "still stopping" in r.getMessage()][:1]
+    assert line.startswith(f"worker {w.id}: still stopping after ")
+    assert f" s, waiting for slot {w.id}-slot" in line
+    assert f"(chunk {chunk.id}, within the grace)" in line
+    assert "in slow_to_end" in line and "release.wait(30)" in line  # the handler's own line
+    assert app.manager.get_chunk(chunk.id).status is ChunkStatus.COMPLETED
+    caplog.clear()
+    quick = app.worker(concurrency=1, **FAST)
+    quick.start()
+    with caplog.at_level(logging.WARNING, logger="chunksync"):
+        quick.stop()
+        time.sleep(0.3)  # three report intervals after the stop ended
+    assert "still stopping" not in caplog.text
+
+
 def test_graceful_stop_releases_what_cannot_finish_with_the_attempt_given_back(app: App) -> None:
     started, release = threading.Event(), threading.Event()
 

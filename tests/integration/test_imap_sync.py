@@ -177,18 +177,13 @@ def test_kicked_sessions_mid_sync_lose_nothing(
 
 def where_it_waits(app: App, chunks: list[Any]) -> str:
     """Every thread's stack, the chunks by status and last error, the dependencies' rows."""
-    import sys
-    import traceback
     from collections import Counter
 
-    stacks = [
-        f"--- thread {t.name}\n" + "".join(traceback.format_stack(sys._current_frames()[t.ident]))
-        for t in threading.enumerate()
-        if t.ident in sys._current_frames()
-    ]
+    from chunksync.runtime.watchdog import thread_stacks
+
     states = Counter((c.status.value, c.last_category, (c.last_error or "")[:80]) for c in chunks)
     deps = app.deps.all()
-    return "\n".join([*stacks, f"chunks: {dict(states)}", f"dependencies: {deps}"])
+    return "\n".join([thread_stacks(), f"chunks: {dict(states)}", f"dependencies: {deps}"])
 
 
 @pytest.mark.timeout(320)  # the run's own 240 s and the worker's stop (see below)

@@ -5,14 +5,20 @@ context is cancelled (its heartbeats and checkpoints raise), its chunk recorded 
 the rest of its slot's batch released (attempts given back), and a fresh slot thread takes the
 slot's place. Whatever the abandoned handler does later is void: its lease token no longer
 matches.
+
+Also here, `StopReport`: a stop that takes long says what it is waiting for.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
+import traceback
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
 from chunksync.exceptions import BackendError
@@ -23,6 +29,7 @@ from chunksync.runtime.slot import InFlight, Reports, Running, Slot
 log = logging.getLogger("chunksync.runtime.worker")
 
 WATCH_SECONDS = 0.05  # how often the watchdog looks for handlers past their timeout
+STOP_REPORT_SECONDS = 10.0  # a stop still going after this says what it waits for, and again
 ABANDONED = TimeoutError("abandoned by the watchdog")  # a marker, never raised
 
 
@@ -81,3 +88,43 @@ class Watchdog:
         worker._step7_report(reports)
         worker._release(rest)
         worker._replace_slot()
+
+
+class StopReport:
+    """What a worker's stop is waiting for (`waiting`, set by each of its steps). A stop still
+    going after STOP_REPORT_SECONDS logs it, with every thread's stack, and again at each such
+    interval: a supervisor's kill comes soon after, and its log line is all that is left."""
+
+    def __init__(self, worker_id: str) -> None:
+        self.worker_id = worker_id
+        self.waiting = "the stop to begin"
+
+    @contextmanager
+    def watched(self, every_s: float | None = None) -> Iterator[None]:
+        every = STOP_REPORT_SECONDS if every_s is None else every_s
+        done, began = threading.Event(), time.monotonic()
+
+        def report() -> None:
+            while not done.wait(every):
+                log.warning(
+                    "worker %s: still stopping after %.0f s, waiting for %s; its threads:\n%s",
+                    self.worker_id, time.monotonic() - began, self.waiting, thread_stacks(),
+                )  # fmt: skip
+
+        reporter = threading.Thread(target=report, name=f"{self.worker_id}-stop", daemon=True)
+        reporter.start()
+        try:
+            yield
+        finally:
+            done.set()
+
+
+def thread_stacks() -> str:
+    """Every live thread's stack, innermost call last (code lines only: no values)."""
+    frames = sys._current_frames()
+    parts = [
+        f"--- thread {t.name}\n" + "".join(traceback.format_stack(frames[t.ident]))
+        for t in threading.enumerate()
+        if t.ident in frames and t is not threading.current_thread()
+    ]
+    return "".join(parts)

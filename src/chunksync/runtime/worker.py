@@ -60,7 +60,7 @@ from chunksync.runtime.isolation import run_isolated
 from chunksync.runtime.measure import Efficiency, rss_bytes
 from chunksync.runtime.slot import InFlight, Reports, Running, Slot, in_flight_key
 from chunksync.runtime.upkeep import Upkeep, recovery_every_s
-from chunksync.runtime.watchdog import ABANDONED, Watchdog
+from chunksync.runtime.watchdog import ABANDONED, StopReport, Watchdog
 from chunksync.settings import Settings
 
 if TYPE_CHECKING:
@@ -213,10 +213,17 @@ class Worker:
             return
         self._stopping.set()
         self._wake.set()
-        deadline = time.monotonic() + (self.shutdown_grace_s if grace_s is None else grace_s)
+        grace = self.shutdown_grace_s if grace_s is None else grace_s
+        report = StopReport(self.id)
+        with report.watched():
+            self._stop_steps(report, time.monotonic() + grace)
+        log.info("worker %s stopped after %d chunk(s)", self.id, self.processed)
+
+    def _stop_steps(self, report: StopReport, deadline: float) -> None:
         with self._lock:
             slot_threads = list(self._slot_threads)
         for t in slot_threads:
+            report.waiting = f"slot {t.name} to end ({self._running_on(t)}, within the grace)"
             t.join(max(0.0, deadline - time.monotonic()))
         with self._lock:
             leftovers = list(self._in_flight.values())
@@ -224,16 +231,21 @@ class Worker:
         if self._holds_heap:  # its slots are done: before anything below can fail
             self._holds_heap = False
             heap.release()
+        report.waiting = f"the database, to give back {len(leftovers)} unfinished chunk(s)"
         self._release(leftovers)
+        report.waiting = "the database, to give back the dependencies' permits"
         self._claims.release_permits()
         self._stopped.set()
         self._unsubscribe()
+        report.waiting = "the upkeep's duty to end"
         self.upkeep.stop()
         for t in self._threads:
+            report.waiting = f"thread {t.name} to end"
             t.join(5.0)
+        report.waiting = "the database, to mark the worker stopped"
         self.manager.worker_stopped(self.id)
+        report.waiting = "the sources to close"
         self.registry.close()
-        log.info("worker %s stopped after %d chunk(s)", self.id, self.processed)
 
     def run(self, *, until: Callable[[], bool] | None = None, check_s: float = 0.2) -> None:
         """Run until SIGTERM/Ctrl-C (or until `until()` is true), then stop gracefully."""
@@ -303,6 +315,10 @@ class Worker:
             with self._lock:
                 if this in self._slots:
                     self._slots.remove(this)
+
+    def _running_on(self, thread: threading.Thread) -> str:
+        running = [s.running for s in self._live_slots() if s.thread is thread]
+        return f"chunk {running[0].item.chunk.id}" if running and running[0] else "no chunk"
 
     def _live_slots(self) -> list[Slot]:
         with self._lock:
