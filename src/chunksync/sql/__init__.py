@@ -10,6 +10,10 @@ objects exactly as the migration writes them (PostgreSQL's SQL health interface:
 tables), the schema file names it on a line of its own, `-- include migrations/NNNN_name.sql --`,
 and `schema()` reads the migration there: one copy, and the migration test still compares the
 database that schema.sql builds with the one the migrations build.
+
+A part that several queries share word for word (a queue's chunk totals) is written once, in
+the dialect's `fragments.sql` (blocks as in `queries.sql`), and a query names it on a line of
+its own, `-- include <fragment> --`, where its text goes.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from importlib import resources
 
 _HEADER = re.compile(r"^-- (\w+) --$", re.MULTILINE)
 _INCLUDE = re.compile(r"^-- include (migrations/\d{4}_\w+\.sql) --$", re.MULTILINE)
+_FRAGMENT = re.compile(r"^[ \t]*-- include (\w+) --$", re.MULTILINE)
 # schema.sql's objects that are not any migration's (the schema_version table) come before it.
 MIGRATIONS_START = "-- 0001_initial --"
 
@@ -65,25 +70,46 @@ def expand(dialect: str, sql: str) -> str:
     return sql.replace("NOW()", NOW_EXPRESSIONS[dialect])
 
 
+def _blocks(text: str, where: str, shared: dict[str, str]) -> dict[str, str]:
+    """{name: sql} of a file's `-- name --` blocks, each fragment it includes put in place."""
+    found: dict[str, str] = {}
+    parts = _HEADER.split(text)
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        try:
+            body = _FRAGMENT.sub(lambda m: shared[m.group(1)], body)
+        except KeyError as missing:
+            raise ValueError(f"'{name}' includes {missing}, not in {where}") from None
+        # The first line is the description. A comment line within a statement explains it to
+        # its reader, not to the database: sent, it made the claim longer than psycopg's cache
+        # of converted queries takes (4,096 bytes), so each claim was parsed again.
+        lines = [
+            line for line in body.strip().splitlines()[1:] if not line.lstrip().startswith("--")
+        ]
+        while lines and not lines[-1].strip():
+            lines.pop()
+        if name in found:
+            raise ValueError(f"'{name}' is defined twice in {where}")
+        found[name] = "\n".join(lines).strip().rstrip(";")
+    return found
+
+
+@cache
+def fragments(dialect: str) -> dict[str, str]:
+    """{name: sql} of the parts several queries share (`fragments.sql`), unexpanded."""
+    return _blocks(_read(dialect, "fragments.sql"), f"{dialect}/fragments.sql", {})
+
+
 @cache
 def queries(dialect: str) -> dict[str, str]:
     """{name: sql} for one dialect. Each file is split on its own, so that one file's header
     comment never joins the last query of the file before it."""
     found: dict[str, str] = {}
+    shared = fragments(dialect)
     for filename in _files(dialect, "queries"):
-        parts = _HEADER.split(_read(dialect, filename))
-        for name, body in zip(parts[1::2], parts[2::2], strict=True):
-            # The first line is the description. A comment line within a statement explains it
-            # to its reader, not to the database: sent, it made the claim longer than psycopg's
-            # cache of converted queries takes (4,096 bytes), so each claim was parsed again.
-            lines = [
-                line for line in body.strip().splitlines()[1:] if not line.lstrip().startswith("--")
-            ]
-            while lines and not lines[-1].strip():
-                lines.pop()
+        for name, sql in _blocks(_read(dialect, filename), filename, shared).items():
             if name in found:
                 raise ValueError(f"query '{name}' is defined twice for {dialect}")
-            found[name] = expand(dialect, "\n".join(lines).strip().rstrip(";"))
+            found[name] = expand(dialect, sql)
     return found
 
 

@@ -26,16 +26,9 @@ SELECT COALESCE(MAX(seq), 0) + 1 AS seq FROM chunks WHERE queue_id = :queue_id::
 
 -- get_queue --
 -- One queue with its chunk totals by status: its completed chunks are its count of chunks (queues.n_chunks, migration 0022) less the others, which chunks_queue_open holds.
-SELECT q.*, t.n_pending, t.n_processing, q.n_chunks - t.n_open AS n_completed, t.n_dead,
-       t.n_cancelled
+SELECT q.*, t.*
 FROM queues q
-CROSS JOIN LATERAL (
-    SELECT COUNT(*) FILTER (WHERE c.status = 'pending') AS n_pending,
-           COUNT(*) FILTER (WHERE c.status = 'processing') AS n_processing,
-           COUNT(*) FILTER (WHERE c.status = 'dead') AS n_dead,
-           COUNT(*) FILTER (WHERE c.status = 'cancelled') AS n_cancelled,
-           COUNT(*) AS n_open
-    FROM chunks c WHERE c.queue_id = q.id AND c.status <> 'completed') t
+-- include queue_totals --
 WHERE q.id = chunksync_try_uuid(:id::text) OR (q.name = :id::text AND q.tenant = :tenant::text);
 
 -- get_queue_row --
@@ -45,33 +38,18 @@ WHERE q.id = chunksync_try_uuid(:id::text);
 
 -- list_queues --
 -- Every queue (optionally only one status) with its chunk totals, newest first.
-SELECT q.*, t.n_pending, t.n_processing, q.n_chunks - t.n_open AS n_completed, t.n_dead,
-       t.n_cancelled
+SELECT q.*, t.*
 FROM queues q
-CROSS JOIN LATERAL (
-    SELECT COUNT(*) FILTER (WHERE c.status = 'pending') AS n_pending,
-           COUNT(*) FILTER (WHERE c.status = 'processing') AS n_processing,
-           COUNT(*) FILTER (WHERE c.status = 'dead') AS n_dead,
-           COUNT(*) FILTER (WHERE c.status = 'cancelled') AS n_cancelled,
-           COUNT(*) AS n_open
-    FROM chunks c WHERE c.queue_id = q.id AND c.status <> 'completed') t
+-- include queue_totals --
 WHERE (:status::text IS NULL OR q.status = :status::text)
 ORDER BY q.created_at DESC, q.name;
 
 -- list_queues_page --
 -- A page of the queues, newest first, with their chunk totals (counted for the page's queues
 -- only), and how many queues there are in all.
-SELECT q.*, t.n_pending, t.n_processing, q.n_chunks - t.n_open AS n_completed, t.n_dead,
-       t.n_cancelled,
-       (SELECT COUNT(*) FROM queues) AS n_queues
+SELECT q.*, t.*, (SELECT COUNT(*) FROM queues) AS n_queues
 FROM (SELECT * FROM queues ORDER BY created_at DESC, name LIMIT :limit OFFSET :offset) q
-CROSS JOIN LATERAL (
-    SELECT COUNT(*) FILTER (WHERE c.status = 'pending') AS n_pending,
-           COUNT(*) FILTER (WHERE c.status = 'processing') AS n_processing,
-           COUNT(*) FILTER (WHERE c.status = 'dead') AS n_dead,
-           COUNT(*) FILTER (WHERE c.status = 'cancelled') AS n_cancelled,
-           COUNT(*) AS n_open
-    FROM chunks c WHERE c.queue_id = q.id AND c.status <> 'completed') t
+-- include queue_totals --
 ORDER BY q.created_at DESC, q.name;
 
 -- count_queues --

@@ -57,16 +57,9 @@ SELECT id, max_in_flight FROM tenants WHERE max_in_flight IS NOT NULL;
 
 -- list_queues_tenant --
 -- One tenant's queues (optionally only one status) with their chunk totals, newest first.
-SELECT q.*, t.n_pending, t.n_processing, q.n_chunks - t.n_open AS n_completed, t.n_dead,
-       t.n_cancelled
+SELECT q.*, t.*
 FROM queues q
-CROSS JOIN LATERAL (
-    SELECT COUNT(*) FILTER (WHERE c.status = 'pending') AS n_pending,
-           COUNT(*) FILTER (WHERE c.status = 'processing') AS n_processing,
-           COUNT(*) FILTER (WHERE c.status = 'dead') AS n_dead,
-           COUNT(*) FILTER (WHERE c.status = 'cancelled') AS n_cancelled,
-           COUNT(*) AS n_open
-    FROM chunks c WHERE c.queue_id = q.id AND c.status <> 'completed') t
+-- include queue_totals --
 WHERE q.tenant = :tenant::text AND (:status::text IS NULL OR q.status = :status::text)
 ORDER BY q.created_at DESC, q.name;
 

@@ -30,14 +30,7 @@ SELECT COALESCE(MAX(seq), 0) + 1 AS seq FROM chunks WHERE queue_id = :queue_id;
 -- One queue with its chunk totals by status: its completed chunks are its count of chunks (queues.n_chunks, migration 0016) less the others, not counted.
 SELECT t.*, t.n_chunks - t.n_pending - t.n_processing - t.n_dead - t.n_cancelled AS n_completed
 FROM (SELECT q.*,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'pending'
-                                                  AND c.status <> 'completed') AS n_pending,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'processing'
-                                                  AND c.status <> 'completed') AS n_processing,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'dead'
-                                                  AND c.status <> 'completed') AS n_dead,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'cancelled'
-                                                  AND c.status <> 'completed') AS n_cancelled
+       -- include queue_totals --
       FROM queues q
       WHERE q.id = :id OR (q.name = :id AND q.tenant = :tenant)) t;
 
@@ -50,14 +43,7 @@ WHERE q.id = :id;
 -- Every queue (optionally only one status) with its chunk totals, newest first.
 SELECT t.*, t.n_chunks - t.n_pending - t.n_processing - t.n_dead - t.n_cancelled AS n_completed
 FROM (SELECT q.*,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'pending'
-                                                  AND c.status <> 'completed') AS n_pending,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'processing'
-                                                  AND c.status <> 'completed') AS n_processing,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'dead'
-                                                  AND c.status <> 'completed') AS n_dead,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'cancelled'
-                                                  AND c.status <> 'completed') AS n_cancelled
+       -- include queue_totals --
       FROM queues q
       WHERE (:status IS NULL OR q.status = :status)) t
 ORDER BY t.created_at DESC, t.name;
@@ -66,16 +52,8 @@ ORDER BY t.created_at DESC, t.name;
 -- A page of the queues, newest first, with their chunk totals (counted for the page's queues
 -- only), and how many queues there are in all.
 SELECT t.*, t.n_chunks - t.n_pending - t.n_processing - t.n_dead - t.n_cancelled AS n_completed
-FROM (SELECT q.*,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'pending'
-                                                  AND c.status <> 'completed') AS n_pending,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'processing'
-                                                  AND c.status <> 'completed') AS n_processing,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'dead'
-                                                  AND c.status <> 'completed') AS n_dead,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'cancelled'
-                                                  AND c.status <> 'completed') AS n_cancelled,
-       (SELECT COUNT(*) FROM queues) AS n_queues
+FROM (SELECT q.*, (SELECT COUNT(*) FROM queues) AS n_queues,
+       -- include queue_totals --
       FROM (SELECT * FROM queues ORDER BY created_at DESC, name LIMIT :limit OFFSET :offset) q) t
 ORDER BY t.created_at DESC, t.name;
 

@@ -67,14 +67,7 @@ SELECT id, max_in_flight FROM tenants WHERE max_in_flight IS NOT NULL;
 -- One tenant's queues (optionally only one status) with their chunk totals, newest first.
 SELECT t.*, t.n_chunks - t.n_pending - t.n_processing - t.n_dead - t.n_cancelled AS n_completed
 FROM (SELECT q.*,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'pending'
-                                                  AND c.status <> 'completed') AS n_pending,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'processing'
-                                                  AND c.status <> 'completed') AS n_processing,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'dead'
-                                                  AND c.status <> 'completed') AS n_dead,
-       (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id AND c.status = 'cancelled'
-                                                  AND c.status <> 'completed') AS n_cancelled
+       -- include queue_totals --
       FROM queues q
       WHERE q.tenant = :tenant AND (:status IS NULL OR q.status = :status)) t
 ORDER BY t.created_at DESC, t.name;
