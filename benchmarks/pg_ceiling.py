@@ -27,7 +27,6 @@ from tests.servers.pgcluster import PG_BIN, PgCluster
 
 BATCH = 512  # the worker's largest adaptive claim batch
 SETTLE_WAIT_SECONDS = 60.0  # the longest wait for autovacuum workers to finish before a run
-_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
 class Raw(str):
@@ -47,12 +46,13 @@ def _literal(value: object) -> str:
 def written(text: str, values: dict[str, object], keep: frozenset[str] = frozenset()) -> str:
     """A named query with its parameters written in as literals (those in `keep` stay pgbench
     variables), on one line: pgbench reads a statement per line unless it ends in a `\\`."""
+    from chunksync import sql
 
     def one(m: re.Match[str]) -> str:
         name = m.group(1)
         return f":{name}" if name in keep else _literal(values[name])
 
-    lines = [ln.split("--")[0].rstrip() for ln in _PARAM.sub(one, text).splitlines()]
+    lines = [ln.split("--")[0].rstrip() for ln in sql.NAMED_PARAM.sub(one, text).splitlines()]
     return " ".join(ln.strip() for ln in lines if ln.strip())
 
 

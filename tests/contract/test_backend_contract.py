@@ -32,7 +32,7 @@ from tests.rawsql import run
 pytestmark = pytest.mark.timeout(60)
 
 DIALECTS = ["sqlite", "postgres"]
-_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)|%\((\w+)\)s")
+_PARAM = re.compile(rf"{sql.NAMED_PARAM.pattern}|%\((\w+)\)s")
 
 
 def wait_for(predicate: Callable[[], Any], timeout_s: float = 10.0, what: str = "state") -> Any:

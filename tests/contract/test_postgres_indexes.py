@@ -20,7 +20,6 @@ from psycopg.sql import Literal
 from chunksync import sql
 from chunksync.app import App
 from chunksync.backends.postgres import to_psycopg
-from tests.contract.test_sqlite_indexes import _PARAM
 
 pytestmark = pytest.mark.postgres
 
@@ -123,10 +122,10 @@ def _generic_plan(conn: psycopg.Connection[Any], params: dict[str, Any]) -> str:
     connection makes it: prepared, planned blind to its parameters, without JIT."""
     text = sql.queries("postgres")["claim_chunks"]
     names: list[str] = []
-    for name in _PARAM.findall(text):
+    for name in sql.NAMED_PARAM.findall(text):
         if name not in names:
             names.append(name)
-    positional = _PARAM.sub(lambda m: f"${names.index(m.group(1)) + 1}", text)
+    positional = sql.NAMED_PARAM.sub(lambda m: f"${names.index(m.group(1)) + 1}", text)
     types = ", ".join(_TYPES.get(n, "text") for n in names)
     with conn.transaction(force_rollback=True):
         conn.execute("SET LOCAL jit = off")

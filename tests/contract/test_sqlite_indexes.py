@@ -17,12 +17,10 @@ from pathlib import Path
 from chunksync import sql
 from chunksync.app import App
 
-_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
-
 
 def _plan(conn: sqlite3.Connection, text: str) -> list[str]:
     """SQLite's plan of a query (EXPLAIN QUERY PLAN, each step's text), its parameters null."""
-    params = dict.fromkeys(_PARAM.findall(text))
+    params = dict.fromkeys(sql.NAMED_PARAM.findall(text))
     return [str(r[3]) for r in conn.execute("EXPLAIN QUERY PLAN " + text, params)]
 
 

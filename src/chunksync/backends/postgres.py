@@ -63,7 +63,6 @@ NOTIFY_CHANNEL = "chunksync_work"
 MIGRATION_LOCK_KEY = 0x6368756E6B730001  # "chunks" + 1
 MAINTENANCE_LOCK_KEY = 0x6368756E6B730002
 TRY_ADVISORY_LOCK = b"SELECT pg_try_advisory_lock(%s)"
-_COLON_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 _LONE_PERCENT = re.compile(r"%(?!\(\w+\)s)")
 
 _T = TypeVar("_T")
@@ -79,7 +78,7 @@ def to_psycopg(text: str) -> bytes:
     """`:name` placeholders (not `::type` casts) to psycopg's `%(name)s`; a query written with
     `%(name)s` already passes unchanged, and any other `%` is escaped."""
     escaped = _LONE_PERCENT.sub("%%", text)
-    return _COLON_PARAM.sub(r"%(\1)s", escaped).encode()
+    return sql.NAMED_PARAM.sub(r"%(\1)s", escaped).encode()
 
 
 class _JsonbText(Loader):

@@ -176,7 +176,6 @@ def statement_sizes(rows: int) -> Iterator[int]:
 
 
 _INSERT_VALUES = re.compile(r"(?is)^\s*INSERT\s.*?\bVALUES\s*\(")
-_PARAM = re.compile(r":([A-Za-z_]\w*)")
 _QUOTED = re.compile(r"""('(?:[^']|'')*'|"(?:[^"]|"")*")""")
 _MULTI_ROW: dict[str, MultiRowInsert | None] = {}
 
@@ -204,8 +203,8 @@ def _positional(text: str) -> tuple[str, tuple[str, ...]]:
     names: list[str] = []
     parts = _QUOTED.split(text)  # quoted spans at the odd places
     for at in range(0, len(parts), 2):
-        names += _PARAM.findall(parts[at])
-        parts[at] = _PARAM.sub("?", parts[at])
+        names += sql.NAMED_PARAM.findall(parts[at])
+        parts[at] = sql.NAMED_PARAM.sub("?", parts[at])
     return "".join(parts), tuple(names)
 
 

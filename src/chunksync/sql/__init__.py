@@ -26,6 +26,8 @@ from importlib import resources
 _HEADER = re.compile(r"^-- (\w+) --$", re.MULTILINE)
 _INCLUDE = re.compile(r"^-- include (migrations/\d{4}_\w+\.sql) --$", re.MULTILINE)
 _FRAGMENT = re.compile(r"^[ \t]*-- include (\w+) --$", re.MULTILINE)
+# A query's named parameter, `:name`: not PostgreSQL's `::type` cast, nor a colon within a word.
+NAMED_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 # schema.sql's objects that are not any migration's (the schema_version table) come before it.
 MIGRATIONS_START = "-- 0001_initial --"
 
