@@ -5,6 +5,14 @@ Claims go through `Manager.claim` (one `FOR UPDATE SKIP LOCKED` statement in a t
 one chunk each, on a durable throwaway cluster after VACUUM ANALYZE. The history is written
 with set-based SQL to keep the setup short. Env: CHUNKSYNC_BENCH_FINISHED (default 1000000),
 CHUNKSYNC_BENCH_PENDING (default 100000), CHUNKSYNC_BENCH_CLAIMS (default 2000).
+
+Then a backlog that no claim can take, ahead in the fair order (a known cost, not yet fixed:
+docs/benchmarks.md): a big tenant's queue of CHUNKSYNC_BENCH_BEHIND chunks (default 100000)
+enqueued before a small tenant's, then BEHIND_CLAIMS claims of 512 from the small one, as a
+worker's: with the big queue paused (`paused`), or excluded as a limited dependency's queues are
+from a plain claim (`excluded`), or runnable (`none`, the claims take from both). The first
+claims read past few of the big queue's chunks, the last ones past all those the claims before
+them passed. Prints `claim_behind_ms_<case>=` (the median of the last five claims).
 Last line: claim_cost_ratio_1m.
 """
 
@@ -22,6 +30,8 @@ FINISHED = int(os.environ.get("CHUNKSYNC_BENCH_FINISHED", "1000000"))
 PENDING = int(os.environ.get("CHUNKSYNC_BENCH_PENDING", "100000"))
 CLAIMS = int(os.environ.get("CHUNKSYNC_BENCH_CLAIMS", "2000"))
 SMALL_PENDING = CLAIMS + 1000  # "almost empty": just enough to claim from
+BEHIND = int(os.environ.get("CHUNKSYNC_BENCH_BEHIND", "100000"))
+BEHIND_CLAIMS, BEHIND_BATCH = 100, 512
 
 FILL = """
 INSERT INTO chunks (id, queue_id, tenant, seq, payload, status, priority, attempts,
@@ -65,6 +75,38 @@ def claim_seconds(url: str) -> list[float]:
     return times
 
 
+def behind_ms(url: str, case: str) -> tuple[float, float]:
+    """Median claim (ms) of the first and of the last five BEHIND_CLAIMS from the small queue."""
+    from chunksync.app import App
+
+    with App(url) as app:
+        app.handler("noop")(lambda ctx: None)
+        big = app.create_queue("noop", ({} for _ in range(BEHIND)), tenant="big")
+        n = BEHIND_CLAIMS * BEHIND_BATCH
+        small = app.create_queue("noop", ({} for _ in range(n)), tenant="small")
+        if case == "paused":
+            app.manager.pause_queue(big.id)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(b"VACUUM ANALYZE")
+        exclude = [big.id] if case == "excluded" else []
+        times = []
+        for _ in range(BEHIND_CLAIMS):
+            started = time.perf_counter()
+            _, chunks = app.manager.claim("bench", ["noop"], limit=BEHIND_BATCH, exclude=exclude)
+            times.append((time.perf_counter() - started) * 1000)
+            assert len(chunks) == BEHIND_BATCH, "ran out of pending chunks"
+            assert case == "none" or {c.queue_id for c in chunks} == {small.id}
+    return statistics.median(times[:5]), statistics.median(times[-5:])
+
+
+def behind(cluster: PgCluster) -> None:
+    for case in ("none", "paused", "excluded"):
+        first, last = behind_ms(cluster.create_database(f"behind_{case}"), case)
+        print(f"claims of {BEHIND_BATCH} from a small queue, {BEHIND} chunks ahead ({case}): "
+              f"first five {first:.1f} ms, last five {last:.1f} ms")  # fmt: skip
+        print(f"claim_behind_ms_{case}={last:.1f}")
+
+
 def main() -> int:
     if not available():
         print("PostgreSQL 15 is not installed: run 'bash scripts/test-servers.sh'", file=sys.stderr)
@@ -79,6 +121,7 @@ def main() -> int:
         print(f"history of {FINISHED} finished + {PENDING} pending written in "
               f"{time.monotonic() - started:.0f} s")  # fmt: skip
         small_times, big_times = claim_seconds(small), claim_seconds(big)
+        behind(cluster)
     finally:
         cluster.stop()
     small_ms = statistics.median(small_times) * 1000
