@@ -100,12 +100,35 @@ SELECT * FROM chunks WHERE id = :id;
 
 -- list_chunks --
 -- Chunks filtered by queue, status and last error category (each optional), in queue order.
-SELECT * FROM chunks
-WHERE (:queue_id IS NULL OR queue_id = :queue_id)
-  AND (:status IS NULL OR status = :status)
-  AND (:category IS NULL OR last_category = :category)
-ORDER BY queue_id, seq
-LIMIT :limit;
+-- Read in (queue_id, seq) order, a filter stops after :limit rows, but one that fewer rows meet
+-- reads every chunk of history: the chunks in flight (`chunksync chunks --status processing`)
+-- took 76 ms at 300,000 chunks. Those and the dead are read through their partial indexes and
+-- sorted (`+` keeps SQLite from reading (queue_id, seq) in order instead); a LIMIT of 0 (not a
+-- WHERE term, which SQLite tests on each row) runs only the branch the status wants.
+SELECT * FROM (
+    SELECT * FROM chunks
+    WHERE status = 'processing'
+      AND (:queue_id IS NULL OR queue_id = :queue_id)
+      AND (:category IS NULL OR last_category = :category)
+    ORDER BY +queue_id, +seq
+    LIMIT CASE WHEN :status = 'processing' THEN :limit ELSE 0 END)
+UNION ALL
+SELECT * FROM (
+    SELECT * FROM chunks
+    WHERE status = 'dead'
+      AND (:queue_id IS NULL OR queue_id = :queue_id)
+      AND (:category IS NULL OR last_category = :category)
+    ORDER BY +queue_id, +seq
+    LIMIT CASE WHEN :status = 'dead' THEN :limit ELSE 0 END)
+UNION ALL
+SELECT * FROM (
+    SELECT * FROM chunks
+    WHERE (:queue_id IS NULL OR queue_id = :queue_id)
+      AND (:status IS NULL OR status = :status)
+      AND (:category IS NULL OR last_category = :category)
+    ORDER BY queue_id, seq
+    LIMIT CASE WHEN :status IN ('processing', 'dead') THEN 0 ELSE :limit END)
+ORDER BY queue_id, seq;
 
 -- claim_chunks --
 -- Atomically lease up to :limit runnable chunks: pending, due, in an active queue of a kind this worker handles, not in :exclude, whose dependency is neither limited nor gated (those are claimed by claim_chunks_of under the dependency's row lock), of a tenant below its in-flight quota; first the lower-priority chunks older than :aging_s, then by priority and each chunk's place in the fair order.
