@@ -22,6 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from benchmarks.trees import compiled
+
 HERE = Path(__file__).resolve().parent.parent
 
 
@@ -75,7 +77,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--pg", action="store_true", help="2-process PostgreSQL drains")
     args = parser.parse_args()
-    trees = {"before": args.before.resolve(), "after": args.after.resolve()}
+    trees = {"before": compiled(args.before), "after": compiled(args.after)}
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
     wins: dict[str, int] = {}
     for pair in range(args.pairs):

@@ -66,10 +66,11 @@ def main() -> None:
     from tests.servers.dovecot import start_dovecot
 
     from benchmarks.bench_imap_sync import prepare
+    from benchmarks.trees import compiled
 
     sides = {
-        "A": (args.a.resolve(), shlex.split(args.args_a)),
-        "B": (args.b.resolve(), shlex.split(args.args_b)),
+        "A": (compiled(args.a), shlex.split(args.args_a)),
+        "B": (compiled(args.b), shlex.split(args.args_b)),
     }
     walls: dict[str, list[float]] = {"A": [], "B": []}
     server = start_dovecot(max_connections=50)
