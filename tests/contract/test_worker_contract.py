@@ -400,6 +400,21 @@ def test_a_slow_stop_says_what_it_waits_for(
     assert "still stopping" not in caplog.text
 
 
+def test_a_slow_claim_is_said_at_most_once_a_minute(
+    app: App, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plain claim slower than SLOW_CLAIM_SECONDS is logged with what may cause it, once per
+    SLOW_CLAIM_LOG_SECONDS: here every claim counts as slow, and a run makes several."""
+    monkeypatch.setattr("chunksync.runtime.claims.SLOW_CLAIM_SECONDS", 0.0)
+    app.handler("noopslow")(lambda ctx: 1)
+    q = app.create_queue("noopslow://x", [{}] * 5)
+    with caplog.at_level(logging.WARNING, logger="chunksync"):
+        app.worker(concurrency=1, **FAST).run_until_done([q.id], timeout_s=30)
+    said = [r.getMessage() for r in caplog.records if "a claim took" in r.getMessage()]
+    assert len(said) == 1, said
+    assert "come before its own in the fair order" in said[0] and "docs/tenants.md" in said[0]
+
+
 def test_graceful_stop_releases_what_cannot_finish_with_the_attempt_given_back(app: App) -> None:
     started, release = threading.Event(), threading.Event()
 

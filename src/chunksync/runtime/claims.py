@@ -39,6 +39,11 @@ RATE_BATCH = 64
 # threads have work, so one comes free rarely, and a fleet of waiting slots polling the row at
 # every idle turn would take the database's time from the slots that hold them.
 CAP_RECHECK_SECONDS = 0.2
+# A plain claim slower than this is logged, at most every SLOW_CLAIM_LOG_SECONDS a worker: the
+# database's load, or a backlog this worker cannot claim that lies ahead of its queues' chunks
+# in the fair order, read past at each claim (docs/tenants.md's known limits).
+SLOW_CLAIM_SECONDS = 0.5
+SLOW_CLAIM_LOG_SECONDS = 60.0
 
 
 class Claims:
@@ -65,6 +70,7 @@ class Claims:
         self._permits: dict[tuple[int, str], str] = {}
         self._waits: dict[str, dict[str, int]] = {}
         self._cap_full_until: dict[tuple[int, str], float] = {}  # by (slot thread, dependency)
+        self._slow_said_at = -1e18
 
     def budget(self, dependency: str, config: StressConfig) -> RetryBudget:
         """This process's mirror of a dependency's row, with the limits of `config` (the
@@ -124,12 +130,27 @@ class Claims:
                 left -= len(got.chunks)
                 capped_taken = capped_taken or capped
         if left > 0:
+            started = time.monotonic()
             token, chunks = self.manager.claim(
                 self.worker_id, kinds, limit=left, lease_s=self.lease_s, queue_id=queue_id
             )
+            self._say_if_slow(started, len(chunks))
             if chunks:
                 leases.append(Claimed(token, chunks))
         return leases
+
+    def _say_if_slow(self, started: float, claimed: int) -> None:
+        took = time.monotonic() - started
+        if took < SLOW_CLAIM_SECONDS or started - self._slow_said_at < SLOW_CLAIM_LOG_SECONDS:
+            return
+        self._slow_said_at = started
+        log.warning(
+            "a claim took %.1f s for %d chunk(s): the database is busy, or many pending chunks "
+            "this worker cannot claim (a paused queue's, a limited dependency's, another "
+            "fleet's kinds, a tenant's at its quota) come before its own in the fair order, "
+            "and each claim reads past them (docs/tenants.md, known limits)",
+            took, claimed,
+        )  # fmt: skip
 
     def _claim_of(
         self, name: str, dep: Special, queues: list[str], kinds: Sequence[str], limit: int
