@@ -153,6 +153,10 @@ def _tenant_option(value: object) -> str:
 
 
 class PostgresSession(Session):
+    # Whether this session's transaction is its one statement's own (PostgresBackend._single):
+    # then it ends with the statement, and a SET LOCAL with it, so nothing is set back.
+    alone = False
+
     def __init__(
         self, conn: psycopg.Connection[Any], queries: dict[str, bytes], errors: PsycopgErrors
     ) -> None:
@@ -192,7 +196,8 @@ class PostgresSession(Session):
         # cheaper to send and to read than its text (a claimed chunk's row: 4.2 -> 2.9 us of
         # client CPU with its uuids and JSON sent as text, which psycopg reads in C).
         # A query of GENERIC_PLAN_QUERIES gets its generic plan within a transaction (a SET
-        # LOCAL outside one would end with its own statement), set back for what follows.
+        # LOCAL outside one would end with its own statement), set back for what follows in a
+        # caller's transaction (in its own, the COMMIT ends it: one round trip fewer a claim).
         in_transaction = self._conn.info.transaction_status == TransactionStatus.INTRANS
         generic = name in GENERIC_PLAN_QUERIES and in_transaction
         with self._errors, self._conn.cursor(binary=True) as cur:
@@ -202,7 +207,7 @@ class PostgresSession(Session):
             table: Table = ((), [])
             if cur.description is not None:
                 table = tuple(d.name for d in cur.description), cur.fetchall()
-            if generic:
+            if generic and not self.alone:
                 cur.execute(_GENERIC_PLAN_DONE)
             return table
 
@@ -385,6 +390,7 @@ class PostgresBackend(Backend):
             try:
                 if transaction or self._scope is not None:  # a setting needs one to end with
                     with self._transaction(True) as session:
+                        session.alone = True
                         return run(session)
                 with self._connection() as conn:
                     return run(PostgresSession(conn, self._queries, self._errors))
