@@ -121,10 +121,7 @@ def _generic_plan(conn: psycopg.Connection[Any], params: dict[str, Any]) -> str:
     """The claim's generic plan (backends.postgres.GENERIC_PLAN_QUERIES), as a worker's
     connection makes it: prepared, planned blind to its parameters, without JIT."""
     text = sql.queries("postgres")["claim_chunks"]
-    names: list[str] = []
-    for name in sql.NAMED_PARAM.findall(text):
-        if name not in names:
-            names.append(name)
+    names = list(dict.fromkeys(sql.NAMED_PARAM.findall(text)))  # each once, in order
     positional = sql.NAMED_PARAM.sub(lambda m: f"${names.index(m.group(1)) + 1}", text)
     types = ", ".join(_TYPES.get(n, "text") for n in names)
     with conn.transaction(force_rollback=True):
