@@ -93,6 +93,35 @@ def test_an_operators_changes_are_audited_with_before_and_after(app: App) -> Non
     assert operate.history(app.backend, "other") == []
 
 
+def test_a_change_of_limits_moves_the_chunks_enqueued_before_it(app: App) -> None:
+    # A limited dependency's chunks are claimed by its own claim, under its row's lock; the rest
+    # by the plain claim. Where chunks carry a claim group (PostgreSQL), a change of limits
+    # moves those already enqueued (and a dead one, which may be revived), so that the claim
+    # now theirs finds them and the other does not: none is left behind, none taken twice.
+    dep = "job://api.example.com"
+    queue = queue_of(app, dep, 4)
+
+    def plain(n: int) -> list[str]:
+        return [c.id for c in app.manager.claim("w", ["job"], limit=n)[1]]
+
+    def limited(n: int) -> list[str]:
+        got = app.deps.claim(
+            dep, [queue], worker_id="w", kinds=["job"], limit=n, lease_s=30.0,
+            config=StressConfig(),
+        )  # fmt: skip
+        return [c.id for c in got.chunks]
+
+    first = plain(1)
+    assert len(first) == 1
+    operate.set_limits(app.deps, dep, {"connections": 2}, reason="provider asked")
+    assert plain(4) == []
+    second = limited(1)
+    assert len(second) == 1 and second != first
+    operate.set_limits(app.deps, dep, {"connections": None}, reason="lifted")
+    rest = plain(4)
+    assert len(rest) == 2 and not set(rest) & set(first + second)
+
+
 def test_a_refused_change_leaves_no_trace(app: App) -> None:
     app.dependency("api", connections=3)
     with pytest.raises(NotFound, match=r"no dependency named 'nope' \(known: api\)"):

@@ -162,7 +162,7 @@ def test_the_claims_generic_plan_reads_the_runnable_chunks_in_order(pg_url: str,
         plan = _generic_plan(conn, params)
     assert "Seq Scan on chunks" not in plan, plan
     lanes = re.findall(r"Index Scan using (chunks_\w+) on chunks", plan)
-    assert sorted(set(lanes)) == ["chunks_fair", "chunks_runnable"], plan
+    assert sorted(set(lanes)) == ["chunks_claim_fair", "chunks_runnable"], plan
     # Each lane reads its index in order under a LIMIT; what is sorted is what the lanes picked
     # (at most :limit a priority level), never a scan of the chunks.
     lines = plan.splitlines()
@@ -212,6 +212,56 @@ def test_a_claim_with_no_queue_to_claim_from_reads_no_chunk(pg_url: str) -> None
                 {**CLAIM, "kinds": ["another fleet's kind"]},
             ).fetchall()
     plan = "\n".join(str(r[0]) for r in rows)
-    for index in ("chunks_fair", "chunks_runnable"):
+    for index in ("chunks_claim_fair", "chunks_runnable"):
         scans = [line for line in plan.splitlines() if f"Index Scan using {index} on" in line]
         assert scans and all("(never executed)" in line for line in scans), plan
+
+
+# A rate-limited dependency's backlog ahead of the rest in the fair order, enqueued as the code
+# before migration 0025 would (no claim group given: the insert's trigger gives it), and a plain
+# queue's chunks behind it.
+BEHIND = """
+INSERT INTO dependencies (name, rate_units, rate_period_s, updated_at) VALUES ('api', 5, 1, 0);
+INSERT INTO queues (id, name, source, kind, tenant, status, dependency, created_at, updated_at)
+VALUES (gen_random_uuid(), 'limited', 'x://api', 'x', 'default', 'active', 'api', 0, 0),
+       (gen_random_uuid(), 'plain', 'x://other', 'x', 'default', 'active', NULL, 0, 0);
+INSERT INTO chunks (id, queue_id, seq, payload, run_after, created_at, updated_at, fair_key)
+SELECT gen_random_uuid(), q.id, n, '{}', 0, n, n,
+       CASE q.name WHEN 'limited' THEN n ELSE 100000 + n END
+FROM queues q CROSS JOIN generate_series(1, 5000) AS n;
+ANALYZE chunks;
+"""
+
+
+def _claimed(conn: psycopg.Connection[Any], name: str, params: dict[str, Any]) -> str:
+    text = to_psycopg(sql.queries("postgres")[name])
+    with conn.transaction(force_rollback=True):
+        rows = conn.execute(b"EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " + text, params)
+        return "\n".join(str(r[0]) for r in rows.fetchall())
+
+
+def test_each_claim_reads_past_no_other_claim_groups_backlog(pg_url: str) -> None:
+    # Before migration 0025 a plain claim read the rate-limited dependency's 5,000 chunks ahead
+    # of its own one by one (its filter removed them), and grew slower as it drained its own.
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(BEHIND.encode())
+        groups = conn.execute(
+            "SELECT q.name, c.claim_group, count(*) FROM chunks c JOIN queues q"
+            " ON q.id = c.queue_id GROUP BY 1, 2 ORDER BY 1"
+        ).fetchall()
+        assert groups == [("limited", "api", 5000), ("plain", "", 5000)]
+        ids = [str(r[0]) for r in conn.execute("SELECT id FROM queues ORDER BY name")]
+        plans = {
+            "plain": _claimed(conn, "claim_chunks", {**CLAIM, "limit": 100}),
+            "limited": _claimed(
+                conn, "claim_chunks_of", {**CLAIM, "limit": 100, "queues": ids[:1]}
+            ),
+        }
+    for which, plan in plans.items():
+        assert "Update on chunks c (actual rows=100 " in plan, (which, plan)
+        # Each read of the index (the lane's, and the plain claim's probes of its priority
+        # levels) passes over no chunk: the lane's reads its 100 and stops.
+        reads = plan.split("Index Scan using chunks_claim_fair")[1:]
+        assert any(r.startswith(" on chunks c") and "actual rows=100 " in r for r in reads), plan
+        for read in reads:
+            assert "Rows Removed by Filter" not in read.split("->", 1)[0], (which, plan)

@@ -101,6 +101,10 @@ class Backend(abc.ABC):
     # whether the message store logs stored messages' Message-ID keys and merges them into a
     # sorted table (the sqlite_*_message_ids queries) rather than keeping an index as it goes.
     message_id_log: bool = False
+    # whether each chunk carries its claim group (its dependency's name when that one is limited,
+    # else ''; PostgreSQL's migration 0025), so that a change of a dependency's limits moves its
+    # chunks to their new group (the pg_deps_regroup queries, DependencyStore.regroup).
+    claim_groups: bool = False
 
     @abc.abstractmethod
     def transaction(self, *, write: bool = True) -> AbstractContextManager[Session]:

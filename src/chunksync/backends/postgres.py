@@ -228,6 +228,7 @@ class PostgresBackend(Backend):
     dialect = DIALECT
     sql_health_interface = True
     tenant_scoping = True
+    claim_groups = True
 
     def __init__(
         self, url: str, *, create: bool = True, migrate: bool = True, **options: Any

@@ -73,6 +73,7 @@ def set_limits(
         before = limits_of(row)
         after = merge(before, values, f"'{name}'")
         s.execute("deps_set_limits", limit_params(name, after))
+        store.regroup(s, name, before, after)
         details = {"dependency": name, "before": before.as_dict(), "after": after.as_dict()}
         audit(s, "deps_set", reason, details)
     return before, after

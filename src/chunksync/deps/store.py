@@ -188,7 +188,19 @@ class DependencyStore:
         """Set a dependency's limits (the row is made if new)."""
         with self.backend.transaction() as s:
             s.execute("deps_ensure", {"name": name})
+            row = s.fetch_one("deps_lock", {"name": name})
+            assert row is not None
             s.execute("deps_set_limits", _limit_params(name, limits))
+            self.regroup(s, name, limits_of(row), limits)
+
+    def regroup(self, s: Session, name: str, before: Limits, after: Limits) -> None:
+        """After a change of a dependency's limits in this transaction: where the database
+        keeps claim groups and the dependency became limited or stopped being so, its chunks
+        not completed move to their new group (their queues' rows locked first, by a statement
+        of its own, so that the move sees every insert that held one)."""
+        if self.backend.claim_groups and before.any != after.any:
+            s.fetch_all("pg_deps_regroup_lock", {"name": name})
+            s.execute("pg_deps_regroup", {"name": name})
 
     def set_flow(self, name: str, stopped: bool, config: StressConfig) -> DepState:
         """An operator stops a dependency (nothing is claimed) or starts it (flow, full budget)."""
@@ -202,7 +214,13 @@ class DependencyStore:
             return state
 
     def name_queue(self, queue_id: str, dependency: str) -> None:
-        self.backend.execute("deps_queue_set", {"id": queue_id, "dependency": dependency})
+        """Name the dependency of a queue that had none; its chunks join the dependency's
+        claim group if it is limited."""
+        with self.backend.transaction() as s:
+            if s.execute("deps_queue_set", {"id": queue_id, "dependency": dependency}):
+                row = s.fetch_one("deps_get", {"name": dependency})
+                if row is not None:
+                    self.regroup(s, dependency, Limits(), limits_of(row))
 
     def unnamed_queues(self) -> list[Row]:
         return self.backend.fetch_all("deps_queues_unnamed")

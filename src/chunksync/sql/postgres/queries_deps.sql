@@ -95,6 +95,10 @@ SELECT id::text AS id, source, kind FROM queues WHERE dependency IS NULL AND sta
 
 -- claim_chunks_of --
 -- Lease up to :limit runnable chunks of the given queues (one dependency's), like claim_chunks: by priority, then each chunk's place in the fair order (fair_key), a tenant at its in-flight quota skipped and one below it given only its room (the caller holds the capped tenants' rows: tenants_lock_capped).
+-- Read through chunks_claim_fair in the dependency's claim group alone (migration 0025; the
+-- caller holds the dependency's row, so its limits, and so its chunks' group, do not change
+-- meanwhile): a limited dependency's claim reads past no other dependency's backlog. A gated
+-- dependency without limits has group '': its claim (a probe) reads the plain claim's order.
 WITH room AS MATERIALIZED (
     SELECT t.id AS tenant, t.max_in_flight - (
         SELECT COUNT(*) FROM chunks p WHERE p.tenant = t.id AND p.status = 'processing') AS n
@@ -102,7 +106,9 @@ WITH room AS MATERIALIZED (
 ),
 picked AS (
     SELECT c.id, c.tenant, c.priority, c.fair_key FROM chunks c
-    WHERE c.status = 'pending' AND c.run_after <= NOW()
+    WHERE c.claim_group = (SELECT chunksync_claim_group(q.dependency) FROM queues q
+                           WHERE q.id = (:queues::uuid[])[1])
+      AND c.status = 'pending' AND c.run_after <= NOW()
       AND c.queue_id = ANY(ARRAY(SELECT q.id FROM queues q
                                  WHERE q.status = 'active' AND q.kind = ANY(:kinds::text[])
                                    AND q.id = ANY(:queues::uuid[])))
@@ -161,3 +167,13 @@ WHERE id = :id::uuid;
 -- deps_permit_release --
 -- Give a connection permit back.
 DELETE FROM dependency_permits WHERE id = :id::uuid;
+
+-- pg_deps_regroup_lock --
+-- The rows of a dependency's queues, locked in one order before its chunks change claim group (migration 0025): a statement adding chunks to them has then committed, and the next statement sees its chunks, or waits and checks its own under the lock.
+SELECT id FROM queues WHERE dependency = :name ORDER BY id FOR NO KEY UPDATE;
+
+-- pg_deps_regroup --
+-- The chunks of a dependency's queues but the completed ones (a dead chunk may be revived), moved to the claim group its limits now call for (its name when limited, else ''); returns how many moved.
+UPDATE chunks c SET claim_group = chunksync_claim_group(:name)
+WHERE c.queue_id = ANY(ARRAY(SELECT q.id FROM queues q WHERE q.dependency = :name))
+  AND c.status <> 'completed' AND c.claim_group <> chunksync_claim_group(:name);

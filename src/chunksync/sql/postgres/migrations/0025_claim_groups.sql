@@ -1,0 +1,50 @@
+-- 0025_claim_groups --
+-- expand --
+-- Each chunk's claim group: its dependency's name when that dependency is limited (a cap on its
+-- connections or a rate), else ''. A limited dependency's chunks are claimed by claim_chunks_of
+-- under its row's lock, everything else by claim_chunks; each claim read the one fair order of
+-- every pending chunk and passed over the other's, one by one: a plain claim behind a rate-limited
+-- dependency's backlog of 100,000 chunks went from 20 to 45-82 ms as it drained its own
+-- (bench_pg_claim_cost, claim_behind_ms_excluded), and a limited dependency's claim read past the
+-- rest of the fleet's backlog. Keyed by group (0026's index), each claim reads its own group's
+-- chunks in the same fair order and no other's.
+-- A dependency's limits come and go (chunksync deps set): the chunks of its queues not finished
+-- yet then move to its new group, its queues' rows locked first (the pg_deps_regroup queries).
+-- An insert takes its queue's row lock too (chunksync_count_chunks), and under it checks the
+-- group its chunks were given: so a chunk inserted while the limits change, or by the code
+-- before this (which gives every chunk ''), ends in the group its dependency calls for.
+-- The code before this works with the database as it is: its claims read chunks_fair as before.
+-- Online: catalog changes (a column with a constant default), each holding its table's lock for
+-- a moment.
+ALTER TABLE chunks ADD COLUMN claim_group text NOT NULL DEFAULT '';
+
+-- The claim group of a queue's chunks, by its dependency's name.
+CREATE FUNCTION chunksync_claim_group(p_dependency text) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT COALESCE((SELECT d.name FROM dependencies d
+                     WHERE d.name = p_dependency
+                       AND (d.connections IS NOT NULL OR d.rate_units IS NOT NULL)), '')
+$$;
+
+-- 0022's count, and for an insert the check of its chunks' claim groups under their queues'
+-- locks (a VOLATILE function's statements each take their own snapshot: this one sees a change
+-- of limits that committed while the lock was waited for).
+CREATE OR REPLACE FUNCTION chunksync_count_chunks() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM 1 FROM queues WHERE id IN (SELECT queue_id FROM changed) ORDER BY id
+    FOR NO KEY UPDATE;
+    UPDATE queues q
+    SET n_chunks = q.n_chunks + CASE TG_OP WHEN 'INSERT' THEN d.n ELSE -d.n END
+    FROM (SELECT queue_id, count(*) AS n FROM changed GROUP BY queue_id) d
+    WHERE q.id = d.queue_id;
+    IF TG_OP = 'INSERT' THEN
+        UPDATE chunks c SET claim_group = g.claim_group
+        FROM changed n
+        JOIN (SELECT q.id, chunksync_claim_group(q.dependency) AS claim_group FROM queues q
+              WHERE q.id IN (SELECT queue_id FROM changed)) g ON g.id = n.queue_id
+        WHERE n.claim_group <> g.claim_group AND c.id = n.id;
+    END IF;
+    RETURN NULL;
+END
+$$;
