@@ -9,10 +9,12 @@ CHUNKSYNC_BENCH_PENDING (default 100000), CHUNKSYNC_BENCH_CLAIMS (default 2000).
 Then a backlog that no claim can take, ahead in the fair order (a known cost, not yet fixed:
 docs/benchmarks.md): a big tenant's queue of CHUNKSYNC_BENCH_BEHIND chunks (default 100000)
 enqueued before a small tenant's, then BEHIND_CLAIMS claims of 512 from the small one, as a
-worker's: with the big queue paused (`paused`), or excluded as a limited dependency's queues are
-from a plain claim (`excluded`), or runnable (`none`, the claims take from both). The first
-claims read past few of the big queue's chunks, the last ones past all those the claims before
-them passed. Prints `claim_behind_ms_<case>=` (the median of the last five claims).
+worker's: with the big queue paused (`paused`), or left out by the claim's own `exclude`
+(`excluded`), or a rate-limited dependency's (`limited`: claimed by claim_chunks_of, and in a
+claim group of its own since migration 0025, so not read past), or runnable (`none`, the claims
+take from both). In the paused and excluded cases the first claims read past few of the big
+queue's chunks, the last ones past all those the claims before them passed. Prints
+`claim_behind_ms_<case>=` (the median of the last five claims).
 Last line: claim_cost_ratio_1m.
 """
 
@@ -81,7 +83,11 @@ def behind_ms(url: str, case: str) -> tuple[float, float]:
 
     with App(url) as app:
         app.handler("noop")(lambda ctx: None)
-        big = app.create_queue("noop", ({} for _ in range(BEHIND)), tenant="big")
+        source = "noop"
+        if case == "limited":  # a rate-limited dependency's queue: claim_chunks_of claims it
+            source = "noop://big.example/pages"
+            app.dependency("noop://big.example", rate="10/s")
+        big = app.create_queue(source, ({} for _ in range(BEHIND)), tenant="big")
         n = BEHIND_CLAIMS * BEHIND_BATCH
         small = app.create_queue("noop", ({} for _ in range(n)), tenant="small")
         if case == "paused":
@@ -100,7 +106,7 @@ def behind_ms(url: str, case: str) -> tuple[float, float]:
 
 
 def behind(cluster: PgCluster) -> None:
-    for case in ("none", "paused", "excluded"):
+    for case in ("none", "paused", "excluded", "limited"):
         first, last = behind_ms(cluster.create_database(f"behind_{case}"), case)
         print(f"claims of {BEHIND_BATCH} from a small queue, {BEHIND} chunks ahead ({case}): "
               f"first five {first:.1f} ms, last five {last:.1f} ms")  # fmt: skip
