@@ -10,9 +10,10 @@
 -- chunks in the same fair order and no other's.
 -- A dependency's limits come and go (chunksync deps set): the chunks of its queues not finished
 -- yet then move to its new group, its queues' rows locked first (the pg_deps_regroup queries).
--- An insert takes its queue's row lock too (chunksync_count_chunks), and under it checks the
--- group its chunks were given: so a chunk inserted while the limits change, or by the code
--- before this (which gives every chunk ''), ends in the group its dependency calls for.
+-- An insert takes its queue's row lock too (0022's chunks_count_inserted), and under it a trigger
+-- of its own checks the group its chunks were given: so a chunk inserted while the limits change,
+-- or by the code before this (which gives every chunk ''), ends in the group its dependency
+-- calls for.
 -- The code before this works with the database as it is: its claims read chunks_fair as before.
 -- Online: catalog changes (a column with a constant default), each holding its table's lock for
 -- a moment.
@@ -26,25 +27,23 @@ LANGUAGE sql STABLE AS $$
                        AND (d.connections IS NOT NULL OR d.rate_units IS NOT NULL)), '')
 $$;
 
--- 0022's count, and for an insert the check of its chunks' claim groups under their queues'
--- locks (a VOLATILE function's statements each take their own snapshot: this one sees a change
--- of limits that committed while the lock was waited for).
-CREATE OR REPLACE FUNCTION chunksync_count_chunks() RETURNS trigger
+-- The check of an insert's claim groups, under its queues' locks: a second statement trigger on
+-- insert, which fires after chunks_count_inserted (triggers of one event fire in the order of
+-- their names), and so after 0022's count has locked the statement's queues' rows. A VOLATILE
+-- function's statements each take their own snapshot: this one sees a change of limits that
+-- committed while the lock was waited for.
+CREATE FUNCTION chunksync_group_inserted() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM 1 FROM queues WHERE id IN (SELECT queue_id FROM changed) ORDER BY id
-    FOR NO KEY UPDATE;
-    UPDATE queues q
-    SET n_chunks = q.n_chunks + CASE TG_OP WHEN 'INSERT' THEN d.n ELSE -d.n END
-    FROM (SELECT queue_id, count(*) AS n FROM changed GROUP BY queue_id) d
-    WHERE q.id = d.queue_id;
-    IF TG_OP = 'INSERT' THEN
-        UPDATE chunks c SET claim_group = g.claim_group
-        FROM changed n
-        JOIN (SELECT q.id, chunksync_claim_group(q.dependency) AS claim_group FROM queues q
-              WHERE q.id IN (SELECT queue_id FROM changed)) g ON g.id = n.queue_id
-        WHERE n.claim_group <> g.claim_group AND c.id = n.id;
-    END IF;
+    UPDATE chunks c SET claim_group = g.claim_group
+    FROM changed n
+    JOIN (SELECT q.id, chunksync_claim_group(q.dependency) AS claim_group FROM queues q
+          WHERE q.id IN (SELECT queue_id FROM changed)) g ON g.id = n.queue_id
+    WHERE n.claim_group <> g.claim_group AND c.id = n.id;
     RETURN NULL;
 END
 $$;
+
+CREATE TRIGGER chunks_group_inserted
+AFTER INSERT ON chunks REFERENCING NEW TABLE AS changed
+FOR EACH STATEMENT EXECUTE FUNCTION chunksync_group_inserted();
