@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -58,3 +59,48 @@ def test_chunksync_s_own_processes_are_tuned_and_no_other() -> None:
     run = [sys.executable, "-c"]
     assert subprocess.check_output([*run, tuned], text=True).split() == ["0.0005", "10000"]
     assert subprocess.check_output([*run, plain], text=True).split() == ["0.005", "700"]
+
+
+def test_a_command_line_builds_its_own_command_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI a command line runs holds the one command it names, built as the whole CLI
+    builds it (the same options, the same help); no command, a name that is none of ours and
+    shell completion get the whole CLI."""
+    import typer.main
+
+    from chunksync import cli
+
+    whole = typer.main.get_command(cli.cli)
+    assert isinstance(whole, typer.main.TyperGroup)
+    assert len(whole.commands) > 20
+    for name, command in whole.commands.items():
+        one = typer.main.get_command(cli.only_the_command(cli.cli, name))
+        assert isinstance(one, typer.main.TyperGroup)
+        assert list(one.commands) == [name]
+        assert one.params == [] or [p.opts for p in one.params] == [p.opts for p in whole.params]
+        built = one.commands[name]
+        assert [p.opts for p in built.params] == [p.opts for p in command.params], name
+        assert built.help == command.help, name
+    for name in (None, "synk", "--help"):
+        assert cli.only_the_command(cli.cli, name) is cli.cli
+    monkeypatch.setenv("_CHUNKSYNC_COMPLETE", "bash_complete")
+    assert cli.only_the_command(cli.cli, "sync") is cli.cli
+
+
+def test_the_garbage_left_at_exit_is_still_finalized(tmp_path: Path) -> None:
+    """A tuned process ends without the collector's passes over its modules, but the garbage
+    it leaves at exit is collected as before: an object dropped in a reference cycle still
+    has its finalizer run (a freeze alone would have kept it, never finalized)."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "finalized.txt"
+    code = (
+        "from chunksync.processes import tune_interpreter; tune_interpreter()\n"
+        "class Holder:\n"
+        "    def __del__(self):\n"
+        f"        with open({str(path)!r}, 'w') as f: f.write('finalized')\n"
+        "h = Holder(); h.me = h\n"
+        "del h\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert path.read_text() == "finalized"
