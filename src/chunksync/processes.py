@@ -219,9 +219,17 @@ def _wait(proc: subprocess.Popen[bytes], seconds: float) -> None:
 
 def helper_main() -> int:
     """A helper's life: import the engine, read the database URL, open it, wait for orders,
-    work until the queues finish. Both come pickled through standard input."""
-    from chunksync.app import App  # before the URL: a prestarted helper imports meanwhile
+    work until the queues finish. Both come pickled through standard input.
+
+    Everything it will run is imported before it reads the URL, while its parent plans on the
+    other core: the worker and the built-in sources, which App() and app.worker() imported
+    after it (~60 ms of a helper's start)."""
+    from chunksync.app import App
     from chunksync.runtime.progress import queues_finished
+    from chunksync.runtime.worker import Worker
+    from chunksync.sources import builtin
+
+    builtin.sources()  # imports each built-in source's module
 
     tune_interpreter()
     logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
@@ -242,7 +250,7 @@ def helper_main() -> int:
             return 0
         if work.setup is not None:
             work.setup(app)
-        worker = app.worker(concurrency=work.slots, poll_s=POLL_SECONDS)
+        worker: Worker = app.worker(concurrency=work.slots, poll_s=POLL_SECONDS)
         worker.run(
             until=lambda: queues_finished(app.manager, work.queue_ids), check_s=CHECK_SECONDS
         )
