@@ -16,14 +16,14 @@ into chunksync's.
 Migrations are run by `backends/migrate.py`; this module supplies their lock: one transaction
 holding a transaction advisory lock. Single statements run outside an explicit transaction
 (autocommit) and are retried here on a serialization failure or a deadlock, which rolled them
-back whole; a multi-statement transaction cannot be replayed from here, so its `BackendBusy`
-goes to the caller (the worker pauses and tries again).
+back whole (`base.retry_busy`); a multi-statement transaction cannot be replayed from here, so
+its `BackendBusy` goes to the caller (the worker pauses and tries again; an operator's change
+that may lose a deadlock runs in `base.in_transaction`, which runs it again whole).
 """
 
 from __future__ import annotations
 
 import copy
-import random
 import re
 import threading
 import time
@@ -42,10 +42,10 @@ from psycopg.rows import dict_row
 from psycopg.types.string import TextBinaryLoader, TextLoader
 
 from chunksync import sql
-from chunksync.backends.base import Backend, Params, Row, Session, Table, rows_json
+from chunksync.backends.base import Backend, Params, Row, Session, Table, retry_busy, rows_json
 from chunksync.backends.migrate import apply_migrations, migrate_database, recorded_version
 from chunksync.backends.pgerrors import PsycopgErrors
-from chunksync.exceptions import BackendBusy, BackendError, BackendUnavailable, ConfigurationError
+from chunksync.exceptions import BackendError, BackendUnavailable, ConfigurationError
 from chunksync.ids import uuid_text
 from chunksync.redact import redact_url
 
@@ -54,8 +54,6 @@ POOL_SIZE = 1  # plus the control connection: two per process
 POOL_TIMEOUT_SECONDS = 30.0
 CONNECT_TIMEOUT_SECONDS = 10
 KEEPALIVE_IDLE_SECONDS = 10  # a host that vanishes loses its maintenance lock within ~30 s
-BUSY_RETRIES = 5
-BUSY_RETRY_PAUSE_SECONDS = 0.02
 CONTROL_TICK_SECONDS = 0.25  # how often the control thread checks leadership and stop
 CONTROL_RECONNECT_SECONDS = 1.0
 LEADER_FIRST_TRY_SECONDS = 2.0
@@ -387,19 +385,16 @@ class PostgresBackend(Backend):
         own): atomic alone, so a lost race is retried here."""
         if getattr(self._local, "conn", None) is not None:
             return run(PostgresSession(self._local.conn, self._queries, self._errors))
-        for attempt in range(BUSY_RETRIES):
-            try:
-                if transaction or self._scope is not None:  # a setting needs one to end with
-                    with self._transaction(True) as session:
-                        session.alone = True
-                        return run(session)
-                with self._connection() as conn:
-                    return run(PostgresSession(conn, self._queries, self._errors))
-            except BackendBusy:
-                if attempt == BUSY_RETRIES - 1:
-                    raise
-                time.sleep(BUSY_RETRY_PAUSE_SECONDS * (attempt + 1) * (1 + random.random()))
-        raise AssertionError("unreachable")
+
+        def once() -> _T:
+            if transaction or self._scope is not None:  # a setting needs one to end with
+                with self._transaction(True) as session:
+                    session.alone = True
+                    return run(session)
+            with self._connection() as conn:
+                return run(PostgresSession(conn, self._queries, self._errors))
+
+        return retry_busy(once)
 
     def fetch_one(self, name: str, params: Params | None = None) -> Row | None:
         return self._single(lambda s: s.fetch_one(name, params))

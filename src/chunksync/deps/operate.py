@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from chunksync.backends.base import Backend, Row, Session
+from chunksync.backends.base import Backend, Row, Session, in_transaction
 from chunksync.deps.model import LIMIT_KEYS, Limits, dependencies_from, merge
 from chunksync.deps.store import Dependency, DependencyStore, limits_of
 from chunksync.exceptions import ConfigurationError, NotFound
@@ -66,7 +66,8 @@ def set_limits(
         raise ConfigurationError(
             "nothing to change: give --connections, --rate or --burst, or a --clear-... option"
         )
-    with store.backend.transaction() as s:
+
+    def work(s: Session) -> tuple[Limits, Limits]:
         row = s.fetch_one("deps_lock", {"name": name})
         if row is None:
             raise unknown(store, name)
@@ -76,7 +77,9 @@ def set_limits(
         store.regroup(s, name, before, after)
         details = {"dependency": name, "before": before.as_dict(), "after": after.as_dict()}
         audit(s, "deps_set", reason, details)
-    return before, after
+        return before, after
+
+    return in_transaction(store.backend, work)
 
 
 def set_flow(store: DependencyStore, name: str, *, stopped: bool, reason: str) -> Dependency:

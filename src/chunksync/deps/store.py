@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from chunksync.backends.base import Backend, Row, Session
+from chunksync.backends.base import Backend, Row, Session, in_transaction
 from chunksync.deps import gate, permits
 from chunksync.deps.gate import DepState, Flow
 from chunksync.deps.model import Limits, Rate
@@ -186,18 +186,23 @@ class DependencyStore:
 
     def declare(self, name: str, limits: Limits) -> None:
         """Set a dependency's limits (the row is made if new)."""
-        with self.backend.transaction() as s:
+
+        def work(s: Session) -> None:
             s.execute("deps_ensure", {"name": name})
             row = s.fetch_one("deps_lock", {"name": name})
             assert row is not None
             s.execute("deps_set_limits", _limit_params(name, limits))
             self.regroup(s, name, limits_of(row), limits)
 
+        in_transaction(self.backend, work)
+
     def regroup(self, s: Session, name: str, before: Limits, after: Limits) -> None:
         """After a change of a dependency's limits in this transaction: where the database
         keeps claim groups and the dependency became limited or stopped being so, its chunks
         not completed move to their new group (their queues' rows locked first, by a statement
-        of its own, so that the move sees every insert that held one)."""
+        of its own, so that the move sees every insert that held one). Its caller runs the
+        transaction in `in_transaction`: a revived chunk reopening its queue locks the two in
+        the other order, and PostgreSQL ends such a deadlock by failing one of them."""
         if self.backend.claim_groups and before.any != after.any:
             s.fetch_all("pg_deps_regroup_lock", {"name": name})
             s.execute("pg_deps_regroup", {"name": name})
@@ -216,11 +221,14 @@ class DependencyStore:
     def name_queue(self, queue_id: str, dependency: str) -> None:
         """Name the dependency of a queue that had none; its chunks join the dependency's
         claim group if it is limited."""
-        with self.backend.transaction() as s:
+
+        def work(s: Session) -> None:
             if s.execute("deps_queue_set", {"id": queue_id, "dependency": dependency}):
                 row = s.fetch_one("deps_get", {"name": dependency})
                 if row is not None:
                     self.regroup(s, dependency, Limits(), limits_of(row))
+
+        in_transaction(self.backend, work)
 
     def unnamed_queues(self) -> list[Row]:
         return self.backend.fetch_all("deps_queues_unnamed")
