@@ -16,7 +16,7 @@ from __future__ import annotations
 import abc
 from typing import Any
 
-from chunksync.backends.base import Backend, Session
+from chunksync.backends.base import Backend, Session, in_transaction
 from chunksync.exceptions import NotFound, StateError
 from chunksync.ids import UUID_HEX_DIGITS, uuid_text
 from chunksync.models import (
@@ -95,7 +95,8 @@ class Interventions(abc.ABC):
         self, chunk_id: str, actor: str = OPERATOR, reason: str = "manual retry"
     ) -> Chunk:
         chunk = self.get_chunk(chunk_id)
-        with self.backend.transaction() as s:
+
+        def revive(s: Session) -> None:  # a chunk, then its queue (see in_transaction)
             if s.execute("revive_chunk", {"id": chunk.id}) != 1:
                 now = self.get_chunk(chunk.id).status
                 raise StateError(f"chunk {chunk.id} is {now}: only a dead chunk can be retried")
@@ -109,6 +110,8 @@ class Interventions(abc.ABC):
                 chunk.queue_id,
                 {"was": chunk.dead_reason, "attempts": chunk.attempts},
             )
+
+        in_transaction(self.backend, revive)
         return self.get_chunk(chunk.id)
 
     def retry_queue(
@@ -120,7 +123,8 @@ class Interventions(abc.ABC):
             raise StateError(f"queue {queue.name} has no dead chunks to retry")
         if queue.status is QueueStatus.CANCELLED:
             raise StateError(f"queue {queue.name} is cancelled: its chunks cannot be retried")
-        with self.backend.transaction() as s:
+
+        def revive(s: Session) -> int:  # chunks, then their queue (see in_transaction)
             revived = 0
             for chunk in dead:
                 if s.execute("revive_chunk", {"id": chunk.id}) == 1:
@@ -135,13 +139,16 @@ class Interventions(abc.ABC):
                         {"was": chunk.dead_reason, "attempts": chunk.attempts},
                     )
             s.execute("reopen_queue", {"id": queue.id})
-        return revived
+            return revived
+
+        return in_transaction(self.backend, revive)
 
     def cancel_chunk(
         self, chunk_id: str, actor: str = OPERATOR, reason: str = "manual cancel"
     ) -> Chunk:
         chunk = self.get_chunk(chunk_id)
-        with self.backend.transaction() as s:
+
+        def cancel(s: Session) -> None:  # a chunk, then its queue (see in_transaction)
             if s.execute("cancel_chunk", {"id": chunk.id}) != 1:
                 raise StateError(
                     f"chunk {chunk.id} is already {chunk.status}: it cannot be cancelled"
@@ -156,6 +163,8 @@ class Interventions(abc.ABC):
                 {"was": chunk.status.value, "worker_id": chunk.worker_id},
             )
             s.execute("complete_queue_if_done", {"id": chunk.queue_id})
+
+        in_transaction(self.backend, cancel)
         return self.get_chunk(chunk.id)
 
     def cancel_queue(
