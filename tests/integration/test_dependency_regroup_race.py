@@ -18,19 +18,31 @@ pytestmark = pytest.mark.timeout(60)
 DEP = "job://api.example.com"
 
 
-def waiting_for_a_lock(url: str, pid: int) -> bool:
-    rows = rawsql.run(url, "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", pid)
-    return bool(rows) and rows[0][0] == "Lock"
+def dead_chunk_of_a_done_queue(app: App, url: str) -> tuple[str, str]:
+    """(queue id, chunk id): the queue's one chunk went dead, and so the queue is done."""
+    app.handler("job")(lambda ctx: None)
+    queue = app.create_queue(f"{DEP}/pages", [{"n": 0}]).id
+    chunk = str(rawsql.run(url, "SELECT id FROM chunks WHERE queue_id = %s", queue)[0][0])
+    rawsql.run(url, "UPDATE chunks SET status = 'dead' WHERE id = %s", chunk)
+    rawsql.run(url, "UPDATE queues SET status = 'completed' WHERE id = %s", queue)
+    return queue, chunk
+
+
+def until_another_waits_for_a_lock(url: str, holder: int, what: str) -> None:
+    """Until a session of this database other than the test's and `holder` waits for a lock."""
+    deadline = time.monotonic() + 20
+    query = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND pid <> pg_backend_pid() AND pid <> %s AND wait_event_type = 'Lock'"
+    )
+    while rawsql.run(url, query, holder) == [(0,)]:
+        assert time.monotonic() < deadline, f"the {what} never waited"
+        time.sleep(0.02)
 
 
 def test_a_change_of_limits_that_loses_a_deadlock_runs_again_whole(pg_url: str) -> None:
     with App(pg_url) as app:
-        app.handler("job")(lambda ctx: None)
-        queue = app.create_queue(f"{DEP}/pages", [{"n": 0}])
-        chunk = rawsql.run(pg_url, "SELECT id FROM chunks WHERE queue_id = %s", queue.id)[0][0]
-        # The queue's one chunk went dead, and so the queue is done.
-        rawsql.run(pg_url, "UPDATE chunks SET status = 'dead' WHERE id = %s", chunk)
-        rawsql.run(pg_url, "UPDATE queues SET status = 'completed' WHERE id = %s", queue.id)
+        queue, chunk = dead_chunk_of_a_done_queue(app, pg_url)
 
         revive = rawsql.connect(pg_url)
         revive.autocommit = False
@@ -46,21 +58,9 @@ def test_a_change_of_limits_that_loses_a_deadlock_runs_again_whole(pg_url: str) 
         thread = threading.Thread(target=change)
         thread.start()
         # The change holds the queue's row and waits for the chunk the revive holds...
-        deadline = time.monotonic() + 20
-        holder = revive.info.backend_pid
-        while not any(
-            waiting_for_a_lock(pg_url, pid)
-            for (pid,) in rawsql.run(
-                pg_url,
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-                " AND pid <> pg_backend_pid() AND pid <> %s",
-                holder,
-            )
-        ):
-            assert time.monotonic() < deadline, "the change never waited for the chunk"
-            time.sleep(0.02)
+        until_another_waits_for_a_lock(pg_url, revive.info.backend_pid, "change")
         # ... and the revive reopens the queue: each waits for the other.
-        revive.execute("UPDATE queues SET status = 'active' WHERE id = %s", [queue.id])
+        revive.execute("UPDATE queues SET status = 'active' WHERE id = %s", [queue])
         revive.commit()
         revive.close()
         thread.join(30)
@@ -76,38 +76,22 @@ def test_a_revive_that_loses_a_deadlock_runs_again_whole(pg_url: str) -> None:
     """The other way round: the revive waits first, for the queue a change of limits holds (a
     connection of the test's own, locking as the change does), and loses."""
     with App(pg_url) as app:
-        app.handler("job")(lambda ctx: None)
-        queue = app.create_queue(f"{DEP}/pages", [{"n": 0}])
-        chunk = rawsql.run(pg_url, "SELECT id FROM chunks WHERE queue_id = %s", queue.id)[0][0]
-        rawsql.run(pg_url, "UPDATE chunks SET status = 'dead' WHERE id = %s", chunk)
-        rawsql.run(pg_url, "UPDATE queues SET status = 'completed' WHERE id = %s", queue.id)
+        queue, chunk = dead_chunk_of_a_done_queue(app, pg_url)
 
         change = rawsql.connect(pg_url)
         change.autocommit = False
-        change.execute("SELECT 1 FROM queues WHERE id = %s FOR NO KEY UPDATE", [queue.id])
+        change.execute("SELECT 1 FROM queues WHERE id = %s FOR NO KEY UPDATE", [queue])
         revived: list[object] = []
 
         def revive() -> None:
             try:
-                revived.append(app.manager.retry_chunk(str(chunk), reason="x"))
+                revived.append(app.manager.retry_chunk(chunk, reason="x"))
             except Exception as exc:  # the test says what it was
                 revived.append(exc)
 
         thread = threading.Thread(target=revive)
         thread.start()
-        deadline = time.monotonic() + 20
-        holder = change.info.backend_pid
-        while not any(
-            waiting_for_a_lock(pg_url, pid)
-            for (pid,) in rawsql.run(
-                pg_url,
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-                " AND pid <> pg_backend_pid() AND pid <> %s",
-                holder,
-            )
-        ):
-            assert time.monotonic() < deadline, "the revive never waited for the queue"
-            time.sleep(0.02)
+        until_another_waits_for_a_lock(pg_url, change.info.backend_pid, "revive")
         # The revive holds the chunk and waits for the queue; the change now wants the chunk.
         change.execute("UPDATE chunks SET claim_group = %s WHERE id = %s", [DEP, chunk])
         change.commit()
@@ -117,6 +101,6 @@ def test_a_revive_that_loses_a_deadlock_runs_again_whole(pg_url: str) -> None:
         assert len(revived) == 1 and not isinstance(revived[0], Exception), revived
         rows = rawsql.run(pg_url, "SELECT status, claim_group FROM chunks WHERE id = %s", chunk)
         assert rows == [("pending", DEP)]
-        assert app.manager.get_queue(queue.id).status.value == "active"
+        assert app.manager.get_queue(queue).status.value == "active"
         audited = rawsql.run(pg_url, "SELECT count(*) FROM audit_log WHERE action = 'retry_chunk'")
         assert audited == [(1,)]  # the revive, audited once
