@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -28,6 +29,21 @@ def dead_chunk_of_a_done_queue(app: App, url: str) -> tuple[str, str]:
     return queue, chunk
 
 
+def started(work: Callable[[], object]) -> tuple[threading.Thread, list[object]]:
+    """`work` on a thread of its own, and where its result (or its exception) will be."""
+    out: list[object] = []
+
+    def run() -> None:
+        try:
+            out.append(work())
+        except Exception as exc:  # the test says what it was
+            out.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, out
+
+
 def until_another_waits_for_a_lock(url: str, holder: int, what: str) -> None:
     """Until a session of this database other than the test's and `holder` waits for a lock."""
     deadline = time.monotonic() + 20
@@ -47,16 +63,9 @@ def test_a_change_of_limits_that_loses_a_deadlock_runs_again_whole(pg_url: str) 
         revive = rawsql.connect(pg_url)
         revive.autocommit = False
         revive.execute("UPDATE chunks SET status = 'pending' WHERE id = %s", [chunk])
-        changed: list[object] = []
-
-        def change() -> None:
-            try:
-                changed.append(operate.set_limits(app.deps, DEP, {"connections": 2}, reason="x"))
-            except Exception as exc:  # the test says what it was
-                changed.append(exc)
-
-        thread = threading.Thread(target=change)
-        thread.start()
+        thread, changed = started(
+            lambda: operate.set_limits(app.deps, DEP, {"connections": 2}, reason="x")
+        )
         # The change holds the queue's row and waits for the chunk the revive holds...
         until_another_waits_for_a_lock(pg_url, revive.info.backend_pid, "change")
         # ... and the revive reopens the queue: each waits for the other.
@@ -81,16 +90,7 @@ def test_a_revive_that_loses_a_deadlock_runs_again_whole(pg_url: str) -> None:
         change = rawsql.connect(pg_url)
         change.autocommit = False
         change.execute("SELECT 1 FROM queues WHERE id = %s FOR NO KEY UPDATE", [queue])
-        revived: list[object] = []
-
-        def revive() -> None:
-            try:
-                revived.append(app.manager.retry_chunk(chunk, reason="x"))
-            except Exception as exc:  # the test says what it was
-                revived.append(exc)
-
-        thread = threading.Thread(target=revive)
-        thread.start()
+        thread, revived = started(lambda: app.manager.retry_chunk(chunk, reason="x"))
         until_another_waits_for_a_lock(pg_url, change.info.backend_pid, "revive")
         # The revive holds the chunk and waits for the queue; the change now wants the chunk.
         change.execute("UPDATE chunks SET claim_group = %s WHERE id = %s", [DEP, chunk])
