@@ -9,6 +9,7 @@
     ├── BackendError              the database failed; driver errors are converted into these
     │   ├── BackendUnavailable    cannot connect, or the server went away
     │   ├── BackendBusy           locked or serialization failure: worth trying again
+    │   │   └── RaceLost          rolled back whole, the loser of a deadlock or serialization race
     │   ├── IntegrityConflict     a unique or foreign key constraint refused the write
     │   └── SchemaError           not a chunksync database, or one newer than this code
     ├── SourceError               a source (IMAP, Maildir, mbox) failed outside a chunk
@@ -61,6 +62,11 @@ class BackendUnavailable(BackendError):
 
 class BackendBusy(BackendError):
     """The database is locked or a transaction lost a serialization race; try again."""
+
+
+class RaceLost(BackendBusy):
+    """The database rolled the transaction back whole, the loser of a deadlock or of a
+    serialization race: running the same transaction again is running it once."""
 
 
 class IntegrityConflict(BackendError):

@@ -23,6 +23,7 @@ from chunksync.exceptions import (
     BackendError,
     BackendUnavailable,
     IntegrityConflict,
+    RaceLost,
     SchemaError,
 )
 from chunksync.models import ChunkStatus
@@ -53,7 +54,9 @@ def _psycopg_error_classes() -> list[type[psycopg.Error]]:
 
 def _expected(cls: type[psycopg.Error]) -> type[BackendError]:
     state = cls.sqlstate
-    if state in {"40001", "40P01", "55P03"}:
+    if state in {"40001", "40P01"}:
+        return RaceLost
+    if state == "55P03":
         return BackendBusy
     if state is not None and state.startswith("23"):
         return IntegrityConflict

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from chunksync.exceptions import BackendBusy, ConfigurationError
+from chunksync.exceptions import BackendBusy, ConfigurationError, RaceLost
 
 Row = dict[str, Any]
 Params = Mapping[str, Any]
@@ -95,15 +95,14 @@ BUSY_PAUSE_SECONDS = 0.02
 _T = TypeVar("_T")
 
 
-def retry_busy(run: Callable[[], _T]) -> _T:
-    """`run` again, after a growing pause, when the database turned it away as the loser of a
-    deadlock or of a serialization race (`BackendBusy`), up to BUSY_TRIES times in all. Only
-    for work that such an error rolls back whole: a statement alone, or a transaction run
-    whole by `run`, so that running it again is running it once."""
+def retry_busy(run: Callable[[], _T], busy: type[BackendBusy] = BackendBusy) -> _T:
+    """`run` again, after a growing pause, when the database turned it away (`busy`), up to
+    BUSY_TRIES times in all. Only for work that such an error rolls back whole: a statement
+    alone, or a transaction run whole by `run`, so that running it again is running it once."""
     for attempt in range(BUSY_TRIES):
         try:
             return run()
-        except BackendBusy:
+        except busy:
             if attempt == BUSY_TRIES - 1:
                 raise
             time.sleep(BUSY_PAUSE_SECONDS * (attempt + 1) * (1 + random.random()))
@@ -111,17 +110,19 @@ def retry_busy(run: Callable[[], _T]) -> _T:
 
 
 def in_transaction(backend: Backend, work: Callable[[Session], _T]) -> _T:
-    """`work` in a transaction of its own, run again whole should the database turn it away
-    (`retry_busy`). For an operator's change that locks rows in another order than the workers
-    and other operators do, such as a change of limits moving a dependency's chunks (queues,
-    then chunks) against a revived chunk reopening its queue (chunk, then queue). A transaction
-    of its own: inside another, it would join that one, which no replay of its part can mend."""
+    """`work` in a transaction of its own, run again whole should the database roll it back as
+    the loser of a deadlock or of a serialization race (`RaceLost`; a database merely locked,
+    SQLite's busy writer, is reported as before, after its own wait). For an operator's change
+    that locks rows in another order than the workers and other operators do, such as a change
+    of limits moving a dependency's chunks (queues, then chunks) against a revived chunk
+    reopening its queue (chunk, then queue). A transaction of its own: inside another, it would
+    join that one, which no replay of its part can mend."""
 
     def once() -> _T:
         with backend.transaction() as s:
             return work(s)
 
-    return retry_busy(once)
+    return retry_busy(once, RaceLost)
 
 
 class Backend(abc.ABC):

@@ -16,11 +16,13 @@ from chunksync.exceptions import (
     BackendError,
     BackendUnavailable,
     IntegrityConflict,
+    RaceLost,
     SchemaError,
 )
 from chunksync.redact import redact, redact_url
 
-_BUSY_STATES = frozenset({"40001", "40P01", "55P03"})
+_RACE_STATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock: rolled back
+_BUSY_STATES = frozenset({"55P03"})  # a lock not available (lock_timeout, NOWAIT)
 _UNAVAILABLE_STATES = frozenset({"3D000", "53300", "57P01", "57P02", "57P03"})
 _UNAVAILABLE_CLASSES = frozenset({"08", "28"})
 _CONNECT_STATES = (
@@ -37,6 +39,8 @@ def convert_error(exc: psycopg.Error, url: str = "") -> BackendError:
     """Map every psycopg exception to chunksync's tree (tested over all of psycopg's classes)."""
     state = exc.sqlstate
     text = _one_line(str(exc), url)
+    if state in _RACE_STATES:
+        return RaceLost(f"PostgreSQL is busy, try again: {text}", sqlstate=state)
     if state in _BUSY_STATES:
         return BackendBusy(f"PostgreSQL is busy, try again: {text}", sqlstate=state)
     if state is not None and state[:2] == "23":
