@@ -12,6 +12,7 @@ from chunksync import sql
 from chunksync.backends.migrate import plan
 from chunksync.backends.plan import effect
 from chunksync.backends.postgres import PostgresBackend
+from chunksync.deps.model import Limits, Rate
 from chunksync.exceptions import SchemaError
 from chunksync.manager import Manager
 
@@ -157,6 +158,65 @@ def test_all_time_rollups_are_built_from_the_hours_already_kept(pg_empty_url: st
         (3600, day + 86400, 5),
         (0, 0, 10),
     ]
+
+
+def test_the_chunks_of_dependencies_limited_before_0025_move_to_their_groups(
+    pg_empty_url: str,
+) -> None:
+    """Migrations 0025 and 0026 on a database with history: each unfinished chunk of a
+    dependency limited by connections, by a rate, or by both ends in its dependency's group
+    (1,200 of one dependency: two of 0026's batches of 1,000), a completed one and every chunk of an
+    unlimited or gated dependency in group ''; as `chunksync_claim_group()` and
+    `Limits.any` say."""
+    backend = PostgresBackend(pg_empty_url, migrate=False)
+    backend.apply_migrations_only(upto=24)
+    limits = {"conn": (2, None), "rate": (None, 50.0), "both": (2, 50.0), "none": (None, None)}
+    with psycopg.connect(pg_empty_url, autocommit=True) as conn:
+        for n, (name, (connections, rate)) in enumerate(limits.items()):
+            conn.execute(
+                "INSERT INTO dependencies (name, connections, rate_units, rate_period_s, flow,"
+                " updated_at) VALUES (%s, %s, %s, %s, %s, 0)",
+                (name, connections, rate, 1.0 if rate else None, "ok"),
+            )
+            queue = f"00000000-0000-0000-0000-00000000000{n + 1}"
+            conn.execute(
+                "INSERT INTO queues (id, name, source, kind, dependency, created_at, updated_at)"
+                " VALUES (%s, %s, 'job://x', 'job', %s, 0, 0)",
+                (queue, name, name),
+            )
+            conn.execute(
+                "INSERT INTO chunks (id, queue_id, seq, payload, status, run_after, created_at,"
+                " updated_at) SELECT gen_random_uuid(), %s, g, '{}',"
+                " (ARRAY['pending', 'dead', 'completed', 'processing'])[g %% 4 + 1], 0, 0, 0"
+                " FROM generate_series(1, %s) g",
+                (queue, 1600 if name == "rate" else 8),
+            )
+        conn.execute("UPDATE dependencies SET flow = 'stopped' WHERE name = 'none'")
+    assert backend.migrate() == sql.latest_version("postgres")
+    backend.close()
+    with psycopg.connect(pg_empty_url, autocommit=True) as conn:
+        groups = conn.execute(
+            "SELECT q.name, c.status = 'completed', c.claim_group, COUNT(*),"
+            " chunksync_claim_group(q.name) FROM chunks c JOIN queues q ON q.id = c.queue_id"
+            " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+        ).fetchall()
+        batches = conn.execute(
+            "SELECT COUNT(DISTINCT xmin::text) FROM chunks WHERE claim_group <> ''"
+        ).fetchone()
+    assert batches == (2,)
+    assert groups == [
+        ("both", False, "both", 6, "both"),
+        ("both", True, "", 2, "both"),
+        ("conn", False, "conn", 6, "conn"),
+        ("conn", True, "", 2, "conn"),
+        ("none", False, "", 6, ""),
+        ("none", True, "", 2, ""),
+        ("rate", False, "rate", 1200, "rate"),
+        ("rate", True, "", 400, "rate"),
+    ]
+    for name, (connections, rate) in limits.items():
+        any_limit = Limits(connections, Rate(rate, 1.0) if rate else None).any
+        assert any_limit is (name != "none")
 
 
 def test_row_security_keeps_a_databases_history_in_sight(pg_owned: tuple[str, str]) -> None:

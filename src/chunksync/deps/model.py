@@ -70,6 +70,9 @@ class Limits:
 
     @property
     def any(self) -> bool:
+        """Whether the dependency is limited (a burst alone limits nothing). Each backend's
+        plain claim and `deps_special`, and PostgreSQL's `chunksync_claim_group()`, say the
+        same in SQL: tests/contract/test_dependency_limited.py holds them together."""
         return self.connections is not None or self.rate is not None
 
     def burst_units(self) -> float:

@@ -134,6 +134,8 @@ runnable AS MATERIALIZED (
         WHERE q.status = 'active' AND q.kind = ANY(:kinds::text[])
           AND NOT (q.id = ANY(:exclude::uuid[]))
           AND (:queue_id::uuid IS NULL OR q.id = :queue_id::uuid)
+          -- Limited (a cap on connections or a rate) as deps_special, Limits.any and, on
+          -- PostgreSQL, chunksync_claim_group() say: test_dependency_limited holds them together.
           AND (q.dependency IS NULL OR q.dependency NOT IN (
               SELECT d.name FROM dependencies d
               WHERE d.connections IS NOT NULL OR d.rate_units IS NOT NULL

@@ -156,6 +156,8 @@ WHERE id IN (
         WHERE q.status = 'active' AND q.kind IN (SELECT value FROM json_each(:kinds))
           AND q.id NOT IN (SELECT value FROM json_each(:exclude))
           AND (:queue_id IS NULL OR q.id = :queue_id)
+          -- Limited (a cap on connections or a rate) as deps_special, Limits.any and, on
+          -- PostgreSQL, chunksync_claim_group() say: test_dependency_limited holds them together.
           AND (q.dependency IS NULL OR q.dependency NOT IN (
               SELECT d.name FROM dependencies d
               WHERE d.connections IS NOT NULL OR d.rate_units IS NOT NULL OR d.flow <> 'ok'))
