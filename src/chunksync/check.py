@@ -14,6 +14,8 @@ the chunk invariants, each one named query of `queries_check.sql`:
     check_orphans       every chunk has its queue
     check_attempt_rows  attempts counted <= attempt rows that spent one (+ releases, a running one)
     check_queue_totals  each queue's count of its chunks is how many it holds
+    check_claim_groups  PostgreSQL: every open chunk is in the claim group its dependency's
+                        limits call for, or a move of that dependency's chunks is under way
 
 `check_attempt_rows` is a note, not damage: retention removes old attempt rows, and a worker
 killed between its claim and its report leaves an attempt counted that recovery then records.
@@ -98,6 +100,15 @@ INVARIANTS = (
         "WHERE id = 'ID'`; SQLite: `UPDATE queues SET n_chunks = (SELECT COUNT(*) FROM chunks "
         "WHERE queue_id = queues.id) WHERE id = 'ID'`), then find what added or removed chunks "
         "past the triggers",
+    ),
+    Invariant(
+        "check_claim_groups",
+        DAMAGE,
+        "{n} chunk(s) wait in a claim group their dependency's limits do not call for, and no "
+        "move of its chunks is under way, so no claim takes them",
+        "move each (`UPDATE chunks c SET claim_group = chunksync_claim_group(q.dependency) "
+        "FROM queues q WHERE q.id = c.queue_id AND c.id = 'ID'`), then find what wrote its "
+        "group past `chunksync deps set`",
     ),
 )
 

@@ -1,7 +1,9 @@
 """A change of a dependency's limits against an operator's revive of one of its chunks, at the
-same moment, on PostgreSQL: the change moves the dependency's chunks to their new claim group
-with their queues' rows locked first, the revive locks its chunk and then reopens its queue.
-PostgreSQL ends such a deadlock by failing one of the two; the change runs again whole."""
+same moment, on PostgreSQL. The change locks its queues' rows in its own transaction and moves
+the chunks after it, in batches; the revive locks its chunk and then reopens its queue. Before
+the move went into batches, the change locked the queues and then the chunks in one transaction,
+and PostgreSQL ended the deadlock by failing one of the two; the one that loses such a race
+runs again whole."""
 
 from __future__ import annotations
 
@@ -56,7 +58,7 @@ def until_another_waits_for_a_lock(url: str, holder: int, what: str) -> None:
         time.sleep(0.02)
 
 
-def test_a_change_of_limits_that_loses_a_deadlock_runs_again_whole(pg_url: str) -> None:
+def test_a_change_of_limits_during_a_revive_moves_the_revived_chunk(pg_url: str) -> None:
     with App(pg_url) as app:
         queue, chunk = dead_chunk_of_a_done_queue(app, pg_url)
 
@@ -66,9 +68,10 @@ def test_a_change_of_limits_that_loses_a_deadlock_runs_again_whole(pg_url: str) 
         thread, changed = started(
             lambda: operate.set_limits(app.deps, DEP, {"connections": 2}, reason="x")
         )
-        # The change holds the queue's row and waits for the chunk the revive holds...
+        # The change's move waits for the chunk the revive holds (the change's own transaction,
+        # which locked the queue, has committed: before the batches it waited holding it)...
         until_another_waits_for_a_lock(pg_url, revive.info.backend_pid, "change")
-        # ... and the revive reopens the queue: each waits for the other.
+        # ... and the revive reopens the queue, commits, and the move goes on.
         revive.execute("UPDATE queues SET status = 'active' WHERE id = %s", [queue])
         revive.commit()
         revive.close()
@@ -82,8 +85,9 @@ def test_a_change_of_limits_that_loses_a_deadlock_runs_again_whole(pg_url: str) 
 
 
 def test_a_revive_that_loses_a_deadlock_runs_again_whole(pg_url: str) -> None:
-    """The other way round: the revive waits first, for the queue a change of limits holds (a
-    connection of the test's own, locking as the change does), and loses."""
+    """The other way round: the revive waits first, for the queue that a connection of the
+    test's own holds, which then wants the chunk (as a change of limits did before its move
+    went into batches), and loses."""
     with App(pg_url) as app:
         queue, chunk = dead_chunk_of_a_done_queue(app, pg_url)
 

@@ -113,10 +113,10 @@ def in_transaction(backend: Backend, work: Callable[[Session], _T]) -> _T:
     """`work` in a transaction of its own, run again whole should the database roll it back as
     the loser of a deadlock or of a serialization race (`RaceLost`; a database merely locked,
     SQLite's busy writer, is reported as before, after its own wait). For an operator's change
-    that locks rows in another order than the workers and other operators do, such as a change
-    of limits moving a dependency's chunks (queues, then chunks) against a revived chunk
-    reopening its queue (chunk, then queue). A transaction of its own: inside another, it would
-    join that one, which no replay of its part can mend."""
+    that locks rows in another order than the workers and other operators do, such as a revived
+    chunk reopening its queue (chunk, then queue) against a change of limits locking its queues,
+    and a batch of its move locking chunks a worker's finish holds. A transaction of its own:
+    inside another, it would join that one, which no replay of its part can mend."""
 
     def once() -> _T:
         with backend.transaction() as s:
@@ -140,7 +140,7 @@ class Backend(abc.ABC):
     message_id_log: bool = False
     # whether each chunk carries its claim group (its dependency's name when that one is limited,
     # else ''; PostgreSQL's migration 0025), so that a change of a dependency's limits moves its
-    # chunks to their new group (the pg_deps_regroup queries, DependencyStore.regroup).
+    # chunks to their new group (the pg_deps_regroup queries, chunksync.deps.regroup).
     claim_groups: bool = False
 
     @abc.abstractmethod
@@ -172,6 +172,11 @@ class Backend(abc.ABC):
     def is_maintenance_leader(self, worker_id: str) -> bool:
         """Whether this worker runs maintenance (stuck-chunk recovery, retention) now.
         With one machine every worker may; PostgreSQL elects one with an advisory lock."""
+        return True
+
+    @property
+    def every_tenant(self) -> bool:
+        """Whether this backend sees every tenant's rows (not one tenant's view)."""
         return True
 
     def for_tenant(self, tenant: str) -> Backend:

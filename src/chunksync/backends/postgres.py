@@ -319,6 +319,10 @@ class PostgresBackend(Backend):
     def _configure(self, conn: psycopg.Connection[Any]) -> None:
         _configure(conn, self._tenant)
 
+    @property
+    def every_tenant(self) -> bool:
+        return self._tenant == ALL_TENANTS and self._scope is None
+
     def for_tenant(self, tenant: str) -> PostgresBackend:
         """This backend as one tenant sees it under row-level security, on the same pool: each
         transaction and statement narrows the setting for itself alone (`set_config(..., true)`

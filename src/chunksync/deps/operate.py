@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from chunksync.backends.base import Backend, Row, Session, in_transaction
+from chunksync.deps import regroup
 from chunksync.deps.model import LIMIT_KEYS, Limits, dependencies_from, merge
 from chunksync.deps.store import Dependency, DependencyStore, limits_of
 from chunksync.exceptions import ConfigurationError, NotFound
@@ -61,7 +62,9 @@ def set_limits(
     store: DependencyStore, name: str, values: Mapping[str, Any], *, reason: str
 ) -> tuple[Limits, Limits]:
     """Change the limits given in `values` (a key given as None is cleared) while workers run,
-    and audit it in the same transaction. Returns the limits before and after."""
+    and audit it in the same transaction. Then, where the change calls for another claim
+    group, move the dependency's chunks to it, in batches (`regroup.move`). Returns the limits
+    before and after."""
     if not set(values) & set(LIMIT_KEYS):
         raise ConfigurationError(
             "nothing to change: give --connections, --rate or --burst, or a --clear-... option"
@@ -79,7 +82,9 @@ def set_limits(
         audit(s, "deps_set", reason, details)
         return before, after
 
-    return in_transaction(store.backend, work)
+    changed = in_transaction(store.backend, work)
+    regroup.move(store.backend, name)
+    return changed
 
 
 def set_flow(store: DependencyStore, name: str, *, stopped: bool, reason: str) -> Dependency:

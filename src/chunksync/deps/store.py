@@ -17,13 +17,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chunksync.backends.base import Backend, Row, Session, in_transaction
-from chunksync.deps import gate, permits
+from chunksync.deps import gate, permits, regroup
 from chunksync.deps.gate import DepState, Flow
 from chunksync.deps.model import Limits, Rate
 from chunksync.deps.permits import Lane, Units
 from chunksync.exceptions import NotFound
 from chunksync.models import Chunk
 from chunksync.retry import Gate, StressConfig
+
+# What a program's start (a declaration) or upkeep (a queue's dependency named) spends moving a
+# dependency's chunks to their claim group; the maintenance leader goes on with the rest.
+REGROUP_TURN_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,17 +199,15 @@ class DependencyStore:
             self.regroup(s, name, limits_of(row), limits)
 
         in_transaction(self.backend, work)
+        regroup.move(self.backend, name, budget_s=REGROUP_TURN_S)
 
     def regroup(self, s: Session, name: str, before: Limits, after: Limits) -> None:
         """After a change of a dependency's limits in this transaction: where the database
-        keeps claim groups and the dependency became limited or stopped being so, its chunks
-        not completed move to their new group (their queues' rows locked first, by a statement
-        of its own, so that the move sees every insert that held one). Its caller runs the
-        transaction in `in_transaction`: a revived chunk reopening its queue locks the two in
-        the other order, and PostgreSQL ends such a deadlock by failing one of them."""
+        keeps claim groups and the dependency became limited or stopped being so, its queues'
+        rows are locked and the mark left that its chunks are to move to their new group; its
+        caller moves them after the commit (`regroup.move`), in batches."""
         if self.backend.claim_groups and before.any != after.any:
-            s.fetch_all("pg_deps_regroup_lock", {"name": name})
-            s.execute("pg_deps_regroup", {"name": name})
+            regroup.mark(s, name)
 
     def set_flow(self, name: str, stopped: bool, config: StressConfig) -> DepState:
         """An operator stops a dependency (nothing is claimed) or starts it (flow, full budget)."""
@@ -229,6 +231,7 @@ class DependencyStore:
                     self.regroup(s, dependency, Limits(), limits_of(row))
 
         in_transaction(self.backend, work)
+        regroup.move(self.backend, dependency, budget_s=REGROUP_TURN_S)
 
     def unnamed_queues(self) -> list[Row]:
         return self.backend.fetch_all("deps_queues_unnamed")

@@ -11,7 +11,10 @@
 - the rollup fold, every ROLLUP_FOLD_EVERY_SECONDS, by the maintenance leader: the attempts
   written since the last fold (a few seconds behind) into the attempt rollups;
 - schedules (chunksync.schedules), every SCHEDULE_EVERY_SECONDS, by the maintenance leader: each
-  tick that has come is taken once for the fleet and its command started in a child process.
+  tick that has come is taken once for the fleet and its command started in a child process;
+- on PostgreSQL, the chunks still to move to their claim group after a change of a dependency's
+  limits whose mover stopped (chunksync.deps.regroup), by the maintenance leader, a turn of
+  REGROUP_TURN_S every NAME_DEPENDENCIES_EVERY_SECONDS.
 
 In the manner of saq's `Worker.upkeep`: the slots that claim and run chunks never do any of this.
 A duty that fails is logged and tried again at its next turn; it never stops the worker.
@@ -26,7 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from chunksync import schedules
-from chunksync.deps.store import DependencyStore
+from chunksync.deps import regroup
+from chunksync.deps.store import REGROUP_TURN_S, DependencyStore
 from chunksync.exceptions import BackendError
 from chunksync.manager import Manager, Recovery
 from chunksync.observe import alerts, retention, rollups, trends
@@ -115,6 +119,7 @@ class Upkeep:
             Timer("rollups", settings.retention_every_s, self.trim_rollups),
             Timer("fold", rollups.ROLLUP_FOLD_EVERY_SECONDS, self.fold_rollups),
             Timer("dependencies", NAME_DEPENDENCIES_EVERY_SECONDS, self.name_dependencies),
+            Timer("regroups", NAME_DEPENDENCIES_EVERY_SECONDS, self.move_regroups),
             Timer("schedules", schedules.SCHEDULE_EVERY_SECONDS, self.run_schedules),
         ]
         self._stopped = threading.Event()
@@ -191,6 +196,13 @@ class Upkeep:
             name = self.registry.dependency_of(str(row["source"]), str(row["kind"]))
             store.name_queue(str(row["id"]), name)
             log.info("queue %s: its dependency is %s", row["id"], name)
+
+    def move_regroups(self) -> None:
+        """Go on moving the chunks of a dependency whose limits changed to their claim group,
+        where the process that began it stopped (chunksync.deps.regroup), a turn at a time."""
+        moved = regroup.move_due(self.manager.backend, budget_s=REGROUP_TURN_S)
+        if moved:
+            log.info("moved %d chunks to their claim groups", moved)
 
     def run_schedules(self) -> None:
         """Start the command of every schedule whose tick has come (once for the fleet)."""

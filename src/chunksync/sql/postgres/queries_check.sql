@@ -60,3 +60,10 @@ ORDER BY c.id LIMIT :limit;
 SELECT q.id, q.status, COUNT(*) OVER () AS n FROM queues q
 WHERE q.n_chunks IS DISTINCT FROM (SELECT COUNT(*) FROM chunks c WHERE c.queue_id = q.id)
 ORDER BY q.id LIMIT :limit;
+
+-- check_claim_groups --
+-- Chunks not completed in a claim group their dependency's limits do not call for (migration 0025), with no move of its chunks under way (claim_regroups): no claim reads them.
+SELECT c.id, c.status, COUNT(*) OVER () AS n FROM chunks c JOIN queues q ON q.id = c.queue_id
+WHERE c.status <> 'completed' AND c.claim_group <> chunksync_claim_group(q.dependency)
+  AND NOT EXISTS (SELECT 1 FROM claim_regroups r WHERE r.dependency = q.dependency)
+ORDER BY c.id LIMIT :limit;

@@ -169,11 +169,68 @@ WHERE id = :id::uuid;
 DELETE FROM dependency_permits WHERE id = :id::uuid;
 
 -- pg_deps_regroup_lock --
--- The rows of a dependency's queues, locked in one order before its chunks change claim group (migration 0025): a statement adding chunks to them has then committed, and the next statement sees its chunks, or waits and checks its own under the lock.
+-- The rows of a dependency's queues, locked in one order when its chunks are to change claim group (migration 0025): a statement adding chunks to them has then committed, and the mover sees its chunks, or waits and gives its own the new group (0025's trigger).
 SELECT id FROM queues WHERE dependency = :name ORDER BY id FOR NO KEY UPDATE;
 
+-- pg_deps_regroup_mark --
+-- A change of a dependency's limits whose chunks must move to another claim group: a new token (a later change replaces an earlier one's), its mover this process, from the first queue.
+INSERT INTO claim_regroups (dependency, token, since, mover, beat_at)
+VALUES (:name, :token::uuid, NOW(), :mover, NOW())
+ON CONFLICT (dependency) DO UPDATE
+SET token = excluded.token, since = excluded.since, mover = excluded.mover,
+    beat_at = excluded.beat_at, queue_id = NULL, seq = NULL;
+
+-- pg_deps_regroup_take --
+-- A dependency's regroup for `mover` to go on with: its own, or one whose mover has moved nothing for :stale_s (its process ended); with where it got to.
+UPDATE claim_regroups
+SET mover = :mover, beat_at = NOW()
+WHERE dependency = :name AND (mover = :mover OR beat_at < NOW() - :stale_s::float8)
+RETURNING token::text AS token, queue_id::text AS queue_id, seq;
+
+-- pg_deps_regroup_due --
+-- The dependencies whose regroup `mover` may go on with: its own, or one left by a silent mover.
+SELECT dependency FROM claim_regroups
+WHERE mover = :mover OR beat_at < NOW() - :stale_s::float8
+ORDER BY since;
+
+-- pg_deps_regroup_beat --
+-- How far the mover of a dependency's regroup got, and whether it goes on (:free: it stops here, and any mover may take it over at once); 0 rows: a later change replaced it, or another mover took it over.
+UPDATE claim_regroups
+SET beat_at = CASE WHEN :free::boolean THEN 0 ELSE NOW() END, queue_id = :queue_id::uuid,
+    seq = :seq
+WHERE dependency = :name AND token = :token::uuid AND mover = :mover;
+
+-- pg_deps_regroup_free --
+-- A regroup this process marked but cannot walk (it sees one tenant's chunks alone): any mover may take it over at once.
+UPDATE claim_regroups SET beat_at = 0 WHERE dependency = :name AND mover = :mover;
+
+-- pg_deps_regroup_done --
+-- A regroup whose every chunk moved (none, if a later change replaced it).
+DELETE FROM claim_regroups WHERE dependency = :name AND token = :token::uuid;
+
+-- pg_deps_regroup_queues --
+-- The ids of a dependency's queues (every status: a dead chunk of a finished queue may be revived), in the order a regroup walks them.
+SELECT id::text AS id FROM queues WHERE dependency = :name ORDER BY id;
+
+-- pg_deps_regroup_turn --
+-- One batch of a dependency's regroup at a time, whoever moves it: a batch whose statement began before a later change of the limits ends before that change's mover reads them.
+SELECT pg_advisory_xact_lock(hashtextextended('chunksync.regroup:' || :name, 0)) IS NULL AS turn;
+
 -- pg_deps_regroup --
--- The chunks of a dependency's queues but the completed ones (a dead chunk may be revived), moved to the claim group its limits now call for (its name when limited, else ''); returns how many moved.
-UPDATE chunks c SET claim_group = chunksync_claim_group(:name)
-WHERE c.queue_id = ANY(ARRAY(SELECT q.id FROM queues q WHERE q.dependency = :name))
-  AND c.status <> 'completed' AND c.claim_group <> chunksync_claim_group(:name);
+-- The next :limit chunks of a queue after :after in seq order; those not completed (a dead chunk may be revived) move to the claim group the dependency's limits call for (its name when limited, else '') as this statement reads them. Returns the last seq read, how many were read (fewer than :limit: the queue's end) and how many moved.
+WITH batch AS MATERIALIZED (
+    SELECT c.id, c.seq FROM chunks c
+    WHERE c.queue_id = :queue_id::uuid AND c.seq > :after::integer
+    ORDER BY c.seq
+    LIMIT :limit
+),
+target AS MATERIALIZED (SELECT chunksync_claim_group(:name) AS claim_group),
+moved AS (
+    UPDATE chunks c SET claim_group = t.claim_group
+    FROM target t
+    WHERE c.id = ANY(ARRAY(SELECT id FROM batch))
+      AND c.status <> 'completed' AND c.claim_group <> t.claim_group
+    RETURNING 1
+)
+SELECT (SELECT MAX(seq) FROM batch) AS last, (SELECT COUNT(*) FROM batch) AS read,
+       (SELECT COUNT(*) FROM moved) AS moved;

@@ -14,10 +14,26 @@
 -- of its own checks the group its chunks were given: so a chunk inserted while the limits change,
 -- or by the code before this (which gives every chunk ''), ends in the group its dependency
 -- calls for.
+-- The move itself runs after the change's transaction, in batches (chunksync.deps.regroup):
+-- claim_regroups holds each change whose chunks are not all moved yet, and how far its mover got.
 -- The code before this works with the database as it is: its claims read chunks_fair as before.
--- Online: catalog changes (a column with a constant default), each holding its table's lock for
--- a moment.
+-- Online: catalog changes (a column with a constant default, a new table), each holding its
+-- table's lock for a moment.
 ALTER TABLE chunks ADD COLUMN claim_group text NOT NULL DEFAULT '';
+
+-- A change of a dependency's limits whose chunks are still moving to their new group: the
+-- change (token, since), the process moving them and when it last moved some (mover, beat_at;
+-- another takes over a mover silent for a minute), and the last chunk its walk read (queue_id, seq:
+-- the walk goes queue by queue in id order, each queue's chunks in seq order).
+CREATE TABLE claim_regroups (
+    dependency text PRIMARY KEY,
+    token      uuid NOT NULL,
+    since      double precision NOT NULL,
+    mover      text NOT NULL,
+    beat_at    double precision NOT NULL,
+    queue_id   uuid,
+    seq        integer
+);
 
 -- The claim group of a queue's chunks, by its dependency's name.
 CREATE FUNCTION chunksync_claim_group(p_dependency text) RETURNS text
