@@ -11,6 +11,7 @@ from chunksync.app import App
 from chunksync.backends.base import Session
 from chunksync.check import check_database
 from chunksync.deps import operate, regroup
+from chunksync.web import actions
 from tests import rawsql
 
 pytestmark = pytest.mark.timeout(60)
@@ -160,3 +161,18 @@ def test_one_tenants_view_leaves_the_move_to_a_mover_that_sees_every_chunk(
         assert rawsql.run(pg_url, "SELECT beat_at FROM claim_regroups") == [(0.0,)]
         assert regroup.move_due(app.backend, budget_s=10.0) == 6
         assert groups(pg_url) == [(DEP, 6)] and marks(pg_url) == []
+
+
+def test_a_dashboards_change_moves_for_a_turn_and_leaves_the_rest_to_the_leader(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A web request does not wait for a million chunks to move: it moves for a turn, and the
+    # maintenance leader goes on from there at once (the mark is left free).
+    monkeypatch.setattr(actions, "REGROUP_TURN_S", 0.0)
+    with App(pg_url) as app:
+        queues_of(app, 1, 10)
+        said = actions.act(app, "dependency", DEP, "limits", {"connections": 3})
+        assert said.startswith(f"dependency {DEP}: connections -,")
+        assert groups(pg_url) == [("", 6), (DEP, 4)]
+        assert regroup.move_due(app.backend, budget_s=10.0) == 6
+        assert groups(pg_url) == [(DEP, 10)] and marks(pg_url) == []

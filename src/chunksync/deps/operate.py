@@ -59,12 +59,18 @@ def find(store: DependencyStore, name: str) -> Dependency:
 
 
 def set_limits(
-    store: DependencyStore, name: str, values: Mapping[str, Any], *, reason: str
+    store: DependencyStore,
+    name: str,
+    values: Mapping[str, Any],
+    *,
+    reason: str,
+    move_budget_s: float | None = None,
 ) -> tuple[Limits, Limits]:
     """Change the limits given in `values` (a key given as None is cleared) while workers run,
     and audit it in the same transaction. Then, where the change calls for another claim
-    group, move the dependency's chunks to it, in batches (`regroup.move`). Returns the limits
-    before and after."""
+    group, move the dependency's chunks to it, in batches (`regroup.move`): all of them, or
+    for `move_budget_s` (a web request), the maintenance leader moving the rest. Returns the
+    limits before and after."""
     if not set(values) & set(LIMIT_KEYS):
         raise ConfigurationError(
             "nothing to change: give --connections, --rate or --burst, or a --clear-... option"
@@ -83,7 +89,7 @@ def set_limits(
         return before, after
 
     changed = in_transaction(store.backend, work)
-    regroup.move(store.backend, name)
+    regroup.move(store.backend, name, budget_s=move_budget_s)
     return changed
 
 

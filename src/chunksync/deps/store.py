@@ -25,8 +25,9 @@ from chunksync.exceptions import NotFound
 from chunksync.models import Chunk
 from chunksync.retry import Gate, StressConfig
 
-# What a program's start (a declaration) or upkeep (a queue's dependency named) spends moving a
-# dependency's chunks to their claim group; the maintenance leader goes on with the rest.
+# What a program's start (a declaration), upkeep (a queue's dependency named) or a dashboard's
+# change of limits spends moving a dependency's chunks to their claim group; the maintenance
+# leader goes on with the rest.
 REGROUP_TURN_S = 2.0
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from chunksync.app import App
 from chunksync.deps import operate
 from chunksync.deps.model import LIMIT_KEYS
-from chunksync.deps.store import Dependency
+from chunksync.deps.store import REGROUP_TURN_S, Dependency
 from chunksync.exceptions import ConfigurationError, NotFound
 from chunksync.manager import Manager
 from chunksync.redact import redact
@@ -69,7 +69,9 @@ def _dependency_action(app: App, target: str, action: str, values: dict[str, Any
     reason = _reason(values.pop("reason", None), action)
     shown = redact(name)
     if action == "limits":
-        before, after = operate.set_limits(app.deps, name, limit_changes(values), reason=reason)
+        before, after = operate.set_limits(
+            app.deps, name, limit_changes(values), reason=reason, move_budget_s=REGROUP_TURN_S
+        )
         was, now = _limits_text(before.as_dict()), _limits_text(after.as_dict())
         return f"dependency {shown}: {was} -> {now}"
     if values:
