@@ -4,10 +4,12 @@ own transaction (chunksync.deps.regroup). What the fleet feels meanwhile: an enq
 the dependency's queues, and the finish of one of its chunks in flight (the statement a worker's
 finish is, on a chunk near the front of the walk), each timed while the move runs.
 
-Env: CHUNKSYNC_BENCH_REGROUP_CHUNKS (default 200000). Prints, for the change that limits the
-dependency and the one that lifts it, how long the command took, the enqueue's and the finish's
-waits; checks every chunk ended in its group. Last line: regroup_enqueue_wait_ms (the worse of
-the two changes)."""
+Env: CHUNKSYNC_BENCH_REGROUP_CHUNKS (default 200000) pending, after
+CHUNKSYNC_BENCH_REGROUP_HISTORY (default 200000) completed chunks of the same queue, which the
+walk reads past (a fleet keeps its finished chunks until retention). Prints, for the change
+that limits the dependency and the one that lifts it, how long the command took, the
+enqueue's and the finish's waits; checks every chunk ended in its group. Last line:
+regroup_enqueue_wait_ms (the worse of the two changes)."""
 
 from __future__ import annotations
 
@@ -21,12 +23,13 @@ import psycopg
 from tests.servers.pgcluster import PgCluster, available
 
 CHUNKS = int(os.environ.get("CHUNKSYNC_BENCH_REGROUP_CHUNKS", "200000"))
+HISTORY = int(os.environ.get("CHUNKSYNC_BENCH_REGROUP_HISTORY", "200000"))
 DEP = "job://big.example.com"
 FILL = """
 INSERT INTO chunks (id, queue_id, tenant, seq, payload, status, priority, attempts,
-                    max_attempts, run_after, created_at, updated_at, fair_key)
-SELECT gen_random_uuid(), %(queue)s, 'default', g, '{"n": 1}'::jsonb, 'pending', 0, 0, 5, now_s,
-       now_s, now_s, g
+                    max_attempts, run_after, created_at, updated_at, fair_key, finished_at)
+SELECT gen_random_uuid(), %(queue)s, 'default', g, '{"n": 1}'::jsonb, %(status)s, 0, 0, 5, now_s,
+       now_s, now_s, g, CASE WHEN %(status)s = 'completed' THEN now_s END
 FROM generate_series(%(first)s, %(first)s + %(n)s - 1) AS g,
      (SELECT date_part('epoch', now()) AS now_s) AS t
 """
@@ -41,13 +44,17 @@ def prepare(url: str) -> tuple[str, str]:
         app.handler("job")(lambda ctx: None)
         queue = app.create_queue(f"{DEP}/pages", []).id
     with psycopg.connect(url, autocommit=True) as conn:
-        for first in range(1, CHUNKS + 1, 100_000):
-            n = min(100_000, CHUNKS - first + 1)
-            conn.execute(FILL.encode(), {"queue": queue, "first": first, "n": n})
+        first = 1
+        for status, count in (("completed", HISTORY), ("pending", CHUNKS)):
+            for start in range(first, first + count, 100_000):
+                n = min(100_000, first + count - start)
+                params = {"queue": queue, "first": start, "n": n, "status": status}
+                conn.execute(FILL.encode(), params)
+            first += count
         row = conn.execute(
             b"UPDATE chunks SET status = 'processing', lease_token = gen_random_uuid(),"
             b" attempts = 1 WHERE queue_id = %s AND seq = %s RETURNING id::text",
-            (queue, min(2000, CHUNKS)),
+            (queue, HISTORY + min(2000, CHUNKS)),
         ).fetchone()
         conn.execute(b"VACUUM ANALYZE")
     assert row is not None
@@ -122,9 +129,12 @@ def main() -> int:
             ("lift", {"connections": None}, ""),
         ):
             took, enqueue_ms, finish_ms = change(url, queue, chunk, values)
-            assert groups(url, queue) == [(group, CHUNKS + (1 if label == "limit" else 2))]
-            print(f"{label} a dependency of {CHUNKS} chunks: the command {took:.2f} s, an enqueue "
-                  f"meanwhile {enqueue_ms:.0f} ms, a finish {finish_ms:.0f} ms")  # fmt: skip
+            moved = CHUNKS + (1 if label == "limit" else 2)  # and the chunks enqueued meanwhile
+            want = [("", HISTORY + moved)] if group == "" else [("", HISTORY), (group, moved)]
+            assert groups(url, queue) == [g for g in want if g[1]], groups(url, queue)
+            print(f"{label} a dependency of {CHUNKS} chunks ({HISTORY} done): the command "
+                  f"{took:.2f} s, an enqueue meanwhile {enqueue_ms:.0f} ms, a finish "
+                  f"{finish_ms:.0f} ms")  # fmt: skip
             print(f"regroup_{label}_s={took:.2f}")
             print(f"regroup_{label}_finish_wait_ms={finish_ms:.0f}")
             worst = max(worst, enqueue_ms)
