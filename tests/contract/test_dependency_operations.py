@@ -254,6 +254,7 @@ def test_the_shown_shape_is_stable(app: App) -> None:
         "gated_since",
         "gated_for_s",
         "next_probe_at",
+        "chunks_moving_since",
     }
     assert (shown["flow"], shown["rate"], shown["rate_per_s"]) == ("stopped", "10/s", 10.0)
     assert shown["gated_since"].endswith("+00:00") and shown["gated_for_s"] >= 0

@@ -11,6 +11,7 @@ from chunksync.app import App
 from chunksync.backends.base import Session
 from chunksync.check import check_database
 from chunksync.deps import operate, regroup
+from chunksync.deps import view as deps_view
 from chunksync.web import actions
 from tests import rawsql
 
@@ -176,3 +177,19 @@ def test_a_dashboards_change_moves_for_a_turn_and_leaves_the_rest_to_the_leader(
         assert groups(pg_url) == [("", 6), (DEP, 4)]
         assert regroup.move_due(app.backend, budget_s=10.0) == 6
         assert groups(pg_url) == [(DEP, 10)] and marks(pg_url) == []
+
+
+def test_the_dependency_shows_its_chunks_moving_until_they_have(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with App(pg_url) as app:
+        queues_of(app, 1, 10)
+        marked_only(app, monkeypatch)
+        [dep] = app.deps.all()
+        shown = deps_view.shown(dep, app.manager.now())
+        assert shown["chunks_moving_since"].endswith("+00:00")
+        assert deps_view.row(dep, app.manager.now())[1] == "ok, moving"
+        assert regroup.move(app.backend, DEP) == 10
+        [dep] = app.deps.all()
+        assert deps_view.shown(dep, app.manager.now())["chunks_moving_since"] is None
+        assert deps_view.row(dep, app.manager.now())[1] == "ok"

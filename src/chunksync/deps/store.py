@@ -47,6 +47,9 @@ class Dependency:
     cap_waits: int = 0
     rate_waits: int = 0
     gate_waits: int = 0
+    # since when its chunks are moving to another claim group after a change of its limits
+    # (chunksync.deps.regroup); None when none is
+    regroup_since: float | None = None
 
     @property
     def slots_in_use(self) -> int:
@@ -152,6 +155,7 @@ def dependency_of(row: Row) -> Dependency:
         cap_waits=int(row.get("cap_waits") or 0),
         rate_waits=int(row.get("rate_waits") or 0),
         gate_waits=int(row.get("gate_waits") or 0),
+        regroup_since=_float(row.get("regroup_since")),
     )
 
 

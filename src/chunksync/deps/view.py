@@ -80,6 +80,7 @@ def shown(dep: Dependency, now: float) -> dict[str, Any]:
         "gated_since": iso(dep.state.gated_since if dep.state.gated else None),
         "gated_for_s": gated_for(dep, now),
         "next_probe_at": iso(dep.state.next_probe_at),
+        "chunks_moving_since": iso(dep.regroup_since),
     }
 
 
@@ -91,9 +92,10 @@ def row(dep: Dependency, now: float) -> list[str]:
     rate = "-" if limits.rate is None else str(limits.rate)
     if limits.burst is not None:
         rate += f" burst {limits.burst}"
+    moving = "" if dep.regroup_since is None else ", moving"
     return [
         redact(dep.name),
-        dep.state.flow.value,
+        dep.state.flow.value + moving,
         f"{tokens:g}/{capacity:g}",
         f"{dep.slots_in_use}/{cap}",
         rate,

@@ -33,7 +33,7 @@ SET connections = :connections::integer, rate_units = :rate_units::float8,
 WHERE name = :name;
 
 -- deps_list --
--- Every dependency with its slots in use (chunks in flight plus extra slots) and queue counts.
+-- Every dependency with its slots in use (chunks in flight plus extra slots) and queue counts, and since when its chunks are moving to another claim group (migration 0025), if they are.
 SELECT d.*,
        (SELECT COUNT(*) FROM chunks c
         WHERE c.status = 'processing'
@@ -47,7 +47,8 @@ SELECT d.*,
             SELECT 1 FROM chunks c WHERE c.id = p.chunk_id AND c.lease_token = p.lease_token
               AND c.status = 'processing'))) AS permits,
        (SELECT COUNT(*) FROM queues q
-        WHERE q.dependency = d.name AND q.status = 'active') AS active_queues
+        WHERE q.dependency = d.name AND q.status = 'active') AS active_queues,
+       (SELECT r.since FROM claim_regroups r WHERE r.dependency = d.name) AS regroup_since
 FROM dependencies d
 ORDER BY d.name;
 

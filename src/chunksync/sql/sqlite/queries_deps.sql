@@ -32,7 +32,7 @@ SET connections = :connections, rate_units = :rate_units, rate_period_s = :rate_
 WHERE name = :name;
 
 -- deps_list --
--- Every dependency with its slots in use (chunks in flight plus extra slots) and queue counts.
+-- Every dependency with its slots in use (chunks in flight plus extra slots) and queue counts; SQLite keeps no claim groups, so no chunks of one are ever moving to another.
 SELECT d.*,
        (SELECT COUNT(*) FROM chunks c
         WHERE c.status = 'processing' AND c.status <> 'completed'
@@ -45,7 +45,8 @@ SELECT d.*,
             SELECT 1 FROM chunks c WHERE c.id = p.chunk_id AND c.lease_token = p.lease_token
               AND c.status = 'processing'))) AS permits,
        (SELECT COUNT(*) FROM queues q
-        WHERE q.dependency = d.name AND q.status = 'active') AS active_queues
+        WHERE q.dependency = d.name AND q.status = 'active') AS active_queues,
+       NULL AS regroup_since
 FROM dependencies d
 ORDER BY d.name;
 
