@@ -193,3 +193,23 @@ def test_the_dependency_shows_its_chunks_moving_until_they_have(
         [dep] = app.deps.all()
         assert deps_view.shown(dep, app.manager.now())["chunks_moving_since"] is None
         assert deps_view.row(dep, app.manager.now())[1] == "ok"
+
+
+def test_a_queue_whose_chunks_all_completed_is_not_walked(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with App(pg_url) as app:
+        done, open_ = queues_of(app, 2, 3)
+        rawsql.run(pg_url, "UPDATE chunks SET status = 'completed', finished_at = 1"
+                           " WHERE queue_id = %s", done)  # fmt: skip
+        walked: list[str] = []
+        real = regroup._batch
+
+        def batch(s: Session, *, name: str, queue: str, after: int) -> tuple[int | None, int]:
+            walked.append(queue)
+            return real(s, name=name, queue=queue, after=after)
+
+        monkeypatch.setattr(regroup, "_batch", batch)
+        operate.set_limits(app.deps, DEP, {"connections": 3}, reason="x")
+        assert walked == [open_]
+        assert groups(pg_url) == [("", 3), (DEP, 3)] and marks(pg_url) == []

@@ -210,8 +210,11 @@ UPDATE claim_regroups SET beat_at = 0 WHERE dependency = :name AND mover = :move
 DELETE FROM claim_regroups WHERE dependency = :name AND token = :token::uuid;
 
 -- pg_deps_regroup_queues --
--- The ids of a dependency's queues (every status: a dead chunk of a finished queue may be revived), in the order a regroup walks them.
-SELECT id::text AS id FROM queues WHERE dependency = :name ORDER BY id;
+-- The ids of a dependency's queues that hold a chunk not completed (whatever the queue's status: a dead chunk of a finished queue may be revived), in the order a regroup walks them: a fleet's history of finished queues (a sync a mailbox, thousands) is not walked.
+SELECT q.id::text AS id FROM queues q
+WHERE q.dependency = :name
+  AND EXISTS (SELECT 1 FROM chunks c WHERE c.queue_id = q.id AND c.status <> 'completed')
+ORDER BY q.id;
 
 -- pg_deps_regroup_turn --
 -- One batch of a dependency's regroup at a time, whoever moves it: a batch whose statement began before a later change of the limits ends before that change's mover reads them.
