@@ -16,10 +16,14 @@ the chunk invariants, each one named query of `queries_check.sql`:
     check_queue_totals  each queue's count of its chunks is how many it holds
     check_claim_groups  PostgreSQL: every open chunk is in the claim group its dependency's
                         limits call for, or a move of that dependency's chunks is under way
+    check_claim_group_moves  PostgreSQL: no chunk waits for a move that no mover has taken on
+                        for ten minutes
 
 `check_attempt_rows` is a note, not damage: retention removes old attempt rows, and a worker
 killed between its claim and its report leaves an attempt counted that recovery then records.
-The rest are damage: `CheckReport.ok` is false and the command exits 1.
+`check_claim_group_moves` is a note too: the chunks wait, none is lost, and a worker that sees
+every tenant goes on with the move. The rest are damage: `CheckReport.ok` is false and the
+command exits 1.
 """
 
 from __future__ import annotations
@@ -109,6 +113,14 @@ INVARIANTS = (
         "move each (`UPDATE chunks c SET claim_group = chunksync_claim_group(q.dependency) "
         "FROM queues q WHERE q.id = c.queue_id AND c.id = 'ID'`), then find what wrote its "
         "group past `chunksync deps set`",
+    ),
+    Invariant(
+        "check_claim_group_moves",
+        NOTE,
+        "{n} chunk(s) wait for a move to their claim group that no process has taken on for "
+        "ten minutes, so no claim takes them yet",
+        "start a worker that sees every tenant (its maintenance leader goes on with the move "
+        "a minute after the last mover stopped); `chunksync deps` shows the dependency moving",
     ),
 )
 

@@ -213,3 +213,18 @@ def test_a_queue_whose_chunks_all_completed_is_not_walked(
         operate.set_limits(app.deps, DEP, {"connections": 3}, reason="x")
         assert walked == [open_]
         assert groups(pg_url) == [("", 3), (DEP, 3)] and marks(pg_url) == []
+
+
+def test_check_notes_chunks_waiting_for_a_move_nobody_has_taken_on(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with App(pg_url) as app:
+        queues_of(app, 1, 3)
+        marked_only(app, monkeypatch)
+        assert check_database(app.backend).findings == ()  # its mover is at it, for all we know
+        rawsql.run(pg_url, "UPDATE claim_regroups SET beat_at = beat_at - 601")
+        report = check_database(app.backend)
+        assert report.ok  # a note: the chunks wait, none is lost
+        [finding] = report.findings
+        assert finding.check == "check_claim_group_moves" and finding.count == 3
+        assert "start a worker" in finding.line()

@@ -67,3 +67,10 @@ SELECT c.id, c.status, COUNT(*) OVER () AS n FROM chunks c JOIN queues q ON q.id
 WHERE c.status <> 'completed' AND c.claim_group <> chunksync_claim_group(q.dependency)
   AND NOT EXISTS (SELECT 1 FROM claim_regroups r WHERE r.dependency = q.dependency)
 ORDER BY c.id LIMIT :limit;
+
+-- check_claim_group_moves --
+-- Chunks not completed that wait for a move to their claim group which no mover has taken on for ten minutes (claim_regroups: a maintenance leader goes on with one a minute after its mover stops, so none is running, or none sees every tenant's chunks).
+SELECT c.id, c.status, COUNT(*) OVER () AS n FROM chunks c JOIN queues q ON q.id = c.queue_id
+JOIN claim_regroups r ON r.dependency = q.dependency AND r.beat_at < NOW() - 600
+WHERE c.status <> 'completed' AND c.claim_group <> chunksync_claim_group(q.dependency)
+ORDER BY c.id LIMIT :limit;

@@ -61,3 +61,7 @@ ORDER BY q.id LIMIT :limit;
 -- check_claim_groups --
 -- Chunks in a claim group their dependency's limits do not call for: SQLite keeps no claim groups (its claims read every chunk), so none.
 SELECT NULL AS id, NULL AS status, 0 AS n WHERE 0 LIMIT :limit;
+
+-- check_claim_group_moves --
+-- Chunks that wait for a move to their claim group: SQLite keeps no claim groups, so none.
+SELECT NULL AS id, NULL AS status, 0 AS n WHERE 0 LIMIT :limit;
