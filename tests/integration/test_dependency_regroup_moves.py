@@ -169,7 +169,7 @@ def test_a_dashboards_change_moves_for_a_turn_and_leaves_the_rest_to_the_leader(
 ) -> None:
     # A web request does not wait for a million chunks to move: it moves for a turn, and the
     # maintenance leader goes on from there at once (the mark is left free).
-    monkeypatch.setattr(actions, "REGROUP_TURN_S", 0.0)
+    monkeypatch.setattr(regroup, "REGROUP_TURN_S", 0.0)
     with App(pg_url) as app:
         queues_of(app, 1, 10)
         said = actions.act(app, "dependency", DEP, "limits", {"connections": 3})

@@ -76,21 +76,22 @@ def set_limits(
             "nothing to change: give --connections, --rate or --burst, or a --clear-... option"
         )
 
-    def work(s: Session) -> tuple[Limits, Limits]:
+    def work(s: Session) -> tuple[Limits, Limits, bool]:
         row = s.fetch_one("deps_lock", {"name": name})
         if row is None:
             raise unknown(store, name)
         before = limits_of(row)
         after = merge(before, values, f"'{name}'")
         s.execute("deps_set_limits", limit_params(name, after))
-        store.regroup(s, name, before, after)
+        marked = store.regroup(s, name, before, after)
         details = {"dependency": name, "before": before.as_dict(), "after": after.as_dict()}
         audit(s, "deps_set", reason, details)
-        return before, after
+        return before, after, marked
 
-    changed = in_transaction(store.backend, work)
-    regroup.move(store.backend, name, budget_s=move_budget_s)
-    return changed
+    before, after, marked = in_transaction(store.backend, work)
+    if marked:
+        regroup.move(store.backend, name, budget_s=move_budget_s)
+    return before, after
 
 
 def set_flow(store: DependencyStore, name: str, *, stopped: bool, reason: str) -> Dependency:

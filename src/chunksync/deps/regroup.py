@@ -36,6 +36,9 @@ from chunksync.backends.base import Backend, Session, in_transaction
 REGROUP_BATCH = 5000  # chunks read a transaction (~0.1 s of moves)
 REGROUP_STALE_S = 60.0  # a mover silent this long has stopped: another takes over
 BEAT_EVERY_S = 5.0  # how often a mover records where it got to
+# What a dashboard's change of limits, a program's declaration or upkeep's naming of a queue's
+# dependency spends moving; the maintenance leader goes on with the rest (also a turn this long).
+REGROUP_TURN_S = 2.0
 FIRST_SEQ = -(2**31)  # before any chunk's seq
 
 

@@ -25,11 +25,6 @@ from chunksync.exceptions import NotFound
 from chunksync.models import Chunk
 from chunksync.retry import Gate, StressConfig
 
-# What a program's start (a declaration), upkeep (a queue's dependency named) or a dashboard's
-# change of limits spends moving a dependency's chunks to their claim group; the maintenance
-# leader goes on with the rest.
-REGROUP_TURN_S = 2.0
-
 
 @dataclass(frozen=True, slots=True)
 class Dependency:
@@ -196,23 +191,25 @@ class DependencyStore:
     def declare(self, name: str, limits: Limits) -> None:
         """Set a dependency's limits (the row is made if new)."""
 
-        def work(s: Session) -> None:
+        def work(s: Session) -> bool:
             s.execute("deps_ensure", {"name": name})
             row = s.fetch_one("deps_lock", {"name": name})
             assert row is not None
             s.execute("deps_set_limits", _limit_params(name, limits))
-            self.regroup(s, name, limits_of(row), limits)
+            return self.regroup(s, name, limits_of(row), limits)
 
-        in_transaction(self.backend, work)
-        regroup.move(self.backend, name, budget_s=REGROUP_TURN_S)
+        if in_transaction(self.backend, work):
+            regroup.move(self.backend, name, budget_s=regroup.REGROUP_TURN_S)
 
-    def regroup(self, s: Session, name: str, before: Limits, after: Limits) -> None:
+    def regroup(self, s: Session, name: str, before: Limits, after: Limits) -> bool:
         """After a change of a dependency's limits in this transaction: where the database
         keeps claim groups and the dependency became limited or stopped being so, its queues'
-        rows are locked and the mark left that its chunks are to move to their new group; its
-        caller moves them after the commit (`regroup.move`), in batches."""
+        rows are locked and the mark left that its chunks are to move to their new group;
+        True if so, and its caller moves them after the commit (`regroup.move`), in batches."""
         if self.backend.claim_groups and before.any != after.any:
             regroup.mark(s, name)
+            return True
+        return False
 
     def set_flow(self, name: str, stopped: bool, config: StressConfig) -> DepState:
         """An operator stops a dependency (nothing is claimed) or starts it (flow, full budget)."""
@@ -229,14 +226,15 @@ class DependencyStore:
         """Name the dependency of a queue that had none; its chunks join the dependency's
         claim group if it is limited."""
 
-        def work(s: Session) -> None:
+        def work(s: Session) -> bool:
             if s.execute("deps_queue_set", {"id": queue_id, "dependency": dependency}):
                 row = s.fetch_one("deps_get", {"name": dependency})
                 if row is not None:
-                    self.regroup(s, dependency, Limits(), limits_of(row))
+                    return self.regroup(s, dependency, Limits(), limits_of(row))
+            return False
 
-        in_transaction(self.backend, work)
-        regroup.move(self.backend, dependency, budget_s=REGROUP_TURN_S)
+        if in_transaction(self.backend, work):
+            regroup.move(self.backend, dependency, budget_s=regroup.REGROUP_TURN_S)
 
     def unnamed_queues(self) -> list[Row]:
         return self.backend.fetch_all("deps_queues_unnamed")

@@ -14,7 +14,7 @@
   tick that has come is taken once for the fleet and its command started in a child process;
 - on PostgreSQL, the chunks still to move to their claim group after a change of a dependency's
   limits whose mover stopped (chunksync.deps.regroup), by the maintenance leader, a turn of
-  REGROUP_TURN_S every NAME_DEPENDENCIES_EVERY_SECONDS.
+  regroup.REGROUP_TURN_S every NAME_DEPENDENCIES_EVERY_SECONDS.
 
 In the manner of saq's `Worker.upkeep`: the slots that claim and run chunks never do any of this.
 A duty that fails is logged and tried again at its next turn; it never stops the worker.
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from chunksync import schedules
 from chunksync.deps import regroup
-from chunksync.deps.store import REGROUP_TURN_S, DependencyStore
+from chunksync.deps.store import DependencyStore
 from chunksync.exceptions import BackendError
 from chunksync.manager import Manager, Recovery
 from chunksync.observe import alerts, retention, rollups, trends
@@ -200,7 +200,7 @@ class Upkeep:
     def move_regroups(self) -> None:
         """Go on moving the chunks of a dependency whose limits changed to their claim group,
         where the process that began it stopped (chunksync.deps.regroup), a turn at a time."""
-        moved = regroup.move_due(self.manager.backend, budget_s=REGROUP_TURN_S)
+        moved = regroup.move_due(self.manager.backend, budget_s=regroup.REGROUP_TURN_S)
         if moved:
             log.info("moved %d chunks to their claim groups", moved)
 

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from chunksync.app import App
-from chunksync.deps import operate
+from chunksync.deps import operate, regroup
 from chunksync.deps.model import LIMIT_KEYS
-from chunksync.deps.store import REGROUP_TURN_S, Dependency
+from chunksync.deps.store import Dependency
 from chunksync.exceptions import ConfigurationError, NotFound
 from chunksync.manager import Manager
 from chunksync.redact import redact
@@ -70,7 +70,11 @@ def _dependency_action(app: App, target: str, action: str, values: dict[str, Any
     shown = redact(name)
     if action == "limits":
         before, after = operate.set_limits(
-            app.deps, name, limit_changes(values), reason=reason, move_budget_s=REGROUP_TURN_S
+            app.deps,
+            name,
+            limit_changes(values),
+            reason=reason,
+            move_budget_s=regroup.REGROUP_TURN_S,
         )
         was, now = _limits_text(before.as_dict()), _limits_text(after.as_dict())
         return f"dependency {shown}: {was} -> {now}"
