@@ -5,15 +5,22 @@ change's move replacing an earlier one's."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
+import typer
+from prometheus_client.parser import text_string_to_metric_families
 
 from chunksync.app import App
 from chunksync.backends.base import Session
 from chunksync.check import check_database
+from chunksync.commands import deps as deps_cmd
 from chunksync.deps import operate, regroup
 from chunksync.deps import view as deps_view
+from chunksync.observe import metrics
 from chunksync.web import actions
 from tests import rawsql
+from tests.acceptance.test_cli import run
+from tests.acceptance.web_server import serve
 
 pytestmark = pytest.mark.timeout(60)
 DEP = "job://api.example.com"
@@ -179,6 +186,17 @@ def test_a_dashboards_change_moves_for_a_turn_and_leaves_the_rest_to_the_leader(
         assert groups(pg_url) == [(DEP, 10)] and marks(pg_url) == []
 
 
+def moving_seconds(app: App) -> float | None:
+    """The Prometheus gauge of DEP's move under way, or None when it is left out."""
+    body, _ = metrics.render(app.manager)
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            if sample.name == "chunksync_dependency_chunks_moving_seconds":
+                assert sample.labels == {"dependency": DEP}
+                return float(sample.value)
+    return None
+
+
 def test_the_dependency_shows_its_chunks_moving_until_they_have(
     pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -189,10 +207,28 @@ def test_the_dependency_shows_its_chunks_moving_until_they_have(
         shown = deps_view.shown(dep, app.manager.now())
         assert shown["chunks_moving_since"].endswith("+00:00")
         assert deps_view.row(dep, app.manager.now())[1] == "ok, moving"
-        assert regroup.move(app.backend, DEP) == 10
+        rawsql.run(pg_url, "UPDATE claim_regroups SET since = since - 90")
+        assert 90 <= (moving_seconds(app) or 0) < 120
+        with serve(app) as base:
+            assert ">moving</span>" in httpx.get(f"{base}/fragments/dependencies").text
+            assert regroup.move(app.backend, DEP) == 10
+            assert ">moving</span>" not in httpx.get(f"{base}/fragments/dependencies").text
         [dep] = app.deps.all()
         assert deps_view.shown(dep, app.manager.now())["chunks_moving_since"] is None
         assert deps_view.row(dep, app.manager.now())[1] == "ok"
+        assert moving_seconds(app) is None
+
+
+def test_deps_set_says_how_the_move_went(pg_url: str) -> None:
+    with App(pg_url) as app:
+        queues_of(app, 2, 5)
+    said = run("deps", "set", DEP, "--rate", "5/s", db=pg_url).stdout
+    assert f"dependency {DEP}: connections -, rate -, burst - -> connections -, rate 5/s" in said
+    assert "moving its open chunks to the claim group" in said
+    assert "moved 10 chunk(s) in " in said
+    assert groups(pg_url) == [(DEP, 10)] and marks(pg_url) == []
+    said = run("deps", "set", DEP, "--burst", "3", db=pg_url).stdout  # the same group
+    assert "moving" not in said and "moved" not in said
 
 
 def test_a_queue_whose_chunks_all_completed_is_not_walked(
@@ -228,3 +264,32 @@ def test_check_notes_chunks_waiting_for_a_move_nobody_has_taken_on(
         [finding] = report.findings
         assert finding.check == "check_claim_group_moves" and finding.count == 3
         assert "start a worker" in finding.line()
+
+
+def test_deps_set_interrupted_leaves_the_rest_to_the_leader_at_once(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Ctrl-C during the move: the change stands, the mark is left free (not a minute of
+    # silence), and the maintenance leader goes on from the last place recorded.
+    real, calls = regroup._batch, []
+
+    def interrupted(s: Session, *, name: str, queue: str, after: int) -> tuple[int | None, int]:
+        calls.append(after)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(s, name=name, queue=queue, after=after)
+
+    with App(pg_url) as app:
+        queues_of(app, 1, 10)
+        monkeypatch.setattr(regroup, "_batch", interrupted)
+        change = operate.change_limits(app.deps, DEP, {"connections": 3}, reason="x")
+        assert change.moving
+        with pytest.raises(typer.Exit) as stopped:
+            deps_cmd.move_chunks(app.backend, DEP)
+        assert stopped.value.exit_code == 130
+        assert "interrupted: the change stands" in capsys.readouterr().out
+        assert groups(pg_url) == [("", 6), (DEP, 4)]
+        assert rawsql.run(pg_url, "SELECT beat_at FROM claim_regroups") == [(0.0,)]
+        monkeypatch.setattr(regroup, "_batch", real)
+        assert regroup.move_due(app.backend, budget_s=10.0) == 6
+        assert groups(pg_url) == [(DEP, 10)] and marks(pg_url) == []

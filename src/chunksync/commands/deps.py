@@ -8,15 +8,18 @@ full budget; `deps log [NAME]` shows who changed what. Every change is audited.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 from typing import Annotated, Any
 
 import typer
 
+from chunksync.backends.base import Backend
 from chunksync.cli import cli, console, friendly, open_app
-from chunksync.deps import operate, view
+from chunksync.deps import operate, regroup, view
 from chunksync.deps.model import Limits
-from chunksync.exceptions import ConfigurationError
+from chunksync.exceptions import BackendError, ConfigurationError
 from chunksync.redact import redact
 
 deps_cli = typer.Typer(
@@ -74,8 +77,42 @@ def deps_set(
         {"connections": clear_connections, "rate": clear_rate, "burst": clear_burst},
     )
     with open_app(create=False) as app:
-        before, after = operate.set_limits(app.deps, name, values, reason=reason)
-    say(f"dependency {name}: {shown(before)} -> {shown(after)}")
+        change = operate.change_limits(app.deps, name, values, reason=reason)
+        say(f"dependency {name}: {shown(change.before)} -> {shown(change.after)}")
+        if change.moving:
+            move_chunks(app.deps.backend, name)
+
+
+def move_chunks(backend: Backend, name: str) -> None:
+    """Move the dependency's open chunks to the claim group its new limits call for, saying so
+    before and after (a million chunks take about half a minute). Ctrl-C leaves the rest to a
+    worker's maintenance leader."""
+    say(
+        "moving its open chunks to the claim group these limits call for "
+        "(Ctrl-C leaves the rest to a worker's maintenance leader)"
+    )
+    started = time.monotonic()
+    try:
+        moved = regroup.move(backend, name)
+    except KeyboardInterrupt:
+        with contextlib.suppress(BackendError):
+            regroup.free(backend, name)
+        say(f"interrupted: the change stands, and {LEFT_TO_LEADER}")
+        raise typer.Exit(130) from None
+    if moved is None:
+        say(
+            "the move goes on elsewhere (a later change's command, or a worker's maintenance "
+            "leader when this command sees one tenant's rows); until it ends `chunksync deps` "
+            "shows the dependency 'moving'"
+        )
+    else:
+        say(f"moved {moved:,} chunk(s) in {time.monotonic() - started:.1f} s")
+
+
+LEFT_TO_LEADER = (
+    "a worker's maintenance leader moves the rest of its chunks within about a minute; until "
+    "then `chunksync deps` shows it 'moving', and the chunks not yet moved wait"
+)
 
 
 def changes(given: dict[str, Any], cleared: dict[str, bool]) -> dict[str, Any]:

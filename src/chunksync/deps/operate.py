@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,25 +59,28 @@ def find(store: DependencyStore, name: str) -> Dependency:
     raise unknown(store, name)
 
 
-def set_limits(
-    store: DependencyStore,
-    name: str,
-    values: Mapping[str, Any],
-    *,
-    reason: str,
-    move_budget_s: float | None = None,
-) -> tuple[Limits, Limits]:
+@dataclass(frozen=True)
+class LimitChange:
+    """A change of a dependency's limits, committed: the limits before and after, and whether
+    its open chunks are to move to another claim group (`regroup.move` moves them)."""
+
+    before: Limits
+    after: Limits
+    moving: bool
+
+
+def change_limits(
+    store: DependencyStore, name: str, values: Mapping[str, Any], *, reason: str
+) -> LimitChange:
     """Change the limits given in `values` (a key given as None is cleared) while workers run,
-    and audit it in the same transaction. Then, where the change calls for another claim
-    group, move the dependency's chunks to it, in batches (`regroup.move`): all of them, or
-    for `move_budget_s` (a web request), the maintenance leader moving the rest. Returns the
-    limits before and after."""
+    and audit it in the same transaction. The chunks it moves to another claim group are left
+    to the caller (`set_limits`, or a command that says how the move goes)."""
     if not set(values) & set(LIMIT_KEYS):
         raise ConfigurationError(
             "nothing to change: give --connections, --rate or --burst, or a --clear-... option"
         )
 
-    def work(s: Session) -> tuple[Limits, Limits, bool]:
+    def work(s: Session) -> LimitChange:
         row = s.fetch_one("deps_lock", {"name": name})
         if row is None:
             raise unknown(store, name)
@@ -86,12 +90,27 @@ def set_limits(
         marked = store.regroup(s, name, before, after)
         details = {"dependency": name, "before": before.as_dict(), "after": after.as_dict()}
         audit(s, "deps_set", reason, details)
-        return before, after, marked
+        return LimitChange(before, after, marked)
 
-    before, after, marked = in_transaction(store.backend, work)
-    if marked:
+    return in_transaction(store.backend, work)
+
+
+def set_limits(
+    store: DependencyStore,
+    name: str,
+    values: Mapping[str, Any],
+    *,
+    reason: str,
+    move_budget_s: float | None = None,
+) -> tuple[Limits, Limits]:
+    """`change_limits`, then, where the change calls for another claim group, move the
+    dependency's chunks to it, in batches (`regroup.move`): all of them, or for
+    `move_budget_s` (a web request), the maintenance leader moving the rest. Returns the
+    limits before and after."""
+    change = change_limits(store, name, values, reason=reason)
+    if change.moving:
         regroup.move(store.backend, name, budget_s=move_budget_s)
-    return before, after
+    return change.before, change.after
 
 
 def set_flow(store: DependencyStore, name: str, *, stopped: bool, reason: str) -> Dependency:

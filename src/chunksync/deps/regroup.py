@@ -67,7 +67,7 @@ def move(backend: Backend, name: str, *, budget_s: float | None = None) -> int |
         return None
     mover = this_process()
     if not backend.every_tenant:  # it would move one tenant's chunks, and call it done
-        backend.execute("pg_deps_regroup_free", {"name": name, "mover": mover})
+        free(backend, name)
         return None
     taken = backend.fetch_all(
         "pg_deps_regroup_take",
@@ -102,6 +102,12 @@ def move(backend: Backend, name: str, *, budget_s: float | None = None) -> int |
                     return None
     backend.execute("pg_deps_regroup_done", {"name": name, "token": token})
     return moved
+
+
+def free(backend: Backend, name: str) -> None:
+    """Leave this process's move of `name`'s chunks to the next mover at once, from the last
+    place it recorded (a batch moved again moves nothing twice: each chunk is checked)."""
+    backend.execute("pg_deps_regroup_free", {"name": name, "mover": this_process()})
 
 
 def move_due(backend: Backend, *, budget_s: float) -> int:

@@ -167,6 +167,11 @@ def dependency_metrics(manager: Manager) -> Iterator[Metric]:
             ("tokens", "Tokens left in the dependency's shared retry budget."),
             ("gated", "1 while the gate holds calls (probing or stopped), else 0."),
             ("rate_limit_per_second", "The dependency's rate limit, in calls per second."),
+            (
+                "chunks_moving_seconds",
+                "Seconds since a change of the dependency's limits began moving its open chunks "
+                "to another claim group, while the move lasts (PostgreSQL).",
+            ),
         )
     }
     waits = CounterMetricFamily(
@@ -177,6 +182,7 @@ def dependency_metrics(manager: Manager) -> Iterator[Metric]:
     probes = CounterMetricFamily(
         "chunksync_dependency_probes", "Probes the gate let through.", labels=label
     )
+    now = manager.now()
     for dep in view.listed(manager.backend):
         name = [redact(dep.name)]
         gauges["slots_in_use"].add_metric(name, dep.slots_in_use)
@@ -186,6 +192,9 @@ def dependency_metrics(manager: Manager) -> Iterator[Metric]:
             gauges["connections_limit"].add_metric(name, dep.limits.connections)
         if dep.limits.rate is not None:
             gauges["rate_limit_per_second"].add_metric(name, dep.limits.rate.per_s)
+        if dep.regroup_since is not None:
+            moving_s = max(0.0, now - dep.regroup_since)
+            gauges["chunks_moving_seconds"].add_metric(name, moving_s)
         for reason, n in (
             ("connections", dep.cap_waits),
             ("rate", dep.rate_waits),

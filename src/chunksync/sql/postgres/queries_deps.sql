@@ -202,7 +202,7 @@ SET beat_at = CASE WHEN :free::boolean THEN 0 ELSE NOW() END, queue_id = :queue_
 WHERE dependency = :name AND token = :token::uuid AND mover = :mover;
 
 -- pg_deps_regroup_free --
--- A regroup this process marked but cannot walk (it sees one tenant's chunks alone): any mover may take it over at once.
+-- A regroup this process marked but does not walk on (it sees one tenant's chunks alone, or its command was interrupted): any mover may take it over at once.
 UPDATE claim_regroups SET beat_at = 0 WHERE dependency = :name AND mover = :mover;
 
 -- pg_deps_regroup_done --
