@@ -258,15 +258,10 @@ def database(backend: str, tmp: Path) -> Iterator[str]:
     if backend == "sqlite":
         yield f"sqlite:///{tmp / 'fleet.db'}"
         return
-    from tests.servers.pgcluster import PgCluster, available
+    from tests.servers.pgcluster import throwaway
 
-    if not available():
-        raise RuntimeError("PostgreSQL 15 is not installed: run 'bash scripts/test-servers.sh'")
-    cluster = PgCluster(durable=True).start()
-    try:
+    with throwaway(durable=True) as cluster:
         yield cluster.create_database("bench_fleet")
-    finally:
-        cluster.stop()
 
 
 # --- the figures ------------------------------------------------------------------------------

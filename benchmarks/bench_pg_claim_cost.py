@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import os
 import statistics
-import sys
 import time
 
 import psycopg
-from tests.servers.pgcluster import PgCluster, available
+from tests.servers.pgcluster import PgCluster, throwaway
 
 FINISHED = int(os.environ.get("CHUNKSYNC_BENCH_FINISHED", "1000000"))
 PENDING = int(os.environ.get("CHUNKSYNC_BENCH_PENDING", "100000"))
@@ -114,11 +113,7 @@ def behind(cluster: PgCluster) -> None:
 
 
 def main() -> int:
-    if not available():
-        print("PostgreSQL 15 is not installed: run 'bash scripts/test-servers.sh'", file=sys.stderr)
-        return 1
-    cluster = PgCluster(durable=True).start()
-    try:
+    with throwaway(durable=True) as cluster:
         small = cluster.create_database("claim_small")
         big = cluster.create_database("claim_big")
         prepare(small, 0, SMALL_PENDING)
@@ -128,8 +123,6 @@ def main() -> int:
               f"{time.monotonic() - started:.0f} s")  # fmt: skip
         small_times, big_times = claim_seconds(small), claim_seconds(big)
         behind(cluster)
-    finally:
-        cluster.stop()
     small_ms = statistics.median(small_times) * 1000
     big_ms = statistics.median(big_times) * 1000
     print(f"median claim, {SMALL_PENDING} pending, no history: {small_ms:.3f} ms")

@@ -42,7 +42,6 @@ import asyncio
 import multiprocessing
 import os
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -52,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from tests.servers.pgcluster import PgCluster, available
+from tests.servers.pgcluster import PgCluster, throwaway
 
 from benchmarks.pg_ceiling import ceiling, settle
 
@@ -317,9 +316,6 @@ def _timed(
 
 
 def main() -> int:
-    if not available():
-        print("PostgreSQL 15 is not installed: run 'bash scripts/test-servers.sh'", file=sys.stderr)
-        return 1
     import pgqueuer
     import procrastinate
 
@@ -331,8 +327,7 @@ def main() -> int:
     pgq: dict[int, list[float]] = {n: [] for n in PROCESS_COUNTS}
     pgq_server: dict[int, list[float]] = {n: [] for n in PROCESS_COUNTS}
     sql: dict[int, list[float]] = {n: [] for n in PROCESS_COUNTS}
-    cluster = PgCluster(durable=True).start()
-    try:
+    with throwaway(durable=True) as cluster:
         print(f"{N_CHUNKS} no-op jobs each, PostgreSQL 15 durable, {os.cpu_count()} CPUs")
         one = drain_chunksync(cluster, 1)
         for run in range(REPEATS):  # in turns, so that a slow spell of the machine hits all
@@ -346,8 +341,6 @@ def main() -> int:
                 pgq_server[n].append(server_us)
                 sql[n].append(sql_ceiling(cluster, n, run))
         procrastinate_rate = drain_procrastinate(cluster, PEER_PROCESSES)
-    finally:
-        cluster.stop()
     print(f"{'chunksync, 1 process':<44} {one:>10.0f} jobs/s")
     # Each system's median at each count, taken once: the table, the best counts and the ratios.
     mid = {

@@ -14,13 +14,12 @@ regroup_enqueue_wait_ms (the worse of the two changes)."""
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable
 
 import psycopg
-from tests.servers.pgcluster import PgCluster, available
+from tests.servers.pgcluster import throwaway
 
 CHUNKS = int(os.environ.get("CHUNKSYNC_BENCH_REGROUP_CHUNKS", "200000"))
 HISTORY = int(os.environ.get("CHUNKSYNC_BENCH_REGROUP_HISTORY", "200000"))
@@ -116,11 +115,7 @@ def groups(url: str, queue: str) -> list[tuple[str, int]]:
 
 
 def main() -> int:
-    if not available():
-        print("PostgreSQL 15 is not installed: run 'bash scripts/test-servers.sh'", file=sys.stderr)
-        return 1
-    cluster = PgCluster(durable=True).start()
-    try:
+    with throwaway(durable=True) as cluster:
         url = cluster.create_database("regroup")
         queue, chunk = prepare(url)
         worst = 0.0
@@ -138,8 +133,6 @@ def main() -> int:
             print(f"regroup_{label}_s={took:.2f}")
             print(f"regroup_{label}_finish_wait_ms={finish_ms:.0f}")
             worst = max(worst, enqueue_ms)
-    finally:
-        cluster.stop()
     print(f"regroup_enqueue_wait_ms={worst:.0f}")
     return 0
 

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import os
 import statistics
-import sys
 
-from tests.servers.pgcluster import PgCluster, available
+from tests.servers.pgcluster import PgCluster, throwaway
 
 from benchmarks import bench_pg_drain
 
@@ -38,22 +37,16 @@ def drain(cluster: PgCluster, processes: int, run: int) -> tuple[float, float, f
 
 
 def main() -> int:
-    if not available():
-        print("PostgreSQL 15 is not installed: run 'bash scripts/test-servers.sh'", file=sys.stderr)
-        return 1
     bench_pg_drain.N_CHUNKS = N_CHUNKS
     rates: dict[int, list[float]] = {p: [] for p in PROCESSES}
     cores: dict[int, list[tuple[float, float]]] = {p: [] for p in PROCESSES}
-    cluster = PgCluster(durable=True, max_connections=200).start()
-    try:
+    with throwaway(durable=True, max_connections=200) as cluster:
         print(f"{N_CHUNKS} no-op chunks per drain, PostgreSQL 15 durable, {os.cpu_count()} CPUs")
         for run in range(ROUNDS):
             for p in PROCESSES:
                 rate, pg, workers = drain(cluster, p, run)
                 rates[p].append(rate)
                 cores[p].append((pg, workers))
-    finally:
-        cluster.stop()
     print("processes  chunks/s (median)  cores busy: postgres  workers  runs")
     medians = {p: statistics.median(v) for p, v in rates.items()}
     for p in PROCESSES:

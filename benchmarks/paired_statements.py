@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from tests.servers.pgcluster import PgCluster, available
+from tests.servers.pgcluster import PgCluster, throwaway
 
 from chunksync import sql
 from chunksync.backends.base import rows_json
@@ -136,14 +136,10 @@ def main() -> int:
     parser.add_argument("--limit-a", type=int, default=512, help="A's claim batch")
     parser.add_argument("--limit-b", type=int, default=512, help="B's claim batch")
     args = parser.parse_args()
-    if not available():
-        print("PostgreSQL 15 is not installed: run 'bash scripts/test-servers.sh'", file=sys.stderr)
-        return 1
     trees = {"a": args.a.resolve(), "b": args.b.resolve()}
     queries = {key: tree_queries(tree) for key, tree in trees.items()}
     times: dict[str, dict[str, list[float]]] = {k: {s: [] for s in STATEMENTS} for k in trees}
-    cluster = PgCluster(durable=True).start()
-    try:
+    with throwaway(durable=True) as cluster:
         urls = {k: enqueue(cluster, t, f"paired_{k}", args.chunks) for k, t in trees.items()}
         for url in urls.values():
             with psycopg.connect(url, autocommit=True) as conn:
@@ -158,8 +154,6 @@ def main() -> int:
                     conn, pid = sides[key]
                     limit = args.limit_a if key == "a" else args.limit_b
                     batch(conn, pid, queries[key], times[key], limit)
-    finally:
-        cluster.stop()
     for statement in STATEMENTS:
         med = {k: statistics.median(times[k][statement]) for k in trees}
         ratio = med["b"] / med["a"]

@@ -47,7 +47,7 @@ import statistics
 import sys
 
 import psycopg
-from tests.servers.pgcluster import PgCluster, available
+from tests.servers.pgcluster import PgCluster, throwaway
 
 from benchmarks.bench_pg_drain import N_CHUNKS, noop_queue
 from benchmarks.pg_ceiling import BATCH, BATCH_JSON, CLAIM_VALUES, ceiling, run_batches, written
@@ -190,13 +190,9 @@ def split_ceiling(cluster: PgCluster, url: str, design: str) -> tuple[float, flo
 
 
 def main() -> int:
-    if not available():
-        print("PostgreSQL 15 is not installed: run 'bash scripts/test-servers.sh'", file=sys.stderr)
-        return 1
     runs: dict[str, list[float]] = {"today": [], **{name: [] for name in DESIGNS}}
     hot: dict[str, list[float]] = {name: [] for name in SPLIT_DESIGNS}
-    cluster = PgCluster(durable=True).start()
-    try:
+    with throwaway(durable=True) as cluster:
         for turn in range(ROUNDS):
             url, queue_id = noop_queue(cluster, f"today{turn}")
             runs["today"].append(ceiling(cluster, url, queue_id, N_CHUNKS, CLIENTS))
@@ -208,8 +204,6 @@ def main() -> int:
                 runs[name].append(rate)
                 hot[name].append(share)
             print(" ".join(f"{k}={v[-1]:.0f}" for k, v in runs.items()), flush=True)
-    finally:
-        cluster.stop()
     rates = {name: statistics.median(values) for name, values in runs.items()}
     # Each design against today's SQL in the same round (the machine drifts between rounds).
     ratios = {

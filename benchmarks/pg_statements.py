@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import os
 import statistics
-import sys
 from typing import Any
 
 import psycopg
-from tests.servers.pgcluster import PgCluster, available
+from tests.servers.pgcluster import PgCluster, throwaway
 
 from benchmarks.bench_pg_drain import N_CHUNKS, _chunksync_process, _timed, noop_queue
 
@@ -75,12 +74,8 @@ def one_drain(cluster: PgCluster, run: int) -> tuple[float, float, list[tuple[An
 
 
 def main() -> int:
-    if not available():
-        print("PostgreSQL 15 is not installed: run 'bash scripts/test-servers.sh'", file=sys.stderr)
-        return 1
     per: dict[str, list[float]] = {}
-    cluster = PgCluster(durable=True, settings=SETTINGS).start()
-    try:
+    with throwaway(durable=True, settings=SETTINGS) as cluster:
         print(f"{N_CHUNKS} no-op chunks, {PROCESSES} processes, {ROUNDS} rounds")
         for run in range(ROUNDS):
             rate, server_us, rows = one_drain(cluster, run)
@@ -90,8 +85,6 @@ def main() -> int:
             for key, value in figures.items():
                 per.setdefault(key, []).append(value)
             print(f"round {run + 1}: {rate:.0f} chunks/s, server {server_us:.1f} us a chunk")
-    finally:
-        cluster.stop()
     mid = {key: statistics.median(values) for key, values in per.items()}
     print(f"{'statement':<10} {'us a chunk':>10} {'planning':>9} {'WAL bytes':>10} {'buffers':>8}")
     for name in (*(k for k, _ in KINDS), "other"):

@@ -14,6 +14,8 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -23,6 +25,7 @@ PG_BIN = Path(os.environ.get("CHUNKSYNC_PG_BIN", "/usr/lib/postgresql/15/bin"))
 SERVER_USER = "postgres"
 PASSWORD_USER = "chunksync_pw"  # the one role that must give a password (scram), for the tests
 START_TIMEOUT_SECONDS = 60
+NOT_INSTALLED = "PostgreSQL 15 is not installed: run 'bash scripts/test-servers.sh'"
 
 
 def available(bin_dir: Path = PG_BIN) -> bool:
@@ -127,3 +130,19 @@ class PgCluster:
 
     def drop_database(self, name: str) -> None:
         self.admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@contextmanager
+def throwaway(
+    *, durable: bool, max_connections: int = 100, settings: dict[str, str] | None = None
+) -> Iterator[PgCluster]:
+    """A started cluster for a benchmark or a script, deleted when the block ends. Without
+    PostgreSQL 15 the process exits (status 1) with one sentence saying how to install it."""
+    if not available():
+        raise SystemExit(NOT_INSTALLED)
+    cluster = PgCluster(durable=durable, max_connections=max_connections, settings=settings)
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
