@@ -44,6 +44,7 @@ def test_list_set_close_open_and_the_audit_log(fleet_db: str) -> None:
     )
     said = run("deps", "set", API, "--rate", "10000/10m", "--burst", "20", db=fleet_db).stdout
     assert "rate 10000/10m" in said
+    assert "mov" not in said  # limited before and after: its chunks keep their claim group
     run("deps", "set", API, "--clear-connections", "--reason", "provider lifted it", db=fleet_db)
     api = listed(fleet_db)[API]
     assert (api["connections"], api["rate"], api["burst"]) == (None, "10000/10m", 20)
