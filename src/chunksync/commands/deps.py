@@ -30,6 +30,11 @@ deps_cli = typer.Typer(
 cli.add_typer(deps_cli, name="deps")
 
 Reason = Annotated[str, typer.Option(help="Why, for the audit log.")]
+# What Ctrl-C during a move leaves (the mark freed for the next mover).
+LEFT_TO_LEADER = (
+    "a worker's maintenance leader moves the rest of its chunks within about a minute; until "
+    "then `chunksync deps` shows it 'moving', and the chunks not yet moved wait"
+)
 
 
 @deps_cli.callback()
@@ -107,12 +112,6 @@ def move_chunks(backend: Backend, name: str) -> None:
         )
     else:
         say(f"moved {moved:,} chunk(s) in {time.monotonic() - started:.1f} s")
-
-
-LEFT_TO_LEADER = (
-    "a worker's maintenance leader moves the rest of its chunks within about a minute; until "
-    "then `chunksync deps` shows it 'moving', and the chunks not yet moved wait"
-)
 
 
 def changes(given: dict[str, Any], cleared: dict[str, bool]) -> dict[str, Any]:
