@@ -105,10 +105,22 @@ def wait_for(browser: Any, css: str) -> Any:
     )
 
 
+def replaced(exc: Exception) -> bool:
+    """Whether a WebDriver error means the element went as a live fragment or a new page
+    replaced it: not there yet, stale, or, when the node goes between Chrome's lookup and the
+    read, its inspector's "Node with given id does not belong to the document" (a bare
+    WebDriverException: it once failed a wait at its first look)."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
+    if isinstance(exc, NoSuchElementException | StaleElementReferenceException):
+        return True
+    return "does not belong to the document" in str(exc)
+
+
 def wait_text(browser: Any, css: str, expected: str) -> None:
     """Wait until an element reads `expected`: after a form's submit the old page's element may
     be found first and go stale as the new page replaces it."""
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
     seen: list[str] = []
@@ -116,7 +128,9 @@ def wait_text(browser: Any, css: str, expected: str) -> None:
     def reads(driver: Any) -> bool:
         try:
             seen.append(driver.find_element("css selector", css).text)
-        except (StaleElementReferenceException, NoSuchElementException):
+        except WebDriverException as exc:
+            if not replaced(exc):
+                raise
             return False
         return seen[-1] == expected
 
@@ -128,14 +142,16 @@ def wait_text(browser: Any, css: str, expected: str) -> None:
 
 def click(browser: Any, css: str) -> None:
     """Click an element of a live fragment, which may be replaced between finding and clicking."""
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
     def attempt(driver: Any) -> bool:
         try:
             driver.find_element("css selector", css).click()
             return True
-        except (StaleElementReferenceException, NoSuchElementException):
+        except WebDriverException as exc:
+            if not replaced(exc):
+                raise
             return False
 
     WebDriverWait(browser, WAIT_SECONDS).until(attempt)
