@@ -14,8 +14,9 @@ the chunk invariants, each one named query of `queries_check.sql`:
     check_orphans       every chunk has its queue
     check_attempt_rows  attempts counted <= attempt rows that spent one (+ releases, a running one)
     check_queue_totals  each queue's count of its chunks is how many it holds
-    check_claim_groups  PostgreSQL: every open chunk is in the claim group its dependency's
-                        limits call for, or a move of that dependency's chunks is under way
+    check_claim_groups  PostgreSQL: every open chunk of a queue not paused is in the claim
+                        group its dependency's limits call for, or a move of its chunks is
+                        under way
     check_claim_group_moves  PostgreSQL: no chunk waits for a move that no mover has taken on
                         for ten minutes
 
@@ -108,11 +109,11 @@ INVARIANTS = (
     Invariant(
         "check_claim_groups",
         DAMAGE,
-        "{n} chunk(s) wait in a claim group their dependency's limits do not call for, and no "
-        "move of its chunks is under way, so no claim takes them",
-        "move each (`UPDATE chunks c SET claim_group = chunksync_claim_group(q.dependency) "
-        "FROM queues q WHERE q.id = c.queue_id AND c.id = 'ID'`), then find what wrote its "
-        "group past `chunksync deps set`",
+        "{n} chunk(s) wait in a claim group their queue's status and their dependency's "
+        "limits do not call for, and no move of its chunks is under way, so no claim takes them",
+        "move each (`UPDATE chunks c SET claim_group = chunksync_queue_claim_group(q.status, "
+        "q.id, q.dependency) FROM queues q WHERE q.id = c.queue_id AND c.id = 'ID'`), then find "
+        "what wrote its group past `chunksync deps set`, `pause` and `resume`",
     ),
     Invariant(
         "check_claim_group_moves",

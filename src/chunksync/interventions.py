@@ -17,6 +17,7 @@ import abc
 from typing import Any
 
 from chunksync.backends.base import Backend, Session, in_transaction
+from chunksync.deps import regroup
 from chunksync.exceptions import NotFound, StateError
 from chunksync.ids import UUID_HEX_DIGITS, uuid_text
 from chunksync.models import (
@@ -180,18 +181,37 @@ class Interventions(abc.ABC):
         return cancelled
 
     def pause_queue(
-        self, queue_id: str, actor: str = OPERATOR, reason: str = "manual pause"
+        self,
+        queue_id: str,
+        actor: str = OPERATOR,
+        reason: str = "manual pause",
+        *,
+        move_s: float | None = regroup.REGROUP_TURN_S,
     ) -> Queue:
-        return self._move_queue(
+        """Pause a queue: no claim takes its chunks from now on. On PostgreSQL its open chunks
+        then move to the paused claim group, which no claim reads past, for up to `move_s`
+        (None: all of them); a maintenance leader goes on with the rest."""
+        queue = self._move_queue(
             queue_id, QueueStatus.PAUSED, [QueueStatus.ACTIVE], "pause_queue", actor, reason
         )
+        regroup.move_queue(self.backend, queue.id, budget_s=move_s)
+        return queue
 
     def resume_queue(
-        self, queue_id: str, actor: str = OPERATOR, reason: str = "manual resume"
+        self,
+        queue_id: str,
+        actor: str = OPERATOR,
+        reason: str = "manual resume",
+        *,
+        move_s: float | None = regroup.REGROUP_TURN_S,
     ) -> Queue:
+        """Resume a paused queue. On PostgreSQL its chunks move back to the claim group its
+        dependency calls for, in order, claimable as each batch commits, for up to `move_s`
+        (None: all of them); a maintenance leader goes on with the rest."""
         queue = self._move_queue(
             queue_id, QueueStatus.ACTIVE, [QueueStatus.PAUSED], "resume_queue", actor, reason
         )
+        regroup.move_queue(self.backend, queue.id, budget_s=move_s)
         self.backend.execute("complete_queue_if_done", {"id": queue.id})
         return self.get_queue(queue.id)
 

@@ -38,7 +38,7 @@ def test_a_rolling_upgrade_loses_nothing_and_blocks_no_claim(
     v, r = up.verdict, up.result
     report = "\n".join([*up.phases, up.plan, str(v), str(dict(up.done_by_pid)), up.figures()])
     print(up.figures())
-    assert up.versions == {"previous": 17, "current": 26}, report  # two releases, truly
+    assert up.versions == {"previous": 17, "current": 28}, report  # two releases, truly
     # The plan said each would run online as an expand (outside a transaction where it builds or
     # drops an index concurrently).
     assert "0018 status_index_with_tenant: online; expand; statement by statement" in up.plan
@@ -55,6 +55,8 @@ def test_a_rolling_upgrade_loses_nothing_and_blocks_no_claim(
     )
     assert "0025 claim_groups: online; expand; in one transaction" in up.plan
     assert "0026 claim_group_index: online; expand; statement by statement" in up.plan
+    assert "0027 paused_claim_groups: online; expand; in one transaction" in up.plan
+    assert "0028 queues_regrouping_index: online; expand; statement by statement" in up.plan
     assert up.ok and v is not None and v.lost == 0 and v.duplicated == 0, report
     assert v.chunks == CHUNKS and sum(v.by_status.values()) == CHUNKS, report
     assert not v.problems, report

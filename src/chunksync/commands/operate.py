@@ -87,10 +87,11 @@ def _move(target: str, to: QueueStatus, reason: str, as_json: bool) -> None:
         if q.status is to:
             _say(f"queue {q.name} is already {to}", output.queue_json(q), as_json)
             return
+        # Its open chunks all moved to their new claim group before it returns (PostgreSQL).
         if to is QueueStatus.PAUSED:
-            q = app.manager.pause_queue(q.id, reason=reason)
+            q = app.manager.pause_queue(q.id, reason=reason, move_s=None)
         else:
-            q = app.manager.resume_queue(q.id, reason=reason)
+            q = app.manager.resume_queue(q.id, reason=reason, move_s=None)
     _say(f"queue {q.name} is {q.status}", output.queue_json(q), as_json)
 
 

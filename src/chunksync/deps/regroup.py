@@ -21,6 +21,13 @@ leaves the mark behind; the maintenance leader takes it over once it has moved n
 REGROUP_STALE_S, from the last place it recorded (upkeep's `regroups` duty). A mover that
 stops on purpose (its time spent, or a view of one tenant's rows, which would move that
 tenant's chunks alone) leaves its mark free at once.
+
+A paused queue's chunks have a group of their own, which no claim reads (migration 0027), so
+that no claim reads past a paused backlog. A pause or a resume sets the queue's regroup_seq in
+its own transaction; after it, `move_queue` walks the queue's chunks in batches, each advancing
+regroup_seq, and whoever walks next (the maintenance leader, `move_queues_due`) goes on from
+there. Every batch that moves a queue's chunks, a dependency's regroup's included, takes that
+queue's turn first, so it reads the queue's status after the batch before it committed.
 """
 
 from __future__ import annotations
@@ -121,8 +128,44 @@ def move_due(backend: Backend, *, budget_s: float) -> int:
     return sum(move(backend, str(r["dependency"]), budget_s=budget_s) or 0 for r in due)
 
 
+def move_queue(backend: Backend, queue_id: str, *, budget_s: float | None = None) -> int:
+    """Walk a paused or resumed queue's chunks to the claim group its status calls for (its
+    regroup_seq: migration 0027), from where the last batch ended, whoever walked it; within
+    `budget_s` when given (the maintenance leader goes on with the rest). A queue's chunks are
+    its tenant's, so a view of one tenant's rows walks them too. Returns how many moved."""
+    if not backend.claim_groups:
+        return 0
+    started, moved = time.monotonic(), 0
+    while True:
+        due, read, n = in_transaction(backend, partial(_queue_batch, queue=queue_id))
+        moved += n
+        if not due or read < REGROUP_BATCH:
+            return moved
+        if budget_s is not None and time.monotonic() - started >= budget_s:
+            return moved
+
+
+def move_queues_due(backend: Backend, *, budget_s: float) -> int:
+    """The maintenance leader's turn for queues: start the walk of any queue resumed by code
+    that did not (before migration 0027), then go on with each walk due, within `budget_s`
+    each. Returns how many chunks moved."""
+    if not backend.claim_groups:
+        return 0
+    backend.fetch_all("pg_queue_regroups_stranded", write=True)
+    due = backend.fetch_all("pg_queue_regroups_due")
+    return sum(move_queue(backend, str(r["id"]), budget_s=budget_s) for r in due)
+
+
+def _queue_batch(s: Session, *, queue: str) -> tuple[bool, int, int]:
+    s.fetch_one("pg_queue_regroup_turn", {"queue_id": queue})
+    row = s.fetch_one("pg_queue_regroup", {"queue_id": queue, "limit": REGROUP_BATCH})
+    assert row is not None
+    return bool(row["due"]), int(row["read"]), int(row["moved"])
+
+
 def _batch(s: Session, *, name: str, queue: str, after: int) -> tuple[int | None, int]:
     s.fetch_one("pg_deps_regroup_turn", {"name": name})
+    s.fetch_one("pg_queue_regroup_turn", {"queue_id": queue})
     params = {"name": name, "queue_id": queue, "after": after, "limit": REGROUP_BATCH}
     row = s.fetch_one("pg_deps_regroup", params)
     assert row is not None

@@ -198,9 +198,12 @@ class Upkeep:
             log.info("queue %s: its dependency is %s", row["id"], name)
 
     def move_regroups(self) -> None:
-        """Go on moving the chunks of a dependency whose limits changed to their claim group,
-        where the process that began it stopped (chunksync.deps.regroup), a turn at a time."""
-        moved = regroup.move_due(self.manager.backend, budget_s=regroup.REGROUP_TURN_S)
+        """Go on moving the chunks of a dependency whose limits changed, and of a queue paused
+        or resumed, to their claim group, where the process that began it stopped
+        (chunksync.deps.regroup), a turn at a time."""
+        backend, turn = self.manager.backend, regroup.REGROUP_TURN_S
+        moved = regroup.move_due(backend, budget_s=turn)
+        moved += regroup.move_queues_due(backend, budget_s=turn)
         if moved:
             log.info("moved %d chunks to their claim groups", moved)
 

@@ -14,13 +14,15 @@ RETURNING *;
 
 -- insert_chunks --
 -- Add a batch of a queue's chunks ([id, seq, payload's JSON text, fair_key] each), at their places in the fair order: one statement a batch (100,000 chunks: 2.9 s, against 6.2 s one INSERT a chunk).
--- Each in its claim group (migration 0025), read once for the batch; the insert's trigger checks it
--- under the queue's lock, so a change of the dependency's limits meanwhile is not missed.
+-- Each in its claim group (migrations 0025 and 0027: by the queue's status and dependency), read
+-- once for the batch; the insert's trigger checks it under the queue's lock, so a change of the
+-- dependency's limits or a pause meanwhile is not missed.
 INSERT INTO chunks (id, queue_id, tenant, seq, payload, priority, max_attempts, run_after,
                     created_at, updated_at, fair_key, claim_group)
 SELECT (e->>0)::uuid, :queue_id::uuid, :tenant, (e->>1)::int, (e->>2)::jsonb, :priority,
        :max_attempts, NOW(), NOW(), NOW(), (e->>3)::float8,
-       (SELECT chunksync_claim_group(q.dependency) FROM queues q WHERE q.id = :queue_id::uuid)
+       (SELECT chunksync_queue_claim_group(q.status, q.id, q.dependency) FROM queues q
+        WHERE q.id = :queue_id::uuid)
 FROM jsonb_array_elements(:batch::jsonb) AS e;
 
 -- next_seq --
@@ -60,8 +62,11 @@ ORDER BY q.created_at DESC, q.name;
 SELECT COUNT(*) AS n_queues FROM queues;
 
 -- set_queue_status --
--- Move a queue from one of the allowed statuses (an array) to a new one.
-UPDATE queues SET status = :status, updated_at = NOW()
+-- Move a queue from one of the allowed statuses (an array) to a new one. A pause or a resume also starts its chunks' walk to the claim group the new status calls for (migration 0027: regroup_seq, from the first chunk; chunksync.deps.regroup.move_queue).
+UPDATE queues SET status = :status, updated_at = NOW(),
+    regroup_seq = CASE WHEN (status = 'paused') <> (:status::text = 'paused')
+                            AND :status::text IN ('paused', 'active')
+                       THEN -2147483648 ELSE regroup_seq END
 WHERE id = :id::uuid AND status = ANY(:allowed::text[]);
 
 -- queue_open_chunk --

@@ -62,15 +62,19 @@ WHERE q.n_chunks IS DISTINCT FROM (SELECT COUNT(*) FROM chunks c WHERE c.queue_i
 ORDER BY q.id LIMIT :limit;
 
 -- check_claim_groups --
--- Chunks not completed in a claim group their dependency's limits do not call for (migration 0025), with no move of its chunks under way (claim_regroups): no claim reads them.
+-- Chunks not completed in a claim group their queue does not call for (migrations 0025 and 0027: the paused group while it is paused, else its dependency's by its limits), with no move of its chunks under way (a dependency's claim_regroups, a queue's regroup_seq): no claim reads them. A paused queue's chunks may be anywhere (no claim takes them; a pause by code before 0027 leaves them where they were).
 SELECT c.id, c.status, COUNT(*) OVER () AS n FROM chunks c JOIN queues q ON q.id = c.queue_id
-WHERE c.status <> 'completed' AND c.claim_group <> chunksync_claim_group(q.dependency)
+WHERE c.status <> 'completed' AND q.status <> 'paused' AND q.regroup_seq IS NULL
+  AND c.claim_group <> chunksync_queue_claim_group(q.status, q.id, q.dependency)
   AND NOT EXISTS (SELECT 1 FROM claim_regroups r WHERE r.dependency = q.dependency)
 ORDER BY c.id LIMIT :limit;
 
 -- check_claim_group_moves --
--- Chunks not completed that wait for a move to their claim group which no mover has taken on for ten minutes (claim_regroups: a maintenance leader goes on with one a minute after its mover stops, so none is running, or none sees every tenant's chunks).
+-- Chunks not completed that wait for a move to their claim group which no mover has taken on for ten minutes (claim_regroups: a maintenance leader goes on with one a minute after its mover stops, so none is running, or none sees every tenant's chunks; a queue paused or resumed ten minutes ago whose walk is still due: a leader goes on with it every turn).
 SELECT c.id, c.status, COUNT(*) OVER () AS n FROM chunks c JOIN queues q ON q.id = c.queue_id
-JOIN claim_regroups r ON r.dependency = q.dependency AND r.beat_at < NOW() - 600
-WHERE c.status <> 'completed' AND c.claim_group <> chunksync_claim_group(q.dependency)
+WHERE c.status <> 'completed'
+  AND c.claim_group <> chunksync_queue_claim_group(q.status, q.id, q.dependency)
+  AND (EXISTS (SELECT 1 FROM claim_regroups r
+               WHERE r.dependency = q.dependency AND r.beat_at < NOW() - 600)
+       OR (q.regroup_seq IS NOT NULL AND q.updated_at < NOW() - 600))
 ORDER BY c.id LIMIT :limit;

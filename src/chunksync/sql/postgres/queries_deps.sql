@@ -220,12 +220,72 @@ ORDER BY q.id;
 -- One batch of a dependency's regroup at a time, whoever moves it: a batch whose statement began before a later change of the limits ends before that change's mover reads them.
 SELECT pg_advisory_xact_lock(hashtextextended('chunksync.regroup:' || :name, 0)) IS NULL AS turn;
 
+-- pg_queue_regroup_turn --
+-- One batch of a queue's chunks at a time, whoever moves them (a dependency's regroup, the walk after a pause or a resume): a batch's statement then reads the queue's status and its chunks after the batch before it committed, so a batch that read the status before a resume cannot undo what the resume's walk moved.
+SELECT pg_advisory_xact_lock(hashtextextended('chunksync.regroup.queue:' || :queue_id, 0)) IS NULL AS turn;
+
+-- pg_queue_regroup --
+-- The next :limit chunks of a queue whose walk to the claim group its status calls for is due (regroup_seq: from there, in seq order), moved as pg_deps_regroup moves them; regroup_seq advances past them, or is cleared at the queue's end, unless a pause or a resume meanwhile started the walk again. Returns whether a walk was due, how many chunks were read (fewer than :limit: the queue's end) and moved.
+WITH target AS MATERIALIZED (
+    SELECT q.regroup_seq AS after,
+           chunksync_queue_claim_group(q.status, q.id, q.dependency) AS claim_group
+    FROM queues q WHERE q.id = :queue_id::uuid AND q.regroup_seq IS NOT NULL
+),
+batch AS MATERIALIZED (
+    SELECT c.id, c.seq,
+           c.status <> 'completed' AND c.claim_group <> (SELECT claim_group FROM target) AS stray
+    FROM chunks c
+    WHERE c.queue_id = :queue_id::uuid AND c.seq > (SELECT after FROM target)
+    ORDER BY c.seq
+    LIMIT :limit
+),
+moved AS (
+    UPDATE chunks c SET claim_group = t.claim_group
+    FROM target t
+    WHERE c.id = ANY(ARRAY(SELECT id FROM batch WHERE stray))
+      AND c.status <> 'completed' AND c.claim_group <> t.claim_group
+    RETURNING 1
+),
+advanced AS (
+    UPDATE queues q
+    SET regroup_seq = CASE WHEN (SELECT COUNT(*) FROM batch) < :limit THEN NULL
+                           ELSE (SELECT MAX(seq) FROM batch) END
+    FROM target t
+    WHERE q.id = :queue_id::uuid AND q.regroup_seq = t.after
+    RETURNING 1
+)
+SELECT (SELECT COUNT(*) FROM target) AS due, (SELECT COUNT(*) FROM batch) AS read,
+       (SELECT COUNT(*) FROM moved) AS moved, (SELECT COUNT(*) FROM advanced) AS advanced;
+
+-- pg_queue_regroups_due --
+-- The queues whose chunks' walk to another claim group is due (regroup_seq set), oldest change first.
+SELECT id::text AS id FROM queues WHERE regroup_seq IS NOT NULL ORDER BY updated_at LIMIT 100;
+
+-- pg_queue_regroups_stranded --
+-- Queues no longer paused whose pending chunks are still in their paused group, with no walk due: resumed by code before migration 0027, which does not start the walk. A loose scan of chunks_claim_fair's groups (one probe a group: '', the limited dependencies' and the paused queues'), then each paused group's queue by its id.
+WITH RECURSIVE g(claim_group) AS (
+    (SELECT claim_group FROM chunks WHERE status = 'pending' ORDER BY claim_group LIMIT 1)
+    UNION ALL
+    SELECT (SELECT c.claim_group FROM chunks c
+            WHERE c.status = 'pending' AND c.claim_group > g.claim_group
+            ORDER BY c.claim_group LIMIT 1)
+    FROM g WHERE g.claim_group IS NOT NULL
+)
+UPDATE queues q SET regroup_seq = -2147483648
+FROM g
+WHERE left(g.claim_group, 7) = 'paused:' AND q.id = chunksync_try_uuid(substr(g.claim_group, 8))
+  AND q.status <> 'paused' AND q.regroup_seq IS NULL
+RETURNING q.id::text AS id;
+
 -- pg_deps_regroup --
--- The next :limit chunks of a queue after :after in seq order; those not completed (a dead chunk may be revived) move to the claim group the dependency's limits call for (its name when limited, else '') as this statement reads them. Returns the last seq read, how many were read (fewer than :limit: the queue's end) and how many moved.
+-- The next :limit chunks of a queue after :after in seq order; those not completed (a dead chunk may be revived) move to the claim group the queue calls for (migration 0027: the paused group while it is paused, else its dependency's: its name when limited, else '') as this statement reads them. Returns the last seq read, how many were read (fewer than :limit: the queue's end) and how many moved.
 -- The strays are picked as the batch is read, so a completed chunk (most of a queue's history)
 -- costs one read and no lookup by id: with 900,000 completed chunks ahead of 100,000 open ones,
 -- a change took 6.5-7.1 s, now 3.7-5.0 s; each stray is checked again as it is updated.
-WITH target AS MATERIALIZED (SELECT chunksync_claim_group(:name) AS claim_group),
+WITH target AS MATERIALIZED (
+    SELECT chunksync_queue_claim_group(q.status, q.id, q.dependency) AS claim_group
+    FROM queues q WHERE q.id = :queue_id::uuid
+),
 batch AS MATERIALIZED (
     SELECT c.id, c.seq,
            c.status <> 'completed' AND c.claim_group <> (SELECT claim_group FROM target) AS stray
