@@ -6,14 +6,15 @@ one chunk each, on a durable throwaway cluster after VACUUM ANALYZE. The history
 with set-based SQL to keep the setup short. Env: CHUNKSYNC_BENCH_FINISHED (default 1000000),
 CHUNKSYNC_BENCH_PENDING (default 100000), CHUNKSYNC_BENCH_CLAIMS (default 2000).
 
-Then a backlog that no claim can take, ahead in the fair order (a known cost, not yet fixed:
-docs/benchmarks.md): a big tenant's queue of CHUNKSYNC_BENCH_BEHIND chunks (default 100000)
-enqueued before a small tenant's, then BEHIND_CLAIMS claims of 512 from the small one, as a
-worker's: with the big queue paused (`paused`), or left out by the claim's own `exclude`
-(`excluded`), or a rate-limited dependency's (`limited`: claimed by claim_chunks_of, and in a
-claim group of its own since migration 0025, so not read past), or runnable (`none`, the claims
-take from both). In the paused and excluded cases the first claims read past few of the big
-queue's chunks, the last ones past all those the claims before them passed. Prints
+Then a backlog that no claim can take, ahead in the fair order (docs/benchmarks.md): a big
+tenant's queue of CHUNKSYNC_BENCH_BEHIND chunks (default 100000) enqueued before a small
+tenant's, then BEHIND_CLAIMS claims of 512 from the small one, as a worker's: with the big queue
+paused (`paused`: its chunks in a claim group of their own since migration 0027, the time the
+pause took to move them printed), or left out by the claim's own `exclude` (`excluded`, a known
+cost not yet fixed), or a rate-limited dependency's (`limited`: claimed by claim_chunks_of, and
+in a claim group of its own since migration 0025, so not read past), or runnable (`none`, the
+claims take from both). In the excluded case the first claims read past few of the big queue's
+chunks, the last ones past all those the claims before them passed. Prints
 `claim_behind_ms_<case>=` (the median of the last five claims).
 Last line: claim_cost_ratio_1m.
 """
@@ -89,8 +90,10 @@ def behind_ms(url: str, case: str) -> tuple[float, float]:
         big = app.create_queue(source, ({} for _ in range(BEHIND)), tenant="big")
         n = BEHIND_CLAIMS * BEHIND_BATCH
         small = app.create_queue("noop", ({} for _ in range(n)), tenant="small")
-        if case == "paused":
-            app.manager.pause_queue(big.id)
+        if case == "paused":  # and its chunks moved to the paused group (migration 0027)
+            started = time.perf_counter()
+            app.manager.pause_queue(big.id, move_s=None)
+            print(f"paused {BEHIND} chunks in {time.perf_counter() - started:.2f} s")
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(b"VACUUM ANALYZE")
         exclude = [big.id] if case == "excluded" else []
