@@ -10,3 +10,21 @@ CROSS JOIN LATERAL (
            COUNT(*) FILTER (WHERE c.status = 'dead') AS n_dead,
            COUNT(*) FILTER (WHERE c.status = 'cancelled') AS n_cancelled
     FROM chunks c WHERE c.queue_id = q.id AND c.status <> 'completed') t
+
+-- regroup_batch --
+-- A regroup's batch, as CTEs after its `target` (after: the last seq walked; claim_group: where the queue's chunks go): `batch`, the next :limit chunks of :queue_id after it in seq order, each marked a stray when it is not completed (a dead chunk may be revived) and not in that group yet; `moved`, the strays moved, each checked again as it is updated.
+batch AS MATERIALIZED (
+    SELECT c.id, c.seq,
+           c.status <> 'completed' AND c.claim_group <> (SELECT claim_group FROM target) AS stray
+    FROM chunks c
+    WHERE c.queue_id = :queue_id::uuid AND c.seq > (SELECT after FROM target)
+    ORDER BY c.seq
+    LIMIT :limit
+),
+moved AS (
+    UPDATE chunks c SET claim_group = t.claim_group
+    FROM target t
+    WHERE c.id = ANY(ARRAY(SELECT id FROM batch WHERE stray))
+      AND c.status <> 'completed' AND c.claim_group <> t.claim_group
+    RETURNING 1
+)

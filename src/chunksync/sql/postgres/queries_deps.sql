@@ -231,22 +231,8 @@ WITH target AS MATERIALIZED (
            chunksync_queue_claim_group(q.status, q.id, q.dependency) AS claim_group
     FROM queues q WHERE q.id = :queue_id::uuid AND q.regroup_seq IS NOT NULL
 ),
-batch AS MATERIALIZED (
-    SELECT c.id, c.seq,
-           c.status <> 'completed' AND c.claim_group <> (SELECT claim_group FROM target) AS stray
-    FROM chunks c
-    WHERE c.queue_id = :queue_id::uuid AND c.seq > (SELECT after FROM target)
-    ORDER BY c.seq
-    LIMIT :limit
-),
-moved AS (
-    UPDATE chunks c SET claim_group = t.claim_group
-    FROM target t
-    WHERE c.id = ANY(ARRAY(SELECT id FROM batch WHERE stray))
-      AND c.status <> 'completed' AND c.claim_group <> t.claim_group
-    RETURNING 1
-),
-advanced AS (
+-- include regroup_batch --
+, advanced AS (
     UPDATE queues q
     SET regroup_seq = CASE WHEN (SELECT COUNT(*) FROM batch) < :limit THEN NULL
                            ELSE (SELECT MAX(seq) FROM batch) END
@@ -283,23 +269,10 @@ RETURNING q.id::text AS id;
 -- costs one read and no lookup by id: with 900,000 completed chunks ahead of 100,000 open ones,
 -- a change took 6.5-7.1 s, now 3.7-5.0 s; each stray is checked again as it is updated.
 WITH target AS MATERIALIZED (
-    SELECT chunksync_queue_claim_group(q.status, q.id, q.dependency) AS claim_group
+    SELECT :after::integer AS after,
+           chunksync_queue_claim_group(q.status, q.id, q.dependency) AS claim_group
     FROM queues q WHERE q.id = :queue_id::uuid
 ),
-batch AS MATERIALIZED (
-    SELECT c.id, c.seq,
-           c.status <> 'completed' AND c.claim_group <> (SELECT claim_group FROM target) AS stray
-    FROM chunks c
-    WHERE c.queue_id = :queue_id::uuid AND c.seq > :after::integer
-    ORDER BY c.seq
-    LIMIT :limit
-),
-moved AS (
-    UPDATE chunks c SET claim_group = t.claim_group
-    FROM target t
-    WHERE c.id = ANY(ARRAY(SELECT id FROM batch WHERE stray))
-      AND c.status <> 'completed' AND c.claim_group <> t.claim_group
-    RETURNING 1
-)
+-- include regroup_batch --
 SELECT (SELECT MAX(seq) FROM batch) AS last, (SELECT COUNT(*) FROM batch) AS read,
        (SELECT COUNT(*) FROM moved) AS moved;
