@@ -190,11 +190,12 @@ class Interventions(abc.ABC):
     ) -> Queue:
         """Pause a queue: no claim takes its chunks from now on. On PostgreSQL its open chunks
         then move to the paused claim group, which no claim reads past, for up to `move_s`
-        (None: all of them); a maintenance leader goes on with the rest."""
+        (None: all of them; 0: none); a maintenance leader goes on with the rest."""
         queue = self._move_queue(
             queue_id, QueueStatus.PAUSED, [QueueStatus.ACTIVE], "pause_queue", actor, reason
         )
-        regroup.move_queue(self.backend, queue.id, budget_s=move_s)
+        if move_s != 0:
+            regroup.move_queue(self.backend, queue.id, budget_s=move_s)
         return queue
 
     def resume_queue(
@@ -207,11 +208,12 @@ class Interventions(abc.ABC):
     ) -> Queue:
         """Resume a paused queue. On PostgreSQL its chunks move back to the claim group its
         dependency calls for, in order, claimable as each batch commits, for up to `move_s`
-        (None: all of them); a maintenance leader goes on with the rest."""
+        (None: all of them; 0: none); a maintenance leader goes on with the rest."""
         queue = self._move_queue(
             queue_id, QueueStatus.ACTIVE, [QueueStatus.PAUSED], "resume_queue", actor, reason
         )
-        regroup.move_queue(self.backend, queue.id, budget_s=move_s)
+        if move_s != 0:
+            regroup.move_queue(self.backend, queue.id, budget_s=move_s)
         self.backend.execute("complete_queue_if_done", {"id": queue.id})
         return self.get_queue(queue.id)
 

@@ -6,15 +6,19 @@ and every chunk still ends completed."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import psycopg
 import pytest
+import typer
 
 from chunksync import sql
 from chunksync.app import App
+from chunksync.backends.base import Session
 from chunksync.backends.postgres import to_psycopg
 from chunksync.check import check_database
+from chunksync.commands import operate as operate_cmd
 from chunksync.deps import operate, regroup
 from tests import rawsql
 from tests.acceptance.test_cli import run
@@ -71,10 +75,43 @@ def test_the_cli_moves_every_chunk_before_it_returns(pg_url: str) -> None:
         q = queue_of(app, 9)
     paused = run("--db", pg_url, "pause", q)
     assert paused.returncode == 0, paused.stderr
+    lines = paused.stdout.splitlines()
+    assert lines[0] == "queue job://api.example.com/q is paused", paused.stdout
+    assert lines[1].startswith("moving its open chunks to the paused claim group"), lines
+    assert lines[2].startswith("moved 9 chunk(s) in "), lines
     assert groups(pg_url, q) == [(f"paused:{q}", 9)] and walk_due(pg_url, q) is None
-    resumed = run("--db", pg_url, "resume", q)
+    resumed = run("--db", pg_url, "resume", q, "--json")  # one JSON document, as before
     assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["status"] == "active"
     assert groups(pg_url, q) == [("", 9)] and walk_due(pg_url, q) is None
+
+
+def test_pause_interrupted_leaves_the_rest_to_the_leader(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Ctrl-C during the move: the pause stands, and the walk's place stays on the queue's
+    # row for the maintenance leader (no mover to wait for).
+    real, calls = regroup._queue_batch, []
+
+    def interrupted(s: Session, *, queue: str) -> tuple[bool, int, int]:
+        calls.append(queue)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(s, queue=queue)
+
+    with App(pg_url) as app:
+        q = queue_of(app, 10)
+        queue = app.manager.pause_queue(q, move_s=0)
+        monkeypatch.setattr(regroup, "_queue_batch", interrupted)
+        with pytest.raises(typer.Exit) as stopped:
+            operate_cmd._move_chunks(app.backend, queue, quiet=False)
+        assert stopped.value.exit_code == 130
+        out = capsys.readouterr().out
+        assert "interrupted: the queue stays paused, and a worker's maintenance leader" in out
+        assert groups(pg_url, q) == [("", 6), (f"paused:{q}", 4)]
+        monkeypatch.setattr(regroup, "_queue_batch", real)
+        assert regroup.move_queues_due(app.backend, budget_s=10.0) == 6
+        assert groups(pg_url, q) == [(f"paused:{q}", 10)] and walk_due(pg_url, q) is None
 
 
 def test_chunks_added_to_a_paused_queue_go_to_its_paused_group(pg_url: str) -> None:
@@ -96,7 +133,9 @@ def test_chunks_added_to_a_paused_queue_go_to_its_paused_group(pg_url: str) -> N
 def test_a_walk_cut_short_is_finished_by_the_leader_from_where_it_got_to(pg_url: str) -> None:
     with App(pg_url) as app:
         q = queue_of(app, 10)
-        app.manager.pause_queue(q, move_s=0.0)  # one batch, then its time is spent
+        app.manager.pause_queue(q, move_s=0)  # no move: the walk is due from the first chunk
+        assert groups(pg_url, q) == [("", 10)] and walk_due(pg_url, q) == -(2**31)
+        assert regroup.move_queue(app.backend, q, budget_s=0.0) == 4  # a batch, time spent
         assert groups(pg_url, q) == [("", 6), (f"paused:{q}", 4)]
         fourth = "SELECT seq FROM chunks WHERE queue_id = %s::uuid ORDER BY seq LIMIT 1 OFFSET 3"
         assert walk_due(pg_url, q) == rawsql.run(pg_url, fourth, q)[0][0]
@@ -108,8 +147,10 @@ def test_a_walk_cut_short_is_finished_by_the_leader_from_where_it_got_to(pg_url:
 def test_a_status_change_during_a_walk_starts_it_again(pg_url: str) -> None:
     with App(pg_url) as app:
         q = queue_of(app, 10)
-        app.manager.pause_queue(q, move_s=0.0)
-        app.manager.resume_queue(q, move_s=0.0)  # the first batch's 4 go back
+        app.manager.pause_queue(q, move_s=0)
+        assert regroup.move_queue(app.backend, q, budget_s=0.0) == 4
+        app.manager.resume_queue(q, move_s=0)
+        assert regroup.move_queue(app.backend, q, budget_s=0.0) == 4  # the first batch's 4
         assert groups(pg_url, q) == [("", 10)]
         assert walk_due(pg_url, q) is not None  # the rest of the queue is still walked
         assert regroup.move_queues_due(app.backend, budget_s=10.0) == 0
