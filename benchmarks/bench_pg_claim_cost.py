@@ -12,9 +12,10 @@ tenant's, then BEHIND_CLAIMS claims of 512 from the small one, as a worker's: wi
 paused (`paused`: its chunks in a claim group of their own since migration 0027, the time the
 pause took to move them printed), or left out by the claim's own `exclude` (`excluded`, a known
 cost not yet fixed), or a rate-limited dependency's (`limited`: claimed by claim_chunks_of, and
-in a claim group of its own since migration 0025, so not read past), or runnable (`none`, the
-claims take from both). In the excluded case the first claims read past few of the big queue's
-chunks, the last ones past all those the claims before them passed. Prints
+in a claim group of its own since migration 0025, so not read past), or of a tenant at its
+in-flight quota (`quota`: at most 1, and one held; a known cost not yet fixed), or runnable
+(`none`, the claims take from both). In the excluded and quota cases the first claims read past
+few of the big queue's chunks, the last ones past all those the claims before them passed. Prints
 `claim_behind_ms_<case>=` (the median of the last five claims).
 Last line: claim_cost_ratio_1m.
 """
@@ -94,6 +95,10 @@ def behind_ms(url: str, case: str) -> tuple[float, float]:
             started = time.perf_counter()
             app.manager.pause_queue(big.id, move_s=None)
             print(f"paused {BEHIND} chunks in {time.perf_counter() - started:.2f} s")
+        if case == "quota":  # the big tenant at its in-flight quota: one chunk of one
+            app.manager.tenants.set("big", actor="bench", reason="bench", max_in_flight=1)
+            _, held = app.manager.claim("other", ["noop"], queue_id=big.id, lease_s=3600.0)
+            assert len(held) == 1
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(b"VACUUM ANALYZE")
         exclude = [big.id] if case == "excluded" else []
@@ -108,7 +113,7 @@ def behind_ms(url: str, case: str) -> tuple[float, float]:
 
 
 def behind(cluster: PgCluster) -> None:
-    for case in ("none", "paused", "excluded", "limited"):
+    for case in ("none", "paused", "excluded", "limited", "quota"):
         first, last = behind_ms(cluster.create_database(f"behind_{case}"), case)
         print(f"claims of {BEHIND_BATCH} from a small queue, {BEHIND} chunks ahead ({case}): "
               f"first five {first:.1f} ms, last five {last:.1f} ms")  # fmt: skip

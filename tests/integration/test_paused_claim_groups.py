@@ -7,6 +7,7 @@ and every chunk still ends completed."""
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any
 
 import psycopg
@@ -235,3 +236,20 @@ def test_one_tenants_view_moves_its_own_queues_chunks(pg_url: str) -> None:
         view.manager.resume_queue(mine, move_s=None)
         assert groups(pg_url, mine) == [("", 5)]
         assert groups(pg_url, theirs) == [(f"paused:{theirs}", 5)]
+
+
+def test_the_leaders_turn_keeps_to_its_budget_across_queues(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The leader's other duties wait while it moves chunks: its turn ends when its budget is
+    # spent, whatever number of queues are due (a clock that moves 1 s a look).
+    with App(pg_url) as app:
+        first, second = queue_of(app, 10, "first"), queue_of(app, 10, "second")
+        for q in (first, second):
+            app.manager.pause_queue(q, move_s=0)
+        ticks = iter(range(1000))
+        clock = SimpleNamespace(monotonic=lambda: float(next(ticks)))
+        monkeypatch.setattr(regroup, "time", clock)  # regroup's clock alone
+        assert regroup.move_queues_due(app.backend, budget_s=1.5) == 4  # one batch in all
+        moved = groups(pg_url, first) + groups(pg_url, second)
+        assert sorted(moved) == [("", 6), ("", 10), (f"paused:{first}", 4)]

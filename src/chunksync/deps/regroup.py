@@ -147,13 +147,19 @@ def move_queue(backend: Backend, queue_id: str, *, budget_s: float | None = None
 
 def move_queues_due(backend: Backend, *, budget_s: float) -> int:
     """The maintenance leader's turn for queues: start the walk of any queue resumed by code
-    that did not (before migration 0027), then go on with each walk due, within `budget_s`
-    each. Returns how many chunks moved."""
+    that did not (before migration 0027), then go on with the walks due, oldest first, within
+    `budget_s` in all (the leader's other duties wait meanwhile). Returns how many chunks
+    moved."""
     if not backend.claim_groups:
         return 0
     backend.fetch_all("pg_queue_regroups_stranded", write=True)
-    due = backend.fetch_all("pg_queue_regroups_due")
-    return sum(move_queue(backend, str(r["id"]), budget_s=budget_s) for r in due)
+    deadline, moved = time.monotonic() + budget_s, 0
+    for row in backend.fetch_all("pg_queue_regroups_due"):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        moved += move_queue(backend, str(row["id"]), budget_s=left)
+    return moved
 
 
 def _queue_batch(s: Session, *, queue: str) -> tuple[bool, int, int]:
