@@ -36,6 +36,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from functools import partial
 
 from chunksync.backends.base import Backend, Session, in_transaction
@@ -118,14 +119,16 @@ def free(backend: Backend, name: str) -> None:
 
 
 def move_due(backend: Backend, *, budget_s: float) -> int:
-    """The maintenance leader's turn: go on with every regroup left by a mover that stopped
-    (or by this process), within `budget_s` each. Returns how many chunks moved."""
+    """The maintenance leader's turn: go on with the regroups left by a mover that stopped
+    (or by this process), oldest first, within `budget_s` in all. Returns how many chunks
+    moved."""
     if not backend.claim_groups:
         return 0
     due = backend.fetch_all(
         "pg_deps_regroup_due", {"mover": this_process(), "stale_s": REGROUP_STALE_S}
     )
-    return sum(move(backend, str(r["dependency"]), budget_s=budget_s) or 0 for r in due)
+    names = [str(r["dependency"]) for r in due]
+    return _within(budget_s, names, lambda name, left: move(backend, name, budget_s=left) or 0)
 
 
 def move_queue(backend: Backend, queue_id: str, *, budget_s: float | None = None) -> int:
@@ -148,17 +151,24 @@ def move_queue(backend: Backend, queue_id: str, *, budget_s: float | None = None
 def move_queues_due(backend: Backend, *, budget_s: float) -> int:
     """The maintenance leader's turn for queues: start the walk of any queue resumed by code
     that did not (before migration 0027), then go on with the walks due, oldest first, within
-    `budget_s` in all (the leader's other duties wait meanwhile). Returns how many chunks
-    moved."""
+    `budget_s` in all. Returns how many chunks moved."""
     if not backend.claim_groups:
         return 0
     backend.fetch_all("pg_queue_regroups_stranded", write=True)
+    queues = [str(r["id"]) for r in backend.fetch_all("pg_queue_regroups_due")]
+    return _within(budget_s, queues, lambda q, left: move_queue(backend, q, budget_s=left))
+
+
+def _within(budget_s: float, walks: list[str], walk: Callable[[str, float], int]) -> int:
+    """`walk(each, time left)` in turn until `budget_s` is spent in all (the maintenance
+    leader's other duties wait meanwhile); the sum of what they moved. Those not reached wait
+    for the next turn."""
     deadline, moved = time.monotonic() + budget_s, 0
-    for row in backend.fetch_all("pg_queue_regroups_due"):
+    for each in walks:
         left = deadline - time.monotonic()
         if left <= 0:
             break
-        moved += move_queue(backend, str(row["id"]), budget_s=left)
+        moved += walk(each, left)
     return moved
 
 
