@@ -1,6 +1,7 @@
-"""A dependency's chunks moved to the claim group its limits now call for (PostgreSQL, migration
-0025): its name when it is limited, else ''. Each claim reads its own group alone, so a chunk
-left in the other group would wait where no claim reads it.
+"""Chunks moved to the claim group their queue now calls for (PostgreSQL, migrations 0025 and
+0027): a dependency's, after a change of its limits (its name when it is limited, else ''), and
+a queue's, after a pause (its paused group) or a resume. Each claim reads its own group alone,
+so a chunk left in another group would wait where no claim reads it.
 
 A change of limits that calls for another group does two things in its own transaction
 (`DependencyStore.regroup`): it locks the rows of the dependency's queues, so that every insert
