@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 import typer
+from prometheus_client.parser import text_string_to_metric_families
 
 from chunksync import sql
 from chunksync.app import App
@@ -23,6 +24,7 @@ from chunksync.backends.postgres import to_psycopg
 from chunksync.check import check_database
 from chunksync.commands import operate as operate_cmd
 from chunksync.deps import operate, regroup
+from chunksync.observe import metrics
 from tests import rawsql
 from tests.acceptance.test_cli import run
 
@@ -300,3 +302,23 @@ def test_pauses_and_resumes_while_a_worker_drains_lose_nothing(
         # A chunk in flight when its queue was paused moved with the others and may have
         # completed there: a completed chunk's group is read by no claim, and walked by none.
         assert check_database(app.backend).ok
+
+
+def test_prometheus_shows_a_queues_chunks_moving_until_they_have(pg_url: str) -> None:
+    def moving(app: App) -> dict[str, float]:
+        body, _ = metrics.render(app.manager)
+        return {
+            s.labels["queue_id"]: float(s.value)
+            for family in text_string_to_metric_families(body.decode())
+            for s in family.samples
+            if s.name == "chunksync_queue_chunks_moving_seconds"
+        }
+
+    with App(pg_url) as app:
+        q = queue_of(app, 10)
+        assert moving(app) == {}
+        app.manager.pause_queue(q, move_s=0)  # the walk is due, nobody has walked it yet
+        rawsql.run(pg_url, "UPDATE queues SET updated_at = updated_at - 90 WHERE id = %s::uuid", q)
+        assert 90 <= moving(app)[q] < 120
+        assert regroup.move_queues_due(app.backend, budget_s=10.0) == 10
+        assert moving(app) == {}

@@ -100,6 +100,16 @@ class DatabaseCollector(Collector):
         for r in backend.fetch_all("metrics_backlog"):
             backlog.add_metric([str(r["name"]), str(r["id"]), str(r["status"])], int(r["pending"]))
         yield backlog
+        if backend.claim_groups:
+            moving = GaugeMetricFamily(
+                "chunksync_queue_chunks_moving_seconds",
+                "Seconds since a pause or a resume began moving the queue's open chunks to "
+                "another claim group, while the move lasts (PostgreSQL).",
+                labels=["queue", "queue_id"],
+            )
+            for r in backend.fetch_all("pg_queue_regroups_moving"):
+                moving.add_metric([redact(str(r["name"])), str(r["id"])], float(r["moving_s"]))
+            yield moving
         yield from tenant_metrics(self.manager, self.top_tenants)
         yield from dependency_metrics(self.manager)
         yield from capacity_metrics(self.manager, self.worker_timeout_s)

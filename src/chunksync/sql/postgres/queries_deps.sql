@@ -247,6 +247,11 @@ SELECT (SELECT COUNT(*) FROM target) AS due, (SELECT COUNT(*) FROM batch) AS rea
 -- The queues whose chunks' walk to another claim group is due (regroup_seq set), oldest change first.
 SELECT id::text AS id FROM queues WHERE regroup_seq IS NOT NULL ORDER BY updated_at LIMIT 100;
 
+-- pg_queue_regroups_moving --
+-- The queues whose chunks' walk to another claim group is due, with the seconds since their row last changed (the pause or the resume that started it), for Prometheus.
+SELECT id::text AS id, name, GREATEST(NOW() - updated_at, 0) AS moving_s FROM queues
+WHERE regroup_seq IS NOT NULL ORDER BY updated_at LIMIT 100;
+
 -- pg_queue_regroups_stranded --
 -- Queues no longer paused whose pending chunks are still in their paused group, with no walk due: resumed by code before migration 0027, which does not start the walk. A loose scan of chunks_claim_fair's groups (one probe a group: '', the limited dependencies' and the paused queues'), then each paused group's queue by its id.
 WITH RECURSIVE g(claim_group) AS (
