@@ -68,6 +68,36 @@ def warn(message: str) -> None:
     err.print(f"[yellow]warning:[/] {escape(redact(message))}", highlight=False)
 
 
+def say(text: str) -> None:
+    """A sentence on stdout as written (no markup, one line however long), secrets redacted."""
+    console.print(redact(text), markup=False, highlight=False, soft_wrap=True)
+
+
+def spoken_move(
+    moving: str,
+    move: Callable[[], int | None],
+    interrupted: Callable[[], str],
+    *,
+    quiet: bool = False,
+) -> int | None:
+    """A move of chunks between claim groups (chunksync.deps.regroup) that says it begins, then
+    how many moved in how long (a million take about half a minute). Ctrl-C stops the move,
+    not the change before it: `interrupted()` leaves the rest to the next mover and says how,
+    and the command exits 130. Returns what `move` returned (None: the move goes on
+    elsewhere, nothing said of it here)."""
+    speak = (lambda _: None) if quiet else say
+    speak(f"{moving} (Ctrl-C leaves the rest to a worker's maintenance leader)")
+    started = time.monotonic()
+    try:
+        moved = move()
+    except KeyboardInterrupt:
+        speak(f"interrupted: {interrupted()}")
+        raise typer.Exit(130) from None
+    if moved is not None:
+        speak(f"moved {moved:,} chunk(s) in {time.monotonic() - started:.1f} s")
+    return moved
+
+
 def friendly(fn: F) -> F:
     """Turn chunksync's own errors into one clear sentence and a non-zero exit."""
 

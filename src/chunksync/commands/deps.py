@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from typing import Annotated, Any
 
 import typer
 
 from chunksync.backends.base import Backend
-from chunksync.cli import cli, console, friendly, open_app
+from chunksync.cli import cli, console, friendly, open_app, say, spoken_move
 from chunksync.deps import operate, regroup, view
 from chunksync.deps.model import Limits
 from chunksync.exceptions import BackendError, ConfigurationError
-from chunksync.redact import redact
 
 deps_cli = typer.Typer(
     help="Dependencies (hosts, accounts) shared by every worker: list, set limits, open, close.",
@@ -90,28 +88,20 @@ def deps_set(
 
 def move_chunks(backend: Backend, name: str) -> None:
     """Move the dependency's open chunks to the claim group its new limits call for, saying so
-    before and after (a million chunks take about half a minute). Ctrl-C leaves the rest to a
-    worker's maintenance leader."""
-    say(
-        "moving its open chunks to the claim group these limits call for "
-        "(Ctrl-C leaves the rest to a worker's maintenance leader)"
-    )
-    started = time.monotonic()
-    try:
-        moved = regroup.move(backend, name)
-    except KeyboardInterrupt:
+    before and after. Ctrl-C leaves the rest to a worker's maintenance leader."""
+
+    def interrupted() -> str:
         with contextlib.suppress(BackendError):
             regroup.free(backend, name)
-        say(f"interrupted: the change stands, and {LEFT_TO_LEADER}")
-        raise typer.Exit(130) from None
-    if moved is None:
+        return f"the change stands, and {LEFT_TO_LEADER}"
+
+    moving = "moving its open chunks to the claim group these limits call for"
+    if spoken_move(moving, lambda: regroup.move(backend, name), interrupted) is None:
         say(
             "the move goes on elsewhere (a later change's command, or a worker's maintenance "
             "leader when this command sees one tenant's rows); until it ends `chunksync deps` "
             "shows the dependency 'moving'"
         )
-    else:
-        say(f"moved {moved:,} chunk(s) in {time.monotonic() - started:.1f} s")
 
 
 def changes(given: dict[str, Any], cleared: dict[str, bool]) -> dict[str, Any]:
@@ -188,7 +178,3 @@ def entry(row: dict[str, Any]) -> dict[str, Any]:
         "reason": str(row["reason"]),
         "details": details,
     }
-
-
-def say(text: str) -> None:
-    console.print(redact(text), markup=False, highlight=False, soft_wrap=True)

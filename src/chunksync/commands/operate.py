@@ -4,13 +4,13 @@ recover. Each takes the ids `status` and `chunks` print, or any unique prefix of
 
 from __future__ import annotations
 
-import time
+from functools import partial
 from typing import Annotated
 
 import typer
 
 from chunksync.backends.base import Backend
-from chunksync.cli import cli, console, duration, friendly, open_app, print_json
+from chunksync.cli import cli, console, duration, friendly, open_app, print_json, say, spoken_move
 from chunksync.commands import output
 from chunksync.commands.ids import chunk_id, queue_id
 from chunksync.deps import regroup
@@ -96,40 +96,29 @@ def _move(target: str, to: QueueStatus, reason: str, as_json: bool) -> None:
         else:
             q = app.manager.resume_queue(q.id, reason=reason, move_s=0)
         if not as_json:
-            _say(f"queue {q.name} is {q.status}", None, as_json)
+            say(f"queue {q.name} is {q.status}")
         if app.backend.claim_groups:
             _move_chunks(app.backend, q, quiet=as_json)
     if as_json:
-        _say("", output.queue_json(q), as_json)
+        print_json(output.queue_json(q))
 
 
 def _move_chunks(backend: Backend, queue: Queue, *, quiet: bool) -> None:
     """A paused queue's chunks to its paused claim group, which no claim reads past, or a
-    resumed one's back, saying so before and after (100,000 chunks take about 2 s). Ctrl-C
-    stops the move, not the pause or the resume: a worker's maintenance leader goes on."""
+    resumed one's back (100,000 chunks take about 2 s). Ctrl-C stops the move, not the pause
+    or the resume: a worker's maintenance leader goes on within 10 s."""
     paused = queue.status is QueueStatus.PAUSED
     where = (
         "to the paused claim group, which no claim reads past"
         if paused
         else "back to the claim group claims read, each claimable as it moves"
     )
-
-    def say(text: str) -> None:
-        if not quiet:
-            console.print(text, markup=False, highlight=False, soft_wrap=True)
-
-    say(f"moving its open chunks {where} (Ctrl-C leaves the rest to a worker's maintenance leader)")
-    started = time.monotonic()
-    try:
-        moved = regroup.move_queue(backend, queue.id)
-    except KeyboardInterrupt:
-        say(
-            f"interrupted: the queue stays {queue.status}, and a worker's maintenance leader "
-            "moves the rest of its chunks within 10 s"
-            + ("" if paused else "; until then the chunks not yet moved wait")
-        )
-        raise typer.Exit(130) from None
-    say(f"moved {moved:,} chunk(s) in {time.monotonic() - started:.1f} s")
+    left = (
+        f"the queue stays {queue.status}, and a worker's maintenance leader moves the rest of "
+        "its chunks within 10 s" + ("" if paused else "; until then the chunks not yet moved wait")
+    )
+    move = partial(regroup.move_queue, backend, queue.id)
+    spoken_move(f"moving its open chunks {where}", move, lambda: left, quiet=quiet)
 
 
 @cli.command()
