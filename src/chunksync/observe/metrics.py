@@ -107,7 +107,7 @@ class DatabaseCollector(Collector):
                 "another claim group, while the move lasts (PostgreSQL).",
                 labels=["queue", "queue_id"],
             )
-            for r in backend.fetch_all("pg_queue_regroups_moving"):
+            for r in backend.fetch_all("pg_queue_regroups_due"):
                 moving.add_metric([redact(str(r["name"])), str(r["id"])], float(r["moving_s"]))
             yield moving
         yield from tenant_metrics(self.manager, self.top_tenants)

@@ -244,11 +244,7 @@ SELECT (SELECT COUNT(*) FROM target) AS due, (SELECT COUNT(*) FROM batch) AS rea
        (SELECT COUNT(*) FROM moved) AS moved, (SELECT COUNT(*) FROM advanced) AS advanced;
 
 -- pg_queue_regroups_due --
--- The queues whose chunks' walk to another claim group is due (regroup_seq set), oldest change first.
-SELECT id::text AS id FROM queues WHERE regroup_seq IS NOT NULL ORDER BY updated_at LIMIT 100;
-
--- pg_queue_regroups_moving --
--- The queues whose chunks' walk to another claim group is due, with the seconds since their row last changed (the pause or the resume that started it), for Prometheus.
+-- The queues whose chunks' walk to another claim group is due (regroup_seq set), oldest change first, with the seconds since their row last changed (the pause or the resume that started it: Prometheus shows them).
 SELECT id::text AS id, name, GREATEST(NOW() - updated_at, 0) AS moving_s FROM queues
 WHERE regroup_seq IS NOT NULL ORDER BY updated_at LIMIT 100;
 
