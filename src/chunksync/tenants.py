@@ -84,6 +84,7 @@ class Placement:
         self.priority = priority
         self.policy = policy_of(s, tenant)
         self.queued = 0
+        self.reserved = False  # this enqueue holds its pass's row: its next batches follow on
         if self.policy.max_queued is not None:
             # Held until the enqueue commits: two enqueues of one tenant count one after the
             # other (an advisory lock on PostgreSQL: claims, which lock tenants' rows, never wait).
@@ -100,19 +101,36 @@ class Placement:
                 f"enqueue would make it {self.queued + n} or more, so nothing was added"
             )
         self.queued += n
-        return places(self.s, self.policy, self.priority, n)
+        at = None if self.reserved else virtual_time(self.s, self.priority)
+        self.reserved = True
+        return places(self.s, self.policy, self.priority, n, at=at)
 
 
-def places(s: Session, policy: TenantPolicy, priority: int, n: int) -> list[float]:
+def virtual_time(s: Session, priority: int) -> float:
+    """Where the fair order stands at `priority`: the place the plain claim's fair lane has
+    reached (docs/tenants.md). A tenant with nothing waiting starts its places there."""
+    row = s.fetch_one("fair_virtual_time", {"priority": priority})
+    assert row is not None
+    return float(row["at"])
+
+
+def places(
+    s: Session, policy: TenantPolicy, priority: int, n: int, *, at: float | None
+) -> list[float]:
     """The next `n` places in the fair order of a tenant at one priority, reserved (its pass
     moves on by `n / weight`). An enqueue takes them, and so does a chunk back to pending
     after an attempt (retried, deferred, held): it goes behind the chunks its tenant has
     waiting, as a job retried later sorts behind those due before it, and the tenant is charged
     for the call it used. Keeping its first place, a chunk whose retry is due at once would be
-    claimed again before every chunk that waited."""
+    claimed again before every chunk that waited. `at`: the virtual time (`virtual_time`), or
+    None for the places right after those this transaction reserved last for the tenant (an
+    enqueue's next batch, as if reserved at once)."""
     stride = 1.0 / policy.weight
     params = {"tenant": policy.id, "priority": priority, "span": n * stride}
-    row = s.fetch_one("tenant_reserve", params)
+    if at is None:
+        row = s.fetch_one("tenant_advance", params)
+    else:
+        row = s.fetch_one("tenant_reserve", {**params, "at": at})
     assert row is not None
     start = float(row["start"])
     return [start + (i + 1) * stride for i in range(n)]
@@ -124,8 +142,10 @@ def requeue_places(s: Session, chunks: Sequence[tuple[str, int]]) -> list[float]
     for i, group in enumerate(chunks):
         groups.setdefault(group, []).append(i)
     found = [0.0] * len(chunks)
+    # The virtual time once a priority (it may read past the backlog of a tenant at its quota).
+    clocks = {priority: virtual_time(s, priority) for priority in {p for _, p in groups}}
     for (tenant, priority), where in sorted(groups.items()):  # one order: no lock cycles
-        keys = places(s, policy_of(s, tenant), priority, len(where))
+        keys = places(s, policy_of(s, tenant), priority, len(where), at=clocks[priority])
         for i, place in zip(where, keys, strict=True):
             found[i] = place
     return found

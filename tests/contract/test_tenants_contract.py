@@ -67,6 +67,42 @@ def test_a_new_tenants_first_chunk_is_claimed_promptly_behind_a_flood(app: App) 
     assert "newcomer" in claimed(m, 4)
 
 
+def _claim_all(m: Manager, n: int) -> None:
+    """Claim `n` chunks, in claims of 100, leaving them in flight."""
+    while n > 0:
+        got = len(claimed(m, min(n, 100)))
+        assert got, "nothing left to claim"
+        n -= got
+
+
+def test_a_newcomer_behind_a_paused_backlog_takes_turns_with_the_busy(app: App) -> None:
+    # The paused queue's chunks keep their places at the head of the fair order while "busy"
+    # runs 1,000 chunks. The newcomer's places start where the claims have reached, not at the
+    # paused backlog's head: there, each of its 1,000 first chunks came before busy's next.
+    m = app.manager
+    enqueue(m, "busy", 2000)
+    paused = enqueue(m, "paused", 2000)
+    m.pause_queue(paused)
+    _claim_all(m, 1000)
+    enqueue(m, "newcomer", 1000)
+    got = Counter(claimed(m, 100))
+    assert set(got) == {"busy", "newcomer"} and 45 <= got["busy"] <= 55, got
+
+
+def test_a_newcomer_behind_a_tenant_at_its_quota_takes_turns_with_the_busy(app: App) -> None:
+    # A tenant at its in-flight quota (its one chunk in flight) keeps its backlog's places at
+    # the head of the fair order; the newcomer's start where the claims have reached.
+    m = app.manager
+    m.tenants.set("capped", actor="test", reason="contract", max_in_flight=1)
+    enqueue(m, "capped", 2000)
+    enqueue(m, "busy", 2000)
+    _claim_all(m, 1000)
+    assert len(m.list_chunks(status=ChunkStatus.PROCESSING, tenant="capped")) == 1
+    enqueue(m, "newcomer", 1000)
+    got = Counter(claimed(m, 100))
+    assert set(got) == {"busy", "newcomer"} and 45 <= got["busy"] <= 55, got
+
+
 def test_priority_stays_strict_until_the_aging_bound(app: App) -> None:
     m = app.manager
     low = enqueue(m, "t", 5, priority=0)

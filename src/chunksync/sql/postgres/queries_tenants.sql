@@ -22,20 +22,42 @@ SELECT id FROM tenants WHERE max_in_flight IS NOT NULL ORDER BY id FOR UPDATE;
 SELECT COUNT(*) AS n FROM queues q JOIN chunks c ON c.queue_id = q.id
 WHERE q.tenant = :tenant::text AND c.status = 'pending';
 
--- tenant_reserve --
--- Reserve :span of virtual time for a tenant's next chunks at one priority, from its pass or the virtual time (the first pending chunk's place at that priority; without one, the furthest pass), whichever is later; returns where the span starts.
-WITH v AS (
-    SELECT COALESCE(
-        (SELECT c.fair_key FROM chunks c WHERE c.status = 'pending' AND c.priority = :priority
-         ORDER BY c.fair_key LIMIT 1),
-        (SELECT MAX(t.pass) FROM tenant_passes t WHERE t.priority = :priority),
-        0) AS at
+-- fair_virtual_time --
+-- The virtual time at one priority, as `at`: where a tenant with nothing waiting starts its places (tenant_reserve). It is the place the plain claim's fair lane has reached, its next chunk: the first pending one at that priority it could take (claim group '', due, of a tenant below its in-flight quota); without one, the first pending chunk at all; without any, the furthest pass.
+-- Not the first pending chunk at all, as before 2026-12-06: a paused queue's backlog, or that of
+-- a tenant at its quota, keeps its places at the head of the fair order while the others' work
+-- goes on, and a newcomer placed behind its head came before the busy tenants' next chunk for as
+-- many chunks as they had run meanwhile (tests/contract/test_tenants_contract.py).
+WITH at_quota AS MATERIALIZED (
+    SELECT t.id FROM tenants t
+    WHERE t.max_in_flight IS NOT NULL AND t.max_in_flight <= (
+        SELECT COUNT(*) FROM chunks p WHERE p.tenant = t.id AND p.status = 'processing')
 )
+SELECT COALESCE(
+    -- (c.tenant || ''): the claim's own way past the planner's estimate for one tenant
+    (SELECT c.fair_key FROM chunks c
+     WHERE c.claim_group = '' AND c.priority = :priority AND c.status = 'pending'
+       AND c.run_after <= NOW()
+       AND NOT ((c.tenant || '') = ANY(ARRAY(SELECT id FROM at_quota)))
+     ORDER BY c.fair_key LIMIT 1),
+    (SELECT c.fair_key FROM chunks c WHERE c.status = 'pending' AND c.priority = :priority
+     ORDER BY c.fair_key LIMIT 1),
+    (SELECT MAX(t.pass) FROM tenant_passes t WHERE t.priority = :priority),
+    0) AS at;
+
+-- tenant_reserve --
+-- Reserve :span of virtual time for a tenant's next chunks at one priority, from its pass or the virtual time :at (fair_virtual_time), whichever is later; returns where the span starts.
 INSERT INTO tenant_passes AS p (tenant, priority, pass)
-SELECT :tenant::text, :priority::integer, v.at + :span::float8 FROM v
+VALUES (:tenant::text, :priority::integer, :at::float8 + :span::float8)
 ON CONFLICT (tenant, priority) DO UPDATE
 SET pass = GREATEST(p.pass, EXCLUDED.pass - :span::float8) + :span::float8
 RETURNING p.pass - :span::float8 AS start;
+
+-- tenant_advance --
+-- Move on by :span the pass that this transaction reserved from already (tenant_reserve: its row is locked since), for an enqueue's next batch: the places of one enqueue follow each other, as if reserved at once; returns where the span starts.
+UPDATE tenant_passes SET pass = pass + :span::float8
+WHERE tenant = :tenant::text AND priority = :priority::integer
+RETURNING pass - :span::float8 AS start;
 
 -- tenant_upsert --
 -- Declare a tenant or change its weight and quotas.

@@ -23,19 +23,44 @@ SELECT id FROM tenants WHERE max_in_flight IS NOT NULL ORDER BY id;
 SELECT COUNT(*) AS n FROM queues q JOIN chunks c ON c.queue_id = q.id
 WHERE q.tenant = :tenant AND c.status = 'pending' AND c.status <> 'completed';
 
--- tenant_reserve --
--- Reserve :span of virtual time for a tenant's next chunks at one priority, from its pass or the virtual time (the first pending chunk's place at that priority; without one, the furthest pass), whichever is later; returns where the span starts.
-WITH v AS (
-    SELECT COALESCE(
-        (SELECT c.fair_key FROM chunks c WHERE c.status = 'pending' AND c.priority = :priority
-         ORDER BY c.fair_key LIMIT 1),
-        (SELECT MAX(t.pass) FROM tenant_passes t WHERE t.priority = :priority),
-        0) AS at
+-- fair_virtual_time --
+-- The virtual time at one priority, as `at`: where a tenant with nothing waiting starts its places (tenant_reserve). It is the place the plain claim's fair lane has reached, its next chunk: the first pending one at that priority it could take (due, in an active queue whose dependency is not limited, of a tenant below its in-flight quota); without one, the first pending chunk at all; without any, the furthest pass.
+-- Not the first pending chunk at all, as before 2026-12-06: a paused queue's backlog, or that of
+-- a tenant at its quota, keeps its places at the head of the fair order while the others' work
+-- goes on, and a newcomer placed behind its head came before the busy tenants' next chunk for as
+-- many chunks as they had run meanwhile (tests/contract/test_tenants_contract.py).
+WITH at_quota(id) AS (
+    SELECT t.id FROM tenants t
+    WHERE t.max_in_flight IS NOT NULL AND t.max_in_flight <= (
+        SELECT COUNT(*) FROM chunks p WHERE p.tenant = t.id AND p.status = 'processing')
 )
+SELECT COALESCE(
+    (SELECT c.fair_key FROM chunks c INDEXED BY chunks_fair
+     WHERE c.status = 'pending' AND c.priority = :priority AND c.run_after <= NOW()
+       AND c.queue_id IN (
+           SELECT q.id FROM queues q
+           WHERE q.status = 'active' AND (q.dependency IS NULL OR q.dependency NOT IN (
+               SELECT d.name FROM dependencies d
+               WHERE d.connections IS NOT NULL OR d.rate_units IS NOT NULL
+                  OR d.flow <> 'ok')))
+       AND c.tenant NOT IN (SELECT id FROM at_quota)
+     ORDER BY c.fair_key LIMIT 1),
+    (SELECT c.fair_key FROM chunks c WHERE c.status = 'pending' AND c.priority = :priority
+     ORDER BY c.fair_key LIMIT 1),
+    (SELECT MAX(t.pass) FROM tenant_passes t WHERE t.priority = :priority),
+    0) AS at;
+
+-- tenant_reserve --
+-- Reserve :span of virtual time for a tenant's next chunks at one priority, from its pass or the virtual time :at (fair_virtual_time), whichever is later; returns where the span starts.
 INSERT INTO tenant_passes AS p (tenant, priority, pass)
-SELECT :tenant, :priority, v.at + :span FROM v WHERE true
+VALUES (:tenant, :priority, :at + :span)
 ON CONFLICT (tenant, priority) DO UPDATE
 SET pass = MAX(p.pass, EXCLUDED.pass - :span) + :span
+RETURNING pass - :span AS start;
+
+-- tenant_advance --
+-- Move on by :span the pass that this transaction reserved from already (tenant_reserve: its row is locked since), for an enqueue's next batch: the places of one enqueue follow each other, as if reserved at once; returns where the span starts.
+UPDATE tenant_passes SET pass = pass + :span WHERE tenant = :tenant AND priority = :priority
 RETURNING pass - :span AS start;
 
 -- tenant_upsert --
