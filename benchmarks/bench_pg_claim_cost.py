@@ -16,7 +16,12 @@ in a claim group of its own since migration 0025, so not read past), or of a ten
 in-flight quota (`quota`: at most 1, and one held; a known cost not yet fixed), or runnable
 (`none`, the claims take from both). In the excluded and quota cases the first claims read past
 few of the big queue's chunks, the last ones past all those the claims before them passed. Prints
-`claim_behind_ms_<case>=` (the median of the last five claims).
+`claim_behind_ms_<case>=` (the median of the last five claims). Then a newcomer tenant enqueues
+NEWCOMER chunks (`enqueue_behind_ms_<case>=`, the enqueue's time, which reads the virtual time)
+and two more claims of 512 follow: `newcomer_share_behind_<case>=`, the newcomer's share of
+them. Its fair share is a half (a third with `none`, whose big tenant is runnable too); before
+2026-12-06 a newcomer's places started behind the blocked backlog's head, and it took all of
+them (`excluded`: still, the virtual time cannot know a claim's own `exclude`).
 Last line: claim_cost_ratio_1m.
 """
 
@@ -25,9 +30,13 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from typing import TYPE_CHECKING
 
 import psycopg
 from tests.servers.pgcluster import PgCluster, throwaway
+
+if TYPE_CHECKING:
+    from chunksync.app import App
 
 FINISHED = int(os.environ.get("CHUNKSYNC_BENCH_FINISHED", "1000000"))
 PENDING = int(os.environ.get("CHUNKSYNC_BENCH_PENDING", "100000"))
@@ -35,6 +44,7 @@ CLAIMS = int(os.environ.get("CHUNKSYNC_BENCH_CLAIMS", "2000"))
 SMALL_PENDING = CLAIMS + 1000  # "almost empty": just enough to claim from
 BEHIND = int(os.environ.get("CHUNKSYNC_BENCH_BEHIND", "100000"))
 BEHIND_CLAIMS, BEHIND_BATCH = 100, 512
+NEWCOMER = 1000
 
 FILL = """
 INSERT INTO chunks (id, queue_id, tenant, seq, payload, status, priority, attempts,
@@ -79,7 +89,8 @@ def claim_seconds(url: str) -> list[float]:
 
 
 def behind_ms(url: str, case: str) -> tuple[float, float]:
-    """Median claim (ms) of the first and of the last five BEHIND_CLAIMS from the small queue."""
+    """Median claim (ms) of the first and of the last five BEHIND_CLAIMS from the small queue;
+    then the newcomer's enqueue and share (printed)."""
     from chunksync.app import App
 
     with App(url) as app:
@@ -90,7 +101,8 @@ def behind_ms(url: str, case: str) -> tuple[float, float]:
             app.dependency("noop://big.example", rate="10/s")
         big = app.create_queue(source, ({} for _ in range(BEHIND)), tenant="big")
         n = BEHIND_CLAIMS * BEHIND_BATCH
-        small = app.create_queue("noop", ({} for _ in range(n)), tenant="small")
+        # And two claims' worth more, to take turns with the newcomer's after the claims.
+        small = app.create_queue("noop", ({} for _ in range(n + 2 * BEHIND_BATCH)), tenant="small")
         if case == "paused":  # and its chunks moved to the paused group (migration 0027)
             started = time.perf_counter()
             app.manager.pause_queue(big.id, move_s=None)
@@ -109,7 +121,24 @@ def behind_ms(url: str, case: str) -> tuple[float, float]:
             times.append((time.perf_counter() - started) * 1000)
             assert len(chunks) == BEHIND_BATCH, "ran out of pending chunks"
             assert case == "none" or {c.queue_id for c in chunks} == {small.id}
+        newcomer(app, case, exclude)
     return statistics.median(times[:5]), statistics.median(times[-5:])
+
+
+def newcomer(app: App, case: str, exclude: list[str]) -> None:
+    """A new tenant's enqueue after the claims, and its share of the next two claims."""
+    started = time.perf_counter()
+    app.create_queue("noop", ({} for _ in range(NEWCOMER)), tenant="newcomer")
+    enqueue_ms = (time.perf_counter() - started) * 1000
+    taken = []
+    for _ in range(2):
+        _, chunks = app.manager.claim("bench", ["noop"], limit=BEHIND_BATCH, exclude=exclude)
+        taken += [c.tenant for c in chunks]
+    share = taken.count("newcomer") / len(taken)
+    print(f"a newcomer's {NEWCOMER} chunks enqueued in {enqueue_ms:.1f} ms; the next "
+          f"{len(taken)} claimed: {share:.2f} the newcomer's ({case})")  # fmt: skip
+    print(f"enqueue_behind_ms_{case}={enqueue_ms:.1f}")
+    print(f"newcomer_share_behind_{case}={share:.2f}")
 
 
 def behind(cluster: PgCluster) -> None:
