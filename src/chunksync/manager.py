@@ -172,7 +172,11 @@ class Manager(Interventions, StallAbsolution):
         return added
 
     def _after_bulk_insert(self, added: int) -> None:
-        if added >= STATISTICS_AFTER_CHUNKS:
+        """The planner's statistics refreshed after a bulk insert that outgrew them."""
+        if added < STATISTICS_AFTER_CHUNKS:
+            return
+        row = self.backend.fetch_one("chunk_statistics_stale", {"added": added})
+        if row is not None and row["stale"]:
             self.backend.execute("refresh_chunk_statistics")
 
     def _insert_chunks(self, s: Session, queue: Params, payloads: Iterable[Any]) -> int:

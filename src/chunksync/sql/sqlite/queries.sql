@@ -84,9 +84,12 @@ WHERE id = :id AND status = 'active'
   AND NOT EXISTS (SELECT 1 FROM chunks WHERE queue_id = :id AND status IN ('pending', 'processing')
                   AND status <> 'completed');
 
+-- chunk_statistics_stale --
+-- Whether a bulk insert of :added chunks outgrew the planner's statistics: never on SQLite (no count of chunks is below 0), which claims through the partial index without statistics (a full ANALYZE would read every index).
+SELECT :added < 0 AS stale;
+
 -- refresh_chunk_statistics --
--- After a bulk insert of chunks. SQLite claims through the partial index without statistics,
--- and a full ANALYZE would read every index: nothing to do.
+-- After a bulk insert of chunks: nothing to do on SQLite (chunk_statistics_stale).
 SELECT 1;
 
 -- reopen_queue --
