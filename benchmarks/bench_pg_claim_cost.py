@@ -22,6 +22,13 @@ and two more claims of 512 follow: `newcomer_share_behind_<case>=`, the newcomer
 them. Its fair share is a half (a third with `none`, whose big tenant is runnable too); before
 2026-12-06 a newcomer's places started behind the blocked backlog's head, and it took all of
 them (`excluded`: still, the virtual time cannot know a claim's own `exclude`).
+Then many tenants with an in-flight quota (`capped`): CHUNKSYNC_BENCH_CAPPED_TENANTS tenants
+(default 5000), a queue of 20 chunks each, and CAPPED_THREADS threads claiming one chunk at a
+time (a fleet of slow chunks' shape) for CAPPED_SECONDS, first with no quota, then with
+`max_in_flight=5` for every tenant: `claims_per_s_uncapped=`, `claims_per_s_capped=` and the
+median claim `claim_ms_capped=`. While any tenant has a quota, every claim locks the rows of all
+the tenants that have one and counts each one's chunks in flight (docs/tenants.md), so claims
+take turns across the fleet: a known limit, measured here.
 Last line: claim_cost_ratio_1m.
 """
 
@@ -45,6 +52,8 @@ SMALL_PENDING = CLAIMS + 1000  # "almost empty": just enough to claim from
 BEHIND = int(os.environ.get("CHUNKSYNC_BENCH_BEHIND", "100000"))
 BEHIND_CLAIMS, BEHIND_BATCH = 100, 512
 NEWCOMER = 1000
+CAPPED_TENANTS = int(os.environ.get("CHUNKSYNC_BENCH_CAPPED_TENANTS", "5000"))
+CAPPED_THREADS, CAPPED_SECONDS = 4, 5.0
 
 FILL = """
 INSERT INTO chunks (id, queue_id, tenant, seq, payload, status, priority, attempts,
@@ -149,6 +158,57 @@ def behind(cluster: PgCluster) -> None:
         print(f"claim_behind_ms_{case}={last:.1f}")
 
 
+def capped(cluster: PgCluster) -> None:
+    """Claims per second of CAPPED_THREADS claimers over many tenants, without and with quotas."""
+    from chunksync.app import App
+
+    url = cluster.create_database("capped")
+    with App(url) as app:
+        app.handler("noop")(lambda ctx: None)
+        for t in range(CAPPED_TENANTS):
+            app.manager.create_queue(f"q{t}", "noop", "noop", [{}] * 20, tenant=f"t{t}")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(b"VACUUM ANALYZE")
+    uncapped, _ = claims_per_s(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            b"INSERT INTO tenants (id, max_in_flight, created_at, updated_at) "
+            b"SELECT DISTINCT tenant, 5, 0, 0 FROM queues"
+        )
+    rate, ms = claims_per_s(url)
+    print(f"claims of one chunk by {CAPPED_THREADS} threads over {CAPPED_TENANTS} tenants: "
+          f"{uncapped:.0f}/s without quotas, {rate:.0f}/s with one each "
+          f"({ms:.1f} ms a claim)")  # fmt: skip
+    print(f"claims_per_s_uncapped={uncapped:.0f}")
+    print(f"claims_per_s_capped={rate:.0f}")
+    print(f"claim_ms_capped={ms:.1f}")
+
+
+def claims_per_s(url: str) -> tuple[float, float]:
+    """CAPPED_THREADS threads, each with its own connection, claiming one chunk at a time."""
+    import threading
+
+    from chunksync.app import App
+
+    times: list[float] = []
+    until = time.monotonic() + CAPPED_SECONDS
+
+    def claimer() -> None:
+        with App(url) as app:
+            while time.monotonic() < until:
+                started = time.perf_counter()
+                _, chunks = app.manager.claim("bench", ["noop"], limit=1)
+                times.append(time.perf_counter() - started)
+                assert chunks, "ran out of pending chunks"
+
+    threads = [threading.Thread(target=claimer) for _ in range(CAPPED_THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return len(times) / CAPPED_SECONDS, statistics.median(times) * 1000
+
+
 def main() -> int:
     with throwaway(durable=True) as cluster:
         small = cluster.create_database("claim_small")
@@ -160,6 +220,7 @@ def main() -> int:
               f"{time.monotonic() - started:.0f} s")  # fmt: skip
         small_times, big_times = claim_seconds(small), claim_seconds(big)
         behind(cluster)
+        capped(cluster)
     small_ms = statistics.median(small_times) * 1000
     big_ms = statistics.median(big_times) * 1000
     print(f"median claim, {SMALL_PENDING} pending, no history: {small_ms:.3f} ms")
