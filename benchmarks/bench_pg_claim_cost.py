@@ -24,11 +24,12 @@ them. Its fair share is a half (a third with `none`, whose big tenant is runnabl
 them (`excluded`: still, the virtual time cannot know a claim's own `exclude`).
 Then many tenants with an in-flight quota (`capped`): CHUNKSYNC_BENCH_CAPPED_TENANTS tenants
 (default 5000), a queue of 20 chunks each, and CAPPED_THREADS threads claiming one chunk at a
-time (a fleet of slow chunks' shape) for CAPPED_SECONDS, first with no quota, then with
-`max_in_flight=5` for every tenant: `claims_per_s_uncapped=`, `claims_per_s_capped=` and the
-median claim `claim_ms_capped=`. While any tenant has a quota, every claim locks the rows of all
-the tenants that have one and counts each one's chunks in flight (docs/tenants.md), so claims
-take turns across the fleet: a known limit, measured here.
+time (a fleet of slow chunks' shape) and giving it back at once, for CAPPED_SECONDS, first
+with no quota, then with `max_in_flight=5` for every tenant (never reached):
+`claims_per_s_uncapped=`, `claims_per_s_capped=` and the median claim `claim_ms_capped=`. With
+quotas a claim counts each capped tenant's chunks in flight, then holds the rows of those it
+took chunks of and counts theirs again (tenants.keep_quotas); until 2026-12-06 it held every
+capped tenant's row, and the fleet's claims took turns.
 Last line: claim_cost_ratio_1m.
 """
 
@@ -185,7 +186,8 @@ def capped(cluster: PgCluster) -> None:
 
 
 def claims_per_s(url: str) -> tuple[float, float]:
-    """CAPPED_THREADS threads, each with its own connection, claiming one chunk at a time."""
+    """CAPPED_THREADS threads, each with its own connection, claiming one chunk at a time (and
+    giving it back): claims per second, and the median claim in ms."""
     import threading
 
     from chunksync.app import App
@@ -197,9 +199,11 @@ def claims_per_s(url: str) -> tuple[float, float]:
         with App(url) as app:
             while time.monotonic() < until:
                 started = time.perf_counter()
-                _, chunks = app.manager.claim("bench", ["noop"], limit=1)
+                token, chunks = app.manager.claim("bench", ["noop"], limit=1)
                 times.append(time.perf_counter() - started)
-                assert chunks, "ran out of pending chunks"
+                assert chunks, "no pending chunk to claim"
+                # Given back at once: the chunks in flight stay few, and no quota is reached.
+                app.manager.release(chunks[0], token, refund=True)
 
     threads = [threading.Thread(target=claimer) for _ in range(CAPPED_THREADS)]
     for t in threads:

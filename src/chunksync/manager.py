@@ -13,7 +13,6 @@ import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 from typing import Any
 
 from chunksync.backends.base import Backend, Params, Session, finite, rows_json, strict_json
@@ -33,12 +32,20 @@ from chunksync.models import (
     Queue,
     QueueStatus,
     WorkerInfo,
+    claimed_chunks,
 )
 from chunksync.results import FinishResult, Report, attempt_row, finish_row, with_outcome
 from chunksync.retry import RetryPolicy
 from chunksync.runtime.recovery import stuck_verdict
 from chunksync.stalls import StallAbsolution
-from chunksync.tenants import AGING_SECONDS, CapsWatch, Placement, Tenants, requeue_places
+from chunksync.tenants import (
+    AGING_SECONDS,
+    CapsWatch,
+    Placement,
+    Tenants,
+    keep_quotas,
+    requeue_places,
+)
 
 INSERT_BATCH = 1000
 STATISTICS_AFTER_CHUNKS = 1000  # a bulk insert this big refreshes the planner's statistics
@@ -294,23 +301,15 @@ class Manager(Interventions, StallAbsolution):
             "aging_s": self.aging_s,
         }
         if self._caps.capped(self.backend):
-            # A tenant's chunks in flight are counted by the claim: under its row's lock, taken
-            # in a statement before, the count sees every claim committed before this one.
+            # The claim counts each tenant's chunks in flight; then, holding the rows of the
+            # capped tenants it took chunks of, it counts theirs again and gives back what a
+            # claim at the same moment made too many (tenants.keep_quotas).
             with self.backend.transaction() as s:
-                s.fetch_all("tenants_lock_capped")
-                columns, rows = s.fetch_table("claim_chunks", params)
-        else:
-            # One statement, atomic alone (PostgreSQL's backend gives it a transaction of its
-            # own only to plan it once a connection: postgres.GENERIC_PLAN_QUERIES).
-            columns, rows = self.backend.fetch_table("claim_chunks", params, write=True)
-        if not rows:
-            return token, []
-        # In the claim's order: the highest priority first, then the fair order. Two stable
-        # sorts by C key functions (a reversed sort keeps equal rows in order): a tuple built
-        # per row by a lambda cost ~0.2 us a chunk more.
-        rows.sort(key=itemgetter(columns.index("fair_key")))
-        rows.sort(key=itemgetter(columns.index("priority")), reverse=True)
-        return token, Chunk.from_table(columns, rows)
+                chunks = claimed_chunks(*s.fetch_table("claim_chunks", params))
+                return token, keep_quotas(s, self.backend.list_param, token, chunks)
+        # One statement, atomic alone (PostgreSQL's backend gives it a transaction of its
+        # own only to plan it once a connection: postgres.GENERIC_PLAN_QUERIES).
+        return token, claimed_chunks(*self.backend.fetch_table("claim_chunks", params, write=True))
 
     def heartbeat_chunk(
         self,

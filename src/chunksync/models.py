@@ -11,6 +11,7 @@ import enum
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from operator import itemgetter
 from typing import Any
 
 DEFAULT_TENANT = "default"
@@ -324,3 +325,14 @@ class WorkerInfo:
             started_at=float(row["started_at"]),
             last_heartbeat_at=float(row["last_heartbeat_at"]),
         )
+
+
+def claimed_chunks(columns: Sequence[str], rows: list[tuple[Any, ...]]) -> list[Chunk]:
+    """A claim's rows as chunks in the claim's order: the highest priority first, then the fair
+    order. Two stable sorts by C key functions (a reversed sort keeps equal rows in order): a
+    tuple built per row by a lambda cost ~0.2 us a chunk more."""
+    if not rows:
+        return []
+    rows.sort(key=itemgetter(columns.index("fair_key")))
+    rows.sort(key=itemgetter(columns.index("priority")), reverse=True)
+    return Chunk.from_table(columns, rows)

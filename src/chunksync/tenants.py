@@ -22,12 +22,13 @@ import hashlib
 import json
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from chunksync.backends.base import Backend, Session
 from chunksync.exceptions import ConfigurationError, QuotaExceeded
+from chunksync.models import Chunk
 
 DEFAULT_WEIGHT = 1.0
 # A lower-priority chunk waiting this long is claimed before any other (the aging bound).
@@ -149,6 +150,40 @@ def requeue_places(s: Session, chunks: Sequence[tuple[str, int]]) -> list[float]
         for i, place in zip(where, keys, strict=True):
             found[i] = place
     return found
+
+
+def keep_quotas(
+    s: Session, list_param: Callable[[Sequence[str]], object], token: str, chunks: list[Chunk]
+) -> list[Chunk]:
+    """After a claim in this transaction (`token`), its chunks in the claim's order: hold the
+    rows of the capped tenants it took chunks of, in one order, then count their chunks in
+    flight again, in a statement of its own that sees every claim committed before, and give
+    back to pending (their places and the attempt kept) this claim's last chunks of a tenant
+    past its quota. Returns the chunks kept.
+
+    The claim counted without a lock, so two claims at once may each have seen room that only
+    one of them may take; the second then waits here for the first's commit, and gives back
+    what that made too many. Claims of other tenants' chunks never wait for each other (until
+    2026-12-06 every claim held every capped tenant's row, and the fleet's claims took turns).
+    A claim of the previous release, which holds every capped tenant's row before it counts,
+    waits for this one or this one for it, in the same order of rows: no deadlock."""
+    tenants = sorted({chunk.tenant for chunk in chunks})
+    if not tenants or not s.fetch_all("tenants_lock_claimed", {"tenants": list_param(tenants)}):
+        return chunks
+    over = {
+        str(row["id"]): int(row["over"])
+        for row in s.fetch_all("tenants_over_quota", {"tenants": list_param(tenants)})
+    }
+    if not over:
+        return chunks
+    back: set[str] = set()
+    for chunk in reversed(chunks):
+        if over.get(chunk.tenant, 0) > 0:
+            over[chunk.tenant] -= 1
+            back.add(chunk.id)
+    params = {"ids": list_param(sorted(back)), "tokens": list_param([token]), "refund": 1}
+    s.fetch_all("release_chunks", params)
+    return [chunk for chunk in chunks if chunk.id not in back]
 
 
 class CapsWatch:

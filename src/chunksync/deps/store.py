@@ -22,8 +22,9 @@ from chunksync.deps.gate import DepState, Flow
 from chunksync.deps.model import Limits, Rate
 from chunksync.deps.permits import Lane, Units
 from chunksync.exceptions import NotFound
-from chunksync.models import Chunk
+from chunksync.models import Chunk, claimed_chunks
 from chunksync.retry import Gate, StressConfig
+from chunksync.tenants import keep_quotas
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,9 +342,10 @@ class DependencyStore:
             "kinds": self._list(kinds),
             "queues": self._list(queue_ids),
         }
-        s.fetch_all("tenants_lock_capped")  # the quotas' count sees every claim before this
-        columns, rows = s.fetch_table("claim_chunks_of", params)
-        chunks = Chunk.from_table(columns, rows)
+        # In the claim's order for the quotas' give-back, which gives back a tenant's last;
+        # then as a dependency's slot runs them.
+        chunks = claimed_chunks(*s.fetch_table("claim_chunks_of", params))
+        chunks = keep_quotas(s, self._list, token, chunks)
         chunks.sort(key=lambda c: (-c.priority, c.seq))
         return chunks
 

@@ -10,12 +10,23 @@ SELECT * FROM tenants WHERE id = :id::text;
 SELECT pg_advisory_xact_lock(hashtextextended('chunksync.tenant_queued:' || :id::text, 0)) AS id;
 
 -- tenants_capped --
--- How many tenants have an in-flight quota: claims then hold their rows (tenants_lock_capped).
+-- How many tenants have an in-flight quota: claims then hold the rows of those they take chunks of (tenants_lock_claimed).
 SELECT COUNT(*) AS n FROM tenants WHERE max_in_flight IS NOT NULL;
 
--- tenants_lock_capped --
--- Hold every row of a tenant with an in-flight quota, in one order, for the claim that follows in this transaction: its count of chunks in flight then sees every claim committed before.
-SELECT id FROM tenants WHERE max_in_flight IS NOT NULL ORDER BY id FOR UPDATE;
+-- tenants_lock_claimed --
+-- Hold the rows of the tenants with an in-flight quota among :tenants, in one order: those a claim in this transaction took chunks of. Another claim of their chunks waits here for this one's commit, and tenants_over_quota after it counts every claim committed before. Claims of other tenants' chunks do not wait.
+SELECT id FROM tenants
+WHERE id = ANY(:tenants::text[]) AND max_in_flight IS NOT NULL
+ORDER BY id
+FOR UPDATE;
+
+-- tenants_over_quota --
+-- The tenants among :tenants with more chunks in flight than their in-flight quota, as (id, over), counted after tenants_lock_claimed in a statement of its own: it sees every claim committed before.
+SELECT o.id, o.over FROM (
+    SELECT t.id, (SELECT COUNT(*) FROM chunks p WHERE p.tenant = t.id AND p.status = 'processing')
+                 - t.max_in_flight AS over
+    FROM tenants t WHERE t.id = ANY(:tenants::text[]) AND t.max_in_flight IS NOT NULL) o
+WHERE o.over > 0;
 
 -- tenant_queued --
 -- How many chunks of a tenant wait (pending), through its queues (queues_tenant_status) and each one's pending chunks (chunks_queue_open): a chunk's tenant is its queue's.

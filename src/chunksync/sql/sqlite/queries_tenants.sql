@@ -11,12 +11,23 @@ SELECT * FROM tenants WHERE id = :id;
 SELECT :id AS id;
 
 -- tenants_capped --
--- How many tenants have an in-flight quota: claims then hold their rows (tenants_lock_capped).
+-- How many tenants have an in-flight quota: claims then hold the rows of those they take chunks of (tenants_lock_claimed).
 SELECT COUNT(*) AS n FROM tenants WHERE max_in_flight IS NOT NULL;
 
--- tenants_lock_capped --
--- Hold every row of a tenant with an in-flight quota, in one order, for the claim that follows in this transaction: its count of chunks in flight then sees every claim committed before.
-SELECT id FROM tenants WHERE max_in_flight IS NOT NULL ORDER BY id;
+-- tenants_lock_claimed --
+-- The tenants with an in-flight quota among :tenants, those a claim in this transaction took chunks of (PostgreSQL holds their rows: SQLite's write transaction already holds the database).
+SELECT id FROM tenants
+WHERE id IN (SELECT value FROM json_each(:tenants)) AND max_in_flight IS NOT NULL
+ORDER BY id;
+
+-- tenants_over_quota --
+-- The tenants among :tenants with more chunks in flight than their in-flight quota, as (id, over).
+SELECT o.id, o.over FROM (
+    SELECT t.id, (SELECT COUNT(*) FROM chunks p WHERE p.tenant = t.id AND p.status = 'processing')
+                 - t.max_in_flight AS over
+    FROM tenants t
+    WHERE t.id IN (SELECT value FROM json_each(:tenants)) AND t.max_in_flight IS NOT NULL) o
+WHERE o.over > 0;
 
 -- tenant_queued --
 -- How many chunks of a tenant wait (pending), through its queues (queues_tenant_status) and each one's pending chunks (chunks_queue_open): a chunk's tenant is its queue's.
