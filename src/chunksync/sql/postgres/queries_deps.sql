@@ -95,7 +95,7 @@ UPDATE queues SET dependency = :dependency WHERE id = :id::uuid AND dependency I
 SELECT id::text AS id, source, kind FROM queues WHERE dependency IS NULL AND status = 'active';
 
 -- claim_chunks_of --
--- Lease up to :limit runnable chunks of the given queues (one dependency's), like claim_chunks: by priority, then each chunk's place in the fair order (fair_key), a tenant at its in-flight quota skipped and one below it given only its room (the caller holds the capped tenants' rows: tenants_lock_capped).
+-- Lease up to :limit runnable chunks of the given queues (one dependency's), like claim_chunks: by priority, then each chunk's place in the fair order (fair_key), a tenant at its in-flight quota skipped and one below it given only its room (the caller then gives back what a claim at the same moment made too many: tenants.keep_quotas).
 -- Read through chunks_claim_fair in the dependency's claim group alone (migration 0025; the
 -- caller holds the dependency's row, so its limits, and so its chunks' group, do not change
 -- meanwhile): a limited dependency's claim reads past no other dependency's backlog. A gated

@@ -94,7 +94,7 @@ UPDATE queues SET dependency = :dependency WHERE id = :id AND dependency IS NULL
 SELECT id, source, kind FROM queues WHERE dependency IS NULL AND status = 'active';
 
 -- claim_chunks_of --
--- Lease up to :limit runnable chunks of the given queues (one dependency's), like claim_chunks: by priority, then each chunk's place in the fair order (fair_key), a tenant at its in-flight quota skipped and one below it given only its room (the caller holds the capped tenants' rows: tenants_lock_capped).
+-- Lease up to :limit runnable chunks of the given queues (one dependency's), like claim_chunks: by priority, then each chunk's place in the fair order (fair_key), a tenant at its in-flight quota skipped and one below it given only its room (the caller then gives back what a claim at the same moment made too many: tenants.keep_quotas).
 UPDATE chunks
 SET status = 'processing', attempts = attempts + 1, lease_token = :token,
     lease_expires_at = NOW() + :lease_s, worker_id = :worker_id, updated_at = NOW()
