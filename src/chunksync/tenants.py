@@ -188,8 +188,8 @@ def keep_quotas(
 
 class CapsWatch:
     """Whether any tenant has an in-flight quota, read at most every CAPS_CHECK_SECONDS: only
-    then does a claim take the capped tenants' row locks (the quota's count is exact under
-    them; without any quota a claim stays one statement)."""
+    then does a claim run in a transaction that keeps the quotas exact (`keep_quotas`); without
+    any quota a claim stays one statement."""
 
     def __init__(self) -> None:
         self._capped = False
