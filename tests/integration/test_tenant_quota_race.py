@@ -13,6 +13,7 @@ import psycopg
 
 from chunksync import sql
 from chunksync.app import App
+from chunksync.backends.base import Session
 from chunksync.backends.postgres import to_psycopg
 from chunksync.manager import Manager
 from chunksync.models import ChunkStatus, claimed_chunks
@@ -52,6 +53,14 @@ def _params(m: Manager, queue_id: str | None = None) -> dict[str, Any]:
     }
 
 
+def _claim_in(app: App, s: Session, queue_id: str | None = None) -> int:
+    """A claim of one chunk in the transaction `s`, as Manager.claim's with a quota: how many
+    it kept."""
+    params = _params(app.manager, queue_id)
+    chunks = claimed_chunks(*s.fetch_table("claim_chunks", params))
+    return len(keep_quotas(s, app.backend.list_param, params["token"], chunks))
+
+
 def _claim_elsewhere(url: str, got: list[int], queue_id: str | None = None) -> threading.Thread:
     """Another process's claim of up to 5 chunks (its own pool), on a thread not yet started."""
 
@@ -74,9 +83,7 @@ def test_a_claim_gives_back_what_a_concurrent_claim_of_a_capped_tenant_made_too_
         second: list[int] = []
         other = _claim_elsewhere(pg_url, second)
         with app.backend.transaction() as s:  # the first claim, not yet committed
-            params = _params(m)
-            chunks = claimed_chunks(*s.fetch_table("claim_chunks", params))
-            assert len(keep_quotas(s, app.backend.list_param, params["token"], chunks)) == 1
+            assert _claim_in(app, s) == 1
             other.start()  # it counts no chunk in flight, claims one, and waits for the row
             wait_for(lambda: _waiting_on_a_lock(pg_url), 30.0, "the second claim to wait")
         other.join(60)
@@ -116,9 +123,7 @@ def test_claims_of_different_capped_tenants_do_not_wait_for_each_other(pg_url: s
         second: list[int] = []
         other = _claim_elsewhere(pg_url, second, queue_id=other_queue)
         with app.backend.transaction() as s:  # a's claim, holding a's row until it commits
-            params = _params(m, first_queue)
-            chunks = claimed_chunks(*s.fetch_table("claim_chunks", params))
-            assert len(keep_quotas(s, app.backend.list_param, params["token"], chunks)) == 1
+            assert _claim_in(app, s, first_queue) == 1
             other.start()
             other.join(20)  # until 2026-12-06 it waited for a's row: every claim held them all
             assert second == [2], "b's claim waited for a's"
