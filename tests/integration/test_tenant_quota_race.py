@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -38,6 +40,15 @@ def _waiting_on_a_lock(url: str) -> bool:
 def _capped_queue(m: Manager, tenant: str, quota: int = 1) -> str:
     m.tenants.set(tenant, actor="test", reason="race", max_in_flight=quota)
     return m.create_queue(tenant, "job:", "job", [{"n": i} for i in range(10)], tenant=tenant).id
+
+
+@contextmanager
+def _capped_app(url: str) -> Iterator[App]:
+    """An app with a handler for "job" and a queue of 10 chunks of tenant "capped" (quota 1)."""
+    with App(url) as app:
+        app.handler("job")(lambda ctx: None)
+        _capped_queue(app.manager, "capped")
+        yield app
 
 
 def _params(m: Manager, queue_id: str | None = None) -> dict[str, Any]:
@@ -76,10 +87,8 @@ def _claim_elsewhere(url: str, got: list[int], queue_id: str | None = None) -> t
 def test_a_claim_gives_back_what_a_concurrent_claim_of_a_capped_tenant_made_too_many(
     pg_url: str,
 ) -> None:
-    with App(pg_url) as app:
-        app.handler("job")(lambda ctx: None)
+    with _capped_app(pg_url) as app:
         m = app.manager
-        _capped_queue(m, "capped")
         second: list[int] = []
         other = _claim_elsewhere(pg_url, second)
         with app.backend.transaction() as s:  # the first claim, not yet committed
@@ -96,10 +105,8 @@ def test_a_claim_gives_back_what_a_concurrent_claim_of_a_capped_tenant_made_too_
 
 def test_a_claim_of_the_previous_release_and_one_of_this_one_keep_the_quota(pg_url: str) -> None:
     # A rolling upgrade: the previous release holds every capped tenant's row, then counts.
-    with App(pg_url) as app:
-        app.handler("job")(lambda ctx: None)
+    with _capped_app(pg_url) as app:
         m = app.manager
-        _capped_queue(m, "capped")
         second: list[int] = []
         other = _claim_elsewhere(pg_url, second)
         with psycopg.connect(pg_url) as previous:  # its claim, not yet committed
