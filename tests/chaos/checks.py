@@ -114,6 +114,19 @@ def dead_reason_allowed(
     return False
 
 
+def unfinished(chunk: dict[str, Any], rows: list[dict[str, Any]], result: RunResult) -> str:
+    """What a chunk left unfinished had been through: its attempt rows' outcomes in order, its
+    deferrals, and when it was next due against the run's end (a timed-out run says why)."""
+    outcomes = ", ".join(f"{a['outcome']}({a['category']})" for a in rows) or "no attempt rows"
+    due = float(chunk["run_after"]) - result.finished_at
+    return (
+        f"attempt {chunk['attempts']} of {chunk['max_attempts']}, "
+        f"{chunk['deferrals']} deferrals, last {chunk['last_category']}, "
+        f"due {abs(due):.1f} s {'before' if due < 0 else 'after'} the run ended; "
+        f"attempts: {outcomes}"
+    )
+
+
 def check(
     result: RunResult, policy: RetryPolicy, *, queue_id: str | None = None, ledger: bool = True
 ) -> Verdict:
@@ -123,13 +136,14 @@ def check(
     q = queue_id or result.queue_id
     chunks = fetch(
         result.url,
-        "SELECT id, status, attempts, max_attempts, last_category, dead_reason "
-        "FROM chunks WHERE queue_id = %s",
+        "SELECT id, status, attempts, max_attempts, last_category, dead_reason, run_after, "
+        "deferrals FROM chunks WHERE queue_id = %s",
         q,
     )
     attempts = fetch(
         result.url,
-        "SELECT chunk_id, worker_id, attempt, outcome, category FROM attempts WHERE queue_id = %s",
+        "SELECT chunk_id, worker_id, attempt, outcome, category FROM attempts WHERE queue_id = %s "
+        "ORDER BY id",
         q,
     )
     audit = fetch(
@@ -167,7 +181,7 @@ def check(
         v.by_status[status] += 1
         if status not in ("completed", "dead", "cancelled"):
             v.lost += 1
-            v.problem(f"chunk {cid} ended {status}")
+            v.problem(f"chunk {cid} ended {status}: {unfinished(c, rows_of[cid], result)}")
             continue
         done = [a for a in rows_of[cid] if a["outcome"] == "completed"]
         if status == "completed":

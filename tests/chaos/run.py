@@ -116,11 +116,20 @@ class Outcome:
             "stop_codes": sorted({str(code) for code in r.stop_codes}),
             "worker_logs_with_traceback": self.tracebacks,
             "timed_out": r.timed_out,
+            "healed_s": healed_s(r),
             "takeover_median_s": None if median is None else round(median, 2),
             "takeover_max_s": None if worst is None else round(worst, 2),
             "takeovers_measured": len(takeovers),
             "problems": v.problems + (m.problems if m else []) + r.worker_exits,
         }
+
+
+def healed_s(r: RunResult) -> float | None:
+    """Seconds from the last fault to the queues' end, when the faults had stopped first (the
+    heal window) and the run did end; else None."""
+    if not r.faults_stopped or r.timed_out or not r.faults:
+        return None
+    return round(r.finished_at - r.faults[-1].at, 1)
 
 
 def watch_summary(w: WatchVerdict) -> dict[str, Any]:
@@ -209,6 +218,7 @@ def lines(outcomes: list[Outcome]) -> list[str]:
             f"chaos_{b}_recoveries_unaudited={s['recoveries_unaudited']} "
             f"chaos_{b}_dead_wrong_reason={s['dead_wrong_reason']} "
             f"chaos_{b}_worker_exits={s['worker_exits']} chaos_{b}_timed_out={s['timed_out']} "
+            f"chaos_{b}_healed_after_faults_s={s['healed_s']} "
             f"chaos_{b}_stop_codes={','.join(s['stop_codes'])} "
             f"chaos_{b}_tracebacks={len(s['worker_logs_with_traceback'])}"
         )
