@@ -24,7 +24,7 @@ from tests.servers.pgcluster import PG_BIN, available
 CHUNKS = 1500
 MESSAGES = 500
 WATCH_APPENDS = 20  # then watched: appended while connections reset and Dovecot restarts
-TIMEOUT_SECONDS = 300  # 240 before the watching sync, which takes up to a minute when loaded
+TIMEOUT_SECONDS = 320  # 260 before the watching sync, which takes up to a minute when loaded
 WITH_DOVECOT = shutil.which("dovecot") is not None and os.geteuid() == 0
 
 
@@ -34,10 +34,11 @@ def short(backend: str) -> ChaosConfig:
         chunks=CHUNKS,
         work_ms=25.0,
         fault_gap_s=(0.8, 2.0),
-        # Faults for up to 120 s, then 60 s to heal: a fault every second or two aimed at the
-        # mail path can keep its last chunk failing and deferred for as long as it goes on.
-        timeout_s=180.0,
-        heal_s=60.0,
+        # Faults for up to 125 s, then 75 s to heal: a fault every second or two aimed at the
+        # mail path can keep its last chunk failing and deferred for as long as it goes on, and
+        # its next try may then be 48 s away (a stressed retry's delay: 120 s doubled, x0.2).
+        timeout_s=200.0,
+        heal_s=75.0,
         imap_messages=MESSAGES if WITH_DOVECOT else 0,
         imap_chunk=25,
         imap_rate=30_000.0,  # ~5 s for the 500 messages: faults land on the mail path
