@@ -103,6 +103,20 @@ def test_a_newcomer_behind_a_tenant_at_its_quota_takes_turns_with_the_busy(app: 
     assert set(got) == {"busy", "newcomer"} and 45 <= got["busy"] <= 55, got
 
 
+def test_a_quota_of_zero_holds_a_tenant_with_nothing_in_flight(app: App) -> None:
+    # Nothing of it in flight: its room is its whole quota, 0 (on PostgreSQL a tenant without
+    # chunks in flight is not among the grouped counts, and its room comes from the quota).
+    m = app.manager
+    m.tenants.set("held", actor="test", reason="contract", max_in_flight=0)
+    m.tenants.set("roomy", actor="test", reason="contract", max_in_flight=3)
+    enqueue(m, "held", 5)
+    enqueue(m, "roomy", 5)
+    enqueue(m, "free", 2)
+    assert Counter(claimed(m, 20)) == {"roomy": 3, "free": 2}
+    m.tenants.set("held", actor="test", reason="contract", max_in_flight=1)
+    assert claimed(m, 20) == ["held"]
+
+
 def test_priority_stays_strict_until_the_aging_bound(app: App) -> None:
     m = app.manager
     low = enqueue(m, "t", 5, priority=0)

@@ -154,12 +154,8 @@ runnable AS MATERIALIZED (
               WHERE d.connections IS NOT NULL OR d.rate_units IS NOT NULL
                  OR d.flow <> 'ok'))) AS ids
 ),
-room AS MATERIALIZED (
-    SELECT t.id AS tenant, t.max_in_flight - (
-        SELECT COUNT(*) FROM chunks p WHERE p.tenant = t.id AND p.status = 'processing') AS n
-    FROM tenants t WHERE t.max_in_flight IS NOT NULL
-),
-aged AS (
+-- include tenant_room --
+, aged AS (
     SELECT a.* FROM levels l
     CROSS JOIN LATERAL (
         SELECT c.id, c.tenant, 0 AS lane, c.created_at AS k1, 0::float8 AS k2

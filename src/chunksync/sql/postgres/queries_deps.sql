@@ -100,12 +100,9 @@ SELECT id::text AS id, source, kind FROM queues WHERE dependency IS NULL AND sta
 -- caller holds the dependency's row, so its limits, and so its chunks' group, do not change
 -- meanwhile): a limited dependency's claim reads past no other dependency's backlog. A gated
 -- dependency without limits has group '': its claim (a probe) reads the plain claim's order.
-WITH room AS MATERIALIZED (
-    SELECT t.id AS tenant, t.max_in_flight - (
-        SELECT COUNT(*) FROM chunks p WHERE p.tenant = t.id AND p.status = 'processing') AS n
-    FROM tenants t WHERE t.max_in_flight IS NOT NULL
-),
-picked AS (
+WITH
+-- include tenant_room --
+, picked AS (
     SELECT c.id, c.tenant, c.priority, c.fair_key FROM chunks c
     WHERE c.claim_group = (SELECT chunksync_claim_group(q.dependency) FROM queues q
                            WHERE q.id = (:queues::uuid[])[1])

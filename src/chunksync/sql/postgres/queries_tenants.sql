@@ -39,17 +39,14 @@ WHERE q.tenant = :tenant::text AND c.status = 'pending';
 -- a tenant at its quota, keeps its places at the head of the fair order while the others' work
 -- goes on, and a newcomer placed behind its head came before the busy tenants' next chunk for as
 -- many chunks as they had run meanwhile (tests/contract/test_tenants_contract.py).
-WITH at_quota AS MATERIALIZED (
-    SELECT t.id FROM tenants t
-    WHERE t.max_in_flight IS NOT NULL AND t.max_in_flight <= (
-        SELECT COUNT(*) FROM chunks p WHERE p.tenant = t.id AND p.status = 'processing')
-)
+WITH
+-- include tenant_room --
 SELECT COALESCE(
     -- (c.tenant || ''): the claim's own way past the planner's estimate for one tenant
     (SELECT c.fair_key FROM chunks c
      WHERE c.claim_group = '' AND c.priority = :priority AND c.status = 'pending'
        AND c.run_after <= NOW()
-       AND NOT ((c.tenant || '') = ANY(ARRAY(SELECT id FROM at_quota)))
+       AND NOT ((c.tenant || '') = ANY(ARRAY(SELECT tenant FROM room WHERE n <= 0)))
      ORDER BY c.fair_key LIMIT 1),
     (SELECT c.fair_key FROM chunks c WHERE c.status = 'pending' AND c.priority = :priority
      ORDER BY c.fair_key LIMIT 1),

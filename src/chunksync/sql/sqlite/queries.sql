@@ -165,12 +165,8 @@ WHERE id IN (
               SELECT d.name FROM dependencies d
               WHERE d.connections IS NOT NULL OR d.rate_units IS NOT NULL OR d.flow <> 'ok'))
     ),
-    room(tenant, n) AS (
-        SELECT t.id, t.max_in_flight - (
-            SELECT COUNT(*) FROM chunks p WHERE p.tenant = t.id AND p.status = 'processing')
-        FROM tenants t WHERE t.max_in_flight IS NOT NULL
-    ),
-    aged AS (
+-- include tenant_room --
+    , aged AS (
         SELECT c.id, c.tenant, 0 AS lane, c.created_at AS k1, 0.0 AS k2
         FROM levels l JOIN chunks c ON c.priority = l.p
         WHERE l.p < (SELECT MAX(p) FROM levels)

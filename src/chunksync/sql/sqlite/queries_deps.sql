@@ -99,12 +99,9 @@ UPDATE chunks
 SET status = 'processing', attempts = attempts + 1, lease_token = :token,
     lease_expires_at = NOW() + :lease_s, worker_id = :worker_id, updated_at = NOW()
 WHERE id IN (
-    WITH room(tenant, n) AS (
-        SELECT t.id, t.max_in_flight - (
-            SELECT COUNT(*) FROM chunks p WHERE p.tenant = t.id AND p.status = 'processing')
-        FROM tenants t WHERE t.max_in_flight IS NOT NULL
-    ),
-    picked AS (
+    WITH
+-- include tenant_room --
+    , picked AS (
         SELECT c.id, c.tenant, c.priority, c.fair_key FROM chunks c JOIN queues q ON q.id = c.queue_id
         WHERE c.status = 'pending' AND c.status <> 'completed' AND c.run_after <= NOW() AND q.status = 'active'
           AND q.kind IN (SELECT value FROM json_each(:kinds))

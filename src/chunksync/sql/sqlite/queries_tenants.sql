@@ -40,11 +40,8 @@ WHERE q.tenant = :tenant AND c.status = 'pending' AND c.status <> 'completed';
 -- a tenant at its quota, keeps its places at the head of the fair order while the others' work
 -- goes on, and a newcomer placed behind its head came before the busy tenants' next chunk for as
 -- many chunks as they had run meanwhile (tests/contract/test_tenants_contract.py).
-WITH at_quota(id) AS (
-    SELECT t.id FROM tenants t
-    WHERE t.max_in_flight IS NOT NULL AND t.max_in_flight <= (
-        SELECT COUNT(*) FROM chunks p WHERE p.tenant = t.id AND p.status = 'processing')
-)
+WITH
+-- include tenant_room --
 SELECT COALESCE(
     (SELECT c.fair_key FROM chunks c INDEXED BY chunks_fair
      WHERE c.status = 'pending' AND c.priority = :priority AND c.run_after <= NOW()
@@ -54,7 +51,7 @@ SELECT COALESCE(
                SELECT d.name FROM dependencies d
                WHERE d.connections IS NOT NULL OR d.rate_units IS NOT NULL
                   OR d.flow <> 'ok')))
-       AND c.tenant NOT IN (SELECT id FROM at_quota)
+       AND c.tenant NOT IN (SELECT tenant FROM room WHERE n <= 0)
      ORDER BY c.fair_key LIMIT 1),
     (SELECT c.fair_key FROM chunks c WHERE c.status = 'pending' AND c.priority = :priority
      ORDER BY c.fair_key LIMIT 1),
