@@ -30,6 +30,11 @@ with no quota, then with `max_in_flight=5` for every tenant (never reached):
 quotas a claim counts each capped tenant's chunks in flight, then holds the rows of those it
 took chunks of and counts theirs again (tenants.keep_quotas); until 2026-12-06 it held every
 capped tenant's row, and the fleet's claims took turns.
+Then many active queues (`active`): 0, 5,000, 20,000 and 50,000 active queues without chunks
+(a fleet syncing many tenants' folders at once), then ten queues of 1,000 chunks, and claims of
+100: `claim_ms_active_queues_<n>=`, the median claim. Each claim builds the array of the queues
+it may claim from and checks each chunk it reads against it, so it costs more the more queues
+are active (a known limit, docs/tenants.md).
 Last line: claim_cost_ratio_1m.
 """
 
@@ -55,6 +60,15 @@ BEHIND_CLAIMS, BEHIND_BATCH = 100, 512
 NEWCOMER = 1000
 CAPPED_TENANTS = int(os.environ.get("CHUNKSYNC_BENCH_CAPPED_TENANTS", "5000"))
 CAPPED_THREADS, CAPPED_SECONDS = 4, 5.0
+ACTIVE_QUEUES = [0, 5000, 20000, 50000]
+ACTIVE_CLAIMS = 30
+EMPTY_QUEUES = """
+INSERT INTO queues (id, tenant, name, source, kind, status, priority, policy, max_attempts,
+                    created_at, updated_at)
+SELECT gen_random_uuid(), 'idle' || (g %% 5000), 'idle' || g, 'noop', 'noop', 'active', 0,
+       'default', 5, 0, 0
+FROM generate_series(1, %(n)s::int) AS g
+"""
 
 FILL = """
 INSERT INTO chunks (id, queue_id, tenant, seq, payload, status, priority, attempts,
@@ -185,6 +199,34 @@ def capped(cluster: PgCluster) -> None:
     print(f"claim_ms_capped={ms:.1f}")
 
 
+def active(cluster: PgCluster) -> None:
+    """A claim of 100 among many active queues: each claim builds the array of the queues it may
+    claim from, and checks each chunk it reads against it. The queues with chunks (ten, 1,000
+    chunks each) are made after the others, so each of their chunks is checked against the
+    whole array (the worst case)."""
+    from chunksync.app import App
+
+    for n in ACTIVE_QUEUES:
+        url = cluster.create_database(f"active_{n}")
+        with App(url) as app:
+            app.handler("noop")(lambda ctx: None)
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(EMPTY_QUEUES.encode(), {"n": n})
+            for t in range(10):
+                app.create_queue("noop", ({} for _ in range(1000)), tenant=f"busy{t}")
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(b"VACUUM ANALYZE")
+            times = []
+            for _ in range(ACTIVE_CLAIMS):
+                started = time.perf_counter()
+                _, chunks = app.manager.claim("bench", ["noop"], limit=100)
+                times.append((time.perf_counter() - started) * 1000)
+                assert len(chunks) == 100, "ran out of pending chunks"
+        ms = statistics.median(times)
+        print(f"a claim of 100 with {n} more active queues (empty) ahead: {ms:.1f} ms")
+        print(f"claim_ms_active_queues_{n}={ms:.1f}")
+
+
 def claims_per_s(url: str) -> tuple[float, float]:
     """CAPPED_THREADS threads, each with its own connection, claiming one chunk at a time (and
     giving it back): claims per second, and the median claim in ms."""
@@ -225,6 +267,7 @@ def main() -> int:
         small_times, big_times = claim_seconds(small), claim_seconds(big)
         behind(cluster)
         capped(cluster)
+        active(cluster)
     small_ms = statistics.median(small_times) * 1000
     big_ms = statistics.median(big_times) * 1000
     print(f"median claim, {SMALL_PENDING} pending, no history: {small_ms:.3f} ms")
