@@ -30,11 +30,16 @@ moved AS (
 )
 
 -- tenant_room --
--- A claim's CTE `room` (tenant, n): each tenant with an in-flight quota and the room it has left, n <= 0 at its quota. The chunks in flight are counted once, grouped by tenant, through the partial index chunks_in_flight (as many rows as the fleet's chunks in flight), and joined to the capped tenants: until 2026-12-07 a count a capped tenant, 5,000 index probes a claim at 5,000 tenants (3.6 ms with 100 chunks in flight, against 0.7 now).
+-- A claim's CTE `room` (tenant, n): each tenant with an in-flight quota and the room it has left, n <= 0 at its quota. The capped tenants' chunks in flight are counted in one grouped count through the partial index chunks_in_flight, joined to the capped tenants: until 2026-12-07 a count a capped tenant, 5,000 index probes a claim at 5,000 capped tenants (3.7 -> 2.0 ms with 100 chunks in flight, 23.8 -> 12.7 ms with 10,000).
+-- The count reads only the capped tenants' chunks (`IN`): the planner then probes each capped
+-- tenant when they are few, or reads the chunks in flight once when those are fewer. Without
+-- it, one capped tenant among 10,000 chunks in flight read them all (0.2 -> 6.2 ms).
 room AS MATERIALIZED (
     SELECT t.id AS tenant, t.max_in_flight - COALESCE(b.n, 0) AS n
     FROM tenants t
-    LEFT JOIN (SELECT p.tenant, COUNT(*) AS n FROM chunks p WHERE p.status = 'processing'
+    LEFT JOIN (SELECT p.tenant, COUNT(*) AS n FROM chunks p
+               WHERE p.status = 'processing'
+                 AND p.tenant IN (SELECT c.id FROM tenants c WHERE c.max_in_flight IS NOT NULL)
                GROUP BY p.tenant) b ON b.tenant = t.id
     WHERE t.max_in_flight IS NOT NULL
 )
