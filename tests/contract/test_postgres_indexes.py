@@ -20,6 +20,7 @@ from psycopg.sql import Literal
 from chunksync import sql
 from chunksync.app import App
 from chunksync.backends.postgres import to_psycopg
+from chunksync.deps import operate
 
 pytestmark = pytest.mark.postgres
 
@@ -265,3 +266,53 @@ def test_each_claim_reads_past_no_other_claim_groups_backlog(pg_url: str) -> Non
         assert any(r.startswith(" on chunks c") and "actual rows=100 " in r for r in reads), plan
         for read in reads:
             assert "Rows Removed by Filter" not in read.split("->", 1)[0], (which, plan)
+
+
+IDLE_QUEUES = """
+INSERT INTO queues (id, tenant, name, source, kind, status, priority, policy, max_attempts,
+                    created_at, updated_at)
+SELECT gen_random_uuid(), 'idle', 'idle' || g, 'noop', 'noop', 'active', 0, 'default', 5, 0, 0
+FROM generate_series(1, %(n)s::int) AS g
+"""
+
+
+@pytest.mark.parametrize("idle", [0, 600])
+def test_a_claim_among_many_active_queues_takes_only_what_it_may(pg_url: str, idle: int) -> None:
+    # Up to 500 queues it may claim from, a claim compares each chunk's queue with an array of
+    # them; past that (600 more active queues of its kind, without chunks), it looks up each
+    # chunk's queue by its key (claim_chunks' `few`). Both leave out the same queues.
+    with App(pg_url) as app:
+        for kind in ("noop", "other"):
+            app.handler(kind)(lambda ctx: None)
+        app.dependency("noop://gated")
+        queues = {
+            name: app.create_queue(source, ({"n": n} for n in range(size)), name=name).id
+            for name, source, size in (
+                ("ok", "noop://ok", 3),
+                ("only", "noop://only", 2),
+                ("excluded", "noop://excluded", 2),
+                ("other kind", "other://o", 2),
+                ("gated", "noop://gated/box", 2),
+                ("paused", "noop://paused", 2),
+            )
+        }
+        operate.set_flow(app.deps, "noop://gated", stopped=True, reason="outage")
+        app.manager.pause_queue(queues["paused"], move_s=0)  # its chunks where they were
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(IDLE_QUEUES.encode(), {"n": idle})
+            active = conn.execute(
+                "SELECT COUNT(*) FROM queues WHERE status = 'active' AND kind = 'noop'"
+            ).fetchone()
+        assert active is not None and (active[0] > 500) == (idle > 0)
+        m, name_of = app.manager, {v: k for k, v in queues.items()}
+
+        def claimed(kinds: list[str], **options: Any) -> list[str]:
+            _, chunks = m.claim("w", kinds, limit=50, **options)
+            return sorted(name_of[c.queue_id] for c in chunks)
+
+        assert claimed(["noop"], queue_id=queues["only"]) == ["only"] * 2
+        assert claimed(["noop"], exclude=[queues["excluded"]]) == ["ok"] * 3
+        assert claimed(["noop"]) == ["excluded"] * 2
+        # Left: the gated dependency's, the paused queue's, the other kind's.
+        assert claimed(["noop"]) == []
+        assert claimed(["other"]) == ["other kind"] * 2
