@@ -36,13 +36,15 @@ SETTINGS = {
 }
 # The worker's three statements a batch, told apart by how their text starts (pg_stat_statements
 # records a statement from its first word, leading comments left out, its values as $n): each
-# start is that of the named queries beside it alone (tests/unit/test_pg_statements_kinds.py).
+# start is that of the named queries beside it alone (tests/unit/test_pg_statements_kinds.py),
+# and a claim's text holds `SKIP LOCKED` (LOCKED: fair_virtual_time starts with the same `room`).
 # Everything else is "other".
 KINDS = (
-    ("claim", ("WITH RECURSIVE levels", "WITH room AS MATERIALIZED (")),
+    ("claim", ("WITH RECURSIVE levels", "WITH\nroom AS MATERIALIZED (")),
     ("finish", ("WITH r AS (",)),
     ("attempts", ("INSERT INTO attempts (",)),
 )
+LOCKED = {"claim": "SKIP LOCKED"}
 NAMED = {
     "claim": ("claim_chunks", "claim_chunks_of"),
     "finish": ("finish_chunks",),
@@ -57,7 +59,14 @@ WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
 
 def kind(query: str) -> str:
     text = query.lstrip()
-    return next((name for name, starts in KINDS if text.startswith(starts)), "other")
+    return next(
+        (
+            name
+            for name, starts in KINDS
+            if text.startswith(starts) and LOCKED.get(name, "") in text
+        ),
+        "other",
+    )
 
 
 def one_drain(cluster: PgCluster, run: int) -> tuple[float, float, list[tuple[Any, ...]]]:

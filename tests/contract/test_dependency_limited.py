@@ -58,7 +58,7 @@ def check(app: App, url: str, name: str, queue_id: str, limited: bool) -> None:
         return
     assert plain == []
     own = app.deps.claim(
-        name, [queue_id], worker_id="w", kinds=["job"], limit=10, lease_s=30.0,
+        name, queue_id=queue_id, worker_id="w", kinds=["job"], limit=10, lease_s=30.0,
         config=StressConfig(),
     )  # fmt: skip
     assert len(own.chunks) == 4

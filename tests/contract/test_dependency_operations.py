@@ -106,7 +106,7 @@ def test_a_change_of_limits_moves_the_chunks_enqueued_before_it(app: App) -> Non
 
     def limited(n: int) -> list[str]:
         got = app.deps.claim(
-            dep, [queue], worker_id="w", kinds=["job"], limit=n, lease_s=30.0,
+            dep, queue_id=queue, worker_id="w", kinds=["job"], limit=n, lease_s=30.0,
             config=StressConfig(),
         )  # fmt: skip
         return [c.id for c in got.chunks]
@@ -149,7 +149,7 @@ def test_dependency_metrics(app: App) -> None:
     got = [  # three slot threads, each asking for a connection permit: the third waits
         app.deps.claim(
             "job://api.example.com",
-            queues,
+            queue_id=queues[0],
             worker_id="w1",
             kinds=["job"],
             limit=1,

@@ -42,9 +42,10 @@ def queue_of(app: App, dependency: str, n: int) -> list[str]:
     return [q.id]
 
 
-def claim(app: App, dep: str, queues: list[str], limit: int, worker: str = "w1") -> list[str]:
+def claim(app: App, dep: str, limit: int, worker: str = "w1") -> list[str]:
+    """Up to `limit` chunks of the dependency's active queues, by its own claim."""
     got = store_of(app).claim(
-        dep, queues, worker_id=worker, kinds=KINDS, limit=limit, lease_s=30.0, config=CONFIG
+        dep, worker_id=worker, kinds=KINDS, limit=limit, lease_s=30.0, config=CONFIG
     )
     return [c.id for c in got.chunks]
 
@@ -56,20 +57,18 @@ def test_a_connection_cap_holds_across_processes_and_slots_come_back(
     # runs a batch through its one permit.
     one, two = fleet
     store_of(one).declare(API, Limits(connections=3))
-    queues = queue_of(one, "api", 12)
+    queue_of(one, "api", 12)
     first = store_of(one).claim(
-        API, queues, worker_id="w1", kinds=KINDS, limit=2, lease_s=30.0, config=CONFIG
+        API, worker_id="w1", kinds=KINDS, limit=2, lease_s=30.0, config=CONFIG
     )
     assert len(first.chunks) == 2 and first.waiting_for is None and first.permit is not None
     held = [
-        store_of(app).claim(
-            API, queues, worker_id=w, kinds=KINDS, limit=2, lease_s=30.0, config=CONFIG
-        )
+        store_of(app).claim(API, worker_id=w, kinds=KINDS, limit=2, lease_s=30.0, config=CONFIG)
         for app, w in ((one, "w1"), (two, "w2"))
     ]
     assert all(len(h.chunks) == 2 and h.permit for h in held)
     fourth = store_of(two).claim(
-        API, queues, worker_id="w2", kinds=KINDS, limit=5, lease_s=30.0, config=CONFIG
+        API, worker_id="w2", kinds=KINDS, limit=5, lease_s=30.0, config=CONFIG
     )
     assert fourth.chunks == [] and fourth.waiting_for == "connections" and fourth.permit is None
     assert store_of(one).get(API).slots_in_use == 3
@@ -77,7 +76,6 @@ def test_a_connection_cap_holds_across_processes_and_slots_come_back(
     # The thread holding a permit claims on through it, without another slot.
     again = store_of(one).claim(
         API,
-        queues,
         worker_id="w1",
         kinds=KINDS,
         limit=2,
@@ -89,21 +87,20 @@ def test_a_connection_cap_holds_across_processes_and_slots_come_back(
     assert store_of(two).get(API).slots_in_use == 3
     # A permit given back frees its slot for any process.
     store_of(one).release_permit(first.permit)
-    assert len(claim(two, API, queues, 5, worker="w2")) == 4
+    assert len(claim(two, API, 5, worker="w2")) == 4
     assert store_of(two).get(API).cap_waits >= 1
 
 
 def test_a_claim_under_a_permit_that_finds_nothing_gives_it_back(fleet: tuple[App, App]) -> None:
     one, two = fleet
     store_of(one).declare(API, Limits(connections=1))
-    queues = queue_of(one, "api", 2)
+    queue_of(one, "api", 2)
     got = store_of(one).claim(
-        API, queues, worker_id="w1", kinds=KINDS, limit=5, lease_s=30.0, config=CONFIG
+        API, worker_id="w1", kinds=KINDS, limit=5, lease_s=30.0, config=CONFIG
     )
     assert len(got.chunks) == 2 and got.permit is not None
     empty = store_of(one).claim(
         API,
-        queues,
         worker_id="w1",
         kinds=KINDS,
         limit=5,
@@ -120,34 +117,34 @@ def test_a_dead_workers_slots_return_when_its_leases_are_recovered(
 ) -> None:
     one, two = fleet
     store_of(one).declare(API, Limits(connections=2))
-    queues = queue_of(one, "api", 5)
+    queue_of(one, "api", 5)
     for _ in range(2):  # two slot threads of a worker that dies
         got = store_of(one).claim(
-            API, queues, worker_id="dead", kinds=KINDS, limit=1, lease_s=0.2, config=CONFIG
+            API, worker_id="dead", kinds=KINDS, limit=1, lease_s=0.2, config=CONFIG
         )
         assert len(got.chunks) == 1 and got.permit is not None
-    assert claim(two, API, queues, 2, worker="w2") == []
+    assert claim(two, API, 2, worker="w2") == []
     time.sleep(0.3)  # the permits' time runs out, but their chunks still count as running
-    assert claim(two, API, queues, 2, worker="w2") == []
+    assert claim(two, API, 2, worker="w2") == []
     recovered = two.manager.recover_stuck("w2", lambda q: two.policy("default"))
     assert len(recovered) == 2  # recovery is what gives the slots back
-    assert len(claim(two, API, queues, 2, worker="w2")) == 2
+    assert len(claim(two, API, 2, worker="w2")) == 2
 
 
 def test_extra_slots_count_against_the_cap_and_die_with_the_lease(fleet: tuple[App, App]) -> None:
     one, two = fleet
     store_of(one).declare(API, Limits(connections=2))
-    queues = queue_of(one, "api", 3)
+    queue_of(one, "api", 3)
     got = store_of(one).claim(
-        API, queues, worker_id="w1", kinds=KINDS, limit=1, lease_s=30.0, config=CONFIG
+        API, worker_id="w1", kinds=KINDS, limit=1, lease_s=30.0, config=CONFIG
     )
     [chunk] = got.chunks
     slot = store_of(one).take_slot(API, chunk.id, got.token)
     assert slot is not None
     assert store_of(two).take_slot(API, chunk.id, got.token) is None  # 2 of 2 in use
-    assert claim(two, API, queues, 1, worker="w2") == []
+    assert claim(two, API, 1, worker="w2") == []
     store_of(one).release_slot(slot)
-    assert len(claim(two, API, queues, 1, worker="w2")) == 1
+    assert len(claim(two, API, 1, worker="w2")) == 1
     # A slot taken under a lease that is gone is refused (0 rows): the lease fences it.
     assert (
         store_of(one).take_slot("other", chunk.id, "00000000-0000-0000-0000-000000000000") is None
@@ -158,10 +155,10 @@ def test_rate_units_are_shared_by_the_fleet(fleet: tuple[App, App]) -> None:
     one, two = fleet
     # One unit per 10 s: however slow this machine is, none comes back during the test.
     store_of(one).declare(API, Limits(rate=parse_rate("6/m"), burst=3))
-    queues = queue_of(one, "api", 20)
-    assert len(claim(one, API, queues, 10)) == 3  # the burst
+    queue_of(one, "api", 20)
+    assert len(claim(one, API, 10)) == 3  # the burst
     waited = store_of(two).claim(
-        API, queues, worker_id="w2", kinds=KINDS, limit=10, lease_s=30.0, config=CONFIG
+        API, worker_id="w2", kinds=KINDS, limit=10, lease_s=30.0, config=CONFIG
     )
     assert waited.chunks == [] and waited.waiting_for == "rate" and 0 < waited.wait_s <= 10.0
     granted, wait = store_of(two).take(API, 5)
@@ -197,7 +194,7 @@ SLOW = StressConfig(capacity=10.0, probe_min_interval_s=3600.0, probe_interval_s
 
 def test_the_gate_is_shared_one_probe_for_the_fleet(fleet: tuple[App, App]) -> None:
     one, two = fleet
-    queues = queue_of(one, "api", 10)
+    queue_of(one, "api", 10)
     for _ in range(4):  # four timeouts' worth of faults, reported by process one
         store_of(one).record(API, SLOW, cost=2.0, successes=0, probe_succeeded=False)
     assert store_of(two).get(API).state.flow is Flow.PROBING
@@ -206,7 +203,7 @@ def test_the_gate_is_shared_one_probe_for_the_fleet(fleet: tuple[App, App]) -> N
         granted = []
         for app, worker in ((one, "w1"), (two, "w2"), (one, "w3"), (two, "w4")):
             got = store_of(app).claim(
-                API, queues, worker_id=worker, kinds=KINDS, limit=5, lease_s=30, config=SLOW
+                API, worker_id=worker, kinds=KINDS, limit=5, lease_s=30, config=SLOW
             )
             assert len(got.chunks) <= 1 and got.probe is bool(got.chunks)
             granted += [worker] * len(got.chunks)
@@ -219,17 +216,17 @@ def test_the_gate_is_shared_one_probe_for_the_fleet(fleet: tuple[App, App]) -> N
     assert probes() == []  # the next one is due an interval later
     state, _ = store_of(one).record(API, SLOW, cost=0.0, successes=1, probe_succeeded=True)
     assert state.flow is Flow.OK
-    assert len(claim(two, API, queues, 5, worker="w2")) == 5
+    assert len(claim(two, API, 5, worker="w2")) == 5
 
 
 def test_an_operator_stops_and_starts_a_dependency(fleet: tuple[App, App]) -> None:
     one, two = fleet
-    queues = queue_of(one, "api", 4)
+    queue_of(one, "api", 4)
     store_of(one).declare(API, Limits())
     store_of(one).set_flow(API, stopped=True, config=CONFIG)
-    assert claim(two, API, queues, 4, worker="w2") == []
+    assert claim(two, API, 4, worker="w2") == []
     store_of(two).set_flow(API, stopped=False, config=CONFIG)
-    assert len(claim(two, API, queues, 4, worker="w2")) == 4
+    assert len(claim(two, API, 4, worker="w2")) == 4
     with pytest.raises(NotFound, match="no dependency named 'nope'"):
         store_of(one).set_flow("nope", stopped=True, config=CONFIG)
 
@@ -251,22 +248,44 @@ def test_a_workers_copy_follows_the_row_when_a_peer_reopens_it(fleet: tuple[App,
     assert budget.flowing and budget.tokens == CONFIG.capacity
 
 
+def test_a_worker_of_one_queue_claims_only_its_chunks(fleet: tuple[App, App]) -> None:
+    # A worker claiming from one queue (queue_id) takes a limited dependency's chunks only when
+    # that queue is one of the dependency's, and then only that queue's: the claim names the
+    # dependency and the queue, not the dependency's active queues (no longer read at all).
+    from chunksync.runtime.claims import Claims
+
+    one, _ = fleet
+    store_of(one).declare(API, Limits(connections=3))
+    [mine] = queue_of(one, "api", 2)
+    queue_of(one, "api", 2)  # another queue of the dependency
+    plain = one.create_queue("job://elsewhere/pages", [{"n": i} for i in range(2)]).id
+    claims = Claims(one.manager, one.budgets, worker_id="w1", lease_s=30.0)
+
+    def claimed(queue_id: str) -> list[str]:
+        leases = claims.claim(KINDS, 10, queue_id=queue_id, special=claims.special())
+        return [one.manager.get_chunk(c.id).queue_id for lease in leases for c in lease.chunks]
+
+    assert claimed(plain) == [plain] * 2
+    assert claimed(mine) == [mine] * 2
+    assert claimed(mine) == [] and claimed(plain) == []
+
+
 def test_a_dependencys_claims_keep_to_tenant_quotas_and_the_fair_order(
     fleet: tuple[App, App],
 ) -> None:
     """Chunks of a limited dependency are claimed apart from the plain claim; they too follow
     the tenants' fair order and never take a tenant past its in-flight quota."""
     one, two = fleet
-    big = one.create_queue("job://api/big", [{"n": i} for i in range(6)], tenant="big")
-    small = one.create_queue("job://api/small", [{"n": i} for i in range(2)], tenant="small")
+    # Two queues of the dependency: its claim takes from every active one, named or not.
+    one.create_queue("job://api/big", [{"n": i} for i in range(6)], tenant="big")
+    one.create_queue("job://api/small", [{"n": i} for i in range(2)], tenant="small")
     store_of(one).declare(API, Limits(rate=parse_rate("1000/s"), burst=100))
     one.manager.tenants.set("big", actor="test", reason="quota", max_in_flight=2)
-    queues = [big.id, small.id]
-    first = claim(one, API, queues, 3)
+    first = claim(one, API, 3)
     tenants = [one.manager.get_chunk(c).tenant for c in first]
     assert len(first) == 3 and tenants.count("big") <= 2
     assert "small" in tenants  # the fair order: the small tenant is not behind big's backlog
-    more = claim(two, API, queues, 10, worker="w2")
+    more = claim(two, API, 10, worker="w2")
     in_flight = [one.manager.get_chunk(c).tenant for c in first + more]
     assert in_flight.count("big") == 2  # the quota, across both processes' claims
     assert in_flight.count("small") == 2

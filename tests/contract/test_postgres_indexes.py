@@ -251,11 +251,10 @@ def test_each_claim_reads_past_no_other_claim_groups_backlog(pg_url: str) -> Non
             " ON q.id = c.queue_id GROUP BY 1, 2 ORDER BY 1"
         ).fetchall()
         assert groups == [("limited", "api", 5000), ("plain", "", 5000)]
-        ids = [str(r[0]) for r in conn.execute("SELECT id FROM queues ORDER BY name")]
         plans = {
             "plain": _claimed(conn, "claim_chunks", {**CLAIM, "limit": 100}),
             "limited": _claimed(
-                conn, "claim_chunks_of", {**CLAIM, "limit": 100, "queues": ids[:1]}
+                conn, "claim_chunks_of", {**CLAIM, "limit": 100, "dependency": "api"}
             ),
         }
     for which, plan in plans.items():

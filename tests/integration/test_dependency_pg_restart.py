@@ -43,10 +43,15 @@ def test_permits_survive_a_restart_and_the_cap_holds_through_it(cluster: Restart
         app.dependency(API, connections=CAP)
         app.handler("job")(lambda ctx: None)
         queue = app.create_queue(f"{API}/pages", [{"n": n} for n in range(4)])
-        queues = [queue.id]
         held = [
             app.deps.claim(
-                API, queues, worker_id="w1", kinds=["job"], limit=1, lease_s=60.0, config=CONFIG
+                API,
+                queue_id=queue.id,
+                worker_id="w1",
+                kinds=["job"],
+                limit=1,
+                lease_s=60.0,
+                config=CONFIG,
             )
             for _ in range(CAP)
         ]
@@ -55,12 +60,18 @@ def test_permits_survive_a_restart_and_the_cap_holds_through_it(cluster: Restart
     with App(url) as app:
         assert app.deps.get(API).slots_in_use == CAP  # the permits are rows: they came back
         late = app.deps.claim(
-            API, queues, worker_id="w2", kinds=["job"], limit=1, lease_s=60.0, config=CONFIG
+            API,
+            queue_id=queue.id,
+            worker_id="w2",
+            kinds=["job"],
+            limit=1,
+            lease_s=60.0,
+            config=CONFIG,
         )
         assert late.chunks == [] and late.waiting_for == "connections"
         again = app.deps.claim(
             API,
-            queues,
+            queue_id=queue.id,
             worker_id="w1",
             kinds=["job"],
             limit=5,

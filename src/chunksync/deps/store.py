@@ -75,11 +75,10 @@ class Dependency:
 
 @dataclass(frozen=True, slots=True)
 class Special:
-    """A dependency a worker treats apart: its limits, its row, its active queues."""
+    """A dependency a worker treats apart (one with an active queue): its limits, its row."""
 
     limits: Limits
     row: Row
-    queue_ids: list[str]
 
     @property
     def limited(self) -> bool:
@@ -176,15 +175,12 @@ class DependencyStore:
 
     def special(self) -> tuple[float, dict[str, Special]]:
         """The database's clock and, for every dependency a worker must treat apart (limited,
-        gated, or with a budget below full), its limits, state and active queues' ids."""
+        gated, or with a budget below full) that has an active queue, its limits and state."""
         found: dict[str, Special] = {}
         now = 0.0
         for r in self.backend.fetch_all("deps_special"):
             now = float(r["now"])
-            name = str(r["name"])
-            if name not in found:
-                found[name] = Special(limits_of(r), r, [])
-            found[name].queue_ids.append(str(r["queue_id"]))
+            found[str(r["name"])] = Special(limits_of(r), r)
         return now, found
 
     # --- declaring and operating ---------------------------------------------------------
@@ -245,8 +241,8 @@ class DependencyStore:
     def claim(
         self,
         name: str,
-        queue_ids: Sequence[str],
         *,
+        queue_id: str | None = None,
         worker_id: str,
         kinds: Sequence[str],
         limit: int,
@@ -255,7 +251,8 @@ class DependencyStore:
         permit: str | None = None,
         waits: dict[str, int] | None = None,
     ) -> Claimed:
-        """Lease up to `limit` chunks of one dependency's queues, within its gate and limits.
+        """Lease up to `limit` chunks of one dependency's active queues (only of `queue_id`'s
+        when given), within its gate and limits.
 
         A capped dependency's chunks are leased under a connection permit: `permit` (held by
         the calling slot thread from an earlier claim) while it is live, else a new one if the
@@ -282,7 +279,9 @@ class DependencyStore:
                 waiting, wait = "rate", units.wait_s()
             chunks: list[Chunk] = []
             if delays:
-                chunks = self._lease(s, queue_ids, token, worker_id, kinds, len(delays), lease_s)
+                chunks = self._lease(
+                    s, name, queue_id, token, worker_id, kinds, len(delays), lease_s
+                )
                 units.give_back(len(delays) - len(chunks))
             state = units.state
             kept = permits.keep(s, lane, chunks, token, lease_s)
@@ -327,7 +326,8 @@ class DependencyStore:
     def _lease(
         self,
         s: Session,
-        queue_ids: Sequence[str],
+        name: str,
+        queue_id: str | None,
         token: str,
         worker_id: str,
         kinds: Sequence[str],
@@ -340,7 +340,8 @@ class DependencyStore:
             "worker_id": worker_id,
             "limit": limit,
             "kinds": self._list(kinds),
-            "queues": self._list(queue_ids),
+            "dependency": name,
+            "queue_id": queue_id,
         }
         # In the claim's order for the quotas' give-back, which gives back a tenant's last;
         # then as a dependency's slot runs them.

@@ -71,6 +71,7 @@ class Claims:
         self._waits: dict[str, dict[str, int]] = {}
         self._cap_full_until: dict[tuple[int, str], float] = {}  # by (slot thread, dependency)
         self._slow_said_at = -1e18
+        self._queue_dependency: dict[str, str | None] = {}  # _dependency_of
 
     def budget(self, dependency: str, config: StressConfig) -> RetryBudget:
         """This process's mirror of a dependency's row, with the limits of `config` (the
@@ -118,13 +119,13 @@ class Claims:
         for name, dep in self._in_turn(special):
             if left <= 0:
                 break
-            queues = [q for q in dep.queue_ids if queue_id is None or q == queue_id]
+            theirs = queue_id is None or self._dependency_of(queue_id) == name
             waiting = time.monotonic() < self._not_before.get(name, 0.0)
             capped = dep.limits.connections is not None
-            if not dep.limited or not queues or waiting or (capped and capped_taken):
+            if not dep.limited or not theirs or waiting or (capped and capped_taken):
                 continue
             want = max(left, RATE_BATCH) if dep.limits.rate is not None else left
-            got = self._claim_of(name, dep, queues, kinds, want)
+            got = self._claim_of(name, dep, queue_id, kinds, want)
             if got is not None and got.chunks:
                 leases.append(got)
                 left -= len(got.chunks)
@@ -152,8 +153,17 @@ class Claims:
             took, claimed,
         )  # fmt: skip
 
+    def _dependency_of(self, queue_id: str) -> str | None:
+        """The dependency of the one queue this worker claims from (a queue's never changes),
+        read once."""
+        if queue_id not in self._queue_dependency:
+            row = self.manager.backend.fetch_one("get_queue_row", {"id": queue_id})
+            found = None if row is None else row.get("dependency")
+            self._queue_dependency[queue_id] = None if found is None else str(found)
+        return self._queue_dependency[queue_id]
+
     def _claim_of(
-        self, name: str, dep: Special, queues: list[str], kinds: Sequence[str], limit: int
+        self, name: str, dep: Special, queue_id: str | None, kinds: Sequence[str], limit: int
     ) -> Claimed | None:
         """One dependency's claim. A capped dependency's chunks run through a connection
         permit this slot thread holds between claims, so that a slot runs them back to back
@@ -175,7 +185,7 @@ class Claims:
             waits = self._waits.pop(name, {})
         got = self.store.claim(
             name,
-            queues,
+            queue_id=queue_id,
             worker_id=self.worker_id,
             kinds=kinds,
             limit=limit,

@@ -82,10 +82,13 @@ def _blocks(text: str, where: str, shared: dict[str, str]) -> dict[str, str]:
         except KeyError as missing:
             raise ValueError(f"'{name}' includes {missing}, not in {where}") from None
         # The first line is the description. A comment line within a statement explains it to
-        # its reader, not to the database: sent, it made the claim longer than psycopg's cache
-        # of converted queries takes (4,096 bytes), so each claim was parsed again.
+        # its reader, not to the database, and so does a line's indentation: sent, they made
+        # the claim longer than psycopg's cache of converted queries takes (4,096 bytes), so
+        # each claim was parsed again (no statement has a string literal over two lines).
         lines = [
-            line for line in body.strip().splitlines()[1:] if not line.lstrip().startswith("--")
+            line.lstrip()
+            for line in body.strip().splitlines()[1:]
+            if not line.lstrip().startswith("--")
         ]
         while lines and not lines[-1].strip():
             lines.pop()

@@ -45,12 +45,6 @@ room AS MATERIALIZED (
 )
 
 -- runnable_queue --
--- The conditions on a queue `q` that the plain claim (claim_chunks) may claim from, as the AND-ed lines of a WHERE clause: active, of a kind this worker handles, not in :exclude, :queue_id's when given, and its dependency neither limited nor gated (those are claimed by claim_chunks_of).
-q.status = 'active' AND q.kind = ANY(:kinds::text[])
-AND NOT (q.id = ANY(:exclude::uuid[]))
-AND (:queue_id::uuid IS NULL OR q.id = :queue_id::uuid)
--- Limited (a cap on connections or a rate) as deps_special, Limits.any and, on PostgreSQL,
--- chunksync_claim_group() say: test_dependency_limited holds them together.
-AND (q.dependency IS NULL OR q.dependency NOT IN (
-    SELECT d.name FROM dependencies d
-    WHERE d.connections IS NOT NULL OR d.rate_units IS NOT NULL OR d.flow <> 'ok'))
+-- The conditions on a queue `q` that the plain claim (claim_chunks) may claim from, as a boolean expression: active, of a kind this worker handles, not in :exclude, and its dependency not among the claim's `held` ones (limited or gated: claimed by claim_chunks_of). The claim adds :queue_id's own condition where it applies.
+q.status = 'active' AND q.kind = ANY(:kinds::text[]) AND q.id <> ALL(:exclude::uuid[])
+AND NOT COALESCE(q.dependency = ANY((SELECT names FROM held)::text[]), false)

@@ -141,19 +141,28 @@ WITH RECURSIVE levels(p) AS (
             WHERE c.status = 'pending' AND c.claim_group = '' AND c.priority < l.p)
     FROM levels l WHERE l.p IS NOT NULL
 ),
+held AS MATERIALIZED (
+    -- The dependencies whose queues claim_chunks_of claims: limited (a cap on connections or a
+    -- rate) as deps_special, Limits.any and chunksync_claim_group() say (test_dependency_limited
+    -- holds them together), or gated.
+    SELECT ARRAY(SELECT d.name FROM dependencies d
+                 WHERE d.connections IS NOT NULL OR d.rate_units IS NOT NULL
+                    OR d.flow <> 'ok') AS names
+),
 runnable AS MATERIALIZED (
     -- The queues it may claim from (runnable_queue), as an array when there are few; when there
     -- are more than 500, `few` is false and each chunk read checks its own queue by its key
-    -- instead: the array cost ~0.6 us per active queue a claim, in building it and in comparing
+    -- instead (never with :queue_id, one queue at most, so the check leaves it out): the array cost ~0.6 us per active queue a claim, in building it and in comparing
     -- each chunk read with it (50,000 active queues: 36 ms a claim of 100, against 3.8), and a
     -- probe a chunk read costs more than the array when the queues are few (a drain's).
     SELECT ids, cardinality(ids) <= 500 AS few FROM (
         SELECT ARRAY(
             SELECT q.id FROM queues q
-            WHERE
+            WHERE (:queue_id::uuid IS NULL OR q.id = :queue_id::uuid) AND
 -- include runnable_queue --
             LIMIT 501) AS ids
-        OFFSET 0) r  -- one array, not one for each column
+        -- one array, not one for each column
+        OFFSET 0) r
 ),
 -- include tenant_room --
 , aged AS (
@@ -165,11 +174,11 @@ runnable AS MATERIALIZED (
           AND c.created_at <= NOW() - :aging_s::float8 AND c.run_after <= NOW()
           AND CASE WHEN (SELECT few FROM runnable)
                    THEN c.queue_id = ANY((SELECT ids FROM runnable)::uuid[])
-                   -- a scalar subquery, a probe by the key: as EXISTS, the planner hashed
-                   -- every runnable queue instead (50,000: 8 ms)
-                   ELSE COALESCE((SELECT true FROM queues q WHERE q.id = c.queue_id AND
+                   -- a scalar subquery, a probe by the key (NULL, false, for no queue): as
+                   -- EXISTS, the planner hashed every runnable queue instead (50,000: 8 ms)
+                   ELSE (SELECT
 -- include runnable_queue --
-                        ), false) END
+                         FROM queues q WHERE q.id = c.queue_id) END
           AND NOT ((c.tenant || '') = ANY(ARRAY(SELECT tenant FROM room WHERE n <= 0)))
         ORDER BY c.created_at
         LIMIT :limit
@@ -192,11 +201,11 @@ fair AS (
           AND c.run_after <= NOW()
           AND CASE WHEN (SELECT few FROM runnable)
                    THEN EXISTS (SELECT 1 FROM runnable r WHERE c.queue_id = ANY(r.ids))
-                   -- a scalar subquery, a probe by the key: as EXISTS, the planner hashed
-                   -- every runnable queue instead (50,000: 8 ms)
-                   ELSE COALESCE((SELECT true FROM queues q WHERE q.id = c.queue_id AND
+                   -- a scalar subquery, a probe by the key (NULL, false, for no queue): as
+                   -- EXISTS, the planner hashed every runnable queue instead (50,000: 8 ms)
+                   ELSE (SELECT
 -- include runnable_queue --
-                        ), false) END
+                         FROM queues q WHERE q.id = c.queue_id) END
           AND NOT ((c.tenant || '') = ANY(ARRAY(SELECT tenant FROM room WHERE n <= 0)))
         ORDER BY c.fair_key
         LIMIT :limit
