@@ -13,6 +13,7 @@ import pytest
 from chunksync.app import App
 from chunksync.context import ChunkContext
 from chunksync.deps.model import Limits
+from chunksync.deps.store import Claimed
 from chunksync.models import ChunkStatus
 from chunksync.retry import StressConfig
 from tests.chaos.harness import RestartablePg
@@ -37,48 +38,28 @@ def cluster() -> Iterator[RestartablePg]:
         pg.stop()
 
 
+def _claim(app: App, queue_id: str, worker: str, limit: int, permit: str | None = None) -> Claimed:
+    """The dependency's own claim of the queue's chunks, as `worker` (under `permit`)."""
+    return app.deps.claim(
+        API, queue_id=queue_id, worker_id=worker, kinds=["job"], limit=limit, lease_s=60.0,
+        config=CONFIG, permit=permit,
+    )  # fmt: skip
+
+
 def test_permits_survive_a_restart_and_the_cap_holds_through_it(cluster: RestartablePg) -> None:
     url = cluster.create_database("permits")
     with App(url) as app:
         app.dependency(API, connections=CAP)
         app.handler("job")(lambda ctx: None)
         queue = app.create_queue(f"{API}/pages", [{"n": n} for n in range(4)])
-        held = [
-            app.deps.claim(
-                API,
-                queue_id=queue.id,
-                worker_id="w1",
-                kinds=["job"],
-                limit=1,
-                lease_s=60.0,
-                config=CONFIG,
-            )
-            for _ in range(CAP)
-        ]
+        held = [_claim(app, queue.id, "w1", 1) for _ in range(CAP)]
         assert all(h.permit and len(h.chunks) == 1 for h in held)
     cluster.restart(0.5)
     with App(url) as app:
         assert app.deps.get(API).slots_in_use == CAP  # the permits are rows: they came back
-        late = app.deps.claim(
-            API,
-            queue_id=queue.id,
-            worker_id="w2",
-            kinds=["job"],
-            limit=1,
-            lease_s=60.0,
-            config=CONFIG,
-        )
+        late = _claim(app, queue.id, "w2", 1)
         assert late.chunks == [] and late.waiting_for == "connections"
-        again = app.deps.claim(
-            API,
-            queue_id=queue.id,
-            worker_id="w1",
-            kinds=["job"],
-            limit=5,
-            lease_s=60.0,
-            config=CONFIG,
-            permit=held[0].permit,
-        )
+        again = _claim(app, queue.id, "w1", 5, permit=held[0].permit)
         assert len(again.chunks) == 2 and again.permit == held[0].permit
 
 
