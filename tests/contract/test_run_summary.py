@@ -8,7 +8,7 @@ import pytest
 
 from chunksync.app import App
 from chunksync.context import ChunkContext
-from chunksync.exceptions import BackendBusy, BackendUnavailable
+from chunksync.exceptions import BackendBusy, BackendUnavailable, NotFound
 from chunksync.models import ChunkStatus
 from chunksync.runtime import progress
 from chunksync.runtime.progress import queues_finished
@@ -41,9 +41,19 @@ def test_run_until_done_returns_its_summary(app: App) -> None:
 def test_a_run_that_times_out_says_so(app: App) -> None:
     app.handler("other")(lambda ctx: 1)
     q = app.create_queue("other://x", [{}])
-    summary = app.worker(queue_id="elsewhere", **FAST).run_until_done([q.id], timeout_s=0.3)
+    elsewhere = app.create_queue("other://y", [], name="elsewhere")
+    summary = app.worker(queue_id=elsewhere.id, **FAST).run_until_done([q.id], timeout_s=0.3)
     assert not summary.finished and summary.total(ChunkStatus.PENDING) == 1
     assert summary.text().startswith("stopped before the queues finished")
+
+
+def test_a_worker_of_a_queue_that_is_not_there_is_refused(app: App) -> None:
+    """Not a worker that claims nothing for ever (PostgreSQL refused each of its claims of a
+    text that is no uuid, logged once a second): one sentence, before it starts."""
+    with pytest.raises(NotFound, match=r"^no queue with id 'elsewhere'$"):
+        app.worker(queue_id="elsewhere", **FAST)
+    with pytest.raises(NotFound, match="no queue with id"):
+        app.worker(queue_id="0193c6a0-0000-7000-8000-000000000000", **FAST)
 
 
 def test_a_database_away_at_a_check_is_ridden_out(

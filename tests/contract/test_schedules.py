@@ -78,7 +78,8 @@ def test_a_worker_runs_a_due_schedule_through_the_cli(app: App) -> None:
     queue = app.create_queue("idle://x", [{"n": 1}], name="nightly-import")
     schedules.add(app.backend, "pause-it", "@daily", ["pause", "nightly-import"])
     schedules.run_soon(app.backend, "pause-it")
-    worker = app.worker(poll_s=0.05, queue_id="no-such-queue")  # a leader that claims nothing
+    elsewhere = app.create_queue("idle://y", [], name="elsewhere")
+    worker = app.worker(poll_s=0.05, queue_id=elsewhere.id)  # a leader that claims nothing
     worker.start()
     try:
         wait_until(lambda: schedules.get(app.backend, "pause-it").last_status is not None)

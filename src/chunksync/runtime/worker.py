@@ -105,7 +105,9 @@ class Worker:
         self.registry = registry
         self.settings = settings or Settings()
         self.concurrency = concurrency
-        self.queue_id = queue_id
+        # One queue's worker: an id that names no queue is refused here, in one sentence (it
+        # claimed nothing, and PostgreSQL refused each claim of a text that is no uuid).
+        self.queue_id = None if queue_id is None else manager.queue_row(queue_id).id
         self.lease_s = lease_s
         self.poll_s = poll_s
         self.handler_timeout_s = handler_timeout_s
