@@ -374,8 +374,30 @@ class PostgresBackend(Backend):
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
         if self._closed:
             raise BackendUnavailable("the PostgreSQL backend is closed")
-        with self._errors, self._pool.connection() as conn:  # none within the pool's timeout
-            yield conn
+        try:
+            with self._errors, self._pool.connection() as conn:  # none within the pool's timeout
+                yield conn
+        except BackendUnavailable as exc:
+            timed_out = isinstance(exc.__cause__, psycopg_pool.PoolTimeout)
+            busy = self._all_in_use() if timed_out else None
+            if busy is None:
+                raise
+            raise BackendUnavailable(busy) from exc.__cause__
+
+    def _all_in_use(self) -> str | None:
+        """Why no connection came free, when the pool has them all and none is back: a statement
+        that waits (a lock, a claim reading a long way), not a server out of reach, which the
+        pool's own words ("cannot connect") say."""
+        stats = self._pool.get_stats()
+        if stats.get("pool_size", 0) < self._pool.max_size or stats.get("pool_available", 0):
+            return None
+        name = conninfo_to_dict(self._conninfo).get("application_name", "")
+        return (
+            f"no connection to PostgreSQL at {redact_url(self.url)} came free in "
+            f"{self._pool.timeout:.0f} s: this process's {self._pool.max_size} pooled "
+            "connection(s) stayed in use by statements that did not end (waiting for a lock? "
+            f"see pg_stat_activity where application_name = '{name}')"
+        )
 
     def transaction(self, *, write: bool = True) -> AbstractContextManager[PostgresSession]:
         return self._transaction(write)

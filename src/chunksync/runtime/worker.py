@@ -124,6 +124,7 @@ class Worker:
         self._wake = threading.Event()
         self._lock = threading.Lock()
         self._in_flight: dict[str, InFlight] = {}
+        self._leftovers_taken = False
         self._threads: list[threading.Thread] = []  # the heartbeat and the watchdog
         self._slot_threads: list[threading.Thread] = []
         self._slots: list[Slot] = []
@@ -230,6 +231,7 @@ class Worker:
         with self._lock:
             leftovers = list(self._in_flight.values())
             self._in_flight.clear()
+            self._leftovers_taken = True  # a claim that returns later gives its chunks back
         if self._holds_heap:  # its slots are done: before anything below can fail
             self._holds_heap = False
             heap.release()
@@ -245,7 +247,14 @@ class Worker:
             report.waiting = f"thread {t.name} to end"
             t.join(5.0)
         report.waiting = "the database, to mark the worker stopped"
-        self.manager.worker_stopped(self.id)
+        try:  # a stop ends whatever the database does: the sources are closed all the same
+            self.manager.worker_stopped(self.id)
+        except BackendError as exc:
+            log.error(
+                "worker %s could not be marked stopped (database error: %s); the fleet counts it "
+                "gone when its heartbeat is seen to end",
+                self.id, redact(str(exc)),
+            )  # fmt: skip
         report.waiting = "the sources to close"
         self.registry.close()
 
@@ -383,8 +392,13 @@ class Worker:
             else:  # by position, without a delay looked up per chunk: most claims are not paced
                 items += [InFlight(c, token, None, probe, now, spacing) for c in lease.chunks]
         with self._lock:
-            for item in items:
-                self._in_flight[in_flight_key(item)] = item
+            late = self._leftovers_taken
+            if not late:
+                for item in items:
+                    self._in_flight[in_flight_key(item)] = item
+        if late:  # its stop gave back what the slots held while this claim waited for the database
+            self._release(items)
+            return []
         return items
 
     def _run_one(self, item: InFlight, this: Slot) -> Report | None:
