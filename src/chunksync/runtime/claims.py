@@ -25,6 +25,7 @@ from chunksync.deps.gate import DepState
 from chunksync.deps.store import Claimed, DependencyStore, Special, state_of
 from chunksync.exceptions import BackendError
 from chunksync.manager import Manager
+from chunksync.models import Chunk
 from chunksync.redact import redact
 from chunksync.retry import StressConfig
 
@@ -207,6 +208,22 @@ class Claims:
         if got.waiting_for in ("gate", "rate") and got.wait_s > 0:
             self._not_before[name] = time.monotonic() + got.wait_s
         return got
+
+    def give_back(self, leases: list[tuple[Chunk, str]]) -> None:
+        """Release leased chunks unrun, their attempts refunded (one statement for the lot: a
+        full batch is hundreds of chunks); one log line."""
+        try:
+            given = self.manager.release_many(leases, refund=True)
+        except BackendError as exc:  # their leases will expire and recovery takes over
+            error = redact(str(exc))
+            log.error("%d chunk(s) not given back: database error: %s", len(leases), error)
+            return
+        released = [chunk.id for chunk, _token in leases if chunk.id in given]
+        for chunk_id in released:
+            log.debug("released chunk %s (attempt given back)", chunk_id)
+        if released:
+            shown = ", ".join(released[:3]) + (", ..." if len(released) > 3 else "")
+            log.warning("released %d chunk(s), attempts given back: %s", len(released), shown)
 
     def release_permits(self) -> None:
         """Give back every connection permit this worker's slot threads hold (a stop)."""

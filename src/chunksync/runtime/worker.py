@@ -355,18 +355,7 @@ class Worker:
                 self._in_flight.pop(in_flight_key(item), None)
             if item.ctx is not None:
                 item.ctx._cancel()
-        try:  # one statement for the lot (a full batch is hundreds of chunks)
-            given = self.manager.release_many([(i.chunk, i.token) for i in items], refund=True)
-        except BackendError as exc:  # their leases will expire and recovery takes over
-            error = redact(str(exc))
-            log.error("%d chunk(s) not given back: database error: %s", len(items), error)
-            return
-        released = [item.chunk.id for item in items if item.chunk.id in given]
-        for chunk_id in released:
-            log.debug("released chunk %s (attempt given back)", chunk_id)
-        if released:
-            shown = ", ".join(released[:3]) + (", ..." if len(released) > 3 else "")
-            log.warning("released %d chunk(s), attempts given back: %s", len(released), shown)
+        self._claims.give_back([(i.chunk, i.token) for i in items])
 
     # --- the seven steps --------------------------------------------------------------
 
