@@ -3,13 +3,12 @@ objectives, and how each objective stands)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from chunksync.cli import cli, console, duration, friendly, open_app
+from chunksync.cli import cli, console, duration, friendly, open_app, print_json
 from chunksync.commands.ids import queue_id
 from chunksync.commands.output import row_json
 from chunksync.durations import format_duration
@@ -43,7 +42,7 @@ def alerts_cmd(
                     console.print(f"{event.state}: {event.key}: {event.message}", markup=False)
         rows = alerts.firing(app.manager)
     if as_json:
-        console.print_json(json.dumps([row_json(r) for r in rows], default=str))
+        print_json([row_json(r) for r in rows])
         return
     for r in rows:
         console.print(f"[{r['severity']}] {r['key']}: {r['message']}", markup=False)
@@ -98,7 +97,7 @@ def sla(
             console.print(f"queue {queue}: SLA {_shown(seconds, 'removed')}", markup=False)
             return
     if as_json:
-        console.print_json(json.dumps([s.as_dict() for s in report]))
+        print_json([s.as_dict() for s in report])
         return
     for s in report:
         now = "no events" if s.bad_share_1h is None else f"{1 - s.bad_share_1h:.1%} within"

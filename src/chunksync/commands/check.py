@@ -6,12 +6,11 @@ and exits 1 when it finds damage, 0 when it finds none (notes do not count).
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 
-from chunksync.cli import cli, console, err, friendly, state
+from chunksync.cli import cli, console, err, friendly, print_json, state
 
 
 @cli.command("check")
@@ -33,7 +32,7 @@ def check_cmd(
         with backend:
             report = check_database(backend, limit=limit)
     if as_json:
-        console.print_json(json.dumps(report.as_dict()))
+        print_json(report.as_dict())
     else:
         for finding in report.findings:
             (console if finding.severity == "note" else err).print(finding.line(), markup=False)

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from chunksync.backends.base import Backend
-from chunksync.cli import cli, console, friendly, open_app, say, spoken_move
+from chunksync.cli import cli, console, friendly, open_app, print_json, say, spoken_move
 from chunksync.deps import operate, regroup, view
 from chunksync.deps.model import Limits
 from chunksync.exceptions import BackendError, ConfigurationError
@@ -48,7 +48,7 @@ def deps_list(
         found = app.deps.all()
         now = app.manager.now()
     if as_json:
-        console.print_json(json.dumps([view.shown(d, now) for d in found]))
+        print_json([view.shown(d, now) for d in found])
         return
     if not found:
         console.print("no dependencies yet: a queue or a declaration makes one")
@@ -156,7 +156,7 @@ def deps_log(
         rows = operate.history(app.backend, name, limit)
     entries = [entry(r) for r in rows]
     if as_json:
-        console.print_json(json.dumps(entries))
+        print_json(entries)
         return
     for e in entries:
         details = e["details"] or {}

@@ -6,13 +6,12 @@ In production mode (CHUNKSYNC_MIGRATE=never) this is the only command that chang
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from typing import Annotated
 
 import typer
 
-from chunksync.cli import cli, console, friendly, state
+from chunksync.cli import cli, console, friendly, print_json, state
 
 
 @cli.command("migrate")
@@ -34,7 +33,7 @@ def migrate_cmd(
                 data = asdict(found)
                 for step, shown in zip(found.steps, data["steps"], strict=True):
                     shown["online"] = step.online
-                console.print_json(json.dumps(data))
+                print_json(data)
                 return
             _print_plan(found)
             return

@@ -3,12 +3,23 @@ adding workers would help at all (chunksync.observe.capacity, docs/scaling.md)."
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 
-from chunksync.cli import cli, console, friendly, open_app
+from chunksync.cli import (
+    LISTED,
+    Limit,
+    ShowAll,
+    cli,
+    console,
+    friendly,
+    open_app,
+    print_json,
+    say_more,
+)
+
+URGENCY = {"add": 0, "do_not_add": 1, "remove": 2, "ok": 3}
 
 
 @cli.command("scale-advice")
@@ -25,6 +36,8 @@ def scale_advice_cmd(
     horizon: Annotated[
         int, typer.Option(min=1, max=60, help="Minutes ahead the advice is for.")
     ] = 15,
+    limit: Limit = None,
+    show_all: ShowAll = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Per active queue: arrival rate and its 15/30/60-minute forecast, service time, backlog
@@ -41,9 +54,12 @@ def scale_advice_cmd(
             horizon_min=horizon,
         )
     if as_json:
-        console.print_json(json.dumps([a.as_dict() for a in advice]))
+        print_json([a.as_dict() for a in (advice if limit is None else advice[:limit])])
         return
-    for a in advice:
+    # The advice that asks for a change first: at 50,000 queues, one line each took 25 s.
+    urgent = sorted(advice, key=lambda a: URGENCY.get(a.verdict, len(URGENCY)))
+    shown = urgent if show_all else urgent[: limit or LISTED]
+    for a in shown:
         service = f"{a.service_s:.3g} s" if a.service_s else "unmeasured"
         drain = "never" if a.drain_s is None else f"{a.drain_s:.0f} s"
         ahead = ", ".join(f"{m} min {v:.3g}/s" for m, v in a.forecast_per_s.items())
@@ -55,3 +71,7 @@ def scale_advice_cmd(
         )
     if not advice:
         console.print("no active queue")
+    ok = sum(a.verdict == "ok" for a in advice)
+    say_more(
+        len(shown), len(advice), f"queues' advice (those asking for a change first; {ok:,} ok)"
+    )

@@ -8,14 +8,13 @@ the maintenance leader of the running workers starts it at each tick, once for t
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from chunksync import schedules
-from chunksync.cli import cli, console, friendly, open_app, state
+from chunksync.cli import cli, console, friendly, open_app, print_json, state
 
 schedule_cli = typer.Typer(
     help="Commands run on a cron expression by the workers (once per tick for the fleet).",
@@ -33,7 +32,7 @@ def _short(epoch_s: float) -> str:
 
 def _print(schedule: schedules.Schedule, what: str, as_json: bool) -> None:
     if as_json:
-        console.print_json(json.dumps(schedule.as_dict()))
+        print_json(schedule.as_dict())
         return
     console.print(
         f"schedule {schedule.name} {what}: next run {schedules.iso(schedule.next_at)}",
@@ -61,7 +60,7 @@ def _list(as_json: bool) -> None:
     with open_app(create=False) as app:
         found = schedules.list_all(app.backend)
     if as_json:
-        console.print_json(json.dumps([s.as_dict() for s in found]))
+        print_json([s.as_dict() for s in found])
         return
     if not found:
         console.print("no schedules: 'chunksync schedule add NAME --cron ... -- COMMAND' adds one")
@@ -100,7 +99,7 @@ def schedule_remove(
     with open_app(create=False) as app:
         gone = schedules.remove(app.backend, name)
     if as_json:
-        console.print_json(json.dumps({**gone.as_dict(), "removed": True}))
+        print_json({**gone.as_dict(), "removed": True})
         return
     console.print(f"schedule {gone.name} removed", markup=False, highlight=False)
 

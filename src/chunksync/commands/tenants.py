@@ -10,13 +10,12 @@ tenant alone. Every change is audited.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from chunksync.cli import cli, console, err, friendly, open_app
+from chunksync.cli import cli, console, err, friendly, open_app, print_json
 from chunksync.exceptions import ConfigurationError
 from chunksync.interventions import OPERATOR
 from chunksync.redact import redact
@@ -43,7 +42,7 @@ def tenants_list(
         found = app.manager.tenants.all()
     if as_json:
         rows = [{**shown(t.policy), "pending": t.pending, "in_flight": t.in_flight} for t in found]
-        console.print_json(json.dumps(rows))
+        print_json(rows)
         return
     if not found:
         console.print("no tenants yet: a queue or `chunksync tenants set` makes one")

@@ -1,0 +1,83 @@
+"""The operator's listings at a fleet's size, through the real `chunksync` command: a product
+that syncs 5,000 tenants' ten folders has 50,000 queues, and `status` printed every one of them
+(45 s, 100,000 lines), `health` 800,000 lines in 132 s. A listing shows the first 50 and says
+how many there are and how to see the rest; `--json` still gives every one."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from chunksync.app import App
+from tests.acceptance.test_cli_everyday import clean_env, run
+
+QUEUES = 55
+
+
+def many_queues(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'many.db'}"
+    with App(url) as app:
+        app.handler("pages")(lambda ctx: 1)
+        for n in range(QUEUES):
+            app.create_queue("pages://api.example.com", [{"page": 1}], name=f"q{n:02d}")
+    return url
+
+
+def rows_named(text: str) -> list[str]:
+    return re.findall(r"\bq\d\d\b", text)
+
+
+def test_status_shows_the_newest_fifty_and_says_how_many_more(tmp_path: Path) -> None:
+    url = many_queues(tmp_path)
+    every = rows_named(run("--db", url, "status", "--all").stdout)
+    assert sorted(every) == [f"q{n:02d}" for n in range(QUEUES)]
+    out = run("--db", url, "status").stdout
+    assert rows_named(out) == every[:50]  # the same order: newest first
+    assert "50 of 55 queues (newest first) shown: --limit N or --all for more" in out
+    few = run("--db", url, "status", "--limit", "3").stdout
+    assert rows_named(few) == every[:3] and "3 of 55 queues" in few
+    assert len(json.loads(run("--db", url, "status", "--json").stdout)) == QUEUES
+    assert len(json.loads(run("--db", url, "status", "--json", "--limit", "4").stdout)) == 4
+    alone = run("--db", url, "status", "--tenant", "default", "--limit", "2").stdout
+    assert len(rows_named(alone)) == 2 and "2 of 55 queues" in alone
+
+
+def test_health_shows_the_first_queues_and_says_how_many_more(tmp_path: Path) -> None:
+    url = many_queues(tmp_path)
+    out = run("--db", url, "health", "--limit", "2").stdout
+    assert len(re.findall(r"(q\d\d) \(active", out)) == 2, out
+    assert "2 of 55 queues' health (newest first) shown" in out
+    every = json.loads(run("--db", url, "health", "--json").stdout)
+    assert len(every["queues"]) == QUEUES and "system" in every
+    one = run("--db", url, "health", "--queue", "q07").stdout
+    assert re.findall(r"(q\d\d) \(active", one) == ["q07"] and "shown" not in one
+
+
+def test_scale_advice_puts_the_changes_first_and_says_how_many_more(tmp_path: Path) -> None:
+    url = many_queues(tmp_path)
+    out = run("--db", url, "scale-advice", "--limit", "3").stdout
+    assert len(re.findall(r"^queue ", out, flags=re.M)) == 3, out
+    assert re.search(r"3 of 55 queues' advice \(those asking for a change first; \d+ ok\)", out)
+    assert len(json.loads(run("--db", url, "scale-advice", "--json").stdout)) == QUEUES
+
+
+def test_a_worker_without_a_handler_says_so_once_a_kind(tmp_path: Path) -> None:
+    """A fleet split by kinds: a worker for one kind said a line for each of another's
+    thousands of queues at every start."""
+    url = many_queues(tmp_path)
+    cmd = [sys.executable, "-m", "chunksync", "--db", url, "worker", "--poll", "0.1"]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env()
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, rest = proc.communicate(timeout=60)
+    assert re.search(r"no handler for 55 queues \(q\d\d, \.\.\.\) \(source kind 'pages'\)", line)
+    assert "no handler" not in rest
