@@ -19,6 +19,17 @@ def test_holt_follows_a_trend() -> None:
     assert forecast.Holt().forecast(5) is None
 
 
+@pytest.mark.parametrize(
+    ("level", "trend"), [(0.0, 0.0), (2.0, 0.1), (2.0, -0.01), (2.0, -0.1), (0.5, -1.0), (0.0, 3.0)]
+)
+def test_the_mean_forecast_is_the_mean_of_the_values_ahead(level: float, trend: float) -> None:
+    """Its closed form where no value is cut at zero, the sum where some are."""
+    holt = forecast.Holt(level=level, trend=trend)
+    for steps in (1, 15, 30, 60):
+        values = [holt.forecast(k) or 0.0 for k in range(1, steps + 1)]
+        assert holt.mean_forecast(steps) == pytest.approx(sum(values) / steps, abs=1e-12)
+
+
 def test_erlang_c_matches_known_values() -> None:
     # 2 servers offered 1 Erlang: P(wait) = 1/3.
     assert forecast.erlang_c(2, 1.0) == pytest.approx(1 / 3)

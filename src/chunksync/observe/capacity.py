@@ -151,8 +151,11 @@ def scale_advice(
     for q in backend.fetch_all("scale_queues"):
         qid = str(q["id"])
         holt = forecast.Holt()
-        for t in range(now_min - int(ARRIVAL_HISTORY_SECONDS), now_min, 60):
-            holt.update(arrivals[qid].get(t, 0) / 60.0)
+        if qid in arrivals:
+            for t in range(now_min - int(ARRIVAL_HISTORY_SECONDS), now_min, 60):
+                holt.update(arrivals[qid].get(t, 0) / 60.0)
+        else:  # what a history of zeros comes to, without a step a minute for each idle queue
+            holt.level = 0.0
         total_s, n = service[qid]
         dep = deps.get(str(q["dependency"])) if q["dependency"] else None
         limits = forecast.Limits(
