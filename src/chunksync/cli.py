@@ -88,13 +88,14 @@ def listed(queues: list[Queue], limit: int | None, show_all: bool) -> list[Queue
     return queues if show_all else queues[: limit or LISTED]
 
 
-def say_more(shown: int, total: int, what: str) -> None:
+def say_more(
+    shown: int, total: int, what: str, *, narrower: str = "--tenant T for one tenant's"
+) -> None:
     """Under a listing cut short: how many there are, and how to see the rest."""
     if shown < total:
-        say(
-            f"{shown:,} of {total:,} {what} shown: --limit N or --all for more, "
-            "--tenant T for one tenant's, --json for every one"
-        )
+        also = f"{narrower}, " if narrower else ""
+        more = f"--limit N or --all for more, {also}--json for every one"
+        say(f"{shown:,} of {total:,} {what} shown: {more}")
 
 
 def spoken_move(

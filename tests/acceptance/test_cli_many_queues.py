@@ -81,3 +81,16 @@ def test_a_worker_without_a_handler_says_so_once_a_kind(tmp_path: Path) -> None:
         _, rest = proc.communicate(timeout=60)
     assert re.search(r"no handler for 55 queues \(q\d\d, \.\.\.\) \(source kind 'pages'\)", line)
     assert "no handler" not in rest
+
+
+def test_tenants_lists_the_busiest_first_and_says_how_many_more(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'tenants.db'}"
+    with App(url) as app:
+        app.handler("pages")(lambda ctx: 1)
+        for n in range(QUEUES):  # tenant t54 has the most waiting
+            app.create_queue("pages://x", [{"i": i} for i in range(n + 1)], tenant=f"t{n:02d}")
+    out = run("--db", url, "tenants", "--limit", "3").stdout
+    assert re.findall(r"\bt\d\d\b", out) == ["t54", "t53", "t52"], out
+    assert "3 of 55 tenants (the busiest first) shown: --limit N or --all for more, --json" in out
+    assert len(re.findall(r"\bt\d\d\b", run("--db", url, "tenants").stdout)) == 50
+    assert len(json.loads(run("--db", url, "tenants", "--json").stdout)) == QUEUES

@@ -15,7 +15,18 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from chunksync.cli import cli, console, err, friendly, open_app, print_json
+from chunksync.cli import (
+    LISTED,
+    Limit,
+    ShowAll,
+    cli,
+    console,
+    err,
+    friendly,
+    open_app,
+    print_json,
+    say_more,
+)
 from chunksync.exceptions import ConfigurationError
 from chunksync.interventions import OPERATOR
 from chunksync.redact import redact
@@ -33,21 +44,26 @@ cli.add_typer(tenants_cli, name="tenants")
 @friendly
 def tenants_list(
     ctx: typer.Context,
+    limit: Limit = None,
+    show_all: ShowAll = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Every tenant: weight, quotas, chunks waiting and in flight."""
+    """Every tenant: weight, quotas, chunks waiting and in flight (the busiest first)."""
     if ctx.invoked_subcommand is not None:
         return
     with open_app(create=False) as app:
         found = app.manager.tenants.all()
     if as_json:
         rows = [{**shown(t.policy), "pending": t.pending, "in_flight": t.in_flight} for t in found]
-        print_json(rows)
+        print_json(rows if limit is None else rows[:limit])
         return
     if not found:
         console.print("no tenants yet: a queue or `chunksync tenants set` makes one")
         return
-    console.print(_table(found))
+    busiest = sorted(found, key=lambda t: (-(t.pending + t.in_flight), t.policy.id))
+    listed = busiest if show_all else busiest[: limit or LISTED]
+    console.print(_table(listed))
+    say_more(len(listed), len(found), "tenants (the busiest first)", narrower="")
 
 
 @tenants_cli.command("set")
