@@ -269,6 +269,22 @@ def test_cancelled_progress_alert_text_and_json_times(tmp_path: Path) -> None:
     assert "100%" not in table and "cancelled," in table
 
 
+def test_an_evaluation_posts_each_change_to_the_webhook_once(tmp_path: Path) -> None:
+    """`alerts --evaluate --webhook` posted each change twice: once itself, once on the
+    evaluation's own thread, with two event ids a receiver could not tell apart."""
+    from tests.servers.webhook_receiver import webhook_receiver
+
+    url = f"sqlite:///{tmp_path / 'sync.db'}"
+    demo(url, chunks=40)
+    with webhook_receiver() as receiver:
+        said = run("--db", url, "alerts", "--evaluate", "--webhook", receiver.url).stdout
+        fired = [ln for ln in said.splitlines() if ln.startswith("firing: ")]
+        assert fired, said
+        posted = receiver.events("alert")
+        assert sorted(e["key"] for e in posted) == sorted(ln.split(": ")[1] for ln in fired)
+        assert len({e["eventId"] for e in posted}) == len(posted)
+
+
 def test_rates_read_as_numbers() -> None:
     from chunksync.commands.output import rate, span
 

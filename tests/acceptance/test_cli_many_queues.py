@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -94,3 +95,18 @@ def test_tenants_lists_the_busiest_first_and_says_how_many_more(tmp_path: Path) 
     assert "3 of 55 tenants (the busiest first) shown: --limit N or --all for more, --json" in out
     assert len(re.findall(r"\bt\d\d\b", run("--db", url, "tenants").stdout)) == 50
     assert len(json.loads(run("--db", url, "tenants", "--json").stdout)) == QUEUES
+
+
+def test_alerts_of_many_queues_are_one_change_and_a_short_list(tmp_path: Path) -> None:
+    url = many_queues(tmp_path)
+    db = sqlite3.connect(url.removeprefix("sqlite:///"))
+    with db:
+        db.execute("UPDATE chunks SET status = 'dead', dead_reason = 'gone', attempts = 1")
+    db.close()
+    said = run("--db", url, "alerts", "--evaluate", "--limit", "3").stdout
+    changes = [ln for ln in said.splitlines() if ln.startswith("firing: ")]
+    assert len(changes) == 1 and changes[0].startswith("firing: dead_chunks:*: 55 dead_chunks")
+    listed = [ln for ln in said.splitlines() if ln.startswith("[warning] dead_chunks:")]
+    assert len(listed) == 3 and "55 alert(s) firing" in said
+    assert "3 of 55 alerts (the critical first) shown" in said
+    assert len(json.loads(run("--db", url, "alerts", "--json").stdout)) == QUEUES

@@ -258,3 +258,37 @@ def test_per_queue_series_name_the_top_queues_and_sum_the_rest(app: App) -> None
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("CHUNKSYNC_METRICS_QUEUES", "many")
             metrics.render(app.manager)
+
+
+def test_a_storm_of_one_rule_is_announced_once(app: App) -> None:
+    """A provider's outage puts every tenant's queue in one rule at once: each alert is kept
+    and listed, but the log, `notify` and the webhook get one event counting them."""
+    from tests.servers.webhook_receiver import webhook_receiver
+
+    app.handler("job")(lambda ctx: None)
+    app.manager.register_worker("w1", "h", 1, 1)
+    n = alerts.STORM + 2
+    queues = [app.create_queue("job://x", [{}], name=f"q{i:02d}") for i in range(n)]
+    few = app.create_queue("job://x", [{}], name="alone")
+    for _ in range(n + 1):
+        record(app, Outcome.DEAD, 0.01, C.NOT_FOUND)
+    heard: list[alerts.AlertEvent] = []
+    with webhook_receiver() as receiver:
+        cfg = alerts.AlertConfig(HealthThresholds(min_attempts=10_000), receiver.url)
+        events = alerts.evaluate(app.manager, cfg, notify=heard.append, background=False)
+        assert len(events) == n + 1  # every change is returned and kept
+        assert len(alerts.firing(app.manager)) == n + 1
+        [storm] = heard
+        assert (storm.key, storm.count, storm.state) == ("dead_chunks:*", n + 1, "firing")
+        assert storm.message.startswith(f"{n + 1} dead_chunks alerts firing at once: queue ")
+        [posted] = receiver.events("alert")
+        assert posted["count"] == n + 1 and posted["key"] == "dead_chunks:*"
+        for q in queues[:-1]:  # all but two resolve: their dead chunks run again
+            app.manager.retry_queue(q.id)
+        resolved = alerts.evaluate(app.manager, cfg, notify=heard.append, background=False)
+        assert len(resolved) == n - 1 and heard[1].count == n - 1
+        app.manager.retry_queue(queues[-1].id)
+        app.manager.retry_queue(few.id)
+        alerts.evaluate(app.manager, cfg, notify=heard.append, background=False)
+        assert [e.count for e in heard[2:]] == [1, 1]  # two: not a storm
+        assert len(receiver.events("alert")) == 4

@@ -8,7 +8,18 @@ from typing import Annotated
 
 import typer
 
-from chunksync.cli import cli, console, duration, friendly, open_app, print_json
+from chunksync.cli import (
+    LISTED,
+    Limit,
+    ShowAll,
+    cli,
+    console,
+    duration,
+    friendly,
+    open_app,
+    print_json,
+    say_more,
+)
 from chunksync.commands.ids import queue_id
 from chunksync.commands.output import row_json
 from chunksync.durations import format_duration
@@ -26,27 +37,34 @@ def alerts_cmd(
     health_config: Annotated[
         Path | None, typer.Option("--health-config", help="TOML file with \\[health] thresholds.")
     ] = None,
+    limit: Limit = None,
+    show_all: ShowAll = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Alerts firing now (error rate, dead chunks, backlog SLA, no workers, auth failures)."""
+    """Alerts firing now (error rate, dead chunks, backlog SLA, no workers, auth failures),
+    the critical first."""
     from chunksync.observe import alerts, health
 
     with open_app(create=False) as app:
         thresholds = health.load_thresholds(health_config) if health_config else app.settings.health
         if evaluate:
             config = alerts.AlertConfig(thresholds, webhook)
-            for event in alerts.evaluate(app.manager, config):
-                if webhook:
-                    alerts.post_webhook(webhook, event)  # wait for it: the command ends next
+            # The webhook's posts waited for (the command ends next), once each: the command
+            # posted each change itself as well as on evaluate's thread, twice in all.
+            changed = alerts.evaluate(app.manager, config, background=False)
+            for event in alerts.grouped(changed):  # as the log and the webhook have them
                 if not as_json:  # the JSON document is the whole of stdout
                     console.print(f"{event.state}: {event.key}: {event.message}", markup=False)
         rows = alerts.firing(app.manager)
     if as_json:
-        print_json([row_json(r) for r in rows])
+        print_json([row_json(r) for r in (rows if limit is None else rows[:limit])])
         return
-    for r in rows:
+    worst = sorted(rows, key=lambda r: r["severity"] != "critical")  # stable: their order kept
+    shown = worst if show_all else worst[: limit or LISTED]
+    for r in shown:
         console.print(f"[{r['severity']}] {r['key']}: {r['message']}", markup=False)
     console.print(f"{len(rows)} alert(s) firing")
+    say_more(len(shown), len(rows), "alerts (the critical first)", narrower="")
 
 
 @cli.command()

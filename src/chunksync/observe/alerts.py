@@ -30,7 +30,6 @@ from chunksync import webhooks
 from chunksync.deps import view
 from chunksync.exceptions import ConfigurationError
 from chunksync.manager import Manager
-from chunksync.models import ChunkStatus
 from chunksync.observe import capacity, health
 from chunksync.observe.model import HealthThresholds
 from chunksync.redact import redact, redact_url
@@ -42,6 +41,10 @@ WEBHOOK_ENV = "CHUNKSYNC_ALERT_WEBHOOK"
 WEBHOOK_ATTEMPTS = 4
 WEBHOOK_TIMEOUT_SECONDS = 5.0
 AUTH_WINDOW_SECONDS = 3600.0
+# More alerts of one rule than this changing in one evaluation are announced as one: a
+# provider's outage puts every tenant's queue in `auth_failures` at once (50,000 queues: as
+# many log lines and webhook posts, each on a thread of its own).
+STORM = 10
 RULES = (
     "error_rate",
     "dead_chunks",
@@ -79,6 +82,7 @@ class AlertEvent:
     severity: str
     state: str  # "firing" or "resolved"
     message: str
+    count: int = 1  # more than one: the alerts of one rule that changed together (`grouped`)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,11 +124,9 @@ def conditions(manager: Manager, thresholds: HealthThresholds) -> list[Condition
     if system.backlog and system.workers_alive == 0:
         text = f"no live workers while {system.backlog} chunks wait"
         found.append(Condition("no_workers", None, "critical", text))
-    for q in manager.list_queues():
-        dead = q.totals.get(ChunkStatus.DEAD, 0)
-        if dead:
-            text = f"queue {q.name} has {dead} dead chunk(s)"
-            found.append(Condition("dead_chunks", q.id, "warning", text))
+    for r in manager.backend.fetch_all("health_queues_dead"):
+        text = f"queue {r['name']} has {int(r['n'])} dead chunk(s)"
+        found.append(Condition("dead_chunks", str(r["id"]), "warning", text))
     for r in manager.backend.fetch_all("health_queue_slas"):
         age, sla = r["oldest_pending_age_s"], float(r["sla_s"])
         if age is not None and float(age) > sla:
@@ -174,9 +176,11 @@ def evaluate(
     config: AlertConfig | None = None,
     *,
     notify: Callable[[AlertEvent], None] | None = None,
+    background: bool = True,
 ) -> list[AlertEvent]:
     """Fire the alerts whose condition holds and resolve those whose condition ended; announce
-    each change once (to the log, the webhook, and `notify`). Returns the changes."""
+    each change once (to the log, the webhook, and `notify`; more than STORM of one rule as
+    one), the webhook's posts on a thread unless not `background`. Returns the changes."""
     cfg = config or AlertConfig()
     now = {c.key: c for c in conditions(manager, cfg.thresholds)}
     events: list[AlertEvent] = []
@@ -206,11 +210,30 @@ def evaluate(
                         f"resolved: {row['message']}",
                     )
                 )
-    for event in events:
-        announce(event, cfg)
+    for event in grouped(events):
+        announce(event, cfg, background=background)
         if notify is not None:
             notify(event)
     return events
+
+
+def grouped(events: list[AlertEvent]) -> list[AlertEvent]:
+    """The announcements of these changes: each as it is, but the changes of one rule to one
+    state that are more than STORM as one event (key `rule:*`), counting them and naming the
+    first few; the worst severity among them. `chunksync alerts` lists each one."""
+    by_rule: dict[tuple[str, str], list[AlertEvent]] = {}
+    for event in events:
+        by_rule.setdefault((event.rule, event.state), []).append(event)
+    out: list[AlertEvent] = []
+    for (rule, state), group in by_rule.items():
+        if len(group) <= STORM:
+            out += group
+            continue
+        worst = "critical" if any(e.severity == "critical" for e in group) else group[0].severity
+        first = "; ".join(e.message for e in group[:3])
+        text = f"{len(group)} {rule} alerts {state} at once: {first}; ... ('chunksync alerts')"
+        out.append(AlertEvent(f"{rule}:*", rule, None, worst, state, text, len(group)))
+    return out
 
 
 def firing(manager: Manager) -> list[dict[str, Any]]:
@@ -221,16 +244,20 @@ def recent(manager: Manager, limit: int = 50) -> list[dict[str, Any]]:
     return manager.backend.fetch_all("alerts_recent", {"limit": limit})
 
 
-def announce(event: AlertEvent, config: AlertConfig) -> None:
+def announce(event: AlertEvent, config: AlertConfig, *, background: bool = True) -> None:
     level = logging.WARNING if event.state == "firing" else logging.INFO
     log.log(level, "alert %s %s: %s", event.key, event.state, redact(event.message))
-    if config.webhook_url:
-        threading.Thread(
-            target=post_webhook,
-            args=(config.webhook_url, event, config.policy),
-            name="chunksync-alert-webhook",
-            daemon=True,
-        ).start()
+    if not config.webhook_url:
+        return
+    if not background:
+        post_webhook(config.webhook_url, event, config.policy)
+        return
+    threading.Thread(
+        target=post_webhook,
+        args=(config.webhook_url, event, config.policy),
+        name="chunksync-alert-webhook",
+        daemon=True,
+    ).start()
 
 
 def post_webhook(

@@ -15,6 +15,14 @@ FROM queues q
 WHERE q.sla_s IS NOT NULL AND q.status = 'active'
 ORDER BY q.name;
 
+-- health_queues_dead --
+-- The queues with dead chunks and how many, through the index of the dead alone (the rule read
+-- every queue with its totals: 1.6 s an evaluation at 50,000 queues).
+SELECT q.id, q.name, d.n
+FROM (SELECT queue_id, COUNT(*) AS n FROM chunks WHERE status = 'dead' GROUP BY queue_id) d
+JOIN queues q ON q.id = d.queue_id
+ORDER BY q.name;
+
 -- health_worker_trends --
 -- Each recent worker with its attempts, completions and memory over the last :window_s seconds.
 SELECT w.id, w.host, w.pid, w.status, w.concurrency, w.started_at, w.last_heartbeat_at,
