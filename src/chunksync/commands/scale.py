@@ -19,8 +19,6 @@ from chunksync.cli import (
     say_more,
 )
 
-URGENCY = {"add": 0, "do_not_add": 1, "remove": 2, "ok": 3}
-
 
 @cli.command("scale-advice")
 @friendly
@@ -44,7 +42,7 @@ def scale_advice_cmd(
     and time to drain it, the slots its p95 wait objective needs (Erlang C, floored by
     Little's law) and the verdict: add, remove, ok, or do not add (a dependency's limit or the
     database binds)."""
-    from chunksync.observe.capacity import scale_advice
+    from chunksync.observe.capacity import by_urgency, scale_advice
 
     with open_app(create=False) as app:
         advice = scale_advice(
@@ -57,7 +55,7 @@ def scale_advice_cmd(
         print_json([a.as_dict() for a in (advice if limit is None else advice[:limit])])
         return
     # The advice that asks for a change first: at 50,000 queues, one line each took 25 s.
-    urgent = sorted(advice, key=lambda a: URGENCY.get(a.verdict, len(URGENCY)))
+    urgent = by_urgency(advice)
     shown = urgent if show_all else urgent[: limit or LISTED]
     for a in shown:
         service = f"{a.service_s:.3g} s" if a.service_s else "unmeasured"

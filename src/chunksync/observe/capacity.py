@@ -181,6 +181,16 @@ def scale_advice(
     return out
 
 
+# The advice that asks for a change first: a fleet's listings show the first few of 50,000.
+URGENCY = {"add": 0, "do_not_add": 1, "remove": 2, "ok": 3}
+
+
+def by_urgency(advice: list[forecast.Advice]) -> list[forecast.Advice]:
+    """The advice asking to add workers first, then bound ones, then to remove, then ok (each
+    in its own order: the queues' names)."""
+    return sorted(advice, key=lambda a: URGENCY.get(a.verdict, len(URGENCY)))
+
+
 def degradations(manager: Manager) -> list[degradation.Evidence]:
     """Per queue, over the last three hours of minute rollups: a processing-time change point
     that still holds (the last minute still 1.5x the baseline), and new error patterns (the

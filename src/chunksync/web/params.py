@@ -106,6 +106,13 @@ def _enum(kind: type[ChunkStatus] | type[ErrorCategory], value: str | None) -> A
         raise ChunksyncError(f"unknown {kind.__name__} '{value}'") from None
 
 
+def optional_int(request: Request, name: str, low: int, high: int) -> int | None:
+    """A whole number the query may give (`?limit=`), None when it gives none."""
+    if name not in request.query_params:
+        return None
+    return _int(request, name, low, low, high)
+
+
 def _int(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query_params.get(name, str(default))
     try:
