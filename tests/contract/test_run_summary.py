@@ -9,7 +9,7 @@ import pytest
 from chunksync.app import App
 from chunksync.context import ChunkContext
 from chunksync.exceptions import BackendBusy, BackendUnavailable, NotFound
-from chunksync.models import ChunkStatus
+from chunksync.models import ChunkStatus, Outcome
 from chunksync.runtime import progress
 from chunksync.runtime.progress import queues_finished
 
@@ -106,3 +106,34 @@ def test_a_sync_waiting_for_its_queues_rides_out_the_database_away(app: App) -> 
     assert not queues_finished(away, [q.id])  # answered: not finished yet
     app.worker(**FAST).run_until_done([q.id], timeout_s=60)
     assert queues_finished(away, [q.id])
+
+
+def test_the_tracker_reads_on_from_the_first_unfinished_and_sees_a_queue_reopen(app: App) -> None:
+    """A check reads the queues up to the first that is not finished, from where the last
+    stopped (over 50,000 queues it read every one every 20 ms); one that reopens behind it (a
+    dead chunk retried) is seen when all the rest have finished."""
+    from tests.contract.test_observability_contract import record
+
+    app.handler("job")(lambda ctx: None)
+    first = app.create_queue("job://x", [{}], name="first")
+    second = app.create_queue("job://x", [{}], name="second")
+    reads: list[str] = []
+    row = app.manager.queue_row
+
+    def counted(queue_id: str) -> Any:
+        reads.append(queue_id)
+        return row(queue_id)
+
+    tracker = progress.Tracker(app.manager, [first.id, second.id])
+    tracker.manager = type("Counted", (), {"queue_row": staticmethod(counted)})()  # type: ignore[assignment]
+    assert not tracker.finished() and reads == [first.id]
+    record(app, Outcome.DEAD, 0.01)  # the oldest chunk: the first queue's, which fails
+    reads.clear()
+    assert not tracker.finished() and reads == [first.id, second.id]
+    reads.clear()
+    assert not tracker.finished() and reads == [second.id]  # not the first again
+    app.manager.retry_queue(first.id)  # reopened behind the tracker
+    record(app, Outcome.COMPLETED, 0.01)  # the second queue's chunk
+    assert not tracker.finished()  # all read once more: the first is open again
+    record(app, Outcome.COMPLETED, 0.01)
+    assert tracker.finished()

@@ -8,6 +8,7 @@ a listener, which the CLI turns into a progress bar on a terminal (`bar`). The r
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -101,8 +102,11 @@ def queues_finished(manager: Manager, queue_ids: Sequence[str]) -> bool:
 
 
 class Tracker:
-    """Reads the queues once per check; says whether all are terminal and tells the listener
-    how many of their chunks are."""
+    """Says at each check whether the queues are all terminal, reading them up to the first
+    that is not (from where the last check stopped: a queue that finished seldom reopens, and
+    when all have been seen finished they are all read once more), and tells the listener how
+    many of their chunks are, counted at most a tenth of the time (`worker --until-done` over
+    50,000 queues read every queue's row every 20 ms)."""
 
     def __init__(
         self, manager: Manager, queue_ids: Sequence[str], listener: Listener | None = None
@@ -112,17 +116,36 @@ class Tracker:
         self.listener = listener
         self.last: list[Queue] = []
         self.check_s = CHECK_SECONDS if listener is None else COUNTING_CHECK_SECONDS
+        self._next = 0  # the queues before it were finished when last read
+        self._count_due = 0.0
 
     def finished(self) -> bool:
-        # The totals only for a listener: counting a large queue's chunks at every check costs
-        # the drain a tenth of a second each time.
-        read = self.manager.get_queue if self.listener is not None else self.manager.queue_row
         try:
-            self.last = [read(q) for q in self.queue_ids]
+            if self.listener is not None and time.monotonic() >= self._count_due:
+                return self._counted()
+            return self._read_on()
         except AWAY:
             return False
-        if self.listener is not None:
-            self.listener(sum(q.done for q in self.last), sum(q.total for q in self.last))
+
+    def _read_on(self) -> bool:
+        ids, read = self.queue_ids, self.manager.queue_row
+        while self._next < len(ids):
+            if read(ids[self._next]).status not in FINISHED_QUEUE:
+                return False
+            self._next += 1
+        if all(read(q).status in FINISHED_QUEUE for q in ids):
+            return True
+        self._next = 0  # one reopened (a dead chunk retried): from the start again
+        return False
+
+    def _counted(self) -> bool:
+        """Every queue with its totals, for the listener (counting a large queue's chunks at
+        every check cost a drain a tenth of a second each time)."""
+        began = time.monotonic()
+        self.last = [self.manager.get_queue(q) for q in self.queue_ids]
+        self._count_due = time.monotonic() + 9 * (time.monotonic() - began)
+        assert self.listener is not None
+        self.listener(sum(q.done for q in self.last), sum(q.total for q in self.last))
         return all(q.status in FINISHED_QUEUE for q in self.last)
 
     def outcomes(self) -> tuple[QueueOutcome, ...]:
