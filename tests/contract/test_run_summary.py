@@ -12,6 +12,7 @@ from chunksync.exceptions import BackendBusy, BackendUnavailable, NotFound
 from chunksync.models import ChunkStatus, Outcome
 from chunksync.runtime import progress
 from chunksync.runtime.progress import queues_finished
+from tests.contract.test_observability_contract import record
 
 FAST = {"poll_s": 0.05, "time_scale": 0.001, "lease_s": 5.0}
 
@@ -112,8 +113,6 @@ def test_the_tracker_reads_on_from_the_first_unfinished_and_sees_a_queue_reopen(
     """A check reads the queues up to the first that is not finished, from where the last
     stopped (over 50,000 queues it read every one every 20 ms); one that reopens behind it (a
     dead chunk retried) is seen when all the rest have finished."""
-    from tests.contract.test_observability_contract import record
-
     app.handler("job")(lambda ctx: None)
     first = app.create_queue("job://x", [{}], name="first")
     second = app.create_queue("job://x", [{}], name="second")
@@ -137,3 +136,18 @@ def test_the_tracker_reads_on_from_the_first_unfinished_and_sees_a_queue_reopen(
     assert not tracker.finished()  # all read once more: the first is open again
     record(app, Outcome.COMPLETED, 0.01)
     assert tracker.finished()
+
+
+def test_a_summary_of_many_queues_reads_them_at_once_and_names_a_few(app: App) -> None:
+    app.handler("job")(lambda ctx: None)
+    n = progress.ONE_BY_ONE + 1
+    queues = [app.create_queue("job://x", [{}], name=f"q{i:03d}") for i in range(n)]
+    for _ in range(progress.SHOWN_DEAD + 2):
+        record(app, Outcome.DEAD, 0.01)
+    outcomes = progress.Tracker(app.manager, [q.id for q in queues]).outcomes()
+    assert sorted(o.id for o in outcomes) == sorted(q.id for q in queues)
+    summary = progress.RunSummary("w", True, 1.0, 12, 0, outcomes)
+    named = [ln for ln in summary.text().splitlines() if ln.startswith("queue ")]
+    assert len(named) == progress.SHOWN_DEAD
+    assert summary.text().endswith("and 2 more queue(s) with dead chunks")
+    assert summary.total(ChunkStatus.DEAD) == progress.SHOWN_DEAD + 2

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 # with a listener each look counts the queues' chunks, so less often.
 CHECK_SECONDS = 0.02
 COUNTING_CHECK_SECONDS = 0.2
+ONE_BY_ONE = 100  # more queues than this: their outcomes from one read of every queue
+SHOWN_DEAD = 10  # queues with dead chunks named in a summary's text
 FINISHED_QUEUE = frozenset({QueueStatus.COMPLETED, QueueStatus.FAILED, QueueStatus.CANCELLED})
 # A check that finds the database so is no answer: the workers ride it out; so does the wait.
 AWAY = (BackendUnavailable, BackendBusy)
@@ -83,12 +85,14 @@ class RunSummary:
             f"{head} in {self.elapsed_s:.1f} s: {queues}, {totals or 'no chunks'}",
             f"this worker ran {self.chunks_run} attempt(s), recovered {self.recoveries} chunk(s)",
         ]
-        for q in self.queues:
-            if q.totals.get(ChunkStatus.DEAD.value):
-                lines.append(
-                    f"queue {q.name}: {q.totals['dead']} dead "
-                    f"('chunksync chunks --status dead' lists them)"
-                )
+        dead = [q for q in self.queues if q.totals.get(ChunkStatus.DEAD.value)]
+        for q in dead[:SHOWN_DEAD]:
+            lines.append(
+                f"queue {q.name}: {q.totals['dead']} dead "
+                f"('chunksync chunks --status dead' lists them)"
+            )
+        if len(dead) > SHOWN_DEAD:
+            lines.append(f"and {len(dead) - SHOWN_DEAD:,} more queue(s) with dead chunks")
         return "\n".join(lines)
 
 
@@ -152,7 +156,11 @@ class Tracker:
         """Where each queue stands now (read afresh: the last check may be a moment old; the
         last check's figures when the database cannot answer now)."""
         try:
-            queues = [self.manager.get_queue(q) for q in self.queue_ids]
+            if len(self.queue_ids) > ONE_BY_ONE:  # one read of them all (each: a statement)
+                wanted = set(self.queue_ids)
+                queues = [q for q in self.manager.list_queues() if q.id in wanted]
+            else:
+                queues = [self.manager.get_queue(q) for q in self.queue_ids]
         except BackendError:
             queues = self.last
         return tuple(QueueOutcome.of(q) for q in queues)
