@@ -110,3 +110,17 @@ def test_alerts_of_many_queues_are_one_change_and_a_short_list(tmp_path: Path) -
     assert len(listed) == 3 and "55 alert(s) firing" in said
     assert "3 of 55 alerts (the critical first) shown" in said
     assert len(json.loads(run("--db", url, "alerts", "--json").stdout)) == QUEUES
+
+
+def test_sla_lists_fifty_objectives_and_says_how_many_more(tmp_path: Path) -> None:
+    from chunksync.observe import capacity
+
+    url = many_queues(tmp_path)
+    with App(url) as app:
+        for q in app.manager.list_queues():
+            capacity.set_objectives(app.manager, q.id, 30.0, None)
+    out = run("--db", url, "sla").stdout
+    assert len(re.findall(r"^queue q\d\d wait: ", out, flags=re.M)) == 50
+    assert "50 of 55 objectives (those burning their budget first) shown" in out
+    assert "--tenants for a line a tenant" in out
+    assert len(json.loads(run("--db", url, "sla", "--json").stdout)) == QUEUES

@@ -92,11 +92,13 @@ def sla(
         typer.Option(help="Objective: p95 time from queued to completed (1h).", parser=duration()),
     ] = None,
     tenants: Annotated[bool, typer.Option("--tenants", help="Show per tenant.")] = False,
+    limit: Limit = None,
+    show_all: ShowAll = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Set a queue's backlog SLA (an alert fires when its oldest pending chunk is older), or its
-    objectives (--wait, --deadline); with no queue, show each objective: the current figure,
-    the error budget left and the burn-rate alerts."""
+    objectives (--wait, --deadline); with no queue, show each objective, those burning their
+    budget first: the current figure, the error budget left and the burn-rate alerts."""
     from chunksync.observe.alerts import set_queue_sla
     from chunksync.observe.capacity import set_objectives, slo_report
 
@@ -115,9 +117,13 @@ def sla(
             console.print(f"queue {queue}: SLA {_shown(seconds, 'removed')}", markup=False)
             return
     if as_json:
-        print_json([s.as_dict() for s in report])
+        print_json([s.as_dict() for s in (report if limit is None else report[:limit])])
         return
-    for s in report:
+    burning = sorted(
+        report, key=lambda s: (not s.alerts, 2.0 if s.budget_left is None else s.budget_left)
+    )
+    shown = burning if show_all else burning[: limit or LISTED]
+    for s in shown:
         now = "no events" if s.bad_share_1h is None else f"{1 - s.bad_share_1h:.1%} within"
         left = "n/a" if s.budget_left is None else f"{s.budget_left:.0%}"
         firing = "; ".join(a["message"] for a in s.alerts) or "no burn alert"
@@ -128,6 +134,8 @@ def sla(
         )
     if not report:
         console.print("no objectives: set one with chunksync sla QUEUE --wait 30s --deadline 1h")
+    burning_first = "objectives (those burning their budget first)"
+    say_more(len(shown), len(report), burning_first, narrower="--tenants for a line a tenant")
 
 
 def _shown(seconds: float | None, none: str = "none") -> str:
