@@ -36,6 +36,12 @@ Then many active queues (`active`): 0, 5,000, 20,000 and 50,000 active queues wi
 claim builds an array of them and compares each chunk it reads with it; past that, it looks up
 each chunk's queue (docs/tenants.md). Before 2026-12-07 it always built the array: ~0.6 us per
 active queue a claim.
+Then many capped accounts (`accounts`): 0, 2,000 and 5,000 accounts under a declared pattern
+with a connection cap (`noop://*@mail.example`, docs/dependencies.md: Gmail's per-account
+limit), a queue of ten chunks each (claimed by claim_chunks_of), then ten plain queues of 1,000
+chunks, and plain claims of 100: `claim_ms_capped_accounts_<n>=`, the median claim. Before
+2026-12-07 each active queue's dependency was compared with an array of every capped one: 152
+ms a claim at 5,000 accounts, paid by every worker's every claim.
 Last line: claim_cost_ratio_1m.
 """
 
@@ -63,6 +69,7 @@ CAPPED_TENANTS = int(os.environ.get("CHUNKSYNC_BENCH_CAPPED_TENANTS", "5000"))
 CAPPED_THREADS, CAPPED_SECONDS = 4, 5.0
 ACTIVE_QUEUES = [0, 5000, 20000, 50000]
 ACTIVE_CLAIMS = 30
+CAPPED_ACCOUNTS = [int(n) for n in os.environ.get("CHUNKSYNC_BENCH_CAPPED_ACCOUNTS", "0,2000,5000").split(",")]
 EMPTY_QUEUES = """
 INSERT INTO queues (id, tenant, name, source, kind, status, priority, policy, max_attempts,
                     created_at, updated_at)
@@ -227,6 +234,32 @@ def active(cluster: PgCluster) -> None:
         print(f"claim_ms_active_queues_{n}={ms:.1f}")
 
 
+def accounts(cluster: PgCluster) -> None:
+    """A plain claim of 100 beside many capped accounts' queues (their chunks are not its)."""
+    from chunksync.app import App
+
+    for n in CAPPED_ACCOUNTS:
+        url = cluster.create_database(f"accounts_{n}")
+        with App(url) as app:
+            app.handler("noop")(lambda ctx: None)
+            app.dependency("noop://*@mail.example", connections=2)
+            for i in range(n):
+                app.create_queue(f"noop://u{i}@mail.example/INBOX", [{}] * 10, tenant=f"a{i}")
+            for t in range(10):
+                app.create_queue("noop", ({} for _ in range(1000)), tenant=f"busy{t}")
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(b"VACUUM ANALYZE")
+            times = []
+            for _ in range(ACTIVE_CLAIMS):
+                started = time.perf_counter()
+                _, chunks = app.manager.claim("bench", ["noop"], limit=100)
+                times.append((time.perf_counter() - started) * 1000)
+                assert len(chunks) == 100, "ran out of pending chunks"
+        ms = statistics.median(times)
+        print(f"a claim of 100 beside {n} capped accounts' queues: {ms:.1f} ms")
+        print(f"claim_ms_capped_accounts_{n}={ms:.1f}")
+
+
 def claims_per_s(url: str) -> tuple[float, float]:
     """CAPPED_THREADS threads, each with its own connection, claiming one chunk at a time (and
     giving it back): claims per second, and the median claim in ms."""
@@ -268,6 +301,7 @@ def main() -> int:
         behind(cluster)
         capped(cluster)
         active(cluster)
+        accounts(cluster)
     small_ms = statistics.median(small_times) * 1000
     big_ms = statistics.median(big_times) * 1000
     print(f"median claim, {SMALL_PENDING} pending, no history: {small_ms:.3f} ms")

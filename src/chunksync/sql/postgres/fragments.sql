@@ -44,4 +44,4 @@ room AS MATERIALIZED (
 -- runnable_queue --
 -- The conditions on a queue `q` that the plain claim (claim_chunks) may claim from, as a boolean expression: active, of a kind this worker handles, not in :exclude, and its dependency not among the claim's `held` ones (limited or gated: claimed by claim_chunks_of). The claim adds :queue_id's own condition where it applies.
 q.status = 'active' AND q.kind = ANY(:kinds::text[]) AND q.id <> ALL(:exclude::uuid[])
-AND NOT COALESCE(q.dependency = ANY((SELECT names FROM held)::text[]), false)
+AND (q.dependency IS NULL OR q.dependency NOT IN (SELECT name FROM held))

@@ -144,10 +144,10 @@ WITH RECURSIVE levels(p) AS (
 held AS MATERIALIZED (
     -- The dependencies whose queues claim_chunks_of claims: limited (a cap on connections or a
     -- rate) as deps_special, Limits.any and chunksync_claim_group() say (test_dependency_limited
-    -- holds them together), or gated.
-    SELECT ARRAY(SELECT d.name FROM dependencies d
-                 WHERE d.connections IS NOT NULL OR d.rate_units IS NOT NULL
-                    OR d.flow <> 'ok') AS names
+    -- holds them together), or gated. Rows, for a hashed NOT IN: an array compared with each
+    -- queue took 23 ms a claim at 2,000 capped accounts' queues.
+    SELECT d.name FROM dependencies d
+    WHERE d.connections IS NOT NULL OR d.rate_units IS NOT NULL OR d.flow <> 'ok'
 ),
 runnable AS MATERIALIZED (
     -- The queues it may claim from (runnable_queue), as an array when there are few; when there
