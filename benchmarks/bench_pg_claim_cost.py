@@ -69,7 +69,9 @@ CAPPED_TENANTS = int(os.environ.get("CHUNKSYNC_BENCH_CAPPED_TENANTS", "5000"))
 CAPPED_THREADS, CAPPED_SECONDS = 4, 5.0
 ACTIVE_QUEUES = [0, 5000, 20000, 50000]
 ACTIVE_CLAIMS = 30
-CAPPED_ACCOUNTS = [int(n) for n in os.environ.get("CHUNKSYNC_BENCH_CAPPED_ACCOUNTS", "0,2000,5000").split(",")]
+CAPPED_ACCOUNTS = [
+    int(n) for n in os.environ.get("CHUNKSYNC_BENCH_CAPPED_ACCOUNTS", "0,2000,5000").split(",")
+]
 EMPTY_QUEUES = """
 INSERT INTO queues (id, tenant, name, source, kind, status, priority, policy, max_attempts,
                     created_at, updated_at)
