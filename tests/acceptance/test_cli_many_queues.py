@@ -124,3 +124,39 @@ def test_sla_lists_fifty_objectives_and_says_how_many_more(tmp_path: Path) -> No
     assert "50 of 55 objectives (those burning their budget first) shown" in out
     assert "--tenants for a line a tenant" in out
     assert len(json.loads(run("--db", url, "sla", "--json").stdout)) == QUEUES
+
+
+def many_accounts(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'accounts.db'}"
+    with App(url) as app:
+        app.handler("pages")(lambda ctx: 1)
+        for n in range(QUEUES):
+            app.create_queue(f"pages://u{n:02d}@api.example.com/box", [{}], name=f"q{n:02d}")
+    return url
+
+
+def test_deps_lists_the_gated_and_busiest_fifty_and_says_how_many_more(tmp_path: Path) -> None:
+    url = many_accounts(tmp_path)
+    run("--db", url, "deps", "close", "pages://u40@api.example.com", "--reason", "outage")
+    out = run("--db", url, "deps", "--limit", "3").stdout
+    names = re.findall(r"pages://u\d\d@api\.example\.com", out)
+    assert len(names) == 3 and names[0] == "pages://u40@api.example.com", out  # gated first
+    assert "3 of 55 dependencies (the gated and the busiest first) shown" in out
+    assert len(json.loads(run("--db", url, "deps", "--json").stdout)) == QUEUES
+    health = run("--db", url, "health", "--limit", "1").stdout
+    assert "50 of 55 dependencies (the gated and the busiest first) shown" in health
+
+
+def test_the_dependencies_page_shows_fifty_and_says_how_many_more(tmp_path: Path) -> None:
+    import httpx
+
+    from chunksync.web.views import PAGE_DEPENDENCIES
+    from tests.acceptance.web_server import serve
+
+    url = many_accounts(tmp_path)
+    with App(url) as app, serve(app) as base:
+        fragment = httpx.get(f"{base}/fragments/dependencies").text
+        every = httpx.get(f"{base}/api/dependencies").json()
+    assert fragment.count("data-dependency=") == PAGE_DEPENDENCIES
+    assert f"{PAGE_DEPENDENCIES} of {QUEUES} dependencies shown" in fragment
+    assert len(every) == QUEUES

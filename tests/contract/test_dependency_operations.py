@@ -181,6 +181,39 @@ def test_dependency_metrics(app: App) -> None:
     assert samples[("chunksync_dependency_probes_total", api)] == 0
 
 
+def test_dependency_metrics_name_the_gated_and_the_busiest_and_sum_the_rest(app: App) -> None:
+    """5,000 accounts' caps were 50,000 series: the top N by concern keep their names."""
+    app.dependency("job://busy.example.com", connections=3)
+    busy = queue_of(app, "job://busy.example.com", 5)
+    for quiet in ("job://a.example.com", "job://b.example.com", "job://c.example.com"):
+        app.ensure_dependency(quiet)
+    app.ensure_dependency("imap://alice@mail.example.com")
+    app.deps.set_flow("imap://alice@mail.example.com", True, StressConfig())
+    for _ in range(2):  # two slot threads hold permits of the busy one
+        app.deps.claim("job://busy.example.com", queue_id=busy, worker_id="w", kinds=["job"],
+                       limit=1, lease_s=30.0, config=StressConfig())  # fmt: skip
+
+    def family(top: int, name: str) -> dict[str, float]:
+        body, _ = metrics.render(app.manager, top_dependencies=top)
+        return {
+            s.labels["dependency"]: s.value
+            for f in text_string_to_metric_families(body.decode())
+            for s in f.samples
+            if s.name == name
+        }
+
+    gated, slots = (
+        family(2, "chunksync_dependency_gated"),
+        family(2, "chunksync_dependency_slots_in_use"),
+    )
+    assert set(slots) == {"imap://alice@mail.example.com", "job://busy.example.com", "other"}
+    assert gated["imap://alice@mail.example.com"] == 1 and gated["other"] == 0
+    assert slots["job://busy.example.com"] == 2 and slots["other"] == 0
+    assert "other" not in family(2, "chunksync_dependency_tokens")  # no sum of budgets
+    every = family(100, "chunksync_dependency_slots_in_use")
+    assert len(every) == 5 and sum(every.values()) == sum(slots.values())
+
+
 def gate_for(app: App, name: str, seconds: float) -> None:
     """Put a dependency in probing since `seconds` ago, as a worker's faults would."""
     now = app.manager.now()

@@ -15,7 +15,19 @@ from typing import Annotated, Any
 import typer
 
 from chunksync.backends.base import Backend
-from chunksync.cli import cli, console, friendly, open_app, print_json, say, spoken_move
+from chunksync.cli import (
+    LISTED,
+    Limit,
+    ShowAll,
+    cli,
+    console,
+    friendly,
+    open_app,
+    print_json,
+    say,
+    say_more,
+    spoken_move,
+)
 from chunksync.deps import operate, regroup, view
 from chunksync.deps.model import Limits
 from chunksync.exceptions import BackendError, ConfigurationError
@@ -39,21 +51,27 @@ LEFT_TO_LEADER = (
 @friendly
 def deps_list(
     ctx: typer.Context,
+    limit: Limit = None,
+    show_all: ShowAll = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Every dependency: flow, budget, slots, limits, waits, probes, how long gated."""
+    """Every dependency: flow, budget, slots, limits, waits, probes, how long gated (the gated
+    and the busiest first)."""
     if ctx.invoked_subcommand is not None:
         return
     with open_app(create=False) as app:
         found = app.deps.all()
         now = app.manager.now()
     if as_json:
-        print_json([view.shown(d, now) for d in found])
+        print_json([view.shown(d, now) for d in (found if limit is None else found[:limit])])
         return
     if not found:
         console.print("no dependencies yet: a queue or a declaration makes one")
         return
-    console.print(view.table(found, now))
+    first = view.by_concern(found)
+    shown = first if show_all else first[: limit or LISTED]
+    console.print(view.table(shown, now))
+    say_more(len(shown), len(found), view.FIRST, narrower="")
 
 
 @deps_cli.command("set")

@@ -20,6 +20,7 @@ from chunksync.cli import (
     open_app,
     print_json,
     resolve_queue,
+    say,
     say_more,
 )
 from chunksync.commands import output
@@ -106,7 +107,10 @@ def health_cmd(
         console.print(table)
     say_more(len(summaries), total, "queues' health (newest first)")
     if deps:
-        console.print(view.table(deps, now))
+        first = view.by_concern(deps)[:LISTED]
+        console.print(view.table(first, now))
+        if len(first) < len(deps):
+            say(f"{len(first)} of {len(deps):,} {view.FIRST} shown: `chunksync deps --all` for all")
 
 
 def _of(n: int, quota: int | None) -> str:

@@ -17,12 +17,28 @@ from chunksync.backends.base import Backend
 from chunksync.deps.store import Dependency, dependency_of
 from chunksync.redact import redact
 
+FIRST = "dependencies (the gated and the busiest first)"  # a listing cut short names its order
 COLUMNS = ("dependency", "flow", "tokens", "slots", "rate", "waits", "probes", "gated")
 
 
 def listed(backend: Backend) -> list[Dependency]:
     """Every dependency row, by name, with its slots in use and active queues."""
     return [dependency_of(r) for r in backend.fetch_all("deps_list")]
+
+
+def by_concern(found: list[Dependency]) -> list[Dependency]:
+    """The gated first, then those moving chunks, then the busiest (slots in use, then waits),
+    then by name: what a listing of a fleet's 5,000 accounts shows in its first rows."""
+    return sorted(
+        found,
+        key=lambda d: (
+            not d.state.gated,
+            d.regroup_since is None,
+            -d.slots_in_use,
+            -(d.cap_waits + d.rate_waits + d.gate_waits),
+            d.name,
+        ),
+    )
 
 
 def iso(ts: float | None) -> str | None:

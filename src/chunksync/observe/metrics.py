@@ -16,7 +16,9 @@ rest are summed under tenant="other", so the number of series stays bounded howe
 tenants there are (chunksync.observe.tenant_health). Per-queue series (the backlog, the
 recommended workers) likewise name the top N queues (CHUNKSYNC_METRICS_QUEUES, default 100)
 and sum the rest under queue="other", one series for each of their other labels' values: at
-5,000 tenants' ten folders they were 100,000 series and a 6 s scrape.
+5,000 tenants' ten folders they were 100,000 series and a 6 s scrape. So do the dependencies'
+(CHUNKSYNC_METRICS_DEPENDENCIES, default 100; the gated and the busiest named): 5,000 accounts'
+caps were 50,000 series.
 
 Exposed by the dashboard at /metrics, or by `render()` anywhere else.
 """
@@ -48,6 +50,8 @@ WORKER_TIMEOUT_SECONDS = 60.0
 TOP_TENANTS_ENV = "CHUNKSYNC_METRICS_TENANTS"  # tenants labelled by name; the rest are "other"
 TOP_QUEUES_ENV = "CHUNKSYNC_METRICS_QUEUES"  # queues labelled by name; the rest are "other"
 DEFAULT_TOP_QUEUES = 100
+TOP_DEPENDENCIES_ENV = "CHUNKSYNC_METRICS_DEPENDENCIES"  # likewise dependencies
+DEFAULT_TOP_DEPENDENCIES = 100
 OTHER = "other"
 Series = tuple[tuple[str, ...], float]  # a series' label values and its value
 # The upper bounds of metrics_processing_buckets in queries_health.sql, in the same order.
@@ -63,11 +67,13 @@ class DatabaseCollector(Collector):
         worker_timeout_s: float = WORKER_TIMEOUT_SECONDS,
         top_tenants: int = DEFAULT_TOP_TENANTS,
         top_queues: int = DEFAULT_TOP_QUEUES,
+        top_dependencies: int = DEFAULT_TOP_DEPENDENCIES,
     ) -> None:
         self.manager = manager
         self.worker_timeout_s = worker_timeout_s
         self.top_tenants = top_tenants
         self.top_queues = top_queues
+        self.top_dependencies = top_dependencies
 
     def collect(self) -> Iterator[Metric]:
         backend = self.manager.backend
@@ -124,7 +130,7 @@ class DatabaseCollector(Collector):
                 moving.add_metric([redact(str(r["name"])), str(r["id"])], float(r["moving_s"]))
             yield moving
         yield from tenant_metrics(self.manager, self.top_tenants)
-        yield from dependency_metrics(self.manager)
+        yield from dependency_metrics(self.manager, self.top_dependencies)
         yield from capacity_metrics(self.manager, self.worker_timeout_s, self.top_queues)
 
     def _histogram(self, seconds: dict[str, float]) -> HistogramMetricFamily:
@@ -178,9 +184,12 @@ def tenant_metrics(manager: Manager, top: int) -> Iterator[Metric]:
     yield from (chunks, age, in_flight, quota)
 
 
-def dependency_metrics(manager: Manager) -> Iterator[Metric]:
-    """The shared state of every dependency row, labelled by its (redacted) name. Limits a
-    dependency does not have are left out rather than shown as 0."""
+def dependency_metrics(manager: Manager, top: int = DEFAULT_TOP_DEPENDENCIES) -> Iterator[Metric]:
+    """The shared state of the `top` dependency rows by concern (the gated, the busiest:
+    view.by_concern), labelled by their (redacted) names; the rest summed under
+    dependency="other" where a sum means something (slots in use, gated, waits, probes; a
+    counter of "other" drops when a dependency leaves it for a name). Limits a dependency does
+    not have are left out rather than shown as 0."""
     label = ["dependency"]
     gauges = {
         name: GaugeMetricFamily(f"chunksync_dependency_{name}", text, labels=label)
@@ -206,7 +215,11 @@ def dependency_metrics(manager: Manager) -> Iterator[Metric]:
         "chunksync_dependency_probes", "Probes the gate let through.", labels=label
     )
     now = manager.now()
-    for dep in view.listed(manager.backend):
+    ranked = view.by_concern(view.listed(manager.backend))
+    named = [d for d in ranked if d.name != OTHER][: max(top, 0)]
+    shown = {d.name for d in named}
+    rest = [d for d in ranked if d.name not in shown]
+    for dep in named:
         name = [redact(dep.name)]
         gauges["slots_in_use"].add_metric(name, dep.slots_in_use)
         gauges["tokens"].add_metric(name, dep.state.tokens)
@@ -225,6 +238,16 @@ def dependency_metrics(manager: Manager) -> Iterator[Metric]:
         ):
             waits.add_metric([*name, reason], n)
         probes.add_metric(name, dep.probes)
+    if rest:
+        gauges["slots_in_use"].add_metric([OTHER], sum(d.slots_in_use for d in rest))
+        gauges["gated"].add_metric([OTHER], sum(int(d.state.gated) for d in rest))
+        for reason, n in (
+            ("connections", sum(d.cap_waits for d in rest)),
+            ("rate", sum(d.rate_waits for d in rest)),
+            ("gate", sum(d.gate_waits for d in rest)),
+        ):
+            waits.add_metric([OTHER, reason], n)
+        probes.add_metric([OTHER], sum(d.probes for d in rest))
     yield from gauges.values()
     yield waits
     yield probes
@@ -305,18 +328,33 @@ def top_tenants_setting() -> int:
 
 
 def registry(
-    manager: Manager, top_tenants: int | None = None, top_queues: int | None = None
+    manager: Manager,
+    top_tenants: int | None = None,
+    top_queues: int | None = None,
+    top_dependencies: int | None = None,
 ) -> CollectorRegistry:
-    """A registry holding only the database collector (no process metrics of this process)."""
+    """A registry holding only the database collector (no process metrics of this process).
+    How many tenants, queues and dependencies it names: as given, else from the environment."""
     found = CollectorRegistry(auto_describe=False)
     tenants = top_tenants_setting() if top_tenants is None else top_tenants
     queues = count_setting(TOP_QUEUES_ENV, DEFAULT_TOP_QUEUES) if top_queues is None else top_queues
-    found.register(DatabaseCollector(manager, top_tenants=tenants, top_queues=queues))
+    deps = (
+        count_setting(TOP_DEPENDENCIES_ENV, DEFAULT_TOP_DEPENDENCIES)
+        if top_dependencies is None
+        else top_dependencies
+    )
+    found.register(
+        DatabaseCollector(manager, top_tenants=tenants, top_queues=queues, top_dependencies=deps)
+    )
     return found
 
 
 def render(
-    manager: Manager, top_tenants: int | None = None, top_queues: int | None = None
+    manager: Manager,
+    top_tenants: int | None = None,
+    top_queues: int | None = None,
+    top_dependencies: int | None = None,
 ) -> tuple[bytes, str]:
     """The exposition text and its content type."""
-    return generate_latest(registry(manager, top_tenants, top_queues)), CONTENT_TYPE_LATEST
+    found = registry(manager, top_tenants, top_queues, top_dependencies)
+    return generate_latest(found), CONTENT_TYPE_LATEST

@@ -51,7 +51,7 @@ def _chunk(request: Request) -> dict[str, Any]:
 
 
 def _dependencies(request: Request) -> dict[str, Any]:
-    return {"dependencies": views.dependencies(dashboard(request).app)}
+    return views.dependencies_page(dashboard(request).app)
 
 
 def _view(template: str, context: _Context) -> Callable[[Request], Response]:
