@@ -160,3 +160,22 @@ def test_the_dependencies_page_shows_fifty_and_says_how_many_more(tmp_path: Path
     assert fragment.count("data-dependency=") == PAGE_DEPENDENCIES
     assert f"{PAGE_DEPENDENCIES} of {QUEUES} dependencies shown" in fragment
     assert len(every) == QUEUES
+
+
+def test_the_chunks_page_takes_a_typed_queue_past_two_hundred(tmp_path: Path) -> None:
+    """50,000 queues were a 3.4 MB list of choices in the chunks page's filter."""
+    import httpx
+
+    from chunksync.web.views import QUEUE_CHOICES
+    from tests.acceptance.web_server import serve
+
+    url = f"sqlite:///{tmp_path / 'choices.db'}"
+    with App(url) as app:
+        app.handler("pages")(lambda ctx: 1)
+        for n in range(QUEUE_CHOICES + 1):
+            app.create_queue("pages://x", [{"n": n}], name=f"q{n:03d}")
+        with serve(app) as base:
+            page = httpx.get(f"{base}/chunks").text
+            one = httpx.get(f"{base}/chunks", params={"queue": "q007"}).text
+    assert 'id="queue-typed"' in page and '<select name="queue">' not in page
+    assert one.count("data-chunk=") == 1 and 'value="q007"' in one

@@ -41,9 +41,15 @@ def _queues(request: Request) -> dict[str, Any]:
 def _chunks(request: Request) -> dict[str, Any]:
     filters = params.chunk_filters(request)
     found = params.chunk_page(request, filters)
-    queues = views.queue_choices(dashboard(request).app)
+    queues, typed = views.queue_choices(dashboard(request).app)
     here = {k: v for k, v in filters.items() if v}
-    return {**found, "filters": filters, "queues": queues, "filter_query": urlencode(here)}
+    return {
+        **found,
+        "filters": filters,
+        "queues": queues,
+        "queue_typed": typed,
+        "filter_query": urlencode(here),
+    }
 
 
 def _chunk(request: Request) -> dict[str, Any]:
