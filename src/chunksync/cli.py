@@ -89,12 +89,17 @@ def listed(queues: list[Queue], limit: int | None, show_all: bool) -> list[Queue
 
 
 def say_more(
-    shown: int, total: int, what: str, *, narrower: str = "--tenant T for one tenant's"
+    shown: int,
+    total: int,
+    what: str,
+    *,
+    narrower: str = "--tenant T for one tenant's",
+    json: bool = True,
 ) -> None:
     """Under a listing cut short: how many there are, and how to see the rest."""
     if shown < total:
-        also = f"{narrower}, " if narrower else ""
-        more = f"--limit N or --all for more, {also}--json for every one"
+        ways = ["--limit N or --all for more", *([narrower] if narrower else [])]
+        more = ", ".join(ways + (["--json for every one"] if json else []))
         say(f"{shown:,} of {total:,} {what} shown: {more}")
 
 

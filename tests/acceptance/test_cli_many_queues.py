@@ -179,3 +179,27 @@ def test_the_chunks_page_takes_a_typed_queue_past_two_hundred(tmp_path: Path) ->
             one = httpx.get(f"{base}/chunks", params={"queue": "q007"}).text
     assert 'id="queue-typed"' in page and '<select name="queue">' not in page
     assert one.count("data-chunk=") == 1 and 'value="q007"' in one
+
+
+def test_the_stores_accounts_and_folders_list_fifty_and_say_how_many_more(tmp_path: Path) -> None:
+    url = many_queues(tmp_path)  # a store's schema, and folders as a sync records them
+    db = sqlite3.connect(url.removeprefix("sqlite:///"))
+    with db:
+        db.executemany(
+            "INSERT INTO mail_folders (account, folder, uidvalidity, synced_at, origin)"
+            " VALUES (?, ?, 1, 0, ?)",
+            [
+                (f"a{n:02d}@x", f"F{f}", f"imap://a{n:02d}@x/")
+                for n in range(QUEUES)
+                for f in (1, 2)
+            ],
+        )
+    db.close()
+    accounts = run("--db", url, "accounts", "--limit", "3").stdout
+    assert len(re.findall(r"a\d\d@x", accounts)) == 3
+    assert "3 of 55 accounts shown: --limit N or --all for more\n" in accounts  # no --json
+    folders = run("--db", url, "folders").stdout
+    assert len(re.findall(r"\bF[12]\b", folders)) == 50
+    more = "50 of 110 folders shown: --limit N or --all for more, ACCOUNT for one account's\n"
+    assert more in folders
+    assert len(re.findall(r"\bF[12]\b", run("--db", url, "folders", "--all").stdout)) == 110

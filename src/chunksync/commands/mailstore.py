@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from chunksync.cli import cli, console, friendly, open_app
+from chunksync.cli import LISTED, Limit, ShowAll, cli, console, friendly, open_app, say_more
 from chunksync.store import MessageStore
 from chunksync.store.accounts import account_summaries, folder_summaries, resolve_account
 
@@ -26,7 +26,7 @@ def _when(stamp: float | None) -> str:
 
 @cli.command("accounts")
 @friendly
-def accounts_cmd() -> None:
+def accounts_cmd(limit: Limit = None, show_all: ShowAll = False) -> None:
     """List the mail accounts the store holds, with counts and the last sync."""
     with open_app(create=False) as app:
         found = account_summaries(MessageStore(app.backend))
@@ -34,7 +34,8 @@ def accounts_cmd() -> None:
         console.print("the store holds no mail yet: run `chunksync sync URI`")
         return
     table = Table("account", "folders", "messages", "deleted on server", "MB", "last sync")
-    for a in found:
+    shown = found if show_all else found[: limit or LISTED]
+    for a in shown:
         table.add_row(
             a.name,
             str(a.folders),
@@ -44,6 +45,7 @@ def accounts_cmd() -> None:
             _when(a.synced_at),
         )
     console.print(table)
+    say_more(len(shown), len(found), "accounts", narrower="", json=False)
 
 
 @cli.command("folders")
@@ -52,6 +54,8 @@ def folders_cmd(
     account: Annotated[
         str | None, typer.Argument(help="Only this account (as `chunksync accounts` lists it).")
     ] = None,
+    limit: Limit = None,
+    show_all: ShowAll = False,
 ) -> None:
     """List the folders the store holds, with counts and the last sync."""
     with open_app(create=False) as app:
@@ -64,7 +68,8 @@ def folders_cmd(
     table = Table(
         "account", "folder", "on server", "messages", "deleted on server", "MB", "last sync"
     )
-    for f in found:
+    shown = found if show_all else found[: limit or LISTED]
+    for f in shown:
         table.add_row(
             f.origin or f.account,
             f.folder,
@@ -75,3 +80,4 @@ def folders_cmd(
             _when(f.synced_at),
         )
     console.print(table)
+    say_more(len(shown), len(found), "folders", narrower="ACCOUNT for one account's", json=False)
