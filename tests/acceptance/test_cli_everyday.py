@@ -152,15 +152,9 @@ def test_ids_as_status_prints_them(tmp_path: Path) -> None:
     assert "did you mean --queue?" in hint
 
 
-def test_a_worker_without_a_handler_for_its_queues_says_so(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'sync.db'}"
-    with App(url) as app:
-
-        @app.handler("pages")
-        def fetch(ctx: object) -> int:
-            return 1
-
-        app.create_queue("pages://api.example.com", [{"page": 1}], name="pages")
+def worker_says(url: str) -> tuple[str, str]:
+    """A `chunksync worker` started on `url`: the first line it writes on stderr, and the rest
+    once a SIGTERM has stopped it."""
     cmd = [sys.executable, "-m", "chunksync", "--db", url, "worker", "--poll", "0.1"]
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env()
@@ -170,7 +164,20 @@ def test_a_worker_without_a_handler_for_its_queues_says_so(tmp_path: Path) -> No
         line = proc.stderr.readline()
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=60)
+        _, rest = proc.communicate(timeout=60)
+    return line, rest
+
+
+def test_a_worker_without_a_handler_for_its_queues_says_so(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'sync.db'}"
+    with App(url) as app:
+
+        @app.handler("pages")
+        def fetch(ctx: object) -> int:
+            return 1
+
+        app.create_queue("pages://api.example.com", [{"page": 1}], name="pages")
+    line, _ = worker_says(url)
     assert "no handler for queue pages (source kind 'pages')" in line
     assert "this worker has handlers for" in line and "--app" in line
 

@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 from chunksync.app import App
-from tests.acceptance.test_cli_everyday import clean_env, run
+from tests.acceptance.test_cli_everyday import run, worker_says
 
 QUEUES = 55
 
@@ -69,17 +66,7 @@ def test_scale_advice_puts_the_changes_first_and_says_how_many_more(tmp_path: Pa
 def test_a_worker_without_a_handler_says_so_once_a_kind(tmp_path: Path) -> None:
     """A fleet split by kinds: a worker for one kind said a line for each of another's
     thousands of queues at every start."""
-    url = many_queues(tmp_path)
-    cmd = [sys.executable, "-m", "chunksync", "--db", url, "worker", "--poll", "0.1"]
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env()
-    )
-    try:
-        assert proc.stderr is not None
-        line = proc.stderr.readline()
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        _, rest = proc.communicate(timeout=60)
+    line, rest = worker_says(many_queues(tmp_path))
     assert re.search(r"no handler for 55 queues \(q\d\d, \.\.\.\) \(source kind 'pages'\)", line)
     assert "no handler" not in rest
 
