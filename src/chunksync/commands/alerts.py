@@ -4,7 +4,7 @@ objectives, and how each objective stands)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -23,6 +23,9 @@ from chunksync.cli import (
 from chunksync.commands.ids import queue_id
 from chunksync.commands.output import row_json
 from chunksync.durations import format_duration
+
+if TYPE_CHECKING:
+    from chunksync.observe.capacity import SloStatus
 
 
 @cli.command("alerts")
@@ -119,6 +122,11 @@ def sla(
     if as_json:
         print_json([s.as_dict() for s in (report if limit is None else report[:limit])])
         return
+    _print_objectives(report, limit, show_all)
+
+
+def _print_objectives(report: list[SloStatus], limit: int | None, show_all: bool) -> None:
+    """Each objective's line, those burning their budget first, LISTED of them unless told."""
     burning = sorted(
         report, key=lambda s: (not s.alerts, 2.0 if s.budget_left is None else s.budget_left)
     )

@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from chunksync.app import App
 from chunksync.cli import (
     LISTED,
     Limit,
@@ -26,6 +27,7 @@ from chunksync.cli import (
 from chunksync.commands import output
 from chunksync.deps import view
 from chunksync.exceptions import NotFound
+from chunksync.models import Queue
 from chunksync.observe import health, tenant_health
 
 
@@ -44,16 +46,7 @@ def health_cmd(
     and per queue, newest first, its attempts, outcomes, categories and timing."""
     every = show_all or (as_json and limit is None)
     with open_app(create=False) as app:
-        if queue:
-            queues, total = [app.manager.get_queue(resolve_queue(app, queue))], 1
-        elif tenant is not None or every:
-            queues = app.manager.list_queues(tenant=tenant)
-            total = len(queues)
-        else:  # a queue's summary is a few reads: at 50,000 queues, all of them took 29 s
-            queues, total = app.manager.queue_page(limit or LISTED)
-        if tenant is not None and any(q.tenant != tenant for q in queues):
-            raise NotFound(f"tenant '{tenant}' has no queue '{queue}'")
-        queues = listed(queues, limit, every)
+        queues, total = _queues_of(app, queue, tenant, limit, every)
         summaries = [health.queue_summary(app.manager, q) for q in queues]
         system = health.system_summary(app.manager)
         scoped = tenant_health.tenant_summary(app.manager, tenant, system) if tenant else None
@@ -111,6 +104,23 @@ def health_cmd(
         console.print(view.table(first, now))
         if len(first) < len(deps):
             say(f"{len(first)} of {len(deps):,} {view.FIRST} shown: `chunksync deps --all` for all")
+
+
+def _queues_of(
+    app: App, queue: str | None, tenant: str | None, limit: int | None, every: bool
+) -> tuple[list[Queue], int]:
+    """The queues whose health is shown, and how many there are: the one named, else the
+    tenant's or every queue, cut to `limit` (LISTED) unless `every`. Without a tenant, a page of
+    them is read: a queue's summary is a few reads, and at 50,000 queues all of them took 29 s."""
+    if queue:
+        one = app.manager.get_queue(resolve_queue(app, queue))
+        if tenant is not None and one.tenant != tenant:
+            raise NotFound(f"tenant '{tenant}' has no queue '{queue}'")
+        return [one], 1
+    if tenant is not None or every:
+        queues = app.manager.list_queues(tenant=tenant)
+        return listed(queues, limit, every), len(queues)
+    return app.manager.queue_page(limit or LISTED)
 
 
 def _of(n: int, quota: int | None) -> str:

@@ -39,6 +39,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from chunksync.deps import view
+from chunksync.deps.store import Dependency
 from chunksync.exceptions import ConfigurationError
 from chunksync.manager import Manager
 from chunksync.models import ChunkStatus, Outcome
@@ -239,18 +240,28 @@ def dependency_metrics(manager: Manager, top: int = DEFAULT_TOP_DEPENDENCIES) ->
             waits.add_metric([*name, reason], n)
         probes.add_metric(name, dep.probes)
     if rest:
-        gauges["slots_in_use"].add_metric([OTHER], sum(d.slots_in_use for d in rest))
-        gauges["gated"].add_metric([OTHER], sum(int(d.state.gated) for d in rest))
-        for reason, n in (
-            ("connections", sum(d.cap_waits for d in rest)),
-            ("rate", sum(d.rate_waits for d in rest)),
-            ("gate", sum(d.gate_waits for d in rest)),
-        ):
-            waits.add_metric([OTHER, reason], n)
-        probes.add_metric([OTHER], sum(d.probes for d in rest))
+        _fold_dependencies(rest, gauges, waits, probes)
     yield from gauges.values()
     yield waits
     yield probes
+
+
+def _fold_dependencies(
+    rest: list[Dependency],
+    gauges: dict[str, GaugeMetricFamily],
+    waits: CounterMetricFamily,
+    probes: CounterMetricFamily,
+) -> None:
+    """The dependencies not named, summed under dependency="other" where a sum means something."""
+    gauges["slots_in_use"].add_metric([OTHER], sum(d.slots_in_use for d in rest))
+    gauges["gated"].add_metric([OTHER], sum(int(d.state.gated) for d in rest))
+    for reason, n in (
+        ("connections", sum(d.cap_waits for d in rest)),
+        ("rate", sum(d.rate_waits for d in rest)),
+        ("gate", sum(d.gate_waits for d in rest)),
+    ):
+        waits.add_metric([OTHER, reason], n)
+    probes.add_metric([OTHER], sum(d.probes for d in rest))
 
 
 def capacity_metrics(
