@@ -137,7 +137,8 @@ class Tracker:
             if read(ids[self._next]).status not in FINISHED_QUEUE:
                 return False
             self._next += 1
-        if all(read(q).status in FINISHED_QUEUE for q in ids):
+        self.last = [read(q) for q in ids]  # what outcomes() falls back on, the database away
+        if all(q.status in FINISHED_QUEUE for q in self.last):
             return True
         self._next = 0  # one reopened (a dead chunk retried): from the start again
         return False
