@@ -13,7 +13,8 @@ processes never announce the same alert twice: firing is an upsert that changes 
 the alert was not already firing, and only the process whose statement changed it notifies.
 Notifications go to the log and, optionally, to a webhook (a JSON POST through chunksync.webhooks:
 signed with CHUNKSYNC_ALERT_WEBHOOK_SECRET when set, retried on the project's own RetryPolicy
-backoff, on a background thread so maintenance never waits).
+backoff, on a background thread so maintenance never waits). More than STORM changes of one
+rule in one evaluation are announced as one event that counts them (`grouped`).
 Evaluated by the maintenance leader (see chunksync.runtime.upkeep) or on demand.
 """
 
