@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -45,9 +46,40 @@ class InFlight:
     spacing: float = 0.0  # at least this long after the slot's previous paced call
 
 
-def in_flight_key(item: InFlight) -> str:
-    """The key of a chunk in the worker's in-flight table: one claim of one chunk."""
-    return item.token + item.chunk.id
+class InFlightTable:
+    """The chunks a worker holds, from their claim until their result is written or they are
+    given back: what its heartbeat extends, and what its stop gives back. Once the stop has
+    taken them (`close`), a claim that returns later is refused (`hold` is False), so that its
+    caller gives its chunks back rather than leaving them leased until recovery."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[str, InFlight] = {}  # one claim of one chunk: token + chunk id
+        self._closed = False
+
+    def hold(self, items: list[InFlight]) -> bool:
+        with self._lock:
+            if self._closed:
+                return False
+            for item in items:
+                self._items[item.token + item.chunk.id] = item
+            return True
+
+    def drop(self, items: Iterable[InFlight]) -> None:
+        with self._lock:
+            for item in items:
+                self._items.pop(item.token + item.chunk.id, None)
+
+    def close(self) -> list[InFlight]:
+        """Every chunk still held, and no more holding from now on."""
+        with self._lock:
+            self._closed = True
+            items, self._items = list(self._items.values()), {}
+            return items
+
+    def leases(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return [(i.chunk.id, i.token) for i in self._items.values()]
 
 
 @dataclass(slots=True)

@@ -58,7 +58,7 @@ from chunksync.runtime.claims import Claims
 from chunksync.runtime.heartbeat import Heartbeat
 from chunksync.runtime.isolation import run_isolated
 from chunksync.runtime.measure import Efficiency, rss_bytes
-from chunksync.runtime.slot import InFlight, Reports, Running, Slot, in_flight_key
+from chunksync.runtime.slot import InFlight, InFlightTable, Reports, Running, Slot
 from chunksync.runtime.upkeep import Upkeep, recovery_every_s
 from chunksync.runtime.watchdog import ABANDONED, StopReport, Watchdog
 from chunksync.settings import Settings
@@ -123,8 +123,7 @@ class Worker:
         self._stopped = threading.Event()
         self._wake = threading.Event()
         self._lock = threading.Lock()
-        self._in_flight: dict[str, InFlight] = {}
-        self._leftovers_taken = False
+        self._held = InFlightTable()
         self._threads: list[threading.Thread] = []  # the heartbeat and the watchdog
         self._slot_threads: list[threading.Thread] = []
         self._slots: list[Slot] = []
@@ -166,7 +165,7 @@ class Worker:
             self.manager,
             self.id,
             self.lease_s,
-            self._leases_in_flight,
+            self._held.leases,
             self._stopping,
             self._stopped,
         )
@@ -228,10 +227,7 @@ class Worker:
         for t in slot_threads:
             report.waiting = f"slot {t.name} to end ({self._running_on(t)}, within the grace)"
             t.join(max(0.0, deadline - time.monotonic()))
-        with self._lock:
-            leftovers = list(self._in_flight.values())
-            self._in_flight.clear()
-            self._leftovers_taken = True  # a claim that returns later gives its chunks back
+        leftovers = self._held.close()  # a claim that returns later gives its chunks back
         if self._holds_heap:  # its slots are done: before anything below can fail
             self._holds_heap = False
             heap.release()
@@ -350,9 +346,8 @@ class Worker:
 
     def _release(self, items: list[InFlight]) -> None:
         """Give claimed chunks back, unrun or cancelled, their attempts refunded; one log line."""
+        self._held.drop(items)
         for item in items:
-            with self._lock:
-                self._in_flight.pop(in_flight_key(item), None)
             if item.ctx is not None:
                 item.ctx._cancel()
         self._claims.give_back([(i.chunk, i.token) for i in items])
@@ -380,12 +375,7 @@ class Worker:
                 ]
             else:  # by position, without a delay looked up per chunk: most claims are not paced
                 items += [InFlight(c, token, None, probe, now, spacing) for c in lease.chunks]
-        with self._lock:
-            late = self._leftovers_taken
-            if not late:
-                for item in items:
-                    self._in_flight[in_flight_key(item)] = item
-        if late:  # its stop gave back what the slots held while this claim waited for the database
+        if not self._held.hold(items):  # the stop gave back what the slots held meanwhile
             self._release(items)
             return []
         return items
@@ -551,9 +541,7 @@ class Worker:
                     a.outcome,
                     report.result.delay_s,
                 )
-        with self._lock:
-            for item, _ in reports:
-                self._in_flight.pop(in_flight_key(item), None)
+        self._held.drop(item for item, _ in reports)
         self._claims.report()  # what the batch charged, to its dependencies' shared rows
         if any(r.result.status is ChunkStatus.PENDING for _, r in reports):
             self._wake.set()
@@ -597,7 +585,3 @@ class Worker:
         if not due:
             return self.poll_s
         return max(0.0, min(self.poll_s, min(due) - now))
-
-    def _leases_in_flight(self) -> list[tuple[str, str]]:
-        with self._lock:
-            return [(i.chunk.id, i.token) for i in self._in_flight.values()]
