@@ -45,6 +45,7 @@ cli = typer.Typer(
 console = Console()
 err = Console(stderr=True, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
+_R = TypeVar("_R")
 
 
 class State:
@@ -83,9 +84,9 @@ Limit = Annotated[
 ShowAll = Annotated[bool, typer.Option("--all", help="Show every one.")]
 
 
-def listed(queues: list[Queue], limit: int | None, show_all: bool) -> list[Queue]:
-    """The queues a table shows: all of them, or the first `limit` (LISTED by default)."""
-    return queues if show_all else queues[: limit or LISTED]
+def listed(rows: list[_R], limit: int | None, show_all: bool) -> list[_R]:
+    """The rows a listing shows: all of them, or the first `limit` (LISTED by default)."""
+    return rows if show_all else rows[: limit or LISTED]
 
 
 def say_more(
@@ -468,7 +469,7 @@ def status(
         else:  # one page, its totals counted for its queues alone
             queues, total = app.manager.queue_page(limit or LISTED)
     if as_json:
-        print_json([output.queue_json(q) for q in listed(queues, limit, limit is None)])
+        print_json([output.queue_json(q) for q in queues[:limit]])
         return
     if not queues:
         console.print("no queues yet")

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from chunksync.cli import (
-    LISTED,
     Limit,
     ShowAll,
     cli,
     console,
     duration,
     friendly,
+    listed,
     open_app,
     print_json,
     say_more,
@@ -60,10 +60,10 @@ def alerts_cmd(
                     console.print(f"{event.state}: {event.key}: {event.message}", markup=False)
         rows = alerts.firing(app.manager)
     if as_json:
-        print_json([row_json(r) for r in (rows if limit is None else rows[:limit])])
+        print_json([row_json(r) for r in rows[:limit]])
         return
     worst = sorted(rows, key=lambda r: r["severity"] != "critical")  # stable: their order kept
-    shown = worst if show_all else worst[: limit or LISTED]
+    shown = listed(worst, limit, show_all)
     for r in shown:
         console.print(f"[{r['severity']}] {r['key']}: {r['message']}", markup=False)
     console.print(f"{len(rows)} alert(s) firing")
@@ -120,7 +120,7 @@ def sla(
             console.print(f"queue {queue}: SLA {_shown(seconds, 'removed')}", markup=False)
             return
     if as_json:
-        print_json([s.as_dict() for s in (report if limit is None else report[:limit])])
+        print_json([s.as_dict() for s in report[:limit]])
         return
     _print_objectives(report, limit, show_all)
 
@@ -130,7 +130,7 @@ def _print_objectives(report: list[SloStatus], limit: int | None, show_all: bool
     burning = sorted(
         report, key=lambda s: (not s.alerts, 2.0 if s.budget_left is None else s.budget_left)
     )
-    shown = burning if show_all else burning[: limit or LISTED]
+    shown = listed(burning, limit, show_all)
     for s in shown:
         now = "no events" if s.bad_share_1h is None else f"{1 - s.bad_share_1h:.1%} within"
         left = "n/a" if s.budget_left is None else f"{s.budget_left:.0%}"

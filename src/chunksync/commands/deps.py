@@ -16,12 +16,12 @@ import typer
 
 from chunksync.backends.base import Backend
 from chunksync.cli import (
-    LISTED,
     Limit,
     ShowAll,
     cli,
     console,
     friendly,
+    listed,
     open_app,
     print_json,
     say,
@@ -63,13 +63,13 @@ def deps_list(
         found = app.deps.all()
         now = app.manager.now()
     if as_json:
-        print_json([view.shown(d, now) for d in (found if limit is None else found[:limit])])
+        print_json([view.shown(d, now) for d in found[:limit]])
         return
     if not found:
         console.print("no dependencies yet: a queue or a declaration makes one")
         return
     first = view.by_concern(found)
-    shown = first if show_all else first[: limit or LISTED]
+    shown = listed(first, limit, show_all)
     console.print(view.table(shown, now))
     say_more(len(shown), len(found), view.FIRST, narrower="")
 

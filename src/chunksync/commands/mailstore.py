@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from chunksync.cli import LISTED, Limit, ShowAll, cli, console, friendly, open_app, say_more
+from chunksync.cli import Limit, ShowAll, cli, console, friendly, listed, open_app, say_more
 from chunksync.store import MessageStore
 from chunksync.store.accounts import account_summaries, folder_summaries, resolve_account
 
@@ -34,7 +34,7 @@ def accounts_cmd(limit: Limit = None, show_all: ShowAll = False) -> None:
         console.print("the store holds no mail yet: run `chunksync sync URI`")
         return
     table = Table("account", "folders", "messages", "deleted on server", "MB", "last sync")
-    shown = found if show_all else found[: limit or LISTED]
+    shown = listed(found, limit, show_all)
     for a in shown:
         table.add_row(
             a.name,
@@ -68,7 +68,7 @@ def folders_cmd(
     table = Table(
         "account", "folder", "on server", "messages", "deleted on server", "MB", "last sync"
     )
-    shown = found if show_all else found[: limit or LISTED]
+    shown = listed(found, limit, show_all)
     for f in shown:
         table.add_row(
             f.origin or f.account,

@@ -8,12 +8,12 @@ from typing import Annotated
 import typer
 
 from chunksync.cli import (
-    LISTED,
     Limit,
     ShowAll,
     cli,
     console,
     friendly,
+    listed,
     open_app,
     print_json,
     say_more,
@@ -52,11 +52,11 @@ def scale_advice_cmd(
             horizon_min=horizon,
         )
     if as_json:
-        print_json([a.as_dict() for a in (advice if limit is None else advice[:limit])])
+        print_json([a.as_dict() for a in advice[:limit]])
         return
     # The advice that asks for a change first: at 50,000 queues, one line each took 25 s.
     urgent = by_urgency(advice)
-    shown = urgent if show_all else urgent[: limit or LISTED]
+    shown = listed(urgent, limit, show_all)
     for a in shown:
         service = f"{a.service_s:.3g} s" if a.service_s else "unmeasured"
         drain = "never" if a.drain_s is None else f"{a.drain_s:.0f} s"

@@ -16,13 +16,13 @@ import typer
 from rich.table import Table
 
 from chunksync.cli import (
-    LISTED,
     Limit,
     ShowAll,
     cli,
     console,
     err,
     friendly,
+    listed,
     open_app,
     print_json,
     say_more,
@@ -55,15 +55,15 @@ def tenants_list(
         found = app.manager.tenants.all()
     if as_json:
         rows = [{**shown(t.policy), "pending": t.pending, "in_flight": t.in_flight} for t in found]
-        print_json(rows if limit is None else rows[:limit])
+        print_json(rows[:limit])  # every one unless told
         return
     if not found:
         console.print("no tenants yet: a queue or `chunksync tenants set` makes one")
         return
     busiest = sorted(found, key=lambda t: (-(t.pending + t.in_flight), t.policy.id))
-    listed = busiest if show_all else busiest[: limit or LISTED]
-    console.print(_table(listed))
-    say_more(len(listed), len(found), "tenants (the busiest first)", narrower="")
+    first = listed(busiest, limit, show_all)
+    console.print(_table(first))
+    say_more(len(first), len(found), "tenants (the busiest first)", narrower="")
 
 
 @tenants_cli.command("set")

@@ -29,7 +29,7 @@ def capacity_data(request: Request, limit: int | None) -> dict[str, Any]:
     )
     return {
         "objectives": [s.as_dict() for s in capacity.slo_report(app.manager)],
-        "advice": [a.as_dict() for a in (advice if limit is None else advice[:limit])],
+        "advice": [a.as_dict() for a in advice[:limit]],
         "advice_total": len(advice),
         "advice_ok": sum(a.verdict == "ok" for a in advice),
         "evidence": [e.as_dict() for e in capacity.degradations(app.manager)],
