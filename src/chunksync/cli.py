@@ -369,6 +369,15 @@ def worker(
             help='A TOML file whose [dependencies."NAME"] tables declare limits (repeatable).',
         ),
     ] = None,
+    db_connections: Annotated[
+        int | None,
+        typer.Option(
+            "--db-connections",
+            min=1,
+            help="PostgreSQL connections its slots and heartbeat may use at once (default: "
+            "slots + 1, at most 4; one more listens for work).",
+        ),
+    ] = None,
 ) -> None:
     """Process chunks until stopped (SIGTERM or Ctrl-C stop gracefully)."""
     if lease <= 0 or poll <= 0:
@@ -386,6 +395,7 @@ def worker(
             lease_s=lease,
             poll_s=poll,
             handler_timeout_s=handler_timeout or None,
+            db_connections=db_connections,
         )
         console.print(f"worker {w.id} running with {concurrency} slot(s); Ctrl-C stops it")
         if until_done:

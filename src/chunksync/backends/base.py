@@ -164,6 +164,12 @@ class Backend(abc.ABC):
     def close(self) -> None:
         """Close every connection."""
 
+    def use_connections(self, n: int) -> None:
+        """Let up to `n` threads of this process run statements at once (a worker's slots and
+        its heartbeat). A pooled backend grows its pool to `n` unless its size was given when it
+        was opened; it never shrinks it. SQLite gives each thread its own connection already."""
+        return None
+
     def subscribe_work(self, wake: Callable[[], None]) -> Callable[[], None]:
         """Call `wake()` when chunks may have become runnable; returns an unsubscribe function.
         Backends without notifications (SQLite) rely on polling alone."""

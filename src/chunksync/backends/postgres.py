@@ -1,10 +1,15 @@
-"""PostgreSQL backend: psycopg 3, at most two connections per process, LISTEN/NOTIFY wake-ups.
+"""PostgreSQL backend: psycopg 3, at most five connections per process, LISTEN/NOTIFY wake-ups.
 
-Connections, whatever the worker's concurrency:
+Connections:
 
-1. the *pool* (psycopg_pool, `max_size=1` by default): every named query. Slots and the
-   heartbeat take turns on it; a statement is a millisecond, a handler is much longer. A thread
-   already inside a transaction joins it, so nested use never waits for a second connection.
+1. the *pool* (psycopg_pool): every named query. One connection until a worker starts; then
+   room for its slots and its heartbeat (`use_connections`: by default slots + 1, at most 4,
+   chunksync.runtime.worker.DB_CONNECTIONS_MAX), opened only when a thread waits for
+   one and closed after ten idle minutes. A slot's claim behind a lock no longer holds up the
+   heartbeat, and fast chunks' slots do not queue for one connection (four slots on one
+   spent 59% of their time waiting for it). `pool_size` given when the backend is opened fixes
+   the size. A thread already inside a transaction joins it, so nested use never waits for a
+   second connection.
 2. the *control* connection (autocommit, opened on first use by a worker): it LISTENs on
    `chunksync_work`, which triggers notify when a chunk becomes runnable, and holds the session
    advisory lock that elects the one process running maintenance. A process that dies closes
@@ -50,7 +55,7 @@ from chunksync.ids import uuid_text
 from chunksync.redact import redact_url
 
 DIALECT = "postgres"
-POOL_SIZE = 1  # plus the control connection: two per process
+POOL_SIZE = 1  # until a worker asks for more (use_connections); plus the control connection
 POOL_TIMEOUT_SECONDS = 30.0
 CONNECT_TIMEOUT_SECONDS = 10
 KEEPALIVE_IDLE_SECONDS = 10  # a host that vanishes loses its maintenance lock within ~30 s
@@ -217,7 +222,8 @@ class PostgresSession(Session):
 class PostgresBackend(Backend):
     """PostgreSQL from a `postgresql://user:password@host:port/dbname` URL.
 
-    Options: `pool_size` (connections for queries, default 1), `pool_timeout_s`,
+    Options: `pool_size` (connections for queries, fixed; by default 1, grown for a worker's
+    slots by `use_connections`), `pool_timeout_s`,
     `connect_timeout`, `notify` (LISTEN for wake-ups, default True), `application_name`,
     `tenant` (the tenant every connection sees under row-level security; '*', the default,
     is every tenant).
@@ -246,6 +252,7 @@ class PostgresBackend(Backend):
         self._control: _Control | None = None
         self._control_lock = threading.Lock()
         self._closed = False
+        self._pool_fixed = "pool_size" in options
         self._connect_first(create)
         if migrate:
             self.migrate()
@@ -501,6 +508,11 @@ class PostgresBackend(Backend):
             control.want_leader = True
             control.tried.wait(LEADER_FIRST_TRY_SECONDS)
         return control.leader
+
+    def use_connections(self, n: int) -> None:
+        if self._pool_fixed or n <= self._pool.max_size:
+            return
+        self._pool.resize(min_size=self._pool.min_size, max_size=n)
 
     def close(self) -> None:
         if self._view:

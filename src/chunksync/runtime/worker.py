@@ -74,6 +74,9 @@ POLL_SECONDS = 1.0
 HANDLER_TIMEOUT_SECONDS = 300.0
 SHUTDOWN_GRACE_SECONDS = 30.0
 MAX_CLAIM_BATCH = 512
+# A worker's statements may run on this many pooled connections at once by default (its slots
+# and its heartbeat, slots + 1 at most this); `db_connections` sets it (Backend.use_connections).
+DB_CONNECTIONS_MAX = 4
 
 
 class Worker:
@@ -98,13 +101,15 @@ class Worker:
         time_scale: float = 1.0,
         worker_id: str | None = None,
         isolate: Mapping[str, float] | None = None,
+        db_connections: int | None = None,
     ) -> None:
-        if concurrency < 1 or batch < 1:
-            raise ValueError("concurrency and batch must be at least 1")
+        if concurrency < 1 or batch < 1 or (db_connections is not None and db_connections < 1):
+            raise ValueError("concurrency, batch and db_connections must be at least 1")
         self.manager = manager
         self.registry = registry
         self.settings = settings or Settings()
         self.concurrency = concurrency
+        self.db_connections = db_connections or min(concurrency + 1, DB_CONNECTIONS_MAX)
         # One queue's worker: an id that names no queue is refused here, in one sentence (it
         # claimed nothing, and PostgreSQL refused each claim of a text that is no uuid).
         self.queue_id = None if queue_id is None else manager.queue_row(queue_id).id
@@ -159,6 +164,7 @@ class Worker:
     # --- lifecycle -----------------------------------------------------------------
 
     def start(self) -> None:
+        self.manager.backend.use_connections(self.db_connections)
         self._register()
         log.info("worker %s started with %d slot(s)", self.id, self.concurrency)
         heartbeat = Heartbeat(
