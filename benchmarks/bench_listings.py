@@ -8,6 +8,7 @@ Each figure is the median of RUNS turns of the real CLI in a subprocess (its sta
 - `status`: the first 50 queues with their totals, and how many more there are;
 - `status_json`: every queue as JSON;
 - `health`: the system's state and the first 50 queues' health;
+- `health_json`: every queue's health as JSON (25 s before session 34: a statement a queue);
 - `scale_advice`: every active queue's advice computed, the 50 asking for a change first shown;
 - `metrics`: one scrape of /metrics (`chunksync.observe.metrics.render`), and its series.
 
@@ -108,6 +109,7 @@ def main() -> int:
             "status": cli_seconds(url, "status"),
             "status_json": cli_seconds(url, "status", "--json"),
             "health": cli_seconds(url, "health"),
+            "health_json": cli_seconds(url, "health", "--json"),
             "scale_advice": cli_seconds(url, "scale-advice"),
         }
         figures["metrics"], series = scrape(url)

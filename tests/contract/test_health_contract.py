@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import uuid
 from typing import Any
 
 import pytest
@@ -166,3 +168,26 @@ def test_a_list_of_summaries_agrees_with_each_summary(measured: App) -> None:
                 assert mine == pytest.approx(theirs, **tolerance), key
         assert got == one
     assert listing.queue_summaries(measured.manager, []) == []
+
+
+def test_many_summaries_read_at_once_are_each_summary(
+    measured: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`health` over many queues reads their summaries a page at a time (one statement a page
+    on PostgreSQL): the same figures as each queue's own, p95 included, in the order asked,
+    a queue removed since it was listed (an id that names none) left out."""
+    measured.create_queue("job://waiting", [{}] * 2)
+    kept = measured.manager.list_queues()
+    gone = dataclasses.replace(kept[0], id=str(uuid.uuid4()))  # names no queue
+    monkeypatch.setattr(health, "SUMMARY_PAGE", 2)  # 3 queues: a page of 2, then 1
+    many = health.queue_summaries(measured.manager, [kept[0], gone, kept[1]])
+    assert [s.queue_id for s in many] == [q.id for q in kept]
+    for q, s in zip(kept, many, strict=True):
+        one, got = health.queue_summary(measured.manager, q).as_dict(), s.as_dict()
+        for key in ("oldest_pending_age_s", "throughput_chunks_per_s", "eta_s"):  # over "now"
+            mine, theirs = got.pop(key), one.pop(key)
+            assert (mine is None) == (theirs is None), key
+            if theirs is not None:
+                assert mine == pytest.approx(theirs, abs=1.0, rel=0.05), key
+        assert got == one
+    assert health.queue_summaries(measured.manager, []) == []

@@ -47,7 +47,7 @@ def health_cmd(
     every = show_all or (as_json and limit is None)
     with open_app(create=False) as app:
         queues, total = _queues_of(app, queue, tenant, limit, every)
-        summaries = [health.queue_summary(app.manager, q) for q in queues]
+        summaries = health.queue_summaries(app.manager, queues)
         system = health.system_summary(app.manager)
         scoped = tenant_health.tenant_summary(app.manager, tenant, system) if tenant else None
         deps, now = app.deps.all(), app.manager.now()

@@ -11,6 +11,7 @@ chunksync.observe.trends.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from chunksync.observe.readers import reader_for
 from chunksync.observe.trends import dependency_health
 
 THRESHOLDS_ENV = "CHUNKSYNC_HEALTH_CONFIG"  # a TOML file with a [health] table
+SUMMARY_PAGE = 1000  # queues' summaries a read (queue_summaries)
 
 
 def queue_summary(manager: Manager, queue: Queue | str) -> QueueSummary:
@@ -42,6 +44,18 @@ def queue_summary(manager: Manager, queue: Queue | str) -> QueueSummary:
         except NotFound:
             queue_id = manager.get_queue(queue).id  # by name
     return reader_for(manager.backend).queue_summary(manager, queue_id)
+
+
+def queue_summaries(manager: Manager, queues: Sequence[Queue]) -> list[QueueSummary]:
+    """The summaries of `queues` that still exist, in order, as `queue_summary` reads each,
+    SUMMARY_PAGE queues a read (the dashboard's lists read theirs from the rollups' histograms:
+    chunksync.observe.listing)."""
+    ids = [q.id for q in queues]
+    reader = reader_for(manager.backend)
+    found: list[QueueSummary] = []
+    for start in range(0, len(ids), SUMMARY_PAGE):
+        found.extend(reader.queue_summaries(manager, ids[start : start + SUMMARY_PAGE]))
+    return found
 
 
 def system_summary(

