@@ -133,12 +133,17 @@ def _connections(url: str) -> dict[str, int]:
     return {str(name): int(n) for name, n in rows}
 
 
-def test_a_worker_process_uses_at_most_two_connections(pg_url: str) -> None:
+@pytest.mark.parametrize(("db_connections", "most"), [(None, 5), (1, 2)])
+def test_a_worker_process_uses_at_most_its_connections(
+    pg_url: str, db_connections: int | None, most: int
+) -> None:
+    """Eight slots: a pool of at most four (slots + 1, capped), or the one asked for, and the
+    connection that listens for work."""
     with App(pg_url) as app:
         gate = threading.Event()
         app.handler("slow")(lambda ctx: gate.wait(5) and None)
         queue = app.create_queue("slow", payloads=list(range(40)))
-        worker = app.worker(concurrency=8, poll_s=0.05, batch=2)
+        worker = app.worker(concurrency=8, poll_s=0.05, batch=2, db_connections=db_connections)
         seen: list[dict[str, int]] = []
         worker.start()
         try:
@@ -151,7 +156,7 @@ def test_a_worker_process_uses_at_most_two_connections(pg_url: str) -> None:
         finally:
             gate.set()
             worker.stop()
-    assert seen and max(n for sample in seen for n in sample.values()) <= 2
+    assert seen and max(n for sample in seen for n in sample.values()) <= most
     assert len({name for sample in seen for name in sample}) == 1
 
 

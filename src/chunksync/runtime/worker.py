@@ -548,7 +548,8 @@ class Worker:
                     report.result.delay_s,
                 )
         self._held.drop(item for item, _ in reports)
-        self._claims.report()  # what the batch charged, to its dependencies' shared rows
+        # What the batch charged, to its dependencies' shared rows.
+        self._claims.report(self._dependency_of_queue.get(i.chunk.queue_id) for i, _ in reports)
         if any(r.result.status is ChunkStatus.PENDING for _, r in reports):
             self._wake.set()
 
