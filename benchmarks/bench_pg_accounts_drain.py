@@ -9,9 +9,10 @@ batch). In turns, RUNS of each, a fresh database each run; medians.
 
 Prints `accounts_drain_chunks_per_s_<case>=`, `accounts_worker_cpu_us_per_chunk_<case>=` (this
 process's CPU over the drain, over the chunks) and last `accounts_drain_ratio=` (capped over
-plain). Before 2026-12-07 (session 34): at 5,000 accounts 205 chunks/s capped, with one pooled
-connection for four slots, every budget reported after every batch, the list of limited
-dependencies read five times a second, and a claim in two finding its account drained.
+plain). Before 2026-12-07 (session 34), at 5,000 accounts: 205 chunks/s capped (now ~3,000),
+with one pooled connection for four slots, every budget reported after every batch, the list
+of limited dependencies read five times a second, a claim in two finding its account drained,
+and a pass over every account at each claim.
 """
 
 from __future__ import annotations

@@ -17,6 +17,8 @@ from chunksync.deps.gate import Flow
 from chunksync.deps.model import Limits
 from chunksync.deps.store import DependencyStore
 from chunksync.manager import Manager
+from chunksync.models import Attempt, ChunkStatus, ErrorCategory, Outcome
+from chunksync.results import FinishResult
 from chunksync.retry import StressConfig
 from chunksync.runtime import claims as claims_module
 from chunksync.runtime.claims import Claims
@@ -120,3 +122,43 @@ def test_a_batch_reports_its_own_dependencies_and_every_budget_each_second(
     monkeypatch.setattr(claims_module, "REPORT_ALL_SECONDS", 0.0)
     claims.report([first])
     assert store.get(second).state.flow is Flow.PROBING  # every budget's, at its interval
+
+
+def test_an_account_whose_chunks_all_wait_costs_a_read_not_a_claim(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A provider's backoff: the account's queue is active, its chunk waits an hour. Each read
+    of the list of limited dependencies used to cost every worker a claim's transaction for
+    each such account (some ten statements); the list now says which have a runnable chunk."""
+    account = capped(app, "u1@mail.example", 1)
+    got = DependencyStore(app.backend).claim(
+        account, worker_id="w0", kinds=KINDS, limit=1, lease_s=30.0, config=CONFIG
+    )
+    [chunk] = got.chunks
+    waits = FinishResult(
+        ChunkStatus.PENDING, Outcome.RETRIED, delay_s=3600.0, category=ErrorCategory.RATE_LIMIT
+    )
+    attempt = Attempt(
+        chunk_id=chunk.id, queue_id=chunk.queue_id, tenant=chunk.tenant, worker_id="w0",
+        attempt=chunk.attempts, started_at=0.0, finished_at=1.0, outcome=Outcome.RETRIED,
+        category=ErrorCategory.RATE_LIMIT, retry_delay_s=3600.0,
+    )  # fmt: skip
+    assert app.manager.finish(chunk, got.token, waits, attempt)
+    DependencyStore(app.backend).release_permit(str(got.permit))
+    claims = Claims(app.manager, app.budgets, worker_id="w1", lease_s=30.0)
+    counted = Counted(monkeypatch)
+    ready: list[str] = []
+    read = DependencyStore.ready
+
+    def counted_ready(store: DependencyStore, name: str, *args: Any) -> tuple[int, bool]:
+        ready.append(name)
+        return read(store, name, *args)
+
+    monkeypatch.setattr(DependencyStore, "ready", counted_ready)
+    assert account in claims.special()  # its queue is active, and the list says it waits
+    assert claim(claims) == [] and claim(claims) == []
+    assert counted.dependency == [] and ready == []  # no claim, no read, until the next list
+    # Found runnable by the list, drained since (another worker's claim): one read, no claim.
+    claims._drained.clear()
+    assert claim(claims) == [] and claim(claims) == []
+    assert counted.dependency == [] and ready == [account]

@@ -320,6 +320,15 @@ class DependencyStore:
         used = self.backend.fetch_one("deps_in_use", {"name": name})
         return cap - int(used["n"] if used else 0)
 
+    def ready(
+        self, name: str, kinds: Sequence[str], queue_id: str | None = None
+    ) -> tuple[int, bool]:
+        """Without a lock or a write: the dependency's slots in use, and whether a chunk of its
+        active queues of `kinds` (of `queue_id`'s alone when given) is runnable now."""
+        params = {"name": name, "kinds": self._list(kinds), "queue_id": queue_id}
+        row = self.backend.fetch_one("deps_ready", params)
+        return (int(row["n"]), bool(row["runnable"])) if row else (0, False)
+
     def release_permit(self, permit: str) -> None:
         self.backend.execute("deps_permit_release", {"id": permit})
 

@@ -45,3 +45,13 @@ room AS MATERIALIZED (
 -- The conditions on a queue `q` that the plain claim (claim_chunks) may claim from, as a boolean expression: active, of a kind this worker handles, not in :exclude, and its dependency not among the claim's `held` ones (limited or gated: claimed by claim_chunks_of). The claim adds :queue_id's own condition where it applies.
 q.status = 'active' AND q.kind = ANY(:kinds::text[]) AND q.id <> ALL(:exclude::uuid[])
 AND (q.dependency IS NULL OR q.dependency NOT IN (SELECT name FROM held))
+
+-- dependency_in_use --
+-- One dependency's (:name) slots in use, as an expression: its live connection permits plus the extra slots of running chunks.
+(SELECT COUNT(*) FROM dependency_permits p
+        WHERE p.dependency = :name AND (p.expires_at > NOW() OR EXISTS (
+            SELECT 1 FROM chunks c WHERE c.id = p.chunk_id AND c.lease_token = p.lease_token
+              AND c.status = 'processing')))
+     + (SELECT COUNT(*) FROM dependency_slots s JOIN chunks c
+          ON c.id = s.chunk_id AND c.lease_token = s.lease_token AND c.status = 'processing'
+        WHERE s.dependency = :name)

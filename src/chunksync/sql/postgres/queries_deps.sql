@@ -56,7 +56,18 @@ ORDER BY d.name;
 -- The dependencies a claim must treat apart (limited, gated, or with a budget below full) that have an active queue, one row each.
 -- Until 2026-12-07 a row for each active queue, which the claim then named: read by every worker
 -- process every 0.2 s, 236 ms at 50,000 active queues of one capped dependency.
-SELECT d.*, NOW() AS now
+-- `runnable`: whether a chunk of its active queues is runnable now, read in its claim group
+-- (a gated dependency without limits: true, its probe's claim reads the plain order); a worker
+-- claims from the others only after its next read (an account's chunks in a provider's backoff
+-- cost each worker a claim each at every read of this list until 2026-12-07).
+SELECT d.*, NOW() AS now,
+       CASE WHEN d.connections IS NULL AND d.rate_units IS NULL THEN true
+            ELSE EXISTS (SELECT 1 FROM chunks c
+                         WHERE c.claim_group = d.name AND c.status = 'pending'
+                           AND c.run_after <= NOW()
+                           AND COALESCE((SELECT true FROM queues q
+                                         WHERE q.id = c.queue_id AND q.status = 'active'
+                                           AND q.dependency = d.name), false)) END AS runnable
 FROM dependencies d
 WHERE (d.connections IS NOT NULL OR d.rate_units IS NOT NULL OR d.flow <> 'ok'
        OR d.tokens IS NOT NULL)
@@ -64,13 +75,28 @@ WHERE (d.connections IS NOT NULL OR d.rate_units IS NOT NULL OR d.flow <> 'ok'
 
 -- deps_in_use --
 -- The slots of one dependency in use: its live connection permits plus the extra slots of running chunks.
-SELECT (SELECT COUNT(*) FROM dependency_permits p
-        WHERE p.dependency = :name AND (p.expires_at > NOW() OR EXISTS (
-            SELECT 1 FROM chunks c WHERE c.id = p.chunk_id AND c.lease_token = p.lease_token
-              AND c.status = 'processing')))
-     + (SELECT COUNT(*) FROM dependency_slots s JOIN chunks c
-          ON c.id = s.chunk_id AND c.lease_token = s.lease_token AND c.status = 'processing'
-        WHERE s.dependency = :name) AS n;
+SELECT
+    -- include dependency_in_use --
+    AS n;
+
+-- deps_ready --
+-- Before a claim of one dependency, without a lock or a write: its slots in use (as deps_in_use) and whether a chunk of its active queues of these kinds is runnable now (as claim_chunks_of finds them, tenants' quotas aside).
+-- An account whose chunks all wait (a provider's backoff) costs a worker this read, not a claim's
+-- transaction of some ten statements, at each read of the list of limited dependencies.
+SELECT
+    -- include dependency_in_use --
+    AS n,
+       -- A gated dependency without limits (group ''): true, its claim reads the plain order.
+       CASE WHEN chunksync_claim_group(:name::text) = '' THEN true
+            ELSE EXISTS (SELECT 1 FROM chunks c
+                         WHERE c.claim_group = :name::text
+                           AND c.status = 'pending' AND c.run_after <= NOW()
+                           AND (:queue_id::uuid IS NULL OR c.queue_id = :queue_id::uuid)
+                           AND COALESCE((SELECT true FROM queues q
+                                         WHERE q.id = c.queue_id AND q.status = 'active'
+                                           AND q.kind = ANY(:kinds::text[])
+                                           AND q.dependency = :name::text), false)) END
+       AS runnable;
 
 -- deps_slots_sweep --
 -- Forget the extra slots of chunks that no longer run under the lease that took them.

@@ -19,3 +19,13 @@ room(tenant, n) AS (
         SELECT COUNT(*) FROM chunks p WHERE p.tenant = t.id AND p.status = 'processing')
     FROM tenants t WHERE t.max_in_flight IS NOT NULL
 )
+
+-- dependency_in_use --
+-- One dependency's (:name) slots in use, as an expression: its live connection permits plus the extra slots of running chunks.
+(SELECT COUNT(*) FROM dependency_permits p
+        WHERE p.dependency = :name AND (p.expires_at > NOW() OR EXISTS (
+            SELECT 1 FROM chunks c WHERE c.id = p.chunk_id AND c.lease_token = p.lease_token
+              AND c.status = 'processing')))
+     + (SELECT COUNT(*) FROM dependency_slots s JOIN chunks c
+          ON c.id = s.chunk_id AND c.lease_token = s.lease_token AND c.status = 'processing'
+        WHERE s.dependency = :name)
