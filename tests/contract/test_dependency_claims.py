@@ -7,6 +7,7 @@ beside each dependency's claim cost the database more than that claim."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -162,3 +163,19 @@ def test_an_account_whose_chunks_all_wait_costs_a_read_not_a_claim(
     claims._drained.clear()
     assert claim(claims) == [] and claim(claims) == []
     assert counted.dependency == [] and ready == [account]
+
+
+def test_a_permit_of_an_account_gone_from_the_list_goes_back(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An account whose queue finished drops out of the list of limited dependencies: a permit
+    still held for it goes back at the slot's next claim, not when it expires."""
+    account = capped(app, "u1@mail.example", 3)
+    claims = Claims(app.manager, app.budgets, worker_id="w1", lease_s=30.0)
+    assert len(claim(claims, limit=3)) == 3  # all of them: not marked drained
+    claims._drained.clear()  # as if the list were read again meanwhile ...
+    claims._special = {}  # ... without the account (its queue finished)
+    claims._read_at = time.monotonic() + 3600  # and not read again in this claim
+    assert DependencyStore(app.backend).free_slots(account, 1) == 0
+    assert claim(claims) == []
+    assert DependencyStore(app.backend).free_slots(account, 1) == 1

@@ -260,12 +260,18 @@ class Claims:
         return got
 
     def _give_back_drained(self) -> None:
-        """Give back this slot thread's permits of dependencies found drained: the chunks they
-        were held for have run (the slot claims again only then), and a claim would find nothing
-        and give the permit back, in a transaction of some ten statements, not one."""
+        """Give back this slot thread's permits of dependencies found drained, or gone from the
+        list (no active queue): the chunks they were held for have run (the slot claims again
+        only then), and a claim would find nothing and give the permit back, in a transaction
+        of some ten statements, not one (a dependency gone from the list was never claimed
+        again: its permit stayed until it expired)."""
         me = threading.get_ident()
         with self._lock:
-            keys = [key for key in self._permits if key[0] == me and key[1] in self._drained]
+            keys = [
+                (thread, name)
+                for thread, name in self._permits
+                if thread == me and (name in self._drained or name not in self._special)
+            ]
             back = [(name, self._permits.pop((thread, name))) for thread, name in keys]
         for name, permit in back:
             try:
