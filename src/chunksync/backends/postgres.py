@@ -1,4 +1,4 @@
-"""PostgreSQL backend: psycopg 3, at most five connections per process, LISTEN/NOTIFY wake-ups.
+"""PostgreSQL backend: psycopg 3, by default at most five connections a process, LISTEN/NOTIFY.
 
 Connections:
 

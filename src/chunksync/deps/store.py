@@ -315,8 +315,8 @@ class DependencyStore:
         return (1 if verdict is Gate.PROBE else limit), None, 0.0
 
     def free_slots(self, name: str, cap: int) -> int:
-        """The cap's room as an unlocked read sees it: a claim that would only find it full
-        need not lock and write the row (its wait is counted by the caller)."""
+        """The cap's room as an unlocked read sees it (what an operator or a test reads; a
+        worker's claim reads it with the dependency's readiness in one statement: `ready`)."""
         used = self.backend.fetch_one("deps_in_use", {"name": name})
         return cap - int(used["n"] if used else 0)
 
