@@ -63,17 +63,23 @@ class Helpers:
     def __init__(self, url: str, count: int) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
         self._working: set[int] = set()
+        self._url = url
+        self.add(count)
+        _stop_waiting()  # prestarted beyond what this run may use
+
+    def add(self, count: int) -> None:
+        """`count` helpers more: prestarted ones first, then new ones (started now, they join
+        the work once they have imported the engine)."""
         for _ in range(max(0, count)):
             proc = _waiting.pop(0) if _waiting else _spawn()
             assert proc.stdin is not None
             # The URL goes through the pipe, not argv: it may hold a password.
             try:
-                pickle.dump(url, proc.stdin)
+                pickle.dump(self._url, proc.stdin)
                 proc.stdin.flush()
             except OSError:  # it died at once; its share of the work stays with the others
                 pass
             self.procs.append(proc)
-        _stop_waiting()  # prestarted beyond what this run may use
 
     def go(self, work: Work, count: int | None = None) -> None:
         """Put `count` helpers (default: all) to work; dismiss the others."""

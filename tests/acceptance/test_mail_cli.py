@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from chunksync.commands.mail import EXTRA_PROCESS_MESSAGES
 from tests.chaos.proxy import FaultyProxy
 from tests.servers.dovecot import Mailbox, start_dovecot
 
@@ -78,6 +79,32 @@ def test_sync_in_two_processes_stores_each_message_once(sqlite_url: str, mailbox
         pids = {w.split(":")[1] for w in workers}
     assert stored == sorted(raws)  # every message, byte-exact, once
     assert len(pids) == 2, workers  # the helper process did its share
+
+
+@pytest.mark.imap
+def test_a_large_imap_sync_runs_a_process_more_than_the_cores(
+    sqlite_url: str, mailbox: Mailbox
+) -> None:
+    """Past EXTRA_PROCESS_MESSAGES an IMAP sync gets one process more than the cores (at most
+    the connection cap, 4 here). The extra helper is started after planning, beyond those the
+    command line prestarted, and does its share; each message is stored once."""
+    cur = mailbox.maildir / "cur"
+    for n in range(EXTRA_PROCESS_MESSAGES):
+        (cur / f"1700000000.M{n}P1.test:2,S").write_bytes(
+            b"Message-ID: <%d@x>\r\n\r\n%d\r\n" % (n, n)
+        )
+    subprocess.run(["chown", "-R", "mail:mail", str(mailbox.maildir)], check=True)
+    env = {"ALICE_PW": mailbox.password}
+    done = run(sqlite_url, "sync", mailbox.uri(), "--password-env", "ALICE_PW", env=env)
+    assert done.returncode == 0, done.stderr
+    path = sqlite_url.removeprefix("sqlite:///")
+    with closing(sqlite3.connect(path)) as db:
+        stored = db.execute(
+            "SELECT count(*), count(DISTINCT message_id) FROM mail_messages"
+        ).fetchone()
+        workers = {r[0] for r in db.execute("SELECT DISTINCT worker_id FROM attempts")}
+    assert stored == (EXTRA_PROCESS_MESSAGES, EXTRA_PROCESS_MESSAGES)
+    assert len({w.split(":")[1] for w in workers}) == min((os.cpu_count() or 1) + 1, 4), workers
 
 
 @pytest.mark.imap

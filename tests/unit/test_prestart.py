@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from chunksync.commands.mail import EXTRA_PROCESS_MESSAGES, MESSAGES_PER_PROCESS, process_count
 from chunksync.processes import helpers_wanted
+from chunksync.sources.mail import PlannedFolder
 
 CORES = os.cpu_count() or 1
+BIG = min(CORES, EXTRA_PROCESS_MESSAGES // MESSAGES_PER_PROCESS)  # one per core, many messages
 
 
 @pytest.mark.parametrize(
@@ -104,3 +107,36 @@ def test_the_garbage_left_at_exit_is_still_finalized(tmp_path: Path) -> None:
     )
     subprocess.run([sys.executable, "-c", code], check=True)
     assert path.read_text() == "finalized"
+
+
+def planned(*messages: int) -> list[PlannedFolder]:
+    return [PlannedFolder(f"imap://a@h/F{n}", f"q{n}", None, m, 0) for n, m in enumerate(messages)]
+
+
+@pytest.mark.parametrize(
+    ("requested", "folders", "cap", "network", "count"),
+    [
+        (None, planned(100), 4, True, 1),  # not worth a helper's start
+        (None, planned(EXTRA_PROCESS_MESSAGES - 1), None, False, BIG),
+        (None, planned(EXTRA_PROCESS_MESSAGES - 1), 100, True, BIG),
+        (
+            None,
+            planned(EXTRA_PROCESS_MESSAGES // 2, EXTRA_PROCESS_MESSAGES // 2),
+            100,
+            True,
+            BIG + 1,
+        ),
+        (None, planned(EXTRA_PROCESS_MESSAGES), None, False, BIG),  # a local source: the cores
+        (None, planned(EXTRA_PROCESS_MESSAGES), 1, True, 1),  # never past the connection cap
+        (2, planned(EXTRA_PROCESS_MESSAGES), 100, True, 2),  # as asked
+    ],
+)
+def test_process_count(
+    requested: int | None, folders: list[PlannedFolder], cap: int | None, network: bool, count: int
+) -> None:
+    assert process_count(requested, folders, cap, network=network) == count
+
+
+def test_an_unchanged_folder_counts_for_no_process() -> None:
+    unchanged = PlannedFolder("imap://a@h/Big", None, None, 10 * EXTRA_PROCESS_MESSAGES, 0)
+    assert process_count(None, [unchanged, *planned(100)], 100, network=True) == 1

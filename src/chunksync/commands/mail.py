@@ -54,6 +54,9 @@ from chunksync.sources.mail import (
 DEFAULT_CHUNK_MESSAGES = 500
 LOCAL_CONCURRENCY = 2  # slots per process for Maildir and mbox
 MESSAGES_PER_PROCESS = 2000  # a helper process costs ~0.3 s to start: worth it past this
+# An IMAP download this large gets one process more than the cores: while one waits for the
+# server or the store's write lock, the others keep both cores busy (docs/benchmarks.md).
+EXTRA_PROCESS_MESSAGES = 50_000
 TICK_SECONDS = 0.2  # progress bar refresh, at the most often
 PROGRESS_CPU_SHARE = 0.1  # counting the store for the bar takes at most this share of the time
 DONE_CHECK_SECONDS = 0.05
@@ -131,7 +134,7 @@ def sync(
         typer.Option(
             min=1,
             help="Worker processes (default: one per CPU core when there are thousands of "
-            "messages to download; IMAP: at most the connection cap).",
+            "messages to download; IMAP: one more past 50,000, and at most the connection cap).",
         ),
     ] = None,
     deletions: Annotated[
@@ -189,8 +192,9 @@ def sync(
                 source, uri, every=all_folders, include=folder or (), exclude=exclude or ()
             )
             planned = plan_sync(app, source, uris, chunk_size=chunk_size, options=options)
-            count = min(process_count(processes, planned, cap), len(helpers.procs) + 1)
+            count = process_count(processes, planned, cap, network=source.kind == "imap")
             count = min(count, concurrency or count)  # at least one slot per process
+            helpers.add(count - 1 - len(helpers.procs))  # the extra one is started only now
             setup = RunSetup(uri, count, credentials, tenant)
             setup(app)
             slots = min(concurrency or cap or LOCAL_CONCURRENCY * count, cap or sys.maxsize)
@@ -261,12 +265,17 @@ def max_processes(requested: int | None, cap: int | None) -> int:
     return max(1, min(wanted, cap or wanted))
 
 
-def process_count(requested: int | None, planned: Sequence[PlannedFolder], cap: int | None) -> int:
+def process_count(
+    requested: int | None, planned: Sequence[PlannedFolder], cap: int | None, *, network: bool
+) -> int:
     """The processes a run gets once planned: as asked, else one per core when there is enough
-    to download to pay for starting them."""
+    to download to pay for starting them, and for a `network` source one more past
+    EXTRA_PROCESS_MESSAGES; never more than the connection cap."""
     if requested is None:
         messages = sum(p.messages for p in planned if p.queue_id is not None)
         requested = min(os.cpu_count() or 1, max(1, messages // MESSAGES_PER_PROCESS))
+        if network and messages >= EXTRA_PROCESS_MESSAGES:
+            requested += 1
     return max_processes(requested, cap)
 
 
